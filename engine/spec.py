@@ -1,0 +1,616 @@
+"""The orchestration document: pydantic models, strict durations and rates, YAML/JSON loading.
+
+A document loads from a file, a string (YAML or JSON) or a mapping. Loading keeps the line and
+column of every value so that problems can be reported where they are. The seed's format is
+accepted as written: the ``orchestration:`` wrapper is optional, and the aliases ``depends_on`` /
+``needs``, ``api_call``, ``browser`` and ``data`` are understood.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from engine.issues import DocumentError, Issue, Location, did_you_mean
+
+# --- task types ---------------------------------------------------------------------------
+
+TASK_TYPES: tuple[str, ...] = (
+    "http",
+    "browser_automation",
+    "data_processing",
+    "file_processing",
+    "multi_publish",
+    "shell",
+    "delay",
+)
+TYPE_ALIASES: dict[str, str] = {
+    "api_call": "http",
+    "api": "http",
+    "browser": "browser_automation",
+    "data": "data_processing",
+    "file": "file_processing",
+    "files": "file_processing",
+    "publish": "multi_publish",
+}
+
+
+def canonical_type(name: str) -> str:
+    """The canonical task type for a name or alias; raises ValueError for an unknown one."""
+    key = name.strip().lower()
+    key = TYPE_ALIASES.get(key, key)
+    if key not in TASK_TYPES:
+        known = ", ".join(TASK_TYPES)
+        hint = did_you_mean(name, [*TASK_TYPES, *TYPE_ALIASES])
+        raise PydanticCustomError(
+            "unknown_task_type",
+            "unknown task type '{name}'; known types: {known}",
+            {"name": name, "known": known, "hint": hint or "pick one of the known types"},
+        )
+    return key
+
+
+# --- durations and rates ------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30s``, ``5m``, ``1h30m``, ``250ms`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "duration", "a duration must be a number of seconds or text such as '30s'", {}
+        )
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        elif re.fullmatch(DURATION_PATTERN, text):
+            seconds = sum(
+                float(num) * _DURATION_UNITS[unit] for num, unit in _DURATION_PART.findall(text)
+            )
+        else:
+            raise PydanticCustomError(
+                "duration",
+                "'{value}' is not a duration",
+                {
+                    "value": value,
+                    "hint": "write it like 30s, 5m, 1h30m, 250ms or a number of seconds",
+                },
+            )
+    else:
+        raise PydanticCustomError(
+            "duration", "a duration must be a number of seconds or text such as '30s'", {}
+        )
+    if seconds < 0:
+        raise PydanticCustomError("duration", "a duration cannot be negative", {})
+    return seconds
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ],
+            "description": "seconds, or text such as 30s, 5m, 1h30m, 250ms",
+        }
+    ),
+]
+
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|sec|m|min|h|hour)$")
+_RATE_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
+RATE_PATTERN = r"^\d+(\.\d+)?\s*/\s*(\d+(\.\d+)?)?\s*(ms|s|sec|m|min|h|hour)$"
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``count`` starts per ``per_seconds`` seconds."""
+
+    count: float
+    per_seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.per_seconds
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "m", 3600.0: "h"}.get(self.per_seconds)
+        count = f"{self.count:g}"
+        return f"{count}/{unit}" if unit else f"{count}/{self.per_seconds:g}s"
+
+
+def parse_rate(value: Any) -> Rate:
+    """A rate from ``10/s``, ``100/m``, ``5/h`` or ``3/10s``."""
+    if isinstance(value, Rate):
+        return value
+    match = _RATE.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise PydanticCustomError(
+            "rate",
+            "'{value}' is not a rate",
+            {"value": value, "hint": "write it like 10/s, 100/m, 5/h or 3/10s"},
+        )
+    count, multiple, unit = match.groups()
+    per = float(multiple or 1) * _RATE_UNITS[unit]
+    if float(count) <= 0 or per <= 0:
+        raise PydanticCustomError("rate", "a rate must be above zero", {})
+    return Rate(float(count), per)
+
+
+RateValue = Annotated[
+    Rate,
+    BeforeValidator(parse_rate),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": RATE_PATTERN, "examples": ["10/s", "100/m"]}),
+]
+
+
+# --- the models ---------------------------------------------------------------------------
+
+
+class ErrorClass(StrEnum):
+    """What kind of failure an attempt ended with; retry policies choose by these."""
+
+    timeout = "timeout"
+    network = "network"
+    http_429 = "http_429"
+    http_5xx = "http_5xx"
+    http_4xx = "http_4xx"
+    session_expired = "session_expired"
+    browser_crashed = "browser_crashed"
+    error = "error"
+    any = "any"
+
+
+class Mode(StrEnum):
+    parallel = "parallel"
+    sequential = "sequential"
+    mixed = "mixed"
+
+
+class RunIf(StrEnum):
+    all_success = "all_success"
+    all_done = "all_done"
+    any_failed = "any_failed"
+    always = "always"
+
+
+class Strategy(StrEnum):
+    continue_ = "continue"
+    abort = "abort"
+    retry = "retry"
+
+
+class Backoff(StrEnum):
+    exponential = "exponential"
+    linear = "linear"
+    fixed = "fixed"
+
+
+DEFAULT_RETRY_ON = (
+    ErrorClass.timeout,
+    ErrorClass.network,
+    ErrorClass.http_429,
+    ErrorClass.http_5xx,
+    ErrorClass.session_expired,
+    ErrorClass.browser_crashed,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class RetryPolicy(_Strict):
+    """How often and how patiently to try a task again."""
+
+    max_attempts: int = Field(3, ge=1, le=100, description="attempts in all, the first included")
+    backoff: Backoff = Backoff.exponential
+    initial: Duration = Field(1.0, description="delay before the second attempt")
+    max_delay: Duration = Field(30.0, description="the longest delay between attempts")
+    multiplier: float = Field(2.0, ge=1.0, le=10.0, description="growth per exponential step")
+    jitter: bool = Field(True, description="randomise delays by up to ±25% to spread retries")
+    on: tuple[ErrorClass, ...] = Field(
+        DEFAULT_RETRY_ON, description="error classes that are retried; 'any' retries everything"
+    )
+
+    def retries(self, error_class: str) -> bool:
+        return ErrorClass.any in self.on or error_class in self.on
+
+    def delay(self, attempt: int) -> float:
+        """The delay after failed attempt number ``attempt`` (1-based), before jitter."""
+        match self.backoff:
+            case Backoff.fixed:
+                delay = self.initial
+            case Backoff.linear:
+                delay = self.initial * attempt
+            case Backoff.exponential:
+                delay = self.initial * self.multiplier ** (attempt - 1)
+        return min(delay, self.max_delay)
+
+
+class LimitSpec(_Strict):
+    """A named pool: at most ``concurrency`` tasks at once, at most ``rate`` starts."""
+
+    concurrency: int | None = Field(None, ge=1, le=10_000)
+    rate: RateValue | None = None
+
+    @model_validator(mode="after")
+    def _needs_something(self) -> LimitSpec:
+        if self.concurrency is None and self.rate is None:
+            raise PydanticCustomError(
+                "empty_limit",
+                "a limit needs a concurrency, a rate, or both",
+                {"hint": "e.g. {concurrency: 2, rate: '10/s'}"},
+            )
+        return self
+
+
+class FailurePolicy(_Strict):
+    """What the orchestration does when a task fails for good."""
+
+    strategy: Strategy = Strategy.continue_
+    max_retries: int = Field(
+        3, ge=0, le=100, description="with strategy 'retry': retries for tasks without their own"
+    )
+    notify: bool = Field(False, description="record a notification event when a task fails")
+
+
+TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
+TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN)]
+
+
+class TaskSpec(_Strict):
+    """One task of the DAG."""
+
+    id: TaskId
+    type: Annotated[str, BeforeValidator(lambda v: canonical_type(v) if isinstance(v, str) else v)]
+    name: str | None = Field(None, description="a display name; defaults to the id")
+    description: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    dependencies: tuple[TaskId, ...] = Field(
+        (), validation_alias=AliasChoices("dependencies", "depends_on", "needs")
+    )
+    priority: int = Field(0, description="higher runs first when slots are scarce")
+    timeout: Duration | None = Field(None, description="limit on each attempt")
+    retry: RetryPolicy | None = None
+    run_if: RunIf = RunIf.all_success
+    for_each: str | list[Any] | None = Field(
+        None, description="fan out: one child task per item; ${item} and ${index} inside"
+    )
+    max_concurrent: int | None = Field(
+        None, ge=1, description="cap on this task's fan-out children"
+    )
+    allow_partial: bool = Field(False, description="a fan-out succeeds even if children fail")
+    limit: tuple[str, ...] = Field((), description="named limits this task counts against")
+    stage: int | None = Field(None, ge=0, description="the stage in mixed mode")
+
+    @field_validator("dependencies", "limit", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, str) else value
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class Orchestration(_Strict):
+    """A whole document: tasks, how they run together, and what happens on failure."""
+
+    name: str = "orchestration"
+    description: str | None = None
+    mode: Mode = Mode.parallel
+    max_concurrent: int = Field(10, ge=1, le=10_000, description="tasks running at once")
+    vars: dict[str, Any] = Field(default_factory=dict)
+    limits: dict[str, LimitSpec] = Field(default_factory=dict)
+    timeout: Duration | None = Field(None, description="limit on the whole run")
+    tasks: list[TaskSpec] = Field(min_length=1)
+    on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
+
+    def task(self, task_id: str) -> TaskSpec:
+        return next(task for task in self.tasks if task.id == task_id)
+
+
+def document_json_schema() -> dict[str, Any]:
+    """The JSON Schema for a document, with or without the ``orchestration:`` wrapper."""
+    schema = Orchestration.model_json_schema()
+    defs = schema.pop("$defs", {})
+    defs["Orchestration"] = schema
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Multi-Task Orchestrator document",
+        "anyOf": [
+            {"$ref": "#/$defs/Orchestration"},
+            {
+                "type": "object",
+                "properties": {"orchestration": {"$ref": "#/$defs/Orchestration"}},
+                "required": ["orchestration"],
+                "additionalProperties": False,
+            },
+        ],
+        "$defs": defs,
+    }
+
+
+# --- loading with positions ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RawDocument:
+    """A loaded but unvalidated document, with the position of every value in the source."""
+
+    data: Any
+    positions: dict[Location, tuple[int, int]] = field(default_factory=dict)
+    source_name: str = "<document>"
+
+    def position(self, loc: Location) -> tuple[int, int] | None:
+        """The (line, column) of the value at ``loc``, or of its nearest enclosing value."""
+        for end in range(len(loc), -1, -1):
+            found = self.positions.get(tuple(loc[:end]))
+            if found:
+                return found
+        return None
+
+    def issue(self, message: str, loc: Location = (), hint: str | None = None, **kw: Any) -> Issue:
+        line, column = self.position(loc) or (None, None)
+        return Issue(message, loc, hint, line, column, **kw)
+
+
+MAX_YAML_NODES = 200_000
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loading with YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _positions(node: yaml.Node, prefix: Location, out: dict[Location, tuple[int, int]]) -> None:
+    """Record where each value sits; count nodes so an alias bomb cannot run away."""
+    stack: list[tuple[yaml.Node, Location]] = [(node, prefix)]
+    seen = 0
+    while stack:
+        current, loc = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_NODES:
+            raise DocumentError(
+                [Issue("the document is too large or repeats itself through YAML aliases")]
+            )
+        out.setdefault(loc, (current.start_mark.line + 1, current.start_mark.column + 1))
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+                stack.append((value_node, (*loc, key)))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((child, (*loc, index)) for index, child in enumerate(current.value))
+
+
+def _duplicate_keys(node: yaml.Node, loc: Location, raw: RawDocument) -> list[Issue]:
+    problems: list[Issue] = []
+    stack: list[tuple[yaml.Node, Location]] = [(node, loc)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in current.value:
+                key = str(key_node.value)
+                if key in seen:
+                    line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                    problems.append(
+                        Issue(
+                            f"the key '{key}' appears twice",
+                            where,
+                            "remove one of them; only the last would count",
+                            line,
+                            col,
+                        )
+                    )
+                seen.add(key)
+                stack.append((value_node, (*where, key)))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((child, (*where, i)) for i, child in enumerate(current.value))
+    return problems
+
+
+def load_text(text: str, source_name: str = "<document>") -> RawDocument:
+    """Load YAML or JSON text; raises DocumentError with the position of a syntax error."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            issue = Issue(f"invalid JSON: {exc.msg}", (), None, exc.lineno, exc.colno)
+            raise DocumentError([issue]) from None
+        raw = RawDocument(data, source_name=source_name)
+        try:
+            node = yaml.compose(text, Loader=_Loader)
+        except yaml.YAMLError:
+            node = None  # valid JSON that YAML cannot read: positions are lost, nothing else
+        if node is not None:
+            _positions(node, (), raw.positions)
+        return _unwrap(raw)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        if node is None:
+            raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
+        raw = RawDocument(None, source_name=source_name)
+        _positions(node, (), raw.positions)
+        duplicates = _duplicate_keys(node, (), raw)
+        raw.data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        problem = exc.problem or "cannot be read"
+        context = f" {exc.context}" if exc.context else ""
+        issue = Issue(f"invalid YAML: {problem}{context}", (), None, line, column)
+        raise DocumentError([issue]) from None
+    except yaml.YAMLError as exc:
+        raise DocumentError([Issue(f"invalid YAML: {exc}")]) from None
+    if duplicates:
+        raise DocumentError(duplicates)
+    return _unwrap(raw)
+
+
+def load_mapping(data: Mapping[str, Any], source_name: str = "<document>") -> RawDocument:
+    """Wrap an already parsed document (e.g. a JSON object sent over MCP)."""
+    return _unwrap(RawDocument(json.loads(json.dumps(data, default=str)), source_name=source_name))
+
+
+def load_file(path: str | Path) -> RawDocument:
+    """Load a document from a file; a missing or unreadable file is a DocumentError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DocumentError([Issue(f"no such file: {path}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DocumentError([Issue(f"cannot read {path}: {exc}")]) from None
+    return load_text(text, source_name=str(path))
+
+
+def load_source(source: str | Path | Mapping[str, Any]) -> RawDocument:
+    """Load from a mapping, a Path, or YAML/JSON text."""
+    if isinstance(source, Mapping):
+        return load_mapping(source)
+    if isinstance(source, Path):
+        return load_file(source)
+    return load_text(source)
+
+
+def _unwrap(raw: RawDocument) -> RawDocument:
+    data = raw.data
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "nothing"
+        raise DocumentError(
+            [raw.issue(f"the document must be a mapping, not {kind}", hint="start with 'tasks:'")]
+        )
+    if set(data) == {"orchestration"} and isinstance(data["orchestration"], dict):
+        raw.data = data["orchestration"]
+        raw.positions = {
+            loc[1:]: pos for loc, pos in raw.positions.items() if loc[:1] == ("orchestration",)
+        }
+    return raw
+
+
+# --- building models ----------------------------------------------------------------------
+
+
+def issues_from_validation(
+    error: ValidationError, raw: RawDocument, prefix: Location = ()
+) -> list[Issue]:
+    """Turn pydantic's errors into Issues with positions and hints."""
+    issues = []
+    for err in error.errors(include_url=False):
+        loc: Location = (*prefix, *err["loc"])
+        ctx = err.get("ctx") or {}
+        hint = ctx.get("hint")
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            name = str(loc[-1])
+            message = f"unknown field '{name}'"
+            hint = _unknown_field_hint(name, loc[:-1])
+        elif err["type"] == "missing":
+            message = f"'{loc[-1]}' is required"
+        issues.append(raw.issue(message, loc, hint))
+    return issues
+
+
+def _unknown_field_hint(name: str, parent: Location) -> str:
+    model: type[BaseModel] = Orchestration
+    if parent and parent[0] == "tasks":
+        model = TaskSpec
+        if "retry" in parent:
+            model = RetryPolicy
+    elif parent[:1] == ("on_failure",):
+        model = FailurePolicy
+    elif parent[:1] == ("limits",):
+        model = LimitSpec
+    names = list(model.model_fields)
+    if model is TaskSpec:
+        names += ["depends_on", "needs"]
+    return did_you_mean(name, names) or f"allowed fields: {', '.join(model.model_fields)}"
+
+
+def build(raw: RawDocument) -> tuple[Orchestration | None, list[TaskSpec], list[Issue]]:
+    """Validate a raw document into models.
+
+    Returns the orchestration (None if anything failed), the tasks that are individually valid
+    (so graph checks can still run on them), and every issue found.
+    """
+    try:
+        orchestration = Orchestration.model_validate(raw.data)
+    except ValidationError as exc:
+        issues = issues_from_validation(exc, raw)
+    else:
+        return orchestration, list(orchestration.tasks), []
+    tasks: list[TaskSpec] = []
+    raw_tasks = raw.data.get("tasks")
+    if isinstance(raw_tasks, list):
+        for item in raw_tasks:
+            try:
+                tasks.append(TaskSpec.model_validate(item))
+            except ValidationError:
+                continue
+    return None, tasks, issues
+
+
+def raw_task_ids(raw: RawDocument) -> list[str]:
+    """Every string id in the raw document, valid task or not (to avoid cascading errors)."""
+    raw_tasks = raw.data.get("tasks") if isinstance(raw.data, dict) else None
+    if not isinstance(raw_tasks, list):
+        return []
+    return [t["id"] for t in raw_tasks if isinstance(t, dict) and isinstance(t.get("id"), str)]
+
+
+def task_position(raw: RawDocument, task_id: str) -> int | None:
+    """The index in ``tasks`` of the first task with this id."""
+    raw_tasks = raw.data.get("tasks") if isinstance(raw.data, dict) else None
+    for index, item in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
+        if isinstance(item, dict) and item.get("id") == task_id:
+            return index
+    return None
+
+
+def model_dump_document(orchestration: Orchestration) -> dict[str, Any]:
+    """A JSON-able form of a validated document, for storage and round trips."""
+    return orchestration.model_dump(mode="json", exclude_none=True, by_alias=False)

@@ -1,0 +1,114 @@
+"""States of tasks and orchestrations, and the snapshots that status, results and reports read."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class TaskState(StrEnum):
+    pending = "pending"  # waiting for dependencies or its stage
+    queued = "queued"  # ready, waiting for a slot or a rate limit
+    running = "running"
+    retrying = "retrying"  # failed an attempt, waiting for the next one
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_TASK_STATES
+
+
+TERMINAL_TASK_STATES = frozenset(
+    {TaskState.succeeded, TaskState.failed, TaskState.skipped, TaskState.cancelled}
+)
+
+
+class RunStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"  # every task succeeded
+    failed = "failed"  # at least one task failed or was skipped
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
+
+
+class TaskSnapshot(BaseModel):
+    """One task as status and reports see it."""
+
+    task_id: str
+    label: str
+    type: str
+    state: TaskState
+    position: int = Field(description="document order; fan-out children follow their parent")
+    parent_id: str | None = None
+    attempts: int = 0
+    max_attempts: int = 1
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    error_class: str | None = None
+    reason: str | None = Field(None, description="why it was skipped or cancelled")
+    chain: list[str] = Field(default_factory=list, description="from this task to the root cause")
+    waiting_for: str | None = Field(None, description="what a queued task waits for")
+    output: Any = None
+    has_output: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+
+class RunSnapshot(BaseModel):
+    """A whole orchestration at one moment."""
+
+    id: str
+    name: str
+    status: RunStatus
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    max_parallel: int = Field(0, description="the most tasks that ran at once")
+    run_dir: str | None = None
+    tasks: list[TaskSnapshot] = Field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in TaskState}
+        for task in self.tasks:
+            counts[task.state.value] += 1
+        return counts
+
+    @property
+    def done(self) -> int:
+        return sum(1 for task in self.tasks if task.state.terminal)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / len(self.tasks) if self.tasks else 100.0
+
+    def elapsed(self, now: float) -> float:
+        if self.started_at is None:
+            return 0.0
+        return max(0.0, (self.finished_at or now) - self.started_at)
+
+
+class EventRecord(BaseModel):
+    """One line of an orchestration's append-only event log."""
+
+    seq: int
+    ts: float
+    task_id: str | None = None
+    kind: str = Field(description="e.g. submitted, started, succeeded, failed, retrying, log")
+    level: str = "info"
+    message: str
+    data: dict[str, Any] | None = None
