@@ -1,0 +1,477 @@
+"""SQLite persistence for orchestrations, tasks, attempts and the event log, with group commit.
+
+Writes are queued and committed together: a writer coroutine takes everything queued since its
+last commit and applies it in one transaction (task rows coalesced, so a task that went
+queued -> running -> succeeded within one batch is written once). ``flush()`` returns once
+everything queued before the call is on disk, which is what the scheduler waits for before it
+lets dependents start. One transaction per transition would cost ~50x the executor itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.state import EventRecord
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS orchestrations (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT,
+    max_parallel INTEGER NOT NULL DEFAULT 0,
+    run_dir TEXT,
+    idempotency_key TEXT UNIQUE,
+    source TEXT
+);
+CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
+CREATE TABLE IF NOT EXISTS tasks (
+    orchestration_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    parent_id TEXT,
+    position INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    label TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 1,
+    started_at REAL,
+    finished_at REAL,
+    output TEXT,
+    error TEXT,
+    error_class TEXT,
+    reason TEXT,
+    chain TEXT,
+    item TEXT,
+    item_index INTEGER,
+    PRIMARY KEY (orchestration_id, task_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    orchestration_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT,
+    error TEXT,
+    error_class TEXT,
+    PRIMARY KEY (orchestration_id, task_id, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    orchestration_id TEXT NOT NULL,
+    task_id TEXT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, seq);
+"""
+
+
+class StoreError(Exception):
+    """The state database cannot be used; the message names the file and what to do."""
+
+
+@dataclass(slots=True)
+class OrchestrationRow:
+    id: str
+    name: str
+    status: str
+    document: dict[str, Any]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    max_parallel: int = 0
+    run_dir: str | None = None
+    idempotency_key: str | None = None
+    source: str | None = None
+
+
+@dataclass(slots=True)
+class TaskRow:
+    orchestration_id: str
+    task_id: str
+    position: int
+    type: str
+    label: str
+    state: str
+    parent_id: str | None = None
+    attempts: int = 0
+    max_attempts: int = 1
+    started_at: float | None = None
+    finished_at: float | None = None
+    output_json: str | None = None
+    error: str | None = None
+    error_class: str | None = None
+    reason: str | None = None
+    chain: list[str] = field(default_factory=list)
+    item_json: str | None = None
+    item_index: int | None = None
+
+    @property
+    def output(self) -> Any:
+        return None if self.output_json is None else json.loads(self.output_json)
+
+
+@dataclass(slots=True)
+class AttemptRow:
+    orchestration_id: str
+    task_id: str
+    attempt: int
+    started_at: float
+    finished_at: float | None = None
+    outcome: str | None = None
+    error: str | None = None
+    error_class: str | None = None
+
+
+_UPSERT_ORCHESTRATION = """
+INSERT INTO orchestrations (id, name, status, document, created_at, started_at, finished_at, error,
+    max_parallel, run_dir, idempotency_key, source)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
+    finished_at=excluded.finished_at, error=excluded.error, max_parallel=excluded.max_parallel,
+    run_dir=excluded.run_dir
+"""
+_UPSERT_TASK = """
+INSERT INTO tasks (orchestration_id, task_id, parent_id, position, type, label, state,
+    attempts, max_attempts, started_at, finished_at, output, error, error_class, reason, chain,
+    item, item_index)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (orchestration_id, task_id) DO UPDATE SET state=excluded.state,
+    attempts=excluded.attempts, max_attempts=excluded.max_attempts,
+    started_at=excluded.started_at, finished_at=excluded.finished_at, output=excluded.output,
+    error=excluded.error, error_class=excluded.error_class, reason=excluded.reason,
+    chain=excluded.chain
+"""
+_UPSERT_ATTEMPT = """
+INSERT INTO attempts (orchestration_id, task_id, attempt, started_at, finished_at, outcome, error,
+    error_class)
+VALUES (?,?,?,?,?,?,?,?)
+ON CONFLICT (orchestration_id, task_id, attempt) DO UPDATE SET finished_at=excluded.finished_at,
+    outcome=excluded.outcome, error=excluded.error, error_class=excluded.error_class
+"""
+_INSERT_EVENT = """
+INSERT INTO events (orchestration_id, task_id, ts, kind, level, message, data)
+VALUES (?,?,?,?,?,?,?)
+"""
+
+
+def _task_params(row: TaskRow) -> tuple[Any, ...]:
+    return (
+        row.orchestration_id,
+        row.task_id,
+        row.parent_id,
+        row.position,
+        row.type,
+        row.label,
+        row.state,
+        row.attempts,
+        row.max_attempts,
+        row.started_at,
+        row.finished_at,
+        row.output_json,
+        row.error,
+        row.error_class,
+        row.reason,
+        json.dumps(row.chain) if row.chain else None,
+        row.item_json,
+        row.item_index,
+    )
+
+
+def _orchestration_params(row: OrchestrationRow) -> tuple[Any, ...]:
+    values = asdict(row)
+    values["document"] = json.dumps(row.document)
+    return tuple(values.values())
+
+
+@dataclass(slots=True)
+class _Batch:
+    orchestrations: dict[str, OrchestrationRow] = field(default_factory=dict)
+    tasks: dict[tuple[str, str], TaskRow] = field(default_factory=dict)
+    attempts: dict[tuple[str, str, int], AttemptRow] = field(default_factory=dict)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.orchestrations or self.tasks or self.attempts or self.events)
+
+
+class Store:
+    """The state database. Open it with ``await Store.open(path)``; close with ``aclose()``."""
+
+    def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._batch = _Batch()
+        self._wakeup = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._writer = asyncio.create_task(self._write_loop(), name="orchestrator-store-writer")
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the state database {path}: {exc}") from None
+        try:
+            await _prepare(connection)
+        except sqlite3.DatabaseError as exc:
+            await connection.close()
+            raise StoreError(
+                f"the state database {path} is damaged or not a database ({exc}); "
+                "move it aside to start afresh, or restore it from a backup"
+            ) from None
+        except StoreError:
+            await connection.close()
+            raise
+        return cls(path, connection)
+
+    async def aclose(self) -> None:
+        await self.flush()
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        await self._db.close()
+
+    # --- queued writes --------------------------------------------------------------------
+
+    def put_orchestration(self, row: OrchestrationRow) -> None:
+        self._batch.orchestrations[row.id] = row
+        self._wakeup.set()
+
+    def put_task(self, row: TaskRow) -> None:
+        self._batch.tasks[(row.orchestration_id, row.task_id)] = row
+        self._wakeup.set()
+
+    def put_attempt(self, row: AttemptRow) -> None:
+        self._batch.attempts[(row.orchestration_id, row.task_id, row.attempt)] = row
+        self._wakeup.set()
+
+    def add_event(
+        self,
+        orchestration_id: str,
+        task_id: str | None,
+        kind: str,
+        message: str,
+        *,
+        ts: float,
+        level: str = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        encoded = json.dumps(data, default=str) if data else None
+        self._batch.events.append((orchestration_id, task_id, ts, kind, level, message, encoded))
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is committed; raise if the commit failed."""
+        if self._failure is not None:
+            raise StoreError(f"the state database {self.path} cannot be written: {self._failure}")
+        if not self._batch:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch.waiters.append(waiter)
+        self._wakeup.set()
+        await waiter
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._batch = self._batch, _Batch()
+            try:
+                if batch:
+                    await self._commit(batch)
+            except Exception as exc:  # the disk is full or the file went away: tell every waiter
+                self._failure = exc
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(
+                            StoreError(f"the state database {self.path} cannot be written: {exc}")
+                        )
+                continue
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _commit(self, batch: _Batch) -> None:
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.orchestrations:
+                await db.executemany(
+                    _UPSERT_ORCHESTRATION,
+                    [_orchestration_params(r) for r in batch.orchestrations.values()],
+                )
+            if batch.tasks:
+                await db.executemany(_UPSERT_TASK, [_task_params(r) for r in batch.tasks.values()])
+            if batch.attempts:
+                await db.executemany(
+                    _UPSERT_ATTEMPT, [tuple(asdict(r).values()) for r in batch.attempts.values()]
+                )
+            if batch.events:
+                await db.executemany(_INSERT_EVENT, batch.events)
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def close_interrupted_attempts(self, orchestration_id: str, ts: float) -> int:
+        """Mark attempts a stopped process left open as interrupted; return how many."""
+        await self.flush()
+        cursor = await self._db.execute(
+            "UPDATE attempts SET finished_at = ?, outcome = 'interrupted' "
+            "WHERE orchestration_id = ? AND finished_at IS NULL",
+            (ts, orchestration_id),
+        )
+        return cursor.rowcount
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get_orchestration(self, orchestration_id: str) -> OrchestrationRow | None:
+        rows = await self._select_orchestrations("WHERE id = ?", (orchestration_id,))
+        return rows[0] if rows else None
+
+    async def find_idempotent(self, key: str) -> OrchestrationRow | None:
+        rows = await self._select_orchestrations("WHERE idempotency_key = ?", (key,))
+        return rows[0] if rows else None
+
+    async def list_orchestrations(
+        self, status: str | None = None, limit: int = 50
+    ) -> list[OrchestrationRow]:
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        return await self._select_orchestrations(
+            f"{where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
+        )
+
+    async def unfinished(self) -> list[OrchestrationRow]:
+        return await self._select_orchestrations(
+            "WHERE status IN ('pending', 'running') ORDER BY created_at", ()
+        )
+
+    async def matching_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        cursor = await self._db.execute(
+            "SELECT id FROM orchestrations WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC "
+            "LIMIT ?",
+            (prefix.replace("%", "\\%").replace("_", "\\_") + "%", limit),
+        )
+        return [row[0] for row in await cursor.fetchall()]
+
+    async def _select_orchestrations(
+        self, clause: str, params: Sequence[Any]
+    ) -> list[OrchestrationRow]:
+        cursor = await self._db.execute(
+            "SELECT id, name, status, document, created_at, started_at, finished_at, error, "
+            f"max_parallel, run_dir, idempotency_key, source FROM orchestrations {clause}",
+            params,
+        )
+        rows = await cursor.fetchall()
+        return [
+            OrchestrationRow(
+                id=r[0],
+                name=r[1],
+                status=r[2],
+                document=json.loads(r[3]),
+                created_at=r[4],
+                started_at=r[5],
+                finished_at=r[6],
+                error=r[7],
+                max_parallel=r[8],
+                run_dir=r[9],
+                idempotency_key=r[10],
+                source=r[11],
+            )
+            for r in rows
+        ]
+
+    async def load_tasks(self, orchestration_id: str) -> list[TaskRow]:
+        cursor = await self._db.execute(
+            "SELECT orchestration_id, task_id, position, type, label, state, parent_id, attempts, "
+            "max_attempts, started_at, finished_at, output, error, error_class, reason, chain, "
+            "item, item_index FROM tasks WHERE orchestration_id = ? ORDER BY position",
+            (orchestration_id,),
+        )
+        rows = await cursor.fetchall()
+        return [
+            TaskRow(
+                *r[:15], chain=json.loads(r[15]) if r[15] else [], item_json=r[16], item_index=r[17]
+            )
+            for r in rows
+        ]
+
+    async def load_attempts(self, orchestration_id: str) -> list[AttemptRow]:
+        cursor = await self._db.execute(
+            "SELECT orchestration_id, task_id, attempt, started_at, finished_at, outcome, error, "
+            "error_class FROM attempts WHERE orchestration_id = ? ORDER BY started_at",
+            (orchestration_id,),
+        )
+        return [AttemptRow(*r) for r in await cursor.fetchall()]
+
+    async def load_events(
+        self, orchestration_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
+        cursor = await self._db.execute(
+            "SELECT seq, ts, task_id, kind, level, message, data FROM events "
+            "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (orchestration_id, after_seq, -1 if limit is None else limit),
+        )
+        return [
+            EventRecord(
+                seq=r[0],
+                ts=r[1],
+                task_id=r[2],
+                kind=r[3],
+                level=r[4],
+                message=r[5],
+                data=json.loads(r[6]) if r[6] else None,
+            )
+            for r in await cursor.fetchall()
+        ]
+
+
+async def _prepare(db: aiosqlite.Connection) -> None:
+    await db.execute("PRAGMA busy_timeout = 10000")
+    await db.execute("PRAGMA journal_mode = WAL")
+    await db.execute("PRAGMA synchronous = NORMAL")
+    await db.execute("PRAGMA foreign_keys = ON")
+    cursor = await db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    )
+    exists = await cursor.fetchone()
+    if exists:
+        cursor = await db.execute("SELECT version FROM schema_version")
+        row = await cursor.fetchone()
+        version = row[0] if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the state database was written by a newer version (schema {version}, this "
+                f"version reads {SCHEMA_VERSION}); upgrade multi-task-orchestrator"
+            )
+        if version == SCHEMA_VERSION:
+            return
+    await db.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+    await db.execute("DELETE FROM schema_version")
+    await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
