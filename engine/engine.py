@@ -1,0 +1,357 @@
+"""The engine: one per process; submits, watches, cancels and resumes orchestrations.
+
+This is the whole API the CLI and the MCP tools use. It owns the store, the runners, the
+server-wide slot pool and the runs in progress; each run schedules itself (``engine.scheduler``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.graph import Validation, validate
+from engine.issues import DocumentError, Issue
+from engine.pools import Pool
+from engine.runners import discover
+from engine.runners.base import Runner
+from engine.scheduler import Run, make_run_id
+from engine.secrets import NoVault, SecretResolver
+from engine.spec import Orchestration, RawDocument
+from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from engine.store import OrchestrationRow, Store, TaskRow
+
+DEFAULT_MAX_CONCURRENT = 64
+DEFAULT_MAX_TASKS = 10_000
+
+Source = str | Path | Mapping[str, Any] | RawDocument | Orchestration
+
+
+class UnknownOrchestration(LookupError):
+    """No orchestration has that id; the message lists recent ones."""
+
+    def __init__(self, orchestration_id: str, recent: list[str]) -> None:
+        listing = ", ".join(recent) if recent else "none yet"
+        super().__init__(f"no orchestration has the id '{orchestration_id}'; recent ids: {listing}")
+        self.orchestration_id = orchestration_id
+        self.recent = recent
+
+
+class UnknownTask(LookupError):
+    """The orchestration has no task with that id."""
+
+
+class Engine:
+    """Open with ``await Engine.open(db_path, runs_dir)`` (or ``async with``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        runs_dir: Path,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        secrets: SecretResolver | None = None,
+        runner_types: Mapping[str, type[Runner]] | None = None,
+    ) -> None:
+        self.store = store
+        self.runs_dir = runs_dir
+        self.max_tasks = max_tasks
+        self.secrets: SecretResolver = secrets or NoVault()
+        self.server_pool = Pool("server", max_concurrent, kind="server")
+        self.resources: dict[str, Any] = {}
+        self.runs: dict[str, Run] = {}
+        self._runners = {name: cls() for name, cls in (runner_types or discover()).items()}
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        db_path: str | Path,
+        runs_dir: str | Path,
+        *,
+        resume: bool = True,
+        **options: Any,
+    ) -> Engine:
+        """Open the store, build the engine and (by default) resume interrupted runs."""
+        store = await Store.open(db_path)
+        engine = cls(store, runs_dir=Path(runs_dir), **options)
+        if resume:
+            await engine.resume()
+        return engine
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: running tasks are interrupted (they run again on the next start)."""
+        if self._closed:
+            return
+        self._closed = True
+        workers = [
+            node.worker
+            for run in self.runs.values()
+            for node in run.nodes.values()
+            if node.worker is not None and not node.worker.done()
+        ]
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        background = [task for run in list(self.runs.values()) for task in run.background]
+        await asyncio.gather(*background, return_exceptions=True)
+        for runner in self._runners.values():
+            await runner.aclose()
+        await self.store.aclose()
+
+    # --- what the engine can run ----------------------------------------------------------
+
+    @property
+    def available_types(self) -> set[str]:
+        return set(self._runners)
+
+    @property
+    def runner_configs(self) -> dict[str, type[BaseModel]]:
+        return {name: runner.config_model for name, runner in self._runners.items()}
+
+    def runner(self, type_name: str) -> Runner:
+        return self._runners[type_name]
+
+    def runners(self) -> dict[str, Runner]:
+        return dict(self._runners)
+
+    @property
+    def max_fanout(self) -> int:
+        return self.max_tasks
+
+    # --- submitting -----------------------------------------------------------------------
+
+    def validate(
+        self,
+        source: Source,
+        *,
+        extra_vars: Mapping[str, Any] | None = None,
+        require_runners: bool = False,
+    ) -> Validation:
+        """Check a document against this engine's runners; never raises for bad input."""
+        if isinstance(source, Orchestration):
+            source = RawDocument(source.model_dump(mode="json", exclude_none=True))
+        result = validate(
+            source,
+            extra_vars=extra_vars,
+            available_types=self.available_types,
+            require_runners=require_runners,
+            runner_configs=self.runner_configs,
+        )
+        orchestration = result.orchestration
+        if orchestration is not None and len(orchestration.tasks) > self.max_tasks:
+            result.issues.append(
+                Issue(
+                    f"the document has {len(orchestration.tasks)} tasks, more than the limit "
+                    f"of {self.max_tasks}",
+                    hint="split it, or raise ORCHESTRATOR_MAX_TASKS",
+                )
+            )
+            result.orchestration = None
+        return result
+
+    async def submit(
+        self,
+        source: Source,
+        *,
+        extra_vars: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        source_name: str | None = None,
+    ) -> str:
+        """Validate and start an orchestration; return its id once its start is durable.
+
+        Raises DocumentError listing every problem. With an ``idempotency_key`` already used,
+        returns the existing orchestration's id and starts nothing.
+        """
+        if self._closed:
+            raise RuntimeError("the engine is shut down")
+        if idempotency_key:
+            existing = await self.store.find_idempotent(idempotency_key)
+            if existing is not None:
+                return existing.id
+        orchestration = self.validate(
+            source, extra_vars=extra_vars, require_runners=True
+        ).raise_for_errors()
+        orchestration_id = make_run_id()
+        run = Run(
+            self,
+            orchestration_id,
+            orchestration,
+            created_at=time.time(),
+            run_dir=self.runs_dir / orchestration_id,
+            idempotency_key=idempotency_key,
+            source=source_name,
+        )
+        for row in run.initial_rows():
+            self.store.put_task(row)
+        self.runs[orchestration_id] = run
+        self.store.add_event(
+            orchestration_id,
+            None,
+            "submitted",
+            f"{orchestration.name}: {len(orchestration.tasks)} task(s), mode {orchestration.mode}",
+            ts=run.created_at,
+        )
+        run.start()
+        await self.store.flush()
+        return orchestration_id
+
+    async def resume(self, orchestration_id: str | None = None) -> list[str]:
+        """Continue orchestrations a previous process left running; return their ids."""
+        resumed = []
+        for row in await self.store.unfinished():
+            if row.id in self.runs or (orchestration_id and row.id != orchestration_id):
+                continue
+            orchestration = Orchestration.model_validate(row.document)
+            run = Run(
+                self,
+                row.id,
+                orchestration,
+                created_at=row.created_at,
+                run_dir=Path(row.run_dir) if row.run_dir else self.runs_dir / row.id,
+                idempotency_key=row.idempotency_key,
+                source=row.source,
+            )
+            run.started_at = row.started_at
+            run.max_parallel = row.max_parallel
+            await self.store.close_interrupted_attempts(row.id, time.time())
+            kept, again = run.restore(await self.store.load_tasks(row.id))
+            self.store.add_event(
+                row.id,
+                None,
+                "resumed",
+                f"resumed after an interruption: {kept} finished task(s) kept, "
+                f"{again} interrupted task(s) will run again",
+                ts=time.time(),
+                level="warning",
+            )
+            self.runs[row.id] = run
+            run.start()
+            resumed.append(row.id)
+        await self.store.flush()
+        return resumed
+
+    # --- watching -------------------------------------------------------------------------
+
+    async def resolve_id(self, orchestration_id: str) -> str:
+        """The full id for an id or a unique prefix of one."""
+        if orchestration_id in self.runs:
+            return orchestration_id
+        if await self.store.get_orchestration(orchestration_id):
+            return orchestration_id
+        matches = await self.store.matching_ids(orchestration_id, limit=2)
+        if len(matches) == 1 and orchestration_id:
+            return matches[0]
+        recent = [row.id for row in await self.store.list_orchestrations(limit=5)]
+        raise UnknownOrchestration(orchestration_id, recent)
+
+    async def snapshot(
+        self, orchestration_id: str, *, include_outputs: bool = False
+    ) -> RunSnapshot:
+        orchestration_id = await self.resolve_id(orchestration_id)
+        run = self.runs.get(orchestration_id)
+        if run is not None:
+            return run.snapshot(include_outputs=include_outputs)
+        row = await self.store.get_orchestration(orchestration_id)
+        assert row is not None
+        tasks = await self.store.load_tasks(orchestration_id)
+        return _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
+
+    async def wait(
+        self, orchestration_id: str, timeout: float | None = None, *, include_outputs: bool = False
+    ) -> RunSnapshot:
+        """Wait until the run ends or ``timeout`` seconds pass; return the status reached."""
+        orchestration_id = await self.resolve_id(orchestration_id)
+        run = self.runs.get(orchestration_id)
+        if run is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.finished.wait()), timeout)
+        return await self.snapshot(orchestration_id, include_outputs=include_outputs)
+
+    async def cancel(self, orchestration_id: str, task_id: str | None = None) -> RunSnapshot:
+        """Cancel a whole run, or one task of it; a finished run is left as it is."""
+        orchestration_id = await self.resolve_id(orchestration_id)
+        run = self.runs.get(orchestration_id)
+        if run is not None:
+            if task_id is None:
+                run.cancel()
+            else:
+                if task_id not in run.nodes:
+                    known = ", ".join(list(run.nodes)[:20])
+                    raise UnknownTask(
+                        f"orchestration {orchestration_id} has no task '{task_id}'; tasks: {known}"
+                    )
+                run.cancel_task(task_id)
+        return await self.snapshot(orchestration_id)
+
+    async def list(self, status: str | None = None, limit: int = 50) -> list[OrchestrationRow]:
+        return await self.store.list_orchestrations(status, limit)
+
+    async def events(self, orchestration_id: str, after_seq: int = 0) -> list[Any]:
+        orchestration_id = await self.resolve_id(orchestration_id)
+        await self.store.flush()
+        return await self.store.load_events(orchestration_id, after_seq)
+
+    # --- called by runs -------------------------------------------------------------------
+
+    def pool_released(self, releasing: Run) -> None:
+        """A slot came free; runs waiting on the server-wide pool may start something."""
+        for run in self.runs.values():
+            if run is not releasing:
+                run._kick()
+
+    def run_finished(self, run: Run) -> None:
+        self.runs.pop(run.id, None)
+
+
+def _snapshot_from_rows(
+    row: OrchestrationRow, tasks: list[TaskRow], *, include_outputs: bool
+) -> RunSnapshot:
+    return RunSnapshot.model_construct(
+        id=row.id,
+        name=row.name,
+        status=RunStatus(row.status),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
+        max_parallel=row.max_parallel,
+        run_dir=row.run_dir,
+        tasks=[
+            TaskSnapshot.model_construct(
+                task_id=task.task_id,
+                label=task.label,
+                type=task.type,
+                state=TaskState(task.state),
+                position=task.position,
+                parent_id=task.parent_id,
+                attempts=task.attempts,
+                max_attempts=task.max_attempts,
+                started_at=task.started_at,
+                finished_at=task.finished_at,
+                error=task.error,
+                error_class=task.error_class,
+                reason=task.reason,
+                chain=list(task.chain),
+                waiting_for=None,
+                output=task.output if include_outputs else None,
+                has_output=task.output_json is not None,
+            )
+            for task in tasks
+        ],
+    )
+
+
+__all__ = ["DocumentError", "Engine", "UnknownOrchestration", "UnknownTask"]

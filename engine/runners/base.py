@@ -1,0 +1,82 @@
+"""The runner interface: a config model per task type and one coroutine that does the work.
+
+A runner never sees the scheduler. It gets its validated config and a ``RunContext`` that offers
+a logger (lands in the event log), the run's artifacts folder, the secret resolver, and the means
+to fail with an error class and a requested retry delay.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.errors import TaskError
+from engine.expressions import reveal_secrets
+from engine.secrets import SecretResolver
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class RunnerConfig(BaseModel):
+    """Base for runner configs: unknown keys are errors, so typos surface at validation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What a runner may use while it runs one attempt of one task."""
+
+    orchestration_id: str
+    task_id: str
+    attempt: int
+    run_dir: Path
+    secrets: SecretResolver
+    log_sink: Callable[[str, str, dict[str, Any] | None], None]
+    resources: dict[str, Any] = field(default_factory=dict)
+    secret_names: frozenset[str] | None = None  # the secrets the task's config names; None: any
+
+    def log(self, message: str, level: str = "info", **data: Any) -> None:
+        """Write a line to the orchestration's event log."""
+        self.log_sink(level, message, data or None)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """The folder for this run's files (screenshots, downloads); created on first use."""
+        path = self.run_dir / "artifacts"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    async def reveal(self, value: str, *, host: str | None) -> str:
+        """Replace ``${vault.NAME}`` references in ``value`` with secrets allowed for ``host``."""
+        return await reveal_secrets(value, self.secrets, host=host, allowed=self.secret_names)
+
+    def fail(
+        self, message: str, error_class: str = "error", retry_after: float | None = None
+    ) -> TaskError:
+        """An error to raise: ``raise ctx.fail("rate limited", "http_429", retry_after=2)``."""
+        return TaskError(message, error_class, retry_after=retry_after)
+
+
+class Runner(ABC, Generic[ConfigT]):
+    """One task type. Subclasses set the class attributes and implement ``run``."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+    summary: ClassVar[str]
+    example: ClassVar[dict[str, Any]]
+
+    def parse_config(self, config: dict[str, Any]) -> ConfigT:
+        return self.config_model.model_validate(config)  # type: ignore[return-value]
+
+    @abstractmethod
+    async def run(self, config: ConfigT, ctx: RunContext) -> Any:
+        """Do one attempt; return a JSON-able output or raise (TaskError for a classed error)."""
+
+    async def aclose(self) -> None:
+        """Release what the runner holds (clients, browsers) when the engine stops."""

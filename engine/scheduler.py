@@ -1,0 +1,990 @@
+"""Runs one orchestration: ready queue, slots, trigger rules, retries, fan-out, cancel, timeouts.
+
+Everything here happens on the event loop thread, so the state needs no locks. A task becomes
+ready when its dependencies are terminal and its stage is open; ready tasks wait in queues
+grouped by the pools they need, ordered by (higher priority, document order). Whenever
+something changes, ``_dispatch`` starts as many ready tasks as the pools allow. A finished task's
+state is committed before its dependents are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from engine.errors import TaskError
+from engine.expressions import ExpressionError, Scope, resolve, secret_names
+from engine.graph import execution_stages
+from engine.pools import Pool
+from engine.report import write_run_files
+from engine.runners.base import RunContext
+from engine.spec import ErrorClass, Orchestration, RetryPolicy, RunIf, Strategy, TaskSpec
+from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from engine.store import AttemptRow, OrchestrationRow, TaskRow
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+NOT_RETRIED = frozenset({"config", "cancelled"})
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """One task (or one fan-out child) and everything the scheduler knows about it."""
+
+    spec: TaskSpec
+    task_id: str
+    position: int
+    stage: int = 0
+    parent: Node | None = None
+    item: Any = None
+    index: int | None = None
+    deps: list[Node] = field(default_factory=list)
+    dependents: list[Node] = field(default_factory=list)
+    children: list[Node] | None = None
+    children_open: int = 0
+    waiting: int = 0
+    pools: tuple[Pool, ...] = ()
+    retry: RetryPolicy | None = None
+    state: TaskState = TaskState.pending
+    attempts: int = 0
+    interrupted: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempt_started_at: float | None = None
+    output: Any = None
+    output_json: str | None = None
+    error: str | None = None
+    error_class: str | None = None
+    reason: str | None = None
+    chain: list[str] = field(default_factory=list)
+    root_error: str | None = None
+    cancel_reason: str | None = None
+    worker: asyncio.Task[None] | None = None
+    executing: bool = False
+    held: tuple[Pool, ...] = ()
+    retry_handle: asyncio.TimerHandle | None = None
+    fanout_pool: Pool | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts allowed; an attempt cut short by a crash or restart does not count."""
+        return (self.retry.max_attempts if self.retry else 1) + self.interrupted
+
+    @property
+    def label(self) -> str:
+        base = self.spec.label
+        return f"{base}[{self.index}]" if self.parent is not None else base
+
+
+class Run:
+    """One orchestration in this process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        orchestration_id: str,
+        spec: Orchestration,
+        *,
+        created_at: float,
+        run_dir: Path,
+        idempotency_key: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.id = orchestration_id
+        self.spec = spec
+        self.created_at = created_at
+        self.run_dir = run_dir
+        self.idempotency_key = idempotency_key
+        self.source = source
+        self.status = RunStatus.running
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.error: str | None = None
+        self.max_parallel = 0
+        self.running = 0
+        self.finished = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.nodes: dict[str, Node] = {}
+        self._order: list[Node] = []
+        self._queues: dict[tuple[int, ...], tuple[tuple[Pool, ...], list[Any]]] = {}
+        self._counter = itertools.count()
+        self._open = 0
+        self._stage_keys: list[int] = []
+        self._stage_open: dict[int, int] = {}
+        self._stage_members: dict[int, list[Node]] = {}
+        self._current_stage = 0
+        self._dispatch_pending = False
+        self._wake_at = math.inf
+        self._wake_handle: asyncio.TimerHandle | None = None
+        self._timeout_handle: asyncio.TimerHandle | None = None
+        self._stopping: str | None = None  # "cancel" | "abort" | "timeout"
+        self._finalizing = False
+        self._terminal_queue: collections.deque[Node] = collections.deque()
+        self._draining = False
+        self._stage_position: dict[int, int] = {}
+        self.output_files: list[str] = []
+        self.background: set[asyncio.Task[Any]] = set()
+        self._orchestration_pool = Pool(
+            "orchestration", spec.max_concurrent, None, kind="orchestration"
+        )
+        self._limit_pools = {
+            name: Pool(name, limit.concurrency, limit.rate) for name, limit in spec.limits.items()
+        }
+        self._secret_names = {task.id: frozenset(secret_names(task.config)) for task in spec.tasks}
+        self._build()
+
+    # --- construction ---------------------------------------------------------------------
+
+    def _build(self) -> None:
+        spec = self.spec
+        default_retry = None
+        if spec.on_failure.strategy == Strategy.retry:
+            default_retry = RetryPolicy(
+                max_attempts=spec.on_failure.max_retries + 1, on=(ErrorClass.any,)
+            )
+        stages = execution_stages(spec)
+        stage_of = {task_id: number for number, ids in enumerate(stages) for task_id in ids}
+        for position, task in enumerate(spec.tasks):
+            pools = (
+                self.engine.server_pool,
+                self._orchestration_pool,
+                *(self._limit_pools[name] for name in task.limit),
+            )
+            node = Node(
+                spec=task,
+                task_id=task.id,
+                position=position * 100_000,
+                stage=stage_of[task.id],
+                pools=pools,
+                retry=task.retry or default_retry,
+            )
+            if task.for_each is not None and task.max_concurrent:
+                node.fanout_pool = Pool(task.id, task.max_concurrent, kind="fan-out of")
+            self.nodes[task.id] = node
+            self._order.append(node)
+        for node in self._order:
+            node.deps = [self.nodes[dep] for dep in node.spec.dependencies]
+            for dep in node.deps:
+                dep.dependents.append(node)
+        self._stage_keys = sorted({node.stage for node in self._order})
+        self._stage_position = {stage: index for index, stage in enumerate(self._stage_keys)}
+        for node in self._order:
+            self._stage_members.setdefault(node.stage, []).append(node)
+            self._stage_open[node.stage] = self._stage_open.get(node.stage, 0) + 1
+
+    def initial_rows(self) -> Iterator[TaskRow]:
+        for node in self._order:
+            yield self._row(node)
+
+    def orchestration_row(self, document: dict[str, Any] | None = None) -> OrchestrationRow:
+        return OrchestrationRow(
+            id=self.id,
+            name=self.spec.name,
+            status=self.status.value,
+            document=document or {},
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            max_parallel=self.max_parallel,
+            run_dir=str(self.run_dir),
+            idempotency_key=self.idempotency_key,
+            source=self.source,
+        )
+
+    def restore(self, rows: list[TaskRow]) -> tuple[int, int]:
+        """Apply persisted task rows after a restart; return (kept, to_run_again)."""
+        by_id = {row.task_id: row for row in rows}
+        children_of: dict[str, list[TaskRow]] = {}
+        for row in rows:
+            if row.parent_id is not None:
+                children_of.setdefault(row.parent_id, []).append(row)
+        kept = again = 0
+        for node in self._order:
+            row = by_id.get(node.task_id)
+            if row is None:
+                continue
+            if self._restore_node(node, row):
+                kept += 1
+            elif row.state not in (TaskState.pending, TaskState.queued):
+                again += 1
+            child_rows = children_of.get(node.task_id)
+            if not child_rows:
+                continue
+            if not node.state.terminal:
+                node.state = TaskState.running
+            node.children = []
+            for child_row in sorted(child_rows, key=lambda r: r.item_index or 0):
+                item = json.loads(child_row.item_json or "null")
+                child = self._make_child(node, child_row.item_index or 0, item)
+                if self._restore_node(child, child_row):
+                    kept += 1
+                else:
+                    again += int(child_row.state not in (TaskState.pending, TaskState.queued))
+                    node.children_open += 1
+                node.children.append(child)
+        return kept, again
+
+    def _restore_node(self, node: Node, row: TaskRow) -> bool:
+        """Copy a terminal row onto its node; True when the node is finished."""
+        node.attempts = row.attempts
+        base_attempts = node.retry.max_attempts if node.retry else 1
+        node.interrupted = max(0, row.max_attempts - base_attempts)
+        if row.state == TaskState.running:
+            node.interrupted += 1
+        node.started_at = row.started_at
+        if not TaskState(row.state).terminal:
+            return False
+        node.state = TaskState(row.state)
+        node.finished_at = row.finished_at
+        node.output_json = row.output_json
+        node.output = row.output
+        node.error = row.error
+        node.error_class = row.error_class
+        node.reason = row.reason
+        node.chain = list(row.chain)
+        node.root_error = row.error
+        return True
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin (or continue, after restore) running; returns at once."""
+        now = time.time()
+        if self.started_at is None:
+            self.started_at = now
+        self.engine.store.put_orchestration(self.orchestration_row(self._document()))
+        if self.spec.timeout is not None:
+            elapsed = now - self.started_at
+            self._timeout_handle = asyncio.get_running_loop().call_later(
+                max(0.0, self.spec.timeout - elapsed), self._on_timeout
+            )
+        self._open = 0
+        for node in self._order:
+            if not node.state.terminal:
+                self._open += 1
+            if node.children:
+                self._open += sum(1 for child in node.children if not child.state.terminal)
+        for stage in self._stage_keys:
+            self._stage_open[stage] = sum(
+                1 for node in self._stage_members[stage] if not node.state.terminal
+            )
+        self._current_stage = 0
+        while (
+            self._current_stage < len(self._stage_keys) - 1
+            and self._stage_open[self._stage_keys[self._current_stage]] == 0
+        ):
+            self._current_stage += 1
+        for node in self._order:
+            if node.state.terminal:
+                continue
+            gate = 1 if self._stage_index(node) > self._current_stage else 0
+            node.waiting = gate + sum(1 for dep in node.deps if not dep.state.terminal)
+        for node in self._order:
+            if node.state.terminal:
+                continue
+            if node.children is not None:
+                for child in node.children:
+                    if not child.state.terminal:
+                        self._enqueue(child)
+                if node.children_open == 0:
+                    self._finish_fanout(node)
+            elif node.waiting == 0:
+                self._on_ready(node)
+        if self._open == 0:
+            self._begin_finalize()
+        self._kick()
+
+    def _document(self) -> dict[str, Any]:
+        return self.spec.model_dump(mode="json", exclude_none=True)
+
+    def _stage_index(self, node: Node) -> int:
+        return self._stage_position[node.stage]
+
+    # --- readiness and dispatch -----------------------------------------------------------
+
+    def _on_ready(self, node: Node) -> None:
+        """All dependencies are terminal and the stage is open: run, fan out, or skip."""
+        if self._stopping and node.spec.run_if != RunIf.always:
+            self._set_terminal(node, TaskState.cancelled, reason=self._stop_reason())
+            return
+        skip_reason = self._trigger_blocks(node)
+        if skip_reason is not None:
+            self._set_terminal(node, TaskState.skipped, reason=skip_reason)
+            return
+        if node.spec.for_each is not None:
+            self._expand(node)
+            return
+        self._enqueue(node)
+
+    def _trigger_blocks(self, node: Node) -> str | None:
+        rule = node.spec.run_if
+        if rule in (RunIf.all_done, RunIf.always):
+            return None
+        if rule == RunIf.any_failed:
+            if any(dep.state == TaskState.failed for dep in node.deps):
+                return None
+            return "no dependency failed (run_if: any_failed)"
+        for dep in node.deps:
+            if dep.state == TaskState.succeeded:
+                continue
+            node.chain = [dep.task_id, *dep.chain]
+            if dep.state == TaskState.cancelled:
+                return f"dependency {dep.task_id} was cancelled"
+            if dep.state == TaskState.failed:
+                node.root_error = dep.error
+                return f"dependency {dep.task_id} failed ({dep.error})"
+            root = dep.chain[-1] if dep.chain else dep.task_id
+            node.root_error = dep.root_error
+            return f"dependency {dep.task_id} failed ({root}: {dep.root_error})"
+        return None
+
+    def _enqueue(self, node: Node) -> None:
+        node.state = TaskState.queued
+        self._persist(node)
+        self._push(node)
+        self._kick()
+
+    def _push(self, node: Node) -> None:
+        pools = node.pools + (
+            (node.parent.fanout_pool,) if node.parent and node.parent.fanout_pool else ()
+        )
+        key = tuple(id(pool) for pool in pools)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = (pools, [])
+        heapq.heappush(queue[1], (-node.spec.priority, node.position, next(self._counter), node))
+
+    def _kick(self) -> None:
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._dispatch_pending = False
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        wake_at = math.inf
+        while True:
+            best: tuple[Any, ...] | None = None
+            best_queue: list[Any] | None = None
+            best_pools: tuple[Pool, ...] = ()
+            for pools, queue in self._queues.values():
+                while queue and queue[0][3].state != TaskState.queued:
+                    heapq.heappop(queue)  # cancelled while it waited
+                if not queue:
+                    continue
+                blocked = max(pool.blocked_until(now) or -math.inf for pool in pools)
+                if blocked != -math.inf:
+                    wake_at = min(wake_at, blocked)
+                    continue
+                if best is None or queue[0][:3] < best[:3]:
+                    best, best_queue, best_pools = queue[0], queue, pools
+            if best is None or best_queue is None:
+                break
+            heapq.heappop(best_queue)
+            for pool in best_pools:
+                pool.acquire(now)
+            node = best[3]
+            node.state = TaskState.running
+            node.held = best_pools
+            self.running += 1
+            self.max_parallel = max(self.max_parallel, self.running)
+            node.worker = asyncio.create_task(self._execute(node))
+        if wake_at != math.inf and wake_at < self._wake_at:
+            if self._wake_handle is not None:
+                self._wake_handle.cancel()
+            self._wake_at = wake_at
+            self._wake_handle = loop.call_at(wake_at, self._on_wake)
+
+    def _on_wake(self) -> None:
+        self._wake_at = math.inf
+        self._wake_handle = None
+        self._dispatch()
+
+    def waiting_for(self, node: Node) -> str | None:
+        """What a queued task waits for, e.g. ``rate limit api (10/s)``."""
+        if node.state != TaskState.queued:
+            return None
+        now = asyncio.get_running_loop().time()
+        pools = node.pools + (
+            (node.parent.fanout_pool,) if node.parent and node.parent.fanout_pool else ()
+        )
+        for pool in pools:
+            blocked = pool.blocked_until(now)
+            if blocked is not None:
+                return pool.describe(blocked)
+        return None
+
+    # --- running one task -----------------------------------------------------------------
+
+    async def _execute(self, node: Node) -> None:
+        node.executing = True
+        node.attempts += 1
+        attempt = node.attempts
+        now = time.time()
+        node.attempt_started_at = now
+        if node.started_at is None:
+            node.started_at = now
+        self._persist(node)
+        store = self.engine.store
+        store.put_attempt(AttemptRow(self.id, node.task_id, attempt, now))
+        self._event(node, "started", f"attempt {attempt}/{node.max_attempts}")
+        output: Any = None
+        failure: TaskError | None = None
+        try:
+            output = await self._call_runner(node, attempt)
+            node.output_json = json.dumps(output, default=str)
+        except asyncio.CancelledError:
+            self._release(node)
+            if node.cancel_reason is None:
+                raise  # the engine is shutting down: the task stays running and resumes later
+            store.put_attempt(
+                AttemptRow(self.id, node.task_id, attempt, now, time.time(), "cancelled")
+            )
+            self._set_terminal(node, TaskState.cancelled, reason=node.cancel_reason)
+            return
+        except TaskError as exc:
+            failure = exc
+        except (TypeError, ValueError) as exc:
+            failure = TaskError(f"the output is not JSON: {exc}", "error")
+        self._release(node)
+        finished = time.time()
+        if failure is None:
+            store.put_attempt(
+                AttemptRow(self.id, node.task_id, attempt, now, finished, "succeeded")
+            )
+            node.output = output
+            self._set_terminal(node, TaskState.succeeded, finished_at=finished)
+            await self._commit_then_release(node)
+            return
+        message = failure.message[:MAX_ERROR_LENGTH]
+        store.put_attempt(
+            AttemptRow(
+                self.id,
+                node.task_id,
+                attempt,
+                now,
+                finished,
+                "failed",
+                message,
+                failure.error_class,
+            )
+        )
+        node.error, node.error_class = message, failure.error_class
+        if self._should_retry(node, failure):
+            self._schedule_retry(node, failure)
+            return
+        node.root_error = message
+        self._set_terminal(node, TaskState.failed, finished_at=finished)
+        await self._commit_then_release(node)
+
+    async def _commit_then_release(self, node: Node) -> None:
+        """Make the outcome durable, then let dependents (and the parent fan-out) proceed."""
+        try:
+            await self.engine.store.flush()
+        finally:
+            self._propagate(node)
+
+    async def _call_runner(self, node: Node, attempt: int) -> Any:
+        runner = self.engine.runner(node.spec.type)
+        try:
+            config = resolve(node.spec.config, self._scope(node))
+            parsed = runner.parse_config(config)
+        except ExpressionError as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            raise TaskError(f"{exc.message}{hint}", "config") from None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                for err in exc.errors(include_url=False)
+            )
+            raise TaskError(f"invalid config: {problems}", "config") from None
+        ctx = RunContext(
+            orchestration_id=self.id,
+            task_id=node.task_id,
+            attempt=attempt,
+            run_dir=self.run_dir,
+            secrets=self.engine.secrets,
+            log_sink=lambda level, message, data: self._event(node, "log", message, level, data),
+            resources=self.engine.resources,
+            secret_names=self._secret_names.get(node.spec.id, frozenset()),
+        )
+        timeout = node.spec.timeout
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return await runner.run(parsed, ctx)
+        except TimeoutError:
+            if scope.expired():
+                raise TaskError(f"timed out after {timeout:g}s", "timeout") from None
+            raise TaskError("timed out", "timeout") from None
+        except TaskError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise TaskError(f"{type(exc).__name__}: {exc}", "error") from None
+
+    def _scope(self, node: Node) -> Scope:
+        return Scope(
+            outputs=_FinishedOutputs(self.nodes),
+            vars=self.spec.vars,
+            item=node.item,
+            index=node.index,
+            has_item=node.parent is not None,
+        )
+
+    def _release(self, node: Node) -> None:
+        node.executing = False
+        if not node.held:
+            return
+        self.running -= 1
+        for pool in node.held:
+            pool.release()
+        node.held = ()
+        self.engine.pool_released(self)
+        self._kick()
+
+    def _should_retry(self, node: Node, failure: TaskError) -> bool:
+        policy = node.retry
+        if policy is None or self._stopping or node.attempts >= node.max_attempts:
+            return False
+        if failure.error_class in NOT_RETRIED:
+            return False
+        return policy.retries(failure.error_class)
+
+    def _schedule_retry(self, node: Node, failure: TaskError) -> None:
+        policy = node.retry
+        assert policy is not None
+        if failure.retry_after is not None:
+            delay = max(0.0, failure.retry_after)
+        else:
+            delay = policy.delay(node.attempts)
+            if policy.jitter:
+                delay *= random.uniform(0.75, 1.25)
+        node.state = TaskState.retrying
+        self._persist(node)
+        self._event(
+            node,
+            "retrying",
+            f"attempt {node.attempts}/{node.max_attempts} failed ({failure.error_class}): "
+            f"{node.error}; next attempt in {delay:.2f}s",
+            "warning",
+            {"delay": round(delay, 3), "error_class": failure.error_class},
+        )
+        node.retry_handle = asyncio.get_running_loop().call_later(delay, self._retry_now, node)
+
+    def _retry_now(self, node: Node) -> None:
+        node.retry_handle = None
+        if node.state != TaskState.retrying:
+            return
+        if self._stopping and node.spec.run_if != RunIf.always:
+            self._set_terminal(node, TaskState.failed, finished_at=time.time())
+            self._propagate(node)
+            return
+        self._enqueue(node)
+
+    # --- fan-out --------------------------------------------------------------------------
+
+    def _expand(self, parent: Node) -> None:
+        try:
+            items = resolve(parent.spec.for_each, self._scope(parent))
+        except ExpressionError as exc:
+            self._fail_now(parent, f"for_each: {exc.message}", "config")
+            return
+        if isinstance(items, dict):
+            items = [{"key": key, "value": value} for key, value in items.items()]
+        if not isinstance(items, list):
+            kind = "nothing" if items is None else type(items).__name__
+            self._fail_now(parent, f"for_each must give a list, it gave {kind}", "config")
+            return
+        limit = self.engine.max_fanout
+        if len(items) > limit:
+            self._fail_now(
+                parent,
+                f"for_each gave {len(items)} items, more than the limit of {limit}; "
+                "split the work or raise ORCHESTRATOR_MAX_TASKS",
+                "config",
+            )
+            return
+        now = time.time()
+        parent.state = TaskState.running
+        parent.started_at = now
+        parent.children = [
+            self._make_child(parent, index, item) for index, item in enumerate(items)
+        ]
+        parent.children_open = len(parent.children)
+        self._open += len(parent.children)
+        self._persist(parent)
+        for child in parent.children:
+            self._persist(child)
+        self._event(parent, "fanned_out", f"{len(items)} item(s)")
+        if not parent.children:
+            self._finish_fanout(parent)
+            return
+        for child in parent.children:
+            self._enqueue(child)
+
+    def _make_child(self, parent: Node, index: int, item: Any) -> Node:
+        child = Node(
+            spec=parent.spec,
+            task_id=f"{parent.task_id}[{index}]",
+            position=parent.position + index + 1,
+            stage=parent.stage,
+            parent=parent,
+            item=item,
+            index=index,
+            pools=parent.pools,
+            retry=parent.retry,
+        )
+        self.nodes[child.task_id] = child
+        return child
+
+    def _finish_fanout(self, parent: Node) -> None:
+        children = parent.children or []
+        failed = [child for child in children if child.state != TaskState.succeeded]
+        parent.output = [child.output for child in children]
+        parent.output_json = json.dumps(parent.output, default=str)
+        finished = time.time()
+        if failed:
+            listed = ", ".join(
+                f"{child.task_id} ({child.error or child.reason or child.state.value})"
+                for child in failed[:3]
+            )
+            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+            summary = f"{len(failed)} of {len(children)} item(s) failed: {listed}{more}"
+            if parent.spec.allow_partial:
+                parent.reason = f"partial: {summary}"
+            else:
+                parent.error = summary
+                parent.error_class = failed[0].error_class or "error"
+                parent.root_error = summary
+                parent.output = None
+                parent.output_json = None
+                self._set_terminal(parent, TaskState.failed, finished_at=finished)
+                self._propagate_after_commit(parent)
+                return
+        self._set_terminal(parent, TaskState.succeeded, finished_at=finished)
+        self._propagate_after_commit(parent)
+
+    def _fail_now(self, node: Node, message: str, error_class: str) -> None:
+        node.error, node.error_class, node.root_error = message, error_class, message
+        self._set_terminal(node, TaskState.failed, finished_at=time.time())
+        self._propagate_after_commit(node)
+
+    def _propagate_after_commit(self, node: Node) -> None:
+        self._spawn(self._commit_then_release(node))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run bookkeeping in the background; the engine waits for it before closing."""
+        background = asyncio.get_running_loop().create_task(work)
+        self.background.add(background)
+        background.add_done_callback(self.background.discard)
+
+    # --- terminal states and what follows them --------------------------------------------
+
+    def _set_terminal(
+        self,
+        node: Node,
+        state: TaskState,
+        *,
+        reason: str | None = None,
+        finished_at: float | None = None,
+    ) -> None:
+        """Record a terminal state. Skips and cancellations propagate at once."""
+        node.state = state
+        node.finished_at = finished_at or time.time()
+        if reason is not None:
+            node.reason = reason
+        if node.retry_handle is not None:
+            node.retry_handle.cancel()
+            node.retry_handle = None
+        self._persist(node)
+        level = "info" if state == TaskState.succeeded else "warning"
+        took = (node.finished_at - node.started_at) if node.started_at else 0.0
+        detail = {
+            TaskState.succeeded: f"after {node.attempts} attempt(s), {took:.2f}s",
+            TaskState.failed: node.error or "",
+            TaskState.skipped: node.reason or "",
+            TaskState.cancelled: node.reason or "",
+        }[state]
+        self._event(node, state.value, detail, level)
+        if state == TaskState.failed and self.spec.on_failure.notify:
+            self._event(node, "notify", f"task {node.task_id} failed: {node.error}", "error")
+        if state in (TaskState.skipped, TaskState.cancelled):
+            self._propagate(node)
+
+    def _propagate(self, node: Node) -> None:
+        """A node is terminal (and committed): release dependents, close stages and fan-outs.
+
+        Work is queued and drained by the outermost call, so a long chain of skips does not
+        recurse once per task.
+        """
+        self._terminal_queue.append(node)
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            self._drain_terminal_queue()
+        finally:
+            self._draining = False
+        if self._open == 0:
+            self._begin_finalize()
+
+    def _drain_terminal_queue(self) -> None:
+        pending = self._terminal_queue
+        while pending:
+            current = pending.popleft()
+            self._open -= 1
+            self.changed.set()
+            if current.parent is not None:
+                parent = current.parent
+                parent.children_open -= 1
+                if parent.children_open == 0 and not parent.state.terminal:
+                    self._finish_fanout(parent)
+                continue
+            if (
+                current.state == TaskState.failed
+                and self.spec.on_failure.strategy == Strategy.abort
+            ):
+                self._stop("abort", f"aborted: task {current.task_id} failed ({current.error})")
+            for dependent in current.dependents:
+                if dependent.state.terminal:
+                    continue
+                dependent.waiting -= 1
+                if dependent.waiting == 0:
+                    self._on_ready(dependent)
+            stage = current.stage
+            self._stage_open[stage] -= 1
+            if self._stage_open[stage] == 0:
+                self._open_next_stage()
+
+    def _open_next_stage(self) -> None:
+        while self._current_stage < len(self._stage_keys) - 1:
+            key = self._stage_keys[self._current_stage]
+            if self._stage_open[key] > 0:
+                return
+            self._current_stage += 1
+            for node in self._stage_members[self._stage_keys[self._current_stage]]:
+                if node.state.terminal:
+                    continue
+                node.waiting -= 1
+                if node.waiting == 0:
+                    self._on_ready(node)
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def cancel(self, reason: str = "cancelled by request") -> None:
+        self._stop("cancel", reason)
+
+    def cancel_task(self, task_id: str, reason: str = "cancelled by request") -> bool:
+        node = self.nodes[task_id]
+        if node.state.terminal:
+            return False
+        self._cancel_node(node, reason)
+        return True
+
+    def _on_timeout(self) -> None:
+        self._stop("timeout", f"timed out after {self.spec.timeout:g}s")
+
+    def _stop(self, how: str, reason: str) -> None:
+        if self._stopping:
+            return
+        self._stopping = how
+        self.error = reason
+        self._event(None, how, reason, "warning")
+        for node in list(self.nodes.values()):
+            if node.state.terminal or (how == "abort" and node.spec.run_if == RunIf.always):
+                continue
+            self._cancel_node(node, self._stop_reason())
+
+    def _stop_reason(self) -> str:
+        return {
+            "cancel": "orchestration cancelled",
+            "abort": "orchestration aborted",
+            "timeout": "orchestration timed out",
+        }.get(self._stopping or "", "orchestration stopped")
+
+    def _cancel_node(self, node: Node, reason: str) -> None:
+        if node.state.terminal:
+            return
+        if node.children is not None:
+            for child in node.children:
+                self._cancel_node(child, reason)
+            return
+        if node.state == TaskState.running and node.worker is not None:
+            node.cancel_reason = reason
+            node.worker.cancel()
+            if node.executing:
+                return  # _execute sees the cancellation and records it
+            self._release(node)  # dispatched but never started: the coroutine will not run
+        self._set_terminal(node, TaskState.cancelled, reason=reason)
+
+    # --- finishing ------------------------------------------------------------------------
+
+    def _begin_finalize(self) -> None:
+        if self._finalizing:
+            return
+        self._finalizing = True
+        self._spawn(self._finalize())
+
+    async def _finalize(self) -> None:
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
+        states = {node.state for node in self.nodes.values()}
+        if self._stopping == "cancel":
+            self.status = RunStatus.cancelled
+        elif states <= {TaskState.succeeded} and not self._stopping:
+            self.status = RunStatus.succeeded
+        else:
+            self.status = RunStatus.failed
+        self.finished_at = time.time()
+        store = self.engine.store
+        store.put_orchestration(self.orchestration_row(self._document()))
+        took = self.finished_at - (self.started_at or self.created_at)
+        self._event(None, "finished", f"{self.status.value} in {took:.2f}s")
+        try:
+            await store.flush()
+            events = await store.load_events(self.id)
+            files = await asyncio.to_thread(
+                write_run_files, self.snapshot(include_outputs=True), events, self.run_dir
+            )
+            self.output_files = [str(path) for path in files]
+        finally:
+            self.finished.set()
+            self.changed.set()
+            self.engine.run_finished(self)
+
+    # --- persistence and views ------------------------------------------------------------
+
+    def _persist(self, node: Node) -> None:
+        self.engine.store.put_task(self._row(node))
+        self.changed.set()
+
+    def _row(self, node: Node) -> TaskRow:
+        return TaskRow(
+            orchestration_id=self.id,
+            task_id=node.task_id,
+            position=node.position,
+            type=node.spec.type,
+            label=node.label,
+            state=node.state.value,
+            parent_id=node.parent.task_id if node.parent else None,
+            attempts=node.attempts,
+            max_attempts=node.max_attempts,
+            started_at=node.started_at,
+            finished_at=node.finished_at,
+            output_json=node.output_json if node.state == TaskState.succeeded else None,
+            error=node.error,
+            error_class=node.error_class,
+            reason=node.reason,
+            chain=node.chain,
+            item_json=json.dumps(node.item, default=str) if node.parent else None,
+            item_index=node.index,
+        )
+
+    def _event(
+        self,
+        node: Node | None,
+        kind: str,
+        message: str,
+        level: str = "info",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.engine.store.add_event(
+            self.id,
+            node.task_id if node else None,
+            kind,
+            message,
+            ts=time.time(),
+            level=level,
+            data=data,
+        )
+
+    def snapshot(self, *, include_outputs: bool = False) -> RunSnapshot:
+        tasks = [
+            TaskSnapshot.model_construct(
+                task_id=node.task_id,
+                label=node.label,
+                type=node.spec.type,
+                state=node.state,
+                position=node.position,
+                parent_id=node.parent.task_id if node.parent else None,
+                attempts=node.attempts,
+                max_attempts=node.max_attempts,
+                started_at=node.started_at,
+                finished_at=node.finished_at,
+                error=node.error,
+                error_class=node.error_class,
+                reason=node.reason,
+                chain=list(node.chain),
+                waiting_for=self.waiting_for(node),
+                output=node.output if include_outputs else None,
+                has_output=node.output_json is not None,
+            )
+            for node in self._ordered_nodes()
+        ]
+        return RunSnapshot.model_construct(
+            id=self.id,
+            name=self.spec.name,
+            status=self.status,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            max_parallel=self.max_parallel,
+            run_dir=str(self.run_dir),
+            tasks=tasks,
+        )
+
+    def _ordered_nodes(self) -> Iterator[Node]:
+        for node in self._order:
+            yield node
+            if node.children:
+                yield from node.children
+
+
+class _FinishedOutputs(Mapping[str, Any]):
+    """The reference scope's view of finished tasks, built on demand (never copied)."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self._nodes = nodes
+
+    def __getitem__(self, task_id: str) -> dict[str, Any]:
+        node = self._nodes[task_id]
+        if not node.state.terminal:
+            raise KeyError(task_id)
+        return {"output": node.output, "state": node.state.value, "error": node.error}
+
+    def __iter__(self) -> Iterator[str]:
+        return (tid for tid, node in self._nodes.items() if node.state.terminal)
+
+    def __len__(self) -> int:
+        return sum(1 for node in self._nodes.values() if node.state.terminal)
+
+
+def make_run_id() -> str:
+    """A short, unique, roughly time-ordered id such as ``orch-1a2b3c4d5e``."""
+    return f"orch-{int(time.time()) & 0xFFFFF:05x}{random.getrandbits(24):06x}"
+
+
+Clock = Callable[[], float]
