@@ -284,6 +284,8 @@ class FailurePolicy(_Strict):
     notify: bool = Field(False, description="record a notification event when a task fails")
 
 
+DEPENDENCY_SPELLINGS = ("dependencies", "depends_on", "needs")
+RESERVED_IDS = frozenset({"vars", "item", "index", "vault"})
 TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN)]
 
@@ -297,7 +299,7 @@ class TaskSpec(_Strict):
     description: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     dependencies: tuple[TaskId, ...] = Field(
-        (), validation_alias=AliasChoices("dependencies", "depends_on", "needs")
+        (), validation_alias=AliasChoices(*DEPENDENCY_SPELLINGS)
     )
     priority: int = Field(0, description="higher runs first when slots are scarce")
     timeout: Duration | None = Field(None, description="limit on each attempt")
@@ -312,6 +314,17 @@ class TaskSpec(_Strict):
     allow_partial: bool = Field(False, description="a fan-out succeeds even if children fail")
     limit: tuple[str, ...] = Field((), description="named limits this task counts against")
     stage: int | None = Field(None, ge=0, description="the stage in mixed mode")
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_IDS:
+            raise PydanticCustomError(
+                "reserved_id",
+                "'{id}' cannot be a task id: it is a reserved name in references",
+                {"id": value, "hint": f"rename the task, e.g. '{value}_task'"},
+            )
+        return value
 
     @field_validator("dependencies", "limit", mode="before")
     @classmethod
@@ -347,6 +360,7 @@ def document_json_schema() -> dict[str, Any]:
     schema = Orchestration.model_json_schema()
     defs = schema.pop("$defs", {})
     defs["Orchestration"] = schema
+    _accept_task_shorthands(defs["TaskSpec"])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Multi-Task Orchestrator document",
@@ -361,6 +375,20 @@ def document_json_schema() -> dict[str, Any]:
         ],
         "$defs": defs,
     }
+
+
+def _accept_task_shorthands(task_schema: dict[str, Any]) -> None:
+    """Say what the validation aliases and ``_one_or_many`` accept, which pydantic's schema
+    leaves out: ``depends_on`` / ``needs``, and one id in place of a list."""
+    properties = task_schema["properties"]
+    for name in ("dependencies", "limit"):
+        listed = properties[name]
+        properties[name] = {
+            **{key: value for key, value in listed.items() if key not in ("type", "items")},
+            "anyOf": [{"type": "array", "items": listed["items"]}, listed["items"]],
+        }
+    for spelling in DEPENDENCY_SPELLINGS[1:]:
+        properties[spelling] = properties["dependencies"]
 
 
 # --- loading with positions ---------------------------------------------------------------
@@ -556,6 +584,8 @@ def issues_from_validation(
 
 
 def _unknown_field_hint(name: str, parent: Location) -> str:
+    if name in DEPENDENCY_SPELLINGS and parent[:1] == ("tasks",):
+        return "dependencies, depends_on and needs are one field: use only one of them"
     model: type[BaseModel] = Orchestration
     if parent and parent[0] == "tasks":
         model = TaskSpec

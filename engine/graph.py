@@ -1,0 +1,813 @@
+"""Validation of an orchestration document, and the plan of a valid one.
+
+``validate`` reports every problem in one pass, each with its line, column and a fix hint: the
+document's own errors (from ``engine.spec``), then the graph's — duplicate ids, unknown
+dependencies, cycles with their path, ``${...}`` references a task cannot see, forward references,
+unknown limits, task types without a runner and runner configs that do not fit. A valid document
+also gets a ``Plan``: its stages, critical path, limits and fan-outs.
+
+The graph helpers (``dag_levels``, ``execution_stages``, ``ancestors``) are shared with the
+scheduler, so the plan shows the order the scheduler will actually follow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from engine.expressions import ExpressionError, Reference, find_references
+from engine.issues import DocumentError, Issue, Location, did_you_mean
+from engine.spec import (
+    DEPENDENCY_SPELLINGS,
+    TASK_TYPES,
+    Mode,
+    Orchestration,
+    RawDocument,
+    TaskSpec,
+    build,
+    issues_from_validation,
+    load_source,
+    raw_task_ids,
+)
+
+T = TypeVar("T")
+
+DEPENDENCY_KEYS = DEPENDENCY_SPELLINGS  # the keys a task may spell its dependencies with
+_LISTED_NAMES = 12
+
+
+# --- the plan -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a valid document will run: stages, the longest chain, limits and fan-outs."""
+
+    mode: str
+    task_count: int
+    max_concurrent: int
+    stages: list[list[str]]
+    critical_path: list[str]
+    limits: dict[str, dict]
+    fan_outs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "task_count": self.task_count,
+            "max_concurrent": self.max_concurrent,
+            "stages": [list(stage) for stage in self.stages],
+            "critical_path": list(self.critical_path),
+            "limits": {
+                name: {**pool, "tasks": list(pool["tasks"])} for name, pool in self.limits.items()
+            },
+            "fan_outs": list(self.fan_outs),
+        }
+
+    def describe(self) -> str:
+        """The plan as text for people: stages, critical path, limits and fan-outs."""
+        tasks = _plural(self.task_count, "task")
+        stages = _plural(len(self.stages), "stage")
+        pace = "one at a time" if self.mode == "sequential" else f"{self.max_concurrent} at once"
+        lines = [f"{tasks} in {stages} ({self.mode}, {pace})"]
+        lines += [f"  stage {n}: {', '.join(ids)}" for n, ids in enumerate(self.stages, start=1)]
+        chain = " -> ".join(self.critical_path)
+        lines.append(f"critical path: {chain} ({_plural(len(self.critical_path), 'task')})")
+        if self.limits:
+            lines.append("limits:")
+            for name, pool in self.limits.items():
+                caps = []
+                if pool["concurrency"] is not None:
+                    caps.append(f"{pool['concurrency']} at once")
+                if pool["rate"] is not None:
+                    caps.append(pool["rate"])
+                members = ", ".join(pool["tasks"]) or "no task uses it"
+                lines.append(f"  {name} ({', '.join(caps)}): {members}")
+        if self.fan_outs:
+            lines.append(f"fan-out (one child per item): {', '.join(self.fan_outs)}")
+        return "\n".join(lines)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# --- the result of validation -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Validation:
+    """Every problem found in a document; the orchestration and its plan when there is no error."""
+
+    orchestration: Orchestration | None
+    issues: list[Issue] = field(default_factory=list)
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.severity == "warning"]
+
+    def raise_for_errors(self) -> Orchestration:
+        """The orchestration, or a DocumentError carrying every error."""
+        if self.errors or self.orchestration is None:
+            raise DocumentError(self.errors or self.issues)
+        return self.orchestration
+
+
+def validate(
+    source: str | Path | Mapping[str, Any] | RawDocument,
+    *,
+    extra_vars: Mapping[str, Any] | None = None,
+    available_types: Collection[str] | None = None,
+    require_runners: bool = False,
+    runner_configs: Mapping[str, type[BaseModel]] | None = None,
+) -> Validation:
+    """Check a document completely; never raises for bad input.
+
+    ``extra_vars`` are merged over the document's ``vars``. A known task type missing from
+    ``available_types`` is a warning, or an error with ``require_runners``. Each task's ``config``
+    is checked against ``runner_configs[type]`` where one is given.
+    """
+    if isinstance(source, RawDocument):
+        raw = source
+    else:
+        try:
+            raw = load_source(source)
+        except DocumentError as exc:
+            return Validation(None, _sorted(exc.issues), None)
+    extra = dict(extra_vars or {})
+
+    orchestration, _, issues = build(raw)
+    doc = _Document.examine(raw, orchestration, extra)
+    issues += _check_duplicates(doc)
+    issues += _check_dependencies(doc)
+    issues += _check_cycles(doc)
+    issues += _check_references(doc)
+    issues += _check_limits(doc)
+    issues += _check_task_fields(doc)
+    if available_types is not None:
+        issues += _check_types(doc, available_types, require_runners)
+    if runner_configs:
+        issues += _check_configs(doc, runner_configs)
+
+    issues = _sorted(issues)
+    if orchestration is None or any(issue.severity == "error" for issue in issues):
+        return Validation(None, issues, None)
+    if extra:
+        orchestration = orchestration.model_copy(update={"vars": {**orchestration.vars, **extra}})
+    return Validation(orchestration, issues, make_plan(orchestration))
+
+
+def _sorted(issues: Iterable[Issue]) -> list[Issue]:
+    return sorted(issues, key=lambda i: (i.line is None, i.line or 0, i.column or 0))
+
+
+# --- what the checks look at --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Document:
+    """The parts of a (possibly invalid) document the graph checks need."""
+
+    raw: RawDocument
+    mode: Mode | None  # None when the document's mode is itself invalid
+    entries: list[tuple[int, TaskSpec]]  # (index in `tasks`, task) for each valid task
+    known_ids: set[str]  # every id in the document, valid task or not
+    valid_ids: set[str]
+    order: dict[str, int]  # id -> index of its first task
+    var_names: set[str] | None  # None when `vars` is not a mapping
+    limit_names: list[str] | None  # None when `limits` is not a mapping
+    stages: dict[str, int] = field(default_factory=dict)  # mixed mode: id -> stage number
+    explicit_stages: bool = False
+
+    @classmethod
+    def examine(
+        cls, raw: RawDocument, orchestration: Orchestration | None, extra_vars: dict[str, Any]
+    ) -> _Document:
+        data = raw.data if isinstance(raw.data, dict) else {}
+        raw_tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+        entries: list[tuple[int, TaskSpec]] = []
+        if orchestration is not None:
+            entries = list(enumerate(orchestration.tasks))
+        else:
+            for index, item in enumerate(raw_tasks):
+                try:
+                    entries.append((index, TaskSpec.model_validate(item)))
+                except ValidationError:
+                    continue
+        order: dict[str, int] = {}
+        for index, item in enumerate(raw_tasks):
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                order.setdefault(item["id"], index)
+
+        mode: Mode | None = orchestration.mode if orchestration else None
+        if orchestration is None:
+            try:
+                mode = Mode(data.get("mode", Mode.parallel.value))
+            except (ValueError, TypeError):
+                mode = None
+        raw_vars = data.get("vars", {})
+        var_names = set(raw_vars) | set(extra_vars) if isinstance(raw_vars, dict) else None
+        raw_limits = data.get("limits", {})
+        limit_names = [str(name) for name in raw_limits] if isinstance(raw_limits, dict) else None
+
+        doc = cls(
+            raw=raw,
+            mode=mode,
+            entries=entries,
+            known_ids=set(raw_task_ids(raw)),
+            valid_ids={task.id for _, task in entries},
+            order=order,
+            var_names=var_names,
+            limit_names=limit_names,
+        )
+        if mode is Mode.mixed:
+            tasks = doc.tasks
+            doc.explicit_stages = any(task.stage is not None for task in tasks)
+            doc.stages = _stage_numbers(tasks)
+        return doc
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        return [task for _, task in self.entries]
+
+    def raw_task(self, index: int) -> dict[str, Any]:
+        item = self.raw.data["tasks"][index]
+        return item if isinstance(item, dict) else {}
+
+    def dependency_loc(self, index: int, position: int) -> Location:
+        """Where dependency number ``position`` of task ``index`` is, under whichever key."""
+        item = self.raw_task(index)
+        key = next((k for k in DEPENDENCY_KEYS if k in item), DEPENDENCY_KEYS[0])
+        if isinstance(item.get(key), str):
+            return ("tasks", index, key)
+        return ("tasks", index, key, position)
+
+    def index_of(self, task_id: str) -> int | None:
+        """The index of the first valid task with this id."""
+        return next((index for index, task in self.entries if task.id == task_id), None)
+
+
+# --- the checks ---------------------------------------------------------------------------
+
+
+def _check_duplicates(doc: _Document) -> list[Issue]:
+    issues = []
+    first_seen: dict[str, int] = {}
+    raw_tasks = doc.raw.data.get("tasks") if isinstance(doc.raw.data, dict) else None
+    for index, item in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
+        task_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(task_id, str):
+            continue
+        if task_id not in first_seen:
+            first_seen[task_id] = index
+            continue
+        first = first_seen[task_id]
+        line = doc.raw.position(("tasks", first, "id"))
+        where = f"tasks[{first}]" + (f" on line {line[0]}" if line else "")
+        issues.append(
+            doc.raw.issue(
+                f"duplicate task id '{task_id}': {where} already uses it",
+                ("tasks", index, "id"),
+                "rename it; every task needs its own id",
+            )
+        )
+    return issues
+
+
+def _check_dependencies(doc: _Document) -> list[Issue]:
+    issues = []
+    for index, task in doc.entries:
+        for position, dep in enumerate(task.dependencies):
+            loc = doc.dependency_loc(index, position)
+            if dep not in doc.known_ids:
+                hint = did_you_mean(dep, doc.known_ids) or _known_tasks_hint(doc)
+                issues.append(
+                    doc.raw.issue(f"unknown dependency '{dep}': no task has that id", loc, hint)
+                )
+            elif doc.mode is Mode.sequential and doc.order[dep] > doc.order[task.id]:
+                issues.append(
+                    doc.raw.issue(
+                        f"forward reference: '{task.id}' depends on '{dep}', which comes later; "
+                        "mode: sequential runs tasks in document order",
+                        loc,
+                        f"move '{dep}' above '{task.id}', or use mode: parallel",
+                    )
+                )
+            elif (
+                doc.mode is Mode.mixed
+                and dep in doc.stages
+                and doc.stages[dep] > doc.stages[task.id]
+            ):
+                own, theirs = doc.stages[task.id], doc.stages[dep]
+                issues.append(
+                    doc.raw.issue(
+                        f"'{task.id}' (stage {own}) depends on '{dep}' (stage {theirs}), "
+                        "which runs in a later stage: it would wait forever",
+                        loc,
+                        f"give '{dep}' stage {own} or lower, "
+                        f"or '{task.id}' stage {theirs} or higher",
+                    )
+                )
+    return issues
+
+
+def _check_cycles(doc: _Document) -> list[Issue]:
+    issues = []
+    graph = _by_id(doc.tasks)
+    for cycle in find_cycles(doc.tasks, key=lambda task_id: doc.order.get(task_id, 0)):
+        index = doc.index_of(cycle[0])
+        if index is None:
+            continue
+        loc = doc.dependency_loc(index, graph[cycle[0]].dependencies.index(cycle[1]))
+        path = " -> ".join(cycle)
+        hint = (
+            f"a task cannot depend on itself: remove '{cycle[0]}' from its dependencies"
+            if len(cycle) == 2
+            else "remove one of these dependencies to break the cycle"
+        )
+        issues.append(doc.raw.issue(f"dependency cycle: {path}", loc, hint))
+    return issues
+
+
+def _check_references(doc: _Document) -> list[Issue]:
+    issues = []
+    ancestor_cache: dict[str, set[str]] = {}
+    graph = _by_id(doc.tasks)
+    for index, task in doc.entries:
+        in_config = find_references(task.config, ("tasks", index, "config"))
+        found = [(loc, ref, False) for loc, ref in in_config]
+        if task.for_each is not None:
+            in_for_each = find_references(task.for_each, ("tasks", index, "for_each"))
+            found += [(loc, ref, True) for loc, ref in in_for_each]
+            if isinstance(task.for_each, str) and not in_for_each:
+                issues.append(
+                    doc.raw.issue(
+                        "for_each must be a list or a ${...} reference to one",
+                        ("tasks", index, "for_each"),
+                        'e.g. for_each: "${merge_content.output.destinations}" or [a, b, c]',
+                    )
+                )
+        for loc, ref, inside_for_each in found:
+            if isinstance(ref, ExpressionError):
+                issues.append(doc.raw.issue(ref.message, loc, ref.hint))
+                continue
+            if task.id not in ancestor_cache:
+                ancestor_cache[task.id] = _reachable(task.dependencies, graph)
+            written = _value_at(task.for_each if inside_for_each else task.config, loc[3:])
+            shown = _shown(ref, written)
+            problem = _reference_problem(
+                doc, task, ref, shown, inside_for_each, ancestor_cache[task.id]
+            )
+            if problem:
+                message, hint = problem
+                issues.append(doc.raw.issue(message, loc, hint))
+    return issues
+
+
+def _reference_problem(
+    doc: _Document,
+    task: TaskSpec,
+    ref: Reference,
+    shown: str,
+    inside_for_each: bool,
+    seen: set[str],
+) -> tuple[str, str | None] | None:
+    """What is wrong with one reference of ``task``, as (message, hint), or None.
+
+    ``seen`` holds the task's transitive dependencies.
+    """
+    if ref.kind in ("item", "index"):
+        if inside_for_each:
+            return (
+                f"'{shown}' cannot be used in for_each itself: it is what for_each produces",
+                "refer to a task's output or to vars in for_each; use ${item} in config",
+            )
+        if task.for_each is None:
+            return (
+                f"'{shown}' only exists in a task with for_each",
+                f"add for_each: to '{task.id}', or remove '{shown}'",
+            )
+        return None
+    if ref.kind == "vars":
+        name = _first_name(ref.path)
+        if doc.var_names is None or not name or name in doc.var_names:
+            return None
+        suggestion = did_you_mean(name, doc.var_names)
+        define = f"define '{name}' under vars: or pass --var {name}=VALUE"
+        hint = f"{suggestion} Otherwise {define}" if suggestion else define
+        return f"unknown variable '{name}' in '{shown}'", hint
+    if ref.kind != "task":
+        return None
+    root = ref.root
+    if root not in doc.known_ids:
+        return f"unknown reference '{shown}': no task '{root}'", _unknown_root_hint(doc, ref)
+    if root == task.id:
+        return (
+            f"'{shown}' refers to the task's own output, which does not exist while it runs",
+            "refer to one of its dependencies instead",
+        )
+    if root not in doc.valid_ids or doc.mode is None:
+        return None  # the referred task (or the mode) is already reported as invalid
+    add = f"add '{root}' to dependencies"
+    if doc.mode is Mode.parallel and root not in seen:
+        return (
+            f"'{shown}' refers to '{root}', which '{task.id}' does not depend on: "
+            "it may not have run yet",
+            add,
+        )
+    if doc.mode is Mode.sequential and doc.order[root] > doc.order[task.id]:
+        return (
+            f"forward reference: '{shown}' refers to '{root}', which runs after '{task.id}' "
+            "(mode: sequential runs tasks in document order)",
+            f"move '{root}' above '{task.id}'",
+        )
+    if doc.mode is Mode.mixed and root not in seen:
+        own, theirs = doc.stages[task.id], doc.stages[root]
+        if theirs < own:
+            return None
+        if theirs > own and doc.explicit_stages:
+            hint = f"give '{root}' an earlier stage than '{task.id}' (stage {own})"
+        else:
+            hint = add
+        return (
+            f"'{shown}' refers to '{root}', which runs in the same or a later stage than "
+            f"'{task.id}' and is not one of its dependencies",
+            hint,
+        )
+    return None
+
+
+def _check_limits(doc: _Document) -> list[Issue]:
+    if doc.limit_names is None:
+        return []
+    issues = []
+    for index, task in doc.entries:
+        single = isinstance(doc.raw_task(index).get("limit"), str)
+        for position, name in enumerate(task.limit):
+            if name in doc.limit_names:
+                continue
+            loc: Location = ("tasks", index, "limit")
+            if not single:
+                loc = (*loc, position)
+            if doc.limit_names:
+                pools = ", ".join(doc.limit_names)
+                suggestion = did_you_mean(name, doc.limit_names)
+                hint = f"{suggestion} pools: {pools}" if suggestion else f"pools: {pools}"
+            else:
+                hint = f"define it, e.g. limits: {{{name}: {{concurrency: 2}}}}"
+            message = f"unknown limit '{name}': no such pool in limits"
+            issues.append(doc.raw.issue(message, loc, hint))
+    return issues
+
+
+def _check_task_fields(doc: _Document) -> list[Issue]:
+    # Judged by value, not by presence: a dumped document spells out allow_partial: false.
+    issues = []
+    for index, task in doc.entries:
+        if task.stage is not None and doc.mode is not None and doc.mode is not Mode.mixed:
+            issues.append(
+                doc.raw.issue(
+                    "stage only applies in mode: mixed; it is ignored here",
+                    ("tasks", index, "stage"),
+                    "remove it, or set mode: mixed",
+                    severity="warning",
+                )
+            )
+        if task.for_each is not None:
+            continue
+        for name, given in (
+            ("max_concurrent", task.max_concurrent is not None),
+            ("allow_partial", task.allow_partial),
+        ):
+            if given:
+                issues.append(
+                    doc.raw.issue(
+                        f"{name} only applies to a task with for_each; it is ignored here",
+                        ("tasks", index, name),
+                        "remove it, or add for_each: to fan the task out",
+                        severity="warning",
+                    )
+                )
+    return issues
+
+
+def _check_types(doc: _Document, available: Collection[str], required: bool) -> list[Issue]:
+    issues = []
+    ready = ", ".join(t for t in TASK_TYPES if t in available) or "none"
+    for index, task in doc.entries:
+        if task.type in available:
+            continue
+        issues.append(
+            doc.raw.issue(
+                f"task type '{task.type}' is not available in this version yet "
+                "(its runner arrives later)",
+                ("tasks", index, "type"),
+                f"available types: {ready}",
+                severity="error" if required else "warning",
+            )
+        )
+    return issues
+
+
+def _check_configs(doc: _Document, models: Mapping[str, type[BaseModel]]) -> list[Issue]:
+    issues = []
+    for index, task in doc.entries:
+        model = models.get(task.type)
+        if model is None:
+            continue
+        try:
+            model.model_validate(task.config)
+        except ValidationError as exc:
+            found = issues_from_validation(exc, doc.raw, ("tasks", index, "config"))
+            for error, issue in zip(exc.errors(include_url=False), found, strict=True):
+                if error["type"] == "extra_forbidden":
+                    # spec's hint names the document's fields; name the runner config's instead
+                    hint = _config_field_hint(model, error["loc"])
+                    issues.append(replace(issue, hint=hint) if hint else issue)
+                # a value holding a reference can only be judged once it is resolved
+                elif not _holds_reference(_value_at(task.config, error["loc"])):
+                    issues.append(issue)
+    return issues
+
+
+def _config_field_hint(model: type[BaseModel], loc: Sequence[str | int]) -> str | None:
+    """A 'did you mean' (or the allowed fields) for an unknown key in a runner's config."""
+    for part in loc[:-1]:
+        field_info = model.model_fields.get(part) if isinstance(part, str) else None
+        nested = field_info.annotation if field_info else None
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            return None
+        model = nested
+    names = list(model.model_fields)
+    return did_you_mean(str(loc[-1]), names) or f"allowed fields: {', '.join(names)}"
+
+
+# --- helpers for the checks ---------------------------------------------------------------
+
+
+def _shown(ref: Reference, written: Any) -> str:
+    """The reference as the document writes it: ``${...}``, or the seed's bare form."""
+    return ref.text if written == ref.text else "${" + ref.text + "}"
+
+
+_QUOTED_NAME = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _first_name(path: str) -> str | None:
+    """The first name a JMESPath path reads: ``a`` in ``a.b[0]``, ``my-key`` in ``"my-key".b``."""
+    quoted = _QUOTED_NAME.match(path)
+    if quoted:
+        return json.loads(quoted.group())
+    name = re.match(r"[A-Za-z_][A-Za-z0-9_]*", path)
+    return name.group() if name else None
+
+
+def _unknown_root_hint(doc: _Document, ref: Reference) -> str:
+    root = ref.root
+    if doc.var_names and root in doc.var_names:
+        return f"'{root}' is a variable: write ${{vars.{root}}}"
+    suggestion = did_you_mean(root, doc.known_ids)
+    if suggestion is None:
+        return _known_tasks_hint(doc)
+    if ref.expression:
+        return suggestion
+    target = suggestion.split("'")[1]
+    return f"{suggestion} write ${{{target}.{ref.path or 'output'}}}"
+
+
+def _known_tasks_hint(doc: _Document) -> str:
+    names = sorted(doc.known_ids, key=lambda task_id: doc.order.get(task_id, 0))
+    if not names:
+        return "the document has no task ids yet"
+    listed = ", ".join(names[:_LISTED_NAMES]) + (", ..." if len(names) > _LISTED_NAMES else "")
+    return f"tasks: {listed}"
+
+
+def _holds_reference(value: Any) -> bool:
+    return value is not _MISSING and bool(find_references(value))
+
+
+_MISSING = object()
+
+
+def _value_at(value: Any, loc: Iterable[str | int]) -> Any:
+    """The value an error points at; a scalar stops the walk (pydantic adds union tags)."""
+    for part in loc:
+        if isinstance(value, dict):
+            if part not in value:
+                return _MISSING
+            value = value[part]
+        elif isinstance(value, list):
+            if not isinstance(part, int) or not -len(value) <= part < len(value):
+                return _MISSING
+            value = value[part]
+        else:
+            return value
+    return value
+
+
+# --- the graph ----------------------------------------------------------------------------
+
+
+def _by_id(tasks: Iterable[TaskSpec]) -> dict[str, TaskSpec]:
+    """Tasks by id, in document order; the first of duplicates wins."""
+    by_id: dict[str, TaskSpec] = {}
+    for task in tasks:
+        by_id.setdefault(task.id, task)
+    return by_id
+
+
+def _fold(tasks: Sequence[TaskSpec], value: Callable[[TaskSpec, dict[str, T]], T]) -> dict[str, T]:
+    """Compute ``value(task, {dep: its value})`` for each task, dependencies first.
+
+    Dependencies on unknown ids, and the edge that would close a cycle, are left out, so this
+    works on any document. Iterative: a chain of thousands of tasks does not hit recursion limits.
+    """
+    graph = _by_id(tasks)
+    done: dict[str, T] = {}
+    for start in graph.values():
+        if start.id in done:
+            continue
+        stack = [(start, iter(start.dependencies))]
+        on_stack = {start.id}
+        while stack:
+            node, pending = stack[-1]
+            for dep in pending:
+                if dep in graph and dep not in done and dep not in on_stack:
+                    stack.append((graph[dep], iter(graph[dep].dependencies)))
+                    on_stack.add(dep)
+                    break
+            else:
+                stack.pop()
+                on_stack.discard(node.id)
+                done[node.id] = value(node, {d: done[d] for d in node.dependencies if d in done})
+    return {task_id: done[task_id] for task_id in graph}
+
+
+def dag_levels(tasks: Sequence[TaskSpec]) -> dict[str, int]:
+    """Each task's level: 0 without dependencies, else one more than its deepest dependency."""
+    return _fold(tasks, lambda _, deps: 1 + max(deps.values()) if deps else 0)
+
+
+def _stage_numbers(tasks: Sequence[TaskSpec]) -> dict[str, int]:
+    """Mixed mode: explicit ``stage:`` numbers when any task has one, otherwise the DAG levels.
+
+    A task without a number takes the highest stage of its dependencies, or the lowest stage
+    number present when it has none.
+    """
+    explicit = [task.stage for task in tasks if task.stage is not None]
+    if not explicit:
+        return dag_levels(tasks)
+    lowest = min(explicit)
+
+    def stage(task: TaskSpec, deps: dict[str, int]) -> int:
+        if task.stage is not None:
+            return task.stage
+        return max(deps.values()) if deps else lowest
+
+    return _fold(tasks, stage)
+
+
+def _group(numbers: dict[str, int]) -> list[list[str]]:
+    """Ids grouped by number, groups in ascending order, ids in document order."""
+    groups: dict[int, list[str]] = {}
+    for task_id, number in numbers.items():
+        groups.setdefault(number, []).append(task_id)
+    return [groups[number] for number in sorted(groups)]
+
+
+def execution_stages(orchestration: Orchestration) -> list[list[str]]:
+    """The barriers the scheduler keeps: each stage finishes before the next one starts."""
+    ids = list(_by_id(orchestration.tasks))
+    match orchestration.mode:
+        case Mode.parallel:
+            return [ids]
+        case Mode.sequential:
+            return [[task_id] for task_id in ids]
+        case Mode.mixed:
+            return _group(_stage_numbers(orchestration.tasks))
+    raise ValueError(f"unknown mode {orchestration.mode!r}")
+
+
+def _reachable(starts: Iterable[str], graph: Mapping[str, TaskSpec]) -> set[str]:
+    found: set[str] = set()
+    pending = [task_id for task_id in starts if task_id in graph]
+    while pending:
+        task_id = pending.pop()
+        if task_id in found:
+            continue
+        found.add(task_id)
+        pending.extend(dep for dep in graph[task_id].dependencies if dep in graph)
+    return found
+
+
+def ancestors(tasks: Sequence[TaskSpec]) -> dict[str, set[str]]:
+    """Each task's transitive dependencies (ids of tasks in ``tasks`` only)."""
+    graph = _by_id(tasks)
+    return {task_id: _reachable(task.dependencies, graph) for task_id, task in graph.items()}
+
+
+def find_cycles(
+    tasks: Sequence[TaskSpec], key: Callable[[str], int] | None = None
+) -> list[list[str]]:
+    """Each dependency cycle once, as a path that returns to its start: ``[a, b, c, a]``.
+
+    ``a -> b`` means a depends on b. A cycle starts at its task that sorts first by ``key``
+    (document order by default).
+    """
+    graph = _by_id(tasks)
+    rank = key or {task_id: n for n, task_id in enumerate(graph)}.__getitem__
+    cycles: list[list[str]] = []
+    seen: set[tuple[str, ...]] = set()
+    finished: set[str] = set()
+    for start in graph:
+        if start in finished:
+            continue
+        path = [start]
+        on_path = {start: 0}
+        stack = [iter(graph[start].dependencies)]
+        while stack:
+            for dep in stack[-1]:
+                if dep not in graph or dep in finished:
+                    continue
+                if dep in on_path:
+                    loop = path[on_path[dep] :]
+                    first = min(range(len(loop)), key=lambda n: rank(loop[n]))
+                    loop = loop[first:] + loop[:first]
+                    if tuple(loop) not in seen:
+                        seen.add(tuple(loop))
+                        cycles.append([*loop, loop[0]])
+                    continue
+                on_path[dep] = len(path)
+                path.append(dep)
+                stack.append(iter(graph[dep].dependencies))
+                break
+            else:
+                stack.pop()
+                done = path.pop()
+                del on_path[done]
+                finished.add(done)
+    return cycles
+
+
+def critical_path(tasks: Sequence[TaskSpec]) -> list[str]:
+    """The longest dependency chain by task count; ties go to the task earliest in the document."""
+    graph = _by_id(tasks)
+    if not graph:
+        return []
+    position = {task_id: n for n, task_id in enumerate(graph)}
+
+    def longest(task: TaskSpec, deps: dict[str, tuple[int, str | None]]) -> tuple[int, str | None]:
+        if not deps:
+            return 1, None
+        best = min(deps, key=lambda d: (-deps[d][0], position[d]))
+        return deps[best][0] + 1, best
+
+    chains = _fold(tasks, longest)
+    end: str | None = min(chains, key=lambda t: (-chains[t][0], position[t]))
+    path: list[str] = []
+    while end is not None:
+        path.append(end)
+        end = chains[end][1]
+    return path[::-1]
+
+
+def make_plan(orchestration: Orchestration) -> Plan:
+    """The plan of a valid orchestration."""
+    tasks = orchestration.tasks
+    if orchestration.mode is Mode.parallel:
+        stages = _group(dag_levels(tasks))
+    else:
+        stages = execution_stages(orchestration)
+    limits = {
+        name: {
+            "concurrency": pool.concurrency,
+            "rate": str(pool.rate) if pool.rate is not None else None,
+            "tasks": [task.id for task in tasks if name in task.limit],
+        }
+        for name, pool in orchestration.limits.items()
+    }
+    return Plan(
+        mode=orchestration.mode.value,
+        task_count=len(tasks),
+        max_concurrent=orchestration.max_concurrent,
+        stages=stages,
+        critical_path=critical_path(tasks),
+        limits=limits,
+        fan_outs=[task.id for task in tasks if task.for_each is not None],
+    )
