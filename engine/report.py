@@ -143,7 +143,7 @@ def render_status(snapshot: RunSnapshot, *, now: float | None = None, max_rows: 
 
     Then one row per task, ``<label>: <mark>``, in document order. Marks:
 
-    - succeeded: ``✓ Complete (2.3s)`` (the duration when known)
+    - succeeded: ``✓ Complete (2.3s)`` (the duration when known; ``after N attempts`` if retried)
     - running: ``⏳ Running... (4.1s)`` (time since it started, when known; from the second
       attempt on also ``attempt n/m``: ``⏳ Running... (4.1s, attempt 2/3)``)
     - queued: ``⏳ Queued``, plus ``— waiting: <waiting_for>`` when set
@@ -187,8 +187,10 @@ def _count_line(snapshot: RunSnapshot, now: float) -> str:
 def _task_mark(task: TaskSnapshot, now: float) -> str:
     state = task.state
     if state is TaskState.succeeded:
-        duration = task.duration
-        return "✓ Complete" + (f" ({format_duration(duration)})" if duration is not None else "")
+        details = [] if task.duration is None else [format_duration(task.duration)]
+        if task.attempts > 1:
+            details.append(f"after {task.attempts} attempts")
+        return "✓ Complete" + (f" ({', '.join(details)})" if details else "")
     if state is TaskState.running:
         details = []
         if task.started_at is not None:

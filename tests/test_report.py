@@ -579,3 +579,23 @@ def test_write_run_files_replaces_earlier_files(tmp_path: Path) -> None:
         "execution_log.txt",
         "summary.txt",
     ]
+
+
+def test_a_retried_success_says_how_many_attempts() -> None:
+    retried = TaskSnapshot(
+        task_id="beta",
+        label="Source beta",
+        type="delay",
+        state=TaskState.succeeded,
+        position=0,
+        attempts=2,
+        max_attempts=3,
+        started_at=10.0,
+        finished_at=10.9,
+    )
+    snapshot = RunSnapshot(
+        id="r", name="n", status=RunStatus.succeeded, created_at=10.0, tasks=[retried]
+    )
+    assert render_status(snapshot, now=11.0).splitlines()[-1] == (
+        "└─ Source beta: ✓ Complete (0.9s, after 2 attempts)"
+    )

@@ -1,0 +1,395 @@
+"""The ``orchestrator`` command: run, validate, list, status, results, resume, schema.
+
+Exit codes: 0 when every task succeeded, 1 when any failed, 2 for bad input (an invalid document,
+an unknown id, a bad setting), 130 when a run was cancelled with Ctrl-C. Errors are one clear
+message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from engine.engine import Engine, UnknownOrchestration
+from engine.graph import Validation
+from engine.issues import DocumentError
+from engine.report import aggregated_results, render_status, render_summary
+from engine.spec import document_json_schema, load_file
+from engine.state import RunSnapshot, RunStatus
+from engine.store import StoreError
+from server.settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one message, exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    out = Console(soft_wrap=True, highlight=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    try:
+        return args.handler(args, out, err)
+    except BrokenPipeError:
+        # The reader went away (`orchestrator schema | head`): stop quietly, as rich does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except (UsageError, SettingsError, StoreError, UnknownOrchestration) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    except DocumentError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return EXIT_CANCELLED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Run DAGs of tasks in parallel, durably. Documents are YAML or JSON.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a document in the foreground with live progress")
+    run.add_argument("file", type=Path)
+    _add_vars(run)
+    run.add_argument("--max-concurrent", type=int, metavar="N", help="override max_concurrent")
+    run.add_argument("--json", action="store_true", help="print the aggregated results as JSON")
+    run.set_defaults(handler=_cmd_run)
+
+    check = commands.add_parser("validate", help="check a document; print its errors or plan")
+    check.add_argument("file", type=Path)
+    _add_vars(check)
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=_cmd_validate)
+
+    listing = commands.add_parser("list", help="recent orchestrations")
+    listing.add_argument("--status", choices=[status.value for status in RunStatus])
+    listing.add_argument("--limit", type=_positive_int, default=20, metavar="N")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_cmd_list)
+
+    status = commands.add_parser("status", help="progress and per-task state of one orchestration")
+    status.add_argument("id", help="an orchestration id (or a unique prefix)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_status)
+
+    results = commands.add_parser("results", help="outputs, summary and failures of one run")
+    results.add_argument("id")
+    results.add_argument("--task", action="append", dest="tasks", metavar="TASK_ID")
+    results.add_argument("--json", action="store_true")
+    results.set_defaults(handler=_cmd_results)
+
+    resume = commands.add_parser("resume", help="finish runs a stopped process left unfinished")
+    resume.add_argument("id", nargs="?")
+    resume.set_defaults(handler=_cmd_resume)
+
+    schema = commands.add_parser("schema", help="print the document's JSON Schema")
+    schema.set_defaults(handler=_cmd_schema)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_vars(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set or override a document var (VALUE is read as YAML: 3, true, [a, b])",
+    )
+
+
+def _parse_vars(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var takes NAME=VALUE, got '{pair}'")
+        try:
+            values[name.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            values[name.strip()] = text
+    return values
+
+
+async def _open_engine(settings: Settings, *, resume: bool = False) -> Engine:
+    return await Engine.open(
+        settings.db_path,
+        settings.runs_dir,
+        resume=resume,
+        max_concurrent=settings.max_concurrent,
+        max_tasks=settings.max_tasks,
+    )
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+    return asyncio.run(_run(args, settings, out, err))
+
+
+async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: Console) -> int:
+    raw = load_file(args.file)
+    extra_vars = _parse_vars(args.var)
+    async with await _open_engine(settings) as engine:
+        validation = engine.validate(raw, extra_vars=extra_vars, require_runners=True)
+        orchestration = validation.raise_for_errors()
+        if args.max_concurrent is not None:
+            if args.max_concurrent < 1:
+                raise UsageError("--max-concurrent must be at least 1")
+            orchestration = orchestration.model_copy(update={"max_concurrent": args.max_concurrent})
+        run_id = await engine.submit(orchestration, source_name=str(args.file))
+        cancelled = False
+
+        def on_interrupt() -> None:
+            nonlocal cancelled
+            cancelled = True
+            engine.runs[run_id].cancel("cancelled with Ctrl-C") if run_id in engine.runs else None
+
+        loop = asyncio.get_running_loop()
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        try:
+            snapshot = await _follow(engine, run_id, err, show_live=not args.json)
+        finally:
+            with suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+        full = await engine.snapshot(run_id, include_outputs=True)
+        files = _run_files(snapshot)
+    if args.json:
+        out.print_json(json.dumps(aggregated_results(full), default=str))
+    else:
+        out.print(render_summary(full, files), markup=False)
+    if cancelled or snapshot.status == RunStatus.cancelled:
+        return EXIT_CANCELLED
+    return EXIT_OK if snapshot.status == RunStatus.succeeded else EXIT_FAILED
+
+
+async def _follow(engine: Engine, run_id: str, err: Console, *, show_live: bool) -> RunSnapshot:
+    """Wait for the run, redrawing the seed's progress display on a terminal."""
+    run = engine.runs.get(run_id)
+    if run is None:
+        return await engine.snapshot(run_id)
+    if show_live and err.is_terminal:
+        with Live(console=err, refresh_per_second=10, transient=False) as live:
+            while not run.finished.is_set():
+                live.update(Text(render_status(run.snapshot(), now=time.time())))
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(run.finished.wait(), 0.1)
+            live.update(Text(render_status(await engine.snapshot(run_id), now=time.time())))
+    else:
+        await run.finished.wait()
+        if show_live:
+            err.print(render_status(await engine.snapshot(run_id), now=time.time()), markup=False)
+    return await engine.snapshot(run_id)
+
+
+def _run_files(snapshot: RunSnapshot) -> list[str]:
+    if not snapshot.run_dir:
+        return []
+    folder = Path(snapshot.run_dir)
+    names = ("aggregated_results.json", "execution_log.txt", "summary.txt")
+    return [str(folder / name) for name in names if (folder / name).exists()]
+
+
+# --- validate -----------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+    return asyncio.run(_validate(args, settings, out, err))
+
+
+async def _validate(
+    args: argparse.Namespace, settings: Settings, out: Console, err: Console
+) -> int:
+    extra_vars = _parse_vars(args.var)
+    try:
+        raw = load_file(args.file)
+    except DocumentError as exc:
+        # An unreadable file or malformed YAML is reported like every other problem (and as
+        # JSON with --json), not as a bare error message.
+        result = Validation(orchestration=None, issues=list(exc.issues))
+    else:
+        async with await _open_engine(settings) as engine:
+            result = engine.validate(raw, extra_vars=extra_vars)
+    if args.json:
+        out.print_json(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "issues": [_issue_dict(issue) for issue in result.issues],
+                    "plan": result.plan.to_dict() if result.plan else None,
+                }
+            )
+        )
+        return EXIT_OK if result.ok else EXIT_USAGE
+    for issue in result.issues:
+        target = err if issue.severity == "error" else out
+        target.print(f"{args.file}: {issue}", markup=False)
+    if not result.ok:
+        err.print(f"{len(result.errors)} error(s); the document was not run", markup=False)
+        return EXIT_USAGE
+    assert result.plan is not None
+    out.print(f"{args.file} is valid.", markup=False)
+    out.print(result.plan.describe(), markup=False)
+    return EXIT_OK
+
+
+def _issue_dict(issue: Any) -> dict[str, Any]:
+    return {
+        "severity": issue.severity,
+        "path": issue.path,
+        "line": issue.line,
+        "column": issue.column,
+        "message": issue.message,
+        "hint": issue.hint,
+    }
+
+
+# --- list, status, results ----------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+
+    async def work() -> int:
+        async with await _open_engine(settings) as engine:
+            rows = await engine.list(args.status, args.limit)
+        if args.json:
+            out.print_json(
+                json.dumps(
+                    [
+                        {
+                            "id": row.id,
+                            "name": row.name,
+                            "status": row.status,
+                            "created_at": row.created_at,
+                            "finished_at": row.finished_at,
+                        }
+                        for row in rows
+                    ]
+                )
+            )
+            return EXIT_OK
+        if not rows:
+            out.print("no orchestrations yet; start one with 'orchestrator run FILE'", markup=False)
+        for row in rows:
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.created_at))
+            out.print(f"{row.id}  {row.status:<10} {created}  {row.name}", markup=False)
+        return EXIT_OK
+
+    return asyncio.run(work())
+
+
+def _cmd_status(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+
+    async def work() -> int:
+        async with await _open_engine(settings) as engine:
+            snapshot = await engine.snapshot(args.id)
+        if args.json:
+            out.print_json(snapshot.model_dump_json(exclude={"tasks": {"__all__": {"output"}}}))
+        else:
+            out.print(f"{snapshot.id}  {snapshot.name}  [{snapshot.status.value}]", markup=False)
+            out.print(render_status(snapshot, now=time.time()), markup=False)
+        return EXIT_OK
+
+    return asyncio.run(work())
+
+
+def _cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+
+    async def work() -> int:
+        async with await _open_engine(settings) as engine:
+            snapshot = await engine.snapshot(args.id, include_outputs=True)
+        results = aggregated_results(snapshot)
+        if args.tasks:
+            unknown = [task for task in args.tasks if task not in results["tasks"]]
+            if unknown:
+                known = ", ".join(list(results["tasks"])[:20])
+                raise UsageError(f"no task {', '.join(unknown)} in {snapshot.id}; tasks: {known}")
+            results["tasks"] = {key: results["tasks"][key] for key in args.tasks}
+        if args.json:
+            out.print_json(json.dumps(results, default=str))
+            return EXIT_OK
+        out.print(render_summary(snapshot, _run_files(snapshot)), markup=False)
+        out.print("", markup=False)
+        for task_id, task in results["tasks"].items():
+            out.print(f"{task_id} [{task['state']}]", markup=False)
+            if task.get("output") is not None:
+                out.print(json.dumps(task["output"], indent=2, default=str), markup=False)
+        return EXIT_OK
+
+    return asyncio.run(work())
+
+
+# --- resume, schema -----------------------------------------------------------------------
+
+
+def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+
+    async def work() -> int:
+        async with await _open_engine(settings) as engine:
+            if args.id:
+                await engine.resolve_id(args.id)
+            resumed = await engine.resume(args.id)
+            if not resumed:
+                out.print("nothing to resume: no unfinished orchestrations", markup=False)
+                return EXIT_OK
+            worst = EXIT_OK
+            for run_id in resumed:
+                snapshot = await _follow(engine, run_id, err, show_live=True)
+                full = await engine.snapshot(run_id, include_outputs=True)
+                out.print(render_summary(full, _run_files(snapshot)), markup=False)
+                if snapshot.status != RunStatus.succeeded:
+                    worst = EXIT_FAILED
+            return worst
+
+    return asyncio.run(work())
+
+
+def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
+    sys.stdout.write(json.dumps(document_json_schema(), indent=2) + "\n")
+    sys.stdout.flush()  # a closed pipe fails here, inside main, not at interpreter exit
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Encrypted credentials (arrives with the vault issue)."""
