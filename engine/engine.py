@@ -35,9 +35,13 @@ Source = str | Path | Mapping[str, Any] | RawDocument | Orchestration
 class UnknownOrchestration(LookupError):
     """No orchestration has that id; the message lists recent ones."""
 
-    def __init__(self, orchestration_id: str, recent: list[str]) -> None:
+    def __init__(
+        self, orchestration_id: str, recent: list[str], *, problem: str | None = None
+    ) -> None:
         listing = ", ".join(recent) if recent else "none yet"
-        super().__init__(f"no orchestration has the id '{orchestration_id}'; recent ids: {listing}")
+        label = "matching ids" if problem else "recent ids"
+        problem = problem or f"no orchestration has the id '{orchestration_id}'"
+        super().__init__(f"{problem}; {label}: {listing}")
         self.orchestration_id = orchestration_id
         self.recent = recent
 
@@ -251,9 +255,15 @@ class Engine:
             return orchestration_id
         if await self.store.get_orchestration(orchestration_id):
             return orchestration_id
-        matches = await self.store.matching_ids(orchestration_id, limit=2)
-        if len(matches) == 1 and orchestration_id:
+        matches = (
+            await self.store.matching_ids(orchestration_id, limit=5) if orchestration_id else []
+        )
+        if len(matches) == 1:
             return matches[0]
+        if matches:
+            raise UnknownOrchestration(
+                orchestration_id, matches, problem=f"'{orchestration_id}' matches several runs"
+            )
         recent = [row.id for row in await self.store.list_orchestrations(limit=5)]
         raise UnknownOrchestration(orchestration_id, recent)
 

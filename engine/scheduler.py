@@ -814,6 +814,8 @@ class Run:
             self._cancel_node(node, self._stop_reason())
 
     def _stop_reason(self) -> str:
+        if self._stopping == "cancel" and self.error:
+            return self.error
         return {
             "cancel": "orchestration cancelled",
             "abort": "orchestration aborted",

@@ -172,18 +172,22 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
             if args.max_concurrent < 1:
                 raise UsageError("--max-concurrent must be at least 1")
             orchestration = orchestration.model_copy(update={"max_concurrent": args.max_concurrent})
-        run_id = await engine.submit(orchestration, source_name=str(args.file))
         cancelled = False
+        run_id: str | None = None
 
         def on_interrupt() -> None:
             nonlocal cancelled
             cancelled = True
-            engine.runs[run_id].cancel("cancelled with Ctrl-C") if run_id in engine.runs else None
+            if run_id in engine.runs:
+                engine.runs[run_id].cancel("cancelled with Ctrl-C")
 
         loop = asyncio.get_running_loop()
         with suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, on_interrupt)
         try:
+            run_id = await engine.submit(orchestration, source_name=str(args.file))
+            if cancelled and run_id in engine.runs:  # Ctrl-C while the run was being saved
+                engine.runs[run_id].cancel("cancelled with Ctrl-C")
             snapshot = await _follow(engine, run_id, err, show_live=not args.json)
         finally:
             with suppress(NotImplementedError):

@@ -1,0 +1,634 @@
+"""The ``orchestrator`` command end to end: each test runs the real CLI in a child process.
+
+Every child gets its own ``ORCHESTRATOR_HOME`` (a temporary folder) and runs from the repository
+root, so ``examples/quickstart.yaml`` resolves. Runs whose results several tests read are made
+once per module; each child process costs about half a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from engine.spec import build, load_file, load_mapping
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = "examples/quickstart.yaml"
+OUTPUT_FILES = ("aggregated_results.json", "execution_log.txt", "summary.txt")
+NO_RUNS = "no orchestrations yet"
+
+# The seed's "Task Definition Format" example, verbatim (multi-task-orchestrator.md).
+SEED = """\
+orchestration:
+  name: "Multi-Site Content Sync"
+  mode: parallel  # parallel | sequential | mixed
+  
+  tasks:
+    - id: extract_site_a
+      type: browser_automation
+      config:
+        url: "https://site-a.com/content"
+        action: extract
+        selector: ".article-list"
+      dependencies: []
+      
+    - id: extract_site_b
+      type: browser_automation
+      config:
+        url: "https://site-b.com/feed"
+        action: extract
+        selector: ".posts"
+      dependencies: []
+      
+    - id: merge_content
+      type: data_processing
+      config:
+        action: merge
+        inputs: ["extract_site_a.output", "extract_site_b.output"]
+      dependencies: [extract_site_a, extract_site_b]
+      
+    - id: publish_all
+      type: multi_publish
+      config:
+        destinations:
+          - site_a: "${merged_content}"
+          - site_b: "${merged_content}"
+          - site_c: "${merged_content}"
+      dependencies: [merge_content]
+
+  on_failure:
+    strategy: continue  # continue | abort | retry
+    max_retries: 3
+    notify: true
+"""  # noqa: W293
+
+SEED_FIXED = SEED.replace("${merged_content}", "${merge_content.output}")
+
+# Three tasks that can all run at once, each echoing the document's vars.
+PARALLEL = """\
+orchestration:
+  name: Parallel
+  max_concurrent: 3
+  vars: {count: 1, label: default}
+  tasks:
+    - id: one
+      type: delay
+      config: {seconds: 0.3, value: {count: "${vars.count}", label: "${vars.label}"}}
+    - id: two
+      type: delay
+      config: {seconds: 0.3}
+    - id: three
+      type: delay
+      config: {seconds: 0.3}
+"""
+
+FAILING = """\
+orchestration:
+  name: Failing
+  tasks:
+    - id: fine
+      type: delay
+      config: {seconds: 0}
+    - id: boom
+      type: delay
+      config: {seconds: 0, fail: error, message: "the disk is full"}
+"""
+
+SLOW = """\
+orchestration:
+  name: Slow
+  tasks:
+    - id: wait
+      type: delay
+      config: {seconds: 10}
+"""
+
+# Documents the CLI must refuse with exit code 2, and what the error message must say.
+BAD_DOCUMENTS = {
+    "malformed": (
+        "orchestration:\n  tasks:\n    - id: a\n      type: delay\n      config: {seconds: 0\n"
+        "    - id: b\n",
+        ["line 6, column 9: invalid YAML"],
+    ),
+    "wrong_types": (
+        "orchestration:\n  max_concurrent: lots\n  tasks:\n    - id: a\n      type: delay\n"
+        "      priority: high\n",
+        [
+            "line 2, column 19: max_concurrent: Input should be a valid integer",
+            "line 6, column 17: tasks[0].priority: Input should be a valid integer",
+        ],
+    ),
+    "cycle": (
+        "tasks:\n  - id: a\n    type: delay\n    dependencies: [b]\n"
+        "  - id: b\n    type: delay\n    dependencies: [a]\n",
+        ["dependency cycle: a -> b -> a"],
+    ),
+    "unknown_dependency": (
+        "tasks:\n  - id: fetch_data\n    type: delay\n"
+        "  - id: report\n    type: delay\n    dependencies: [fetch_dta]\n",
+        [
+            "line 6, column 20: tasks[1].dependencies[0]: unknown dependency 'fetch_dta'",
+            "did you mean 'fetch_data'?",
+        ],
+    ),
+    "several": (
+        "tasks:\n  - id: a\n    type: delay\n    dependencies: [b]\n"
+        "  - id: b\n    type: delay\n    dependencies: [a]\n"
+        "  - id: c\n    type: delay\n    dependencies: [nothere]\n"
+        "  - id: d\n    type: teleport\n",
+        [
+            "has 3 problem(s)",
+            "dependency cycle: a -> b -> a",
+            "unknown dependency 'nothere'",
+            "line 12, column 11: tasks[3].type: unknown task type 'teleport'",
+        ],
+    ),
+    "missing_file": (None, ["no such file: "]),
+}
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def child_env(home: Path, **settings: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
+    env.update(ORCHESTRATOR_HOME=str(home), PYTHONIOENCODING="utf-8", **settings)
+    return env
+
+
+def cli(home: Path, *args: str | Path, **settings: str) -> Result:
+    done = subprocess.run(
+        [sys.executable, "-m", "server.cli", *map(str, args)],
+        cwd=REPO,
+        env=child_env(home, **settings),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_id_of(summary: str) -> str:
+    match = re.search(r"/runs/(orch-[0-9a-f]+)/aggregated_results\.json", summary)
+    assert match, summary
+    return match.group(1)
+
+
+# --- one quickstart run, read by several tests ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def quickstart(home: Path) -> Result:
+    return cli(home, "run", QUICKSTART)
+
+
+@pytest.fixture(scope="module")
+def quickstart_id(quickstart: Result) -> str:
+    return run_id_of(quickstart.stdout)
+
+
+def test_run_quickstart_prints_the_summary_and_writes_three_files(
+    home: Path, quickstart: Result, quickstart_id: str
+) -> None:
+    assert quickstart.code == 0, quickstart.stderr
+    run_dir = home / "runs" / quickstart_id
+    summary = quickstart.stdout.splitlines()
+    assert summary[0] == "ORCHESTRATION COMPLETE"
+    assert "Tasks:      10 total" in summary
+    assert "Success:    10 (100%)" in summary
+    assert "Failed:     0 (0%)" in summary
+    outputs = summary[summary.index("OUTPUTS:") + 1 : summary.index("OUTPUTS:") + 4]
+    assert outputs == [f"- {run_dir / name}" for name in OUTPUT_FILES]
+    assert all((run_dir / name).is_file() for name in OUTPUT_FILES)
+
+    results = json.loads((run_dir / "aggregated_results.json").read_text(encoding="utf-8"))
+    assert results["status"] == "succeeded"
+    assert {task["state"] for task in results["tasks"].values()} == {"succeeded"}
+    assert len(results["tasks"]) == 10
+    assert results["tasks"]["collect_beta"]["attempts"] == 2
+    checks = results["tasks"]["check_each"]["output"]
+    assert [check["title"] for check in checks] == [
+        "Orchestration 101",
+        "Retries done right",
+        "Fan-out patterns",
+        "Rate limits",
+    ]
+
+
+def test_run_prints_the_progress_tree_on_stderr_when_not_a_terminal(quickstart: Result) -> None:
+    progress = quickstart.stderr.splitlines()
+    assert progress[0] == "[████████████████████] 100% Complete"
+    assert progress[1].startswith("10/10 done · ")
+    assert progress[2].startswith("├─ Source alpha: ✓ Complete (")
+    assert "│  └─ Check article[3]: ✓ Complete (" in quickstart.stderr
+    assert progress[-1].startswith("└─ Word statistics: ✓ Complete (")
+
+
+def test_list_shows_the_run(home: Path, quickstart_id: str) -> None:
+    listing = cli(home, "list")
+
+    assert listing.code == 0
+    assert re.fullmatch(
+        rf"{quickstart_id}  succeeded  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d  Quickstart\n",
+        listing.stdout,
+    )
+
+
+def test_status_by_id_prefix_shows_the_bar_and_the_tree(home: Path, quickstart_id: str) -> None:
+    status = cli(home, "status", quickstart_id[:-3])
+
+    assert status.code == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0] == f"{quickstart_id}  Quickstart  [succeeded]"
+    assert lines[1] == "[████████████████████] 100% Complete"
+    assert lines[2].startswith("10/10 done · ")
+    assert lines[3].startswith("├─ Source alpha: ✓ Complete (")
+    assert len(lines) == 13
+
+
+def test_results_prints_every_output(home: Path, quickstart_id: str) -> None:
+    results = cli(home, "results", quickstart_id)
+
+    assert results.code == 0, results.stderr
+    assert results.stdout.startswith("ORCHESTRATION COMPLETE\n")
+    assert "stats [succeeded]\n" in results.stdout
+    assert '"total_words": 3550' in results.stdout
+    assert "check_each[3] [succeeded]\n" in results.stdout
+
+
+def test_results_of_one_task(home: Path, quickstart_id: str) -> None:
+    results = cli(home, "results", quickstart_id, "--task", "merge", "--json")
+
+    assert results.code == 0, results.stderr
+    tasks = json.loads(results.stdout)["tasks"]
+    assert list(tasks) == ["merge"]
+    assert [item["title"] for item in tasks["merge"]["output"]] == [
+        "Orchestration 101",
+        "Retries done right",
+        "Fan-out patterns",
+        "Rate limits",
+    ]
+
+
+def test_status_of_an_unknown_id_exits_2_listing_recent_ids(home: Path, quickstart_id: str) -> None:
+    status = cli(home, "status", "orch-nothing")
+
+    assert status.code == 2
+    assert status.stdout == ""
+    assert status.stderr == (
+        f"error: no orchestration has the id 'orch-nothing'; recent ids: {quickstart_id}\n"
+    )
+
+
+# --- run: JSON, vars, concurrency, failures -----------------------------------------------
+
+
+def test_run_json_with_vars_keeps_their_types(tmp_path: Path) -> None:
+    document = tmp_path / "parallel.yaml"
+    document.write_text(PARALLEL, encoding="utf-8")
+
+    result = cli(
+        tmp_path / "home", "run", document, "--json", "--var", "count=42", "--var", "label=hi"
+    )
+
+    assert result.code == 0, result.stderr
+    assert result.stderr == ""  # no progress display with --json
+    results = json.loads(result.stdout)
+    assert results["status"] == "succeeded"
+    assert list(results["tasks"]) == ["one", "two", "three"]
+    assert results["tasks"]["one"]["output"] == {"count": 42, "label": "hi"}
+    assert results["max_parallel"] == 3
+
+
+def test_max_concurrent_override_runs_one_at_a_time(tmp_path: Path) -> None:
+    document = tmp_path / "parallel.yaml"
+    document.write_text(PARALLEL, encoding="utf-8")
+
+    result = cli(tmp_path / "home", "run", document, "--max-concurrent", "1")
+
+    assert result.code == 0, result.stderr
+    assert "Parallel:   1 concurrent max" in result.stdout.splitlines()
+
+
+def test_a_var_without_a_value_exits_2(tmp_path: Path) -> None:
+    result = cli(tmp_path / "home", "run", QUICKSTART, "--var", "novalue")
+
+    assert result.code == 2
+    assert result.stderr == "error: --var takes NAME=VALUE, got 'novalue'\n"
+
+
+def test_run_with_a_failed_task_exits_1_and_lists_the_failure(tmp_path: Path) -> None:
+    document = tmp_path / "failing.yaml"
+    document.write_text(FAILING, encoding="utf-8")
+
+    result = cli(tmp_path / "home", "run", document)
+
+    assert result.code == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ORCHESTRATION COMPLETE WITH FAILURES"
+    assert "Failed:     1 (50%)" in lines
+    assert lines[lines.index("FAILURES:") + 1] == "- boom: the disk is full"
+    assert "└─ boom: ✗ Failed (the disk is full)" in result.stderr
+
+
+# --- bad input: exit 2, every error, no traceback, nothing stored ----------------------------
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Result], Result]:
+    """Each bad document run once against one home, then ``list`` on that home."""
+    folder = tmp_path_factory.mktemp("bad")
+    results = {}
+    for name, (text, _) in BAD_DOCUMENTS.items():
+        path = folder / f"{name}.yaml"
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+        results[name] = cli(folder / "home", "run", path)
+    return results, cli(folder / "home", "list")
+
+
+@pytest.mark.parametrize("name", list(BAD_DOCUMENTS))
+def test_a_bad_document_exits_2_with_every_error(
+    name: str, refused: tuple[dict[str, Result], Result]
+) -> None:
+    result = refused[0][name]
+
+    assert result.code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: the orchestration document has ")
+    for expected in BAD_DOCUMENTS[name][1]:
+        assert expected in result.stderr
+
+
+def test_refused_documents_store_nothing(refused: tuple[dict[str, Result], Result]) -> None:
+    listing = refused[1]
+
+    assert listing.code == 0
+    assert NO_RUNS in listing.stdout
+
+
+def test_a_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = cli(tmp_path / "home", "list", ORCHESTRATOR_MAX_CONCURRENT="abc")
+
+    assert result.code == 2
+    assert result.stderr.startswith("error: invalid setting: ORCHESTRATOR_MAX_CONCURRENT: ")
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def test_validate_prints_the_plan(tmp_path: Path) -> None:
+    result = cli(tmp_path / "home", "validate", QUICKSTART)
+
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{QUICKSTART} is valid.",
+        "6 tasks in 3 stages (parallel, 4 at once)",
+        "  stage 1: collect_alpha, collect_beta, collect_gamma",
+        "  stage 2: merge",
+        "  stage 3: check_each, stats",
+        "critical path: collect_alpha -> merge -> check_each (3 tasks)",
+        "fan-out (one child per item): check_each",
+    ]
+
+
+def test_validate_names_the_seed_examples_mistake_where_it_is(tmp_path: Path) -> None:
+    document = tmp_path / "seed.yaml"
+    document.write_text(SEED, encoding="utf-8")
+
+    result = cli(tmp_path / "home", "validate", document)
+
+    assert result.code == 2
+    errors = result.stderr.splitlines()
+    assert errors[-1] == "3 error(s); the document was not run"
+    for line, site in ((33, "site_a"), (34, "site_b"), (35, "site_c")):
+        assert errors[line - 33] == (
+            f"{document}: line {line}, column 21: tasks[3].config.destinations[{line - 33}]."
+            f"{site}: unknown reference '${{merged_content}}': no task 'merged_content' "
+            "(did you mean 'merge_content'? write ${merge_content.output})"
+        )
+
+
+def test_validate_accepts_the_corrected_seed_warning_of_missing_runners(tmp_path: Path) -> None:
+    document = tmp_path / "seed.yaml"
+    document.write_text(SEED_FIXED, encoding="utf-8")
+
+    result = cli(tmp_path / "home", "validate", document)
+
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    not_available = "task type '{}' is not available in this version yet"
+    assert lines[0].startswith(f"{document}: warning: line 7, column 13: tasks[0].type: ")
+    assert not_available.format("browser_automation") in lines[0]
+    assert not_available.format("browser_automation") in lines[1]
+    assert lines[2].startswith(f"{document}: warning: line 30, column 13: tasks[3].type: ")
+    assert not_available.format("multi_publish") in lines[2]
+    assert lines[3] == f"{document} is valid."
+    assert "critical path: extract_site_a -> merge_content -> publish_all (3 tasks)" in lines
+
+
+def test_validate_json_reports_issues_with_positions(tmp_path: Path) -> None:
+    document = tmp_path / "seed.yaml"
+    document.write_text(SEED, encoding="utf-8")
+
+    result = cli(tmp_path / "home", "validate", document, "--json")
+
+    assert result.code == 2
+    report = json.loads(result.stdout)
+    assert set(report) == {"ok", "issues", "plan"}
+    assert report["ok"] is False
+    assert report["plan"] is None
+    errors = [issue for issue in report["issues"] if issue["severity"] == "error"]
+    assert [(issue["line"], issue["column"]) for issue in errors] == [(33, 21), (34, 21), (35, 21)]
+    assert errors[0]["path"] == "tasks[3].config.destinations[0].site_a"
+    assert errors[0]["hint"].startswith("did you mean 'merge_content'?")
+
+
+def test_validate_json_reports_malformed_yaml_as_json(tmp_path: Path) -> None:
+    document = tmp_path / "malformed.yaml"
+    document.write_text(BAD_DOCUMENTS["malformed"][0] or "", encoding="utf-8")
+
+    result = cli(tmp_path / "home", "validate", document, "--json")
+
+    assert result.code == 2
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["plan"] is None
+    assert [(issue["line"], issue["column"]) for issue in report["issues"]] == [(6, 9)]
+    assert report["issues"][0]["message"].startswith("invalid YAML: ")
+
+
+# --- schema --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    result = cli(tmp_path_factory.mktemp("schema"), "schema")
+    assert result.code == 0
+    return json.loads(result.stdout)
+
+
+def test_schema_has_the_orchestration_definition(schema: dict) -> None:
+    assert "Orchestration" in schema["$defs"]
+    assert "TaskSpec" in schema["$defs"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(yaml.safe_load(SEED), id="seed"),
+        pytest.param(yaml.safe_load(SEED_FIXED)["orchestration"], id="seed-unwrapped"),
+        # YAML 1.2 reading, as editors do: `on:` in a retry policy is a key, not `true`.
+        pytest.param(load_file(REPO / QUICKSTART).data, id="quickstart"),
+        pytest.param(
+            {
+                "tasks": [
+                    {"id": "a", "type": "http", "timeout": "30s", "limit": "api"},
+                    {
+                        "id": "b",
+                        "type": "data",
+                        "depends_on": ["a"],
+                        "config": {"action": "flatten", "input": "${a.output}"},
+                    },
+                    {"id": "c", "type": "delay", "needs": "b", "retry": {"initial": "1m"}},
+                ],
+                "limits": {"api": {"rate": "10/s"}},
+            },
+            id="aliases-and-single-strings",
+        ),
+    ],
+)
+def test_documents_the_models_accept_pass_the_schema(schema: dict, document: dict) -> None:
+    assert build(load_mapping(document))[2] == []
+    jsonschema.validate(document, schema)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"orchestration": {"tasks": [{"id": "a", "type": "delay", "dependancies": []}]}},
+            "'dependancies' was unexpected",
+        ),
+        ({"tasks": [{"id": "a", "type": "delay"}], "max_concurrent": "lots"}, "'lots'"),
+        ({"tasks": [{"id": "a", "type": "delay", "timeout": "soon"}]}, "'soon'"),
+    ],
+)
+def test_documents_the_models_refuse_fail_the_schema(
+    schema: dict, document: dict, message: str
+) -> None:
+    assert build(load_mapping(document))[2] != []
+    with pytest.raises(jsonschema.ValidationError) as failure:
+        jsonschema.validate(document, schema)
+
+    errors = [failure.value, *(failure.value.context or [])]
+    assert any(message in error.message for error in errors)
+
+
+# --- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def wait_for_a_started_attempt(database: Path, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and process.poll() is None:
+        if database.exists():
+            with sqlite3.connect(database, timeout=1) as db:
+                try:
+                    if db.execute("SELECT count(*) FROM attempts").fetchone()[0]:
+                        return
+                except sqlite3.OperationalError:  # the tables are not made yet
+                    pass
+        time.sleep(0.05)
+    raise AssertionError("the run never started its task")
+
+
+def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    document = tmp_path / "slow.yaml"
+    document.write_text(SLOW, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "run", str(document)],
+        cwd=REPO,
+        env=child_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        wait_for_a_started_attempt(home / "state.db", process)
+        time.sleep(0.3)  # the SIGINT handler is installed just after the start is committed
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=8)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = stdout.splitlines()
+    assert lines[0] == "ORCHESTRATION CANCELLED"
+    assert "Cancelled:  1 (100%)" in lines
+    assert "Error:      cancelled with Ctrl-C" in lines
+
+    status = cli(home, "status", run_id_of(stdout), "--json")
+    snapshot = json.loads(status.stdout)
+    assert snapshot["status"] == "cancelled"
+    assert [(task["task_id"], task["state"]) for task in snapshot["tasks"]] == [
+        ("wait", "cancelled")
+    ]
+
+
+# --- small things --------------------------------------------------------------------------
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    reading, writing = os.pipe()
+    os.close(reading)  # as `orchestrator schema | head -0` would
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", "schema"],
+            cwd=REPO,
+            env=child_env(tmp_path / "home"),
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(writing)
+
+    assert done.returncode == 1
+    assert done.stderr == ""
+
+
+def test_list_limit_must_be_positive(tmp_path: Path) -> None:
+    result = cli(tmp_path / "home", "list", "--limit", "0")
+
+    assert result.code == 2
+    assert "argument --limit: must be at least 1, got 0" in result.stderr
