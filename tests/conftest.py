@@ -1,13 +1,18 @@
-"""Shared fixtures: an engine on a real SQLite file in a temporary folder."""
+"""Shared fixtures: an engine on a real SQLite file, and a runner context, in temporary folders."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.engine import Engine
+from engine.runners.base import RunContext
+from engine.secrets import NoVault
+
+LogLine = tuple[str, str, dict[str, Any] | None]
 
 
 @pytest.fixture
@@ -24,3 +29,21 @@ def home(tmp_path: Path) -> Path:
 async def engine(home: Path) -> AsyncIterator[Engine]:
     async with await Engine.open(home / "state.db", home / "runs", resume=False) as opened:
         yield opened
+
+
+@pytest.fixture
+def log_lines() -> list[LogLine]:
+    return []
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, log_lines: list[LogLine]) -> RunContext:
+    """A runner's context for calling a runner directly; log lines are collected."""
+    return RunContext(
+        orchestration_id="orch-1",
+        task_id="task",
+        attempt=1,
+        run_dir=tmp_path,
+        secrets=NoVault(),
+        log_sink=lambda level, message, data: log_lines.append((level, message, data)),
+    )

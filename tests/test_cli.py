@@ -30,49 +30,7 @@ OUTPUT_FILES = ("aggregated_results.json", "execution_log.txt", "summary.txt")
 NO_RUNS = "no orchestrations yet"
 
 # The seed's "Task Definition Format" example, verbatim (multi-task-orchestrator.md).
-SEED = """\
-orchestration:
-  name: "Multi-Site Content Sync"
-  mode: parallel  # parallel | sequential | mixed
-  
-  tasks:
-    - id: extract_site_a
-      type: browser_automation
-      config:
-        url: "https://site-a.com/content"
-        action: extract
-        selector: ".article-list"
-      dependencies: []
-      
-    - id: extract_site_b
-      type: browser_automation
-      config:
-        url: "https://site-b.com/feed"
-        action: extract
-        selector: ".posts"
-      dependencies: []
-      
-    - id: merge_content
-      type: data_processing
-      config:
-        action: merge
-        inputs: ["extract_site_a.output", "extract_site_b.output"]
-      dependencies: [extract_site_a, extract_site_b]
-      
-    - id: publish_all
-      type: multi_publish
-      config:
-        destinations:
-          - site_a: "${merged_content}"
-          - site_b: "${merged_content}"
-          - site_c: "${merged_content}"
-      dependencies: [merge_content]
-
-  on_failure:
-    strategy: continue  # continue | abort | retry
-    max_retries: 3
-    notify: true
-"""  # noqa: W293
+SEED = (Path(__file__).parent / "fixtures" / "seed_example.yaml").read_text(encoding="utf-8")
 
 SEED_FIXED = SEED.replace("${merged_content}", "${merge_content.output}")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from engine.errors import TaskError
 from engine.runners import discover
 from engine.runners.base import RunContext
 from engine.runners.data import RUNNER, DataProcessingRunner
-from engine.secrets import NoVault
 
 pytestmark = pytest.mark.anyio
 
@@ -26,28 +24,6 @@ PRODUCTS = [
     {"name": "poems", "category": "books", "price": 5},
     {"name": "cards", "category": "games", "price": None},
 ]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def log_lines() -> list[LogLine]:
-    return []
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, log_lines: list[LogLine]) -> RunContext:
-    return RunContext(
-        orchestration_id="orch-1",
-        task_id="transform",
-        attempt=1,
-        run_dir=tmp_path,
-        secrets=NoVault(),
-        log_sink=lambda level, message, data: log_lines.append((level, message, data)),
-    )
 
 
 async def run(config: dict[str, Any], ctx: RunContext) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,33 +13,10 @@ from engine.errors import TaskError
 from engine.runners import discover
 from engine.runners.base import RunContext
 from engine.runners.delay import RUNNER, DelayRunner
-from engine.secrets import NoVault
 
 pytestmark = pytest.mark.anyio
 
 LogLine = tuple[str, str, dict[str, Any] | None]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def log_lines() -> list[LogLine]:
-    return []
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, log_lines: list[LogLine]) -> RunContext:
-    return RunContext(
-        orchestration_id="orch-1",
-        task_id="wait",
-        attempt=1,
-        run_dir=tmp_path,
-        secrets=NoVault(),
-        log_sink=lambda level, message, data: log_lines.append((level, message, data)),
-    )
 
 
 async def run(config: dict[str, Any], ctx: RunContext) -> Any:
