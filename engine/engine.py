@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from pydantic import BaseModel
@@ -50,6 +54,10 @@ class UnknownTask(LookupError):
     """The orchestration has no task with that id."""
 
 
+class NotAllowedNow(Exception):
+    """The request does not fit the orchestration's state; the message says why and what to do."""
+
+
 class Engine:
     """Open with ``await Engine.open(db_path, runs_dir)`` (or ``async with``)."""
 
@@ -70,6 +78,7 @@ class Engine:
         self.server_pool = Pool("server", max_concurrent, kind="server")
         self.resources: dict[str, Any] = {}
         self.runs: dict[str, Run] = {}
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
         self._runners = {name: cls() for name, cls in (runner_types or discover()).items()}
         self._closed = False
 
@@ -111,6 +120,10 @@ class Engine:
         await asyncio.gather(*workers, return_exceptions=True)
         background = [task for run in list(self.runs.values()) for task in run.background]
         await asyncio.gather(*background, return_exceptions=True)
+        for run in self.runs.values():  # interrupted: any process may resume them now
+            released = run.orchestration_row(run.document())
+            released.owner = None
+            self.store.put_orchestration(released)
         for runner in self._runners.values():
             await runner.aclose()
         await self.store.aclose()
@@ -218,6 +231,8 @@ class Engine:
         for row in await self.store.unfinished():
             if row.id in self.runs or (orchestration_id and row.id != orchestration_id):
                 continue
+            if _owned_by_live_process(row.owner, self.owner):
+                continue
             orchestration = Orchestration.model_validate(row.document)
             run = Run(
                 self,
@@ -246,6 +261,54 @@ class Engine:
             resumed.append(row.id)
         await self.store.flush()
         return resumed
+
+    async def retry(self, orchestration_id: str) -> str:
+        """Run a finished orchestration's failed, skipped and cancelled tasks again.
+
+        Succeeded tasks keep their outputs; a fan-out re-runs only its children that did not
+        succeed. Returns the id (the same one).
+        """
+        orchestration_id = await self.resolve_id(orchestration_id)
+        row = await self.store.get_orchestration(orchestration_id)
+        assert row is not None
+        if orchestration_id in self.runs or not RunStatus(row.status).terminal:
+            raise NotAllowedNow(
+                f"orchestration {orchestration_id} is still {row.status}; wait for it to finish "
+                "(or cancel it) before retrying"
+            )
+        if row.status == RunStatus.succeeded:
+            raise NotAllowedNow(
+                f"every task of orchestration {orchestration_id} succeeded; nothing to retry"
+            )
+        rows = await self.store.load_tasks(orchestration_id)
+        rerun = {r.task_id for r in rows if r.state not in (TaskState.succeeded, TaskState.pending)}
+        rerun |= {r.parent_id for r in rows if r.task_id in rerun and r.parent_id}
+        rows = [_fresh(r) if r.task_id in rerun else r for r in rows]
+        for task_row in rows:
+            if task_row.task_id in rerun:
+                self.store.put_task(task_row)
+        run = Run(
+            self,
+            row.id,
+            Orchestration.model_validate(row.document),
+            created_at=row.created_at,
+            run_dir=Path(row.run_dir) if row.run_dir else self.runs_dir / row.id,
+            idempotency_key=row.idempotency_key,
+            source=row.source,
+        )
+        run.started_at = time.time()
+        run.restore(rows)
+        self.store.add_event(
+            row.id,
+            None,
+            "retried",
+            f"retry requested: {len(rerun)} task(s) run again, {len(rows) - len(rerun)} kept",
+            ts=run.started_at,
+        )
+        self.runs[row.id] = run
+        run.start()
+        await self.store.flush()
+        return row.id
 
     # --- watching -------------------------------------------------------------------------
 
@@ -324,6 +387,42 @@ class Engine:
 
     def run_finished(self, run: Run) -> None:
         self.runs.pop(run.id, None)
+
+
+def _fresh(row: TaskRow) -> TaskRow:
+    """A task row made ready to run again."""
+    return dataclasses.replace(
+        row,
+        state=TaskState.pending.value,
+        max_attempts=row.max_attempts + row.attempts,  # a fresh budget; numbering continues
+        started_at=None,
+        finished_at=None,
+        output_json=None,
+        error=None,
+        error_class=None,
+        reason=None,
+        chain=[],
+    )
+
+
+def _owned_by_live_process(owner: str | None, me: str) -> bool:
+    """Whether another process that is still alive runs this orchestration.
+
+    Only processes on this host can be checked; a run owned elsewhere is left alone.
+    """
+    if not owner or owner == me:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _snapshot_from_rows(

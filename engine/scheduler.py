@@ -61,7 +61,7 @@ class Node:
     retry: RetryPolicy | None = None
     state: TaskState = TaskState.pending
     attempts: int = 0
-    interrupted: int = 0
+    uncounted_attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
     attempt_started_at: float | None = None
@@ -81,8 +81,9 @@ class Node:
 
     @property
     def max_attempts(self) -> int:
-        """Attempts allowed; an attempt cut short by a crash or restart does not count."""
-        return (self.retry.max_attempts if self.retry else 1) + self.interrupted
+        """Attempts allowed. Attempts cut short by a restart, or made before a retry of the
+        whole orchestration, do not count against the task's budget."""
+        return (self.retry.max_attempts if self.retry else 1) + self.uncounted_attempts
 
     @property
     def label(self) -> str:
@@ -205,6 +206,7 @@ class Run:
             run_dir=str(self.run_dir),
             idempotency_key=self.idempotency_key,
             source=self.source,
+            owner=self.engine.owner,
         )
 
     def restore(self, rows: list[TaskRow]) -> tuple[int, int]:
@@ -244,9 +246,9 @@ class Run:
         """Copy a terminal row onto its node; True when the node is finished."""
         node.attempts = row.attempts
         base_attempts = node.retry.max_attempts if node.retry else 1
-        node.interrupted = max(0, row.max_attempts - base_attempts)
+        node.uncounted_attempts = max(0, row.max_attempts - base_attempts)
         if row.state == TaskState.running:
-            node.interrupted += 1
+            node.uncounted_attempts += 1
         node.started_at = row.started_at
         if not TaskState(row.state).terminal:
             return False
@@ -268,7 +270,7 @@ class Run:
         now = time.time()
         if self.started_at is None:
             self.started_at = now
-        self.engine.store.put_orchestration(self.orchestration_row(self._document()))
+        self.engine.store.put_orchestration(self.orchestration_row(self.document()))
         if self.spec.timeout is not None:
             elapsed = now - self.started_at
             self._timeout_handle = asyncio.get_running_loop().call_later(
@@ -310,7 +312,7 @@ class Run:
             self._begin_finalize()
         self._kick()
 
-    def _document(self) -> dict[str, Any]:
+    def document(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json", exclude_none=True)
 
     def _stage_index(self, node: Node) -> int:
@@ -859,7 +861,7 @@ class Run:
             self.status = RunStatus.failed
         self.finished_at = time.time()
         store = self.engine.store
-        store.put_orchestration(self.orchestration_row(self._document()))
+        store.put_orchestration(self.orchestration_row(self.document()))
         took = self.finished_at - (self.started_at or self.created_at)
         self._event(None, "finished", f"{self.status.value} in {took:.2f}s")
         try:

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS orchestrations (
     max_parallel INTEGER NOT NULL DEFAULT 0,
     run_dir TEXT,
     idempotency_key TEXT UNIQUE,
-    source TEXT
+    source TEXT,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -105,6 +106,7 @@ class OrchestrationRow:
     run_dir: str | None = None
     idempotency_key: str | None = None
     source: str | None = None
+    owner: str | None = None
 
 
 @dataclass(slots=True)
@@ -147,11 +149,11 @@ class AttemptRow:
 
 _UPSERT_ORCHESTRATION = """
 INSERT INTO orchestrations (id, name, status, document, created_at, started_at, finished_at, error,
-    max_parallel, run_dir, idempotency_key, source)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+    max_parallel, run_dir, idempotency_key, source, owner)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
     finished_at=excluded.finished_at, error=excluded.error, max_parallel=excluded.max_parallel,
-    run_dir=excluded.run_dir
+    run_dir=excluded.run_dir, owner=excluded.owner
 """
 _UPSERT_TASK = """
 INSERT INTO tasks (orchestration_id, task_id, parent_id, position, type, label, state,
@@ -385,7 +387,7 @@ class Store:
     ) -> list[OrchestrationRow]:
         cursor = await self._db.execute(
             "SELECT id, name, status, document, created_at, started_at, finished_at, error, "
-            f"max_parallel, run_dir, idempotency_key, source FROM orchestrations {clause}",
+            f"max_parallel, run_dir, idempotency_key, source, owner FROM orchestrations {clause}",
             params,
         )
         rows = await cursor.fetchall()
@@ -403,6 +405,7 @@ class Store:
                 run_dir=r[9],
                 idempotency_key=r[10],
                 source=r[11],
+                owner=r[12],
             )
             for r in rows
         ]

@@ -8,12 +8,16 @@ make things slower).
 from __future__ import annotations
 
 import itertools
+import socket
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.engine import Engine
+from engine.engine import Engine, NotAllowedNow
 from engine.issues import DocumentError
 from engine.state import RunSnapshot, RunStatus, TaskState
 from engine.store import AttemptRow
@@ -477,3 +481,61 @@ async def test_resume_after_stop_finishes_without_rerunning_finished_tasks(home:
         assert counts == {"a": 1, "b": 1, "after_a": 1, "slow": 2, "after_slow": 1}
         kinds = [event.kind for event in await second.events(run_id)]
         assert "resumed" in kinds
+
+
+async def test_retry_reruns_what_did_not_succeed_and_keeps_the_rest(engine: Engine) -> None:
+    document = {
+        "tasks": [
+            task("ok", 0, config={"value": "kept"}),
+            task("slow", 0.5, timeout=0.05),
+            task("after_slow", 0, dependencies=["slow"]),
+        ]
+    }
+    first = await run(engine, document)
+    assert first.status == RunStatus.failed
+    assert await engine.retry(first.id) == first.id
+    again = await engine.wait(first.id, 30, include_outputs=True)
+    assert again.status == RunStatus.failed
+    counts: dict[str, list[int]] = {}
+    for attempt in await engine.store.load_attempts(first.id):
+        counts.setdefault(attempt.task_id, []).append(attempt.attempt)
+    assert counts == {"ok": [1], "slow": [1, 2]}
+    assert by_id(again)["ok"].output == "kept"
+    assert by_id(again)["after_slow"].state == TaskState.skipped
+    kinds = [event.kind for event in await engine.events(first.id)]
+    assert kinds.count("finished") == 2 and "retried" in kinds
+
+
+async def test_retry_of_a_successful_run_is_refused(engine: Engine) -> None:
+    snapshot = await run(engine, {"tasks": [task("a", 0)]})
+    with pytest.raises(NotAllowedNow, match="nothing to retry"):
+        await engine.retry(snapshot.id)
+
+
+async def test_a_run_owned_by_a_live_engine_is_not_resumed_by_another(home: Path) -> None:
+    document = {"tasks": [task("slow", 0.4)]}
+    async with await Engine.open(home / "state.db", home / "runs", resume=False) as owner:
+        run_id = await owner.submit(document)
+        async with await Engine.open(home / "state.db", home / "runs") as other:
+            assert run_id not in other.runs
+        snapshot = await owner.wait(run_id, 30)
+        assert snapshot.status == RunStatus.succeeded
+        attempts_made = await owner.store.load_attempts(run_id)
+        assert len(attempts_made) == 1
+
+
+async def test_a_run_whose_owner_died_is_resumed(home: Path) -> None:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    first = await Engine.open(home / "state.db", home / "runs", resume=False)
+    run_id = await first.submit({"tasks": [task("slow", 0.3)]})
+    await first.wait(run_id, 0.05)
+    await first.aclose()
+    with sqlite3.connect(home / "state.db") as db:  # as if a killed process still held it
+        db.execute(
+            "UPDATE orchestrations SET owner = ? WHERE id = ?",
+            (f"{socket.gethostname()}:{finished.pid}:dead", run_id),
+        )
+    async with await Engine.open(home / "state.db", home / "runs") as second:
+        assert run_id in second.runs
+        assert (await second.wait(run_id, 30)).status == RunStatus.succeeded
