@@ -32,6 +32,7 @@ from engine.store import OrchestrationRow, Store, TaskRow
 
 DEFAULT_MAX_CONCURRENT = 64
 DEFAULT_MAX_TASKS = 10_000
+POLL_SECONDS = 0.25  # how often to look at a run another process executes
 
 Source = str | Path | Mapping[str, Any] | RawDocument | Orchestration
 
@@ -78,6 +79,7 @@ class Engine:
         self.server_pool = Pool("server", max_concurrent, kind="server")
         self.resources: dict[str, Any] = {}
         self.runs: dict[str, Run] = {}
+        self._submit_lock = asyncio.Lock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
         self._runners = {name: cls() for name, cls in (runner_types or discover()).items()}
         self._closed = False
@@ -192,8 +194,6 @@ class Engine:
         Raises DocumentError listing every problem. With an ``idempotency_key`` already used,
         returns the existing orchestration's id and starts nothing.
         """
-        if self._closed:
-            raise RuntimeError("the engine is shut down")
         if idempotency_key:
             existing = await self.store.find_idempotent(idempotency_key)
             if existing is not None:
@@ -201,29 +201,54 @@ class Engine:
         orchestration = self.validate(
             source, extra_vars=extra_vars, require_runners=True
         ).raise_for_errors()
-        orchestration_id = make_run_id()
-        run = Run(
-            self,
-            orchestration_id,
-            orchestration,
-            created_at=time.time(),
-            run_dir=self.runs_dir / orchestration_id,
-            idempotency_key=idempotency_key,
-            source=source_name,
+        run_id, _ = await self.start(
+            orchestration, idempotency_key=idempotency_key, source_name=source_name
         )
-        for row in run.initial_rows():
-            self.store.put_task(row)
-        self.runs[orchestration_id] = run
-        self.store.add_event(
-            orchestration_id,
-            None,
-            "submitted",
-            f"{orchestration.name}: {len(orchestration.tasks)} task(s), mode {orchestration.mode}",
-            ts=run.created_at,
-        )
-        run.start()
-        await self.store.flush()
-        return orchestration_id
+        return run_id
+
+    async def start(
+        self,
+        orchestration: Orchestration,
+        *,
+        idempotency_key: str | None = None,
+        source_name: str | None = None,
+    ) -> tuple[str, bool]:
+        """Start an orchestration that ``validate(..., require_runners=True)`` accepted.
+
+        Returns ``(id, existing)``: ``existing`` is true when the idempotency key was already
+        used, and then the earlier orchestration's id is returned and nothing starts.
+        """
+        if self._closed:
+            raise RuntimeError("the engine is shut down")
+        async with self._submit_lock:
+            if idempotency_key:
+                existing = await self.store.find_idempotent(idempotency_key)
+                if existing is not None:
+                    return existing.id, True
+            orchestration_id = make_run_id()
+            run = Run(
+                self,
+                orchestration_id,
+                orchestration,
+                created_at=time.time(),
+                run_dir=self.runs_dir / orchestration_id,
+                idempotency_key=idempotency_key,
+                source=source_name,
+            )
+            for row in run.initial_rows():
+                self.store.put_task(row)
+            self.runs[orchestration_id] = run
+            self.store.add_event(
+                orchestration_id,
+                None,
+                "submitted",
+                f"{orchestration.name}: {len(orchestration.tasks)} task(s), "
+                f"mode {orchestration.mode}",
+                ts=run.created_at,
+            )
+            run.start()
+            await self.store.flush()
+        return orchestration_id, False
 
     async def resume(self, orchestration_id: str | None = None) -> list[str]:
         """Continue orchestrations a previous process left running; return their ids."""
@@ -345,12 +370,20 @@ class Engine:
     async def wait(
         self, orchestration_id: str, timeout: float | None = None, *, include_outputs: bool = False
     ) -> RunSnapshot:
-        """Wait until the run ends or ``timeout`` seconds pass; return the status reached."""
+        """Wait until the run ends or ``timeout`` seconds pass; return the status reached.
+
+        A run of this process is awaited; one another process runs is polled in the database.
+        """
         orchestration_id = await self.resolve_id(orchestration_id)
-        run = self.runs.get(orchestration_id)
-        if run is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(run.finished.wait()), timeout)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while (run := self.runs.get(orchestration_id)) is None:
+                    snapshot = await self.snapshot(orchestration_id)
+                    if snapshot.status.terminal:
+                        break
+                    await asyncio.sleep(POLL_SECONDS)
+                else:
+                    await asyncio.shield(run.finished.wait())
         return await self.snapshot(orchestration_id, include_outputs=include_outputs)
 
     async def cancel(self, orchestration_id: str, task_id: str | None = None) -> RunSnapshot:

@@ -106,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("id", nargs="?")
     resume.set_defaults(handler=_cmd_resume)
 
+    serve = commands.add_parser(
+        "serve", help="run the MCP server (stdio by default; --http for streamable HTTP)"
+    )
+    serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.set_defaults(handler=_cmd_serve)
+
     schema = commands.add_parser("schema", help="print the document's JSON Schema")
     schema.set_defaults(handler=_cmd_schema)
     return parser
@@ -387,6 +395,31 @@ def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
             return worst
 
     return asyncio.run(work())
+
+
+def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Serve MCP; stdout carries only protocol messages, logs go to stderr and server.log."""
+    # Imported here so that the other commands start without loading the MCP stack.
+    from server.app import configure_logging, create_server
+    from server.http_transport import HttpConfigError, serve_http
+
+    settings = load_settings()
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    configure_logging(settings)
+    try:
+        if args.http:
+            serve_http(settings, args.host, args.port)
+        else:
+            create_server(settings).run("stdio")
+    except HttpConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except BaseExceptionGroup as group:  # errors from the transport's task group
+        store_errors = group.subgroup(StoreError)
+        if store_errors is None:
+            raise
+        raise store_errors.exceptions[0] from None
+    return EXIT_OK
 
 
 def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:

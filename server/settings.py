@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,28 @@ class Settings(BaseSettings):
         ge=1,
         description="ORCHESTRATOR_MAX_TASKS: tasks per orchestration, after fan-out expansion",
     )
+
+    max_wait_seconds: float = Field(
+        50.0,
+        gt=0,
+        le=600,
+        description="ORCHESTRATOR_MAX_WAIT_SECONDS: the longest a tool call waits (below the "
+        "client's request timeout, 60 s in common clients)",
+    )
+    http_token: SecretStr | None = Field(
+        None,
+        description="ORCHESTRATOR_HTTP_TOKEN: bearer token for the HTTP transport; required "
+        "when it listens on anything but loopback",
+    )
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="ORCHESTRATOR_HTTP_ALLOWED_HOSTS: extra host names clients use to reach the "
+        "HTTP transport (JSON list), for the DNS rebinding check",
+    )
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "server.log"
 
     @property
     def db_path(self) -> Path:

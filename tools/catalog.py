@@ -1,0 +1,54 @@
+"""``list_task_types``: every task type with its config schema and an example."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+
+from engine.spec import TASK_TYPES, TYPE_ALIASES
+from tools.context import tool_context
+from tools.errors import friendly_errors
+from tools.models import TaskTypeInfo, TaskTypeList
+
+NOT_YET = "part of the document format; its runner arrives in a later release of this server"
+
+
+def register(mcp: MCPServer) -> None:
+    mcp.add_tool(
+        list_task_types,
+        annotations=ToolAnnotations(title="Task types", readOnlyHint=True, openWorldHint=False),
+    )
+
+
+@friendly_errors
+async def list_task_types(ctx: Context) -> TaskTypeList:
+    """Every task type an orchestration can use, with its config JSON Schema and an example
+    task. Call this before writing a document for submit_orchestration.
+    """
+    runners = tool_context(ctx).engine.runners()
+    types = []
+    for name in TASK_TYPES:
+        aliases = sorted(alias for alias, target in TYPE_ALIASES.items() if target == name)
+        runner = runners.get(name)
+        if runner is None:
+            types.append(TaskTypeInfo(type=name, aliases=aliases, available=False, summary=NOT_YET))
+            continue
+        types.append(
+            TaskTypeInfo(
+                type=name,
+                aliases=aliases,
+                available=True,
+                summary=runner.summary,
+                config_schema=runner.config_model.model_json_schema(),
+                example=runner.example,
+            )
+        )
+    return TaskTypeList(
+        task_types=types,
+        document_schema_hint=(
+            "A document: {name, mode: parallel|sequential|mixed, max_concurrent, vars, limits, "
+            "tasks: [{id, type, config, dependencies, priority, timeout, retry, run_if, "
+            "for_each, limit, stage}], on_failure: {strategy: continue|abort|retry}}. "
+            "The prompt plan_orchestration explains it with a worked example."
+        ),
+    )

@@ -1,0 +1,151 @@
+"""The typed results of the MCP tools (each gives the tool an ``outputSchema``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Problem(BaseModel):
+    """One problem in a document."""
+
+    message: str
+    path: str = Field(description="where in the document, e.g. tasks[2].dependencies[0]")
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = Field(None, description="how to fix it")
+
+
+class LimitInfo(BaseModel):
+    concurrency: int | None = None
+    rate: str | None = None
+    tasks: list[str] = Field(default_factory=list)
+
+
+class PlanInfo(BaseModel):
+    """How a valid document will run."""
+
+    mode: str
+    task_count: int
+    max_concurrent: int
+    stages: list[list[str]] = Field(description="task ids per stage, in order")
+    critical_path: list[str] = Field(description="the longest chain of dependencies")
+    limits: dict[str, LimitInfo] = Field(default_factory=dict)
+    fan_outs: list[str] = Field(default_factory=list, description="tasks with for_each")
+    description: str = Field(description="the plan in words")
+
+
+class ValidationReport(BaseModel):
+    ok: bool = Field(description="true when the document can be submitted")
+    errors: list[Problem] = Field(default_factory=list)
+    warnings: list[Problem] = Field(default_factory=list)
+    plan: PlanInfo | None = None
+
+
+class TaskStatus(BaseModel):
+    """One task (or fan-out child, e.g. publish_all[2]) of an orchestration."""
+
+    id: str
+    name: str
+    type: str
+    state: str = Field(
+        description="pending, queued, running, retrying, succeeded, failed, skipped or cancelled"
+    )
+    parent: str | None = Field(None, description="the fan-out task this child belongs to")
+    attempts: int
+    max_attempts: int
+    duration_seconds: float | None = None
+    error: str | None = None
+    error_class: str | None = None
+    reason: str | None = Field(None, description="why it was skipped or cancelled")
+    waiting_for: str | None = Field(None, description="what a queued task waits for")
+
+
+class OrchestrationStatus(BaseModel):
+    """Where an orchestration stands."""
+
+    id: str
+    name: str
+    status: str = Field(description="running, succeeded, failed or cancelled")
+    finished: bool
+    percent: float
+    done: int
+    total: int
+    counts: dict[str, int] = Field(description="tasks per state")
+    elapsed_seconds: float
+    max_parallel: int = Field(description="the most tasks that ran at once")
+    error: str | None = None
+    display: str = Field(description="the progress bar and task tree, ready to show a user")
+    tasks: list[TaskStatus]
+    tasks_omitted: int = Field(0, description="rows left out to keep the answer short")
+    next_step: str = Field(description="what to call next")
+
+
+class Submission(BaseModel):
+    id: str = Field(description="the orchestration id for every other tool")
+    status: str
+    task_count: int
+    existing: bool = Field(False, description="true when idempotency_key matched an earlier run")
+    plan: PlanInfo
+    progress: OrchestrationStatus | None = Field(
+        None, description="the status reached, when wait_seconds was given"
+    )
+    next_step: str
+
+
+class Failure(BaseModel):
+    task: str
+    state: str
+    error: str | None = None
+    error_class: str | None = None
+    reason: str | None = None
+    chain: list[str] = Field(default_factory=list, description="from this task to the root cause")
+
+
+class Artifact(BaseModel):
+    name: str
+    uri: str = Field(description="read it with resources/read")
+    mime_type: str
+    size: int
+
+
+class Results(BaseModel):
+    id: str
+    name: str
+    status: str
+    summary: str = Field(description="the summary report")
+    outputs: dict[str, Any] = Field(description="task id -> output, for finished tasks")
+    failures: list[Failure] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    truncated: bool = False
+    next_offset: int | None = Field(None, description="pass as offset to get the next page")
+    note: str | None = None
+    results_uri: str = Field(description="the full results as a resource")
+
+
+class OrchestrationSummary(BaseModel):
+    id: str
+    name: str
+    status: str
+    created_at: str
+    finished_at: str | None = None
+    source: str | None = None
+
+
+class OrchestrationList(BaseModel):
+    orchestrations: list[OrchestrationSummary]
+
+
+class TaskTypeInfo(BaseModel):
+    type: str
+    aliases: list[str]
+    available: bool = Field(description="false when this version cannot run it yet")
+    summary: str
+    config_schema: dict[str, Any] | None = None
+    example: dict[str, Any] | None = None
+
+
+class TaskTypeList(BaseModel):
+    task_types: list[TaskTypeInfo]
+    document_schema_hint: str

@@ -1,0 +1,312 @@
+"""The orchestration tools: submit, validate, status, wait, results, list, cancel, retry."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from engine.engine import Engine
+from engine.state import RunSnapshot
+from tools.context import ToolContext, tool_context
+from tools.errors import friendly_errors
+from tools.models import (
+    OrchestrationList,
+    OrchestrationStatus,
+    OrchestrationSummary,
+    Results,
+    Submission,
+    ValidationReport,
+)
+from tools.views import iso, orchestration_status, plan_info, results, validation_report
+
+SpecInput = Annotated[
+    str | dict[str, Any],
+    Field(
+        description=(
+            "The orchestration document: YAML or JSON text, or an object. Minimal form: "
+            "{tasks: [{id, type, config, dependencies}]}; list_task_types shows every type."
+        )
+    ),
+]
+VarsInput = Annotated[
+    dict[str, Any] | None,
+    Field(description="values for ${vars.NAME} references; they override the document's vars"),
+]
+IdInput = Annotated[str, Field(description="the orchestration id (or a unique prefix of it)")]
+
+READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
+
+
+def register(mcp: MCPServer) -> None:
+    """Add the orchestration tools to the server."""
+    mcp.add_tool(
+        submit_orchestration,
+        annotations=ToolAnnotations(
+            title="Submit an orchestration", readOnlyHint=False, destructiveHint=False
+        ),
+    )
+    mcp.add_tool(
+        validate_orchestration,
+        annotations=READ_ONLY.model_copy(update={"title": "Check a document"}),
+    )
+    mcp.add_tool(get_status, annotations=READ_ONLY.model_copy(update={"title": "Status"}))
+    mcp.add_tool(
+        wait_for_orchestration,
+        annotations=READ_ONLY.model_copy(update={"title": "Wait for an orchestration"}),
+    )
+    mcp.add_tool(get_results, annotations=READ_ONLY.model_copy(update={"title": "Results"}))
+    mcp.add_tool(
+        list_orchestrations,
+        annotations=READ_ONLY.model_copy(update={"title": "List orchestrations"}),
+    )
+    mcp.add_tool(
+        cancel_orchestration,
+        annotations=ToolAnnotations(
+            title="Cancel an orchestration", readOnlyHint=False, destructiveHint=True
+        ),
+    )
+    mcp.add_tool(
+        retry_orchestration,
+        annotations=ToolAnnotations(
+            title="Retry what failed", readOnlyHint=False, destructiveHint=False
+        ),
+    )
+
+
+@friendly_errors
+async def submit_orchestration(
+    spec: SpecInput,
+    ctx: Context,
+    vars: VarsInput = None,
+    wait_seconds: Annotated[
+        float,
+        Field(ge=0, description="wait up to this long (capped at 50 s) and return the status"),
+    ] = 0,
+    idempotency_key: Annotated[
+        str | None,
+        Field(description="submitting again with this key returns the first run, not a new one"),
+    ] = None,
+) -> Submission:
+    """Start a batch of tasks (a DAG) running in the background; returns its id at once.
+
+    Use it when a request means many pieces of work: calls to make, data to merge, items to
+    process in parallel. Tasks run concurrently as far as their dependencies and limits allow;
+    each finished task's output can feed later tasks through ${task_id.output...}. Follow with
+    wait_for_orchestration or get_status, then get_results.
+
+    Example spec (YAML):
+      name: Demo
+      max_concurrent: 5
+      tasks:
+        - {id: a, type: delay, config: {seconds: 1, value: [1, 2, 3]}}
+        - {id: each, type: delay, dependencies: [a], for_each: "${a.output}",
+           config: {value: "item ${item}"}}
+        - {id: merged, type: data_processing, dependencies: [each],
+           config: {action: merge, inputs: ["each.output"]}}
+    Result: {"id": "orch-…", "status": "running", "task_count": 3, "plan": {...}}
+
+    An invalid document is refused with every problem listed (line, column, fix).
+    """
+    tools = tool_context(ctx)
+    engine = tools.engine
+    earlier = await engine.store.find_idempotent(idempotency_key) if idempotency_key else None
+    if earlier is not None:
+        validation = engine.validate(earlier.document)
+        run_id, existing = earlier.id, True
+    else:
+        validation = engine.validate(spec, extra_vars=vars, require_runners=True)
+        orchestration = validation.raise_for_errors()
+        run_id, existing = await engine.start(
+            orchestration, idempotency_key=idempotency_key, source_name="mcp"
+        )
+    assert validation.plan is not None
+    progress = None
+    if wait_seconds > 0:
+        snapshot = await _wait(ctx, tools, run_id, wait_seconds)
+        progress = orchestration_status(snapshot, max_rows=tools.max_status_rows)
+    status = progress.status if progress else (await engine.snapshot(run_id)).status.value
+    return Submission(
+        id=run_id,
+        status=status,
+        task_count=validation.plan.task_count,
+        existing=existing,
+        plan=plan_info(validation.plan),
+        progress=progress,
+        next_step=(
+            f"call wait_for_orchestration(id='{run_id}') or get_status(id='{run_id}'); "
+            f"then get_results(id='{run_id}')"
+        ),
+    )
+
+
+@friendly_errors
+async def validate_orchestration(
+    spec: SpecInput, ctx: Context, vars: VarsInput = None
+) -> ValidationReport:
+    """Check an orchestration document without running it.
+
+    Returns every problem at once (each with its line, column and how to fix it), or, when the
+    document is valid, the plan: its stages, the critical path and the limits that apply.
+    Example: validate_orchestration(spec="tasks: [{id: a, type: delay}]") ->
+    {"ok": true, "plan": {"stages": [["a"]], ...}}
+    """
+    engine = tool_context(ctx).engine
+    return validation_report(engine.validate(spec, extra_vars=vars, require_runners=True))
+
+
+@friendly_errors
+async def get_status(id: IdInput, ctx: Context) -> OrchestrationStatus:
+    """Where an orchestration stands: state, counts per state, percent done, elapsed time, and
+    per-task rows (state, attempts, duration, last error), plus `display` — a progress bar and
+    task tree ready to show the user. Returns at once; use wait_for_orchestration to wait.
+    """
+    tools = tool_context(ctx)
+    snapshot = await tools.engine.snapshot(id)
+    return orchestration_status(snapshot, max_rows=tools.max_status_rows)
+
+
+@friendly_errors
+async def wait_for_orchestration(
+    id: IdInput,
+    ctx: Context,
+    timeout_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="how long to wait at most; capped at 50 s so the call returns "
+            "before the client times out — call again to keep waiting",
+        ),
+    ] = 30,
+) -> OrchestrationStatus:
+    """Wait until an orchestration finishes or the timeout passes, sending progress
+    notifications meanwhile; returns the status reached (check `finished`).
+    """
+    tools = tool_context(ctx)
+    snapshot = await _wait(ctx, tools, id, timeout_seconds)
+    return orchestration_status(snapshot, max_rows=tools.max_status_rows)
+
+
+@friendly_errors
+async def get_results(
+    id: IdInput,
+    ctx: Context,
+    task_ids: Annotated[
+        list[str] | None, Field(description="only these tasks' outputs (default: all)")
+    ] = None,
+    max_chars: Annotated[
+        int, Field(ge=200, le=200_000, description="size bound for the outputs, in characters")
+    ] = 20_000,
+    offset: Annotated[
+        int, Field(ge=0, description="skip this many outputs (from next_offset of a previous call)")
+    ] = 0,
+) -> Results:
+    """Outputs of finished tasks, the summary report, failures with their cause chains, and
+    artifact links. Bounded in size: when cut, `next_offset` pages on and `results_uri` holds
+    everything. Works while the run is still going (outputs so far).
+    """
+    tools = tool_context(ctx)
+    snapshot = await tools.engine.snapshot(id, include_outputs=True)
+    if task_ids:
+        known = {task.task_id for task in snapshot.tasks}
+        unknown = [task_id for task_id in task_ids if task_id not in known]
+        if unknown:
+            listing = ", ".join(sorted(known)[:30])
+            missing = ", ".join(unknown)
+            raise ToolError(f"orchestration {snapshot.id} has no task {missing}; tasks: {listing}")
+    return results(
+        snapshot, task_ids=task_ids or None, offset=offset, max_chars=min(max_chars, 200_000)
+    )
+
+
+@friendly_errors
+async def list_orchestrations(
+    ctx: Context,
+    status: Annotated[
+        Literal["pending", "running", "succeeded", "failed", "cancelled"] | None,
+        Field(description="only orchestrations in this state"),
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=200)] = 20,
+) -> OrchestrationList:
+    """Recent orchestrations, newest first, with their state."""
+    rows = await tool_context(ctx).engine.list(status, limit)
+    return OrchestrationList(
+        orchestrations=[
+            OrchestrationSummary(
+                id=row.id,
+                name=row.name,
+                status=row.status,
+                created_at=iso(row.created_at) or "",
+                finished_at=iso(row.finished_at),
+                source=row.source,
+            )
+            for row in rows
+        ]
+    )
+
+
+@friendly_errors
+async def cancel_orchestration(
+    id: IdInput,
+    ctx: Context,
+    task_id: Annotated[
+        str | None, Field(description="cancel only this task (its dependents are skipped)")
+    ] = None,
+) -> OrchestrationStatus:
+    """Cancel an orchestration that is running: running tasks are stopped, the rest marked
+    cancelled. With task_id, cancel one task only. A finished run cannot be cancelled.
+    """
+    tools = tool_context(ctx)
+    engine = tools.engine
+    before = await engine.snapshot(id)
+    if before.status.terminal:
+        raise ToolError(
+            f"orchestration {before.id} already finished ({before.status.value}); nothing to "
+            "cancel. Use retry_orchestration to run its failed tasks again."
+        )
+    if before.id not in engine.runs:
+        raise ToolError(
+            f"orchestration {before.id} is run by another server process; cancel it there"
+        )
+    snapshot = await engine.cancel(before.id, task_id)
+    if task_id is None:
+        snapshot = await engine.wait(before.id, 10)
+    return orchestration_status(snapshot, max_rows=tools.max_status_rows)
+
+
+@friendly_errors
+async def retry_orchestration(id: IdInput, ctx: Context) -> OrchestrationStatus:
+    """Run a finished orchestration's failed, skipped and cancelled tasks again, keeping the
+    outputs of the tasks that succeeded (fan-outs re-run only their failed items). Returns at
+    once; follow with wait_for_orchestration.
+    """
+    tools = tool_context(ctx)
+    run_id = await tools.engine.retry(id)
+    return orchestration_status(await tools.engine.snapshot(run_id), max_rows=tools.max_status_rows)
+
+
+async def _wait(ctx: Context, tools: ToolContext, run_id: str, seconds: float) -> RunSnapshot:
+    """Wait up to ``seconds`` (capped), reporting progress about once a second."""
+    engine: Engine = tools.engine
+    run_id = await engine.resolve_id(run_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(seconds, tools.max_wait_seconds)
+    while True:
+        snapshot = await engine.snapshot(run_id)
+        await ctx.report_progress(snapshot.done, len(snapshot.tasks), _progress_message(snapshot))
+        remaining = deadline - loop.time()
+        if snapshot.status.terminal or remaining <= 0:
+            return snapshot
+        await engine.wait(run_id, min(1.0, remaining))
+
+
+def _progress_message(snapshot: RunSnapshot) -> str:
+    counts = snapshot.counts()
+    running = counts["running"] + counts["retrying"]
+    failed = counts["failed"]
+    text = f"{snapshot.done}/{len(snapshot.tasks)} done, {running} running"
+    return text + (f", {failed} failed" if failed else "")

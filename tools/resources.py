@@ -1,0 +1,127 @@
+"""Resources: an orchestration's status, full results, log, summary and artifacts.
+
+``orchestration://{id}`` (status JSON), ``.../results`` (every output, unbounded),
+``.../log`` (the execution log), ``.../summary`` (the summary report) and
+``.../artifacts/{name}`` (files such as screenshots, served with their mime type).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from pathlib import Path
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+
+from engine.engine import UnknownOrchestration
+from engine.report import aggregated_results, render_log, render_summary
+from tools.context import tool_context
+from tools.views import RESULT_FILES, orchestration_status
+
+_ARTIFACT_URI = re.compile(r"^orchestration://[^/]+/artifacts/(?P<name>[^/]+)$")
+
+
+def register(mcp: MCPServer) -> None:
+    """Add the resources; the most specific templates first."""
+    mcp.resource(
+        "orchestration://{id}/artifacts/{name}",
+        name="artifact",
+        description="A file a task produced (e.g. a screenshot); get_results lists them.",
+        mime_type="application/octet-stream",
+    )(read_artifact)
+    mcp.resource(
+        "orchestration://{id}/results",
+        name="results",
+        description="Every task's state, timings and full output (JSON, not size-bounded).",
+        mime_type="application/json",
+    )(read_results)
+    mcp.resource(
+        "orchestration://{id}/log",
+        name="log",
+        description="The execution log: one line per event.",
+        mime_type="text/plain",
+    )(read_log)
+    mcp.resource(
+        "orchestration://{id}/summary",
+        name="summary",
+        description="The summary report: totals, success and failure counts, failures, files.",
+        mime_type="text/plain",
+    )(read_summary)
+    mcp.resource(
+        "orchestration://{id}",
+        name="status",
+        description="The orchestration's status with every task (JSON).",
+        mime_type="application/json",
+    )(read_status)
+
+
+async def read_status(id: str, ctx: Context) -> str:
+    snapshot = await _snapshot(ctx, id)
+    status = orchestration_status(snapshot, max_rows=max(1, len(snapshot.tasks)))
+    return status.model_dump_json(indent=2)
+
+
+async def read_results(id: str, ctx: Context) -> str:
+    snapshot = await _snapshot(ctx, id, include_outputs=True)
+    return json.dumps(aggregated_results(snapshot), indent=2, default=str, ensure_ascii=False)
+
+
+async def read_log(id: str, ctx: Context) -> str:
+    engine = tool_context(ctx).engine
+    snapshot = await _snapshot(ctx, id)
+    return render_log(await engine.events(snapshot.id)) + "\n"
+
+
+async def read_summary(id: str, ctx: Context) -> str:
+    snapshot = await _snapshot(ctx, id)
+    folder = Path(snapshot.run_dir) if snapshot.run_dir else None
+    files = [str(folder / name) for name in RESULT_FILES if folder and (folder / name).exists()]
+    return render_summary(snapshot, files) + "\n"
+
+
+async def read_artifact(id: str, name: str, ctx: Context) -> bytes:
+    snapshot = await _snapshot(ctx, id)
+    folder = (Path(snapshot.run_dir or "") / "artifacts").resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder or not path.is_file():
+        available = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        listing = ", ".join(available) or "none"
+        raise ResourceError(
+            f"orchestration {snapshot.id} has no artifact '{name}'; it has: {listing}"
+        )
+    return path.read_bytes()
+
+
+async def _snapshot(ctx: Context, orchestration_id: str, *, include_outputs: bool = False) -> Any:
+    try:
+        return await tool_context(ctx).engine.snapshot(
+            orchestration_id, include_outputs=include_outputs
+        )
+    except UnknownOrchestration as exc:
+        raise ResourceError(str(exc)) from None
+
+
+class ArtifactMimeTypes:
+    """Server middleware: an artifact is served with its own mime type (PNG, PDF, ...).
+
+    A resource template has one mime type; artifacts differ, so the type is set per file here.
+    """
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method != "resources/read" or result is None:
+            return result
+        uri = str((ctx.params or {}).get("uri", ""))
+        match = _ARTIFACT_URI.match(uri)
+        contents = getattr(result, "contents", None)
+        if match and contents:
+            mime_type = mimetypes.guess_type(match["name"])[0] or "application/octet-stream"
+            for content in contents:
+                content.mime_type = mime_type
+        return result
