@@ -207,7 +207,8 @@ async def get_results(
 ) -> Results:
     """Outputs of finished tasks, the summary report, failures with their cause chains, and
     artifact links. Bounded in size: when cut, `next_offset` pages on and `results_uri` holds
-    everything. Works while the run is still going (outputs so far).
+    everything. Works while the run is still going (outputs so far). A fan-out's output is the
+    list of its items' outputs; ask for items such as "publish[2]" by task_ids to see one alone.
     """
     tools = tool_context(ctx)
     snapshot = await tools.engine.snapshot(id, include_outputs=True)

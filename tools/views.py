@@ -182,6 +182,9 @@ def results(
     if task_ids is not None:
         wanted = set(task_ids)
         finished = [t for t in finished if t.task_id in wanted]
+    else:  # a fan-out's output already lists its children's: do not send them twice
+        with_output = {t.task_id for t in finished}
+        finished = [t for t in finished if t.parent_id not in with_output]
     outputs: dict[str, Any] = {}
     used = 0
     note = None
