@@ -21,11 +21,12 @@ from pydantic import BaseModel
 
 from engine.graph import Validation, validate
 from engine.issues import DocumentError, Issue
+from engine.network import Network
 from engine.pools import Pool
 from engine.runners import discover
 from engine.runners.base import Runner
 from engine.scheduler import Run, make_run_id
-from engine.secrets import NoVault, SecretResolver
+from engine.secrets import NoVault, SecretResolver, redact_data
 from engine.spec import Orchestration, RawDocument
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from engine.store import OrchestrationRow, Store, TaskRow
@@ -71,13 +72,18 @@ class Engine:
         max_tasks: int = DEFAULT_MAX_TASKS,
         secrets: SecretResolver | None = None,
         runner_types: Mapping[str, type[Runner]] | None = None,
+        network: Network | None = None,
+        workspace: Path | None = None,
     ) -> None:
         self.store = store
         self.runs_dir = runs_dir
         self.max_tasks = max_tasks
         self.secrets: SecretResolver = secrets or NoVault()
+        self._redacting = not isinstance(self.secrets, NoVault)
         self.server_pool = Pool("server", max_concurrent, kind="server")
         self.resources: dict[str, Any] = {}
+        self.network = network or Network()
+        self.workspace = workspace or runs_dir.parent / "workspace"
         self.runs: dict[str, Run] = {}
         self._submit_lock = asyncio.Lock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
@@ -128,9 +134,17 @@ class Engine:
             self.store.put_orchestration(released)
         for runner in self._runners.values():
             await runner.aclose()
+        await self.network.aclose()
         await self.store.aclose()
 
     # --- what the engine can run ----------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value masked; applied to all the engine stores."""
+        return self.secrets.redact(text) if self._redacting else text
+
+    def redact_data(self, value: Any) -> Any:
+        return redact_data(value, self.secrets.redact) if self._redacting else value
 
     @property
     def available_types(self) -> set[str]:
@@ -168,6 +182,7 @@ class Engine:
             available_types=self.available_types,
             require_runners=require_runners,
             runner_configs=self.runner_configs,
+            secret_names=self.secrets.names(),
         )
         orchestration = result.orchestration
         if orchestration is not None and len(orchestration.tasks) > self.max_tasks:

@@ -135,12 +135,14 @@ def validate(
     available_types: Collection[str] | None = None,
     require_runners: bool = False,
     runner_configs: Mapping[str, type[BaseModel]] | None = None,
+    secret_names: Collection[str] | None = None,
 ) -> Validation:
     """Check a document completely; never raises for bad input.
 
     ``extra_vars`` are merged over the document's ``vars``. A known task type missing from
     ``available_types`` is a warning, or an error with ``require_runners``. Each task's ``config``
-    is checked against ``runner_configs[type]`` where one is given.
+    is checked against ``runner_configs[type]`` where one is given. With ``secret_names``, every
+    ``${vault.NAME}`` must name a stored secret.
     """
     if isinstance(source, RawDocument):
         raw = source
@@ -153,6 +155,7 @@ def validate(
 
     orchestration, _, issues = build(raw)
     doc = _Document.examine(raw, orchestration, extra)
+    doc.secret_names = secret_names
     issues += _check_duplicates(doc)
     issues += _check_dependencies(doc)
     issues += _check_cycles(doc)
@@ -193,6 +196,7 @@ class _Document:
     limit_names: list[str] | None  # None when `limits` is not a mapping
     stages: dict[str, int] = field(default_factory=dict)  # mixed mode: id -> stage number
     explicit_stages: bool = False
+    secret_names: Collection[str] | None = None  # None when no vault can tell
 
     @classmethod
     def examine(
@@ -411,6 +415,14 @@ def _reference_problem(
         define = f"define '{name}' under vars: or pass --var {name}=VALUE"
         hint = f"{suggestion} Otherwise {define}" if suggestion else define
         return f"unknown variable '{name}' in '{shown}'", hint
+    if ref.kind == "vault":
+        if doc.secret_names is None or ref.path in doc.secret_names:
+            return None
+        store = f"store it first: orchestrator vault set {ref.path} --hosts HOST (or vault_set)"
+        suggestion = did_you_mean(ref.path, doc.secret_names)
+        return f"unknown secret '{ref.path}' in '{shown}'", (
+            f"{suggestion} Otherwise {store}" if suggestion else store
+        )
     if ref.kind != "task":
         return None
     root = ref.root

@@ -29,7 +29,7 @@ from engine.expressions import ExpressionError, Scope, resolve, secret_names
 from engine.graph import execution_stages
 from engine.pools import Pool
 from engine.report import write_run_files
-from engine.runners.base import RunContext
+from engine.runners.base import RunContext, Runner
 from engine.spec import ErrorClass, Orchestration, RetryPolicy, RunIf, Strategy, TaskSpec
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from engine.store import AttemptRow, OrchestrationRow, TaskRow
@@ -73,6 +73,7 @@ class Node:
     chain: list[str] = field(default_factory=list)
     root_error: str | None = None
     cancel_reason: str | None = None
+    waiting_note: str | None = None  # what a running task's runner waits for
     worker: asyncio.Task[None] | None = None
     executing: bool = False
     held: tuple[Pool, ...] = ()
@@ -330,8 +331,20 @@ class Run:
             self._set_terminal(node, TaskState.skipped, reason=skip_reason)
             return
         if node.spec.for_each is not None:
-            self._expand(node)
+            self._expand(node, self._for_each_items(node))
             return
+        runner = self.engine.runner(node.spec.type)
+        if type(runner).fan_out is not Runner.fan_out:
+            try:
+                items = runner.fan_out(
+                    runner.parse_config(resolve(node.spec.config, self._scope(node)))
+                )
+            except (ExpressionError, ValidationError, TaskError) as exc:
+                self._fail_now(node, _config_problem(exc), "config")
+                return
+            if items is not None:
+                self._expand(node, items)
+                return
         self._enqueue(node)
 
     def _trigger_blocks(self, node: Node) -> str | None:
@@ -420,7 +433,9 @@ class Run:
         self._dispatch()
 
     def waiting_for(self, node: Node) -> str | None:
-        """What a queued task waits for, e.g. ``rate limit api (10/s)``."""
+        """What a task waits for, e.g. ``rate limit api (10/s)`` or a host's slot."""
+        if node.state == TaskState.running:
+            return node.waiting_note
         if node.state != TaskState.queued:
             return None
         now = asyncio.get_running_loop().time()
@@ -450,7 +465,7 @@ class Run:
         output: Any = None
         failure: TaskError | None = None
         try:
-            output = await self._call_runner(node, attempt)
+            output = self.engine.redact_data(await self._call_runner(node, attempt))
             node.output_json = json.dumps(output, default=str)
         except asyncio.CancelledError:
             self._release(node)
@@ -475,7 +490,7 @@ class Run:
             self._set_terminal(node, TaskState.succeeded, finished_at=finished)
             await self._commit_then_release(node)
             return
-        message = failure.message[:MAX_ERROR_LENGTH]
+        message = self.engine.redact(failure.message)[:MAX_ERROR_LENGTH]
         store.put_attempt(
             AttemptRow(
                 self.id,
@@ -506,17 +521,9 @@ class Run:
     async def _call_runner(self, node: Node, attempt: int) -> Any:
         runner = self.engine.runner(node.spec.type)
         try:
-            config = resolve(node.spec.config, self._scope(node))
-            parsed = runner.parse_config(config)
-        except ExpressionError as exc:
-            hint = f" ({exc.hint})" if exc.hint else ""
-            raise TaskError(f"{exc.message}{hint}", "config") from None
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors(include_url=False)
-            )
-            raise TaskError(f"invalid config: {problems}", "config") from None
+            parsed = runner.parse_config(resolve(node.spec.config, self._scope(node)))
+        except (ExpressionError, ValidationError) as exc:
+            raise TaskError(_config_problem(exc), "config") from None
         ctx = RunContext(
             orchestration_id=self.id,
             task_id=node.task_id,
@@ -526,6 +533,11 @@ class Run:
             log_sink=lambda level, message, data: self._event(node, "log", message, level, data),
             resources=self.engine.resources,
             secret_names=self._secret_names.get(node.spec.id, frozenset()),
+            network=self.engine.network,
+            workspace=self.engine.workspace,
+            item=node.item,
+            index=node.index,
+            on_wait=lambda what: self._note_waiting(node, what),
         )
         timeout = node.spec.timeout
         try:
@@ -541,6 +553,10 @@ class Run:
             raise
         except Exception as exc:
             raise TaskError(f"{type(exc).__name__}: {exc}", "error") from None
+
+    def _note_waiting(self, node: Node, what: str | None) -> None:
+        node.waiting_note = what
+        self.changed.set()
 
     def _scope(self, node: Node) -> Scope:
         return Scope(
@@ -603,11 +619,16 @@ class Run:
 
     # --- fan-out --------------------------------------------------------------------------
 
-    def _expand(self, parent: Node) -> None:
+    def _for_each_items(self, parent: Node) -> Any:
         try:
-            items = resolve(parent.spec.for_each, self._scope(parent))
+            return resolve(parent.spec.for_each, self._scope(parent))
         except ExpressionError as exc:
-            self._fail_now(parent, f"for_each: {exc.message}", "config")
+            return exc
+
+    def _expand(self, parent: Node, items: Any) -> None:
+        """Start one tracked child per item (from for_each, or the runner's own fan-out)."""
+        if isinstance(items, ExpressionError):
+            self._fail_now(parent, f"for_each: {items.message}", "config")
             return
         if isinstance(items, dict):
             items = [{"key": key, "value": value} for key, value in items.items()]
@@ -685,6 +706,7 @@ class Run:
         self._propagate_after_commit(parent)
 
     def _fail_now(self, node: Node, message: str, error_class: str) -> None:
+        message = self.engine.redact(message)
         node.error, node.error_class, node.root_error = message, error_class, message
         self._set_terminal(node, TaskState.failed, finished_at=time.time())
         self._propagate_after_commit(node)
@@ -808,7 +830,7 @@ class Run:
         if self._stopping:
             return
         self._stopping = how
-        self.error = reason
+        self.error = self.engine.redact(reason)
         self._event(None, how, reason, "warning")
         for node in list(self.nodes.values()):
             if node.state.terminal or (how == "abort" and node.spec.run_if == RunIf.always):
@@ -916,10 +938,10 @@ class Run:
             self.id,
             node.task_id if node else None,
             kind,
-            message,
+            self.engine.redact(message),
             ts=time.time(),
             level=level,
-            data=data,
+            data=self.engine.redact_data(data) if data else None,
         )
 
     def snapshot(self, *, include_outputs: bool = False) -> RunSnapshot:
@@ -984,6 +1006,21 @@ class _FinishedOutputs(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for node in self._nodes.values() if node.state.terminal)
+
+
+def _config_problem(error: Exception) -> str:
+    """One line saying why a task's config cannot be used."""
+    if isinstance(error, ExpressionError):
+        return f"{error.message} ({error.hint})" if error.hint else error.message
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in error.errors(include_url=False)
+        )
+        return f"invalid config: {problems}"
+    if isinstance(error, TaskError):
+        return error.message
+    return str(error)
 
 
 def make_run_id() -> str:

@@ -1,26 +1,39 @@
 """The seam between the engine and a credential store.
 
 The engine never holds secret values: a ``${vault.NAME}`` reference stays in a task's config as
-text, and a runner reveals it at the moment of use, naming the host it will send it to. The vault
-package implements ``SecretResolver``; without one, ``NoVault`` fails with a clear message.
+text, and a runner reveals it at the moment of use, naming the host it will send it to. The
+vault package implements ``SecretResolver``; without one, ``NoVault`` fails with a clear
+message. The resolver also redacts: every string that leaves the engine (outputs, errors, log
+lines, status, files) passes ``redact`` so no secret value is ever stored or shown.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
 
 from engine.errors import TaskError
 
 
 class SecretResolver(Protocol):
-    """Resolves secret names to values for one destination host."""
+    """Resolves secret names to values for one destination host, and masks values in text."""
 
     async def resolve(self, name: str, *, host: str | None) -> str:
         """The value of secret ``name`` for use with ``host``; raise TaskError if refused."""
         ...
 
-    def known(self, name: str) -> bool | None:
-        """Whether a secret exists (None when that cannot be told without unlocking)."""
+    def names(self) -> Collection[str] | None:
+        """The names of the stored secrets (None when they cannot be told)."""
+        ...
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value (and its encoded forms) replaced by ``***``."""
+        ...
+
+    async def store(
+        self, name: str, value: str, *, allowed_hosts: list[str], description: str | None = None
+    ) -> None:
+        """Save or replace a secret (e.g. a refreshed browser session)."""
         ...
 
 
@@ -34,5 +47,27 @@ class NoVault:
             "config",
         )
 
-    def known(self, name: str) -> bool | None:
+    def names(self) -> Collection[str] | None:
         return None
+
+    def redact(self, text: str) -> str:
+        return text
+
+    async def store(
+        self, name: str, value: str, *, allowed_hosts: list[str], description: str | None = None
+    ) -> None:
+        raise TaskError(f"cannot save secret '{name}': no vault is configured", "config")
+
+
+def redact_data(value: Any, redact: Callable[[str], str]) -> Any:
+    """JSON-able ``value`` with ``redact`` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [redact_data(item, redact) for item in value]
+    if isinstance(value, dict):
+        return {
+            (redact(key) if isinstance(key, str) else key): redact_data(item, redact)
+            for key, item in value.items()
+        }
+    return value

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.errors import TaskError
 from engine.expressions import reveal_secrets
+from engine.network import Network
 from engine.secrets import SecretResolver
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -40,6 +41,16 @@ class RunContext:
     log_sink: Callable[[str, str, dict[str, Any] | None], None]
     resources: dict[str, Any] = field(default_factory=dict)
     secret_names: frozenset[str] | None = None  # the secrets the task's config names; None: any
+    network: Network = field(default_factory=Network)
+    workspace: Path | None = None  # the folder file_processing may read and write
+    item: Any = None  # the fan-out item this attempt works on (for_each or the runner's own)
+    index: int | None = None
+    on_wait: Callable[[str | None], None] | None = None
+
+    def waiting(self, what: str | None) -> None:
+        """Show in the status what the task waits for (``None`` when it stops waiting)."""
+        if self.on_wait is not None:
+            self.on_wait(what)
 
     def log(self, message: str, level: str = "info", **data: Any) -> None:
         """Write a line to the orchestration's event log."""
@@ -73,6 +84,14 @@ class Runner(ABC, Generic[ConfigT]):
 
     def parse_config(self, config: dict[str, Any]) -> ConfigT:
         return self.config_model.model_validate(config)  # type: ignore[return-value]
+
+    def fan_out(self, config: ConfigT) -> list[Any] | None:
+        """Items to run as one tracked child each (e.g. publishing destinations), or None.
+
+        Each child runs ``run`` with the same config and its item in ``ctx.item``; the task's
+        output is the list of the children's outputs.
+        """
+        return None
 
     @abstractmethod
     async def run(self, config: ConfigT, ctx: RunContext) -> Any:

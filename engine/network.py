@@ -1,0 +1,214 @@
+"""Outbound network access for runners: the network policy, per-host limits, one HTTP client.
+
+Every runner that talks to the network (http, multi_publish, the browser) goes through one
+``Network`` per engine, so the policy and the per-host politeness hold across every
+orchestration:
+
+- ``NetworkPolicy.check(url)`` refuses link-local and cloud metadata addresses unless explicitly
+  allowed, applies optional allow and deny lists of hosts and networks, and can refuse private
+  networks. It checks the resolved addresses, so a name pointing at a refused address is
+  refused too; runners call it again for every redirect.
+- ``HostLimits.slot(host)`` caps concurrent requests per host (server-wide) and spaces them by
+  an optional per-host rate.
+- ``client()`` is the shared ``httpx.AsyncClient`` (connection pooling), created on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from engine.errors import TaskError
+from engine.pools import Pool
+from engine.spec import Rate
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ALWAYS_REFUSED = (
+    ipaddress.ip_network("169.254.0.0/16"),  # link-local, cloud metadata (169.254.169.254)
+    ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
+)
+DEFAULT_PER_HOST = 6
+
+
+class PolicyError(TaskError):
+    """A request the network policy refuses; never retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "policy")
+
+
+def _as_network(entry: str) -> IPNetwork | None:
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    pattern = pattern.lower().rstrip(".")
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
+
+
+@dataclass(slots=True)
+class NetworkPolicy:
+    """Which destinations runners may reach.
+
+    ``allow`` (when not empty) and ``deny`` hold host names, ``*.example.com`` patterns, IP
+    addresses or networks (``10.0.0.0/8``). Link-local and metadata addresses are refused unless
+    ``allow_link_local`` is set; ``block_private`` also refuses private and loopback networks.
+    """
+
+    allow: list[str] = field(default_factory=list)
+    deny: list[str] = field(default_factory=list)
+    block_private: bool = False
+    allow_link_local: bool = False
+
+    async def check(self, url: str) -> str:
+        """Return the URL's host if the policy allows the request; raise PolicyError if not."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise PolicyError(f"refused {url}: only http and https URLs can be requested")
+        host = (parts.hostname or "").lower().rstrip(".")
+        if not host:
+            raise PolicyError(f"refused {url}: the URL has no host")
+        for pattern in self.deny:
+            if _as_network(pattern) is None and _host_matches(host, pattern):
+                raise PolicyError(f"refused {url}: host {host} is on the deny list ({pattern})")
+        addresses = await _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+        for address in addresses:
+            self._check_address(url, host, address)
+        if self.allow and not self._allowed(host, addresses):
+            listed = ", ".join(self.allow)
+            raise PolicyError(f"refused {url}: {host} is not on the allow list ({listed})")
+        return host
+
+    def _check_address(self, url: str, host: str, address: Address) -> None:
+        shown = host if host == str(address) else f"{host} ({address})"
+        if not self.allow_link_local and any(address in net for net in ALWAYS_REFUSED):
+            raise PolicyError(
+                f"refused {url}: {shown} is a link-local or cloud metadata address; these are "
+                "always refused unless ORCHESTRATOR_NET_ALLOW_LINK_LOCAL=1"
+            )
+        if self.block_private and (address.is_private or address.is_loopback):
+            raise PolicyError(
+                f"refused {url}: {shown} is a private address and "
+                "ORCHESTRATOR_NET_BLOCK_PRIVATE is on"
+            )
+        for pattern in self.deny:
+            network = _as_network(pattern)
+            if network is not None and address in network:
+                raise PolicyError(f"refused {url}: {shown} is in the denied network {pattern}")
+
+    def _allowed(self, host: str, addresses: Iterable[Address]) -> bool:
+        for pattern in self.allow:
+            network = _as_network(pattern)
+            if network is None and _host_matches(host, pattern):
+                return True
+            if network is not None and all(address in network for address in addresses):
+                return True
+        return False
+
+
+async def _resolve(host: str, port: int) -> list[Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TaskError(f"cannot resolve host {host}: {exc.strerror}", "network") from None
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+
+
+class HostLimits:
+    """Server-wide politeness: at most ``per_host`` requests at once to one host, and an optional
+    rate per host. Shared by every orchestration and by the browser's navigations."""
+
+    def __init__(self, per_host: int = DEFAULT_PER_HOST, rates: dict[str, Rate] | None = None):
+        self.per_host = per_host
+        self.rates = {host.lower(): rate for host, rate in (rates or {}).items()}
+        self._pools: dict[str, Pool] = {}
+        self._changed = asyncio.Condition()
+
+    def _pool(self, host: str) -> Pool:
+        pool = self._pools.get(host)
+        if pool is None:
+            pool = self._pools[host] = Pool(host, self.per_host, self.rates.get(host), kind="host")
+        return pool
+
+    @asynccontextmanager
+    async def slot(
+        self, host: str, on_wait: Callable[[str | None], None] | None = None
+    ) -> AsyncIterator[None]:
+        """Hold one of ``host``'s slots; ``on_wait`` hears what is being waited for."""
+        pool = self._pool(host.lower())
+        loop = asyncio.get_running_loop()
+        async with self._changed:
+            while (blocked := pool.blocked_until(loop.time())) is not None:
+                if on_wait:
+                    on_wait(f"host {host}: {pool.describe(blocked)}")
+                timeout = None if blocked == float("inf") else max(0.0, blocked - loop.time())
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+            pool.acquire(loop.time())
+        if on_wait:
+            on_wait(None)
+        try:
+            yield
+        finally:
+            async with self._changed:
+                pool.release()
+                self._changed.notify_all()
+
+
+class Network:
+    """The engine's outbound network: policy, host limits and the shared HTTP client."""
+
+    def __init__(
+        self,
+        policy: NetworkPolicy | None = None,
+        host_limits: HostLimits | None = None,
+        *,
+        user_agent: str = "multi-task-orchestrator",
+    ) -> None:
+        self.policy = policy or NetworkPolicy()
+        self._host_limits = host_limits
+        self.user_agent = user_agent
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def host_limits(self) -> HostLimits:
+        if self._host_limits is None:  # created inside the running loop
+            self._host_limits = HostLimits()
+        return self._host_limits
+
+    def client(self) -> httpx.AsyncClient:
+        """The shared client; redirects are not followed, so each hop is checked by the caller."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                headers={"user-agent": self.user_agent},
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                timeout=httpx.Timeout(30.0),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
