@@ -8,6 +8,7 @@ from pathlib import Path
 from mcp.server.mcpserver import Context
 
 from engine.engine import Engine
+from vault.store import Vault
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,7 @@ class ToolContext:
     max_wait_seconds: float = 50.0
     max_result_chars: int = 20_000
     max_status_rows: int = 200
+    vault: Vault | None = None
 
 
 def tool_context(ctx: Context) -> ToolContext:

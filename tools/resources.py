@@ -88,7 +88,11 @@ async def read_artifact(id: str, name: str, ctx: Context) -> bytes:
     folder = (Path(snapshot.run_dir or "") / "artifacts").resolve()
     path = (folder / name).resolve()
     if path.parent != folder or not path.is_file():
-        available = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        available = (
+            sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+            if folder.is_dir()
+            else []
+        )
         listing = ", ".join(available) or "none"
         raise ResourceError(
             f"orchestration {snapshot.id} has no artifact '{name}'; it has: {listing}"
@@ -119,9 +123,15 @@ class ArtifactMimeTypes:
             return result
         uri = str((ctx.params or {}).get("uri", ""))
         match = _ARTIFACT_URI.match(uri)
-        contents = getattr(result, "contents", None)
-        if match and contents:
-            mime_type = mimetypes.guess_type(match["name"])[0] or "application/octet-stream"
-            for content in contents:
+        if match is None:
+            return result
+        mime_type = mimetypes.guess_type(match["name"])[0] or "application/octet-stream"
+        # Middleware sees the result already serialized (a dict with camelCase keys); a model
+        # is handled as well in case a later SDK hands one over.
+        if isinstance(result, dict):
+            for content in result.get("contents") or []:
+                content["mimeType"] = mime_type
+        else:
+            for content in getattr(result, "contents", None) or []:
                 content.mime_type = mime_type
         return result

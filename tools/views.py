@@ -158,7 +158,7 @@ def artifacts(snapshot: RunSnapshot) -> list[Artifact]:
         return []
     found = []
     for path in sorted(folder.iterdir()):
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():  # a link could point outside the run
             found.append(
                 Artifact(
                     name=path.name,
