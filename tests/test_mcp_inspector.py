@@ -1,0 +1,125 @@
+"""A client nobody here wrote: the MCP Inspector CLI drives ``orchestrator serve`` over stdio.
+
+``.ci/run`` installs ``@modelcontextprotocol/inspector`` into ``.ci/node`` before the tests, so
+no network is needed here. Each inspector call starts its own server on the same home, as a
+user's successive tool calls would: the run submitted by one server is resumed by the next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INSPECTOR = REPO / ".ci" / "node" / "node_modules" / ".bin" / "mcp-inspector"
+INSTALL_HINT = (
+    f"the MCP Inspector CLI is not installed at {INSPECTOR.relative_to(REPO)}; run the npm step "
+    "of .ci/run: npm install --prefix .ci/node --no-audit --no-fund --save-exact "
+    "@modelcontextprotocol/inspector@0.15.0"
+)
+
+# A fan-out feeding a merge; under two seconds of work.
+DOCUMENT = {
+    "name": "inspector run",
+    "tasks": [
+        {"id": "numbers", "type": "delay", "config": {"seconds": 0.3, "value": [1, 2, 3]}},
+        {
+            "id": "labels",
+            "type": "delay",
+            "dependencies": ["numbers"],
+            "for_each": "${numbers.output}",
+            "config": {"seconds": 0.2, "value": "n${item}"},
+        },
+        {
+            "id": "merged",
+            "type": "data_processing",
+            "dependencies": ["labels", "numbers"],
+            "config": {"action": "merge", "inputs": ["labels.output", "numbers.output"]},
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Path:
+    if not INSPECTOR.exists():
+        if "CI" not in os.environ:
+            pytest.skip(INSTALL_HINT)
+        pytest.fail(INSTALL_HINT)
+    return INSPECTOR
+
+
+def run_inspector(inspector: Path, home: Path, *args: str) -> dict[str, Any]:
+    """One inspector call against a fresh ``orchestrator serve``; its printed JSON answer."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
+    env["ORCHESTRATOR_HOME"] = str(home)
+    command = [str(inspector), "--cli", sys.executable, "-m", "server.cli", "serve", *args]
+    finished = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+    assert finished.returncode == 0, f"{args}: {finished.stderr}\n{finished.stdout}"
+    return json.loads(finished.stdout)
+
+
+def call_tool(inspector: Path, home: Path, name: str, **arguments: str) -> dict[str, Any]:
+    """tools/call; every argument is passed as text, as ``--tool-arg key=value``."""
+    pairs = [f"{key}={value}" for key, value in arguments.items()]
+    answer = run_inspector(
+        inspector, home, "--method", "tools/call", "--tool-name", name, "--tool-arg", *pairs
+    )
+    assert answer.get("isError") is not True, answer
+    return answer["structuredContent"]
+
+
+def test_inspector_lists_every_tool(inspector: Path, tmp_path: Path) -> None:
+    answer = run_inspector(inspector, tmp_path / "home", "--method", "tools/list")
+    tools = {tool["name"]: tool for tool in answer["tools"]}
+    assert set(tools) == {
+        "submit_orchestration",
+        "validate_orchestration",
+        "get_status",
+        "wait_for_orchestration",
+        "get_results",
+        "list_orchestrations",
+        "cancel_orchestration",
+        "retry_orchestration",
+        "list_task_types",
+        "vault_set",
+        "vault_list",
+        "vault_delete",
+    }
+    submit = tools["submit_orchestration"]
+    assert submit["inputSchema"]["required"] == ["spec"]
+    assert set(submit["outputSchema"]["required"]) >= {"id", "status", "task_count", "plan"}
+    assert tools["get_results"]["annotations"]["readOnlyHint"] is True
+    assert tools["cancel_orchestration"]["annotations"]["destructiveHint"] is True
+
+
+def test_inspector_submits_waits_and_fetches_results(inspector: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    # `spec` accepts text or an object; the inspector passes such an argument as text.
+    submitted = call_tool(inspector, home, "submit_orchestration", spec=json.dumps(DOCUMENT))
+    assert submitted["status"] == "running"
+    assert submitted["task_count"] == 3
+    assert submitted["plan"]["stages"] == [["numbers"], ["labels"], ["merged"]]
+    run_id = submitted["id"]
+
+    waited = call_tool(inspector, home, "wait_for_orchestration", id=run_id, timeout_seconds="40")
+    assert (waited["id"], waited["status"], waited["finished"]) == (run_id, "succeeded", True)
+    assert waited["counts"] == {"succeeded": 6}  # 3 tasks, 3 of them fan-out children
+
+    results = call_tool(inspector, home, "get_results", id=run_id)
+    assert results["status"] == "succeeded"
+    assert results["outputs"] == {
+        "numbers": [1, 2, 3],
+        "labels": ["n1", "n2", "n3"],
+        "merged": ["n1", "n2", "n3", 1, 2, 3],
+    }
+    assert results["failures"] == []
+    assert results["summary"].startswith("ORCHESTRATION COMPLETE")
