@@ -74,6 +74,7 @@ class Engine:
         runner_types: Mapping[str, type[Runner]] | None = None,
         network: Network | None = None,
         workspace: Path | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.runs_dir = runs_dir
@@ -81,7 +82,8 @@ class Engine:
         self.secrets: SecretResolver = secrets or NoVault()
         self._redacting = not isinstance(self.secrets, NoVault)
         self.server_pool = Pool("server", max_concurrent, kind="server")
-        self.resources: dict[str, Any] = {}
+        # settings and shared objects runners find in ctx.resources, e.g. {"browser": ...}
+        self.resources: dict[str, Any] = dict(resources or {})
         self.network = network or Network()
         self.workspace = workspace or runs_dir.parent / "workspace"
         self.runs: dict[str, Run] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -550,7 +551,7 @@ def _check_configs(doc: _Document, models: Mapping[str, type[BaseModel]]) -> lis
                 if error["type"] == "extra_forbidden":
                     # spec's hint names the document's fields; name the runner config's instead
                     hint = _config_field_hint(model, error["loc"])
-                    issues.append(replace(issue, hint=hint) if hint else issue)
+                    issues.append(replace(issue, hint=hint))
                 # a value holding a reference can only be judged once it is resolved
                 elif not _holds_reference(_value_at(task.config, error["loc"])):
                     issues.append(issue)
@@ -558,15 +559,41 @@ def _check_configs(doc: _Document, models: Mapping[str, type[BaseModel]]) -> lis
 
 
 def _config_field_hint(model: type[BaseModel], loc: Sequence[str | int]) -> str | None:
-    """A 'did you mean' (or the allowed fields) for an unknown key in a runner's config."""
+    """A 'did you mean' (or the allowed fields) for an unknown key in a runner's config.
+
+    Walks nested models through optional fields and through the keys and indexes of dicts and
+    lists of models; names fields as documents write them (by alias).
+    """
+    current: Any = model
     for part in loc[:-1]:
-        field_info = model.model_fields.get(part) if isinstance(part, str) else None
-        nested = field_info.annotation if field_info else None
-        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {info.alias or name: info for name, info in current.model_fields.items()}
+            field_info = fields.get(part) if isinstance(part, str) else None
+            if field_info is None:
+                return None
+            current = _only_model(field_info.annotation)
+        elif isinstance(current, tuple):  # a dict's key or a list's index: its item follows
+            current = current[0]
+        else:
             return None
-        model = nested
-    names = list(model.model_fields)
+    if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        return None
+    names = [info.alias or name for name, info in current.model_fields.items()]
     return did_you_mean(str(loc[-1]), names) or f"allowed fields: {', '.join(names)}"
+
+
+def _only_model(annotation: Any) -> Any:
+    """The one model an annotation holds (``M | None``), or ``(M,)`` for ``dict[str, M]`` and
+    ``list[M]``; None when it holds no model or several."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin in (dict, list) and arguments:
+        inner = _only_model(arguments[-1])
+        return (inner,) if isinstance(inner, type) else None
+    models = [found for found in map(_only_model, arguments) if isinstance(found, type | tuple)]
+    return models[0] if len(models) == 1 else None
 
 
 # --- helpers for the checks ---------------------------------------------------------------

@@ -21,6 +21,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urlsplit
 
 import httpx
@@ -202,6 +203,8 @@ class Network:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 follow_redirects=False,
+                # one client serves every orchestration: it must not carry one's cookies to another
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
                 headers={"user-agent": self.user_agent},
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
                 timeout=httpx.Timeout(30.0),

@@ -37,7 +37,7 @@ from engine.store import AttemptRow, OrchestrationRow, TaskRow
 if TYPE_CHECKING:
     from engine.engine import Engine
 
-NOT_RETRIED = frozenset({"config", "cancelled"})
+NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
 MAX_ERROR_LENGTH = 2000
 
 

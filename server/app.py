@@ -8,6 +8,7 @@ entered once, so every session shares one engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,10 +17,12 @@ from importlib.metadata import PackageNotFoundError, version
 from mcp.server.mcpserver import MCPServer
 
 from engine.engine import Engine
-from server.settings import Settings
+from server.settings import Settings, open_vault
 from tools import register_all
 from tools.context import ToolContext
 from tools.resources import ArtifactMimeTypes
+from vault.errors import VaultError
+from vault.resolver import VaultResolver
 
 logger = logging.getLogger("orchestrator.server")
 
@@ -44,12 +47,16 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolContext]) -> AsyncIterator[ToolContext]:
+        vault = await asyncio.to_thread(open_vault, settings)
         engine = await Engine.open(
             settings.db_path,
             settings.runs_dir,
             resume=True,
             max_concurrent=settings.max_concurrent,
             max_tasks=settings.max_tasks,
+            secrets=VaultResolver(vault),
+            network=settings.network(),
+            workspace=settings.workspace_dir,
         )
         resumed = [run_id for run_id in engine.runs]
         if resumed:
@@ -59,9 +66,14 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
                 engine=engine,
                 home=settings.home,
                 max_wait_seconds=settings.max_wait_seconds,
+                vault=vault,
             )
         finally:
             await engine.aclose()
+            try:
+                await asyncio.to_thread(vault.close)
+            except VaultError as exc:
+                logger.warning("could not save the secrets' last-used times: %s", exc)
             logger.info("engine closed")
 
     mcp: MCPServer[ToolContext] = MCPServer(

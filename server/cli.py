@@ -1,4 +1,4 @@
-"""The ``orchestrator`` command: run, validate, list, status, results, resume, schema.
+"""The ``orchestrator`` command: run, validate, list, status, results, resume, schema, vault.
 
 Exit codes: 0 when every task succeeded, 1 when any failed, 2 for bad input (an invalid document,
 an unknown id, a bad setting), 130 when a run was cancelled with Ctrl-C. Errors are one clear
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,10 @@ from engine.report import aggregated_results, render_status, render_summary
 from engine.spec import document_json_schema, load_file
 from engine.state import RunSnapshot, RunStatus
 from engine.store import StoreError
-from server.settings import Settings, SettingsError, load_settings
+from server.settings import Settings, SettingsError, load_settings, open_vault
+from vault.envfile import read_env_file
+from vault.errors import VaultError
+from vault.resolver import VaultResolver
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -54,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`orchestrator schema | head`): stop quietly, as rich does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
-    except (UsageError, SettingsError, StoreError, UnknownOrchestration) as exc:
+    except (UsageError, SettingsError, StoreError, UnknownOrchestration, VaultError) as exc:
         err.print(f"error: {exc}", markup=False)
         return EXIT_USAGE
     except DocumentError as exc:
@@ -116,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the document's JSON Schema")
     schema.set_defaults(handler=_cmd_schema)
+    _add_vault_commands(commands)
     return parser
 
 
@@ -152,14 +157,30 @@ def _parse_vars(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
-async def _open_engine(settings: Settings, *, resume: bool = False) -> Engine:
-    return await Engine.open(
-        settings.db_path,
-        settings.runs_dir,
-        resume=resume,
-        max_concurrent=settings.max_concurrent,
-        max_tasks=settings.max_tasks,
-    )
+@asynccontextmanager
+async def _engine(
+    settings: Settings, *, resume: bool = False, with_vault: bool = False
+) -> AsyncIterator[Engine]:
+    """An engine for one command; ``with_vault`` unlocks the vault when there is one."""
+    vault = None
+    if with_vault and settings.vault_path.exists():
+        vault = await asyncio.to_thread(open_vault, settings)
+    try:
+        engine = await Engine.open(
+            settings.db_path,
+            settings.runs_dir,
+            resume=resume,
+            max_concurrent=settings.max_concurrent,
+            max_tasks=settings.max_tasks,
+            network=settings.network(),
+            workspace=settings.workspace_dir,
+            secrets=VaultResolver(vault) if vault else None,
+        )
+        async with engine:
+            yield engine
+    finally:
+        if vault is not None:
+            vault.close()
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -173,7 +194,7 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: Console) -> int:
     raw = load_file(args.file)
     extra_vars = _parse_vars(args.var)
-    async with await _open_engine(settings) as engine:
+    async with _engine(settings, with_vault=True) as engine:
         validation = engine.validate(raw, extra_vars=extra_vars, require_runners=True)
         orchestration = validation.raise_for_errors()
         if args.max_concurrent is not None:
@@ -257,7 +278,7 @@ async def _validate(
         # JSON with --json), not as a bare error message.
         result = Validation(orchestration=None, issues=list(exc.issues))
     else:
-        async with await _open_engine(settings) as engine:
+        async with _engine(settings, with_vault=True) as engine:
             result = engine.validate(raw, extra_vars=extra_vars)
     if args.json:
         out.print_json(
@@ -300,7 +321,7 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
 
     async def work() -> int:
-        async with await _open_engine(settings) as engine:
+        async with _engine(settings) as engine:
             rows = await engine.list(args.status, args.limit)
         if args.json:
             out.print_json(
@@ -332,7 +353,7 @@ def _cmd_status(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
 
     async def work() -> int:
-        async with await _open_engine(settings) as engine:
+        async with _engine(settings) as engine:
             snapshot = await engine.snapshot(args.id)
         if args.json:
             out.print_json(snapshot.model_dump_json(exclude={"tasks": {"__all__": {"output"}}}))
@@ -348,7 +369,7 @@ def _cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
 
     async def work() -> int:
-        async with await _open_engine(settings) as engine:
+        async with _engine(settings) as engine:
             snapshot = await engine.snapshot(args.id, include_outputs=True)
         results = aggregated_results(snapshot)
         if args.tasks:
@@ -378,7 +399,7 @@ def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
 
     async def work() -> int:
-        async with await _open_engine(settings) as engine:
+        async with _engine(settings, with_vault=True) as engine:
             if args.id:
                 await engine.resolve_id(args.id)
             resumed = await engine.resume(args.id)
@@ -415,7 +436,7 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     except HttpConfigError as exc:
         raise UsageError(str(exc)) from None
     except BaseExceptionGroup as group:  # errors from the transport's task group
-        store_errors = group.subgroup(StoreError)
+        store_errors = group.subgroup((StoreError, VaultError))
         if store_errors is None:
             raise
         raise store_errors.exceptions[0] from None
@@ -425,6 +446,152 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
     sys.stdout.write(json.dumps(document_json_schema(), indent=2) + "\n")
     sys.stdout.flush()  # a closed pipe fails here, inside main, not at interpreter exit
+    return EXIT_OK
+
+
+# --- vault --------------------------------------------------------------------------------
+
+HOSTS_EXAMPLE = "e.g. --hosts api.example.com,*.example.com (or --hosts '*' for any host)"
+
+
+def _add_vault_commands(commands: Any) -> None:
+    vault = commands.add_parser(
+        "vault",
+        help="the encrypted credential vault: set, list, rm, rotate, import",
+        description="Secrets for ${vault.NAME} references. Values are read from a hidden prompt "
+        "or stdin, never from the command line, and are never printed.",
+    )
+    actions = vault.add_subparsers(dest="vault_command", metavar="COMMAND", required=True)
+
+    store = actions.add_parser(
+        "set",
+        help="store a secret; the value is read from a hidden prompt or stdin",
+        description="Store or replace secret NAME. The value is read from a hidden prompt on a "
+        "terminal, or from stdin (one trailing newline is dropped); it is never taken from "
+        "the command line, where other users and shell history could see it.",
+    )
+    store.add_argument("name", help="the secret's name, used as ${vault.NAME}")
+    store.add_argument("--hosts", help=f"the hosts it may be sent to (required), {HOSTS_EXAMPLE}")
+    store.add_argument("--description", help="what the secret is for")
+    store.set_defaults(handler=_cmd_vault_set)
+
+    listing = actions.add_parser("list", help="names, descriptions, hosts and times; no values")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_cmd_vault_list)
+
+    remove = actions.add_parser("rm", help="delete a secret")
+    remove.add_argument("name")
+    remove.set_defaults(handler=_cmd_vault_rm)
+
+    rotate = actions.add_parser(
+        "rotate",
+        help="re-encrypt every secret under a new key",
+        description="Re-encrypt the vault under a new key: a new key file key, or the same "
+        "passphrase with a new salt. --new-passphrase switches to a passphrase, --new-key to a "
+        "given Fernet key; either is read from a hidden prompt (or stdin).",
+    )
+    new_secret = rotate.add_mutually_exclusive_group()
+    new_secret.add_argument(
+        "--new-passphrase", action="store_true", help="protect it with a passphrase"
+    )
+    new_secret.add_argument("--new-key", action="store_true", help="protect it with a Fernet key")
+    rotate.set_defaults(handler=_cmd_vault_rotate)
+
+    load = actions.add_parser("import", help="store every NAME=VALUE of a .env file")
+    load.add_argument("file", type=Path)
+    load.add_argument(
+        "--hosts", help=f"the hosts every imported secret may be sent to, {HOSTS_EXAMPLE}"
+    )
+    load.add_argument("--description", help="a description for every imported secret")
+    load.set_defaults(handler=_cmd_vault_import)
+
+
+def _hosts(args: argparse.Namespace) -> list[str]:
+    if not args.hosts or not args.hosts.strip():
+        raise UsageError(
+            "--hosts is required: name the hosts the secret may be sent to, " + HOSTS_EXAMPLE
+        )
+    return [host.strip() for host in args.hosts.split(",") if host.strip()]
+
+
+def _read_hidden(prompt: str, *, confirm: bool = False) -> str:
+    """A value from a hidden prompt on a terminal, else all of stdin minus one final newline."""
+    if sys.stdin.isatty():
+        value = getpass.getpass(prompt)
+        if confirm and getpass.getpass("again, to confirm: ") != value:
+            raise UsageError("the two entries differ; nothing was changed")
+        return value
+    text = sys.stdin.read()
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _cmd_vault_set(args: argparse.Namespace, out: Console, err: Console) -> int:
+    hosts = _hosts(args)
+    vault = open_vault(load_settings())
+    value = _read_hidden(f"value for {args.name} (hidden): ")
+    info = vault.set(args.name, value, allowed_hosts=hosts, description=args.description)
+    out.print(f"stored {info.name} (allowed hosts: {', '.join(info.allowed_hosts)})", markup=False)
+    return EXIT_OK
+
+
+def _cmd_vault_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    vault = open_vault(load_settings())
+    secrets = vault.list()
+    if args.json:
+        out.print_json(json.dumps([info.model_dump() for info in secrets]))
+        return EXIT_OK
+    if not secrets:
+        out.print(
+            "no secrets yet; store one with 'orchestrator vault set NAME --hosts HOST'",
+            markup=False,
+        )
+    for info in secrets:
+        hosts = ", ".join(info.allowed_hosts)
+        used = f"last used {info.last_used_at}" if info.last_used_at else "never used"
+        out.print(f"{info.name}  hosts: {hosts}  updated {info.updated_at}  {used}", markup=False)
+        if info.description:
+            out.print(f"    {info.description}", markup=False)
+    return EXIT_OK
+
+
+def _cmd_vault_rm(args: argparse.Namespace, out: Console, err: Console) -> int:
+    open_vault(load_settings()).delete(args.name)
+    out.print(f"deleted {args.name}", markup=False)
+    return EXIT_OK
+
+
+def _cmd_vault_rotate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    vault = open_vault(load_settings())
+    if args.new_passphrase:
+        vault.rotate(new_passphrase=_read_hidden("new passphrase (hidden): ", confirm=True))
+        out.print(
+            f"re-encrypted {len(vault.names())} secret(s) under the new passphrase; from now on "
+            "set ORCHESTRATOR_VAULT_PASSPHRASE to it",
+            markup=False,
+        )
+    elif args.new_key:
+        vault.rotate(new_key=_read_hidden("new Fernet key (hidden): "))
+        out.print(
+            f"re-encrypted {len(vault.names())} secret(s) under the new key; from now on set "
+            "ORCHESTRATOR_VAULT_KEY to it",
+            markup=False,
+        )
+    else:
+        vault.rotate()
+        out.print(
+            f"re-encrypted {len(vault.names())} secret(s) under a new key ({vault.key_source})",
+            markup=False,
+        )
+    return EXIT_OK
+
+
+def _cmd_vault_import(args: argparse.Namespace, out: Console, err: Console) -> int:
+    hosts = _hosts(args)
+    values = read_env_file(args.file)
+    vault = open_vault(load_settings())
+    stored = vault.set_many(values, allowed_hosts=hosts, description=args.description)
+    names = ", ".join(info.name for info in stored)
+    out.print(f"imported {len(stored)} secret(s) for {', '.join(hosts)}: {names}", markup=False)
     return EXIT_OK
 
 

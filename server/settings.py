@@ -12,6 +12,10 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.network import DEFAULT_PER_HOST, HostLimits, Network, NetworkPolicy
+from engine.spec import RateValue
+from vault.store import Vault
+
 
 def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("multi-task-orchestrator", appauthor=False))
@@ -55,6 +59,19 @@ class Settings(BaseSettings):
         description="ORCHESTRATOR_HTTP_ALLOWED_HOSTS: extra host names clients use to reach the "
         "HTTP transport (JSON list), for the DNS rebinding check",
     )
+    vault_key: SecretStr | None = Field(
+        None,
+        description="ORCHESTRATOR_VAULT_KEY: a Fernet key that unlocks the vault (first choice)",
+    )
+    vault_passphrase: SecretStr | None = Field(
+        None,
+        description="ORCHESTRATOR_VAULT_PASSPHRASE: a passphrase that unlocks the vault through "
+        "scrypt (when no key is set); without either, the key file vault.key beside the vault",
+    )
+
+    @property
+    def vault_path(self) -> Path:
+        return self.home / "vault.db"
 
     @property
     def log_path(self) -> Path:
@@ -67,6 +84,82 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
+
+    # --- outbound network and files (http, multi_publish, file_processing) ----------------
+
+    workspace: Path | None = Field(
+        None,
+        description="ORCHESTRATOR_WORKSPACE: the folder file_processing tasks read and write "
+        "(default: the workspace folder in ORCHESTRATOR_HOME)",
+    )
+    per_host_limit: int = Field(
+        DEFAULT_PER_HOST,
+        ge=1,
+        le=1000,
+        description="ORCHESTRATOR_PER_HOST_LIMIT: requests at once to one host, server-wide",
+    )
+    host_rates: dict[str, RateValue] = Field(
+        default_factory=dict,
+        description='ORCHESTRATOR_HOST_RATES: per-host rates as JSON, e.g. {"api.example.org": '
+        '"10/s"}',
+    )
+    net_allow: list[str] = Field(
+        default_factory=list,
+        description="ORCHESTRATOR_NET_ALLOW: if set, the only hosts, *.domain patterns or "
+        "networks requests may reach (JSON list)",
+    )
+    net_deny: list[str] = Field(
+        default_factory=list,
+        description="ORCHESTRATOR_NET_DENY: hosts, *.domain patterns or networks requests may "
+        "not reach (JSON list)",
+    )
+    net_block_private: bool = Field(
+        False,
+        description="ORCHESTRATOR_NET_BLOCK_PRIVATE: refuse private and loopback addresses",
+    )
+    net_allow_link_local: bool = Field(
+        False,
+        description="ORCHESTRATOR_NET_ALLOW_LINK_LOCAL: allow link-local and cloud metadata "
+        "addresses (169.254.0.0/16, fe80::/10), refused by default",
+    )
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.workspace or self.home / "workspace"
+
+    def network(self) -> Network:
+        """The engine's network policy and per-host limits (build it inside the event loop)."""
+        policy = NetworkPolicy(
+            allow=list(self.net_allow),
+            deny=list(self.net_deny),
+            block_private=self.net_block_private,
+            allow_link_local=self.net_allow_link_local,
+        )
+        return Network(policy, HostLimits(self.per_host_limit, dict(self.host_rates)))
+
+    # --- the browser (browser_automation) ---------------------------------------------------
+
+    browser_path: Path | None = Field(
+        None,
+        description="ORCHESTRATOR_BROWSER_PATH: the Chromium executable to drive (default: "
+        "Playwright's Chromium, else /usr/lib/chromium/chromium, else chromium on PATH)",
+    )
+    browser_limit: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="ORCHESTRATOR_BROWSER_LIMIT: browser pages working at once, server-wide",
+    )
+
+
+def open_vault(settings: Settings) -> Vault:
+    """Unlock (or create) the vault with the configured key source; VaultError if it cannot."""
+    key, passphrase = settings.vault_key, settings.vault_passphrase
+    return Vault.open(
+        settings.vault_path,
+        key=key.get_secret_value() if key is not None else None,
+        passphrase=passphrase.get_secret_value() if passphrase is not None else None,
+    )
 
 
 class SettingsError(Exception):

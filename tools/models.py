@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from vault.store import SecretInfo
+
 
 class Problem(BaseModel):
     """One problem in a document."""
@@ -149,3 +151,21 @@ class TaskTypeInfo(BaseModel):
 class TaskTypeList(BaseModel):
     task_types: list[TaskTypeInfo]
     document_schema_hint: str
+
+
+# --- vault ------------------------------------------------------------------------------------
+
+
+class StoredSecret(BaseModel):
+    """A secret was stored; what may be shown of it (never the value)."""
+
+    secret: SecretInfo
+    usage: str = Field(description="how to use it in a document")
+
+
+class SecretList(BaseModel):
+    secrets: list[SecretInfo] = Field(description="by name; values are never shown")
+
+
+class DeletedSecret(BaseModel):
+    deleted: str = Field(description="the name of the secret that was deleted")

@@ -1,63 +1,127 @@
 """The vault tools: values go in and never come out.
 
-The encrypted vault arrives with its own release; until then these tools answer with a clear
-error so a model learns at once that secrets cannot be stored here yet.
+``vault_set`` stores a secret bound to the hosts it may be sent to; ``vault_list`` shows names,
+descriptions, hosts and times; ``vault_delete`` removes one. No tool returns a value, and a
+refusal or a validation error names the secret, never its value.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-NO_VAULT = (
-    "the credential vault is not available in this version of the server yet, so secrets "
-    "cannot be stored or listed; documents may still reference ${vault.NAME}, but such tasks "
-    "fail until the vault arrives. Ask the user to provide the credential another way."
-)
+from tools.context import tool_context
+from tools.errors import friendly_errors
+from tools.models import DeletedSecret, SecretList, StoredSecret
+from vault.errors import VaultError
+from vault.store import Vault
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def register(mcp: MCPServer) -> None:
+    """Add the vault tools to the server."""
     mcp.add_tool(
         vault_set,
         annotations=ToolAnnotations(
-            title="Store a secret", readOnlyHint=False, idempotentHint=True
+            title="Store a secret",
+            readOnlyHint=False,
+            destructiveHint=False,
+            idempotentHint=True,
+            openWorldHint=False,
         ),
     )
-    mcp.add_tool(vault_list, annotations=ToolAnnotations(title="List secrets", readOnlyHint=True))
+    mcp.add_tool(
+        vault_list,
+        annotations=ToolAnnotations(
+            title="List secrets", readOnlyHint=True, destructiveHint=False, openWorldHint=False
+        ),
+    )
     mcp.add_tool(
         vault_delete,
         annotations=ToolAnnotations(
-            title="Delete a secret", readOnlyHint=False, destructiveHint=True
+            title="Delete a secret", readOnlyHint=False, destructiveHint=True, openWorldHint=False
         ),
     )
 
 
+@friendly_errors
 async def vault_set(
-    name: Annotated[str, Field(description="the secret's name, used as ${vault.NAME}")],
-    value: Annotated[str, Field(description="the secret value; it can never be read back")],
+    name: Annotated[
+        str,
+        Field(description="the secret's name, e.g. API_TOKEN; documents use it as ${vault.NAME}"),
+    ],
+    value: Annotated[
+        str, Field(description="the secret value (at most 64 KiB); it can never be read back")
+    ],
     allowed_hosts: Annotated[
         list[str],
-        Field(description="hosts the secret may be sent to, e.g. api.example.com, *.example.com"),
+        Field(
+            min_length=1,
+            description="the only hosts the secret may be sent to: host names "
+            "(api.example.com), subdomain patterns (*.example.com, which does not match "
+            "example.com itself), or ['*'] for any host. Host names only: no scheme, port or path.",
+        ),
     ],
     ctx: Context,
-    description: str | None = None,
-) -> str:
-    """Store a credential for orchestrations to use as ${vault.NAME}; it is only ever sent to
-    the allowed hosts and no tool returns it."""
-    raise ToolError(NO_VAULT)
+    description: Annotated[
+        str | None, Field(description="what the secret is for, shown by vault_list")
+    ] = None,
+) -> StoredSecret:
+    """Store a credential (password, API token, browser session) in the encrypted vault, for
+    orchestrations to use as ${vault.NAME} in a task's config. A secret with the same name is
+    replaced.
+
+    You never get the value back: no tool returns it, and it shows as *** wherever it would
+    appear in results, logs or errors. It is sent only to the allowed hosts; a task that tries
+    to send it anywhere else fails. Where you can, ask the user to store secrets themselves with
+    `orchestrator vault set NAME --hosts HOST`, so the value never passes through the
+    conversation.
+    """
+    vault = _vault(ctx)
+    info = await _call(vault.set, name, value, allowed_hosts=allowed_hosts, description=description)
+    return StoredSecret(
+        secret=info,
+        usage=f"write ${{vault.{info.name}}} in a task's config; it is revealed only to "
+        f"{', '.join(info.allowed_hosts)}",
+    )
 
 
-async def vault_list(ctx: Context) -> str:
-    """The stored secrets' names, descriptions and allowed hosts — never their values."""
-    raise ToolError(NO_VAULT)
+@friendly_errors
+async def vault_list(ctx: Context) -> SecretList:
+    """The stored secrets: names, descriptions, allowed hosts, and when each was created,
+    updated and last used. Never their values."""
+    vault = _vault(ctx)
+    return SecretList(secrets=await _call(vault.list))
 
 
+@friendly_errors
 async def vault_delete(
-    name: Annotated[str, Field(description="the secret to delete")], ctx: Context
-) -> str:
-    """Delete a stored secret."""
-    raise ToolError(NO_VAULT)
+    name: Annotated[str, Field(description="the name of the secret to delete")], ctx: Context
+) -> DeletedSecret:
+    """Delete a stored secret. Orchestrations that use it fail until it is stored again."""
+    vault = _vault(ctx)
+    await _call(vault.delete, name)
+    return DeletedSecret(deleted=name)
+
+
+def _vault(ctx: Context) -> Vault:
+    vault = tool_context(ctx).vault
+    if vault is None:
+        raise ToolError("this server was started without a vault, so secrets cannot be stored")
+    return vault
+
+
+async def _call(function: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a (briefly blocking) vault method off the event loop; its errors become ToolErrors."""
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except VaultError as exc:
+        raise ToolError(str(exc)) from None

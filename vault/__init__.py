@@ -1,1 +1,19 @@
-"""Encrypted credentials (arrives with the vault issue)."""
+"""The encrypted credential vault: secrets an agent can use but never read.
+
+- ``store.Vault``: named secrets in one Fernet-encrypted file, each bound to the hosts it may be
+  sent to, shared safely between processes;
+- ``keys``: where the key comes from (a given key, a passphrase through scrypt, a key file);
+- ``fileformat``: the file's layout, atomic writes and the cross-process lock;
+- ``hosts``: host patterns (``api.example.com``, ``*.example.com``, ``*``) and matching;
+- ``redact.Redactor``: masks values and their encoded forms in text and data;
+- ``resolver.VaultResolver``: the engine's ``SecretResolver`` over a vault;
+- ``envfile``: reading a ``.env`` file for ``orchestrator vault import``.
+"""
+
+from vault.errors import VaultError
+from vault.hosts import host_allowed
+from vault.redact import Redactor
+from vault.resolver import VaultResolver
+from vault.store import SecretInfo, Vault
+
+__all__ = ["Redactor", "SecretInfo", "Vault", "VaultError", "VaultResolver", "host_allowed"]

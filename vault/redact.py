@@ -1,0 +1,99 @@
+"""Masking secret values, and the ways they are commonly encoded, in text and JSON-able data.
+
+A value is replaced by ``***`` wherever it appears as itself, as base64 (standard and url-safe,
+with and without padding, and inside a longer base64 text such as an HTTP Basic ``user:pass``
+credential), URL-encoded (``quote`` and ``quote_plus``) or JSON-escaped. The longest match wins,
+so a value that contains another is masked whole.
+
+A value shorter than ``MIN_EMBEDDED_LENGTH`` (4) characters is still masked, but only where a
+whole string equals it: masking every ``ab`` inside other text would garble every output while
+protecting nothing, since so short a secret is guessable anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+MIN_EMBEDDED_LENGTH = 4
+# A base64 run shorter than this, cut out of a longer base64 text, would match by chance.
+MIN_BASE64_CORE = 8
+
+
+class Redactor:
+    """Built once from the secret values; ``redact`` and ``redact_data`` are then cheap."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        distinct = {value for value in values if value}
+        self._whole_only = frozenset(
+            value for value in distinct if len(value) < MIN_EMBEDDED_LENGTH
+        )
+        forms: set[str] = set()
+        for value in distinct - self._whole_only:
+            forms.update(encoded_forms(value))
+        ordered = sorted(forms, key=lambda form: (-len(form), form))
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None or bool(self._whole_only)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value and its encoded forms replaced by ``***``."""
+        if text in self._whole_only:
+            return MASK
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def redact_data(self, data: Any) -> Any:
+        """A copy of JSON-able ``data`` with every string (dict keys included) redacted."""
+        if isinstance(data, str):
+            return self.redact(data)
+        if isinstance(data, dict):
+            return {self.redact_data(key): self.redact_data(item) for key, item in data.items()}
+        if isinstance(data, list | tuple):
+            return [self.redact_data(item) for item in data]
+        return data
+
+
+def encoded_forms(value: str) -> set[str]:
+    """``value`` and each encoding of it that ``Redactor`` masks."""
+    raw = value.encode("utf-8")
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    }
+    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms.add(encoded)
+        forms.add(encoded.rstrip("="))
+    forms.update(_embedded_base64(raw))
+    return {form for form in forms if len(form) >= MIN_EMBEDDED_LENGTH}
+
+
+def _embedded_base64(raw: bytes) -> set[str]:
+    """The part of ``raw``'s base64 that is the same wherever it sits in a longer text.
+
+    Base64 turns each 3 bytes into 4 characters, so inside ``prefix + raw + suffix`` the
+    characters that depend on ``raw`` alone depend on where ``raw`` starts modulo 3. For each of
+    the three alignments, encode the whole 3-byte groups that lie inside ``raw``.
+    """
+    cores: set[str] = set()
+    for offset in range(3):
+        skip = (3 - offset) % 3
+        usable = (len(raw) - skip) // 3 * 3
+        if usable <= 0:
+            continue
+        chunk = raw[skip : skip + usable]
+        for encoded in (base64.b64encode(chunk), base64.urlsafe_b64encode(chunk)):
+            if len(encoded) >= MIN_BASE64_CORE:
+                cores.add(encoded.decode())
+    return cores

@@ -1,0 +1,525 @@
+"""The vault: named secrets, each bound to the hosts it may be sent to, in one encrypted file.
+
+``Vault.open(path)`` unlocks (or creates) the file; every change re-reads the file under the
+cross-process lock, applies itself and writes the whole file back atomically, so several
+processes (the MCP server, the CLI) can share one vault. Reads come from memory and re-read the
+file when another process changed it. Values leave only through ``reveal`` (for one host) and
+``values`` (to build a redactor); nothing else returns them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, MultiFernet
+from pydantic import BaseModel, Field
+
+from engine.issues import did_you_mean
+from vault.errors import VaultError
+from vault.fileformat import (
+    Header,
+    VaultFile,
+    damaged,
+    encode,
+    locked,
+    read_bytes,
+    write_atomic,
+)
+from vault.hosts import ANY_HOST, host_allowed, refusal, validate_host_patterns
+from vault.keys import KEY_ENV, KEY_FILE_NAME, PASSPHRASE_ENV, KeyFile, ScryptParams, parse_key
+
+logger = logging.getLogger("orchestrator.vault")
+
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+MAX_VALUE_BYTES = 64 * 1024
+# last_used_at is kept in memory and written at most this often (and at close).
+USAGE_FLUSH_SECONDS = 60.0
+_NO_KDF: dict[str, Any] = {"name": "none"}
+
+
+class SecretInfo(BaseModel):
+    """What may be shown about a secret: everything but its value."""
+
+    name: str = Field(description="used in documents as ${vault.NAME}")
+    description: str | None = None
+    allowed_hosts: list[str] = Field(description="the hosts it may be sent to; * means any host")
+    created_at: str = Field(description="ISO 8601, UTC")
+    updated_at: str = Field(description="ISO 8601, UTC")
+    last_used_at: str | None = Field(None, description="when a task last used it (ISO 8601, UTC)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Secret:
+    value: str
+    allowed_hosts: list[str]
+    description: str | None
+    created_at: str
+    updated_at: str
+    last_used_at: str | None = None
+
+    def info(self, name: str) -> SecretInfo:
+        return SecretInfo(
+            name=name,
+            description=self.description,
+            allowed_hosts=list(self.allowed_hosts),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            last_used_at=self.last_used_at,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "allowed_hosts": self.allowed_hosts,
+            "description": self.description,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "last_used_at": self.last_used_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Secret:
+        return cls(
+            value=data["value"],
+            allowed_hosts=list(data["allowed_hosts"]),
+            description=data.get("description"),
+            created_at=data["created_at"],
+            updated_at=data["updated_at"],
+            last_used_at=data.get("last_used_at"),
+        )
+
+
+@dataclass(slots=True)
+class _Unlocked:
+    """The keys of an open vault (newest first) and the header's ``kdf`` they go with."""
+
+    fernet: MultiFernet
+    kdf: dict[str, Any]
+
+
+class Vault:
+    """An open vault; see the module docstring. Thread-safe; safe across processes."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        key: bytes | None,
+        passphrase: str | None,
+        key_file: KeyFile,
+        kdf_cost: int | None,
+    ) -> None:
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._key = key
+        self._passphrase = passphrase
+        self._key_file = key_file
+        self._kdf_cost = kdf_cost
+        self._mutex = threading.RLock()
+        self._secrets: dict[str, _Secret] = {}
+        self._unlocked: _Unlocked | None = None
+        self._file_id: tuple[int, int, int] | None = None
+        self._pending_usage: dict[str, str] = {}
+        self._usage_since: float | None = None
+        self.revision = 0  # grows whenever the secrets in memory change
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        key: str | None = None,
+        passphrase: str | None = None,
+        kdf_cost: int | None = None,
+    ) -> Vault:
+        """Unlock the vault at ``path``, creating an empty one when there is none.
+
+        The key comes from ``key`` (a Fernet key), else ``passphrase``, else the key file
+        ``vault.key`` beside the vault (created on first use). ``kdf_cost`` is log2 of scrypt's
+        ``n`` for a new passphrase (tests lower it); the default is the real cost.
+        """
+        path = Path(path).expanduser().absolute()
+        if key is not None and not key.strip():
+            raise VaultError(f"{KEY_ENV} is set but empty; unset it or give a Fernet key")
+        if passphrase is not None and not passphrase:
+            raise VaultError(f"{PASSPHRASE_ENV} is set but empty; unset it or give a passphrase")
+        vault = cls(
+            path,
+            key=parse_key(key, KEY_ENV) if key is not None else None,
+            passphrase=passphrase if key is None else None,
+            key_file=KeyFile(path.with_name(KEY_FILE_NAME)),
+            kdf_cost=kdf_cost,
+        )
+        with locked(vault._lock_path):
+            if not vault._load():
+                vault._create()
+        return vault
+
+    @property
+    def key_source(self) -> str:
+        """Which key source unlocks this vault, for messages."""
+        if self._key is not None:
+            return KEY_ENV
+        if self._passphrase is not None:
+            return PASSPHRASE_ENV
+        return self._key_file.label
+
+    def _create(self) -> None:
+        if self._key is not None:
+            fernet, kdf = MultiFernet([Fernet(self._key)]), _NO_KDF
+        elif self._passphrase is not None:
+            params = ScryptParams.new(self._kdf_cost)
+            fernet, kdf = _fernet([params.derive(self._passphrase)]), params.to_header()
+        else:
+            existing = self._key_file.read() if self._key_file.exists() else None
+            fernet, kdf = _fernet(existing or self._key_file.create()), _NO_KDF
+        self._write(_Unlocked(fernet, kdf), {})
+
+    def _load(self) -> bool:
+        """Read the file into memory (False when there is none); VaultError when it cannot."""
+        read = read_bytes(self.path)
+        if read is None:
+            return False
+        data, stat = read
+        parsed = VaultFile.parse(data, self.path)
+        unlocked = self._unlock(parsed)
+        try:
+            secrets = {
+                name: _Secret.from_json(fields)
+                for name, fields in parsed.decrypt(unlocked.fernet, self.path).items()
+            }
+        except (KeyError, TypeError, AttributeError):
+            raise damaged(self.path) from None
+        self._unlocked = unlocked
+        self._secrets = secrets
+        self._file_id = _file_id(stat)
+        self.revision += 1
+        return True
+
+    def _unlock(self, parsed: VaultFile) -> _Unlocked:
+        """The keys that open ``parsed``, reusing the current ones while the header is the same."""
+        header = parsed.header
+        current = self._unlocked
+        if current and current.kdf == header.kdf and header.key_matches(current.fernet):
+            return current
+        kdf_name = header.kdf.get("name")
+        if kdf_name == "scrypt":
+            if self._passphrase is None:
+                given = f" with {KEY_ENV}" if self._key is not None else ""
+                unset = f" and unset {KEY_ENV}" if self._key is not None else ""
+                raise VaultError(
+                    f"cannot unlock {self.path}{given}: this vault is locked with a passphrase; "
+                    f"set {PASSPHRASE_ENV}{unset}"
+                )
+            try:
+                params = ScryptParams.from_header(header.kdf)
+            except (KeyError, TypeError, ValueError):
+                raise damaged(self.path) from None
+            fernet = _fernet([params.derive(self._passphrase)])
+            problem = "wrong passphrase or a different vault"
+        elif kdf_name == "none":
+            if self._passphrase is not None:
+                raise VaultError(
+                    f"cannot unlock {self.path} with {PASSPHRASE_ENV}: this vault is locked with "
+                    f"a key ({self._key_file.label} or {KEY_ENV}), not a passphrase; unset "
+                    f"{PASSPHRASE_ENV}, then run 'orchestrator vault rotate --new-passphrase' "
+                    "to protect it with a passphrase"
+                )
+            if self._key is not None:
+                fernet = MultiFernet([Fernet(self._key)])
+            else:
+                fernet = _fernet(self._key_file.read())
+            problem = "wrong key or a different vault"
+        else:
+            raise damaged(self.path)
+        if not header.key_matches(fernet):
+            if parsed.opens_with(fernet):  # the key is right: the header itself was changed
+                raise damaged(self.path)
+            raise VaultError(
+                f"cannot unlock {self.path} with {self.key_source}: {problem}. "
+                "The vault file was left as it is."
+            )
+        return _Unlocked(fernet, header.kdf)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def reload_if_changed(self) -> None:
+        """Re-read the file when another process replaced it since it was last read here."""
+        with self._mutex:
+            try:
+                current = _file_id(self.path.stat())
+            except FileNotFoundError:
+                raise VaultError(
+                    f"the vault file {self.path} was removed while in use; restore it from a "
+                    "backup, or restart to begin with an empty vault"
+                ) from None
+            if current != self._file_id:
+                # Under the lock: a rotation in another process changes the key file and the
+                # vault in separate steps.
+                with locked(self._lock_path):
+                    self._load()
+
+    def names(self) -> set[str]:
+        with self._mutex:
+            self.reload_if_changed()
+            return set(self._secrets)
+
+    def list(self) -> list[SecretInfo]:
+        """Every secret's name, description, hosts and times, by name; never a value."""
+        with self._mutex:
+            self.reload_if_changed()
+            return [
+                self._with_usage(name, secret).info(name)
+                for name, secret in sorted(self._secrets.items())
+            ]
+
+    def reveal(self, name: str, host: str | None) -> str:
+        """The value of ``name`` for sending to ``host``; VaultError if it may not go there.
+
+        ``host`` None means the use has no destination host (a local command, a file); only a
+        secret allowed for any host (``*``) may be used so.
+        """
+        with self._mutex:
+            self.reload_if_changed()
+            secret = self._find(name)
+            if host:
+                allowed = host_allowed(host, secret.allowed_hosts)
+            else:
+                allowed = ANY_HOST in secret.allowed_hosts
+            if not allowed:
+                raise VaultError(refusal(name, host, secret.allowed_hosts))
+            self._pending_usage[name] = _now()
+            if self._usage_since is None:
+                self._usage_since = time.monotonic()
+            elif time.monotonic() - self._usage_since >= USAGE_FLUSH_SECONDS:
+                try:
+                    self.flush_usage()
+                except VaultError as exc:  # only bookkeeping failed; the use itself is fine
+                    logger.warning("could not save the secrets' last-used times: %s", exc)
+            return secret.value
+
+    def values(self) -> list[str]:
+        """Every secret value, for building a redactor."""
+        with self._mutex:
+            return [secret.value for secret in self._secrets.values()]
+
+    # --- changing -----------------------------------------------------------------------------
+
+    def set(
+        self,
+        name: str,
+        value: str,
+        *,
+        allowed_hosts: list[str],
+        description: str | None = None,
+    ) -> SecretInfo:
+        """Store or replace secret ``name``; returns what may be shown of it."""
+        return self.set_many({name: value}, allowed_hosts=allowed_hosts, description=description)[0]
+
+    def set_many(
+        self,
+        values: dict[str, str],
+        *,
+        allowed_hosts: list[str],
+        description: str | None = None,
+    ) -> list[SecretInfo]:
+        """Store several secrets with the same hosts in one write (all or none)."""
+        if not values:
+            raise VaultError("nothing to store: no secrets were given")
+        problems = [problem for name, value in values.items() for problem in _problems(name, value)]
+        try:
+            hosts = validate_host_patterns(allowed_hosts)
+        except VaultError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise VaultError("; ".join(problems))
+        if description is not None:
+            description = description.strip() or None
+        now = _now()
+
+        def change(secrets: dict[str, _Secret]) -> None:
+            for name, value in values.items():
+                previous = secrets.get(name)
+                secrets[name] = _Secret(
+                    value=value,
+                    allowed_hosts=hosts,
+                    description=description,
+                    created_at=previous.created_at if previous else now,
+                    updated_at=now,
+                    last_used_at=previous.last_used_at if previous else None,
+                )
+
+        self._modify(change)
+        with self._mutex:
+            return [self._secrets[name].info(name) for name in values]
+
+    def delete(self, name: str) -> None:
+        """Remove secret ``name``; VaultError (with a suggestion) when there is none."""
+
+        def change(secrets: dict[str, _Secret]) -> None:
+            if name not in secrets:
+                raise self._unknown(name, secrets)
+            del secrets[name]
+
+        self._modify(change)
+
+    def flush_usage(self) -> None:
+        """Write the last-used times gathered in memory."""
+        with self._mutex:
+            if self._pending_usage:
+                self._modify(lambda secrets: None)
+
+    def close(self) -> None:
+        """Persist what is only in memory (last-used times)."""
+        self.flush_usage()
+
+    def rotate(self, *, new_passphrase: str | None = None, new_key: str | None = None) -> None:
+        """Re-encrypt everything under a new key; an interruption leaves a readable vault.
+
+        With the key file: the file becomes [new, old] first, then the vault is written with the
+        new key, then the file becomes [new]. With a passphrase (``new_passphrase``, or the same
+        one with a fresh salt): the header and the body change in one atomic replace. ``new_key``
+        switches to a given Fernet key.
+        """
+        if new_passphrase is not None and new_key is not None:
+            raise VaultError("give a new passphrase or a new key, not both")
+        if new_passphrase is not None and not new_passphrase:
+            raise VaultError("the new passphrase is empty; give a passphrase")
+        parsed_key = parse_key(new_key, "the new key") if new_key is not None else None
+        with self._mutex, locked(self._lock_path):
+            self._reload_locked()
+            assert self._unlocked is not None
+            if parsed_key is not None:
+                fernet, kdf = MultiFernet([Fernet(parsed_key)]), _NO_KDF
+                self._write(_Unlocked(fernet, kdf), self._secrets)
+                self._key, self._passphrase = parsed_key, None
+            elif new_passphrase is not None or self._passphrase is not None:
+                passphrase = new_passphrase if new_passphrase is not None else self._passphrase
+                assert passphrase is not None
+                params = ScryptParams.new(self._kdf_cost)
+                fernet, kdf = _fernet([params.derive(passphrase)]), params.to_header()
+                self._write(_Unlocked(fernet, kdf), self._secrets)
+                was_key_file = self._key is None and self._passphrase is None
+                self._key, self._passphrase = None, passphrase
+                if was_key_file:  # the old key opens nothing now
+                    self._key_file.path.unlink(missing_ok=True)
+            elif self._key is not None:
+                raise VaultError(
+                    f"this vault is unlocked with {KEY_ENV}; rotating needs the new key "
+                    "('orchestrator vault rotate --new-key'), and then set the variable to it"
+                )
+            else:
+                old_keys = self._key_file.read()
+                fresh = Fernet.generate_key()
+                self._key_file.write([fresh, *old_keys])
+                fernet = _fernet([fresh])
+                self._write(_Unlocked(fernet, _NO_KDF), self._secrets)
+                self._key_file.write([fresh])
+            self.revision += 1
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _modify(self, change: Callable[[dict[str, _Secret]], None]) -> None:
+        """Apply ``change`` to the secrets as they are on disk now, and write them back."""
+        with self._mutex, locked(self._lock_path):
+            self._reload_locked()
+            assert self._unlocked is not None
+            secrets = dict(self._secrets)
+            change(secrets)
+            for name, used in self._pending_usage.items():
+                if name in secrets:
+                    secret = secrets[name]
+                    if secret.last_used_at is None or secret.last_used_at < used:
+                        secrets[name] = replace(secret, last_used_at=used)
+            self._write(self._unlocked, secrets)
+            self._pending_usage.clear()
+            self._usage_since = None
+
+    def _reload_locked(self) -> None:
+        """Under the lock: make memory match the file before changing it."""
+        if not self._load():
+            raise VaultError(
+                f"the vault file {self.path} was removed while in use; restore it from a backup, "
+                "or open the vault again to begin with an empty one"
+            )
+
+    def _write(self, unlocked: _Unlocked, secrets: dict[str, _Secret]) -> None:
+        # A fresh key check under the newest key, so that key alone opens the file from now on.
+        data = encode(
+            Header.for_key(unlocked.kdf, unlocked.fernet),
+            {name: secret.to_json() for name, secret in secrets.items()},
+            unlocked.fernet,
+        )
+        stat = write_atomic(self.path, data)
+        self._unlocked = unlocked
+        self._secrets = dict(secrets)
+        self._file_id = _file_id(stat)
+        self.revision += 1
+
+    def _find(self, name: str) -> _Secret:
+        secret = self._secrets.get(name)
+        if secret is None:
+            raise self._unknown(name, self._secrets)
+        return secret
+
+    def _unknown(self, name: str, secrets: dict[str, _Secret]) -> VaultError:
+        hint = did_you_mean(name, secrets)
+        known = (
+            f"; {hint}"
+            if hint
+            else ("; the vault is empty" if not secrets else f"; stored secrets: {_some(secrets)}")
+        )
+        return VaultError(f"no secret named '{name}' in the vault{known}")
+
+    def _with_usage(self, name: str, secret: _Secret) -> _Secret:
+        used = self._pending_usage.get(name)
+        if used and (secret.last_used_at is None or secret.last_used_at < used):
+            return replace(secret, last_used_at=used)
+        return secret
+
+
+def _problems(name: str, value: str) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        shown = repr(name)[:60]
+        problems.append(
+            f"secret name {shown} is not allowed: use 1-128 letters, digits, '_', '.' or '-', "
+            "starting with a letter or '_' (e.g. API_TOKEN)"
+        )
+    if not isinstance(value, str) or not value:
+        problems.append(f"secret {name!r} has an empty value; give the value to store")
+    elif len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+        size = len(value.encode("utf-8"))
+        problems.append(
+            f"secret {name!r} is {size:,} bytes; a value may be at most 64 KiB "
+            f"({MAX_VALUE_BYTES:,} bytes)"
+        )
+    return problems
+
+
+def _fernet(keys: list[bytes]) -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in keys])
+
+
+def _file_id(stat: Any) -> tuple[int, int, int]:
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _some(names: Any, limit: int = 10) -> str:
+    shown = sorted(names)
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
