@@ -52,6 +52,8 @@ class ServerState:
     in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     max_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     published: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    accounts: dict[str, str] = field(default_factory=dict)  # username -> password for /login
+    api_token: str = "api-token-from-login"  # what /login hands out and /api/me accepts
 
     def received(self, path_prefix: str) -> list[dict[str, Any]]:
         return [r for r in list(self.requests) if r["path"].startswith(path_prefix)]
@@ -193,6 +195,20 @@ def create_app(state: ServerState) -> Starlette:
         state.published[site].append(received)
         return JSONResponse({"site": site, "id": len(state.published[site])}, status_code=201)
 
+    async def login(request: Request) -> Response:
+        await record(request)
+        credentials = await request.json()
+        username, password = credentials.get("username"), credentials.get("password")
+        if username not in state.accounts or state.accounts[username] != password:
+            return JSONResponse({"error": "wrong username or password"}, status_code=401)
+        return JSONResponse({"token": state.api_token, "user": username})
+
+    async def me(request: Request) -> Response:
+        await record(request)
+        if request.headers.get("authorization") != f"Bearer {state.api_token}":
+            return JSONResponse({"error": "log in first"}, status_code=401)
+        return JSONResponse({"user": "alice", "plan": "pro"})
+
     any_method = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return Starlette(
         routes=[
@@ -208,6 +224,8 @@ def create_app(state: ServerState) -> Starlette:
             Route("/status/{code:int}", status, methods=any_method),
             Route("/bytes", raw_bytes),
             Route("/publish/{site}", publish, methods=["POST", "PUT"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/api/me", me),
         ]
     )
 
