@@ -500,6 +500,18 @@ def _log_value(value: Any) -> str:
 # --- the run's files ------------------------------------------------------------------------
 
 
+def run_files(run_dir: str | Path | None) -> list[str]:
+    """The result files a finished run wrote into ``run_dir`` (those that exist), as paths."""
+    if not run_dir:
+        return []
+    folder = Path(run_dir)
+    return [
+        str(folder / name)
+        for name in (RESULTS_FILE, LOG_FILE, SUMMARY_FILE)
+        if (folder / name).exists()
+    ]
+
+
 def write_run_files(
     snapshot: RunSnapshot,
     events: Iterable[EventRecord],

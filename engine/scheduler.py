@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
 MAX_ERROR_LENGTH = 2000
+MAX_ITEM_LABEL = 40
 
 
 @dataclass(eq=False, slots=True)
@@ -88,8 +89,14 @@ class Node:
 
     @property
     def label(self) -> str:
+        """The display name; a fan-out child shows its item when that is a short name."""
         base = self.spec.label
-        return f"{base}[{self.index}]" if self.parent is not None else base
+        if self.parent is None:
+            return base
+        item = self.item
+        if isinstance(item, str) and 0 < len(item) <= MAX_ITEM_LABEL and "\n" not in item:
+            return f"{base}[{item}]"
+        return f"{base}[{self.index}]"
 
 
 class Run:

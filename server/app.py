@@ -52,11 +52,8 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
             settings.db_path,
             settings.runs_dir,
             resume=True,
-            max_concurrent=settings.max_concurrent,
-            max_tasks=settings.max_tasks,
             secrets=VaultResolver(vault),
-            network=settings.network(),
-            workspace=settings.workspace_dir,
+            **settings.engine_options(),
         )
         resumed = [run_id for run_id in engine.runs]
         if resumed:

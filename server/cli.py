@@ -22,16 +22,15 @@ from typing import Any
 
 import yaml
 from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
 from engine.engine import Engine, UnknownOrchestration
 from engine.graph import Validation
 from engine.issues import DocumentError
-from engine.report import aggregated_results, render_status, render_summary
+from engine.report import aggregated_results, render_status, render_summary, run_files
 from engine.spec import document_json_schema, load_file
-from engine.state import RunSnapshot, RunStatus
+from engine.state import RunStatus
 from engine.store import StoreError
+from server.progress import follow
 from server.settings import Settings, SettingsError, load_settings, open_vault
 from vault.envfile import read_env_file
 from vault.errors import VaultError
@@ -118,6 +117,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     serve.set_defaults(handler=_cmd_serve)
 
+    demo = commands.add_parser(
+        "demo", help="run the seed's patterns 1 and 2 against built-in local sites (offline)"
+    )
+    demo.add_argument(
+        "--sites", action="store_true", help="only serve the demo sites, until Ctrl-C"
+    )
+    demo.set_defaults(handler=_cmd_demo)
+
+    doctor = commands.add_parser("doctor", help="check the installation: browser, vault, database")
+    doctor.set_defaults(handler=_cmd_doctor)
+
     schema = commands.add_parser("schema", help="print the document's JSON Schema")
     schema.set_defaults(handler=_cmd_schema)
     _add_vault_commands(commands)
@@ -170,11 +180,8 @@ async def _engine(
             settings.db_path,
             settings.runs_dir,
             resume=resume,
-            max_concurrent=settings.max_concurrent,
-            max_tasks=settings.max_tasks,
-            network=settings.network(),
-            workspace=settings.workspace_dir,
             secrets=VaultResolver(vault) if vault else None,
+            **settings.engine_options(),
         )
         async with engine:
             yield engine
@@ -217,12 +224,12 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
             run_id = await engine.submit(orchestration, source_name=str(args.file))
             if cancelled and run_id in engine.runs:  # Ctrl-C while the run was being saved
                 engine.runs[run_id].cancel("cancelled with Ctrl-C")
-            snapshot = await _follow(engine, run_id, err, show_live=not args.json)
+            snapshot = await follow(engine, run_id, err, show=not args.json)
         finally:
             with suppress(NotImplementedError):
                 loop.remove_signal_handler(signal.SIGINT)
         full = await engine.snapshot(run_id, include_outputs=True)
-        files = _run_files(snapshot)
+        files = run_files(snapshot.run_dir)
     if args.json:
         out.print_json(json.dumps(aggregated_results(full), default=str))
     else:
@@ -230,33 +237,6 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
     if cancelled or snapshot.status == RunStatus.cancelled:
         return EXIT_CANCELLED
     return EXIT_OK if snapshot.status == RunStatus.succeeded else EXIT_FAILED
-
-
-async def _follow(engine: Engine, run_id: str, err: Console, *, show_live: bool) -> RunSnapshot:
-    """Wait for the run, redrawing the seed's progress display on a terminal."""
-    run = engine.runs.get(run_id)
-    if run is None:
-        return await engine.snapshot(run_id)
-    if show_live and err.is_terminal:
-        with Live(console=err, refresh_per_second=10, transient=False) as live:
-            while not run.finished.is_set():
-                live.update(Text(render_status(run.snapshot(), now=time.time())))
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(run.finished.wait(), 0.1)
-            live.update(Text(render_status(await engine.snapshot(run_id), now=time.time())))
-    else:
-        await run.finished.wait()
-        if show_live:
-            err.print(render_status(await engine.snapshot(run_id), now=time.time()), markup=False)
-    return await engine.snapshot(run_id)
-
-
-def _run_files(snapshot: RunSnapshot) -> list[str]:
-    if not snapshot.run_dir:
-        return []
-    folder = Path(snapshot.run_dir)
-    names = ("aggregated_results.json", "execution_log.txt", "summary.txt")
-    return [str(folder / name) for name in names if (folder / name).exists()]
 
 
 # --- validate -----------------------------------------------------------------------------
@@ -381,7 +361,7 @@ def _cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
         if args.json:
             out.print_json(json.dumps(results, default=str))
             return EXIT_OK
-        out.print(render_summary(snapshot, _run_files(snapshot)), markup=False)
+        out.print(render_summary(snapshot, run_files(snapshot.run_dir)), markup=False)
         out.print("", markup=False)
         for task_id, task in results["tasks"].items():
             out.print(f"{task_id} [{task['state']}]", markup=False)
@@ -408,9 +388,9 @@ def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
                 return EXIT_OK
             worst = EXIT_OK
             for run_id in resumed:
-                snapshot = await _follow(engine, run_id, err, show_live=True)
+                snapshot = await follow(engine, run_id, err)
                 full = await engine.snapshot(run_id, include_outputs=True)
-                out.print(render_summary(full, _run_files(snapshot)), markup=False)
+                out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)
                 if snapshot.status != RunStatus.succeeded:
                     worst = EXIT_FAILED
             return worst
@@ -441,6 +421,34 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
             raise
         raise store_errors.exceptions[0] from None
     return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    # Imported here so that the other commands start without loading the demo's web server.
+    from server.demo import run_demo, serve_sites
+
+    settings = load_settings()
+    if args.sites:
+        return asyncio.run(serve_sites(out))
+    return asyncio.run(
+        run_demo(
+            settings.db_path,
+            settings.runs_dir,
+            settings.browser(),
+            out,
+            lambda engine, run_id: follow(engine, run_id, err),
+        )
+    )
+
+
+def _cmd_doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from server.doctor import diagnose
+
+    checks = asyncio.run(diagnose(load_settings()))
+    marks = {"ok": "✓", "warning": "!", "error": "✗"}
+    for check in checks:
+        out.print(f"{marks[check.verdict]} {check.name:<9} {check.detail}", markup=False)
+    return EXIT_FAILED if any(check.verdict == "error" for check in checks) else EXIT_OK
 
 
 def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -7,12 +7,14 @@ environment, so both stay usable as libraries and in tests.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.network import DEFAULT_PER_HOST, HostLimits, Network, NetworkPolicy
+from engine.runners.browser.pool import BrowserSettings
 from engine.spec import RateValue
 from vault.store import Vault
 
@@ -150,6 +152,20 @@ class Settings(BaseSettings):
         le=256,
         description="ORCHESTRATOR_BROWSER_LIMIT: browser pages working at once, server-wide",
     )
+
+    def browser(self) -> BrowserSettings:
+        return BrowserSettings(path=self.browser_path, limit=self.browser_limit)
+
+    def engine_options(self) -> dict[str, Any]:
+        """Everything ``Engine.open`` takes from the settings besides its files and secrets
+        (build it inside the event loop: the network holds asyncio objects)."""
+        return {
+            "max_concurrent": self.max_concurrent,
+            "max_tasks": self.max_tasks,
+            "network": self.network(),
+            "workspace": self.workspace_dir,
+            "resources": {"browser": self.browser()},
+        }
 
 
 def open_vault(settings: Settings) -> Vault:

@@ -103,9 +103,9 @@ async def test_one_failing_destination_of_three_is_named_in_status_and_summary(
     summary = render_summary(snapshot)
     assert "Success:    3 (60%)" in summary
     assert "Failed:     2 (40%)" in summary
-    assert f"- publish[1]: {failure} [http_5xx]" in summary.splitlines()
+    assert f"- publish[1] (publish[site_b]): {failure} [http_5xx]" in summary.splitlines()
     status = render_status(snapshot)
-    assert "   ├─ publish[1]: ✗ Failed (destination site_b: POST http://127.0.0.1:" in status
+    assert "   ├─ publish[site_b]: ✗ Failed (destination site_b: POST http://127.0.0.1:" in status
 
 
 async def test_allow_partial_keeps_what_was_published(engine: Engine, server: LocalServer) -> None:

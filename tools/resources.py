@@ -18,9 +18,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from engine.engine import UnknownOrchestration
-from engine.report import aggregated_results, render_log, render_summary
+from engine.report import aggregated_results, render_log, render_summary, run_files
 from tools.context import tool_context
-from tools.views import RESULT_FILES, orchestration_status
+from tools.views import orchestration_status
 
 _ARTIFACT_URI = re.compile(r"^orchestration://[^/]+/artifacts/(?P<name>[^/]+)$")
 
@@ -78,9 +78,7 @@ async def read_log(id: str, ctx: Context) -> str:
 
 async def read_summary(id: str, ctx: Context) -> str:
     snapshot = await _snapshot(ctx, id)
-    folder = Path(snapshot.run_dir) if snapshot.run_dir else None
-    files = [str(folder / name) for name in RESULT_FILES if folder and (folder / name).exists()]
-    return render_summary(snapshot, files) + "\n"
+    return render_summary(snapshot, run_files(snapshot.run_dir)) + "\n"
 
 
 async def read_artifact(id: str, name: str, ctx: Context) -> bytes:

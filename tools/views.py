@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.graph import Plan, Validation
 from engine.issues import Issue
-from engine.report import render_status, render_summary
+from engine.report import render_status, render_summary, run_files
 from engine.state import RunSnapshot, TaskSnapshot, TaskState
 from tools.models import (
     Artifact,
@@ -37,7 +37,6 @@ _ROW_PRIORITY = {
     TaskState.pending: 4,
     TaskState.succeeded: 5,
 }
-RESULT_FILES = ("aggregated_results.json", "execution_log.txt", "summary.txt")
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -210,8 +209,7 @@ def results(
             f"{max_chars:,} characters; call get_results again with offset={next_offset}, or "
             f"read orchestration://{snapshot.id}/results"
         )
-    files = [f"{snapshot.run_dir}/{name}" for name in RESULT_FILES] if snapshot.run_dir else []
-    existing = [path for path in files if Path(path).exists()]
+    existing = run_files(snapshot.run_dir)
     return Results(
         id=snapshot.id,
         name=snapshot.name,

@@ -1,0 +1,130 @@
+"""``orchestrator demo``: the seed's patterns 1 and 2 against built-in local sites, offline.
+
+It serves the demo sites (``server.demo.sites``) on 127.0.0.1, then runs two shipped documents
+with the live progress display: pattern 1 collects from three sites at once in Chromium (one of
+them behind a login whose credentials come from a vault) and aggregates; pattern 2 runs serial
+content steps, then publishes to three sites in parallel. The demo's credentials live in an
+in-memory vault, so the user's own vault is never touched. Without a browser, pattern 1 is
+skipped with a note saying how to install one, and pattern 2 still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from engine.engine import Engine
+from engine.errors import TaskError
+from engine.report import render_summary, run_files
+from engine.runners.browser import BrowserNotFound, BrowserSettings, locate_browser
+from engine.runners.browser.discovery import find_browser
+from engine.spec import load_file
+from engine.state import RunSnapshot, RunStatus
+from server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
+from vault.hosts import host_allowed
+from vault.redact import Redactor
+
+DOCUMENTS = Path(__file__).parent
+PATTERN_1 = DOCUMENTS / "pattern1_collect.yaml"
+PATTERN_2 = DOCUMENTS / "pattern2_publish.yaml"
+
+Follow = Callable[[Engine, str], Awaitable[RunSnapshot]]
+
+
+class DemoSecrets:
+    """An in-memory vault for the demo's credentials (bound to the demo's host, redacted)."""
+
+    def __init__(self, secrets: dict[str, str], allowed_hosts: list[str]) -> None:
+        self._secrets = {name: (value, list(allowed_hosts)) for name, value in secrets.items()}
+        self._redactor = Redactor(secrets.values())
+
+    async def resolve(self, name: str, *, host: str | None) -> str:
+        value, hosts = self._secrets[name]
+        if host is None or not host_allowed(host, hosts):
+            raise TaskError(f"secret '{name}' is not allowed for host {host} ({hosts})", "config")
+        return value
+
+    def names(self) -> Collection[str]:
+        return set(self._secrets)
+
+    def redact(self, text: str) -> str:
+        return self._redactor.redact(text)
+
+    async def store(
+        self, name: str, value: str, *, allowed_hosts: list[str], description: str | None = None
+    ) -> None:
+        self._secrets[name] = (value, list(allowed_hosts))
+        self._redactor = Redactor(value for value, _ in self._secrets.values())
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPlan:
+    documents: list[Path]
+    skipped: str | None  # why pattern 1 does not run, when it does not
+
+
+async def plan(browser: BrowserSettings) -> DemoPlan:
+    """Both patterns, or pattern 2 alone with the reason, when no browser can be found."""
+    try:
+        if browser.candidates is None:
+            await locate_browser(browser.path)
+        else:
+            find_browser(browser.path, browser.candidates)
+    except BrowserNotFound as exc:
+        return DemoPlan([PATTERN_2], f"pattern 1 skipped: {exc}")
+    return DemoPlan([PATTERN_1, PATTERN_2], None)
+
+
+async def run_demo(
+    db_path: Path,
+    runs_dir: Path,
+    browser: BrowserSettings,
+    out: Console,
+    follow: Follow,
+) -> int:
+    """Serve the sites, run the patterns one after the other, print each summary."""
+    demo = await plan(browser)
+    if demo.skipped:
+        out.print(demo.skipped, markup=False)
+    worst = 0
+    async with DemoSites() as sites:
+        secrets = DemoSecrets(
+            {"DEMO_USER": DEMO_USER, "DEMO_PASSWORD": DEMO_PASSWORD}, allowed_hosts=["127.0.0.1"]
+        )
+        async with await Engine.open(
+            db_path, runs_dir, resume=False, secrets=secrets, resources={"browser": browser}
+        ) as engine:
+            for document in demo.documents:
+                source = load_file(document)
+                orchestration = engine.validate(
+                    source, extra_vars={"base": sites.url}, require_runners=True
+                ).raise_for_errors()
+                out.print(f"\n▶ {orchestration.name}", markup=False)
+                run_id, _ = await engine.start(orchestration, source_name="demo")
+                snapshot = await follow(engine, run_id)
+                full = await engine.snapshot(run_id, include_outputs=True)
+                out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)
+                if snapshot.status != RunStatus.succeeded:
+                    worst = 1
+        published = sum(len(posts) for posts in sites.state.published.values())
+        if PATTERN_2 in demo.documents:
+            out.print(f"\nThe demo sites received {published} published post(s).", markup=False)
+    return worst
+
+
+async def serve_sites(out: Console) -> int:
+    """Serve the demo sites until Ctrl-C, for running the examples against them by hand."""
+    async with DemoSites() as sites:
+        out.print(f"demo sites at {sites.url} (Ctrl-C to stop)", markup=False)
+        out.print(
+            f"e.g. orchestrator run examples/seed_pattern1_local.yaml --var base={sites.url}",
+            markup=False,
+        )
+        with suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    return 0

@@ -1,0 +1,38 @@
+"""Following a run in the terminal: the seed's progress display, redrawn live on a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import suppress
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from engine.engine import Engine
+from engine.report import render_status
+from engine.state import RunSnapshot
+
+
+async def follow(
+    engine: Engine, run_id: str, console: Console, *, show: bool = True
+) -> RunSnapshot:
+    """Wait for a run of this engine to end; show its progress on ``console`` (live on a
+    terminal, once at the end otherwise, not at all without ``show``)."""
+    run = engine.runs.get(run_id)
+    if run is None:
+        return await engine.snapshot(run_id)
+    if show and console.is_terminal:
+        with Live(console=console, refresh_per_second=10, transient=False) as live:
+            while not run.finished.is_set():
+                live.update(Text(render_status(run.snapshot(), now=time.time())))
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(run.finished.wait(), 0.1)
+            live.update(Text(render_status(await engine.snapshot(run_id), now=time.time())))
+    else:
+        await run.finished.wait()
+        if show:
+            snapshot = await engine.snapshot(run_id)
+            console.print(render_status(snapshot, now=time.time()), markup=False)
+    return await engine.snapshot(run_id)
