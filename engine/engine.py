@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from engine.backends import Backend
+from engine.backends.local import LocalBackend
 from engine.graph import Validation, validate
 from engine.issues import DocumentError, Issue
 from engine.network import Network
@@ -75,6 +77,7 @@ class Engine:
         network: Network | None = None,
         workspace: Path | None = None,
         resources: Mapping[str, Any] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.store = store
         self.runs_dir = runs_dir
@@ -85,6 +88,7 @@ class Engine:
         # settings and shared objects runners find in ctx.resources, e.g. {"browser": ...}
         self.resources: dict[str, Any] = dict(resources or {})
         self.network = network or Network()
+        self.backend: Backend = backend or LocalBackend()
         self.workspace = workspace or runs_dir.parent / "workspace"
         self.runs: dict[str, Run] = {}
         self._submit_lock = asyncio.Lock()
@@ -137,6 +141,7 @@ class Engine:
         for runner in self._runners.values():
             await runner.aclose()
         await self.network.aclose()
+        await self.backend.aclose()
         await self.store.aclose()
 
     # --- what the engine can run ----------------------------------------------------------

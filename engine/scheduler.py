@@ -75,6 +75,8 @@ class Node:
     root_error: str | None = None
     cancel_reason: str | None = None
     waiting_note: str | None = None  # what a running task's runner waits for
+    queued_at: float | None = None  # when the current attempt became ready to run
+    wait_reason: str | None = None  # the first pool that kept it waiting, if one did
     worker: asyncio.Task[None] | None = None
     executing: bool = False
     held: tuple[Pool, ...] = ()
@@ -378,6 +380,8 @@ class Run:
 
     def _enqueue(self, node: Node) -> None:
         node.state = TaskState.queued
+        node.queued_at = time.time()
+        node.wait_reason = None
         self._persist(node)
         self._push(node)
         self._kick()
@@ -414,6 +418,9 @@ class Run:
                 blocked = max(pool.blocked_until(now) or -math.inf for pool in pools)
                 if blocked != -math.inf:
                     wake_at = min(wake_at, blocked)
+                    head = queue[0][3]
+                    if head.wait_reason is None:
+                        head.wait_reason = self.waiting_for(head)
                     continue
                 if best is None or queue[0][:3] < best[:3]:
                     best, best_queue, best_pools = queue[0], queue, pools
@@ -467,7 +474,23 @@ class Run:
             node.started_at = now
         self._persist(node)
         store = self.engine.store
-        store.put_attempt(AttemptRow(self.id, node.task_id, attempt, now))
+
+        def record(outcome: str | None = None, finished: float | None = None, **error: Any) -> None:
+            store.put_attempt(
+                AttemptRow(
+                    self.id,
+                    node.task_id,
+                    attempt,
+                    now,
+                    finished,
+                    outcome,
+                    queued_at=node.queued_at,
+                    waited_for=node.wait_reason,
+                    **error,
+                )
+            )
+
+        record()
         self._event(node, "started", f"attempt {attempt}/{node.max_attempts}")
         output: Any = None
         failure: TaskError | None = None
@@ -478,9 +501,7 @@ class Run:
             self._release(node)
             if node.cancel_reason is None:
                 raise  # the engine is shutting down: the task stays running and resumes later
-            store.put_attempt(
-                AttemptRow(self.id, node.task_id, attempt, now, time.time(), "cancelled")
-            )
+            record("cancelled", time.time())
             self._set_terminal(node, TaskState.cancelled, reason=node.cancel_reason)
             return
         except TaskError as exc:
@@ -490,26 +511,13 @@ class Run:
         self._release(node)
         finished = time.time()
         if failure is None:
-            store.put_attempt(
-                AttemptRow(self.id, node.task_id, attempt, now, finished, "succeeded")
-            )
+            record("succeeded", finished)
             node.output = output
             self._set_terminal(node, TaskState.succeeded, finished_at=finished)
             await self._commit_then_release(node)
             return
         message = self.engine.redact(failure.message)[:MAX_ERROR_LENGTH]
-        store.put_attempt(
-            AttemptRow(
-                self.id,
-                node.task_id,
-                attempt,
-                now,
-                finished,
-                "failed",
-                message,
-                failure.error_class,
-            )
-        )
+        record("failed", finished, error=message, error_class=failure.error_class)
         node.error, node.error_class = message, failure.error_class
         if self._should_retry(node, failure):
             self._schedule_retry(node, failure)
@@ -549,7 +557,7 @@ class Run:
         timeout = node.spec.timeout
         try:
             async with asyncio.timeout(timeout) as scope:
-                return await runner.run(parsed, ctx)
+                return await self.engine.backend.run_attempt(runner, parsed, ctx)
         except TimeoutError:
             if scope.expired():
                 raise TaskError(f"timed out after {timeout:g}s", "timeout") from None

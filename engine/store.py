@@ -22,7 +22,7 @@ import aiosqlite
 
 from engine.state import EventRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome TEXT,
     error TEXT,
     error_class TEXT,
+    queued_at REAL,
+    waited_for TEXT,
     PRIMARY KEY (orchestration_id, task_id, attempt)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -145,6 +147,8 @@ class AttemptRow:
     outcome: str | None = None
     error: str | None = None
     error_class: str | None = None
+    queued_at: float | None = None  # when the attempt became ready (waiting = started - queued)
+    waited_for: str | None = None  # the pool that made it wait, e.g. "rate limit api (10/s)"
 
 
 _UPSERT_ORCHESTRATION = """
@@ -168,8 +172,8 @@ ON CONFLICT (orchestration_id, task_id) DO UPDATE SET state=excluded.state,
 """
 _UPSERT_ATTEMPT = """
 INSERT INTO attempts (orchestration_id, task_id, attempt, started_at, finished_at, outcome, error,
-    error_class)
-VALUES (?,?,?,?,?,?,?,?)
+    error_class, queued_at, waited_for)
+VALUES (?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (orchestration_id, task_id, attempt) DO UPDATE SET finished_at=excluded.finished_at,
     outcome=excluded.outcome, error=excluded.error, error_class=excluded.error_class
 """
@@ -428,7 +432,8 @@ class Store:
     async def load_attempts(self, orchestration_id: str) -> list[AttemptRow]:
         cursor = await self._db.execute(
             "SELECT orchestration_id, task_id, attempt, started_at, finished_at, outcome, error, "
-            "error_class FROM attempts WHERE orchestration_id = ? ORDER BY started_at",
+            "error_class, queued_at, waited_for FROM attempts WHERE orchestration_id = ? "
+            "ORDER BY started_at",
             (orchestration_id,),
         )
         return [AttemptRow(*r) for r in await cursor.fetchall()]
@@ -455,6 +460,15 @@ class Store:
         ]
 
 
+# Each step brings a database of the version before it up to the next one.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE attempts ADD COLUMN queued_at REAL",
+        "ALTER TABLE attempts ADD COLUMN waited_for TEXT",
+    ),
+}
+
+
 async def _prepare(db: aiosqlite.Connection) -> None:
     await db.execute("PRAGMA busy_timeout = 10000")
     await db.execute("PRAGMA journal_mode = WAL")
@@ -463,18 +477,30 @@ async def _prepare(db: aiosqlite.Connection) -> None:
     cursor = await db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
     )
-    exists = await cursor.fetchone()
-    if exists:
+    version = 0
+    if await cursor.fetchone():
         cursor = await db.execute("SELECT version FROM schema_version")
         row = await cursor.fetchone()
         version = row[0] if row else 0
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the state database was written by a newer version (schema {version}, this "
-                f"version reads {SCHEMA_VERSION}); upgrade multi-task-orchestrator"
-            )
-        if version == SCHEMA_VERSION:
-            return
-    await db.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
-    await db.execute("DELETE FROM schema_version")
-    await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the state database was written by a newer version (schema {version}, this "
+            f"version reads {SCHEMA_VERSION}); upgrade multi-task-orchestrator"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        if version == 0:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                await db.execute(statement)
+        else:
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    await db.execute(statement)
+        await db.execute("DELETE FROM schema_version")
+        await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
