@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import socket
 import time
@@ -29,12 +30,17 @@ from engine.runners import discover
 from engine.runners.base import Runner
 from engine.scheduler import Run, make_run_id
 from engine.secrets import NoVault, SecretResolver, redact_data
-from engine.spec import Orchestration, RawDocument
+from engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from engine.store import OrchestrationRow, Store, TaskRow
+from engine.store import OrchestrationRow, Store, StoreError, TaskRow
 
 DEFAULT_MAX_CONCURRENT = 64
 DEFAULT_MAX_TASKS = 10_000
+SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
+DEFAULT_LEASE_SECONDS = 15.0  # a run whose owner stops renewing is taken over after this long
+DEFAULT_SHUTDOWN_GRACE = 10.0
+
+logger = logging.getLogger("orchestrator.engine")
 POLL_SECONDS = 0.25  # how often to look at a run another process executes
 
 Source = str | Path | Mapping[str, Any] | RawDocument | Orchestration
@@ -78,6 +84,10 @@ class Engine:
         workspace: Path | None = None,
         resources: Mapping[str, Any] | None = None,
         backend: Backend | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        allow_shell: bool = False,
+        max_document_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
         self.store = store
         self.runs_dir = runs_dir
@@ -94,7 +104,17 @@ class Engine:
         self._submit_lock = asyncio.Lock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
         self._runners = {name: cls() for name, cls in (runner_types or discover()).items()}
+        # types whose runner exists but is switched off, with how to switch it on
+        self.disabled_types = {} if allow_shell else {"shell": SHELL_DISABLED}
+        for name in self.disabled_types:
+            self._runners.pop(name, None)
+        self.max_document_bytes = max_document_bytes
         self._closed = False
+        self.draining = False  # shutting down: running tasks may finish, nothing new starts
+        self.lease_seconds = lease_seconds
+        self.shutdown_grace = shutdown_grace
+        self._adopting = False  # take over runs whose owner's lease expired
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -108,8 +128,10 @@ class Engine:
         """Open the store, build the engine and (by default) resume interrupted runs."""
         store = await Store.open(db_path)
         engine = cls(store, runs_dir=Path(runs_dir), **options)
+        engine._adopting = resume
         if resume:
             await engine.resume()
+        engine._heartbeat = asyncio.create_task(engine._keep_leases(), name="orchestrator-leases")
         return engine
 
     async def __aenter__(self) -> Engine:
@@ -118,11 +140,18 @@ class Engine:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Stop: running tasks are interrupted (they run again on the next start)."""
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop accepting work, give running tasks ``grace`` seconds (default: the engine's
+        shutdown grace) to finish, then interrupt the rest: their runs are released, so the
+        next start (of any process) resumes them, and those tasks run again."""
         if self._closed:
             return
         self._closed = True
+        self.draining = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        await self._let_running_finish(self.shutdown_grace if grace is None else grace)
         workers = [
             node.worker
             for run in self.runs.values()
@@ -134,15 +163,62 @@ class Engine:
         await asyncio.gather(*workers, return_exceptions=True)
         background = [task for run in list(self.runs.values()) for task in run.background]
         await asyncio.gather(*background, return_exceptions=True)
-        for run in self.runs.values():  # interrupted: any process may resume them now
-            released = run.orchestration_row(run.document())
-            released.owner = None
-            self.store.put_orchestration(released)
-        for runner in self._runners.values():
-            await runner.aclose()
-        await self.network.aclose()
-        await self.backend.aclose()
-        await self.store.aclose()
+        interrupted = list(self.runs)
+        for run_id in interrupted:
+            self.store.add_event(
+                run_id,
+                None,
+                "interrupted",
+                "the process stopped; unfinished tasks run again when it is resumed",
+                ts=time.time(),
+                level="warning",
+            )
+        try:
+            await self.store.flush()
+            await self.store.release(self.owner, interrupted)
+        finally:
+            for runner in self._runners.values():
+                await runner.aclose()
+            await self.network.aclose()
+            await self.backend.aclose()
+            await self.store.aclose()
+
+    async def _let_running_finish(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for running tasks (and their commits) to end."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            busy = any(run.running or run.background for run in self.runs.values())
+            if not busy:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _keep_leases(self) -> None:
+        """Renew this engine's leases; drop runs another process took; adopt orphaned ones."""
+        interval = max(0.2, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                mine = list(self.runs)
+                kept = await self.store.renew(self.owner, mine, time.time() + self.lease_seconds)
+                for run_id in set(mine) - kept:
+                    self._abandon(run_id)
+                if self._adopting and not self.draining:
+                    await self.resume()
+            except StoreError as exc:
+                logger.warning("could not renew leases: %s", exc)
+
+    def _abandon(self, run_id: str) -> None:
+        """Another process holds this run now: stop working on it here, writing nothing."""
+        run = self.runs.pop(run_id, None)
+        if run is None:
+            return
+        logger.warning("orchestration %s was taken over by another process", run_id)
+        for node in run.nodes.values():
+            if node.worker is not None and not node.worker.done():
+                node.worker.cancel()
+
+    def lease_deadline(self) -> float:
+        return time.time() + self.lease_seconds
 
     # --- what the engine can run ----------------------------------------------------------
 
@@ -190,6 +266,8 @@ class Engine:
             require_runners=require_runners,
             runner_configs=self.runner_configs,
             secret_names=self.secrets.names(),
+            disabled_types=self.disabled_types,
+            max_document_bytes=self.max_document_bytes,
         )
         orchestration = result.orchestration
         if orchestration is not None and len(orchestration.tasks) > self.max_tasks:
@@ -278,8 +356,8 @@ class Engine:
         for row in await self.store.unfinished():
             if row.id in self.runs or (orchestration_id and row.id != orchestration_id):
                 continue
-            if _owned_by_live_process(row.owner, self.owner):
-                continue
+            if not await self.store.claim(row.id, self.owner, self.lease_deadline(), time.time()):
+                continue  # a live process holds its lease
             orchestration = Orchestration.model_validate(row.document)
             run = Run(
                 self,
@@ -458,26 +536,6 @@ def _fresh(row: TaskRow) -> TaskRow:
         reason=None,
         chain=[],
     )
-
-
-def _owned_by_live_process(owner: str | None, me: str) -> bool:
-    """Whether another process that is still alive runs this orchestration.
-
-    Only processes on this host can be checked; a run owned elsewhere is left alone.
-    """
-    if not owner or owner == me:
-        return False
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid_text), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _snapshot_from_rows(

@@ -29,6 +29,7 @@ from engine.expressions import ExpressionError, Scope, resolve, secret_names
 from engine.graph import execution_stages
 from engine.pools import Pool
 from engine.report import write_run_files
+from engine.report_html import write_report
 from engine.runners.base import RunContext, Runner
 from engine.spec import ErrorClass, Orchestration, RetryPolicy, RunIf, Strategy, TaskSpec
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
@@ -217,6 +218,7 @@ class Run:
             idempotency_key=self.idempotency_key,
             source=self.source,
             owner=self.engine.owner,
+            lease_until=self.engine.lease_deadline(),
         )
 
     def restore(self, rows: list[TaskRow]) -> tuple[int, int]:
@@ -403,6 +405,8 @@ class Run:
 
     def _dispatch(self) -> None:
         self._dispatch_pending = False
+        if self.engine.draining:
+            return  # shutting down: what runs may finish, nothing new starts
         loop = asyncio.get_running_loop()
         now = loop.time()
         wake_at = math.inf
@@ -907,6 +911,7 @@ class Run:
             files = await asyncio.to_thread(
                 write_run_files, self.snapshot(include_outputs=True), events, self.run_dir
             )
+            files.append(await write_report(store, self.snapshot()))
             self.output_files = [str(path) for path in files]
         finally:
             self.finished.set()

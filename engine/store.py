@@ -14,7 +14,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import aiosqlite
 
 from engine.state import EventRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS orchestrations (
     run_dir TEXT,
     idempotency_key TEXT UNIQUE,
     source TEXT,
-    owner TEXT
+    owner TEXT,
+    lease_until REAL
 );
 CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -90,6 +91,14 @@ CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, 
 """
 
 
+BUSY_RETRIES = 6
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
 class StoreError(Exception):
     """The state database cannot be used; the message names the file and what to do."""
 
@@ -108,7 +117,8 @@ class OrchestrationRow:
     run_dir: str | None = None
     idempotency_key: str | None = None
     source: str | None = None
-    owner: str | None = None
+    owner: str | None = None  # the engine running it; it holds the lease until lease_until
+    lease_until: float | None = None
 
 
 @dataclass(slots=True)
@@ -153,11 +163,11 @@ class AttemptRow:
 
 _UPSERT_ORCHESTRATION = """
 INSERT INTO orchestrations (id, name, status, document, created_at, started_at, finished_at, error,
-    max_parallel, run_dir, idempotency_key, source, owner)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+    max_parallel, run_dir, idempotency_key, source, owner, lease_until)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
     finished_at=excluded.finished_at, error=excluded.error, max_parallel=excluded.max_parallel,
-    run_dir=excluded.run_dir, owner=excluded.owner
+    run_dir=excluded.run_dir
 """
 _UPSERT_TASK = """
 INSERT INTO tasks (orchestration_id, task_id, parent_id, position, type, label, state,
@@ -206,10 +216,14 @@ def _task_params(row: TaskRow) -> tuple[Any, ...]:
     )
 
 
+def _shallow_values(row: Any) -> tuple[Any, ...]:
+    """A row's field values in order; unlike ``asdict``, nothing is deep-copied."""
+    return tuple(getattr(row, f.name) for f in fields(row))
+
+
 def _orchestration_params(row: OrchestrationRow) -> tuple[Any, ...]:
-    values = asdict(row)
-    values["document"] = json.dumps(row.document)
-    return tuple(values.values())
+    values = _shallow_values(row)
+    return (*values[:3], json.dumps(row.document), *values[4:])
 
 
 @dataclass(slots=True)
@@ -233,6 +247,7 @@ class Store:
         self._batch = _Batch()
         self._wakeup = asyncio.Event()
         self._failure: BaseException | None = None
+        self._transactions = asyncio.Lock()
         self._writer = asyncio.create_task(self._write_loop(), name="orchestrator-store-writer")
 
     @classmethod
@@ -324,6 +339,16 @@ class Store:
                     waiter.set_result(None)
 
     async def _commit(self, batch: _Batch) -> None:
+        async with self._transactions:
+            for attempt in range(BUSY_RETRIES):
+                try:
+                    return await self._commit_once(batch)
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc) or attempt == BUSY_RETRIES - 1:
+                        raise
+                    await asyncio.sleep(0.05 * 2**attempt)
+
+    async def _commit_once(self, batch: _Batch) -> None:
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
         try:
@@ -336,7 +361,7 @@ class Store:
                 await db.executemany(_UPSERT_TASK, [_task_params(r) for r in batch.tasks.values()])
             if batch.attempts:
                 await db.executemany(
-                    _UPSERT_ATTEMPT, [tuple(asdict(r).values()) for r in batch.attempts.values()]
+                    _UPSERT_ATTEMPT, [_shallow_values(r) for r in batch.attempts.values()]
                 )
             if batch.events:
                 await db.executemany(_INSERT_EVENT, batch.events)
@@ -345,15 +370,66 @@ class Store:
             await db.execute("ROLLBACK")
             raise
 
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """One statement in its own transaction, never inside a group commit; retried while
+        another process holds the database (SQLITE_BUSY). Returns the rows changed."""
+        async with self._transactions:
+            for attempt in range(BUSY_RETRIES):
+                try:
+                    cursor = await self._db.execute(sql, params)
+                    return cursor.rowcount
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc) or attempt == BUSY_RETRIES - 1:
+                        raise StoreError(f"the state database {self.path} is busy: {exc}") from None
+                    await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
     async def close_interrupted_attempts(self, orchestration_id: str, ts: float) -> int:
         """Mark attempts a stopped process left open as interrupted; return how many."""
         await self.flush()
-        cursor = await self._db.execute(
+        return await self._write(
             "UPDATE attempts SET finished_at = ?, outcome = 'interrupted' "
             "WHERE orchestration_id = ? AND finished_at IS NULL",
             (ts, orchestration_id),
         )
-        return cursor.rowcount
+
+    # --- leases: which live process runs an orchestration --------------------------------
+
+    async def claim(
+        self, orchestration_id: str, owner: str, lease_until: float, now: float
+    ) -> bool:
+        """Take an unfinished orchestration whose lease is free or expired; True if taken."""
+        changed = await self._write(
+            "UPDATE orchestrations SET owner = ?, lease_until = ? WHERE id = ? "
+            "AND status IN ('pending', 'running') "
+            "AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until < ?)",
+            (owner, lease_until, orchestration_id, owner, now),
+        )
+        return changed == 1
+
+    async def renew(self, owner: str, ids: Sequence[str], lease_until: float) -> set[str]:
+        """Extend the leases ``owner`` still holds among ``ids``; return those ids."""
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        await self._write(
+            f"UPDATE orchestrations SET lease_until = ? WHERE owner = ? AND id IN ({marks})",
+            (lease_until, owner, *ids),
+        )
+        cursor = await self._db.execute(
+            f"SELECT id FROM orchestrations WHERE owner = ? AND id IN ({marks})", (owner, *ids)
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def release(self, owner: str, ids: Sequence[str]) -> None:
+        """Give up leases, so that any process may resume these orchestrations at once."""
+        if ids:
+            marks = ",".join("?" * len(ids))
+            await self._write(
+                "UPDATE orchestrations SET owner = NULL, lease_until = NULL "
+                f"WHERE owner = ? AND id IN ({marks})",
+                (owner, *ids),
+            )
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -391,7 +467,8 @@ class Store:
     ) -> list[OrchestrationRow]:
         cursor = await self._db.execute(
             "SELECT id, name, status, document, created_at, started_at, finished_at, error, "
-            f"max_parallel, run_dir, idempotency_key, source, owner FROM orchestrations {clause}",
+            "max_parallel, run_dir, idempotency_key, source, owner, lease_until "
+            f"FROM orchestrations {clause}",
             params,
         )
         rows = await cursor.fetchall()
@@ -410,6 +487,7 @@ class Store:
                 idempotency_key=r[10],
                 source=r[11],
                 owner=r[12],
+                lease_until=r[13],
             )
             for r in rows
         ]
@@ -466,6 +544,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE attempts ADD COLUMN queued_at REAL",
         "ALTER TABLE attempts ADD COLUMN waited_for TEXT",
     ),
+    2: ("ALTER TABLE orchestrations ADD COLUMN lease_until REAL",),
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
 from engine.engine import Engine
@@ -66,11 +67,13 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
                 vault=vault,
             )
         finally:
-            await engine.aclose()
-            try:
-                await asyncio.to_thread(vault.close)
-            except VaultError as exc:
-                logger.warning("could not save the secrets' last-used times: %s", exc)
+            # shielded: a signal cancels the transport, but the shutdown itself must complete
+            with anyio.CancelScope(shield=True):
+                await engine.aclose()
+                try:
+                    await asyncio.to_thread(vault.close)
+                except VaultError as exc:
+                    logger.warning("could not save the secrets' last-used times: %s", exc)
             logger.info("engine closed")
 
     mcp: MCPServer[ToolContext] = MCPServer(

@@ -15,18 +15,27 @@ import os
 import signal
 import sys
 import time
+import webbrowser
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import anyio
 import yaml
 from rich.console import Console
 
-from engine.engine import Engine, UnknownOrchestration
+from engine.engine import Engine, NotAllowedNow, UnknownOrchestration
 from engine.graph import Validation
 from engine.issues import DocumentError
-from engine.report import aggregated_results, render_status, render_summary, run_files
+from engine.report import (
+    REPORT_FILE,
+    aggregated_results,
+    render_status,
+    render_summary,
+    run_files,
+)
+from engine.report_html import write_report
 from engine.spec import document_json_schema, load_file
 from engine.state import RunStatus
 from engine.store import StoreError
@@ -80,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_vars(run)
     run.add_argument("--max-concurrent", type=int, metavar="N", help="override max_concurrent")
     run.add_argument("--json", action="store_true", help="print the aggregated results as JSON")
+    _add_backend(run)
     run.set_defaults(handler=_cmd_run)
 
     check = commands.add_parser("validate", help="check a document; print its errors or plan")
@@ -105,6 +115,19 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--json", action="store_true")
     results.set_defaults(handler=_cmd_results)
 
+    report = commands.add_parser(
+        "report", help="write a run's report.html (timeline, tasks, failures) and print its path"
+    )
+    report.add_argument("id", help="an orchestration id (or a unique prefix)")
+    report.add_argument("--open", action="store_true", help="open it in the web browser")
+    report.set_defaults(handler=_cmd_report)
+
+    retry = commands.add_parser(
+        "retry", help="run a finished run's failed, skipped and cancelled tasks again"
+    )
+    retry.add_argument("id")
+    retry.set_defaults(handler=_cmd_retry)
+
     resume = commands.add_parser("resume", help="finish runs a stopped process left unfinished")
     resume.add_argument("id", nargs="?")
     resume.set_defaults(handler=_cmd_resume)
@@ -115,7 +138,28 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    _add_backend(serve)
     serve.set_defaults(handler=_cmd_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run a Dask worker that runs task attempts for 'serve --backend dask'"
+    )
+    worker.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler, e.g. tcp://host:8786 (default: ORCHESTRATOR_DASK_SCHEDULER)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        "--nthreads",
+        dest="concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="attempts running at once on this worker (default 8)",
+    )
+    worker.add_argument("--name", help="the worker's name in the cluster")
+    worker.set_defaults(handler=_cmd_worker)
 
     demo = commands.add_parser(
         "demo", help="run the seed's patterns 1 and 2 against built-in local sites (offline)"
@@ -142,6 +186,31 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["local", "dask"],
+        help="where task attempts run (default: ORCHESTRATOR_BACKEND, else local)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler for --backend dask, e.g. tcp://host:8786 "
+        "(default: ORCHESTRATOR_DASK_SCHEDULER)",
+    )
+
+
+def _with_backend(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with --backend and --scheduler applied."""
+    update: dict[str, Any] = {}
+    if args.backend is not None:
+        update["backend"] = args.backend
+    if args.scheduler is not None:
+        update["dask_scheduler"] = args.scheduler
+        update.setdefault("backend", "dask")
+    return settings.model_copy(update=update) if update else settings
 
 
 def _add_vars(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +263,7 @@ async def _engine(
 
 
 def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    settings = load_settings()
+    settings = _with_backend(load_settings(), args)
     return asyncio.run(_run(args, settings, out, err))
 
 
@@ -234,6 +303,9 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
         out.print_json(json.dumps(aggregated_results(full), default=str))
     else:
         out.print(render_summary(full, files), markup=False)
+        report_path = Path(snapshot.run_dir or "") / REPORT_FILE
+        if snapshot.run_dir and report_path.exists():
+            out.print(f"Report: {report_path}", markup=False)
     if cancelled or snapshot.status == RunStatus.cancelled:
         return EXIT_CANCELLED
     return EXIT_OK if snapshot.status == RunStatus.succeeded else EXIT_FAILED
@@ -345,6 +417,20 @@ def _cmd_status(args: argparse.Namespace, out: Console, err: Console) -> int:
     return asyncio.run(work())
 
 
+def _cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+
+    async def work() -> Path:
+        async with _engine(settings) as engine:
+            return await write_report(engine.store, await engine.snapshot(args.id))
+
+    path = asyncio.run(work())
+    out.print(str(path), markup=False)
+    if args.open and not webbrowser.open(path.as_uri()):
+        err.print(f"could not open a web browser; open {path} yourself", markup=False)
+    return EXIT_OK
+
+
 def _cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
 
@@ -404,7 +490,9 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     from server.app import configure_logging, create_server
     from server.http_transport import HttpConfigError, serve_http
 
-    settings = load_settings()
+    settings = _with_backend(load_settings(), args)
+    if settings.backend == "dask":
+        settings.execution_backend()  # a missing address or extra is reported before serving
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     configure_logging(settings)
@@ -412,7 +500,7 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
         if args.http:
             serve_http(settings, args.host, args.port)
         else:
-            create_server(settings).run("stdio")
+            anyio.run(_serve_stdio, create_server(settings))
     except HttpConfigError as exc:
         raise UsageError(str(exc)) from None
     except BaseExceptionGroup as group:  # errors from the transport's task group
@@ -420,6 +508,37 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
         if store_errors is None:
             raise
         raise store_errors.exceptions[0] from None
+    return EXIT_OK
+
+
+def _cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run a Dask worker with the project's plugin until Ctrl-C or the scheduler closes it."""
+    settings = load_settings()
+    scheduler = args.scheduler or settings.dask_scheduler
+    if not scheduler:
+        raise UsageError(
+            "name the Dask scheduler: --scheduler tcp://HOST:8786 or "
+            "ORCHESTRATOR_DASK_SCHEDULER (start one with 'dask scheduler')"
+        )
+    try:
+        from engine.backends.dask_worker import serve_worker
+    except ImportError as exc:
+        raise UsageError(
+            f"the worker needs Dask distributed ({exc}); install it with "
+            "pip install 'multi-task-orchestrator[dask]'"
+        ) from None
+    err.print(
+        f"worker: connecting to {scheduler}, {args.concurrency} attempt(s) at once", markup=False
+    )
+    asyncio.run(
+        serve_worker(
+            scheduler,
+            concurrency=args.concurrency,
+            browser=settings.browser(),
+            workspace=settings.workspace,
+            name=args.name,
+        )
+    )
     return EXIT_OK
 
 
@@ -449,6 +568,39 @@ def _cmd_doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
     for check in checks:
         out.print(f"{marks[check.verdict]} {check.name:<9} {check.detail}", markup=False)
     return EXIT_FAILED if any(check.verdict == "error" for check in checks) else EXIT_OK
+
+
+async def _serve_stdio(mcp: Any) -> None:
+    """Serve stdio until the client closes it, or until SIGTERM/SIGINT: then the engine gives
+    running tasks their grace period and releases the rest for the next start."""
+    async with anyio.create_task_group() as group:
+
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(stop_on_signal)
+        await mcp.run_stdio_async()
+        group.cancel_scope.cancel()
+
+
+def _cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = load_settings()
+
+    async def work() -> int:
+        async with _engine(settings, with_vault=True) as engine:
+            try:
+                run_id = await engine.retry(args.id)
+            except NotAllowedNow as exc:
+                raise UsageError(str(exc)) from None
+            snapshot = await follow(engine, run_id, err)
+            full = await engine.snapshot(run_id, include_outputs=True)
+        out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)
+        return EXIT_OK if snapshot.status == RunStatus.succeeded else EXIT_FAILED
+
+    return asyncio.run(work())
 
 
 def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:

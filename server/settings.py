@@ -7,7 +7,7 @@ environment, so both stay usable as libraries and in tests.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError
@@ -153,8 +153,56 @@ class Settings(BaseSettings):
         description="ORCHESTRATOR_BROWSER_LIMIT: browser pages working at once, server-wide",
     )
 
+    # --- durability ------------------------------------------------------------------------
+
+    lease_seconds: float = Field(
+        15.0,
+        ge=1,
+        le=3600,
+        description="ORCHESTRATOR_LEASE_SECONDS: a running orchestration whose process stops "
+        "renewing its lease is taken over by another process after this long",
+    )
+    shutdown_grace: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="ORCHESTRATOR_SHUTDOWN_GRACE: on SIGTERM/SIGINT, how long running tasks may "
+        "finish before they are interrupted (they run again on the next start)",
+    )
+
     def browser(self) -> BrowserSettings:
         return BrowserSettings(path=self.browser_path, limit=self.browser_limit)
+
+    # --- where attempts run (engine/backends) ---------------------------------------------------
+
+    backend: Literal["local", "dask"] = Field(
+        "local",
+        description="ORCHESTRATOR_BACKEND: where task attempts run: local (this process) or dask "
+        "(the workers of a Dask cluster; needs the dask extra and ORCHESTRATOR_DASK_SCHEDULER)",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        description="ORCHESTRATOR_DASK_SCHEDULER: the Dask scheduler's address, e.g. "
+        "tcp://host:8786, for ORCHESTRATOR_BACKEND=dask",
+    )
+
+    def execution_backend(self) -> Any:
+        """The engine's backend: None for the local one, else a ``DaskBackend``."""
+        if self.backend == "local":
+            return None
+        if not self.dask_scheduler:
+            raise SettingsError(
+                "ORCHESTRATOR_BACKEND=dask needs the scheduler's address: set "
+                "ORCHESTRATOR_DASK_SCHEDULER=tcp://HOST:8786 (or pass --scheduler)"
+            )
+        try:
+            from engine.backends.dask import DaskBackend
+        except ImportError as exc:
+            raise SettingsError(
+                f"ORCHESTRATOR_BACKEND=dask needs Dask distributed ({exc}); install it with "
+                "pip install 'multi-task-orchestrator[dask]'"
+            ) from None
+        return DaskBackend(self.dask_scheduler)
 
     def engine_options(self) -> dict[str, Any]:
         """Everything ``Engine.open`` takes from the settings besides its files and secrets
@@ -165,7 +213,25 @@ class Settings(BaseSettings):
             "network": self.network(),
             "workspace": self.workspace_dir,
             "resources": {"browser": self.browser()},
+            "lease_seconds": self.lease_seconds,
+            "shutdown_grace": self.shutdown_grace,
+            "allow_shell": self.allow_shell,
+            "max_document_bytes": self.max_document_bytes,
         }
+
+    # --- hostile input and local commands ----------------------------------------------------
+
+    allow_shell: bool = Field(
+        False,
+        description="ORCHESTRATOR_ALLOW_SHELL: allow the shell task type, which runs commands on "
+        "this machine (off by default; documents using it are refused at validation)",
+    )
+    max_document_bytes: int = Field(
+        5 * 1024 * 1024,
+        ge=1024,
+        description="ORCHESTRATOR_MAX_DOCUMENT_BYTES: the largest document accepted, in bytes "
+        "(larger ones are refused before they are parsed)",
+    )
 
 
 def open_vault(settings: Settings) -> Vault:

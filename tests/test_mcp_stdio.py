@@ -114,7 +114,8 @@ async def main():
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "server.cli", "serve"],
-        env={"ORCHESTRATOR_HOME": home},
+        # no grace: the task in flight is interrupted when the client dies, and runs again
+        env={"ORCHESTRATOR_HOME": home, "ORCHESTRATOR_SHUTDOWN_GRACE": "0"},
         cwd=repo,
     )
     async with Client(params) as client:

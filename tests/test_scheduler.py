@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -469,7 +470,7 @@ async def test_resume_after_stop_finishes_without_rerunning_finished_tasks(home:
     snapshot = await first.wait(run_id, 0.3)
     assert by_id(snapshot)["slow"].state == TaskState.running
     assert by_id(snapshot)["a"].state == TaskState.succeeded
-    await first.aclose()
+    await first.aclose(grace=0)
 
     async with await Engine.open(home / "state.db", home / "runs") as second:
         assert run_id not in second.runs or second.runs[run_id].id == run_id
@@ -524,17 +525,17 @@ async def test_a_run_owned_by_a_live_engine_is_not_resumed_by_another(home: Path
         assert len(attempts_made) == 1
 
 
-async def test_a_run_whose_owner_died_is_resumed(home: Path) -> None:
+async def test_a_run_whose_owners_lease_expired_is_resumed(home: Path) -> None:
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()
     first = await Engine.open(home / "state.db", home / "runs", resume=False)
     run_id = await first.submit({"tasks": [task("slow", 0.3)]})
     await first.wait(run_id, 0.05)
-    await first.aclose()
-    with sqlite3.connect(home / "state.db") as db:  # as if a killed process still held it
+    await first.aclose(grace=0)
+    with sqlite3.connect(home / "state.db") as db:  # a killed process held it; its lease ran out
         db.execute(
-            "UPDATE orchestrations SET owner = ? WHERE id = ?",
-            (f"{socket.gethostname()}:{finished.pid}:dead", run_id),
+            "UPDATE orchestrations SET owner = ?, lease_until = ? WHERE id = ?",
+            (f"{socket.gethostname()}:{finished.pid}:dead", time.time() - 1, run_id),
         )
     async with await Engine.open(home / "state.db", home / "runs") as second:
         assert run_id in second.runs
