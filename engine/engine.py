@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from engine import outputs
 from engine.backends import Backend
 from engine.backends.local import LocalBackend
 from engine.graph import Validation, validate
@@ -86,6 +87,7 @@ class Engine:
         backend: Backend | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
+        output_threshold: int = outputs.DEFAULT_THRESHOLD,
         allow_shell: bool = False,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
@@ -113,6 +115,7 @@ class Engine:
         self.draining = False  # shutting down: running tasks may finish, nothing new starts
         self.lease_seconds = lease_seconds
         self.shutdown_grace = shutdown_grace
+        self.output_threshold = output_threshold  # larger outputs are kept as files
         self._adopting = False  # take over runs whose owner's lease expired
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -568,7 +571,7 @@ def _snapshot_from_rows(
                 reason=task.reason,
                 chain=list(task.chain),
                 waiting_for=None,
-                output=task.output if include_outputs else None,
+                output=outputs.load(task.output_json, row.run_dir) if include_outputs else None,
                 has_output=task.output_json is not None,
             )
             for task in tasks

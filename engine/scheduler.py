@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from engine import outputs
 from engine.errors import TaskError
 from engine.expressions import ExpressionError, Scope, resolve, secret_names
 from engine.graph import execution_stages
@@ -267,7 +268,7 @@ class Run:
         node.state = TaskState(row.state)
         node.finished_at = row.finished_at
         node.output_json = row.output_json
-        node.output = row.output
+        node.output = None if outputs.reference(row.output_json) else row.output
         node.error = row.error
         node.error_class = row.error_class
         node.reason = row.reason
@@ -500,7 +501,7 @@ class Run:
         failure: TaskError | None = None
         try:
             output = self.engine.redact_data(await self._call_runner(node, attempt))
-            node.output_json = json.dumps(output, default=str)
+            node.output_json = self._keep_output(node, json.dumps(output, default=str))
         except asyncio.CancelledError:
             self._release(node)
             if node.cancel_reason is None:
@@ -516,7 +517,7 @@ class Run:
         finished = time.time()
         if failure is None:
             record("succeeded", finished)
-            node.output = output
+            node.output = None if outputs.reference(node.output_json) else output
             self._set_terminal(node, TaskState.succeeded, finished_at=finished)
             await self._commit_then_release(node)
             return
@@ -573,13 +574,22 @@ class Run:
         except Exception as exc:
             raise TaskError(f"{type(exc).__name__}: {exc}", "error") from None
 
+    def _keep_output(self, node: Node, output_json: str) -> str:
+        return outputs.keep(output_json, self.run_dir, node.task_id, self.engine.output_threshold)
+
+    def output_of(self, node: Node) -> Any:
+        """A finished task's output, read from its file when it was too large to keep."""
+        if node.output is not None or node.output_json is None:
+            return node.output
+        return outputs.load(node.output_json, self.run_dir)
+
     def _note_waiting(self, node: Node, what: str | None) -> None:
         node.waiting_note = what
         self.changed.set()
 
     def _scope(self, node: Node) -> Scope:
         return Scope(
-            outputs=_FinishedOutputs(self.nodes),
+            outputs=_FinishedOutputs(self),
             vars=self.spec.vars,
             item=node.item,
             index=node.index,
@@ -700,8 +710,9 @@ class Run:
     def _finish_fanout(self, parent: Node) -> None:
         children = parent.children or []
         failed = [child for child in children if child.state != TaskState.succeeded]
-        parent.output = [child.output for child in children]
-        parent.output_json = json.dumps(parent.output, default=str)
+        items = [self.output_of(child) for child in children]
+        parent.output_json = self._keep_output(parent, json.dumps(items, default=str))
+        parent.output = None if outputs.reference(parent.output_json) else items
         finished = time.time()
         if failed:
             listed = ", ".join(
@@ -909,7 +920,10 @@ class Run:
             await store.flush()
             events = await store.load_events(self.id)
             files = await asyncio.to_thread(
-                write_run_files, self.snapshot(include_outputs=True), events, self.run_dir
+                write_run_files,
+                self.snapshot(include_outputs=True, load_output_files=False),
+                events,
+                self.run_dir,
             )
             files.append(await write_report(store, self.snapshot()))
             self.output_files = [str(path) for path in files]
@@ -964,7 +978,12 @@ class Run:
             data=self.engine.redact_data(data) if data else None,
         )
 
-    def snapshot(self, *, include_outputs: bool = False) -> RunSnapshot:
+    def snapshot(
+        self, *, include_outputs: bool = False, load_output_files: bool = True
+    ) -> RunSnapshot:
+        """The run now. Outputs kept as files are read back unless ``load_output_files`` is
+        false, when their reference (``{"$output_file": ..., "bytes": ...}``) stands in."""
+        loader = self.output_of if load_output_files else _held_output
         tasks = [
             TaskSnapshot.model_construct(
                 task_id=node.task_id,
@@ -982,7 +1001,7 @@ class Run:
                 reason=node.reason,
                 chain=list(node.chain),
                 waiting_for=self.waiting_for(node),
-                output=node.output if include_outputs else None,
+                output=loader(node) if include_outputs else None,
                 has_output=node.output_json is not None,
             )
             for node in self._ordered_nodes()
@@ -1010,22 +1029,30 @@ class Run:
 class _FinishedOutputs(Mapping[str, Any]):
     """The reference scope's view of finished tasks, built on demand (never copied)."""
 
-    __slots__ = ("_nodes",)
+    __slots__ = ("_nodes", "_run")
 
-    def __init__(self, nodes: dict[str, Node]) -> None:
-        self._nodes = nodes
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._nodes = run.nodes
 
     def __getitem__(self, task_id: str) -> dict[str, Any]:
         node = self._nodes[task_id]
         if not node.state.terminal:
             raise KeyError(task_id)
-        return {"output": node.output, "state": node.state.value, "error": node.error}
+        return {"output": self._run.output_of(node), "state": node.state.value, "error": node.error}
 
     def __iter__(self) -> Iterator[str]:
         return (tid for tid, node in self._nodes.items() if node.state.terminal)
 
     def __len__(self) -> int:
         return sum(1 for node in self._nodes.values() if node.state.terminal)
+
+
+def _held_output(node: Node) -> Any:
+    """The output as held: the value, or the reference to the file a large one went to."""
+    if node.output is not None or node.output_json is None:
+        return node.output
+    return json.loads(node.output_json)
 
 
 def _config_problem(error: Exception) -> str:

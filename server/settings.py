@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         "finish before they are interrupted (they run again on the next start)",
     )
 
+    output_file_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="ORCHESTRATOR_OUTPUT_FILE_BYTES: outputs larger than this are kept as files "
+        "in the run folder, not in the database or in memory",
+    )
+
     def browser(self) -> BrowserSettings:
         return BrowserSettings(path=self.browser_path, limit=self.browser_limit)
 
@@ -215,6 +222,7 @@ class Settings(BaseSettings):
             "resources": {"browser": self.browser()},
             "lease_seconds": self.lease_seconds,
             "shutdown_grace": self.shutdown_grace,
+            "output_threshold": self.output_file_bytes,
             "allow_shell": self.allow_shell,
             "max_document_bytes": self.max_document_bytes,
         }
