@@ -361,16 +361,7 @@ class Engine:
                 continue
             if not await self.store.claim(row.id, self.owner, self.lease_deadline(), time.time()):
                 continue  # a live process holds its lease
-            orchestration = Orchestration.model_validate(row.document)
-            run = Run(
-                self,
-                row.id,
-                orchestration,
-                created_at=row.created_at,
-                run_dir=Path(row.run_dir) if row.run_dir else self.runs_dir / row.id,
-                idempotency_key=row.idempotency_key,
-                source=row.source,
-            )
+            run = self._stored_run(row)
             run.started_at = row.started_at
             run.max_parallel = row.max_parallel
             await self.store.close_interrupted_attempts(row.id, time.time())
@@ -415,15 +406,7 @@ class Engine:
         for task_row in rows:
             if task_row.task_id in rerun:
                 self.store.put_task(task_row)
-        run = Run(
-            self,
-            row.id,
-            Orchestration.model_validate(row.document),
-            created_at=row.created_at,
-            run_dir=Path(row.run_dir) if row.run_dir else self.runs_dir / row.id,
-            idempotency_key=row.idempotency_key,
-            source=row.source,
-        )
+        run = self._stored_run(row)
         run.started_at = time.time()
         run.restore(rows)
         self.store.add_event(
@@ -437,6 +420,18 @@ class Engine:
         run.start()
         await self.store.flush()
         return row.id
+
+    def _stored_run(self, row: OrchestrationRow) -> Run:
+        """A Run rebuilt from its stored row (to resume or retry it)."""
+        return Run(
+            self,
+            row.id,
+            Orchestration.model_validate(row.document),
+            created_at=row.created_at,
+            run_dir=Path(row.run_dir) if row.run_dir else self.runs_dir / row.id,
+            idempotency_key=row.idempotency_key,
+            source=row.source,
+        )
 
     # --- watching -------------------------------------------------------------------------
 
