@@ -38,6 +38,19 @@ class VaultResolver:
                 self._built_for = None
         return value
 
+    async def export(self, name: str) -> tuple[str, list[str]]:
+        """The value and allowed hosts of ``name``, to send with one attempt to a cluster
+        worker, which checks the hosts itself."""
+        try:
+            value, allowed_hosts = await asyncio.to_thread(self.vault.export, name)
+        except VaultError as exc:
+            raise TaskError(str(exc), "config") from None
+        with self._mutex:
+            if value not in self._revealed:
+                self._revealed.add(value)
+                self._built_for = None
+        return value, allowed_hosts
+
     def names(self) -> set[str] | None:
         """The stored names; None when the vault cannot be read now (using one then fails
         with the reason)."""

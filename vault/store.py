@@ -308,6 +308,15 @@ class Vault:
                     logger.warning("could not save the secrets' last-used times: %s", exc)
             return secret.value
 
+    def export(self, name: str) -> tuple[str, list[str]]:
+        """The value of ``name`` and the hosts it is allowed for, for a process that checks the
+        hosts itself (a cluster worker running one attempt); VaultError if there is none."""
+        with self._mutex:
+            self.reload_if_changed()
+            secret = self._find(name)
+            self._pending_usage[name] = _now()
+            return secret.value, list(secret.allowed_hosts)
+
     def values(self) -> list[str]:
         """Every secret value, for building a redactor."""
         with self._mutex:

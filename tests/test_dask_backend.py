@@ -1,0 +1,304 @@
+"""The Dask backend against a real two-process ``LocalCluster`` started by each test.
+
+A DAG of http and data tasks gives the same results as the local backend (secrets included: the
+worker gets exactly the ones the task names, and enforces their hosts); a worker killed with
+SIGKILL mid-run costs an attempt ("worker lost", class network) that the retry policy runs
+again; cancelling a run stops the coroutine on the worker (the worker's plugin records it); a
+browser task runs on a worker and its screenshot lands in the server's run folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+try:
+    from distributed import Client, LocalCluster
+
+    from engine.backends.dask import DaskBackend
+    from engine.backends.dask_worker import OrchestratorPlugin, worker_status
+except ImportError as exc:  # the dask extra is not installed
+    if os.environ.get("CI"):
+        raise
+    pytest.skip(f"needs the dask extra (pip install -e '.[dask]'): {exc}", allow_module_level=True)
+
+from local_server import PNG_BYTES, LocalServer
+
+from engine.backends import Backend
+from engine.engine import Engine
+from engine.runners.browser import BrowserSettings
+from engine.state import RunStatus, TaskState
+from tests.browser_site import ARTICLES
+from tests.browser_site import serve_site as _serve_site
+from vault.resolver import VaultResolver
+from vault.store import Vault
+
+pytestmark = pytest.mark.anyio
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+TOKEN = "tok-dask-5e1f0a9b"  # allowed for 127.0.0.1 only
+ELSEWHERE = "other-4c2d"  # allowed for api.example.org only
+
+
+@pytest.fixture(scope="module")
+def server() -> Any:
+    with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[tuple[LocalCluster, Client]]:
+    async with (
+        LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            asynchronous=True,
+            dashboard_address=":0",
+        ) as local_cluster,
+        Client(local_cluster, asynchronous=True) as client,
+    ):
+        browser = BrowserSettings(path=CHROMIUM) if CHROMIUM.exists() else None
+        await client.register_plugin(OrchestratorPlugin(browser=browser))
+        yield local_cluster, client
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Any:
+    opened = Vault.open(tmp_path / "vault.db", key=Fernet.generate_key().decode())
+    opened.set("TOKEN", TOKEN, allowed_hosts=["127.0.0.1"])
+    opened.set("ELSEWHERE", ELSEWHERE, allowed_hosts=["api.example.org"])
+    yield opened
+    opened.close()
+
+
+async def _engine(home: Path, backend: Backend | None, **options: Any) -> Engine:
+    return await Engine.open(
+        home / "state.db", home / "runs", resume=False, backend=backend, **options
+    )
+
+
+async def _statuses(client: Client) -> dict[str, dict[str, Any]]:
+    return await client.run(worker_status)
+
+
+async def _wait_until_running(client: Client, count: int) -> dict[str, list[str]]:
+    """Wait until ``count`` attempts run on the workers; {worker address: attempt keys}."""
+    for _ in range(400):
+        running = {addr: status["running"] for addr, status in (await _statuses(client)).items()}
+        if sum(len(keys) for keys in running.values()) >= count:
+            return running
+        await asyncio.sleep(0.025)
+    raise AssertionError("the attempts never started on the workers")
+
+
+def _document(server: LocalServer) -> dict[str, Any]:
+    return {
+        "name": "dask parity",
+        "vars": {"rows": [{"n": 1}, {"n": 2}, {"n": 3}]},
+        "tasks": [
+            {"id": "fetch", "type": "http", "config": {"url": server.url("/echo?city=paris")}},
+            {
+                "id": "rows",
+                "type": "data_processing",
+                "config": {"action": "filter", "input": "${vars.rows}", "where": "n > `1`"},
+            },
+            {
+                "id": "each",
+                "type": "http",
+                "for_each": "${rows.output}",
+                "config": {"url": server.url("/echo?n=${item.n}")},
+                "dependencies": ["rows"],
+            },
+            {
+                "id": "summary",
+                "type": "data_processing",
+                "config": {"action": "map", "input": "${each.output}", "expression": "data.query"},
+                "dependencies": ["each"],
+            },
+            {
+                "id": "picture",
+                "type": "http",
+                "config": {"url": server.url("/bytes"), "response": "bytes"},
+            },
+            {
+                "id": "authorized",
+                "type": "http",
+                "config": {
+                    "url": server.url("/echo/authorized"),
+                    "headers": {"Authorization": "Bearer ${vault.TOKEN}"},
+                },
+            },
+            {
+                "id": "refused",
+                "type": "http",
+                "config": {
+                    "url": server.url("/echo/refused"),
+                    "headers": {"Authorization": "Bearer ${vault.ELSEWHERE}"},
+                },
+            },
+        ],
+    }
+
+
+async def _outcome(engine: Engine, server: LocalServer) -> dict[str, Any]:
+    run_id = await engine.submit(_document(server))
+    snapshot = await engine.wait(run_id, timeout=60, include_outputs=True)
+    tasks = {task.task_id: task for task in snapshot.tasks}
+    picture = Path(snapshot.run_dir) / "artifacts" / tasks["picture"].output["data"]["artifact"]
+    return {
+        "status": snapshot.status,
+        "states": {task_id: task.state for task_id, task in tasks.items()},
+        "fetch": tasks["fetch"].output["data"]["query"],
+        "summary": tasks["summary"].output,
+        "picture": picture.read_bytes(),
+        "refused": (tasks["refused"].error_class, tasks["refused"].error),
+    }
+
+
+async def test_a_dag_gives_the_same_results_as_the_local_backend(
+    cluster: tuple[LocalCluster, Client], server: LocalServer, vault: Vault, tmp_path: Path
+) -> None:
+    local_cluster, client = cluster
+    secrets = VaultResolver(vault)
+    async with await _engine(tmp_path / "local", None, secrets=secrets) as engine:
+        local = await _outcome(engine, server)
+    sent_locally = server.state.received("/echo/authorized")
+    backend = DaskBackend(local_cluster.scheduler_address)
+    async with await _engine(tmp_path / "dask", backend, secrets=secrets) as engine:
+        remote = await _outcome(engine, server)
+
+    assert remote == local
+    assert remote["status"] == RunStatus.failed  # only "refused" fails, on purpose
+    assert remote["fetch"] == {"city": "paris"}
+    assert remote["summary"] == [{"n": "2"}, {"n": "3"}]
+    assert remote["picture"] == PNG_BYTES
+    assert remote["refused"][0] == "config"
+    assert "may not be sent to host '127.0.0.1'" in remote["refused"][1]
+    assert [state for task, state in remote["states"].items() if task != "refused"] == [
+        TaskState.succeeded
+    ] * (len(remote["states"]) - 1)
+    authorized = server.state.received("/echo/authorized")
+    assert len(sent_locally) == 1
+    assert [request["headers"]["authorization"] for request in authorized] == [
+        f"Bearer {TOKEN}"
+    ] * 2
+    assert server.state.received("/echo/refused") == []
+    # every attempt of the second run ran on a worker, none locally
+    records = [r for s in (await _statuses(client)).values() for r in s["records"]]
+    assert sorted({record["task_id"] for record in records}) == [
+        "authorized",
+        "each[0]",
+        "each[1]",
+        "fetch",
+        "picture",
+        "refused",
+        "rows",
+        "summary",
+    ]
+
+
+async def test_a_killed_worker_costs_an_attempt_that_is_retried(
+    cluster: tuple[LocalCluster, Client], tmp_path: Path
+) -> None:
+    local_cluster, client = cluster
+    document = {
+        "name": "survives a killed worker",
+        "tasks": [
+            {
+                "id": f"slow{number}",
+                "type": "delay",
+                "config": {"seconds": 2, "value": number},
+                "retry": {"max_attempts": 3, "initial": 0.1, "on": ["network"]},
+            }
+            for number in range(4)
+        ],
+    }
+    backend = DaskBackend(local_cluster.scheduler_address)
+    async with await _engine(tmp_path, backend) as engine:
+        run_id = await engine.submit(document)
+        running = await _wait_until_running(client, 2)
+        victim = next(addr for addr, keys in running.items() if keys)
+        pids = await client.run(os.getpid, workers=[victim])
+        os.kill(pids[victim], signal.SIGKILL)
+        snapshot = await engine.wait(run_id, timeout=60, include_outputs=True)
+        events = await engine.events(run_id)
+
+    assert snapshot.status == RunStatus.succeeded
+    assert {task.task_id: task.output for task in snapshot.tasks} == {
+        f"slow{number}": number for number in range(4)
+    }
+    retried = [task.task_id for task in snapshot.tasks if task.attempts == 2]
+    assert len(retried) == 1
+    lost = [event for event in events if event.kind == "retrying"]
+    assert [event.task_id for event in lost] == retried
+    assert "(network): worker lost" in lost[0].message
+
+
+async def test_cancelling_a_run_stops_the_attempt_on_the_worker(
+    cluster: tuple[LocalCluster, Client], tmp_path: Path
+) -> None:
+    local_cluster, client = cluster
+    document = {
+        "name": "cancelled",
+        "tasks": [{"id": "long", "type": "delay", "config": {"seconds": 10, "value": "done"}}],
+    }
+    backend = DaskBackend(local_cluster.scheduler_address)
+    async with await _engine(tmp_path, backend) as engine:
+        run_id = await engine.submit(document)
+        running = await _wait_until_running(client, 1)
+        await engine.cancel(run_id)
+        snapshot = await engine.wait(run_id, timeout=30)
+        statuses = await _statuses(client)
+
+    assert snapshot.status == RunStatus.cancelled
+    assert [task.state for task in snapshot.tasks] == [TaskState.cancelled]
+    [key] = [key for keys in running.values() for key in keys]
+    records = [r for status in statuses.values() for r in status["records"]]
+    assert [(r["key"], r["task_id"], r["outcome"]) for r in records] == [(key, "long", "cancelled")]
+    assert [status["running"] for status in statuses.values()] == [[], []]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM}")
+async def test_a_browser_task_runs_on_a_worker(
+    cluster: tuple[LocalCluster, Client], tmp_path: Path
+) -> None:
+    local_cluster, client = cluster
+    with _serve_site() as (base, _state):
+        document = {
+            "name": "browser on a worker",
+            "tasks": [
+                {
+                    "id": "articles",
+                    "type": "browser_automation",
+                    "config": {
+                        "url": f"{base}/list",
+                        "steps": [
+                            {"extract": {"selector": "li.article", "fields": {"title": "h2"}}},
+                            "screenshot",
+                        ],
+                    },
+                }
+            ],
+        }
+        backend = DaskBackend(local_cluster.scheduler_address)
+        async with await _engine(tmp_path, backend) as engine:
+            run_id = await engine.submit(document)
+            snapshot = await engine.wait(run_id, timeout=60, include_outputs=True)
+        statuses = await _statuses(client)
+
+    [task] = snapshot.tasks
+    assert task.state == TaskState.succeeded, task.error
+    assert task.output["title"] == "Articles"
+    assert task.output["data"] == [{"title": title} for title, _, _ in ARTICLES]
+    [artifact] = task.output["artifacts"]
+    assert (Path(snapshot.run_dir) / "artifacts" / artifact).read_bytes()[:8] == PNG_BYTES[:8]
+    records = [r for status in statuses.values() for r in status["records"]]
+    assert [(r["task_id"], r["outcome"]) for r in records] == [("articles", "succeeded")]
