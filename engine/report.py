@@ -24,6 +24,7 @@ from engine.state import EventRecord, RunSnapshot, RunStatus, TaskSnapshot, Task
 RESULTS_FILE = "aggregated_results.json"
 LOG_FILE = "execution_log.txt"
 SUMMARY_FILE = "summary.txt"
+REPORT_FILE = "report.html"  # written by engine.report_html
 
 RULE = "═" * 39
 FULL_BLOCK = "█"
@@ -507,7 +508,7 @@ def run_files(run_dir: str | Path | None) -> list[str]:
     folder = Path(run_dir)
     return [
         str(folder / name)
-        for name in (RESULTS_FILE, LOG_FILE, SUMMARY_FILE)
+        for name in (RESULTS_FILE, LOG_FILE, SUMMARY_FILE, REPORT_FILE)
         if (folder / name).exists()
     ]
 

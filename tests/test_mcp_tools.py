@@ -45,6 +45,7 @@ TOOLS = {
     "cancel_orchestration",
     "retry_orchestration",
     "list_task_types",
+    "get_report",
     "vault_set",
     "vault_list",
     "vault_delete",
@@ -56,10 +57,12 @@ READ_ONLY = {
     "validate_orchestration",
     "list_task_types",
     "wait_for_orchestration",
+    "get_report",
     "vault_list",
 }
 DESTRUCTIVE = {"cancel_orchestration", "vault_delete"}
 VAULT_TOOLS = {"vault_set", "vault_list", "vault_delete"}
+CONTENT_TOOLS = {"get_report"}  # answer with content blocks (text and a PNG), not a schema
 
 # Two tasks in a row, 1.5 s in all: long enough for a progress notification mid-way.
 CHAIN = """\
@@ -191,7 +194,7 @@ async def test_every_tool_is_listed_with_description_annotations_and_output_sche
         assert tool.annotations.title, name
         assert (tool.annotations.read_only_hint is True) == (name in READ_ONLY), name
         assert (tool.annotations.destructive_hint is True) == (name in DESTRUCTIVE), name
-        if name not in VAULT_TOOLS:
+        if name not in VAULT_TOOLS | CONTENT_TOOLS:
             assert tool.output_schema is not None, name
             assert tool.output_schema["type"] == "object", name
 
@@ -627,6 +630,7 @@ async def test_resource_templates_are_listed(client: Client) -> None:
         "orchestration://{id}/results": "application/json",
         "orchestration://{id}/log": "text/plain",
         "orchestration://{id}/summary": "text/plain",
+        "orchestration://{id}/report": "text/html",
         "orchestration://{id}/artifacts/{name}": "application/octet-stream",
     }
 

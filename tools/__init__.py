@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
-from tools import catalog, orchestrations, prompts, resources, vault
+from tools import catalog, orchestrations, prompts, reports, resources, vault
 
 
 def register_all(mcp: MCPServer) -> None:
     orchestrations.register(mcp)
     catalog.register(mcp)
+    reports.register(mcp)
     vault.register(mcp)
     resources.register(mcp)
     prompts.register(mcp)

@@ -1,7 +1,8 @@
 """Resources: an orchestration's status, full results, log, summary and artifacts.
 
 ``orchestration://{id}`` (status JSON), ``.../results`` (every output, unbounded),
-``.../log`` (the execution log), ``.../summary`` (the summary report) and
+``.../log`` (the execution log), ``.../summary`` (the summary report), ``.../report`` (the
+HTML report with the timeline) and
 ``.../artifacts/{name}`` (files such as screenshots, served with their mime type).
 """
 
@@ -19,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 
 from engine.engine import UnknownOrchestration
 from engine.report import aggregated_results, render_log, render_summary, run_files
+from engine.report_html import build_report
 from tools.context import tool_context
 from tools.views import orchestration_status
 
@@ -33,6 +35,12 @@ def register(mcp: MCPServer) -> None:
         description="A file a task produced (e.g. a screenshot); get_results lists them.",
         mime_type="application/octet-stream",
     )(read_artifact)
+    mcp.resource(
+        "orchestration://{id}/report",
+        name="report",
+        description="The HTML report: summary, timeline picture, every task, failures, files.",
+        mime_type="text/html",
+    )(read_report)
     mcp.resource(
         "orchestration://{id}/results",
         name="results",
@@ -79,6 +87,11 @@ async def read_log(id: str, ctx: Context) -> str:
 async def read_summary(id: str, ctx: Context) -> str:
     snapshot = await _snapshot(ctx, id)
     return render_summary(snapshot, run_files(snapshot.run_dir)) + "\n"
+
+
+async def read_report(id: str, ctx: Context) -> str:
+    snapshot = await _snapshot(ctx, id)
+    return (await build_report(tool_context(ctx).engine.store, snapshot)).html
 
 
 async def read_artifact(id: str, name: str, ctx: Context) -> bytes:

@@ -1,0 +1,69 @@
+"""The ``get_report`` tool: a run's summary and its timeline picture (PNG), for clients that
+show images inline; ``orchestration://{id}/report`` serves the full HTML report."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ImageContent, TextContent, ToolAnnotations
+
+from engine.rasterize import BrowserNotFound, RasterizeError, svg_to_png
+from engine.report import render_summary, run_files
+from engine.report_html import build_report
+from engine.runners.browser.pool import BrowserSettings
+from tools.context import tool_context
+from tools.errors import friendly_errors
+from tools.orchestrations import IdInput
+
+
+def register(mcp: MCPServer) -> None:
+    """Add the report tool to the server."""
+    mcp.add_tool(
+        get_report,
+        annotations=ToolAnnotations(
+            title="Report with timeline",
+            readOnlyHint=True,
+            destructiveHint=False,
+            openWorldHint=False,
+        ),
+    )
+
+
+@friendly_errors
+async def get_report(id: IdInput, ctx: Context) -> list[TextContent | ImageContent]:
+    """A run's summary (totals, failures, critical path, waits) plus its timeline as a PNG
+    image: one row per task, bars per attempt coloured by outcome, waiting for slots and rate
+    limits hatched, retries and backoff visible, the critical path marked in orange.
+
+    Use it to show the user where the time went. The full HTML report (timeline, every task,
+    failures with their chains, links to files) is the resource orchestration://{id}/report.
+    When no browser is available to draw the PNG, the text says why and the HTML still works.
+    """
+    engine = tool_context(ctx).engine
+    snapshot = await engine.snapshot(id)
+    report = await build_report(engine.store, snapshot)
+    timeline = report.timeline
+    lines = [render_summary(snapshot, run_files(snapshot.run_dir))]
+    if timeline.critical_path:
+        lines.append("Critical path: " + " -> ".join(timeline.critical_path))
+    if timeline.note:
+        lines.append(f"Timeline: {timeline.note}")
+    lines.append(f"Full report (HTML): orchestration://{snapshot.id}/report")
+    blocks: list[TextContent | ImageContent] = []
+    try:
+        png = await svg_to_png(report.svg, _browser_settings(engine.resources.get("browser")))
+    except (BrowserNotFound, RasterizeError) as exc:
+        lines.append(f"No timeline picture: {exc}")
+    else:
+        blocks.append(_image(png))
+    return [TextContent(type="text", text="\n".join(lines)), *blocks]
+
+
+def _browser_settings(value: Any) -> BrowserSettings | None:
+    return value if isinstance(value, BrowserSettings) else None
+
+
+def _image(png: bytes) -> ImageContent:
+    return ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
