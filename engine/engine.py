@@ -117,6 +117,7 @@ class Engine:
         self.shutdown_grace = shutdown_grace
         self.output_threshold = output_threshold  # larger outputs are kept as files
         self._adopting = False  # take over runs whose owner's lease expired
+        self.broken: StoreError | None = None  # the state database could not be written
         self._heartbeat: asyncio.Task[None] | None = None
 
     @classmethod
@@ -177,8 +178,9 @@ class Engine:
                 level="warning",
             )
         try:
-            await self.store.flush()
-            await self.store.release(self.owner, interrupted)
+            if self.broken is None:
+                await self.store.flush()
+                await self.store.release(self.owner, interrupted)
         finally:
             for runner in self._runners.values():
                 await runner.aclose()
@@ -219,6 +221,23 @@ class Engine:
         for node in run.nodes.values():
             if node.worker is not None and not node.worker.done():
                 node.worker.cancel()
+
+    def store_failed(self, error: StoreError) -> None:
+        """The state database cannot be written: stop every run of this process, writing
+        nothing more. On disk their tasks are unfinished, so the next start resumes them;
+        waiting callers wake up and ``snapshot`` reports the error."""
+        if self.broken is not None:
+            return
+        self.broken = error
+        self.draining = True
+        logger.error("%s; every orchestration of this process is stopped", error)
+        current = asyncio.current_task()
+        for run in self.runs.values():
+            for worker in (node.worker for node in run.nodes.values()):
+                if worker is not None and not worker.done() and worker is not current:
+                    worker.cancel()
+            run.finished.set()
+            run.changed.set()
 
     def lease_deadline(self) -> float:
         return time.time() + self.lease_seconds
@@ -321,6 +340,8 @@ class Engine:
         Returns ``(id, existing)``: ``existing`` is true when the idempotency key was already
         used, and then the earlier orchestration's id is returned and nothing starts.
         """
+        if self.broken is not None:
+            raise StoreError(str(self.broken))
         if self._closed:
             raise RuntimeError("the engine is shut down")
         async with self._submit_lock:
@@ -439,7 +460,7 @@ class Engine:
         """The full id for an id or a unique prefix of one."""
         if orchestration_id in self.runs:
             return orchestration_id
-        if await self.store.get_orchestration(orchestration_id):
+        if await self.store.exists(orchestration_id):
             return orchestration_id
         matches = (
             await self.store.matching_ids(orchestration_id, limit=5) if orchestration_id else []
@@ -456,6 +477,8 @@ class Engine:
     async def snapshot(
         self, orchestration_id: str, *, include_outputs: bool = False
     ) -> RunSnapshot:
+        if self.broken is not None:
+            raise StoreError(str(self.broken))
         orchestration_id = await self.resolve_id(orchestration_id)
         run = self.runs.get(orchestration_id)
         if run is not None:

@@ -90,11 +90,15 @@ async def build_report(store: Store, snapshot: RunSnapshot, *, now: float | None
     row = await store.get_orchestration(snapshot.id)
     dependencies = dependencies_of(row.document) if row is not None else {}
     attempts = await store.load_attempts(snapshot.id)
-    timeline = build_timeline(snapshot, attempts, dependencies, now=now)
-    svg = render_svg(timeline)
-    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
-    html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now)
-    return Report(snapshot, timeline, svg, html)
+
+    def lay_out() -> Report:  # CPU work: off the event loop, which keeps scheduling meanwhile
+        timeline = build_timeline(snapshot, attempts, dependencies, now=now)
+        svg = render_svg(timeline)
+        run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
+        html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now)
+        return Report(snapshot, timeline, svg, html)
+
+    return await asyncio.to_thread(lay_out)
 
 
 async def write_report(store: Store, snapshot: RunSnapshot, *, now: float | None = None) -> Path:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from engine import outputs
 from engine.errors import TaskError
-from engine.expressions import ExpressionError, Scope, resolve, secret_names
+from engine.expressions import ExpressionError, Scope, find_references, resolve, secret_names
 from engine.graph import execution_stages
 from engine.pools import Pool
 from engine.report import write_run_files
@@ -34,7 +34,7 @@ from engine.report_html import write_report
 from engine.runners.base import RunContext, Runner
 from engine.spec import ErrorClass, Orchestration, RetryPolicy, RunIf, Strategy, TaskSpec
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from engine.store import AttemptRow, OrchestrationRow, TaskRow
+from engine.store import AttemptRow, OrchestrationRow, StoreError, TaskRow
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -152,6 +152,8 @@ class Run:
         self._stage_position: dict[int, int] = {}
         self.output_files: list[str] = []
         self.background: set[asyncio.Task[Any]] = set()
+        self._document: dict[str, Any] | None = None
+        self._static_configs: dict[str, Any] = {}  # parsed configs that hold no reference
         self._orchestration_pool = Pool(
             "orchestration", spec.max_concurrent, None, kind="orchestration"
         )
@@ -159,6 +161,8 @@ class Run:
             name: Pool(name, limit.concurrency, limit.rate) for name, limit in spec.limits.items()
         }
         self._secret_names = {task.id: frozenset(secret_names(task.config)) for task in spec.tasks}
+        # configs without ${...} resolve to themselves: parse them once, not per attempt
+        self._static_ids = {task.id for task in spec.tasks if not find_references(task.config)}
         self._build()
 
     # --- construction ---------------------------------------------------------------------
@@ -326,7 +330,10 @@ class Run:
         self._kick()
 
     def document(self) -> dict[str, Any]:
-        return self.spec.model_dump(mode="json", exclude_none=True)
+        """The document as stored (dumped once: the row is saved many times, never changed)."""
+        if self._document is None:
+            self._document = self.spec.model_dump(mode="json", exclude_none=True)
+        return self._document
 
     def _stage_index(self, node: Node) -> int:
         return self._stage_position[node.stage]
@@ -535,13 +542,19 @@ class Run:
         """Make the outcome durable, then let dependents (and the parent fan-out) proceed."""
         try:
             await self.engine.store.flush()
-        finally:
-            self._propagate(node)
+        except StoreError as exc:
+            self.engine.store_failed(exc)  # nothing may start on an outcome that is not saved
+            return
+        self._propagate(node)
 
     async def _call_runner(self, node: Node, attempt: int) -> Any:
         runner = self.engine.runner(node.spec.type)
         try:
-            parsed = runner.parse_config(resolve(node.spec.config, self._scope(node)))
+            parsed = self._static_configs.get(node.spec.id)
+            if parsed is None:
+                parsed = runner.parse_config(resolve(node.spec.config, self._scope(node)))
+                if node.spec.id in self._static_ids:
+                    self._static_configs[node.spec.id] = parsed
         except (ExpressionError, ValidationError) as exc:
             raise TaskError(_config_problem(exc), "config") from None
         ctx = RunContext(
@@ -927,6 +940,8 @@ class Run:
             )
             files.append(await write_report(store, self.snapshot()))
             self.output_files = [str(path) for path in files]
+        except StoreError as exc:
+            self.engine.store_failed(exc)
         finally:
             self.finished.set()
             self.changed.set()

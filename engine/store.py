@@ -272,11 +272,14 @@ class Store:
         return cls(path, connection)
 
     async def aclose(self) -> None:
-        await self.flush()
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-        await self._db.close()
+        """Commit what is queued and close; the file is closed even when that commit fails."""
+        try:
+            await self.flush()
+        finally:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            await self._db.close()
 
     # --- queued writes --------------------------------------------------------------------
 
@@ -367,7 +370,9 @@ class Store:
                 await db.executemany(_INSERT_EVENT, batch.events)
             await db.execute("COMMIT")
         except BaseException:
-            await db.execute("ROLLBACK")
+            # A failed COMMIT (e.g. a full disk) may have rolled back already; keep its error.
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
             raise
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
@@ -432,6 +437,12 @@ class Store:
             )
 
     # --- reads ----------------------------------------------------------------------------
+
+    async def exists(self, orchestration_id: str) -> bool:
+        cursor = await self._db.execute(
+            "SELECT 1 FROM orchestrations WHERE id = ?", (orchestration_id,)
+        )
+        return await cursor.fetchone() is not None
 
     async def get_orchestration(self, orchestration_id: str) -> OrchestrationRow | None:
         rows = await self._select_orchestrations("WHERE id = ?", (orchestration_id,))
