@@ -1,4 +1,4 @@
-"""The ``orchestrator`` command: run, validate, list, status, results, resume, schema, vault.
+"""The ``orchestrator`` command: run, validate, list, status, results, report, resume, vault.
 
 Exit codes: 0 when every task succeeded, 1 when any failed, 2 for bad input (an invalid document,
 an unknown id, a bad setting), 130 when a run was cancelled with Ctrl-C. Errors are one clear
@@ -38,7 +38,7 @@ from engine.report import (
 from engine.report_html import write_report
 from engine.spec import document_json_schema, load_file
 from engine.state import RunStatus
-from engine.store import StoreError
+from engine.store import Store, StoreError
 from server.progress import follow
 from server.settings import Settings, SettingsError, load_settings, open_vault
 from vault.envfile import read_env_file
@@ -496,6 +496,9 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     configure_logging(settings)
+    # A damaged database is reported here: once the stdio transport reads stdin, an error in
+    # the lifespan waits for the client to close stdin, which it may never do.
+    asyncio.run(_check_store(settings))
     try:
         if args.http:
             serve_http(settings, args.host, args.port)
@@ -507,8 +510,20 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
         store_errors = group.subgroup((StoreError, VaultError))
         if store_errors is None:
             raise
-        raise store_errors.exceptions[0] from None
+        raise _first_leaf(store_errors) from None
     return EXIT_OK
+
+
+async def _check_store(settings: Settings) -> None:
+    """Open and close the state database; raises StoreError when it cannot be used."""
+    store = await Store.open(settings.db_path)
+    await store.aclose()
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    """The first exception of a (possibly nested) group that is not itself a group."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -573,17 +588,56 @@ def _cmd_doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
 async def _serve_stdio(mcp: Any) -> None:
     """Serve stdio until the client closes it, or until SIGTERM/SIGINT: then the engine gives
     running tasks their grace period and releases the rest for the next start."""
+    relay = await _relay_stdin()
     async with anyio.create_task_group() as group:
 
         async def stop_on_signal() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     group.cancel_scope.cancel()
+                    if relay is not None:
+                        relay.close()  # the transport's stdin ends, so the server can exit
                     return
 
         group.start_soon(stop_on_signal)
         await mcp.run_stdio_async()
         group.cancel_scope.cancel()
+
+
+class _Relay(asyncio.Protocol):
+    """Copies what arrives on stdin into the pipe the MCP transport reads."""
+
+    def __init__(self, sink: asyncio.WriteTransport) -> None:
+        self.sink = sink
+
+    def data_received(self, data: bytes) -> None:
+        self.sink.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sink.close()
+
+
+async def _relay_stdin() -> asyncio.WriteTransport | None:
+    """Put a pipe this process controls on fd 0 and copy stdin into it; closing the returned
+    end gives the MCP transport an end of input. The SDK reads stdin in a thread that only
+    the end of input stops, so without this a signal could not end a server whose client
+    keeps stdin open. None (nothing changed) when stdin is not a pipe, socket or terminal."""
+    loop = asyncio.get_running_loop()
+    read_end, write_end = os.pipe()
+    sink, _ = await loop.connect_write_pipe(
+        asyncio.Protocol, os.fdopen(write_end, "wb", buffering=0)
+    )
+    source = os.fdopen(os.dup(0), "rb", buffering=0)
+    try:
+        await loop.connect_read_pipe(lambda: _Relay(sink), source)
+    except ValueError:  # stdin is a regular file: the transport reads it directly
+        source.close()
+        sink.close()
+        os.close(read_end)
+        return None
+    os.dup2(read_end, 0)
+    os.close(read_end)
+    return sink
 
 
 def _cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
