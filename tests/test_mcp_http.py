@@ -26,26 +26,13 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_contract import TOOL_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret"
 STARTUP_SECONDS = 20.0
 STOP_SECONDS = 10.0
 
-TOOL_NAMES = {
-    "submit_orchestration",
-    "validate_orchestration",
-    "get_status",
-    "wait_for_orchestration",
-    "get_results",
-    "list_orchestrations",
-    "cancel_orchestration",
-    "retry_orchestration",
-    "list_task_types",
-    "vault_set",
-    "vault_list",
-    "vault_delete",
-}
 
 # What a raw client sends first; the SDK answers it with 200 when the request gets through.
 INITIALIZE = {

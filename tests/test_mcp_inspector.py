@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp_contract import TOOL_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 INSPECTOR = REPO / ".ci" / "node" / "node_modules" / ".bin" / "mcp-inspector"
@@ -80,20 +81,7 @@ def call_tool(inspector: Path, home: Path, name: str, **arguments: str) -> dict[
 def test_inspector_lists_every_tool(inspector: Path, tmp_path: Path) -> None:
     answer = run_inspector(inspector, tmp_path / "home", "--method", "tools/list")
     tools = {tool["name"]: tool for tool in answer["tools"]}
-    assert set(tools) == {
-        "submit_orchestration",
-        "validate_orchestration",
-        "get_status",
-        "wait_for_orchestration",
-        "get_results",
-        "list_orchestrations",
-        "cancel_orchestration",
-        "retry_orchestration",
-        "list_task_types",
-        "vault_set",
-        "vault_list",
-        "vault_delete",
-    }
+    assert set(tools) == TOOL_NAMES
     submit = tools["submit_orchestration"]
     assert submit["inputSchema"]["required"] == ["spec"]
     assert set(submit["outputSchema"]["required"]) >= {"id", "status", "task_count", "plan"}

@@ -25,24 +25,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.session import IncomingMessage
 from mcp.client.stdio import stdio_client
 from mcp.types import TextResourceContents
+from mcp_contract import TOOL_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 SERVE_ARGS = ["-m", "server.cli", "serve"]
 
-TOOL_NAMES = {
-    "submit_orchestration",
-    "validate_orchestration",
-    "get_status",
-    "wait_for_orchestration",
-    "get_results",
-    "list_orchestrations",
-    "cancel_orchestration",
-    "retry_orchestration",
-    "list_task_types",
-    "vault_set",
-    "vault_list",
-    "vault_delete",
-}
 
 # Four levels with a fan-out in the middle; about two seconds end to end.
 PIPELINE: dict[str, Any] = {

@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 from mcp import Client, MCPError
 from mcp.types import BlobResourceContents, CallToolResult, TextResourceContents
+from mcp_contract import TOOL_NAMES as TOOLS
 
 from engine.graph import validate
 from engine.runners import discover
@@ -35,21 +36,6 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
 
-TOOLS = {
-    "submit_orchestration",
-    "validate_orchestration",
-    "get_status",
-    "wait_for_orchestration",
-    "get_results",
-    "list_orchestrations",
-    "cancel_orchestration",
-    "retry_orchestration",
-    "list_task_types",
-    "get_report",
-    "vault_set",
-    "vault_list",
-    "vault_delete",
-}
 READ_ONLY = {
     "get_status",
     "get_results",
@@ -287,7 +273,7 @@ async def test_submit_invalid_document_lists_every_problem_with_position(client:
 async def test_submit_unavailable_type_is_refused(client: Client) -> None:
     spec = document({"id": "call", "type": "shell", "config": {"argv": ["true"]}})
     message = await refused(client, "submit_orchestration", {"spec": spec})
-    assert "task type 'shell' is not available" in message
+    assert "task type 'shell' is disabled: set ORCHESTRATOR_ALLOW_SHELL=1 to allow it" in message
 
 
 # --- validate_orchestration ----------------------------------------------------------------
@@ -599,9 +585,11 @@ async def test_list_task_types_and_each_example_validates(client: Client) -> Non
     answer = await ok(client, "list_task_types")
     types = {info["type"]: info for info in answer["task_types"]}
     available = {name for name, info in types.items() if info["available"]}
-    assert available == set(discover())
+    assert available == set(discover()) - {"shell"}  # off unless ORCHESTRATOR_ALLOW_SHELL=1
     assert types["shell"]["available"] is False
-    assert "its runner arrives in a later release" in types["shell"]["summary"]
+    assert types["shell"]["summary"] == (
+        "disabled on this server: set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
+    )
     assert types["shell"]["config_schema"] is None
     assert "api_call" in types["http"]["aliases"]
     assert "data" in types["data_processing"]["aliases"]

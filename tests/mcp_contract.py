@@ -1,0 +1,19 @@
+"""What every MCP test expects the server to offer: the tool names are the contract."""
+
+TOOL_NAMES = frozenset(
+    {
+        "submit_orchestration",
+        "validate_orchestration",
+        "get_status",
+        "wait_for_orchestration",
+        "get_results",
+        "get_report",
+        "list_orchestrations",
+        "cancel_orchestration",
+        "retry_orchestration",
+        "list_task_types",
+        "vault_set",
+        "vault_list",
+        "vault_delete",
+    }
+)
