@@ -26,6 +26,8 @@ from engine.expressions import ExpressionError, Reference, find_references
 from engine.issues import DocumentError, Issue, Location, did_you_mean
 from engine.spec import (
     DEPENDENCY_SPELLINGS,
+    MAX_DOCUMENT_BYTES,
+    MAX_NESTING_DEPTH,
     TASK_TYPES,
     Mode,
     Orchestration,
@@ -137,19 +139,24 @@ def validate(
     require_runners: bool = False,
     runner_configs: Mapping[str, type[BaseModel]] | None = None,
     secret_names: Collection[str] | None = None,
+    disabled_types: Mapping[str, str] | None = None,
+    max_document_bytes: int = MAX_DOCUMENT_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
 ) -> Validation:
     """Check a document completely; never raises for bad input.
 
     ``extra_vars`` are merged over the document's ``vars``. A known task type missing from
-    ``available_types`` is a warning, or an error with ``require_runners``. Each task's ``config``
-    is checked against ``runner_configs[type]`` where one is given. With ``secret_names``, every
-    ``${vault.NAME}`` must name a stored secret.
+    ``available_types`` is a warning, or an error with ``require_runners``; a type in
+    ``disabled_types`` is always an error, with its value (how to enable it) as the hint. Each
+    task's ``config`` is checked against ``runner_configs[type]`` where one is given. With
+    ``secret_names``, every ``${vault.NAME}`` must name a stored secret. Text over
+    ``max_document_bytes``, or nested deeper than ``max_depth``, is refused before it is read.
     """
     if isinstance(source, RawDocument):
         raw = source
     else:
         try:
-            raw = load_source(source)
+            raw = load_source(source, max_bytes=max_document_bytes, max_depth=max_depth)
         except DocumentError as exc:
             return Validation(None, _sorted(exc.issues), None)
     extra = dict(extra_vars or {})
@@ -163,8 +170,10 @@ def validate(
     issues += _check_references(doc)
     issues += _check_limits(doc)
     issues += _check_task_fields(doc)
+    if disabled_types:
+        issues += _check_disabled(doc, disabled_types)
     if available_types is not None:
-        issues += _check_types(doc, available_types, require_runners)
+        issues += _check_types(doc, available_types, require_runners, disabled_types or {})
     if runner_configs:
         issues += _check_configs(doc, runner_configs)
 
@@ -519,11 +528,25 @@ def _check_task_fields(doc: _Document) -> list[Issue]:
     return issues
 
 
-def _check_types(doc: _Document, available: Collection[str], required: bool) -> list[Issue]:
+def _check_disabled(doc: _Document, disabled: Mapping[str, str]) -> list[Issue]:
+    return [
+        doc.raw.issue(
+            f"task type '{task.type}' is disabled: {disabled[task.type]}",
+            ("tasks", index, "type"),
+            "ask whoever runs the server to enable it, or use another task type",
+        )
+        for index, task in doc.entries
+        if task.type in disabled
+    ]
+
+
+def _check_types(
+    doc: _Document, available: Collection[str], required: bool, disabled: Mapping[str, str]
+) -> list[Issue]:
     issues = []
     ready = ", ".join(t for t in TASK_TYPES if t in available) or "none"
     for index, task in doc.entries:
-        if task.type in available:
+        if task.type in available or task.type in disabled:
             continue
         issues.append(
             doc.raw.issue(

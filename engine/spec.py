@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -415,17 +415,102 @@ class RawDocument:
         return Issue(message, loc, hint, line, column, **kw)
 
 
-MAX_YAML_NODES = 200_000
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+MAX_NESTING_DEPTH = 64
+MAX_ALIAS_EXPANSION = 100_000  # values YAML aliases may add beyond those written out
+_MAX_VALUES = 5_000_000  # a walk of a mapping given in memory stops here (a 5 MB text has fewer)
+
+
+def _too_large(size: int, limit: int, what: str = "the document") -> DocumentError:
+    return DocumentError(
+        [
+            Issue(
+                f"{what} is {size:,} bytes, over the limit of {limit:,} bytes",
+                hint="split it into smaller orchestrations, or raise "
+                "ORCHESTRATOR_MAX_DOCUMENT_BYTES",
+            )
+        ]
+    )
+
+
+def _too_deep(limit: int, line: int | None = None, column: int | None = None) -> DocumentError:
+    return DocumentError(
+        [
+            Issue(
+                f"the document nests mappings and lists more than {limit} levels deep, "
+                f"over the nesting limit of {limit}",
+                (),
+                "flatten it; deep structures belong in a file a task reads",
+                line,
+                column,
+            )
+        ]
+    )
+
+
+def _check_size(text: str, max_bytes: int) -> None:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise _too_large(size, max_bytes)
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe loading with YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text."""
+    """Safe loading with YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text.
+
+    Composing refuses nesting deeper than ``max_depth`` as it goes, before Python's own
+    recursion limit could be reached.
+    """
+
+    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
+        super().__init__(stream)
+        self.max_depth = max_depth
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nested:
+            self._depth += 1
+            if self._depth > self.max_depth:
+                mark = self.peek_event().start_mark
+                raise _too_deep(self.max_depth, mark.line + 1, mark.column + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nested:
+                self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML's scalar constructors trust the tag: `!!int abc` or `!!bool x` would escape as
+        # ValueError or KeyError instead of a YAML error with a position
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the value cannot be read as {_tag_name(node.tag)}", node.start_mark
+            ) from None
+
+    def _not_json(self, node: yaml.Node) -> Any:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"the tag {_tag_name(node.tag)} is not supported: a document holds JSON values (text, "
+            "numbers, true/false, null, lists and mappings)",
+            node.start_mark,
+        )
 
 
+def _tag_name(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
+
+
+# YAML 1.2's core schema: timestamps stay text, and only true/false are booleans.
+_NOT_IMPLICIT = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NOT_IMPLICIT]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader._not_json)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
@@ -433,18 +518,86 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _positions(node: yaml.Node, prefix: Location, out: dict[Location, tuple[int, int]]) -> None:
-    """Record where each value sits; count nodes so an alias bomb cannot run away."""
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_aliases(root: yaml.Node, max_depth: int) -> None:
+    """Refuse what aliases could make of a document before any of it is built.
+
+    An alias makes two places share one node, so the values and the depth a document expands
+    to are measured per node, once (a billion-laughs document is refused after reading its few
+    lines, not after expanding them); an alias to a value that contains it is refused outright.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth) once expanded
+    entered: set[int] = set()
+    unique = 0
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack[-1]
+        key = id(node)
+        if key in measured:
+            stack.pop()
+            continue
+        children = _children(node)
+        if key not in entered:
+            entered.add(key)
+            unique += 1
+            for child in children:
+                if id(child) in entered and id(child) not in measured:
+                    mark = child.start_mark
+                    raise DocumentError(
+                        [
+                            Issue(
+                                "a YAML alias refers to a value that contains it, which would "
+                                "repeat forever",
+                                (),
+                                "replace the alias (*name) with the value written out",
+                                mark.line + 1,
+                                mark.column + 1,
+                            )
+                        ]
+                    )
+                if id(child) not in measured:
+                    stack.append(child)
+            continue
+        stack.pop()
+        sizes = [measured[id(child)] for child in children]
+        values = 1 + sum(size for size, _ in sizes)
+        nested = isinstance(node, yaml.CollectionNode)
+        depth = max((depth for _, depth in sizes), default=0) + (1 if nested else 0)
+        if depth > max_depth:
+            mark = node.start_mark
+            raise _too_deep(max_depth, mark.line + 1, mark.column + 1)
+        if values - unique > MAX_ALIAS_EXPANSION:
+            raise DocumentError(
+                [
+                    Issue(
+                        "YAML aliases in the document expand to more than "
+                        f"{MAX_ALIAS_EXPANSION:,} values beyond those written out (an alias "
+                        "bomb?)",
+                        (),
+                        "write the repeated values out, or repeat less",
+                    )
+                ]
+            )
+        measured[key] = (values, depth)
+
+
+def _walk(node: yaml.Node, prefix: Location) -> Iterator[tuple[yaml.Node, Location]]:
+    """Each node with its location, each shared (aliased) node once: where it is written."""
+    visited: set[int] = set()
     stack: list[tuple[yaml.Node, Location]] = [(node, prefix)]
-    seen = 0
     while stack:
         current, loc = stack.pop()
-        seen += 1
-        if seen > MAX_YAML_NODES:
-            raise DocumentError(
-                [Issue("the document is too large or repeats itself through YAML aliases")]
-            )
-        out.setdefault(loc, (current.start_mark.line + 1, current.start_mark.column + 1))
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
+        yield current, loc
         if isinstance(current, yaml.MappingNode):
             for key_node, value_node in current.value:
                 key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
@@ -453,35 +606,96 @@ def _positions(node: yaml.Node, prefix: Location, out: dict[Location, tuple[int,
             stack.extend((child, (*loc, index)) for index, child in enumerate(current.value))
 
 
-def _duplicate_keys(node: yaml.Node, loc: Location, raw: RawDocument) -> list[Issue]:
+def _positions(node: yaml.Node, prefix: Location, out: dict[Location, tuple[int, int]]) -> None:
+    """Record where each value sits."""
+    for current, loc in _walk(node, prefix):
+        out.setdefault(loc, (current.start_mark.line + 1, current.start_mark.column + 1))
+
+
+def _duplicate_keys(node: yaml.Node, loc: Location) -> list[Issue]:
     problems: list[Issue] = []
-    stack: list[tuple[yaml.Node, Location]] = [(node, loc)]
-    while stack:
-        current, where = stack.pop()
-        if isinstance(current, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in current.value:
-                key = str(key_node.value)
-                if key in seen:
-                    line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                    problems.append(
-                        Issue(
-                            f"the key '{key}' appears twice",
-                            where,
-                            "remove one of them; only the last would count",
-                            line,
-                            col,
-                        )
+    for current, where in _walk(node, loc):
+        if not isinstance(current, yaml.MappingNode):
+            continue
+        seen: set[str] = set()
+        for key_node, _ in current.value:
+            key = str(key_node.value)
+            if key in seen:
+                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                problems.append(
+                    Issue(
+                        f"the key '{key}' appears twice",
+                        where,
+                        "remove one of them; only the last would count",
+                        line,
+                        col,
                     )
-                seen.add(key)
-                stack.append((value_node, (*where, key)))
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend((child, (*where, i)) for i, child in enumerate(current.value))
+                )
+            seen.add(key)
     return problems
 
 
-def load_text(text: str, source_name: str = "<document>") -> RawDocument:
-    """Load YAML or JSON text; raises DocumentError with the position of a syntax error."""
+def _check_data(data: Any, max_depth: int) -> None:
+    """Refuse parsed data nested deeper than ``max_depth`` (or referring to itself)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    walked = 0
+    while stack:
+        value, depth = stack.pop()
+        if not isinstance(value, Mapping | list | tuple):
+            continue
+        if depth + 1 > max_depth:
+            raise _too_deep(max_depth)
+        walked += 1
+        if walked > _MAX_VALUES:
+            raise DocumentError([Issue(f"the document has more than {_MAX_VALUES:,} values")])
+        children = value.values() if isinstance(value, Mapping) else value
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _check_nesting(text: str, max_depth: int) -> None:
+    """Refuse deep nesting from libyaml's fast event stream, when it is there.
+
+    PyYAML's own scanner slows down with every open bracket, so a few thousand of them would take
+    seconds to reach the composer's check; libyaml stops at the first level past the limit in a
+    blink. Syntax errors are left to the loader, which reports them with positions.
+    """
+    if not yaml.__with_libyaml__:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > max_depth:
+                    mark = event.start_mark
+                    raise _too_deep(max_depth, mark.line + 1, mark.column + 1)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except (yaml.YAMLError, ValueError):  # ValueError: text libyaml cannot encode
+        return
+
+
+def _compose(text: str, max_depth: int) -> yaml.Node | None:
+    loader = _Loader(text, max_depth)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def load_text(
+    text: str,
+    source_name: str = "<document>",
+    *,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
+) -> RawDocument:
+    """Load YAML or JSON text; raises DocumentError with the position of a syntax error.
+
+    Text over ``max_bytes`` (UTF-8) is refused before it is parsed, as is nesting deeper than
+    ``max_depth`` mappings and lists, and YAML aliases that would expand without bound.
+    """
+    _check_size(text, max_bytes)
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
@@ -489,22 +703,29 @@ def load_text(text: str, source_name: str = "<document>") -> RawDocument:
         except json.JSONDecodeError as exc:
             issue = Issue(f"invalid JSON: {exc.msg}", (), None, exc.lineno, exc.colno)
             raise DocumentError([issue]) from None
+        except RecursionError:
+            raise _too_deep(max_depth) from None
+        _check_data(data, max_depth)
         raw = RawDocument(data, source_name=source_name)
         try:
-            node = yaml.compose(text, Loader=_Loader)
-        except yaml.YAMLError:
+            node = _compose(text, max_depth)
+        except (yaml.YAMLError, DocumentError, RecursionError):
             node = None  # valid JSON that YAML cannot read: positions are lost, nothing else
         if node is not None:
             _positions(node, (), raw.positions)
         return _unwrap(raw)
+    _check_nesting(text, max_depth)
+    loader: _Loader | None = None
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        loader = _Loader(text, max_depth)  # reading starts here: it checks the characters
+        node = loader.get_single_node()
         if node is None:
             raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
+        _check_aliases(node, max_depth)
         raw = RawDocument(None, source_name=source_name)
         _positions(node, (), raw.positions)
-        duplicates = _duplicate_keys(node, (), raw)
-        raw.data = yaml.load(text, Loader=_Loader)
+        duplicates = _duplicate_keys(node, ())
+        raw.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -514,35 +735,71 @@ def load_text(text: str, source_name: str = "<document>") -> RawDocument:
         raise DocumentError([issue]) from None
     except yaml.YAMLError as exc:
         raise DocumentError([Issue(f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise _too_deep(max_depth) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if duplicates:
         raise DocumentError(duplicates)
     return _unwrap(raw)
 
 
-def load_mapping(data: Mapping[str, Any], source_name: str = "<document>") -> RawDocument:
-    """Wrap an already parsed document (e.g. a JSON object sent over MCP)."""
-    return _unwrap(RawDocument(json.loads(json.dumps(data, default=str)), source_name=source_name))
+def load_mapping(
+    data: Mapping[str, Any],
+    source_name: str = "<document>",
+    *,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
+) -> RawDocument:
+    """Wrap an already parsed document (e.g. a JSON object sent over MCP).
+
+    The same limits as for text apply: its JSON form may not exceed ``max_bytes``, nor its
+    nesting ``max_depth``.
+    """
+    _check_data(data, max_depth)
+    try:
+        text = json.dumps(data, default=str)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise DocumentError([Issue(f"the document cannot be read as JSON: {exc}")]) from None
+    if len(text) > max_bytes:
+        raise _too_large(len(text), max_bytes, "the document (as JSON)")
+    return _unwrap(RawDocument(json.loads(text), source_name=source_name))
 
 
-def load_file(path: str | Path) -> RawDocument:
-    """Load a document from a file; a missing or unreadable file is a DocumentError."""
+def load_file(
+    path: str | Path,
+    *,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
+) -> RawDocument:
+    """Load a document from a file; a missing, unreadable or too large file is a DocumentError."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _too_large(size, max_bytes, str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DocumentError([Issue(f"no such file: {path}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DocumentError([Issue(f"cannot read {path}: {exc}")]) from None
-    return load_text(text, source_name=str(path))
+    return load_text(text, source_name=str(path), max_bytes=max_bytes, max_depth=max_depth)
 
 
-def load_source(source: str | Path | Mapping[str, Any]) -> RawDocument:
-    """Load from a mapping, a Path, or YAML/JSON text."""
+def load_source(
+    source: str | Path | Mapping[str, Any],
+    *,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
+) -> RawDocument:
+    """Load from a mapping, a Path, or YAML/JSON text, within the size and nesting limits."""
+    limits = {"max_bytes": max_bytes, "max_depth": max_depth}
     if isinstance(source, Mapping):
-        return load_mapping(source)
+        return load_mapping(source, **limits)
     if isinstance(source, Path):
-        return load_file(source)
-    return load_text(source)
+        return load_file(source, **limits)
+    return load_text(source, **limits)
 
 
 def _unwrap(raw: RawDocument) -> RawDocument:

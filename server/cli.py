@@ -268,7 +268,7 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: Console) -> int:
-    raw = load_file(args.file)
+    raw = load_file(args.file, max_bytes=settings.max_document_bytes)
     extra_vars = _parse_vars(args.var)
     async with _engine(settings, with_vault=True) as engine:
         validation = engine.validate(raw, extra_vars=extra_vars, require_runners=True)
@@ -324,7 +324,7 @@ async def _validate(
 ) -> int:
     extra_vars = _parse_vars(args.var)
     try:
-        raw = load_file(args.file)
+        raw = load_file(args.file, max_bytes=settings.max_document_bytes)
     except DocumentError as exc:
         # An unreadable file or malformed YAML is reported like every other problem (and as
         # JSON with --json), not as a bare error message.

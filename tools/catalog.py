@@ -25,13 +25,16 @@ async def list_task_types(ctx: Context) -> TaskTypeList:
     """Every task type an orchestration can use, with its config JSON Schema and an example
     task. Call this before writing a document for submit_orchestration.
     """
-    runners = tool_context(ctx).engine.runners()
+    engine = tool_context(ctx).engine
+    runners = engine.runners()
     types = []
     for name in TASK_TYPES:
         aliases = sorted(alias for alias, target in TYPE_ALIASES.items() if target == name)
         runner = runners.get(name)
         if runner is None:
-            types.append(TaskTypeInfo(type=name, aliases=aliases, available=False, summary=NOT_YET))
+            reason = engine.disabled_types.get(name)
+            summary = f"disabled on this server: {reason}" if reason else NOT_YET
+            types.append(TaskTypeInfo(type=name, aliases=aliases, available=False, summary=summary))
             continue
         types.append(
             TaskTypeInfo(
