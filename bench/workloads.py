@@ -1,0 +1,387 @@
+"""The seven workloads (W1–W7), each measured against its baseline in the same run.
+
+Every workload is ``async def wN(sizes, home) -> Row``; ``home`` is a fresh folder for its
+databases and run folders. Times are wall-clock (``time.perf_counter``) from the submission of
+the document to the end of the run, so validation and persistence are part of the engine's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import documents
+from bench.baseline import run_dag, sleeper
+from bench.site import serve
+from engine.engine import Engine
+from engine.network import HostLimits, Network
+from engine.state import RunSnapshot, RunStatus
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is; ``QUICK`` is for the smoke test."""
+
+    fan_in: int = 2_000
+    chain: int = 500
+    sleeps: int = 1_000
+    sleep_seconds: float = 0.05
+    sleep_concurrency: int = 50
+    scale: tuple[int, ...] = (1_000, 10_000, 100_000)
+    gets: int = 1_000
+    get_concurrency: int = 50
+    pages: int = 50
+    browser_limit: int = 5
+    submit_tasks: int = 1_000
+    status_tasks: int = 10_000
+    status_calls: int = 20
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    fan_in=50,
+    chain=20,
+    sleeps=20,
+    sleep_seconds=0.01,
+    sleep_concurrency=5,
+    scale=(20, 40, 80),
+    gets=20,
+    get_concurrency=5,
+    pages=4,
+    browser_limit=2,
+    submit_tasks=20,
+    status_tasks=50,
+    status_calls=3,
+)
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    id: str
+    workload: str
+    measured: str
+    baseline: str
+    ratio: str
+    target: str
+    passed: bool | None  # None: not measured (skipped or failed to run)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def timed(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await work()
+    return time.perf_counter() - started, result
+
+
+async def run_document(engine: Engine, document: dict[str, Any]) -> RunSnapshot:
+    run_id = await engine.submit(document)
+    snapshot = await engine.wait(run_id)
+    if snapshot.status is not RunStatus.succeeded:
+        failed = [t for t in snapshot.tasks if t.state != "succeeded"][:3]
+        raise RuntimeError(f"run ended {snapshot.status}: {[(t.task_id, t.error) for t in failed]}")
+    return snapshot
+
+
+async def open_engine(home: Path, name: str, **options: Any) -> Engine:
+    folder = home / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return await Engine.open(folder / "state.db", folder / "runs", resume=False, **options)
+
+
+async def engine_time(home: Path, name: str, document: dict[str, Any], **options: Any) -> float:
+    async with await open_engine(home, name, **options) as engine:
+        seconds, _ = await timed(lambda: run_document(engine, document))
+    return seconds
+
+
+# --- W1–W4: the scheduler and the store --------------------------------------------------------
+
+
+async def w1(sizes: Sizes, home: Path) -> Row:
+    count = sizes.fan_in
+    base, _ = await timed(lambda: run_dag(documents.fan_in_graph(count)))
+    ours = await engine_time(home, "w1", documents.fan_in(count))
+    ratio = ours / base
+    return Row(
+        "W1",
+        f"{count:,} no-op tasks + 1 aggregate, persisted",
+        f"{ours:.3f} s",
+        f"{base:.3f} s plain asyncio",
+        f"{ratio:.1f}x",
+        "<= 4x",
+        ratio <= 4,
+        {"seconds": ours, "baseline_seconds": base, "ratio": ratio},
+    )
+
+
+async def w2(sizes: Sizes, home: Path) -> Row:
+    length = sizes.chain
+    base, _ = await timed(lambda: run_dag(documents.chain_graph(length)))
+    ours = await engine_time(home, "w2", documents.chain(length))
+    overhead_ms = (ours - base) / length * 1000
+    return Row(
+        "W2",
+        f"chain of {length} tasks passing outputs on",
+        f"{ours:.3f} s",
+        f"{base:.3f} s plain asyncio",
+        f"{overhead_ms:.2f} ms/step",
+        "<= 0.5 ms/step overhead",
+        overhead_ms <= 0.5,
+        {"seconds": ours, "baseline_seconds": base, "overhead_ms_per_step": overhead_ms},
+    )
+
+
+async def w3(sizes: Sizes, home: Path) -> Row:
+    count, seconds, slots = sizes.sleeps, sizes.sleep_seconds, sizes.sleep_concurrency
+    ideal = count / slots * seconds
+    graph = {f"s{i}": ([], sleeper(seconds)) for i in range(count)}
+    base, _ = await timed(lambda: run_dag(graph, max_concurrent=slots))
+    ours = await engine_time(home, "w3", documents.sleeps(count, seconds, slots))
+    ratio = ours / ideal
+    return Row(
+        "W3",
+        f"{count:,} sleeps of {seconds * 1000:g} ms at max_concurrent {slots}",
+        f"{ours:.3f} s",
+        f"{ideal:.2f} s ideal (asyncio {base:.3f} s)",
+        f"{ratio:.2f}x",
+        "<= 1.10x ideal",
+        ratio <= 1.10,
+        {"seconds": ours, "ideal_seconds": ideal, "asyncio_seconds": base, "ratio": ratio},
+    )
+
+
+async def w4(sizes: Sizes, home: Path) -> Row:
+    measured: list[dict[str, float]] = []
+    for count in sizes.scale:
+        folder = home / f"w4-{count}"
+        folder.mkdir(parents=True)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.scale",
+            str(count),
+            str(folder),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"bench.scale {count} failed: {err.decode()[-2000:]}")
+        measured.append(json.loads(out))
+    small, middle, large = measured
+    growth = large["per_task_ms"] / small["per_task_ms"]
+    rss = middle["peak_rss_mb"]
+    per_task = " / ".join(f"{m['per_task_ms'] * 1000:.0f}" for m in measured)
+    sizes_text = " / ".join(f"{int(m['count']):,}" for m in measured)
+    return Row(
+        "W4",
+        f"W1 at {sizes_text} tasks (a process each)",
+        f"{per_task} µs/task; {rss:.0f} MB peak RSS at {int(middle['count']):,}",
+        f"itself at {int(small['count']):,}",
+        f"{growth:.2f}x per task",
+        "<= 1.5x per task; <= 150 MB",
+        growth <= 1.5 and rss <= 150,
+        {"sizes": measured, "per_task_growth": growth, "peak_rss_mb_middle": rss},
+    )
+
+
+# --- W5: HTTP ----------------------------------------------------------------------------------
+
+
+async def w5(sizes: Sizes, home: Path) -> Row:
+    count, slots = sizes.gets, sizes.get_concurrency
+    with serve() as base_url:
+        urls = [f"{base_url}/item/{i}" for i in range(count)]
+
+        async def hand_written() -> None:
+            semaphore = asyncio.Semaphore(slots)
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            async with httpx.AsyncClient(limits=limits) as client:
+
+                async def get(url: str) -> Any:
+                    async with semaphore:
+                        response = await client.get(url)
+                        response.raise_for_status()
+                        return response.json()
+
+                await asyncio.gather(*(get(url) for url in urls))
+
+        await hand_written()  # warm the server up
+        base, _ = await timed(hand_written)
+        # the per-host limit (6 by default, to be polite to real sites) is raised to match
+        network = Network(host_limits=HostLimits(per_host=slots))
+        ours = await engine_time(home, "w5", documents.gets(urls, slots), network=network)
+    ours_rate, base_rate = count / ours, count / base
+    ratio = ours_rate / base_rate
+    return Row(
+        "W5",
+        f"{count:,} HTTP GETs, concurrency {slots} (per_host raised to {slots})",
+        f"{ours_rate:.0f} req/s",
+        f"{base_rate:.0f} req/s httpx + semaphore",
+        f"{ratio:.2f}x",
+        ">= 0.8x",
+        ratio >= 0.8,
+        {"seconds": ours, "baseline_seconds": base, "ratio": ratio},
+    )
+
+
+# --- W6: the browser ---------------------------------------------------------------------------
+
+
+async def w6(sizes: Sizes, home: Path) -> Row:
+    from playwright.async_api import Browser, async_playwright
+
+    from engine.runners.browser import BrowserSettings
+    from engine.runners.browser.pool import LAUNCH_ARGS
+
+    count, limit = sizes.pages, sizes.browser_limit
+    selector = ".item"
+
+    async def extract(page: Any, url: str) -> list[str]:
+        await page.goto(url)
+        return [await element.inner_text() for element in await page.query_selector_all(selector)]
+
+    async def reused_pages(browser: Browser, urls: list[str]) -> float:
+        context = await browser.new_context()
+        pages = [await context.new_page() for _ in range(limit)]
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for url in urls:
+            queue.put_nowait(url)
+
+        async def worker(page: Any) -> None:
+            while not queue.empty():
+                await extract(page, queue.get_nowait())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(page) for page in pages))
+        elapsed = time.perf_counter() - started
+        await context.close()
+        return elapsed
+
+    async def fresh_contexts(browser: Browser, urls: list[str]) -> None:
+        semaphore = asyncio.Semaphore(limit)
+
+        async def one(url: str) -> None:
+            async with semaphore:
+                context = await browser.new_context()
+                try:
+                    await extract(await context.new_page(), url)
+                finally:
+                    await context.close()
+
+        await asyncio.gather(*(one(url) for url in urls))
+
+    with serve() as base_url:
+        urls = [f"{base_url}/page/{i}" for i in range(count)]
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=list(LAUNCH_ARGS)
+            )
+            await reused_pages(browser, urls[:limit])  # warm up
+            reused = await reused_pages(browser, urls)
+            fresh, _ = await timed(lambda: fresh_contexts(browser, urls))
+            await browser.close()
+        settings = BrowserSettings(path=CHROMIUM, limit=limit)
+        async with await open_engine(home, "w6", resources={"browser": settings}) as engine:
+            # the first run launches Chromium and opens the pages; the second is measured
+            await run_document(engine, documents.extractions(urls[:limit], selector))
+            ours, _ = await timed(
+                lambda: run_document(engine, documents.extractions(urls, selector))
+            )
+    rates = {
+        name: count / seconds
+        for name, seconds in (("ours", ours), ("reused", reused), ("fresh", fresh))
+    }
+    versus_reused, versus_fresh = rates["ours"] / rates["reused"], rates["ours"] / rates["fresh"]
+    return Row(
+        "W6",
+        f"{count} browser extractions, limit {limit}",
+        f"{rates['ours']:.1f} pages/s",
+        f"{rates['reused']:.1f} pages/s {limit} reused pages; "
+        f"{rates['fresh']:.1f} pages/s fresh context per task",
+        f"{versus_reused:.2f}x; {versus_fresh:.1f}x",
+        ">= 0.8x reused; >= 3x fresh",
+        versus_reused >= 0.8 and versus_fresh >= 3,
+        {
+            "seconds": ours,
+            "reused_seconds": reused,
+            "fresh_seconds": fresh,
+            "ratio_reused": versus_reused,
+            "ratio_fresh": versus_fresh,
+        },
+    )
+
+
+# --- W7: the MCP face --------------------------------------------------------------------------
+
+
+async def w7(sizes: Sizes, home: Path) -> Row:
+    from mcp import Client
+
+    from server.app import create_server
+    from server.settings import Settings
+
+    settings = Settings(home=home / "w7", max_tasks=max(10_000, sizes.status_tasks))
+    async with Client(create_server(settings)) as client:
+
+        async def call(tool: str, arguments: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+            seconds, result = await timed(lambda: client.call_tool(tool, arguments))
+            if result.is_error:
+                raise RuntimeError(f"{tool} failed: {result.content}")
+            return seconds, result.structured_content or {}
+
+        submit_document = documents.sleeps(sizes.submit_tasks, 0, 10)
+        submit_times = [
+            (await call("submit_orchestration", {"spec": submit_document}))[0] for _ in range(5)
+        ]
+        _, big = await call(
+            "submit_orchestration", {"spec": documents.sleeps(sizes.status_tasks, 0, 10_000)}
+        )
+        run_id = big["id"]
+        while True:
+            _, status = await call("wait_for_orchestration", {"id": run_id, "timeout_seconds": 30})
+            if status["finished"]:
+                break
+        status_times = [
+            (await call("get_status", {"id": run_id}))[0] for _ in range(sizes.status_calls)
+        ]
+    submit_ms = statistics.median(submit_times) * 1000
+    status_ms = statistics.median(status_times) * 1000
+    return Row(
+        "W7",
+        f"MCP submit of {sizes.submit_tasks:,} tasks; get_status of {sizes.status_tasks:,}",
+        f"submit {submit_ms:.0f} ms; status p50 {status_ms:.1f} ms",
+        "—",
+        "—",
+        "submit <= 100 ms; status p50 <= 10 ms",
+        submit_ms <= 100 and status_ms <= 10,
+        {
+            "submit_ms": [t * 1000 for t in submit_times],
+            "status_ms": [t * 1000 for t in status_times],
+        },
+    )
+
+
+WORKLOADS: dict[str, Callable[[Sizes, Path], Awaitable[Row]]] = {
+    "W1": w1,
+    "W2": w2,
+    "W3": w3,
+    "W4": w4,
+    "W5": w5,
+    "W6": w6,
+    "W7": w7,
+}
