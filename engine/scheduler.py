@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
 MAX_ERROR_LENGTH = 2000
 MAX_ITEM_LABEL = 40
+WAIT_NOTICED = 0.002  # seconds in the queue before a task counts as having waited
 
 
 @dataclass(eq=False, slots=True)
@@ -154,6 +155,7 @@ class Run:
         self.background: set[asyncio.Task[Any]] = set()
         self._document: dict[str, Any] | None = None
         self._static_configs: dict[str, Any] = {}  # parsed configs that hold no reference
+        self._queue_blocked_by: dict[tuple[int, ...], str | None] = {}  # last reason per queue
         self._orchestration_pool = Pool(
             "orchestration", spec.max_concurrent, None, kind="orchestration"
         )
@@ -400,11 +402,15 @@ class Run:
         pools = node.pools + (
             (node.parent.fanout_pool,) if node.parent and node.parent.fanout_pool else ()
         )
-        key = tuple(id(pool) for pool in pools)
+        key = self._queue_key(pools)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = (pools, [])
         heapq.heappush(queue[1], (-node.spec.priority, node.position, next(self._counter), node))
+
+    @staticmethod
+    def _queue_key(pools: tuple[Pool, ...]) -> tuple[int, ...]:
+        return tuple(id(pool) for pool in pools)
 
     def _kick(self) -> None:
         if not self._dispatch_pending:
@@ -422,7 +428,7 @@ class Run:
             best: tuple[Any, ...] | None = None
             best_queue: list[Any] | None = None
             best_pools: tuple[Pool, ...] = ()
-            for pools, queue in self._queues.values():
+            for key, (pools, queue) in self._queues.items():
                 while queue and queue[0][3].state != TaskState.queued:
                     heapq.heappop(queue)  # cancelled while it waited
                 if not queue:
@@ -430,9 +436,9 @@ class Run:
                 blocked = max(pool.blocked_until(now) or -math.inf for pool in pools)
                 if blocked != -math.inf:
                     wake_at = min(wake_at, blocked)
-                    head = queue[0][3]
-                    if head.wait_reason is None:
-                        head.wait_reason = self.waiting_for(head)
+                    # every task behind this head waits for the same thing; it learns the
+                    # reason when it starts (_queue_blocked_by), without walking the queue now
+                    self._queue_blocked_by[key] = self.waiting_for(queue[0][3])
                     continue
                 if best is None or queue[0][:3] < best[:3]:
                     best, best_queue, best_pools = queue[0], queue, pools
@@ -442,6 +448,9 @@ class Run:
             for pool in best_pools:
                 pool.acquire(now)
             node = best[3]
+            waited = node.queued_at is not None and time.time() - node.queued_at > WAIT_NOTICED
+            if node.wait_reason is None and waited:
+                node.wait_reason = self._queue_blocked_by.get(self._queue_key(best_pools))
             node.state = TaskState.running
             node.held = best_pools
             self.running += 1
