@@ -210,7 +210,11 @@ class Engine:
                 if self._adopting and not self.draining:
                     await self.resume()
             except StoreError as exc:
-                logger.warning("could not renew leases: %s", exc)
+                if "is busy" in str(exc):
+                    logger.warning("could not renew leases: %s", exc)
+                else:  # the database cannot be written: stop, as a failed commit does
+                    self.store_failed(exc)
+                    return
 
     def _abandon(self, run_id: str) -> None:
         """Another process holds this run now: stop working on it here, writing nothing."""

@@ -384,9 +384,11 @@ class Store:
                     cursor = await self._db.execute(sql, params)
                     return cursor.rowcount
                 except sqlite3.OperationalError as exc:
-                    if not _busy(exc) or attempt == BUSY_RETRIES - 1:
-                        raise StoreError(f"the state database {self.path} is busy: {exc}") from None
-                    await asyncio.sleep(0.05 * 2**attempt)
+                    if _busy(exc) and attempt < BUSY_RETRIES - 1:
+                        await asyncio.sleep(0.05 * 2**attempt)
+                        continue
+                    problem = "is busy" if _busy(exc) else "cannot be written"
+                    raise StoreError(f"the state database {self.path} {problem}: {exc}") from None
         raise AssertionError("unreachable")
 
     async def close_interrupted_attempts(self, orchestration_id: str, ts: float) -> int:
