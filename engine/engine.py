@@ -487,7 +487,7 @@ class Engine:
         run = self.runs.get(orchestration_id)
         if run is not None:
             return run.snapshot(include_outputs=include_outputs)
-        row = await self.store.get_orchestration(orchestration_id)
+        row = await self.store.get_orchestration(orchestration_id, with_document=False)
         assert row is not None
         tasks = await self.store.load_tasks(orchestration_id)
         return _snapshot_from_rows(row, tasks, include_outputs=include_outputs)

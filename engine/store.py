@@ -446,8 +446,12 @@ class Store:
         )
         return await cursor.fetchone() is not None
 
-    async def get_orchestration(self, orchestration_id: str) -> OrchestrationRow | None:
-        rows = await self._select_orchestrations("WHERE id = ?", (orchestration_id,))
+    async def get_orchestration(
+        self, orchestration_id: str, *, with_document: bool = True
+    ) -> OrchestrationRow | None:
+        rows = await self._select_orchestrations(
+            "WHERE id = ?", (orchestration_id,), with_document=with_document
+        )
         return rows[0] if rows else None
 
     async def find_idempotent(self, key: str) -> OrchestrationRow | None:
@@ -459,7 +463,7 @@ class Store:
     ) -> list[OrchestrationRow]:
         where, params = ("WHERE status = ?", (status,)) if status else ("", ())
         return await self._select_orchestrations(
-            f"{where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
+            f"{where} ORDER BY created_at DESC LIMIT ?", (*params, limit), with_document=False
         )
 
     async def unfinished(self) -> list[OrchestrationRow]:
@@ -476,10 +480,13 @@ class Store:
         return [row[0] for row in await cursor.fetchall()]
 
     async def _select_orchestrations(
-        self, clause: str, params: Sequence[Any]
+        self, clause: str, params: Sequence[Any], *, with_document: bool = True
     ) -> list[OrchestrationRow]:
+        """Rows matching ``clause``; without ``with_document`` the (large) stored document is
+        neither read nor parsed, and the row's ``document`` is empty."""
+        document = "document" if with_document else "'{}'"
         cursor = await self._db.execute(
-            "SELECT id, name, status, document, created_at, started_at, finished_at, error, "
+            f"SELECT id, name, status, {document}, created_at, started_at, finished_at, error, "
             "max_parallel, run_dir, idempotency_key, source, owner, lease_until "
             f"FROM orchestrations {clause}",
             params,
