@@ -17,7 +17,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +68,6 @@ class Node:
     uncounted_attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
-    attempt_started_at: float | None = None
     output: Any = None
     output_json: str | None = None
     error: str | None = None
@@ -490,7 +489,6 @@ class Run:
         node.attempts += 1
         attempt = node.attempts
         now = time.time()
-        node.attempt_started_at = now
         if node.started_at is None:
             node.started_at = now
         self._persist(node)
@@ -1097,6 +1095,3 @@ def _config_problem(error: Exception) -> str:
 def make_run_id() -> str:
     """A short, unique, roughly time-ordered id such as ``orch-1a2b3c4d5e``."""
     return f"orch-{int(time.time()) & 0xFFFFF:05x}{random.getrandbits(24):06x}"
-
-
-Clock = Callable[[], float]

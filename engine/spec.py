@@ -137,10 +137,6 @@ class Rate:
     count: float
     per_seconds: float
 
-    @property
-    def per_second(self) -> float:
-        return self.count / self.per_seconds
-
     def __str__(self) -> str:
         unit = {1.0: "s", 60.0: "m", 3600.0: "h"}.get(self.per_seconds)
         count = f"{self.count:g}"
@@ -887,17 +883,3 @@ def raw_task_ids(raw: RawDocument) -> list[str]:
     if not isinstance(raw_tasks, list):
         return []
     return [t["id"] for t in raw_tasks if isinstance(t, dict) and isinstance(t.get("id"), str)]
-
-
-def task_position(raw: RawDocument, task_id: str) -> int | None:
-    """The index in ``tasks`` of the first task with this id."""
-    raw_tasks = raw.data.get("tasks") if isinstance(raw.data, dict) else None
-    for index, item in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
-        if isinstance(item, dict) and item.get("id") == task_id:
-            return index
-    return None
-
-
-def model_dump_document(orchestration: Orchestration) -> dict[str, Any]:
-    """A JSON-able form of a validated document, for storage and round trips."""
-    return orchestration.model_dump(mode="json", exclude_none=True, by_alias=False)

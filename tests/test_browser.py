@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 import pytest
+from memory_secrets import MemorySecrets
 
 from engine.engine import Engine
-from engine.errors import TaskError
 from engine.runners.browser import BrowserPool, BrowserRunner, BrowserSettings
 from engine.runners.browser.discovery import (
     DEBIAN_CHROMIUM,
@@ -30,36 +30,6 @@ from tests.browser_site import serve_site as _serve_site
 pytestmark = pytest.mark.anyio
 LOCAL = ["127.0.0.1"]
 BROWSER_NAMES = {"chromium", "chrome", "chromium-browser", "headless_shell"}
-
-
-class MemorySecrets:
-    """A real SecretResolver over a dict {name: (value, allowed hosts)}."""
-
-    def __init__(self, secrets: dict[str, tuple[str, list[str]]] | None = None) -> None:
-        self.secrets = dict(secrets or {})
-        self.stored: list[str] = []
-
-    async def resolve(self, name: str, *, host: str | None) -> str:
-        if name not in self.secrets:
-            raise TaskError(f"no secret '{name}'", "config")
-        value, hosts = self.secrets[name]
-        if host not in hosts:
-            raise TaskError(f"secret '{name}' may not be sent to {host}", "config")
-        return value
-
-    def names(self) -> set[str]:
-        return set(self.secrets)
-
-    def redact(self, text: str) -> str:
-        for value, _ in self.secrets.values():
-            text = text.replace(value, "***")
-        return text
-
-    async def store(
-        self, name: str, value: str, *, allowed_hosts: list[str], description: str | None = None
-    ) -> None:
-        self.secrets[name] = (value, list(allowed_hosts))
-        self.stored.append(name)
 
 
 @pytest.fixture
@@ -386,7 +356,7 @@ async def test_secrets_are_never_typed_into_a_host_they_do_not_allow(
     assert members.error_class == "config"
     assert members.error == (
         f"login step 2 (fill '#user') failed on {base}/login: secret 'portal_user' may not be "
-        "sent to 127.0.0.1"
+        "sent to 127.0.0.1; allowed hosts: portal.example.com"
     )
     assert state.login_posts == 0
     assert secrets.stored == []

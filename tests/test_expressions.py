@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from memory_secrets import MemorySecrets
 
 from engine.errors import TaskError
 from engine.expressions import (
@@ -436,7 +437,7 @@ def test_a_string_holding_a_secret_stays_in_the_reference_language() -> None:
     # Escapes stay escaped and interpolated text cannot become a reference: reveal_secrets decodes.
     resolved = resolve("${vault.TOKEN}:${typed.output.template}:$${x}", scope())
     assert resolved == "${vault.TOKEN}:see $${vault.TOKEN}:$${x}"
-    revealed = asyncio.run(reveal_secrets(resolved, FakeVault(), host="api.test"))
+    revealed = asyncio.run(reveal_secrets(resolved, fake_vault(), host="api.test"))
     assert revealed == "s3cr3t:see ${vault.TOKEN}:${x}"
 
 
@@ -584,46 +585,33 @@ def test_expressions_check_what_they_read() -> None:
 # --- reveal_secrets ------------------------------------------------------------------------
 
 
-class FakeVault:
-    """A real resolver over a dict: each secret may go to its own hosts only."""
-
-    def __init__(self) -> None:
-        self.secrets = {"TOKEN": ("s3cr3t", {"api.test"}), "OTHER": ("0ther", {"api.test"})}
-        self.calls: list[tuple[str, str | None]] = []
-
-    async def resolve(self, name: str, *, host: str | None) -> str:
-        self.calls.append((name, host))
-        value, hosts = self.secrets[name]
-        if host not in hosts:
-            raise TaskError(f"secret '{name}' may not be sent to {host}", "config")
-        return value
-
-    def known(self, name: str) -> bool | None:
-        return name in self.secrets
+def fake_vault() -> MemorySecrets:
+    """Two secrets that may go to api.test only."""
+    return MemorySecrets({"TOKEN": ("s3cr3t", ["api.test"]), "OTHER": ("0ther", ["api.test"])})
 
 
 def test_reveal_replaces_secrets_for_the_host() -> None:
-    vault = FakeVault()
+    vault = fake_vault()
     text = "Bearer ${vault.TOKEN}, again ${vault.TOKEN}, ${vault.OTHER}"
     revealed = asyncio.run(reveal_secrets(text, vault, host="api.test", allowed={"TOKEN", "OTHER"}))
     assert revealed == "Bearer s3cr3t, again s3cr3t, 0ther"
-    assert vault.calls == [("TOKEN", "api.test"), ("OTHER", "api.test")]
+    assert vault.requested == [("TOKEN", "api.test"), ("OTHER", "api.test")]
 
 
 def test_reveal_decodes_escapes_next_to_secrets() -> None:
-    revealed = asyncio.run(reveal_secrets("${vault.TOKEN} $${x}", FakeVault(), host="api.test"))
+    revealed = asyncio.run(reveal_secrets("${vault.TOKEN} $${x}", fake_vault(), host="api.test"))
     assert revealed == "s3cr3t ${x}"
 
 
 def test_reveal_leaves_a_string_without_secrets_alone() -> None:
-    vault = FakeVault()
+    vault = fake_vault()
     for text in ["plain", "already final: $${x}", "${a.output}"]:
         assert asyncio.run(reveal_secrets(text, vault, host="api.test")) == text
-    assert vault.calls == []
+    assert vault.requested == []
 
 
 def test_reveal_refuses_a_secret_the_configuration_does_not_name() -> None:
-    vault = FakeVault()
+    vault = fake_vault()
     with pytest.raises(TaskError) as caught:
         asyncio.run(reveal_secrets("${vault.OTHER}", vault, host="api.test", allowed={"TOKEN"}))
     assert caught.value.error_class == "config"
@@ -631,12 +619,12 @@ def test_reveal_refuses_a_secret_the_configuration_does_not_name() -> None:
         "secret 'OTHER' is not referenced by this task's configuration in the document, so it is "
         "not revealed (a reference that arrived through another task's output is refused)"
     )
-    assert vault.calls == []
+    assert vault.requested == []
 
 
 def test_reveal_passes_on_the_resolvers_refusal() -> None:
     with pytest.raises(TaskError, match=r"may not be sent to evil\.test"):
-        asyncio.run(reveal_secrets("${vault.TOKEN}", FakeVault(), host="evil.test"))
+        asyncio.run(reveal_secrets("${vault.TOKEN}", fake_vault(), host="evil.test"))
 
 
 def test_reveal_without_a_vault_says_so() -> None:
@@ -651,7 +639,7 @@ def test_run_context_reveals_only_the_secrets_its_config_names(tmp_path: Path) -
         task_id="t1",
         attempt=1,
         run_dir=tmp_path,
-        secrets=FakeVault(),
+        secrets=fake_vault(),
         log_sink=lambda level, message, data: None,
         secret_names=frozenset(secret_names(config)),
     )

@@ -8,15 +8,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
 from local_server import LocalServer
+from memory_secrets import MemorySecrets
 
 from engine.engine import Engine
-from engine.errors import TaskError
 from engine.report import render_status, render_summary
 from engine.spec import load_file
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
@@ -177,27 +176,6 @@ async def test_each_destination_retries_on_its_own(engine: Engine, server: Local
     assert server.state.published[steady] == [ARTICLE]
 
 
-class OneSecret:
-    """A real, tiny resolver: one secret, bound to 127.0.0.1."""
-
-    def __init__(self, name: str, value: str) -> None:
-        self.name, self.value = name, value
-
-    async def resolve(self, name: str, *, host: str | None) -> str:
-        if host != "127.0.0.1":
-            raise TaskError(f"secret '{name}' may not be sent to {host}", "config")
-        return self.value
-
-    def names(self) -> Collection[str]:
-        return {self.name}
-
-    def redact(self, text: str) -> str:
-        return text.replace(self.value, "***")
-
-    async def store(self, name: str, value: str, **_: Any) -> None:
-        raise TaskError("read-only", "config")
-
-
 async def test_secrets_fill_templates_but_never_the_payload(
     tmp_path: Path, server: LocalServer
 ) -> None:
@@ -223,7 +201,7 @@ async def test_secrets_fill_templates_but_never_the_payload(
         ]
     }
     home = tmp_path / "home"
-    options = {"secrets": OneSecret("SITE_TOKEN", token), "resume": False}
+    options = {"secrets": MemorySecrets({"SITE_TOKEN": (token, ["127.0.0.1"])}), "resume": False}
     async with await Engine.open(home / "state.db", home / "runs", **options) as engine:
         snapshot = await run(engine, document)
     assert snapshot.status == RunStatus.succeeded

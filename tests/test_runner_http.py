@@ -11,7 +11,7 @@ import email.utils
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from local_server import PNG_BYTES, LocalServer
+from memory_secrets import MemorySecrets
 
 from engine.engine import Engine
-from engine.errors import TaskError
 from engine.network import HostLimits, Network, NetworkPolicy
 from engine.runners.http import HttpConfig, retry_after_seconds
 from engine.spec import Rate
@@ -36,37 +36,6 @@ TOKEN = "tok-7f3a9c1e5b"  # the canary: a secret value that must only reach 127.
 def server() -> Any:
     with LocalServer() as running:
         yield running
-
-
-class HostBoundSecrets:
-    """A real, tiny ``SecretResolver``: each secret with the hosts it may be sent to."""
-
-    def __init__(self, secrets: dict[str, tuple[str, Collection[str]]]) -> None:
-        self.secrets = {name: (value, set(hosts)) for name, (value, hosts) in secrets.items()}
-        self.resolved: list[tuple[str, str | None]] = []
-
-    async def resolve(self, name: str, *, host: str | None) -> str:
-        value, hosts = self.secrets[name]
-        if host not in hosts:
-            allowed = ", ".join(sorted(hosts))
-            raise TaskError(
-                f"secret '{name}' may not be sent to {host}; allowed hosts: {allowed}", "config"
-            )
-        self.resolved.append((name, host))
-        return value
-
-    def names(self) -> Collection[str]:
-        return set(self.secrets)
-
-    def redact(self, text: str) -> str:
-        for value, _ in self.secrets.values():
-            text = text.replace(value, "***")
-        return text
-
-    async def store(
-        self, name: str, value: str, *, allowed_hosts: list[str], description: str | None = None
-    ) -> None:
-        self.secrets[name] = (value, set(allowed_hosts))
 
 
 class RecordingNetwork(Network):
@@ -548,7 +517,7 @@ async def test_deny_list_refuses_a_host(tmp_path: Path, server: LocalServer) -> 
 async def test_bearer_token_reaches_the_allowed_host_and_is_never_stored(
     tmp_path: Path, server: LocalServer
 ) -> None:
-    secrets = HostBoundSecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
+    secrets = MemorySecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
     path = f"/echo/{unique('bearer')}"
     document = {
         "tasks": [
@@ -575,7 +544,7 @@ async def test_bearer_token_reaches_the_allowed_host_and_is_never_stored(
 
 
 async def test_basic_auth_reaches_the_server(tmp_path: Path, server: LocalServer) -> None:
-    secrets = HostBoundSecrets({"PASSWORD": ("pa55-word", ["127.0.0.1"])})
+    secrets = MemorySecrets({"PASSWORD": ("pa55-word", ["127.0.0.1"])})
     path = f"/echo/{unique('basic')}"
     auth = {"type": "basic", "username": "ada", "password": "${vault.PASSWORD}"}
     document = {"tasks": [http("call", server.url(path), auth=auth, extract="method")]}
@@ -589,7 +558,7 @@ async def test_basic_auth_reaches_the_server(tmp_path: Path, server: LocalServer
 async def test_secret_not_allowed_for_the_host_is_refused(
     tmp_path: Path, server: LocalServer
 ) -> None:
-    secrets = HostBoundSecrets({"API_TOKEN": (TOKEN, ["api.example.org"])})
+    secrets = MemorySecrets({"API_TOKEN": (TOKEN, ["api.example.org"])})
     path = f"/echo/{unique('refused')}"
     document = {
         "tasks": [
@@ -614,7 +583,7 @@ async def test_secret_not_allowed_for_the_host_is_refused(
 async def test_redirect_to_another_host_never_carries_the_secret(
     tmp_path: Path, server: LocalServer
 ) -> None:
-    secrets = HostBoundSecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
+    secrets = MemorySecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
     elsewhere_path = f"/echo/{unique('elsewhere')}"
     elsewhere = server.url(elsewhere_path, host="localhost")
     url = server.url(f"/redirect?to={elsewhere}")
@@ -637,7 +606,7 @@ async def test_redirect_to_another_host_never_carries_the_secret(
 async def test_redirect_on_the_same_host_keeps_the_secret(
     tmp_path: Path, server: LocalServer
 ) -> None:
-    secrets = HostBoundSecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
+    secrets = MemorySecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
     target = f"/echo/{unique('same')}"
     url = server.url(f"/redirect?to={target}&status=307")
     document = {
@@ -660,7 +629,7 @@ async def test_redirect_on_the_same_host_keeps_the_secret(
 
 
 async def test_unknown_secret_is_a_validation_error(tmp_path: Path) -> None:
-    secrets = HostBoundSecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
+    secrets = MemorySecrets({"API_TOKEN": (TOKEN, ["127.0.0.1"])})
     document = {"tasks": [http("call", "https://x.org", headers={"K": "${vault.API_TOKN}"})]}
     async with open_engine(tmp_path, secrets=secrets) as engine:
         (issue,) = engine.validate(document).errors

@@ -18,7 +18,6 @@ class ToolContext:
     engine: Engine
     home: Path
     max_wait_seconds: float = 50.0
-    max_result_chars: int = 20_000
     max_status_rows: int = 200
     vault: Vault | None = None
 
