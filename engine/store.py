@@ -5,6 +5,11 @@ last commit and applies it in one transaction (task rows coalesced, so a task th
 queued -> running -> succeeded within one batch is written once). ``flush()`` returns once
 everything queued before the call is on disk, which is what the scheduler waits for before it
 lets dependents start. One transaction per transition would cost ~50x the executor itself.
+
+Writes go through one connection of their own on one thread, and a whole transaction is one trip
+to that thread (through aiosqlite every statement would be a trip of its own, and a chain of
+dependent tasks waits for each commit). Reads use an aiosqlite connection; WAL lets them run
+while a commit is under way.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -241,9 +247,12 @@ class _Batch:
 class Store:
     """The state database. Open it with ``await Store.open(path)``; close with ``aclose()``."""
 
-    def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
+    def __init__(
+        self, path: Path, connection: aiosqlite.Connection, writer: _WriteConnection
+    ) -> None:
         self.path = path
         self._db = connection
+        self._writes = writer
         self._batch = _Batch()
         self._wakeup = asyncio.Event()
         self._failure: BaseException | None = None
@@ -269,7 +278,12 @@ class Store:
         except StoreError:
             await connection.close()
             raise
-        return cls(path, connection)
+        try:
+            writer = await _WriteConnection.open(path)
+        except sqlite3.Error as exc:
+            await connection.close()
+            raise StoreError(f"cannot open the state database {path}: {exc}") from None
+        return cls(path, connection, writer)
 
     async def aclose(self) -> None:
         """Commit what is queued and close; the file is closed even when that commit fails."""
@@ -280,6 +294,7 @@ class Store:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             await self._db.close()
+            await self._writes.close()
 
     # --- queued writes --------------------------------------------------------------------
 
@@ -352,28 +367,7 @@ class Store:
                     await asyncio.sleep(0.05 * 2**attempt)
 
     async def _commit_once(self, batch: _Batch) -> None:
-        db = self._db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            if batch.orchestrations:
-                await db.executemany(
-                    _UPSERT_ORCHESTRATION,
-                    [_orchestration_params(r) for r in batch.orchestrations.values()],
-                )
-            if batch.tasks:
-                await db.executemany(_UPSERT_TASK, [_task_params(r) for r in batch.tasks.values()])
-            if batch.attempts:
-                await db.executemany(
-                    _UPSERT_ATTEMPT, [_shallow_values(r) for r in batch.attempts.values()]
-                )
-            if batch.events:
-                await db.executemany(_INSERT_EVENT, batch.events)
-            await db.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT (e.g. a full disk) may have rolled back already; keep its error.
-            with contextlib.suppress(sqlite3.Error):
-                await db.execute("ROLLBACK")
-            raise
+        await self._writes.run(_commit_batch, batch)
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """One statement in its own transaction, never inside a group commit; retried while
@@ -381,8 +375,7 @@ class Store:
         async with self._transactions:
             for attempt in range(BUSY_RETRIES):
                 try:
-                    cursor = await self._db.execute(sql, params)
-                    return cursor.rowcount
+                    return await self._writes.run(_execute_one, sql, params)
                 except sqlite3.OperationalError as exc:
                     if _busy(exc) and attempt < BUSY_RETRIES - 1:
                         await asyncio.sleep(0.05 * 2**attempt)
@@ -556,6 +549,69 @@ class Store:
             )
             for r in await cursor.fetchall()
         ]
+
+
+class _WriteConnection:
+    """The connection every write goes through, used from one thread of its own."""
+
+    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+        self._connection = connection
+        self._thread = thread
+
+    @classmethod
+    async def open(cls, path: Path) -> _WriteConnection:
+        thread = ThreadPoolExecutor(1, thread_name_prefix="orchestrator-store")
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            return connection
+
+        try:
+            connection = await asyncio.get_running_loop().run_in_executor(thread, connect)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(connection, thread)
+
+    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(connection, *args)`` on the writer thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, work, self._connection, *args)
+
+    async def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            await self.run(sqlite3.Connection.close)
+        self._thread.shutdown(wait=False)
+
+
+def _commit_batch(db: sqlite3.Connection, batch: _Batch) -> None:
+    """Apply one batch in one transaction (on the writer thread)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if batch.orchestrations:
+            db.executemany(
+                _UPSERT_ORCHESTRATION,
+                [_orchestration_params(r) for r in batch.orchestrations.values()],
+            )
+        if batch.tasks:
+            db.executemany(_UPSERT_TASK, [_task_params(r) for r in batch.tasks.values()])
+        if batch.attempts:
+            db.executemany(_UPSERT_ATTEMPT, [_shallow_values(r) for r in batch.attempts.values()])
+        if batch.events:
+            db.executemany(_INSERT_EVENT, batch.events)
+        db.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (e.g. a full disk) may have rolled back already; keep its error.
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+
+
+def _execute_one(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    """One statement in its own transaction; returns the rows it changed."""
+    return db.execute(sql, params).rowcount
 
 
 # Each step brings a database of the version before it up to the next one.
