@@ -363,8 +363,7 @@ class Engine:
                 idempotency_key=idempotency_key,
                 source=source_name,
             )
-            for row in run.initial_rows():
-                self.store.put_task(row)
+            run.persist_all()
             self.runs[orchestration_id] = run
             self.store.add_event(
                 orchestration_id,

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,11 +149,12 @@ class Run:
         self._stopping: str | None = None  # "cancel" | "abort" | "timeout"
         self._finalizing = False
         self._terminal_queue: collections.deque[Node] = collections.deque()
+        self._uncommitted: list[Node] = []  # terminal, waiting for their commit to propagate
+        self._committing = False
         self._draining = False
         self._stage_position: dict[int, int] = {}
         self.output_files: list[str] = []
         self.background: set[asyncio.Task[Any]] = set()
-        self._document: dict[str, Any] | None = None
         self._static_configs: dict[str, Any] = {}  # parsed configs that hold no reference
         self._queue_blocked_by: dict[tuple[int, ...], str | None] = {}  # last reason per queue
         self._orchestration_pool = Pool(
@@ -161,9 +163,13 @@ class Run:
         self._limit_pools = {
             name: Pool(name, limit.concurrency, limit.rate) for name, limit in spec.limits.items()
         }
-        self._secret_names = {task.id: frozenset(secret_names(task.config)) for task in spec.tasks}
-        # configs without ${...} resolve to themselves: parse them once, not per attempt
-        self._static_ids = {task.id for task in spec.tasks if not find_references(task.config)}
+        self._secret_names: dict[str, frozenset[str]] = {}
+        self._static_ids: set[str] = set()  # configs without ${...}: nothing to resolve
+        for task in spec.tasks:
+            if find_references(task.config):
+                self._secret_names[task.id] = frozenset(secret_names(task.config))
+            else:
+                self._static_ids.add(task.id)
         self._build()
 
     # --- construction ---------------------------------------------------------------------
@@ -205,16 +211,18 @@ class Run:
             self._stage_members.setdefault(node.stage, []).append(node)
             self._stage_open[node.stage] = self._stage_open.get(node.stage, 0) + 1
 
-    def initial_rows(self) -> Iterator[TaskRow]:
+    def persist_all(self) -> None:
+        """Queue every task's row (a new run's, so that listings show the pending ones)."""
         for node in self._order:
-            yield self._row(node)
+            self._persist(node)
 
     def orchestration_row(self, document: dict[str, Any] | None = None) -> OrchestrationRow:
+        """The run's row; ``document`` only on its first save (None keeps the stored one)."""
         return OrchestrationRow(
             id=self.id,
             name=self.spec.name,
             status=self.status.value,
-            document=document or {},
+            document=document,
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -286,9 +294,11 @@ class Run:
     def start(self) -> None:
         """Begin (or continue, after restore) running; returns at once."""
         now = time.time()
-        if self.started_at is None:
+        document = None
+        if self.started_at is None:  # a new run: its row is inserted now
             self.started_at = now
-        self.engine.store.put_orchestration(self.orchestration_row(self.document()))
+            document = self.spec.model_dump(mode="json", exclude_none=True)
+        self.engine.store.put_orchestration(self.orchestration_row(document))
         if self.spec.timeout is not None:
             elapsed = now - self.started_at
             self._timeout_handle = asyncio.get_running_loop().call_later(
@@ -329,12 +339,6 @@ class Run:
         if self._open == 0:
             self._begin_finalize()
         self._kick()
-
-    def document(self) -> dict[str, Any]:
-        """The document as stored (dumped once: the row is saved many times, never changed)."""
-        if self._document is None:
-            self._document = self.spec.model_dump(mode="json", exclude_none=True)
-        return self._document
 
     def _stage_index(self, node: Node) -> int:
         return self._stage_position[node.stage]
@@ -527,13 +531,15 @@ class Run:
             failure = exc
         except (TypeError, ValueError) as exc:
             failure = TaskError(f"the output is not JSON: {exc}", "error")
+        finally:
+            node.worker = None  # a finished asyncio task holds its frames until dropped
         self._release(node)
         finished = time.time()
         if failure is None:
             record("succeeded", finished)
             node.output = None if outputs.reference(node.output_json) else output
             self._set_terminal(node, TaskState.succeeded, finished_at=finished)
-            await self._commit_then_release(node)
+            self._propagate_after_commit(node)
             return
         message = self.engine.redact(failure.message)[:MAX_ERROR_LENGTH]
         record("failed", finished, error=message, error_class=failure.error_class)
@@ -543,25 +549,17 @@ class Run:
             return
         node.root_error = message
         self._set_terminal(node, TaskState.failed, finished_at=finished)
-        await self._commit_then_release(node)
-
-    async def _commit_then_release(self, node: Node) -> None:
-        """Make the outcome durable, then let dependents (and the parent fan-out) proceed."""
-        try:
-            await self.engine.store.flush()
-        except StoreError as exc:
-            self.engine.store_failed(exc)  # nothing may start on an outcome that is not saved
-            return
-        self._propagate(node)
+        self._propagate_after_commit(node)
 
     async def _call_runner(self, node: Node, attempt: int) -> Any:
         runner = self.engine.runner(node.spec.type)
         try:
             parsed = self._static_configs.get(node.spec.id)
-            if parsed is None:
+            if parsed is None and node.spec.id in self._static_ids:
+                # parsed once for all its attempts and fan-out items
+                parsed = self._static_configs[node.spec.id] = runner.parse_config(node.spec.config)
+            elif parsed is None:
                 parsed = runner.parse_config(resolve(node.spec.config, self._scope(node)))
-                if node.spec.id in self._static_ids:
-                    self._static_configs[node.spec.id] = parsed
         except (ExpressionError, ValidationError) as exc:
             raise TaskError(_config_problem(exc), "config") from None
         ctx = RunContext(
@@ -580,11 +578,15 @@ class Run:
             on_wait=lambda what: self._note_waiting(node, what),
         )
         timeout = node.spec.timeout
+        work = self.engine.backend.run_attempt(runner, parsed, ctx)
+        scope: asyncio.Timeout | None = None
         try:
+            if timeout is None:
+                return await work
             async with asyncio.timeout(timeout) as scope:
-                return await self.engine.backend.run_attempt(runner, parsed, ctx)
+                return await work
         except TimeoutError:
-            if scope.expired():
+            if scope is not None and scope.expired():
                 raise TaskError(f"timed out after {timeout:g}s", "timeout") from None
             raise TaskError("timed out", "timeout") from None
         except TaskError:
@@ -762,7 +764,29 @@ class Run:
         self._propagate_after_commit(node)
 
     def _propagate_after_commit(self, node: Node) -> None:
-        self._spawn(self._commit_then_release(node))
+        """Let dependents (and the parent fan-out) proceed once the outcome is durable.
+
+        Outcomes that arrive while a commit is awaited wait for the next one together, so a
+        thousand tasks finishing at once cost one waiter, not a thousand.
+        """
+        self._uncommitted.append(node)
+        if not self._committing:
+            self._committing = True
+            self._spawn(self._commit_then_propagate())
+
+    async def _commit_then_propagate(self) -> None:
+        try:
+            while self._uncommitted:
+                nodes, self._uncommitted = self._uncommitted, []
+                try:
+                    await self.engine.store.flush()
+                except StoreError as exc:
+                    self.engine.store_failed(exc)  # nothing may start on an unsaved outcome
+                    return
+                for node in nodes:
+                    self._propagate(node)
+        finally:
+            self._committing = False
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run bookkeeping in the background; the engine waits for it before closing."""
@@ -789,15 +813,12 @@ class Run:
             node.retry_handle.cancel()
             node.retry_handle = None
         self._persist(node)
-        level = "info" if state == TaskState.succeeded else "warning"
-        took = (node.finished_at - node.started_at) if node.started_at else 0.0
-        detail = {
-            TaskState.succeeded: f"after {node.attempts} attempt(s), {took:.2f}s",
-            TaskState.failed: node.error or "",
-            TaskState.skipped: node.reason or "",
-            TaskState.cancelled: node.reason or "",
-        }[state]
-        self._event(node, state.value, detail, level)
+        if state == TaskState.succeeded:
+            took = (node.finished_at - node.started_at) if node.started_at else 0.0
+            self._event(node, state.value, f"after {node.attempts} attempt(s), {took:.2f}s")
+        else:
+            detail = node.error if state == TaskState.failed else node.reason
+            self._event(node, state.value, detail or "", "warning")
         if state == TaskState.failed and self.spec.on_failure.notify:
             self._event(node, "notify", f"task {node.task_id} failed: {node.error}", "error")
         if state in (TaskState.skipped, TaskState.cancelled):
@@ -933,7 +954,7 @@ class Run:
             self.status = RunStatus.failed
         self.finished_at = time.time()
         store = self.engine.store
-        store.put_orchestration(self.orchestration_row(self.document()))
+        store.put_orchestration(self.orchestration_row())
         took = self.finished_at - (self.started_at or self.created_at)
         self._event(None, "finished", f"{self.status.value} in {took:.2f}s")
         try:
@@ -957,7 +978,7 @@ class Run:
     # --- persistence and views ------------------------------------------------------------
 
     def _persist(self, node: Node) -> None:
-        self.engine.store.put_task(self._row(node))
+        self.engine.store.put_task_later(self.id, node.task_id, partial(self._row, node))
         self.changed.set()
 
     def _row(self, node: Node) -> TaskRow:

@@ -114,7 +114,7 @@ class OrchestrationRow:
     id: str
     name: str
     status: str
-    document: dict[str, Any]
+    document: dict[str, Any] | None  # None: keep the stored one (a run's later saves)
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -229,13 +229,16 @@ def _shallow_values(row: Any) -> tuple[Any, ...]:
 
 def _orchestration_params(row: OrchestrationRow) -> tuple[Any, ...]:
     values = _shallow_values(row)
-    return (*values[:3], json.dumps(row.document), *values[4:])
+    document = "{}" if row.document is None else json.dumps(row.document)
+    return (*values[:3], document, *values[4:])
 
 
 @dataclass(slots=True)
 class _Batch:
     orchestrations: dict[str, OrchestrationRow] = field(default_factory=dict)
-    tasks: dict[tuple[str, str], TaskRow] = field(default_factory=dict)
+    # a row, or a function that builds it when the batch is taken (the state it has then)
+    tasks: dict[tuple[str, str], TaskRow | Callable[[], TaskRow]] = field(default_factory=dict)
+    task_rows: list[TaskRow] = field(default_factory=list)  # ``tasks`` built, at commit time
     attempts: dict[tuple[str, str, int], AttemptRow] = field(default_factory=dict)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
@@ -299,11 +302,22 @@ class Store:
     # --- queued writes --------------------------------------------------------------------
 
     def put_orchestration(self, row: OrchestrationRow) -> None:
+        queued = self._batch.orchestrations.get(row.id)
+        if row.document is None and queued is not None:
+            row.document = queued.document  # the row may not be inserted yet
         self._batch.orchestrations[row.id] = row
         self._wakeup.set()
 
     def put_task(self, row: TaskRow) -> None:
         self._batch.tasks[(row.orchestration_id, row.task_id)] = row
+        self._wakeup.set()
+
+    def put_task_later(
+        self, orchestration_id: str, task_id: str, build: Callable[[], TaskRow]
+    ) -> None:
+        """Queue a task's row to be built when the batch is taken: a task that changes state
+        several times before the next commit has its row built (and written) once."""
+        self._batch.tasks[(orchestration_id, task_id)] = build
         self._wakeup.set()
 
     def put_attempt(self, row: AttemptRow) -> None:
@@ -342,6 +356,7 @@ class Store:
             self._wakeup.clear()
             batch, self._batch = self._batch, _Batch()
             try:
+                _build_rows(batch)
                 if batch:
                     await self._commit(batch)
             except Exception as exc:  # the disk is full or the file went away: tell every waiter
@@ -586,6 +601,11 @@ class _WriteConnection:
         self._thread.shutdown(wait=False)
 
 
+def _build_rows(batch: _Batch) -> None:
+    """Build the rows queued as functions, on the event loop thread that owns their state."""
+    batch.task_rows = [row if isinstance(row, TaskRow) else row() for row in batch.tasks.values()]
+
+
 def _commit_batch(db: sqlite3.Connection, batch: _Batch) -> None:
     """Apply one batch in one transaction (on the writer thread)."""
     db.execute("BEGIN IMMEDIATE")
@@ -595,8 +615,8 @@ def _commit_batch(db: sqlite3.Connection, batch: _Batch) -> None:
                 _UPSERT_ORCHESTRATION,
                 [_orchestration_params(r) for r in batch.orchestrations.values()],
             )
-        if batch.tasks:
-            db.executemany(_UPSERT_TASK, [_task_params(r) for r in batch.tasks.values()])
+        if batch.task_rows:
+            db.executemany(_UPSERT_TASK, [_task_params(r) for r in batch.task_rows])
         if batch.attempts:
             db.executemany(_UPSERT_ATTEMPT, [_shallow_values(r) for r in batch.attempts.values()])
         if batch.events:
