@@ -124,7 +124,9 @@ def parse_reference(text: str) -> Reference:
     return _analyse(text).refs[0]
 
 
-@lru_cache(maxsize=4096)
+# Large enough for every reference of a document of 10,000 tasks: the run reads them all again
+# after validation, and an LRU cache smaller than one pass over them keeps none.
+@lru_cache(maxsize=16_384)
 def _analyse(text: str) -> _Parsed:
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise ExpressionError(
@@ -235,6 +237,14 @@ def _expression_read(text: str, name: str, after: tuple[Step, ...]) -> Reference
 
 
 def _compile(expression: str, text: str) -> ParsedResult:
+    """``expression`` compiled and checked; ``text`` is the whole reference, for messages.
+
+    A valid expression is compiled once, however many references write it (``output`` in every
+    ``${task.output}``); only valid ones are kept, so every failure is explained in its own text.
+    """
+    compiled = _COMPILED.get(expression)
+    if compiled is not None:
+        return compiled
     if "`" in expression and _uses_deprecated_literal(expression):
         raise ExpressionError(
             f"{_show(text)} writes a string in JMESPath's deprecated `text` form",
@@ -254,7 +264,14 @@ def _compile(expression: str, text: str) -> ParsedResult:
             hint=hint,
         ) from None
     _check_functions(compiled.parsed, text)
+    if len(_COMPILED) >= _MAX_COMPILED:
+        _COMPILED.clear()
+    _COMPILED[expression] = compiled
     return compiled
+
+
+_COMPILED: dict[str, ParsedResult] = {}
+_MAX_COMPILED = 4096
 
 
 def _uses_deprecated_literal(expression: str) -> bool:
@@ -418,6 +435,8 @@ class _Unclosed:
 
 _Segment = _Text | _Escape | _Ref | _Unclosed
 _QUOTES = frozenset("'\"`")
+_PLAIN_INNER = re.compile(r"[^{}'\"`]*}")  # up to the first '}', with no braces or quotes before
+_WHOLE_PLAIN_REFERENCE = re.compile(r"\$\{([^{}'\"`]*)}")
 
 
 def _scan(text: str) -> list[_Segment]:
@@ -432,7 +451,8 @@ def _scan(text: str) -> list[_Segment]:
             continue
         if start > position:
             segments.append(_Text(text[position:start]))
-        end = _closing_brace(text, start + 2)
+        plain = _PLAIN_INNER.match(text, start + 2)  # what _closing_brace finds, when it is easy
+        end = plain.end() - 1 if plain else _closing_brace(text, start + 2)
         if end is None:
             segments.append(_Unclosed(text[start:]))
             return segments
@@ -490,9 +510,13 @@ def find_references(
     once. A whole-scope expression is listed once per name it reads.
     """
     found: list[tuple[Location, Reference | ExpressionError]] = []
-    for where, text, under_input_key in _strings(value, tuple(loc), False):
+    strings: list[tuple[Location, str, bool]] = []
+    _strings(value, tuple(loc), False, strings)
+    for where, text, under_input_key in strings:
         if under_input_key and _is_bare_reference(text):
             inners: list[str | ExpressionError] = [text]
+        elif whole := _WHOLE_PLAIN_REFERENCE.fullmatch(text):  # what _scan finds, faster
+            inners = [whole.group(1)]
         elif "${" in text:
             inners = [
                 segment.inner if isinstance(segment, _Ref) else _unclosed_error(segment.raw)
@@ -513,16 +537,36 @@ def find_references(
 
 
 def _strings(
-    value: Any, loc: Location, under_input_key: bool
-) -> Iterator[tuple[Location, str, bool]]:
+    value: Any, loc: Location, under_input_key: bool, out: list[tuple[Location, str, bool]]
+) -> None:
+    """Add to ``out`` each string in ``value`` that may hold a reference (one with ``${``, or
+    any directly under an ``inputs:`` key), with its location and whether it is under one.
+
+    Strings and numbers inside a container are judged in its loop: most values of a config are
+    plain, and a call with a new location for each would cost more than the rest of the walk.
+    """
     if isinstance(value, str):
-        yield loc, value, under_input_key
-    elif isinstance(value, Mapping):
+        if under_input_key or "${" in value:
+            out.append((loc, value, under_input_key))
+    elif isinstance(value, dict) or (
+        not isinstance(value, (list, tuple)) and isinstance(value, Mapping)  # the ABC is slow
+    ):
         for key, child in value.items():
-            yield from _strings(child, (*loc, key), key in INPUT_KEYS)
+            if isinstance(child, str):
+                if "${" in child or key in INPUT_KEYS:
+                    out.append(((*loc, key), child, key in INPUT_KEYS))
+            elif not isinstance(child, _LEAVES):
+                _strings(child, (*loc, key), key in INPUT_KEYS, out)
     elif isinstance(value, list | tuple):
         for position, child in enumerate(value):
-            yield from _strings(child, (*loc, position), under_input_key and isinstance(child, str))
+            if isinstance(child, str):
+                if under_input_key or "${" in child:
+                    out.append(((*loc, position), child, under_input_key))
+            elif not isinstance(child, _LEAVES):
+                _strings(child, (*loc, position), False, out)
+
+
+_LEAVES = (int, float, type(None))  # values without strings inside (bool is an int)
 
 
 def secret_names(value: Any) -> set[str]:

@@ -12,15 +12,16 @@ scheduler, so the plan shows the order the scheduler will actually follow.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import typing
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from engine.expressions import ExpressionError, Reference, find_references
 from engine.issues import DocumentError, Issue, Location, did_you_mean
@@ -204,6 +205,7 @@ class _Document:
     order: dict[str, int]  # id -> index of its first task
     var_names: set[str] | None  # None when `vars` is not a mapping
     limit_names: list[str] | None  # None when `limits` is not a mapping
+    graph: dict[str, TaskSpec] = field(default_factory=dict)  # valid tasks by id (`_by_id`)
     stages: dict[str, int] = field(default_factory=dict)  # mixed mode: id -> stage number
     explicit_stages: bool = False
     secret_names: Collection[str] | None = None  # None when no vault can tell
@@ -239,15 +241,17 @@ class _Document:
         raw_limits = data.get("limits", {})
         limit_names = [str(name) for name in raw_limits] if isinstance(raw_limits, dict) else None
 
+        graph = _by_id(task for _, task in entries)
         doc = cls(
             raw=raw,
             mode=mode,
             entries=entries,
             known_ids=set(raw_task_ids(raw)),
-            valid_ids={task.id for _, task in entries},
+            valid_ids=set(graph),
             order=order,
             var_names=var_names,
             limit_names=limit_names,
+            graph=graph,
         )
         if mode is Mode.mixed:
             tasks = doc.tasks
@@ -270,10 +274,6 @@ class _Document:
         if isinstance(item.get(key), str):
             return ("tasks", index, key)
         return ("tasks", index, key, position)
-
-    def index_of(self, task_id: str) -> int | None:
-        """The index of the first valid task with this id."""
-        return next((index for index, task in self.entries if task.id == task_id), None)
 
 
 # --- the checks ---------------------------------------------------------------------------
@@ -307,46 +307,43 @@ def _check_dependencies(doc: _Document) -> list[Issue]:
     issues = []
     for index, task in doc.entries:
         for position, dep in enumerate(task.dependencies):
-            loc = doc.dependency_loc(index, position)
-            if dep not in doc.known_ids:
-                hint = did_you_mean(dep, doc.known_ids) or _known_tasks_hint(doc)
-                issues.append(
-                    doc.raw.issue(f"unknown dependency '{dep}': no task has that id", loc, hint)
-                )
-            elif doc.mode is Mode.sequential and doc.order[dep] > doc.order[task.id]:
-                issues.append(
-                    doc.raw.issue(
-                        f"forward reference: '{task.id}' depends on '{dep}', which comes later; "
-                        "mode: sequential runs tasks in document order",
-                        loc,
-                        f"move '{dep}' above '{task.id}', or use mode: parallel",
-                    )
-                )
-            elif (
-                doc.mode is Mode.mixed
-                and dep in doc.stages
-                and doc.stages[dep] > doc.stages[task.id]
-            ):
-                own, theirs = doc.stages[task.id], doc.stages[dep]
-                issues.append(
-                    doc.raw.issue(
-                        f"'{task.id}' (stage {own}) depends on '{dep}' (stage {theirs}), "
-                        "which runs in a later stage: it would wait forever",
-                        loc,
-                        f"give '{dep}' stage {own} or lower, "
-                        f"or '{task.id}' stage {theirs} or higher",
-                    )
-                )
+            problem = _dependency_problem(doc, task, dep)
+            if problem:
+                message, hint = problem
+                issues.append(doc.raw.issue(message, doc.dependency_loc(index, position), hint))
     return issues
+
+
+def _dependency_problem(doc: _Document, task: TaskSpec, dep: str) -> tuple[str, str] | None:
+    """What is wrong with ``task`` depending on ``dep``, as (message, hint), or None."""
+    if dep not in doc.known_ids:
+        hint = did_you_mean(dep, doc.known_ids) or _known_tasks_hint(doc)
+        return f"unknown dependency '{dep}': no task has that id", hint
+    if doc.mode is Mode.sequential and doc.order[dep] > doc.order[task.id]:
+        return (
+            f"forward reference: '{task.id}' depends on '{dep}', which comes later; "
+            "mode: sequential runs tasks in document order",
+            f"move '{dep}' above '{task.id}', or use mode: parallel",
+        )
+    if doc.mode is Mode.mixed and dep in doc.stages and doc.stages[dep] > doc.stages[task.id]:
+        own, theirs = doc.stages[task.id], doc.stages[dep]
+        return (
+            f"'{task.id}' (stage {own}) depends on '{dep}' (stage {theirs}), "
+            "which runs in a later stage: it would wait forever",
+            f"give '{dep}' stage {own} or lower, or '{task.id}' stage {theirs} or higher",
+        )
+    return None
 
 
 def _check_cycles(doc: _Document) -> list[Issue]:
     issues = []
-    graph = _by_id(doc.tasks)
-    for cycle in find_cycles(doc.tasks, key=lambda task_id: doc.order.get(task_id, 0)):
-        index = doc.index_of(cycle[0])
-        if index is None:
-            continue
+    graph = doc.graph
+    cycles = _cycles(graph, lambda task_id: doc.order.get(task_id, 0))
+    first_index: dict[str, int] = {}  # the index of the first valid task with each id
+    for index, task in doc.entries if cycles else ():
+        first_index.setdefault(task.id, index)
+    for cycle in cycles:
+        index = first_index[cycle[0]]
         loc = doc.dependency_loc(index, graph[cycle[0]].dependencies.index(cycle[1]))
         path = " -> ".join(cycle)
         hint = (
@@ -360,8 +357,8 @@ def _check_cycles(doc: _Document) -> list[Issue]:
 
 def _check_references(doc: _Document) -> list[Issue]:
     issues = []
-    ancestor_cache: dict[str, set[str]] = {}
-    graph = _by_id(doc.tasks)
+    ancestor_cache: dict[str, _Ancestors] = {}
+    reach = _Reach(doc.graph)
     for index, task in doc.entries:
         in_config = find_references(task.config, ("tasks", index, "config"))
         found = [(loc, ref, False) for loc, ref in in_config]
@@ -381,7 +378,7 @@ def _check_references(doc: _Document) -> list[Issue]:
                 issues.append(doc.raw.issue(ref.message, loc, ref.hint))
                 continue
             if task.id not in ancestor_cache:
-                ancestor_cache[task.id] = _reachable(task.dependencies, graph)
+                ancestor_cache[task.id] = _Ancestors(task.dependencies, reach)
             written = _value_at(task.for_each if inside_for_each else task.config, loc[3:])
             shown = _shown(ref, written)
             problem = _reference_problem(
@@ -399,7 +396,7 @@ def _reference_problem(
     ref: Reference,
     shown: str,
     inside_for_each: bool,
-    seen: set[str],
+    seen: Container[str],
 ) -> tuple[str, str | None] | None:
     """What is wrong with one reference of ``task``, as (message, hint), or None.
 
@@ -479,6 +476,8 @@ def _check_limits(doc: _Document) -> list[Issue]:
         return []
     issues = []
     for index, task in doc.entries:
+        if not task.limit:
+            continue
         single = isinstance(doc.raw_task(index).get("limit"), str)
         for position, name in enumerate(task.limit):
             if name in doc.limit_names:
@@ -561,11 +560,32 @@ def _check_types(
 
 
 def _check_configs(doc: _Document, models: Mapping[str, type[BaseModel]]) -> list[Issue]:
-    issues = []
+    by_model: dict[type[BaseModel], list[tuple[int, TaskSpec]]] = {}
     for index, task in doc.entries:
         model = models.get(task.type)
-        if model is None:
-            continue
+        if model is not None:
+            by_model.setdefault(model, []).append((index, task))
+    issues = []
+    for model, entries in by_model.items():
+        try:
+            _configs_adapter(model).validate_python([task.config for _, task in entries])
+        except ValidationError:
+            issues += _config_issues(doc, model, entries)
+    return sorted(issues, key=lambda issue: issue.loc[1])
+
+
+@functools.cache
+def _configs_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    """Validates the configs of all tasks of one type in one call (built once per model)."""
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def _config_issues(
+    doc: _Document, model: type[BaseModel], entries: list[tuple[int, TaskSpec]]
+) -> list[Issue]:
+    """The problems in the configs of ``entries``, each config validated on its own."""
+    issues = []
+    for index, task in entries:
         try:
             model.model_validate(task.config)
         except ValidationError as exc:
@@ -702,6 +722,13 @@ def _fold(tasks: Sequence[TaskSpec], value: Callable[[TaskSpec, dict[str, T]], T
     """
     graph = _by_id(tasks)
     done: dict[str, T] = {}
+    # Documents mostly list each task after its dependencies, so one pass in order does; it stops
+    # at the first task that depends on a later one. What it did the walk below would do the same.
+    for task in graph.values():
+        deps = task.dependencies
+        if deps and not all(dep in done or dep not in graph for dep in deps):
+            break
+        done[task.id] = value(task, {dep: done[dep] for dep in deps if dep in done})
     for start in graph.values():
         if start.id in done:
             continue
@@ -784,6 +811,117 @@ def ancestors(tasks: Sequence[TaskSpec]) -> dict[str, set[str]]:
     return {task_id: _reachable(task.dependencies, graph) for task_id, task in graph.items()}
 
 
+class _Reach:
+    """What each task of ``graph`` reaches through its dependencies, as bitsets over the
+    graph's ids; built for the whole graph on the first question."""
+
+    __slots__ = ("_bits", "graph", "position")
+
+    def __init__(self, graph: Mapping[str, TaskSpec]) -> None:
+        self.graph = graph
+        self.position: dict[str, int] = {}
+        self._bits: dict[str, int] | None = None
+
+    def of(self, dependencies: Iterable[str]) -> int:
+        """``_reachable(dependencies, graph)`` as a bitset."""
+        if self._bits is None:
+            self.position = {task_id: n for n, task_id in enumerate(self.graph)}
+            self._bits = _ancestor_bits(self.graph, self.position)
+        bits = 0
+        for dep in dependencies:
+            if dep in self.graph:
+                bits |= self._bits[dep] | 1 << self.position[dep]
+        return bits
+
+
+class _Ancestors:
+    """A task's transitive dependencies as ``_reachable`` finds them, for ``in`` only.
+
+    Its own dependencies answer at once, and most references name one; anything else is looked
+    up in the graph's bitsets (``_Reach``), so no task walks the whole graph above it.
+    """
+
+    __slots__ = ("_bits", "_dependencies", "_direct", "_reach")
+
+    def __init__(self, dependencies: Sequence[str], reach: _Reach) -> None:
+        self._dependencies = dependencies
+        self._reach = reach
+        self._direct: set[str] | None = None
+        self._bits: int | None = None
+
+    def __contains__(self, task_id: object) -> bool:
+        if not isinstance(task_id, str) or task_id not in self._reach.graph:
+            return False
+        if self._direct is None:
+            self._direct = set(self._dependencies)
+        if task_id in self._direct:
+            return True
+        if self._bits is None:
+            self._bits = self._reach.of(self._dependencies)
+        return bool(self._bits >> self._reach.position[task_id] & 1)
+
+
+def _ancestor_bits(graph: Mapping[str, TaskSpec], position: Mapping[str, int]) -> dict[str, int]:
+    """Each task's transitive dependencies (``_reachable`` of its own) as a bitset over
+    ``position``, in one pass over the edges.
+
+    Tasks in a cycle reach one another, so this works on strongly connected components (Tarjan's
+    algorithm, iterative): a component is complete before any that depends on it, so its set is
+    the union of the sets below it, plus its own tasks when it is a cycle.
+    """
+    order: dict[str, int] = {}  # when each task was first visited
+    low: dict[str, int] = {}
+    open_tasks: list[str] = []  # visited tasks whose component is not complete yet
+    is_open: set[str] = set()
+    bits: dict[str, int] = {}
+    for start in graph:
+        if start in order:
+            continue
+        order[start] = low[start] = len(order)
+        open_tasks.append(start)
+        is_open.add(start)
+        work = [(start, iter(graph[start].dependencies))]
+        while work:
+            task_id, pending = work[-1]
+            for dep in pending:
+                if dep not in graph:
+                    continue
+                if dep not in order:
+                    order[dep] = low[dep] = len(order)
+                    open_tasks.append(dep)
+                    is_open.add(dep)
+                    work.append((dep, iter(graph[dep].dependencies)))
+                    break
+                if dep in is_open:
+                    low[task_id] = min(low[task_id], order[dep])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[task_id])
+                if low[task_id] != order[task_id]:
+                    continue
+                members: list[str] = []
+                while not members or members[-1] != task_id:
+                    members.append(open_tasks.pop())
+                    is_open.discard(members[-1])
+                inside = set(members)
+                union = 0
+                cyclic = len(members) > 1
+                for member in members:
+                    for dep in graph[member].dependencies:
+                        if dep in inside:
+                            cyclic = True
+                        elif dep in graph:
+                            union |= bits[dep] | 1 << position[dep]
+                if cyclic:
+                    for member in members:
+                        union |= 1 << position[member]
+                for member in members:
+                    bits[member] = union
+    return bits
+
+
 def find_cycles(
     tasks: Sequence[TaskSpec], key: Callable[[str], int] | None = None
 ) -> list[list[str]]:
@@ -793,7 +931,11 @@ def find_cycles(
     (document order by default).
     """
     graph = _by_id(tasks)
-    rank = key or {task_id: n for n, task_id in enumerate(graph)}.__getitem__
+    return _cycles(graph, key or {task_id: n for n, task_id in enumerate(graph)}.__getitem__)
+
+
+def _cycles(graph: Mapping[str, TaskSpec], rank: Callable[[str], int]) -> list[list[str]]:
+    """``find_cycles`` over tasks already by id, ranked by ``rank``."""
     cycles: list[list[str]] = []
     seen: set[tuple[str, ...]] = set()
     finished: set[str] = set()
@@ -829,10 +971,14 @@ def find_cycles(
 
 def critical_path(tasks: Sequence[TaskSpec]) -> list[str]:
     """The longest dependency chain by task count; ties go to the task earliest in the document."""
-    graph = _by_id(tasks)
-    if not graph:
-        return []
-    position = {task_id: n for n, task_id in enumerate(graph)}
+    return _longest_path(_chains(tasks))
+
+
+def _chains(tasks: Sequence[TaskSpec]) -> dict[str, tuple[int, str | None]]:
+    """For each task (by id, in document order): how many tasks the longest chain ending with it
+    has, and its dependency in that chain (ties go to the earliest). The count is also the
+    task's ``dag_levels`` level plus one."""
+    position = {task_id: n for n, task_id in enumerate(_by_id(tasks))}
 
     def longest(task: TaskSpec, deps: dict[str, tuple[int, str | None]]) -> tuple[int, str | None]:
         if not deps:
@@ -840,8 +986,14 @@ def critical_path(tasks: Sequence[TaskSpec]) -> list[str]:
         best = min(deps, key=lambda d: (-deps[d][0], position[d]))
         return deps[best][0] + 1, best
 
-    chains = _fold(tasks, longest)
-    end: str | None = min(chains, key=lambda t: (-chains[t][0], position[t]))
+    return _fold(tasks, longest)
+
+
+def _longest_path(chains: dict[str, tuple[int, str | None]]) -> list[str]:
+    """The critical path from ``_chains``."""
+    if not chains:
+        return []
+    end: str | None = max(chains, key=lambda t: chains[t][0])  # the first of the longest
     path: list[str] = []
     while end is not None:
         path.append(end)
@@ -852,15 +1004,21 @@ def critical_path(tasks: Sequence[TaskSpec]) -> list[str]:
 def make_plan(orchestration: Orchestration) -> Plan:
     """The plan of a valid orchestration."""
     tasks = orchestration.tasks
+    chains = _chains(tasks)
     if orchestration.mode is Mode.parallel:
-        stages = _group(dag_levels(tasks))
+        stages = _group({task_id: count - 1 for task_id, (count, _) in chains.items()})
     else:
         stages = execution_stages(orchestration)
+    members: dict[str, list[str]] = {name: [] for name in orchestration.limits}
+    for task in tasks if members else ():
+        for name in dict.fromkeys(task.limit):
+            if name in members:
+                members[name].append(task.id)
     limits = {
         name: {
             "concurrency": pool.concurrency,
             "rate": str(pool.rate) if pool.rate is not None else None,
-            "tasks": [task.id for task in tasks if name in task.limit],
+            "tasks": members[name],
         }
         for name, pool in orchestration.limits.items()
     }
@@ -869,7 +1027,7 @@ def make_plan(orchestration: Orchestration) -> Plan:
         task_count=len(tasks),
         max_concurrent=orchestration.max_concurrent,
         stages=stages,
-        critical_path=critical_path(tasks),
+        critical_path=_longest_path(chains),
         limits=limits,
         fan_outs=[task.id for task in tasks if task.for_each is not None],
     )

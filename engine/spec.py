@@ -415,6 +415,7 @@ MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_NESTING_DEPTH = 64
 MAX_ALIAS_EXPANSION = 100_000  # values YAML aliases may add beyond those written out
 _MAX_VALUES = 5_000_000  # a walk of a mapping given in memory stops here (a 5 MB text has fewer)
+_SCALARS = (str, int, float, type(None))  # what a walk of parsed data need not look into
 
 
 def _too_large(size: int, limit: int, what: str = "the document") -> DocumentError:
@@ -637,15 +638,22 @@ def _check_data(data: Any, max_depth: int) -> None:
     walked = 0
     while stack:
         value, depth = stack.pop()
-        if not isinstance(value, Mapping | list | tuple):
+        # the concrete types first: isinstance against an ABC such as Mapping is slow
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, (list, tuple)):
+            children = value
+        elif isinstance(value, Mapping):
+            children = value.values()
+        else:
             continue
         if depth + 1 > max_depth:
             raise _too_deep(max_depth)
         walked += 1
         if walked > _MAX_VALUES:
             raise DocumentError([Issue(f"the document has more than {_MAX_VALUES:,} values")])
-        children = value.values() if isinstance(value, Mapping) else value
-        stack.extend((child, depth + 1) for child in children)
+        depth += 1
+        stack.extend([(child, depth) for child in children if not isinstance(child, _SCALARS)])
 
 
 def _check_nesting(text: str, max_depth: int) -> None:

@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import jmespath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -294,6 +295,43 @@ def test_find_references_keeps_jmespath_braces_and_quoted_braces_inside_one_refe
         "a.output | {n: length(@)}",
         "b.output[?name == '}'].price",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("${a.output}", ["a.output"]),
+        ("${ a.output }", ["a.output"]),
+        ("${a.output}}", ["a.output"]),
+        ("${a.output}${b.output}", ["a.output", "b.output"]),
+        ("${a.output[?n == '}']}", ["a.output[?n == '}']"]),
+        ("${a.output[?n == `1`]}", ["a.output[?n == `1`]"]),
+        ('${a.output."x"}', ['a.output."x"']),
+        ("${{x: a.output}}", ["{x: a.output}"]),
+        ("${a.output}$${b}", ["a.output"]),
+        ("$${a}${b.output}", ["b.output"]),
+        ("$${a.output}", []),
+    ],
+)
+def test_find_references_in_a_string_that_starts_with_one(text: str, found: list[str]) -> None:
+    assert [reference.text for _, reference in find_references({"x": text})] == found
+
+
+def test_a_path_is_compiled_once_for_all_the_references_that_write_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled: list[str] = []
+    compile_expression = jmespath.compile
+
+    def counting(expression: str) -> Any:
+        compiled.append(expression)
+        return compile_expression(expression)
+
+    monkeypatch.setattr(jmespath, "compile", counting)
+    config = {f"k{n}": f"${{t{n}.output.compiled_once}}" for n in range(50)}
+
+    assert len(find_references(config)) == 50
+    assert compiled == ["output.compiled_once"]
 
 
 def test_find_references_lists_malformed_ones_in_place_and_keeps_going() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -230,6 +232,75 @@ tasks:
     ]
     assert result.issues[0].hint == "add 'd' to dependencies"
     assert result.issues[0].loc == ("tasks", 2, "config", "y")
+
+
+def test_references_through_a_cycle_count_as_dependencies() -> None:
+    doc = """\
+tasks:
+  - id: a
+    type: delay
+    needs: [c]
+  - id: b
+    type: delay
+    needs: [a]
+    config: {x: "${c.output}", y: "${b.output}"}
+  - id: c
+    type: delay
+    needs: [b]
+  - id: d
+    type: delay
+    needs: [a]
+    config: {x: "${b.output}", y: "${e.output}"}
+  - id: e
+    type: delay
+"""
+    result = validate(doc)
+
+    assert [issue.message for issue in result.issues] == [
+        "dependency cycle: a -> c -> b -> a",
+        "'${b.output}' refers to the task's own output, which does not exist while it runs",
+        "'${e.output}' refers to 'e', which 'd' does not depend on: it may not have run yet",
+    ]
+
+
+def test_reference_checks_agree_with_ancestors_on_any_graph() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        count = rng.randint(1, 12)
+        tasks = [
+            {
+                "id": f"t{n}",
+                "type": "delay",
+                "needs": [f"t{rng.randrange(count)}" for _ in range(rng.randint(0, 3))],
+                "config": {"x": f"${{t{rng.randrange(count)}.output}}"},
+            }
+            for n in range(count)
+        ]
+        result = validate({"tasks": tasks})
+        specs = [TaskSpec.model_validate(task) for task in tasks]
+        seen = ancestors(specs)
+        expected = [
+            n
+            for n, spec in enumerate(specs)
+            if (root := spec.config["x"][2:-8]) != spec.id and root not in seen[spec.id]
+        ]
+        flagged = [issue.loc[1] for issue in result.issues if "does not depend on" in issue.message]
+        assert flagged == expected
+
+
+def test_references_to_distant_ancestors_in_a_long_chain() -> None:
+    count = 3000
+    tasks = [{"id": "t0", "type": "delay"}] + [
+        {"id": f"t{n}", "type": "delay", "needs": [f"t{n - 1}"], "config": {"x": "${t0.output}"}}
+        for n in range(1, count)
+    ]
+    tasks.append({"id": "side", "type": "delay", "config": {"x": f"${{t{count - 1}.output}}"}})
+    result = validate({"tasks": tasks})
+
+    assert [issue.message for issue in result.issues] == [
+        f"'${{t{count - 1}.output}}' refers to 't{count - 1}', which 'side' does not depend on: "
+        "it may not have run yet"
+    ]
 
 
 def test_seed_bare_input_form_is_checked_and_shown_as_written() -> None:
@@ -615,6 +686,37 @@ tasks:
     assert result.issues[1].hint == "allowed fields: url, count"
 
 
+class PauseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = 0
+
+
+def test_runner_configs_of_several_types_are_reported_in_document_order() -> None:
+    tasks = [
+        {"id": "a", "type": "http", "config": {"url": "https://example.org", "count": "x"}},
+        {"id": "b", "type": "delay", "config": {"seconds": "soon"}},
+        {"id": "c", "type": "http", "config": {}},
+        {"id": "d", "type": "delay", "config": {"secs": 1}},
+        {"id": "e", "type": "http", "config": {"url": "https://example.org"}},
+    ]
+    result = validate({"tasks": tasks}, runner_configs={"http": FetchConfig, "delay": PauseConfig})
+
+    assert [(issue.path, issue.message) for issue in result.issues] == [
+        (
+            "tasks[0].config.count",
+            "Input should be a valid integer, unable to parse string as an integer",
+        ),
+        (
+            "tasks[1].config.seconds",
+            "Input should be a valid number, unable to parse string as a number",
+        ),
+        ("tasks[2].config.url", "'url' is required"),
+        ("tasks[3].config.secs", "unknown field 'secs'"),
+    ]
+    assert result.issues[3].hint == "did you mean 'seconds'?"
+
+
 # --- sources --------------------------------------------------------------------------------
 
 
@@ -798,6 +900,22 @@ tasks:
     assert plan_of("tasks: [{id: only, type: delay}]").describe() == (
         "1 task in 1 stage (parallel, 10 at once)\n  stage 1: only\ncritical path: only (1 task)"
     )
+
+
+def test_the_plan_does_not_depend_on_the_order_tasks_are_listed_in() -> None:
+    tasks = [
+        {"id": "a", "type": "delay"},
+        {"id": "b", "type": "delay"},
+        {"id": "c", "type": "delay", "needs": ["a"]},
+        {"id": "d", "type": "delay", "needs": ["b", "c"]},
+        {"id": "e", "type": "delay", "needs": ["d"]},
+    ]
+    for listed in itertools.permutations(tasks):
+        plan = validate({"tasks": list(listed)}).plan
+
+        assert plan is not None
+        assert [set(stage) for stage in plan.stages] == [{"a", "b"}, {"c"}, {"d"}, {"e"}]
+        assert plan.critical_path == ["a", "c", "d", "e"]
 
 
 def test_dag_levels_and_ancestors() -> None:
