@@ -9,27 +9,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import logging
+import math
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from itertools import islice
+from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from engine import outputs
 from engine.backends import Backend
 from engine.backends.local import LocalBackend
+from engine.gc_policy import tune_garbage_collector
 from engine.graph import Validation, validate
 from engine.issues import DocumentError, Issue
 from engine.network import Network
 from engine.pools import Pool
+from engine.report import StatusRow, keep_status_rows, status_display_rank
 from engine.runners import discover
 from engine.runners.base import Runner
-from engine.scheduler import Run, make_run_id
+from engine.scheduler import Node, Run, make_run_id
 from engine.secrets import NoVault, SecretResolver, redact_data
 from engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
@@ -132,6 +138,7 @@ class Engine:
         """Open the store, build the engine and (by default) resume interrupted runs."""
         store = await Store.open(db_path)
         engine = cls(store, runs_dir=Path(runs_dir), **options)
+        tune_garbage_collector()  # after the runners are imported: they are start-up state
         engine._adopting = resume
         if resume:
             await engine.resume()
@@ -491,6 +498,94 @@ class Engine:
         tasks = await self.store.load_tasks(orchestration_id)
         return _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
 
+    async def status(
+        self,
+        orchestration_id: str,
+        *,
+        display_rows: int,
+        top: int = 0,
+        rank: Mapping[TaskState, int] | None = None,
+    ) -> RunSnapshot:
+        """The run as a status shows it, without building a snapshot of every task.
+
+        Every task's state is counted (``task_counts``: ``counts()``, ``done``, ``total`` and
+        ``percent`` are the whole run's), but ``tasks`` holds only the rows that
+        ``render_status(max_rows=display_rows)`` keeps, the first ``top`` tasks ordered by
+        ``(rank[state], position)`` (states ``rank`` leaves out after the others; by position
+        alone without ``rank``), and the ancestors of each; in document order, without outputs.
+        A run of at most ``max(display_rows, top)`` tasks comes whole, as ``snapshot`` gives it.
+        """
+        if display_rows < 1:
+            raise ValueError(f"display_rows must be at least 1, got {display_rows}")
+        if self.broken is not None:
+            raise StoreError(str(self.broken))
+        choice = _StatusRows(display_rows, top, dict(rank or {}))
+        row = None
+        if orchestration_id not in self.runs:  # a full id needs no resolving: one read less
+            row = await self.store.get_orchestration(orchestration_id, with_document=False)
+        if row is None:
+            orchestration_id = await self.resolve_id(orchestration_id)
+        run = self.runs.get(orchestration_id)
+        if run is not None:
+            return run.status_snapshot(choice.pick_nodes(list(run.nodes.values())))
+        if row is None:
+            row = await self.store.get_orchestration(orchestration_id, with_document=False)
+        assert row is not None
+        counts = await self.store.count_task_states(orchestration_id)
+        if sum(counts.values()) <= choice.whole:
+            rows = await self.store.load_ranked_tasks(orchestration_id)
+            return _run_snapshot(row, [_task_snapshot(t, has_output=has) for t, has in rows])
+        shown = await self._stored_status_rows(orchestration_id, choice, counts)
+        partial = len(shown) < sum(counts.values())
+        return _run_snapshot(row, shown, task_counts=counts if partial else None)
+
+    async def _stored_status_rows(
+        self, orchestration_id: str, choice: _StatusRows, counts: dict[str, int]
+    ) -> list[TaskSnapshot]:
+        """The tasks ``status`` keeps of a run read from the database (``counts`` says how many
+        are in each state), in document order."""
+        store = self.store
+        found: dict[str, TaskSnapshot] = {}
+
+        def add(rows: list[tuple[TaskRow, bool]]) -> list[TaskSnapshot]:
+            for task, has_output in rows:
+                if task.task_id not in found:
+                    found[task.task_id] = _task_snapshot(task, has_output=has_output)
+            return [found[task.task_id] for task, _ in rows]
+
+        def ancestors(task: TaskSnapshot) -> list[TaskSnapshot]:
+            return _ancestors(task, lambda t: found.get(t.parent_id) if t.parent_id else None)
+
+        async def add_missing_parents() -> None:
+            missing = {t.parent_id for t in found.values() if t.parent_id} - found.keys()
+            while missing:
+                rows = await store.load_tasks_by_id(orchestration_id, sorted(missing))
+                add(rows)
+                missing = {task.parent_id for task, _ in rows if task.parent_id} - found.keys()
+
+        top: list[TaskSnapshot] = []
+        if choice.top:
+            top_rank = _rank_in_use(choice.rank_of, counts)
+            top = add(await store.load_ranked_tasks(orchestration_id, top_rank, limit=choice.top))
+        # The display takes rows in its own order, each with its ancestors, while they fit: as
+        # far as the rows read already give that order, then a page at a time from the database.
+        ranked = _known_start(top, counts, choice.rank_of, status_display_rank)
+        display_rank = _rank_in_use(status_display_rank, counts)
+        page = 0
+        while True:
+            await add_missing_parents()
+            kept = keep_status_rows(ranked, ancestors, choice.budget)
+            if len(kept) >= choice.budget:
+                break
+            page = max(2 * page, choice.budget - len(kept) + 8)
+            rows = await store.load_ranked_tasks(
+                orchestration_id, display_rank, limit=page, offset=len(ranked)
+            )
+            if not rows:
+                break
+            ranked.extend(add(rows))
+        return sorted(found.values(), key=_position)
+
     async def wait(
         self, orchestration_id: str, timeout: float | None = None, *, include_outputs: bool = False
     ) -> RunSnapshot:
@@ -498,17 +593,25 @@ class Engine:
 
         A run of this process is awaited; one another process runs is polled in the database.
         """
+        orchestration_id = await self.wait_until_finished(orchestration_id, timeout)
+        return await self.snapshot(orchestration_id, include_outputs=include_outputs)
+
+    async def wait_until_finished(self, orchestration_id: str, timeout: float | None = None) -> str:
+        """Wait as ``wait`` does, but build no snapshot; return the orchestration's full id."""
         orchestration_id = await self.resolve_id(orchestration_id)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while (run := self.runs.get(orchestration_id)) is None:
-                    snapshot = await self.snapshot(orchestration_id)
-                    if snapshot.status.terminal:
+                    if self.broken is not None:
+                        raise StoreError(str(self.broken))
+                    row = await self.store.get_orchestration(orchestration_id, with_document=False)
+                    assert row is not None
+                    if RunStatus(row.status).terminal:
                         break
                     await asyncio.sleep(POLL_SECONDS)
                 else:
                     await asyncio.shield(run.finished.wait())
-        return await self.snapshot(orchestration_id, include_outputs=include_outputs)
+        return orchestration_id
 
     async def cancel(self, orchestration_id: str, task_id: str | None = None) -> RunSnapshot:
         """Cancel a whole run, or one task of it; a finished run is left as it is."""
@@ -565,6 +668,25 @@ def _fresh(row: TaskRow) -> TaskRow:
 def _snapshot_from_rows(
     row: OrchestrationRow, tasks: list[TaskRow], *, include_outputs: bool
 ) -> RunSnapshot:
+    return _run_snapshot(
+        row,
+        [
+            _task_snapshot(
+                task,
+                output=outputs.load(task.output_json, row.run_dir) if include_outputs else None,
+            )
+            for task in tasks
+        ],
+    )
+
+
+def _run_snapshot(
+    row: OrchestrationRow,
+    tasks: list[TaskSnapshot],
+    *,
+    task_counts: dict[str, int] | None = None,
+) -> RunSnapshot:
+    """A stored run with these tasks (all of them, unless ``task_counts`` counts them all)."""
     return RunSnapshot.model_construct(
         id=row.id,
         name=row.name,
@@ -575,29 +697,150 @@ def _snapshot_from_rows(
         error=row.error,
         max_parallel=row.max_parallel,
         run_dir=row.run_dir,
-        tasks=[
-            TaskSnapshot.model_construct(
-                task_id=task.task_id,
-                label=task.label,
-                type=task.type,
-                state=TaskState(task.state),
-                position=task.position,
-                parent_id=task.parent_id,
-                attempts=task.attempts,
-                max_attempts=task.max_attempts,
-                started_at=task.started_at,
-                finished_at=task.finished_at,
-                error=task.error,
-                error_class=task.error_class,
-                reason=task.reason,
-                chain=list(task.chain),
-                waiting_for=None,
-                output=outputs.load(task.output_json, row.run_dir) if include_outputs else None,
-                has_output=task.output_json is not None,
-            )
-            for task in tasks
-        ],
+        tasks=tasks,
+        task_counts=task_counts,
     )
+
+
+def _task_snapshot(
+    task: TaskRow, *, output: Any = None, has_output: bool | None = None
+) -> TaskSnapshot:
+    """A stored task; ``has_output`` says whether it has an output when it was read without."""
+    return TaskSnapshot.model_construct(
+        task_id=task.task_id,
+        label=task.label,
+        type=task.type,
+        state=TaskState(task.state),
+        position=task.position,
+        parent_id=task.parent_id,
+        attempts=task.attempts,
+        max_attempts=task.max_attempts,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        error=task.error,
+        error_class=task.error_class,
+        reason=task.reason,
+        chain=list(task.chain),
+        waiting_for=None,
+        output=output,
+        has_output=task.output_json is not None if has_output is None else has_output,
+    )
+
+
+_position = attrgetter("position")
+_Row = TypeVar("_Row", bound=StatusRow)
+
+
+def _ancestors(task: _Row, parent_of: Callable[[_Row], _Row | None]) -> list[_Row]:
+    """``task``'s parent, its parent's parent and so on (a loop in the chain ends it), as the
+    status display finds them."""
+    found: list[_Row] = []
+    seen = {task.task_id}
+    parent = parent_of(task)
+    while parent is not None and parent.task_id not in seen:
+        found.append(parent)
+        seen.add(parent.task_id)
+        parent = parent_of(parent)
+    return found
+
+
+def _by_rank(
+    by_state: Mapping[TaskState, list[_Row]], rank: Callable[[TaskState], int]
+) -> Iterator[_Row]:
+    """Every item ordered by ``(rank(state), position)``, lazily; each list of ``by_state``
+    holds one state's items in position order."""
+    groups: dict[int, list[list[_Row]]] = {}
+    for state, items in by_state.items():
+        groups.setdefault(rank(state), []).append(items)
+    for key in sorted(groups):
+        yield from heapq.merge(*groups[key], key=_position)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StatusRows:
+    """Which tasks ``Engine.status`` keeps: what the display shows, and the first ``top``."""
+
+    display_rows: int
+    top: int
+    rank: dict[TaskState, int]
+
+    @property
+    def whole(self) -> int:
+        """A run of at most this many tasks is shown whole."""
+        return max(self.display_rows, self.top)
+
+    @property
+    def budget(self) -> int:
+        """Task rows of a display that leaves some out (its last line says how many)."""
+        return self.display_rows - 1
+
+    def rank_of(self, state: TaskState) -> int:
+        """Where ``top`` ranks a task in ``state``: after every ranked state when unranked."""
+        return self.rank.get(state, max(self.rank.values(), default=-1) + 1)
+
+    def pick_nodes(self, nodes: list[Node]) -> set[str]:
+        """The ids of the nodes to keep out of a run's (in memory)."""
+        if len(nodes) <= self.whole:
+            return {node.task_id for node in nodes}
+        by_state: dict[TaskState, list[Node]] = {}
+        for node in nodes:
+            by_state.setdefault(node.state, []).append(node)
+        for items in by_state.values():
+            items.sort(key=_position)
+        kept = keep_status_rows(
+            _by_rank(by_state, status_display_rank), _node_ancestors, self.budget
+        )
+        for node in islice(_by_rank(by_state, self.rank_of), self.top):
+            kept.add(node.task_id)
+            kept.update(parent.task_id for parent in _node_ancestors(node))
+        return kept
+
+
+def _node_ancestors(node: Node) -> list[Node]:
+    return _ancestors(node, attrgetter("parent"))
+
+
+def _rank_in_use(
+    rank: Callable[[TaskState], int], counts: Mapping[str, int]
+) -> dict[str, int] | None:
+    """``rank`` by state name for the database, over the states some task is in; None when
+    those all rank alike, and position alone orders the tasks."""
+    used = {state: rank(TaskState(state)) for state, number in counts.items() if number}
+    return used if len(set(used.values())) > 1 else None
+
+
+def _known_start(
+    rows: list[TaskSnapshot],
+    counts: Mapping[str, int],
+    rank: Callable[[TaskState], int],
+    wanted: Callable[[TaskState], int],
+) -> list[TaskSnapshot]:
+    """The longest start of the run's tasks ordered by ``(wanted(state), position)`` that
+    ``rows`` holds, when ``rows`` are the run's first tasks ordered by ``(rank(state),
+    position)`` and ``counts`` says how many tasks are in each state."""
+    states = [TaskState(state) for state, number in counts.items() if number]
+    # Every task of a state whose position is at most its bound is in ``rows``: all of the
+    # states ranked before the rank ``rows`` ends in, those of that rank up to its last row.
+    bound: dict[TaskState, float] = {}
+    read = 0
+    for key in sorted({rank(state) for state in states}):
+        members = [state for state in states if rank(state) == key]
+        size = sum(counts[state] for state in members)
+        if read < 0:
+            limit = -math.inf
+        elif read + size <= len(rows):
+            limit, read = math.inf, read + size
+        else:
+            positions = [task.position for task in rows if rank(task.state) == key]
+            limit, read = max(positions, default=-math.inf), -1
+        bound.update(dict.fromkeys(members, limit))
+    # The wanted order is certain up to the first place where a state has tasks not read.
+    end = min(
+        ((wanted(state), bound[state]) for state in states if bound[state] < math.inf),
+        default=(math.inf, math.inf),
+    )
+    ordered = sorted(rows, key=lambda task: (wanted(task.state), task.position))
+    return [task for task in ordered if (wanted(task.state), task.position) <= end]
 
 
 __all__ = ["DocumentError", "Engine", "UnknownOrchestration", "UnknownTask"]

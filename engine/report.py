@@ -9,15 +9,19 @@ Everything here is a pure function of a ``RunSnapshot`` (and its event records) 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
+import operator
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+import orjson
 
 from engine.state import EventRecord, RunSnapshot, RunStatus, TaskSnapshot, TaskState
 
@@ -58,6 +62,11 @@ _COUNTED_STATES = (
 )
 
 _LOG_LEVEL_NAMES = {"warning": "WARN"}
+
+# The states the summary lists under FAILURES.
+_FAILURE_STATES = frozenset({TaskState.failed, TaskState.skipped, TaskState.cancelled})
+# Each state's text: a member's .value goes through a slow descriptor, felt over 2,000 tasks.
+_STATE_TEXT = {state: state.value for state in TaskState}
 
 
 # --- small pieces ---------------------------------------------------------------------------
@@ -113,8 +122,23 @@ def _iso(timestamp: float | None) -> str | None:
     """An epoch time as ISO 8601 UTC with milliseconds: ``"2026-11-24T09:15:02.123Z"``."""
     if timestamp is None:
         return None
-    moment = datetime.fromtimestamp(timestamp, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Split as datetime.fromtimestamp does (microseconds rounded half to even), so the text is
+    # the same as datetime's isoformat, whose milliseconds cut the microseconds down.
+    fraction, whole = math.modf(timestamp)
+    second, micros = int(whole), round(fraction * 1e6)
+    if not 0 <= micros < 1_000_000:
+        carry = micros // 1_000_000
+        second, micros = second + carry, micros - carry * 1_000_000
+    return _iso_second(second) + _MILLISECONDS[micros // 1000]
+
+
+_MILLISECONDS = [f".{millis:03d}Z" for millis in range(1000)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    """A whole epoch second as ``"2026-11-24T09:15:02"`` (UTC); a run's events share few."""
+    return datetime.fromtimestamp(second, tz=UTC).isoformat()[:19]
 
 
 def _seconds_between(start: float | None, end: float | None) -> float | None:
@@ -167,18 +191,22 @@ def render_status(snapshot: RunSnapshot, *, now: float | None = None, max_rows: 
     shown — running first, then retrying, then failed, then the rest in document order, with the
     parent of every shown child shown too — still in document order, and the last line says what
     was left out: ``└─ … and 12 more (10 done)``.
+
+    A partial snapshot (``snapshot.partial``, from ``Engine.status``) gives the same display as
+    the whole run when it holds every row the display keeps, each with its ancestors: the counts
+    come from ``snapshot.task_counts``, the rows from ``snapshot.tasks``.
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     now = time.time() if now is None else now
     lines = [progress_bar(snapshot.percent), _count_line(snapshot, now)]
-    lines.extend(_tree_lines(snapshot.tasks, now, max_rows))
+    lines.extend(_tree_lines(snapshot, now, max_rows))
     return "\n".join(lines)
 
 
 def _count_line(snapshot: RunSnapshot, now: float) -> str:
     counts = snapshot.counts()
-    parts = [f"{snapshot.done}/{len(snapshot.tasks)} done"]
+    parts = [f"{snapshot.done}/{snapshot.total} done"]
     parts.extend(f"{counts[state]} {word}" for state, word in _COUNTED_STATES if counts[state])
     if snapshot.started_at is not None:
         parts.append(format_duration(snapshot.elapsed(now)))
@@ -232,8 +260,8 @@ def _task_reason(task: TaskSnapshot, state_word: str, limit: int) -> str:
     return _one_line(_without_prefix(task.reason, state_word), limit)
 
 
-def _tree_lines(tasks: Sequence[TaskSnapshot], now: float, max_rows: int) -> list[str]:
-    ordered = sorted(tasks, key=lambda task: task.position)
+def _tree_lines(snapshot: RunSnapshot, now: float, max_rows: int) -> list[str]:
+    ordered = sorted(snapshot.tasks, key=lambda task: task.position)
     by_id = {task.task_id: task for task in ordered}
 
     def ancestors(task: TaskSnapshot) -> list[TaskSnapshot]:
@@ -246,11 +274,11 @@ def _tree_lines(tasks: Sequence[TaskSnapshot], now: float, max_rows: int) -> lis
             parent = by_id.get(parent.parent_id) if parent.parent_id else None
         return found
 
-    if len(ordered) <= max_rows:
+    if not snapshot.partial and len(ordered) <= max_rows:
         shown = {task.task_id for task in ordered}
     else:
         shown = _most_relevant(ordered, ancestors, budget=max_rows - 1)
-    hidden = [task for task in ordered if task.task_id not in shown]
+    hidden = max(0, snapshot.total - len(shown))
 
     children: dict[str, list[TaskSnapshot]] = {}
     roots: list[TaskSnapshot] = []
@@ -273,9 +301,47 @@ def _tree_lines(tasks: Sequence[TaskSnapshot], now: float, max_rows: int) -> lis
 
     emit(roots, "", closes=not hidden)
     if hidden:
-        done = sum(1 for task in hidden if task.state.terminal)
-        lines.append(f"└─ … and {len(hidden)} more ({done} done)")
+        shown_done = sum(1 for task in ordered if task.task_id in shown and task.state.terminal)
+        # a run another process executes may move between the reads of a partial snapshot
+        done = max(0, snapshot.done - shown_done)
+        lines.append(f"└─ … and {hidden} more ({done} done)")
     return lines
+
+
+def status_display_rank(state: TaskState) -> int:
+    """Where the status display ranks a task in ``state`` when it must leave rows out: lower
+    ranks are kept first, and tasks of one rank go by position."""
+    return _RELEVANCE.get(state, _OTHERS)
+
+
+class StatusRow(Protocol):
+    """What choosing the status display's rows reads of a task (a TaskSnapshot, a scheduler
+    node)."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def state(self) -> TaskState: ...
+
+
+_Row = TypeVar("_Row", bound=StatusRow)
+
+
+def keep_status_rows(
+    ranked: Iterable[_Row], ancestors: Callable[[_Row], list[_Row]], budget: int
+) -> set[str]:
+    """The ids of the rows the status display keeps out of ``ranked`` (tasks ordered by
+    ``(status_display_rank(state), position)``): each in turn with its ancestors when they all
+    still fit in ``budget``. ``ranked`` is read only until the budget is used up."""
+    chosen: set[str] = set()
+    for task in ranked:
+        if len(chosen) >= budget:
+            break
+        needed = {item.task_id for item in [task, *ancestors(task)]} - chosen
+        if len(chosen) + len(needed) <= budget:
+            chosen |= needed
+    return chosen
 
 
 def _most_relevant(
@@ -284,15 +350,8 @@ def _most_relevant(
     budget: int,
 ) -> set[str]:
     """Up to ``budget`` task ids, the most relevant first, each with its ancestors."""
-    chosen: set[str] = set()
-    ranked = sorted(ordered, key=lambda task: (_RELEVANCE.get(task.state, _OTHERS), task.position))
-    for task in ranked:
-        if len(chosen) >= budget:
-            break
-        needed = {item.task_id for item in [task, *ancestors(task)]} - chosen
-        if len(chosen) + len(needed) <= budget:
-            chosen |= needed
-    return chosen
+    ranked = sorted(ordered, key=lambda task: (status_display_rank(task.state), task.position))
+    return keep_status_rows(ranked, ancestors, budget)
 
 
 # --- the summary report ---------------------------------------------------------------------
@@ -361,11 +420,8 @@ def render_summary(
     if snapshot.error:
         lines.append(_field("Error", _one_line(snapshot.error, SUMMARY_TEXT_LIMIT)))
 
-    failures = [
-        _failure_line(task)
-        for task in sorted(snapshot.tasks, key=lambda task: task.position)
-        if task.state in (TaskState.failed, TaskState.skipped, TaskState.cancelled)
-    ]
+    failed = [task for task in snapshot.tasks if task.state in _FAILURE_STATES]
+    failures = [_failure_line(task) for task in sorted(failed, key=_position)]
     if failures:
         lines.extend(["", "FAILURES:", *failures])
     if output_files:
@@ -427,7 +483,41 @@ def aggregated_results(snapshot: RunSnapshot) -> dict[str, Any]:
     durations are seconds rounded to 3 decimals, None until both ends are known. Tasks are in
     document order; ``output`` is None for a task that has none.
     """
-    ordered = sorted(snapshot.tasks, key=lambda task: task.position)
+    return {
+        **_run_fields(snapshot),
+        "tasks": {
+            task.task_id: dict(zip(_TASK_FIELDS, _task_values(task), strict=True))
+            for task in sorted(snapshot.tasks, key=_position)
+        },
+    }
+
+
+def results_json(snapshot: RunSnapshot) -> str:
+    """``aggregated_results(snapshot)`` as the indented text of ``aggregated_results.json``.
+
+    Written with orjson: the standard library's encoder drops to pure Python whenever it
+    indents, ~5x slower over a few thousand tasks. A value orjson refuses (an integer beyond 64
+    bits) takes the standard library's way.
+    """
+    results = aggregated_results(snapshot)
+    try:
+        return orjson.dumps(results, default=str, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(results, indent=2, ensure_ascii=False, default=str)
+
+
+_ORJSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+_TASK_FIELDS = (
+    "state", "type", "label", "parent_id", "attempts", "max_attempts", "started_at",
+    "finished_at", "duration", "error", "error_class", "reason", "chain", "output",
+)  # fmt: skip
+
+
+_position = operator.attrgetter("position")
+
+
+def _run_fields(snapshot: RunSnapshot) -> dict[str, Any]:
+    """Everything ``aggregated_results`` holds but ``tasks``, in its order."""
     return {
         "id": snapshot.id,
         "name": snapshot.name,
@@ -438,27 +528,28 @@ def aggregated_results(snapshot: RunSnapshot) -> dict[str, Any]:
         "max_parallel": snapshot.max_parallel,
         "error": snapshot.error,
         "counts": {"total": len(snapshot.tasks), **snapshot.counts()},
-        "tasks": {task.task_id: _task_result(task) for task in ordered},
     }
 
 
-def _task_result(task: TaskSnapshot) -> dict[str, Any]:
-    return {
-        "state": task.state.value,
-        "type": task.type,
-        "label": task.label,
-        "parent_id": task.parent_id,
-        "attempts": task.attempts,
-        "max_attempts": task.max_attempts,
-        "started_at": _iso(task.started_at),
-        "finished_at": _iso(task.finished_at),
-        "duration": _seconds_between(task.started_at, task.finished_at),
-        "error": task.error,
-        "error_class": task.error_class,
-        "reason": task.reason,
-        "chain": list(task.chain),
-        "output": task.output if task.has_output else None,
-    }
+def _task_values(task: TaskSnapshot) -> tuple[Any, ...]:
+    """A task's entry in ``aggregated_results``: its values in ``_TASK_FIELDS`` order."""
+    started, finished = task.started_at, task.finished_at
+    return (
+        _STATE_TEXT[task.state],
+        task.type,
+        task.label,
+        task.parent_id,
+        task.attempts,
+        task.max_attempts,
+        _iso(started),
+        _iso(finished),
+        _seconds_between(started, finished),
+        task.error,
+        task.error_class,
+        task.reason,
+        list(task.chain),
+        task.output if task.has_output else None,
+    )
 
 
 def render_log(events: Iterable[EventRecord]) -> str:
@@ -473,29 +564,45 @@ def render_log(events: Iterable[EventRecord]) -> str:
     follows as `` key=value``: strings as they are unless empty or holding spaces or quotes
     (then JSON-quoted), everything else as compact JSON.
     """
-    return "\n".join(_log_line(event) for event in sorted(events, key=lambda event: event.seq))
+    return "\n".join(_log_lines(events))
+
+
+def _log_lines(events: Iterable[EventRecord]) -> list[str]:
+    return list(map(_log_line, sorted(events, key=_seq)))
+
+
+_seq = operator.attrgetter("seq")
 
 
 def _log_line(event: EventRecord) -> str:
-    level = _LOG_LEVEL_NAMES.get(event.level.lower(), event.level.upper())
-    message = event.message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    message = event.message
+    if "\n" in message or "\r" in message:
+        message = message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     line = (
-        f"{_iso(event.ts)} {level:<5} [{event.task_id or 'orchestration'}] {event.kind}: {message}"
+        f"{_iso(event.ts)} {_log_level(event.level)} [{event.task_id or 'orchestration'}] "
+        f"{event.kind}: {message}"
     )
     if event.data:
         line += "".join(f" {key}={_log_value(value)}" for key, value in event.data.items())
     return line
 
 
+@functools.lru_cache(maxsize=64)
+def _log_level(level: str) -> str:
+    """The level as the log shows it: upper-cased (``warning`` as ``WARN``), padded to 5."""
+    return f"{_LOG_LEVEL_NAMES.get(level.lower(), level.upper()):<5}"
+
+
+# What json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str) uses.
+_LOG_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def _log_value(value: Any) -> str:
-    if (
-        isinstance(value, str)
-        and value
-        and '"' not in value
-        and not any(c.isspace() for c in value)
-    ):
+    # split() cuts at exactly the characters str.isspace() calls whitespace, and gives [value]
+    # only for a value that is not empty and has none.
+    if isinstance(value, str) and '"' not in value and value.split(None, 1) == [value]:
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _LOG_ENCODER.encode(value)
 
 
 # --- the run's files ------------------------------------------------------------------------
@@ -533,10 +640,9 @@ def write_run_files(
     paths = [folder / RESULTS_FILE, folder / LOG_FILE, folder / SUMMARY_FILE]
     results_path, log_path, summary_path = paths
 
-    results = json.dumps(aggregated_results(snapshot), indent=2, ensure_ascii=False, default=str)
-    _write_atomic(results_path, results + "\n")
-    log = render_log(events)
-    _write_atomic(log_path, log + "\n" if log else "")
+    # Joined once with their last newline: these texts can be megabytes.
+    _write_atomic(results_path, results_json(snapshot) + "\n")
+    _write_atomic(log_path, "\n".join([*_log_lines(events), ""]))  # no events: empty
     _write_atomic(summary_path, render_summary(snapshot, paths, now=now) + "\n")
     _fsync_folder(folder)
     return paths

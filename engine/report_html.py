@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -71,6 +71,7 @@ a { color: #0969da; }
 """
 
 _FAILURE_STATES = (TaskState.failed, TaskState.skipped, TaskState.cancelled)
+_STATE_TEXT = {state: state.value for state in TaskState}  # a member's .value is slow to get
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +84,23 @@ class Report:
     html: str
 
 
-async def build_report(store: Store, snapshot: RunSnapshot, *, now: float | None = None) -> Report:
-    """Read the run's attempts and document from ``store`` and lay out its report."""
+async def build_report(
+    store: Store,
+    snapshot: RunSnapshot,
+    *,
+    now: float | None = None,
+    dependencies: Mapping[str, Sequence[str]] | None = None,
+) -> Report:
+    """Read the run's attempts from ``store`` and lay out its report.
+
+    ``dependencies`` maps each task id to its dependencies (``timeline.dependencies_of``); when
+    not given, they are read from the document in the store, which means parsing all of it.
+    """
     now = time.time() if now is None else now
     await store.flush()
-    row = await store.get_orchestration(snapshot.id)
-    dependencies = dependencies_of(row.document) if row is not None else {}
+    if dependencies is None:
+        row = await store.get_orchestration(snapshot.id)
+        dependencies = dependencies_of(row.document) if row is not None else {}
     attempts = await store.load_attempts(snapshot.id)
 
     def lay_out() -> Report:  # CPU work: off the event loop, which keeps scheduling meanwhile
@@ -101,11 +113,20 @@ async def build_report(store: Store, snapshot: RunSnapshot, *, now: float | None
     return await asyncio.to_thread(lay_out)
 
 
-async def write_report(store: Store, snapshot: RunSnapshot, *, now: float | None = None) -> Path:
-    """Write ``report.html`` into the run's folder (atomically, owner-only) and return its path."""
+async def write_report(
+    store: Store,
+    snapshot: RunSnapshot,
+    *,
+    now: float | None = None,
+    dependencies: Mapping[str, Sequence[str]] | None = None,
+) -> Path:
+    """Write ``report.html`` into the run's folder (atomically, owner-only) and return its path.
+
+    ``dependencies`` as for ``build_report``: pass them when at hand to spare reading them.
+    """
     if not snapshot.run_dir:
         raise ValueError(f"orchestration {snapshot.id} has no run folder to write a report into")
-    report = await build_report(store, snapshot, now=now)
+    report = await build_report(store, snapshot, now=now, dependencies=dependencies)
     folder = Path(snapshot.run_dir).absolute()
     path = folder / REPORT_FILE
 
@@ -129,30 +150,37 @@ def render_html(
     """The whole page as text."""
     status = snapshot.status.value
     files = [Path(path) for path in run_files(run_dir)]
+    # Each section as pieces, joined once at the end: the picture and the table of a large run
+    # are hundreds of kilobytes each, and copying them from string to string shows.
     sections = [
-        _header(snapshot, now),
-        _section("Timeline", f'<div class="picture">{svg}</div>'),
+        [_header(snapshot, now)],
+        _section("Timeline", '<div class="picture">', svg, "</div>"),
         _section("Where the time went", _facts(snapshot, timeline, attempts)),
     ]
     failures = [task for task in _ordered(snapshot.tasks) if task.state in _FAILURE_STATES]
     if failures:
         sections.append(_section(f"Failures ({len(failures)})", _failures(failures)))
-    sections.append(_section(f"Tasks ({len(snapshot.tasks)})", _task_table(snapshot)))
+    sections.append(_section(f"Tasks ({len(snapshot.tasks)})", *_task_table(snapshot)))
     sections.append(_section("Files", _files(files, run_dir)))
     summary = render_summary(snapshot, files, now=now)
     sections.append(_section("Summary (text)", f"<pre>{_e(summary)}</pre>"))
-    return (
+    page = [
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(snapshot.name)} — {_e(status)}</title>\n"
         f"<style>{_STYLE}</style></head>\n<body><main>\n"
-        + "\n".join(sections)
-        + "\n</main></body></html>\n"
-    )
+    ]
+    for index, pieces in enumerate(sections):
+        if index:
+            page.append("\n")
+        page.extend(pieces)
+    page.append("\n</main></body></html>\n")
+    return "".join(page)
 
 
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{_e(title)}</h2>\n{body}\n</section>"
+def _section(title: str, *body: str) -> list[str]:
+    """A section as pieces of text: its heading, then ``body``."""
+    return [f"<section><h2>{_e(title)}</h2>\n", *body, "\n</section>"]
 
 
 def _header(snapshot: RunSnapshot, now: float) -> str:
@@ -235,20 +263,23 @@ def _failures(tasks: Iterable[TaskSnapshot]) -> str:
     return "<ul class='facts'>" + "".join(items) + "</ul>"
 
 
-def _task_table(snapshot: RunSnapshot) -> str:
+def _task_table(snapshot: RunSnapshot) -> list[str]:
+    """The table of every task, as pieces of text."""
     origin = snapshot.started_at or snapshot.created_at
     rows = []
     for task in _ordered(snapshot.tasks):
         started = "" if task.started_at is None else f"+{task.started_at - origin:.2f}s"
-        duration = "" if task.duration is None else format_duration(task.duration)
+        seconds = task.duration
+        duration = "" if seconds is None else format_duration(seconds)
         problem = task.error or task.reason or ""
         if task.state is TaskState.succeeded and task.error:
             problem = f"an earlier attempt failed: {task.error}"
         css = " class='child'" if task.parent_id else ""
+        state = _STATE_TEXT[task.state]
         rows.append(
             f"<tr{css}><td>{_e(task.task_id)}</td><td>{_e(task.label)}</td>"
             f"<td>{_e(task.type)}</td>"
-            f"<td class='state {task.state.value}'>{task.state.value}</td>"
+            f"<td class='state {state}'>{state}</td>"
             f"<td class='num'>{task.attempts}/{task.max_attempts}</td>"
             f"<td class='num'>{started}</td><td class='num'>{duration}</td>"
             f"<td class='err'>{_e(problem)}</td></tr>"
@@ -257,7 +288,7 @@ def _task_table(snapshot: RunSnapshot) -> str:
         "<tr><th>task</th><th>label</th><th>type</th><th>state</th><th>attempts</th>"
         "<th>started</th><th>duration</th><th>error / reason</th></tr>"
     )
-    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    return [f"<table><thead>{head}</thead><tbody>", *rows, "</tbody></table>"]
 
 
 def _files(files: Sequence[Path], run_dir: Path | None) -> str:
@@ -293,4 +324,6 @@ def _clock(timestamp: float) -> str:
 
 
 def _e(text: str) -> str:
-    return escape(text, quote=True)
+    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
+        return escape(text, quote=True)
+    return text  # most text has nothing to escape: spare escape's five replaces

@@ -960,13 +960,11 @@ class Run:
         try:
             await store.flush()
             events = await store.load_events(self.id)
-            files = await asyncio.to_thread(
-                write_run_files,
-                self.snapshot(include_outputs=True, load_output_files=False),
-                events,
-                self.run_dir,
-            )
-            files.append(await write_report(store, self.snapshot()))
+            # One snapshot for both: the report shows no outputs, so it may hold them.
+            snapshot = self.snapshot(include_outputs=True, load_output_files=False)
+            files = await asyncio.to_thread(write_run_files, snapshot, events, self.run_dir)
+            dependencies = {task.id: task.dependencies for task in self.spec.tasks}
+            files.append(await write_report(store, snapshot, dependencies=dependencies))
             self.output_files = [str(path) for path in files]
         except StoreError as exc:
             self.engine.store_failed(exc)
@@ -1028,27 +1026,50 @@ class Run:
         false, when their reference (``{"$output_file": ..., "bytes": ...}``) stands in."""
         loader = self.output_of if load_output_files else _held_output
         tasks = [
-            TaskSnapshot.model_construct(
-                task_id=node.task_id,
-                label=node.label,
-                type=node.spec.type,
-                state=node.state,
-                position=node.position,
-                parent_id=node.parent.task_id if node.parent else None,
-                attempts=node.attempts,
-                max_attempts=node.max_attempts,
-                started_at=node.started_at,
-                finished_at=node.finished_at,
-                error=node.error,
-                error_class=node.error_class,
-                reason=node.reason,
-                chain=list(node.chain),
-                waiting_for=self.waiting_for(node),
-                output=loader(node) if include_outputs else None,
-                has_output=node.output_json is not None,
-            )
+            self._task_snapshot(node, loader(node) if include_outputs else None)
             for node in self._ordered_nodes()
         ]
+        return self._run_snapshot(tasks)
+
+    def status_snapshot(self, task_ids: set[str]) -> RunSnapshot:
+        """The run now as a status reads it (``Engine.status``): the tasks ``task_ids`` names,
+        built as ``snapshot`` builds them (without outputs), and every task's state counted in
+        ``task_counts`` — None when ``task_ids`` names every task, as in ``snapshot``."""
+        counts = dict.fromkeys((state.value for state in TaskState), 0)
+        tasks = []
+        for node in self._ordered_nodes():
+            counts[node.state.value] += 1
+            if node.task_id in task_ids:
+                tasks.append(self._task_snapshot(node, None))
+        partial = len(tasks) < sum(counts.values())
+        return self._run_snapshot(
+            tasks, task_counts={state: n for state, n in counts.items() if n} if partial else None
+        )
+
+    def _task_snapshot(self, node: Node, output: Any) -> TaskSnapshot:
+        return TaskSnapshot.model_construct(
+            task_id=node.task_id,
+            label=node.label,
+            type=node.spec.type,
+            state=node.state,
+            position=node.position,
+            parent_id=node.parent.task_id if node.parent else None,
+            attempts=node.attempts,
+            max_attempts=node.max_attempts,
+            started_at=node.started_at,
+            finished_at=node.finished_at,
+            error=node.error,
+            error_class=node.error_class,
+            reason=node.reason,
+            chain=list(node.chain),
+            waiting_for=self.waiting_for(node),
+            output=output,
+            has_output=node.output_json is not None,
+        )
+
+    def _run_snapshot(
+        self, tasks: list[TaskSnapshot], task_counts: dict[str, int] | None = None
+    ) -> RunSnapshot:
         return RunSnapshot.model_construct(
             id=self.id,
             name=self.spec.name,
@@ -1060,6 +1081,7 @@ class Run:
             max_parallel=self.max_parallel,
             run_dir=str(self.run_dir),
             tasks=tasks,
+            task_counts=task_counts,
         )
 
     def _ordered_nodes(self) -> Iterator[Node]:

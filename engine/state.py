@@ -81,20 +81,45 @@ class RunSnapshot(BaseModel):
     max_parallel: int = Field(0, description="the most tasks that ran at once")
     run_dir: str | None = None
     tasks: list[TaskSnapshot] = Field(default_factory=list)
+    task_counts: dict[str, int] | None = Field(
+        None,
+        description="the number of tasks in each state, counted over the whole run, when "
+        "`tasks` holds only some of them (a status read, see Engine.status); None when `tasks` "
+        "is every task",
+    )
+
+    @property
+    def partial(self) -> bool:
+        """True when ``tasks`` holds only some of the run's tasks (``task_counts`` has them all)."""
+        return self.task_counts is not None
+
+    @property
+    def total(self) -> int:
+        """How many tasks the run has, whether or not ``tasks`` holds them all."""
+        if self.task_counts is None:
+            return len(self.tasks)
+        return sum(self.task_counts.values())
 
     def counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in TaskState}
+        if self.task_counts is not None:
+            for state, number in self.task_counts.items():
+                counts[TaskState(state).value] += number
+            return counts
         for task in self.tasks:
             counts[task.state.value] += 1
         return counts
 
     @property
     def done(self) -> int:
+        if self.task_counts is not None:
+            return sum(n for state, n in self.task_counts.items() if TaskState(state).terminal)
         return sum(1 for task in self.tasks if task.state.terminal)
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.done / len(self.tasks) if self.tasks else 100.0
+        total = self.total
+        return 100.0 * self.done / total if total else 100.0
 
     def elapsed(self, now: float) -> float:
         if self.started_at is None:

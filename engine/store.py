@@ -98,6 +98,10 @@ CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, 
 
 
 BUSY_RETRIES = 6
+# How long a write nobody waits for (a task started, a log line) may wait to join a commit.
+# Committing at once would spend a commit on every start, and a chain of tasks would then wait
+# for two commits per step instead of one.
+COMMIT_DELAY = 0.05
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -258,6 +262,8 @@ class Store:
         self._writes = writer
         self._batch = _Batch()
         self._wakeup = asyncio.Event()
+        self._commit_timer: asyncio.TimerHandle | None = None
+        self._in_flight: _Batch | None = None  # the batch being committed
         self._failure: BaseException | None = None
         self._transactions = asyncio.Lock()
         self._writer = asyncio.create_task(self._write_loop(), name="orchestrator-store-writer")
@@ -306,11 +312,11 @@ class Store:
         if row.document is None and queued is not None:
             row.document = queued.document  # the row may not be inserted yet
         self._batch.orchestrations[row.id] = row
-        self._wakeup.set()
+        self._queued()
 
     def put_task(self, row: TaskRow) -> None:
         self._batch.tasks[(row.orchestration_id, row.task_id)] = row
-        self._wakeup.set()
+        self._queued()
 
     def put_task_later(
         self, orchestration_id: str, task_id: str, build: Callable[[], TaskRow]
@@ -318,11 +324,11 @@ class Store:
         """Queue a task's row to be built when the batch is taken: a task that changes state
         several times before the next commit has its row built (and written) once."""
         self._batch.tasks[(orchestration_id, task_id)] = build
-        self._wakeup.set()
+        self._queued()
 
     def put_attempt(self, row: AttemptRow) -> None:
         self._batch.attempts[(row.orchestration_id, row.task_id, row.attempt)] = row
-        self._wakeup.set()
+        self._queued()
 
     def add_event(
         self,
@@ -337,16 +343,24 @@ class Store:
     ) -> None:
         encoded = json.dumps(data, default=str) if data else None
         self._batch.events.append((orchestration_id, task_id, ts, kind, level, message, encoded))
-        self._wakeup.set()
+        self._queued()
+
+    def _queued(self) -> None:
+        """Something was queued: commit it within COMMIT_DELAY, or sooner if a flush asks."""
+        if self._commit_timer is None:
+            loop = asyncio.get_running_loop()
+            self._commit_timer = loop.call_later(COMMIT_DELAY, self._wakeup.set)
 
     async def flush(self) -> None:
         """Return once everything queued so far is committed; raise if the commit failed."""
         if self._failure is not None:
             raise StoreError(f"the state database {self.path} cannot be written: {self._failure}")
-        if not self._batch:
+        # nothing queued since the last batch was taken: that batch may still be committing
+        batch = self._batch if self._batch else self._in_flight
+        if batch is None:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._batch.waiters.append(waiter)
+        batch.waiters.append(waiter)
         self._wakeup.set()
         await waiter
 
@@ -354,7 +368,11 @@ class Store:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if self._commit_timer is not None:
+                self._commit_timer.cancel()
+                self._commit_timer = None
             batch, self._batch = self._batch, _Batch()
+            self._in_flight = batch
             try:
                 _build_rows(batch)
                 if batch:
@@ -367,6 +385,8 @@ class Store:
                             StoreError(f"the state database {self.path} cannot be written: {exc}")
                         )
                 continue
+            finally:
+                self._in_flight = None
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(None)
@@ -534,6 +554,76 @@ class Store:
             )
             for r in rows
         ]
+
+    # A task row as a status reads it: no output (it can be large) or item, whether there is
+    # an output instead; ``_status_row`` makes it a TaskRow.
+    _STATUS_COLUMNS = (
+        "orchestration_id, task_id, position, type, label, state, parent_id, attempts, "
+        "max_attempts, started_at, finished_at, output IS NOT NULL, error, error_class, reason, "
+        "chain"
+    )
+
+    @staticmethod
+    def _status_row(r: Sequence[Any]) -> tuple[TaskRow, bool]:
+        """A row of ``_STATUS_COLUMNS`` as a TaskRow without output, and whether it has one."""
+        row = TaskRow(
+            *r[:11],
+            error=r[12],
+            error_class=r[13],
+            reason=r[14],
+            chain=json.loads(r[15]) if r[15] else [],
+        )
+        return row, bool(r[11])
+
+    async def count_task_states(self, orchestration_id: str) -> dict[str, int]:
+        """How many of the orchestration's tasks are in each state (states with none left out)."""
+        rows = await self._db.execute_fetchall(
+            "SELECT state, count(*) FROM tasks WHERE orchestration_id = ? GROUP BY state",
+            (orchestration_id,),
+        )
+        return {state: number for state, number in rows}
+
+    async def load_ranked_tasks(
+        self,
+        orchestration_id: str,
+        rank: dict[str, int] | None = None,
+        *,
+        limit: int = -1,
+        offset: int = 0,
+    ) -> list[tuple[TaskRow, bool]]:
+        """Tasks ordered by ``(rank[state], position)`` (states ``rank`` leaves out last; by
+        position alone without ``rank``), at most ``limit`` (all when negative) from ``offset``
+        on. Each row comes without its output and item (a status shows neither), with whether
+        it has an output."""
+        order = "position"
+        params: list[Any] = [orchestration_id]
+        if rank:
+            order = f"CASE state {' WHEN ? THEN ?' * len(rank)} ELSE ? END, position"
+            params.extend(value for pair in rank.items() for value in pair)
+            params.append(max(rank.values()) + 1)
+        rows = await self._db.execute_fetchall(
+            f"SELECT {self._STATUS_COLUMNS} FROM tasks WHERE orchestration_id = ? "
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [self._status_row(r) for r in rows]
+
+    async def load_tasks_by_id(
+        self, orchestration_id: str, task_ids: Sequence[str]
+    ) -> list[tuple[TaskRow, bool]]:
+        """The named tasks that exist, in no particular order, as ``load_ranked_tasks`` gives
+        them (without output or item, with whether there is an output)."""
+        ids = list(task_ids)
+        found: list[tuple[TaskRow, bool]] = []
+        for start in range(0, len(ids), 500):  # well under SQLite's limit on parameters
+            chunk = ids[start : start + 500]
+            rows = await self._db.execute_fetchall(
+                f"SELECT {self._STATUS_COLUMNS} FROM tasks WHERE orchestration_id = ? "
+                f"AND task_id IN ({','.join('?' * len(chunk))})",
+                (orchestration_id, *chunk),
+            )
+            found.extend(self._status_row(r) for r in rows)
+        return found
 
     async def load_attempts(self, orchestration_id: str) -> list[AttemptRow]:
         cursor = await self._db.execute(

@@ -11,8 +11,10 @@ telling tasks keep their own rows and the rest share one summary row.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from engine.state import RunSnapshot, TaskSnapshot, TaskState
@@ -27,6 +29,8 @@ NICE_STEPS = (
     60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
 )  # fmt: skip
 MAX_TICKS = 10
+# Top-level tasks in these states keep their rows before retried ones and the longest.
+_TELLING_STATES = frozenset({TaskState.failed, TaskState.cancelled, TaskState.running})
 
 SpanKind = Literal["wait", "run", "backoff", "envelope"]
 WaitKind = Literal["slot", "rate", "queued"]
@@ -127,19 +131,23 @@ def build_timeline(
     """The timeline of ``snapshot``; ``now`` ends what is still running (an unfinished run)."""
     if max_rows < 2:
         raise ValueError(f"max_rows must be at least 2, got {max_rows}")
-    tasks = sorted(snapshot.tasks, key=lambda task: task.position)
+    tasks = sorted(snapshot.tasks, key=attrgetter("position"))
     by_task: dict[str, list[AttemptRow]] = {}
-    for row in sorted(attempts, key=lambda row: (row.task_id, row.attempt)):
+    for row in sorted(attempts, key=attrgetter("task_id", "attempt")):
         by_task.setdefault(row.task_id, []).append(row)
 
     origin = _origin(snapshot, by_task)
     end = _end(snapshot, by_task, now)
-    spans = {
-        task.task_id: _task_spans(task, by_task.get(task.task_id, []), origin, end)
-        for task in tasks
-    }
+
+    def spans_of(task: TaskSnapshot) -> tuple[Span, ...]:
+        return _task_spans(task, by_task.get(task.task_id, []), origin, end)
+
+    def band_of(members: Iterable[TaskSnapshot]) -> Band:
+        rows = (row for task in members for row in by_task.get(task.task_id, ()))
+        return _attempts_band(rows, origin, end)
+
     critical = critical_path(tasks, by_task, dependencies)
-    rows, note = _layout(tasks, spans, set(critical), max_rows)
+    rows, note = _layout(tasks, spans_of, band_of, set(critical), max_rows)
     duration = max(0.0, end - origin)
     return Timeline(
         name=snapshot.name,
@@ -219,19 +227,17 @@ def _task_spans(
                 spans.append(
                     Span("backoff", previous.finished_at - origin, ready - origin, row.attempt)
                 )
-        if row.queued_at is not None and row.started_at > row.queued_at:
-            waited = row.started_at - row.queued_at
-            if row.waited_for is not None or waited >= MIN_UNNAMED_WAIT:
-                spans.append(
-                    Span(
-                        "wait",
-                        row.queued_at - origin,
-                        row.started_at - origin,
-                        row.attempt,
-                        wait_kind=wait_kind(row.waited_for),
-                        reason=row.waited_for,
-                    )
+        if row.queued_at is not None and _shows_wait(row):
+            spans.append(
+                Span(
+                    "wait",
+                    row.queued_at - origin,
+                    row.started_at - origin,
+                    row.attempt,
+                    wait_kind=wait_kind(row.waited_for),
+                    reason=row.waited_for,
                 )
+            )
         finished = row.finished_at if row.finished_at is not None else end
         spans.append(
             Span(
@@ -249,6 +255,14 @@ def _task_spans(
         outcome = task.state.value if task.state.terminal else None
         spans.append(Span("envelope", task.started_at - origin, finished - origin, 0, outcome))
     return tuple(spans)
+
+
+def _shows_wait(row: AttemptRow) -> bool:
+    """Whether the attempt has a wait span: it became ready before it started, and a pool held
+    it back or it waited at least MIN_UNNAMED_WAIT."""
+    if row.queued_at is None or row.started_at <= row.queued_at:
+        return False
+    return row.waited_for is not None or row.started_at - row.queued_at >= MIN_UNNAMED_WAIT
 
 
 # --- the critical path -------------------------------------------------------------------------
@@ -278,7 +292,7 @@ def critical_path(
         finished_deps = [
             dep for dep in dependencies.get(current, ()) if finish.get(dep) is not None
         ]
-        current = max(finished_deps, key=lambda dep: finish[dep]) if finished_deps else None
+        current = max(finished_deps, key=finish.__getitem__) if finished_deps else None
     chain.reverse()
 
     children: dict[str, list[TaskSnapshot]] = {}
@@ -308,7 +322,8 @@ def _finished(task: TaskSnapshot, rows: Sequence[AttemptRow]) -> float | None:
 
 def _layout(
     tasks: Sequence[TaskSnapshot],
-    spans: Mapping[str, tuple[Span, ...]],
+    spans_of: Callable[[TaskSnapshot], tuple[Span, ...]],
+    band_of: Callable[[Sequence[TaskSnapshot]], Band],
     critical: set[str],
     max_rows: int,
 ) -> tuple[list[Row], str | None]:
@@ -325,7 +340,7 @@ def _layout(
             kind="task",
             state=task.state.value,
             depth=depth,
-            spans=spans[task.task_id],
+            spans=spans_of(task),
             critical=task.task_id in critical,
             attempts=task.attempts,
         )
@@ -344,45 +359,55 @@ def _layout(
             f"{len(collapsed)} fan-out group{'s' if len(collapsed) != 1 else ''} collapsed "
             "into one row each"
         )
-    blocks: list[tuple[TaskSnapshot, list[Row]]] = []
-    for task in top:
-        block = [task_row(task, 0)]
+
+    def block(task: TaskSnapshot) -> list[Row]:
+        """A top-level task's rows: its own, then its group's or its children's."""
+        rows = [task_row(task, 0)]
         members = children.get(task.task_id, [])
         if task.task_id in collapsed:
-            block.append(_group_row(task, members, spans, critical))
+            rows.append(_group_row(task, members, band_of(members), critical))
         else:
-            block.extend(task_row(child, 1) for child in members)
-        blocks.append((task, block))
+            rows.extend(task_row(child, 1) for child in members)
+        return rows
 
-    if sum(len(block) for _, block in blocks) <= max_rows:
-        return [row for _, block in blocks for row in block], "; ".join(notes) or None
+    # Rows are made only for the tasks that get them: with thousands, most share the last row.
+    sizes = {
+        task.task_id: 2 if task.task_id in collapsed else 1 + len(children.get(task.task_id, []))
+        for task in top
+    }
+    if sum(sizes.values()) <= max_rows:
+        return [row for task in top for row in block(task)], "; ".join(notes) or None
 
-    kept = _most_telling(blocks, critical, budget=max_rows - 1)
+    kept = _most_telling(top, sizes, collapsed, critical, budget=max_rows - 1)
     rows: list[Row] = []
     rest: list[TaskSnapshot] = []
-    for task, block in blocks:
+    for task in top:
         if task.task_id in kept:
-            rows.extend(block)
+            rows.extend(block(task))
         else:
             rest.append(task)
             rest.extend(children.get(task.task_id, []))
-    rows.append(_others_row(rest, spans))
+    rows.append(_others_row(rest, band_of(rest)))
     notes.append(f"{len(rest)} tasks summarised in the last row")
     return rows, "; ".join(notes)
 
 
 def _most_telling(
-    blocks: Sequence[tuple[TaskSnapshot, list[Row]]], critical: set[str], budget: int
+    top: Sequence[TaskSnapshot],
+    sizes: Mapping[str, int],
+    grouped: set[str],
+    critical: set[str],
+    budget: int,
 ) -> set[str]:
-    """Top-level tasks to keep: the critical path, then failures, retries, then the longest."""
+    """Top-level tasks to keep (each with its ``sizes`` rows): the critical path, then
+    failures, retries and collapsed groups (``grouped``), then the longest."""
 
-    def rank(item: tuple[TaskSnapshot, list[Row]]) -> tuple[int, float, int]:
-        task, block = item
+    def rank(task: TaskSnapshot) -> tuple[int, float, int]:
         if task.task_id in critical:
             tier = 0
-        elif task.state in (TaskState.failed, TaskState.cancelled, TaskState.running):
+        elif task.state in _TELLING_STATES:
             tier = 1
-        elif task.attempts > 1 or any(row.kind == "group" for row in block):
+        elif task.attempts > 1 or task.task_id in grouped:
             tier = 2
         else:
             tier = 3
@@ -390,25 +415,21 @@ def _most_telling(
 
     kept: set[str] = set()
     used = 0
-    for task, block in sorted(blocks, key=rank):
-        if used + len(block) <= budget:
+    for task in sorted(top, key=rank):
+        size = sizes[task.task_id]
+        if used + size <= budget:
             kept.add(task.task_id)
-            used += len(block)
+            used += size
     return kept
 
 
 def _counts(tasks: Iterable[TaskSnapshot]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for task in tasks:
-        counts[task.state.value] = counts.get(task.state.value, 0) + 1
-    return counts
+    """How many of ``tasks`` are in each state, the states in the order first met."""
+    return {state.value: count for state, count in Counter(task.state for task in tasks).items()}
 
 
 def _group_row(
-    parent: TaskSnapshot,
-    members: Sequence[TaskSnapshot],
-    spans: Mapping[str, tuple[Span, ...]],
-    critical: set[str],
+    parent: TaskSnapshot, members: Sequence[TaskSnapshot], band: Band, critical: set[str]
 ) -> Row:
     return Row(
         key=f"{parent.task_id}[*]",
@@ -420,11 +441,11 @@ def _group_row(
         attempts=sum(member.attempts for member in members),
         members=len(members),
         counts=_counts(members),
-        band=concurrency_band(span for member in members for span in spans[member.task_id]),
+        band=band,
     )
 
 
-def _others_row(rest: Sequence[TaskSnapshot], spans: Mapping[str, tuple[Span, ...]]) -> Row:
+def _others_row(rest: Sequence[TaskSnapshot], band: Band) -> Row:
     return Row(
         key="*",
         label=f"{len(rest)} other tasks",
@@ -433,25 +454,57 @@ def _others_row(rest: Sequence[TaskSnapshot], spans: Mapping[str, tuple[Span, ..
         attempts=sum(task.attempts for task in rest),
         members=len(rest),
         counts=_counts(rest),
-        band=concurrency_band(span for task in rest for span in spans[task.task_id]),
+        band=band,
     )
 
 
 def concurrency_band(spans: Iterable[Span]) -> Band:
     """How many of ``spans`` ran (``run``) and waited (``wait``) from each change on."""
-    changes: dict[float, list[int]] = {}
+    run_changes: dict[float, int] = {}
+    wait_changes: dict[float, int] = {}
     for span in spans:
-        if span.kind not in ("run", "wait") or span.end <= span.start:
-            continue
-        column = 0 if span.kind == "run" else 1
-        changes.setdefault(span.start, [0, 0])[column] += 1
-        changes.setdefault(span.end, [0, 0])[column] -= 1
+        if span.kind == "run":
+            _add_change(run_changes, span.start, span.end)
+        elif span.kind == "wait":
+            _add_change(wait_changes, span.start, span.end)
+    return _band(run_changes, wait_changes)
+
+
+def _attempts_band(rows: Iterable[AttemptRow], origin: float, end: float) -> Band:
+    """``concurrency_band`` of the spans ``_task_spans`` makes of ``rows``, without making
+    them (the run and wait spans are all a band counts)."""
+    run_changes: dict[float, int] = {}
+    wait_changes: dict[float, int] = {}
+    for row in rows:
+        if row.queued_at is not None and _shows_wait(row):
+            _add_change(wait_changes, row.queued_at - origin, row.started_at - origin)
+        # _add_change inlined: this runs once for each of thousands of attempts.
+        start = row.started_at - origin
+        stop = (row.finished_at if row.finished_at is not None else end) - origin
+        if stop > start:
+            run_changes[start] = run_changes.get(start, 0) + 1
+            run_changes[stop] = run_changes.get(stop, 0) - 1
+    return _band(run_changes, wait_changes)
+
+
+def _add_change(changes: dict[float, int], start: float, end: float) -> None:
+    """Count one span from ``start`` to ``end`` (none if empty) into ``changes``."""
+    if end > start:
+        changes[start] = changes.get(start, 0) + 1
+        changes[end] = changes.get(end, 0) - 1
+
+
+def _band(run_changes: Mapping[float, int], wait_changes: Mapping[float, int]) -> Band:
+    """The band from how the numbers running and waiting change at each moment (a moment where
+    spans meet stays, with a change of 0)."""
     running = waiting = peak_running = peak_waiting = 0
     points: list[tuple[float, int, int]] = []
-    for moment in sorted(changes):
-        running += changes[moment][0]
-        waiting += changes[moment][1]
-        peak_running = max(peak_running, running)
-        peak_waiting = max(peak_waiting, waiting)
+    for moment in sorted(run_changes.keys() | wait_changes.keys()):
+        running += run_changes.get(moment, 0)
+        waiting += wait_changes.get(moment, 0)
+        if running > peak_running:
+            peak_running = running
+        if waiting > peak_waiting:
+            peak_waiting = waiting
         points.append((moment, running, waiting))
     return Band(tuple(points), peak_running, peak_waiting)

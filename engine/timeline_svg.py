@@ -266,6 +266,7 @@ def _band(row: Row, top: float, height: float, x: Scale) -> Iterator[str]:
         (0, band.peak_running, top + lane, f'fill="{OUTCOME_COLOURS["succeeded"]}"', "running"),
         (1, band.peak_waiting, top + 2 * lane + 2, 'fill="url(#band-wait)"', "waiting"),
     )
+    positions: list[str] | None = None  # each point's x as text, the same in both lanes
     for column, peak, bottom, fill, word in lanes:
         yield (
             f'<line x1="{x(0):.1f}" y1="{bottom:.1f}" x2="{x(band.points[-1][0]):.1f}" '
@@ -273,21 +274,26 @@ def _band(row: Row, top: float, height: float, x: Scale) -> Iterator[str]:
         )
         if peak == 0:
             continue
-        path = _step_path(
-            [(point[0], point[1 + column]) for point in band.points], x, bottom, lane / peak
-        )
+        if positions is None:
+            positions = [f"{x(point[0]):.1f}" for point in band.points]
+        values = [point[1 + column] for point in band.points]
+        path = _step_path(positions, values, bottom, lane / peak)
         tip = f"<title>{word}: at most {peak} at once</title>"
         yield f'<path d="{path}" {fill} stroke="none">{tip}</path>'
 
 
-def _step_path(points: list[tuple[float, int]], x: Scale, bottom: float, unit: float) -> str:
-    commands = [f"M{x(points[0][0]):.1f},{bottom:.1f}"]
-    level = 0
-    for moment, value in points:
-        position = x(moment)
-        commands.append(f"L{position:.1f},{bottom - level * unit:.1f}")
-        commands.append(f"L{position:.1f},{bottom - value * unit:.1f}")
-        level = value
+def _step_path(positions: list[str], values: list[int], bottom: float, unit: float) -> str:
+    """An outline that steps to ``values[i]`` at ``positions[i]`` (x as text), from ``bottom``
+    up by ``unit`` per count, closed back to its start."""
+    heights: dict[int, str] = {}  # the few counts there are, each as its y text
+    for value in {0, *values}:
+        heights[value] = f"{bottom - value * unit:.1f}"
+    level = heights[0]
+    commands = [f"M{positions[0]},{bottom:.1f}"]
+    for position, value in zip(positions, values, strict=True):
+        height = heights[value]
+        commands.append(f"L{position},{level} L{position},{height}")
+        level = height
     commands.append("Z")
     return " ".join(commands)
 

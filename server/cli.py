@@ -401,17 +401,24 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     return asyncio.run(work())
 
 
+STATUS_ROWS = 50  # task rows in the status display, as in render_status
+
+
 def _cmd_status(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
 
     async def work() -> int:
         async with _engine(settings) as engine:
-            snapshot = await engine.snapshot(args.id)
+            if args.json:  # every task, so not the status read, which has only those shown
+                snapshot = await engine.snapshot(args.id)
+            else:
+                snapshot = await engine.status(args.id, display_rows=STATUS_ROWS)
         if args.json:
-            out.print_json(snapshot.model_dump_json(exclude={"tasks": {"__all__": {"output"}}}))
+            exclude = {"task_counts": True, "tasks": {"__all__": {"output"}}}
+            out.print_json(snapshot.model_dump_json(exclude=exclude))
         else:
             out.print(f"{snapshot.id}  {snapshot.name}  [{snapshot.status.value}]", markup=False)
-            out.print(render_status(snapshot, now=time.time()), markup=False)
+            out.print(render_status(snapshot, now=time.time(), max_rows=STATUS_ROWS), markup=False)
         return EXIT_OK
 
     return asyncio.run(work())

@@ -7,6 +7,7 @@ once per module; each child process costs about half a second.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -22,7 +23,10 @@ import jsonschema
 import pytest
 import yaml
 
+from engine.engine import Engine
+from engine.report import render_status
 from engine.spec import build, load_file, load_mapping
+from engine.state import RunSnapshot
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = "examples/quickstart.yaml"
@@ -225,6 +229,41 @@ def test_status_by_id_prefix_shows_the_bar_and_the_tree(home: Path, quickstart_i
     assert lines[2].startswith("10/10 done · ")
     assert lines[3].startswith("├─ Source alpha: ✓ Complete (")
     assert len(lines) == 13
+
+
+def test_status_of_a_large_run_shows_what_the_whole_run_shows(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    tasks = [{"id": f"t{n:02}", "type": "delay"} for n in range(70)]
+    tasks += [
+        {"id": "bad", "type": "delay", "config": {"fail": "network"}},
+        {"id": "after_bad", "type": "delay", "dependencies": ["bad"]},
+        {
+            "id": "fan",
+            "type": "delay",
+            "for_each": [None, "error", None, "error"],
+            "allow_partial": True,
+            "config": {"fail": "${item}"},
+        },
+    ]
+    document = tmp_path / "large.yaml"
+    document.write_text(yaml.safe_dump({"name": "Large", "tasks": tasks}), encoding="utf-8")
+    run_id = run_id_of(cli(home, "run", document).stdout)
+
+    status = cli(home, "status", run_id)
+    listing = cli(home, "status", run_id, "--json")
+
+    async def whole_run() -> RunSnapshot:
+        async with await Engine.open(home / "state.db", home / "runs", resume=False) as engine:
+            return await engine.snapshot(run_id)
+
+    snapshot = asyncio.run(whole_run())
+    assert status.code == 0, status.stderr
+    display = render_status(snapshot, max_rows=50)
+    assert status.stdout == f"{run_id}  Large  [failed]\n{display}\n"
+    assert status.stdout.splitlines()[-1] == "└─ … and 28 more (28 done)"
+    dumped = json.loads(listing.stdout)
+    assert "task_counts" not in dumped
+    assert len(dumped["tasks"]) == len(snapshot.tasks) == 77
 
 
 def test_results_prints_every_output(home: Path, quickstart_id: str) -> None:

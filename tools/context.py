@@ -18,7 +18,7 @@ class ToolContext:
     engine: Engine
     home: Path
     max_wait_seconds: float = 50.0
-    max_status_rows: int = 200
+    max_status_rows: int = 30  # as many rows as the display shows; get_results pages on
     vault: Vault | None = None
 
 

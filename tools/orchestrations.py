@@ -22,7 +22,14 @@ from tools.models import (
     Submission,
     ValidationReport,
 )
-from tools.views import iso, orchestration_status, plan_info, results, validation_report
+from tools.views import (
+    iso,
+    orchestration_status,
+    plan_info,
+    results,
+    snapshot_for_status,
+    validation_report,
+)
 
 SpecInput = Annotated[
     str | dict[str, Any],
@@ -162,11 +169,12 @@ async def validate_orchestration(
 @friendly_errors
 async def get_status(id: IdInput, ctx: Context) -> OrchestrationStatus:
     """Where an orchestration stands: state, counts per state, percent done, elapsed time, and
-    per-task rows (state, attempts, duration, last error), plus `display` — a progress bar and
-    task tree ready to show the user. Returns at once; use wait_for_orchestration to wait.
+    up to 30 per-task rows (state, attempts, duration, last error; running, retrying and failed
+    first, `tasks_omitted` counts the rest), plus `display` — a progress bar and task tree
+    ready to show the user. Returns at once; use wait_for_orchestration to wait.
     """
     tools = tool_context(ctx)
-    snapshot = await tools.engine.snapshot(id)
+    snapshot = await snapshot_for_status(tools.engine, id, max_rows=tools.max_status_rows)
     return orchestration_status(snapshot, max_rows=tools.max_status_rows)
 
 
@@ -263,7 +271,7 @@ async def cancel_orchestration(
     """
     tools = tool_context(ctx)
     engine = tools.engine
-    before = await engine.snapshot(id)
+    before = await snapshot_for_status(engine, id, max_rows=tools.max_status_rows)
     if before.status.terminal:
         raise ToolError(
             f"orchestration {before.id} already finished ({before.status.value}); nothing to "
@@ -273,9 +281,10 @@ async def cancel_orchestration(
         raise ToolError(
             f"orchestration {before.id} is run by another server process; cancel it there"
         )
-    snapshot = await engine.cancel(before.id, task_id)
+    await engine.cancel(before.id, task_id)
     if task_id is None:
-        snapshot = await engine.wait(before.id, 10)
+        await engine.wait_until_finished(before.id, 10)
+    snapshot = await snapshot_for_status(engine, before.id, max_rows=tools.max_status_rows)
     return orchestration_status(snapshot, max_rows=tools.max_status_rows)
 
 
@@ -287,27 +296,29 @@ async def retry_orchestration(id: IdInput, ctx: Context) -> OrchestrationStatus:
     """
     tools = tool_context(ctx)
     run_id = await tools.engine.retry(id)
-    return orchestration_status(await tools.engine.snapshot(run_id), max_rows=tools.max_status_rows)
+    snapshot = await snapshot_for_status(tools.engine, run_id, max_rows=tools.max_status_rows)
+    return orchestration_status(snapshot, max_rows=tools.max_status_rows)
 
 
 async def _wait(ctx: Context, tools: ToolContext, run_id: str, seconds: float) -> RunSnapshot:
-    """Wait up to ``seconds`` (capped), reporting progress about once a second."""
+    """Wait up to ``seconds`` (capped), reporting progress about once a second; the status
+    reached, as ``snapshot_for_status`` reads it."""
     engine: Engine = tools.engine
     run_id = await engine.resolve_id(run_id)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(seconds, tools.max_wait_seconds)
     while True:
-        snapshot = await engine.snapshot(run_id)
-        await ctx.report_progress(snapshot.done, len(snapshot.tasks), _progress_message(snapshot))
+        snapshot = await snapshot_for_status(engine, run_id, max_rows=tools.max_status_rows)
+        await ctx.report_progress(snapshot.done, snapshot.total, _progress_message(snapshot))
         remaining = deadline - loop.time()
         if snapshot.status.terminal or remaining <= 0:
             return snapshot
-        await engine.wait(run_id, min(1.0, remaining))
+        await engine.wait_until_finished(run_id, min(1.0, remaining))
 
 
 def _progress_message(snapshot: RunSnapshot) -> str:
     counts = snapshot.counts()
     running = counts["running"] + counts["retrying"]
     failed = counts["failed"]
-    text = f"{snapshot.done}/{len(snapshot.tasks)} done, {running} running"
+    text = f"{snapshot.done}/{snapshot.total} done, {running} running"
     return text + (f", {failed} failed" if failed else "")

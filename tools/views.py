@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.engine import Engine
 from engine.graph import Plan, Validation
 from engine.issues import Issue
 from engine.report import render_status, render_summary, run_files
@@ -37,6 +38,7 @@ _ROW_PRIORITY = {
     TaskState.pending: 4,
     TaskState.succeeded: 5,
 }
+STATUS_DISPLAY_ROWS = 30  # lines of the task tree in a status's `display`
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -96,12 +98,26 @@ def task_status(task: TaskSnapshot) -> TaskStatus:
     )
 
 
+async def snapshot_for_status(
+    engine: Engine, orchestration_id: str, *, max_rows: int
+) -> RunSnapshot:
+    """What ``orchestration_status(..., max_rows=max_rows)`` needs of a run: every task
+    counted, but only the tasks it shows read (``Engine.status``)."""
+    return await engine.status(
+        orchestration_id, display_rows=STATUS_DISPLAY_ROWS, top=max_rows, rank=_ROW_PRIORITY
+    )
+
+
 def orchestration_status(snapshot: RunSnapshot, *, max_rows: int) -> OrchestrationStatus:
-    """The status with at most ``max_rows`` task rows, the most telling ones first."""
+    """The status with at most ``max_rows`` task rows, the most telling ones first.
+
+    ``snapshot`` may be partial when it holds the tasks shown (``snapshot_for_status``).
+    """
     now = time.time()
     tasks = snapshot.tasks
+    total = snapshot.total
     shown = tasks
-    if len(tasks) > max_rows:
+    if total > max_rows:
         ranked = sorted(tasks, key=lambda t: (_ROW_PRIORITY[t.state], t.position))[:max_rows]
         keep = {t.task_id for t in ranked}
         shown = [t for t in tasks if t.task_id in keep]
@@ -120,14 +136,14 @@ def orchestration_status(snapshot: RunSnapshot, *, max_rows: int) -> Orchestrati
         finished=finished,
         percent=round(snapshot.percent, 1),
         done=snapshot.done,
-        total=len(tasks),
+        total=total,
         counts=counts,
         elapsed_seconds=round(snapshot.elapsed(now), 3),
         max_parallel=snapshot.max_parallel,
         error=snapshot.error,
-        display=render_status(snapshot, now=now, max_rows=30),
+        display=render_status(snapshot, now=now, max_rows=STATUS_DISPLAY_ROWS),
         tasks=[task_status(task) for task in shown],
-        tasks_omitted=len(tasks) - len(shown),
+        tasks_omitted=total - len(shown),
         next_step=next_step,
     )
 
