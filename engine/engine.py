@@ -371,7 +371,6 @@ class Engine:
                 source=source_name,
             )
             run.persist_all()
-            self.runs[orchestration_id] = run
             self.store.add_event(
                 orchestration_id,
                 None,
@@ -380,8 +379,9 @@ class Engine:
                 f"mode {orchestration.mode}",
                 ts=run.created_at,
             )
+            await self.store.flush()  # durable before anything runs
+            self.runs[orchestration_id] = run
             run.start()
-            await self.store.flush()
         return orchestration_id, False
 
     async def resume(self, orchestration_id: str | None = None) -> list[str]:
@@ -498,6 +498,16 @@ class Engine:
         tasks = await self.store.load_tasks(orchestration_id)
         return _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
 
+    async def run_status(self, orchestration_id: str) -> RunStatus:
+        """The run's own state, without reading any of its tasks."""
+        orchestration_id = await self.resolve_id(orchestration_id)
+        run = self.runs.get(orchestration_id)
+        if run is not None:
+            return run.status
+        row = await self.store.get_orchestration(orchestration_id, with_document=False)
+        assert row is not None
+        return RunStatus(row.status)
+
     async def status(
         self,
         orchestration_id: str,
@@ -527,7 +537,10 @@ class Engine:
             orchestration_id = await self.resolve_id(orchestration_id)
         run = self.runs.get(orchestration_id)
         if run is not None:
-            return run.status_snapshot(choice.pick_nodes(list(run.nodes.values())))
+            by_state: dict[TaskState, list[Node]] = {}
+            for node in run.nodes.values():
+                by_state.setdefault(node.state, []).append(node)
+            return run.status_snapshot(choice.pick_nodes(by_state), by_state)
         if row is None:
             row = await self.store.get_orchestration(orchestration_id, with_document=False)
         assert row is not None
@@ -778,13 +791,10 @@ class _StatusRows:
         """Where ``top`` ranks a task in ``state``: after every ranked state when unranked."""
         return self.rank.get(state, max(self.rank.values(), default=-1) + 1)
 
-    def pick_nodes(self, nodes: list[Node]) -> set[str]:
-        """The ids of the nodes to keep out of a run's (in memory)."""
-        if len(nodes) <= self.whole:
-            return {node.task_id for node in nodes}
-        by_state: dict[TaskState, list[Node]] = {}
-        for node in nodes:
-            by_state.setdefault(node.state, []).append(node)
+    def pick_nodes(self, by_state: dict[TaskState, list[Node]]) -> set[str]:
+        """The ids of the nodes to keep out of a run's (in memory), grouped by state."""
+        if sum(map(len, by_state.values())) <= self.whole:
+            return {node.task_id for nodes in by_state.values() for node in nodes}
         for items in by_state.values():
             items.sort(key=_position)
         kept = keep_status_rows(

@@ -15,6 +15,7 @@ import heapq
 import itertools
 import json
 import math
+import operator
 import random
 import time
 from collections.abc import Coroutine, Iterator, Mapping
@@ -212,7 +213,11 @@ class Run:
             self._stage_open[node.stage] = self._stage_open.get(node.stage, 0) + 1
 
     def persist_all(self) -> None:
-        """Queue every task's row (a new run's, so that listings show the pending ones)."""
+        """Queue a new run's row, with its document, and every task's row (listings show the
+        pending ones); ``start`` may follow once they are committed."""
+        self.started_at = time.time()
+        document = self.spec.model_dump(mode="json", exclude_none=True)
+        self.engine.store.put_orchestration(self.orchestration_row(document))
         for node in self._order:
             self._persist(node)
 
@@ -294,11 +299,9 @@ class Run:
     def start(self) -> None:
         """Begin (or continue, after restore) running; returns at once."""
         now = time.time()
-        document = None
-        if self.started_at is None:  # a new run: its row is inserted now
+        if self.started_at is None:
             self.started_at = now
-            document = self.spec.model_dump(mode="json", exclude_none=True)
-        self.engine.store.put_orchestration(self.orchestration_row(document))
+        self.engine.store.put_orchestration(self.orchestration_row())
         if self.spec.timeout is not None:
             elapsed = now - self.started_at
             self._timeout_handle = asyncio.get_running_loop().call_later(
@@ -1031,20 +1034,18 @@ class Run:
         ]
         return self._run_snapshot(tasks)
 
-    def status_snapshot(self, task_ids: set[str]) -> RunSnapshot:
+    def status_snapshot(
+        self, task_ids: set[str], by_state: Mapping[TaskState, list[Node]]
+    ) -> RunSnapshot:
         """The run now as a status reads it (``Engine.status``): the tasks ``task_ids`` names,
-        built as ``snapshot`` builds them (without outputs), and every task's state counted in
-        ``task_counts`` — None when ``task_ids`` names every task, as in ``snapshot``."""
-        counts = dict.fromkeys((state.value for state in TaskState), 0)
-        tasks = []
-        for node in self._ordered_nodes():
-            counts[node.state.value] += 1
-            if node.task_id in task_ids:
-                tasks.append(self._task_snapshot(node, None))
+        built as ``snapshot`` builds them (without outputs), in document order, and every
+        task's state counted in ``task_counts`` (from ``by_state``: the nodes grouped by state)
+        — None when ``task_ids`` names every task, as in ``snapshot``."""
+        shown = sorted((self.nodes[task_id] for task_id in task_ids), key=_position)
+        tasks = [self._task_snapshot(node, None) for node in shown]
+        counts = {state.value: len(nodes) for state, nodes in by_state.items() if nodes}
         partial = len(tasks) < sum(counts.values())
-        return self._run_snapshot(
-            tasks, task_counts={state: n for state, n in counts.items() if n} if partial else None
-        )
+        return self._run_snapshot(tasks, task_counts=counts if partial else None)
 
     def _task_snapshot(self, node: Node, output: Any) -> TaskSnapshot:
         return TaskSnapshot.model_construct(
@@ -1111,6 +1112,9 @@ class _FinishedOutputs(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for node in self._nodes.values() if node.state.terminal)
+
+
+_position = operator.attrgetter("position")
 
 
 def _held_output(node: Node) -> Any:

@@ -136,7 +136,7 @@ async def submit_orchestration(
     if wait_seconds > 0:
         snapshot = await _wait(ctx, tools, run_id, wait_seconds)
         progress = orchestration_status(snapshot, max_rows=tools.max_status_rows)
-    status = progress.status if progress else (await engine.snapshot(run_id)).status.value
+    status = progress.status if progress else (await engine.run_status(run_id)).value
     return Submission(
         id=run_id,
         status=status,
