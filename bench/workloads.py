@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from bench import documents
-from bench.baseline import run_dag, sleeper
+from bench.baseline import run_dag, run_dag_persisted, sleeper
 from bench.site import serve
 from engine.engine import Engine
 from engine.network import HostLimits, Network
@@ -113,18 +113,26 @@ async def engine_time(home: Path, name: str, document: dict[str, Any], **options
 
 async def w1(sizes: Sizes, home: Path) -> Row:
     count = sizes.fan_in
-    base, _ = await timed(lambda: run_dag(documents.fan_in_graph(count)))
+    graph = documents.fan_in_graph(count)
+    base, _ = await timed(lambda: run_dag(graph))
+    persisted, _ = await timed(lambda: run_dag_persisted(graph, home / "baseline.db"))
     ours = await engine_time(home, "w1", documents.fan_in(count))
     ratio = ours / base
     return Row(
         "W1",
         f"{count:,} no-op tasks + 1 aggregate, persisted",
         f"{ours:.3f} s",
-        f"{base:.3f} s plain asyncio",
-        f"{ratio:.1f}x",
+        f"{base:.3f} s plain asyncio; {persisted:.3f} s asyncio + SQLite group commit",
+        f"{ratio:.1f}x; {ours / persisted:.1f}x",
         "<= 4x",
         ratio <= 4,
-        {"seconds": ours, "baseline_seconds": base, "ratio": ratio},
+        {
+            "seconds": ours,
+            "baseline_seconds": base,
+            "persisted_baseline_seconds": persisted,
+            "ratio": ratio,
+            "ratio_to_persisted": ours / persisted,
+        },
     )
 
 
@@ -344,34 +352,49 @@ async def w7(sizes: Sizes, home: Path) -> Row:
                 raise RuntimeError(f"{tool} failed: {result.content}")
             return seconds, result.structured_content or {}
 
+        async def wait_for(run_id: str) -> None:
+            finished = False
+            while not finished:
+                _, status = await call(
+                    "wait_for_orchestration", {"id": run_id, "timeout_seconds": 30}
+                )
+                finished = status["finished"]
+
         submit_document = documents.sleeps(sizes.submit_tasks, 0, 10)
-        submit_times = [
-            (await call("submit_orchestration", {"spec": submit_document}))[0] for _ in range(5)
-        ]
+        submit_times = []
+        for _ in range(5):  # each on a server with no other run going
+            seconds, submitted = await call("submit_orchestration", {"spec": submit_document})
+            submit_times.append(seconds)
+            await wait_for(submitted["id"])
         _, big = await call(
             "submit_orchestration", {"spec": documents.sleeps(sizes.status_tasks, 0, 10_000)}
         )
         run_id = big["id"]
-        while True:
-            _, status = await call("wait_for_orchestration", {"id": run_id, "timeout_seconds": 30})
-            if status["finished"]:
-                break
+        await wait_for(run_id)
         status_times = [
             (await call("get_status", {"id": run_id}))[0] for _ in range(sizes.status_calls)
         ]
+        # the same call on a one-task run: what the SDK's round trip costs by itself
+        _, small = await call("submit_orchestration", {"spec": documents.sleeps(1, 0, 1)})
+        await wait_for(small["id"])
+        floor_times = [
+            (await call("get_status", {"id": small["id"]}))[0] for _ in range(sizes.status_calls)
+        ]
     submit_ms = statistics.median(submit_times) * 1000
     status_ms = statistics.median(status_times) * 1000
+    floor_ms = statistics.median(floor_times) * 1000
     return Row(
         "W7",
         f"MCP submit of {sizes.submit_tasks:,} tasks; get_status of {sizes.status_tasks:,}",
         f"submit {submit_ms:.0f} ms; status p50 {status_ms:.1f} ms",
-        "—",
+        f"get_status of a 1-task run: {floor_ms:.1f} ms",
         "—",
         "submit <= 100 ms; status p50 <= 10 ms",
         submit_ms <= 100 and status_ms <= 10,
         {
             "submit_ms": [t * 1000 for t in submit_times],
             "status_ms": [t * 1000 for t in status_times],
+            "one_task_status_ms": [t * 1000 for t in floor_times],
         },
     )
 
