@@ -700,7 +700,7 @@ def _run_snapshot(
     task_counts: dict[str, int] | None = None,
 ) -> RunSnapshot:
     """A stored run with these tasks (all of them, unless ``task_counts`` counts them all)."""
-    return RunSnapshot.model_construct(
+    return RunSnapshot(
         id=row.id,
         name=row.name,
         status=RunStatus(row.status),
@@ -719,7 +719,7 @@ def _task_snapshot(
     task: TaskRow, *, output: Any = None, has_output: bool | None = None
 ) -> TaskSnapshot:
     """A stored task; ``has_output`` says whether it has an output when it was read without."""
-    return TaskSnapshot.model_construct(
+    return TaskSnapshot(
         task_id=task.task_id,
         label=task.label,
         type=task.type,

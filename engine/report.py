@@ -564,10 +564,10 @@ def render_log(events: Iterable[EventRecord]) -> str:
     follows as `` key=value``: strings as they are unless empty or holding spaces or quotes
     (then JSON-quoted), everything else as compact JSON.
     """
-    return "\n".join(_log_lines(events))
+    return "\n".join(log_lines(events))
 
 
-def _log_lines(events: Iterable[EventRecord]) -> list[str]:
+def log_lines(events: Iterable[EventRecord]) -> list[str]:
     return list(map(_log_line, sorted(events, key=_seq)))
 
 
@@ -622,13 +622,14 @@ def run_files(run_dir: str | Path | None) -> list[str]:
 
 def write_run_files(
     snapshot: RunSnapshot,
-    events: Iterable[EventRecord],
+    log: Iterable[str],
     run_dir: Path,
     *,
     now: float | None = None,
 ) -> list[Path]:
-    """Write ``aggregated_results.json``, ``execution_log.txt`` and ``summary.txt`` into
-    ``run_dir`` (created if missing) and return their absolute paths in that order.
+    """Write ``aggregated_results.json``, ``execution_log.txt`` (``log``: its lines, as
+    ``log_lines`` renders events) and ``summary.txt`` into ``run_dir`` (created if missing) and
+    return their absolute paths in that order.
 
     The summary lists the three paths under ``OUTPUTS``. Each file is written to a temporary
     file in the same folder, flushed and fsynced, then renamed over the target, so a reader (or
@@ -642,7 +643,7 @@ def write_run_files(
 
     # Joined once with their last newline: these texts can be megabytes.
     _write_atomic(results_path, results_json(snapshot) + "\n")
-    _write_atomic(log_path, "\n".join([*_log_lines(events), ""]))  # no events: empty
+    _write_atomic(log_path, "\n".join([*log, ""]))  # no events: empty
     _write_atomic(summary_path, render_summary(snapshot, paths, now=now) + "\n")
     _fsync_folder(folder)
     return paths

@@ -31,7 +31,7 @@ from engine.errors import TaskError
 from engine.expressions import ExpressionError, Scope, find_references, resolve, secret_names
 from engine.graph import execution_stages
 from engine.pools import Pool
-from engine.report import write_run_files
+from engine.report import log_lines, write_run_files
 from engine.report_html import write_report
 from engine.runners.base import RunContext, Runner
 from engine.spec import ErrorClass, Orchestration, RetryPolicy, RunIf, Strategy, TaskSpec
@@ -559,8 +559,9 @@ class Run:
         try:
             parsed = self._static_configs.get(node.spec.id)
             if parsed is None and node.spec.id in self._static_ids:
-                # parsed once for all its attempts and fan-out items
-                parsed = self._static_configs[node.spec.id] = runner.parse_config(node.spec.config)
+                parsed = runner.parse_config(node.spec.config)
+                if node.parent is not None or node.max_attempts > 1:
+                    self._static_configs[node.spec.id] = parsed  # for its next attempts or items
             elif parsed is None:
                 parsed = runner.parse_config(resolve(node.spec.config, self._scope(node)))
         except (ExpressionError, ValidationError) as exc:
@@ -962,10 +963,12 @@ class Run:
         self._event(None, "finished", f"{self.status.value} in {took:.2f}s")
         try:
             await store.flush()
-            events = await store.load_events(self.id)
+            log: list[str] = []
+            async for events in store.event_pages(self.id):
+                log.extend(log_lines(events))
             # One snapshot for both: the report shows no outputs, so it may hold them.
             snapshot = self.snapshot(include_outputs=True, load_output_files=False)
-            files = await asyncio.to_thread(write_run_files, snapshot, events, self.run_dir)
+            files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
             dependencies = {task.id: task.dependencies for task in self.spec.tasks}
             files.append(await write_report(store, snapshot, dependencies=dependencies))
             self.output_files = [str(path) for path in files]
@@ -1048,7 +1051,7 @@ class Run:
         return self._run_snapshot(tasks, task_counts=counts if partial else None)
 
     def _task_snapshot(self, node: Node, output: Any) -> TaskSnapshot:
-        return TaskSnapshot.model_construct(
+        return TaskSnapshot(
             task_id=node.task_id,
             label=node.label,
             type=node.spec.type,
@@ -1071,7 +1074,7 @@ class Run:
     def _run_snapshot(
         self, tasks: list[TaskSnapshot], task_counts: dict[str, int] | None = None
     ) -> RunSnapshot:
-        return RunSnapshot.model_construct(
+        return RunSnapshot(
             id=self.id,
             name=self.spec.name,
             status=self.status,

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -633,6 +633,16 @@ class Store:
             (orchestration_id,),
         )
         return [AttemptRow(*r) for r in await cursor.fetchall()]
+
+    async def event_pages(
+        self, orchestration_id: str, size: int = 5000
+    ) -> AsyncIterator[list[EventRecord]]:
+        """All the orchestration's events, ``size`` at a time (a large run has hundreds of
+        thousands: one page in memory at once)."""
+        after = 0
+        while page := await self.load_events(orchestration_id, after, size):
+            yield page
+            after = page[-1].seq
 
     async def load_events(
         self, orchestration_id: str, after_seq: int = 0, limit: int | None = None

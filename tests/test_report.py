@@ -13,6 +13,7 @@ import pytest
 from engine.report import (
     aggregated_results,
     format_duration,
+    log_lines,
     progress_bar,
     render_log,
     render_status,
@@ -525,7 +526,7 @@ def test_write_run_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     events = [EventRecord(seq=1, ts=T0, task_id="a", kind="started", message="attempt 1")]
     monkeypatch.chdir(tmp_path)
 
-    paths = write_run_files(snapshot, events, Path("runs/run-1"))
+    paths = write_run_files(snapshot, log_lines(events), Path("runs/run-1"))
 
     folder = tmp_path / "runs" / "run-1"
     assert paths == [
