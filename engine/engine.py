@@ -606,7 +606,12 @@ class Engine:
 
         A run of this process is awaited; one another process runs is polled in the database.
         """
-        orchestration_id = await self.wait_until_finished(orchestration_id, timeout)
+        orchestration_id = await self.resolve_id(orchestration_id)
+        run = self.runs.get(orchestration_id)
+        await self.wait_until_finished(orchestration_id, timeout)
+        if run is not None and run.finished.is_set() and self.broken is None:
+            # it ended here, and committed all it holds: no need to read it back
+            return run.snapshot(include_outputs=include_outputs)
         return await self.snapshot(orchestration_id, include_outputs=include_outputs)
 
     async def wait_until_finished(self, orchestration_id: str, timeout: float | None = None) -> str:
