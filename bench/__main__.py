@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated workload ids, e.g. W1,W3")
     parser.add_argument("--skip", help="comma-separated workload ids shown as skipped, e.g. W6")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    parser.add_argument(
+        "--markdown", action="store_true", help="also print the table as Markdown (the README's)"
+    )
     args = parser.parse_args(argv)
     selected = [w.strip().upper() for w in args.only.split(",")] if args.only else list(WORKLOADS)
     skipped = [w.strip().upper() for w in args.skip.split(",")] if args.skip else []
@@ -81,6 +84,19 @@ def render(rows: list[Row]) -> Table:
     return table
 
 
+def markdown(rows: list[Row]) -> str:
+    """The table as the README shows it."""
+    verdict = {True: "pass", False: "FAIL", None: "—"}
+    lines = [
+        "| id | workload | measured | baseline (same run) | ratio | target | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = (row.id, row.workload, row.measured, row.baseline, row.ratio, row.target)
+        lines.append(f"| {' | '.join(cells)} | {verdict[row.passed]} |")
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, object]:
     return {
         "cpus": os.cpu_count(),
@@ -95,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     rows = asyncio.run(run_all(args.selected, args.skipped, args.quick, console))
     console.print(render(rows))
+    if args.markdown:
+        print(markdown(rows))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "started_at": started,

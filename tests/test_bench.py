@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_run_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
     finished = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--skip", "W6", "--json", str(output)],
+        [
+            *(sys.executable, "-m", "bench", "--quick", "--markdown"),
+            *("--skip", "W6", "--json", str(output)),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -32,6 +35,8 @@ def test_quick_run_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     assert all(row["passed"] in (True, False) for row in rows.values())
     for row_id in ("W1", "W2", "W3", "W4", "W5", "W6", "W7"):
         assert f"│ {row_id} " in finished.stdout
+        assert f"\n| {row_id} | " in finished.stdout  # the Markdown table (--markdown)
+    assert "| W6 | skipped (--skip) |  |  |  |  | — |" in finished.stdout
 
 
 def test_unknown_workload_is_named() -> None:
