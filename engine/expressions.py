@@ -666,10 +666,27 @@ def _evaluate(parsed: _Parsed, scope: Scope) -> Any:
             return base.get("output") if isinstance(base, Mapping) else None
     if parsed.compiled is None:
         return base
-    result = _search(parsed.compiled, base, reference)
-    if result is None and parsed.chain is not None:
+    if parsed.chain is None:
+        return _search(parsed.compiled, base, reference)
+    result = _follow(base, parsed.chain)
+    if result is None:
         _explain_none(reference, base, parsed.chain)
     return result
+
+
+def _follow(value: Any, chain: tuple[Step, ...]) -> Any:
+    """A plain path (keys and indexes) read as JMESPath reads it — a key of anything that has
+    ``get``, an item of a list, None for anything absent — without running its interpreter,
+    which costs ~10x more on every reference of a chain of tasks."""
+    for step in chain:
+        if isinstance(step, str):
+            getter = getattr(value, "get", None)
+            value = getter(step) if getter is not None else None
+        elif isinstance(value, list) and -len(value) <= step < len(value):
+            value = value[step]
+        else:
+            return None
+    return value
 
 
 def _evaluate_expression(parsed: _Parsed, scope: Scope) -> Any:

@@ -19,6 +19,7 @@ from engine.expressions import (
     ExpressionError,
     Reference,
     Scope,
+    _follow,
     find_references,
     parse_reference,
     resolve,
@@ -724,3 +725,25 @@ def test_resolve_returns_or_raises_expression_error(text: str, in_fan_out: bool)
 @given(fragments)
 def test_escaping_every_opening_gives_the_text_back(text: str) -> None:
     assert resolve(text.replace("${", "$${"), scope()) == text
+
+
+# --- plain paths read without the JMESPath interpreter ---------------------------------------
+
+KEYS = st.sampled_from(["a", "b", "items", "0"])
+PLAIN_DATA = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(KEYS, inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+STEPS = st.lists(KEYS | st.integers(min_value=-4, max_value=4), max_size=4)
+
+
+@settings(max_examples=400)
+@given(PLAIN_DATA, STEPS)
+def test_a_plain_path_reads_what_jmespath_reads(data: Any, steps: list[str | int]) -> None:
+    text = "@" + "".join(f'."{step}"' if isinstance(step, str) else f"[{step}]" for step in steps)
+    assert _follow(data, tuple(steps)) == jmespath.search(text, data)
