@@ -7,9 +7,12 @@ everything queued before the call is on disk, which is what the scheduler waits 
 lets dependents start. One transaction per transition would cost ~50x the executor itself.
 
 Writes go through one connection of their own on one thread, and a whole transaction is one trip
-to that thread (through aiosqlite every statement would be a trip of its own, and a chain of
-dependent tasks waits for each commit). Reads use an aiosqlite connection; WAL lets them run
-while a commit is under way.
+to that thread (through aiosqlite every statement would be a trip of its own). A small batch that
+someone waits for — a finished task whose dependents wait — is committed on the event loop
+itself: the trip there and back costs more than the commit (~0.2 ms against ~0.07 ms), and a
+chain of dependent tasks pays it at every step. It never waits for another process: when one
+holds the lock, the batch goes to the thread, which does. Reads use an aiosqlite connection;
+WAL lets them run while a commit is under way.
 """
 
 from __future__ import annotations
@@ -98,10 +101,12 @@ CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, 
 
 
 BUSY_RETRIES = 6
+BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another process's lock
 # How long a write nobody waits for (a task started, a log line) may wait to join a commit.
 # Committing at once would spend a commit on every start, and a chain of tasks would then wait
 # for two commits per step instead of one.
 COMMIT_DELAY = 0.05
+INLINE_COMMIT_ROWS = 64  # the most rows a batch may hold to be committed on the event loop
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -375,7 +380,7 @@ class Store:
             self._in_flight = batch
             try:
                 _build_rows(batch)
-                if batch:
+                if batch and not self._commit_here(batch):
                     await self._commit(batch)
             except Exception as exc:  # the disk is full or the file went away: tell every waiter
                 self._failure = exc
@@ -390,6 +395,21 @@ class Store:
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def _commit_here(self, batch: _Batch) -> bool:
+        """Commit a small batch that someone waits for on the event loop, without waiting for
+        a lock; False (nothing written) when it is not such a batch or the lock is taken."""
+        rows = len(batch.orchestrations) + len(batch.task_rows)
+        rows += len(batch.attempts) + len(batch.events)
+        if not batch.waiters or rows > INLINE_COMMIT_ROWS or self._transactions.locked():
+            return False  # (the lock is held while the writer thread uses the connection)
+        try:
+            self._writes.run_here(_commit_batch, batch)
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return False
+            raise
+        return True
 
     async def _commit(self, batch: _Batch) -> None:
         async with self._transactions:
@@ -679,7 +699,7 @@ class _WriteConnection:
 
         def connect() -> sqlite3.Connection:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA synchronous = NORMAL")
             return connection
 
@@ -694,6 +714,16 @@ class _WriteConnection:
         """``work(connection, *args)`` on the writer thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, work, self._connection, *args)
+
+    def run_here(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(connection, *args)`` on the calling thread, while the writer thread is idle,
+        failing at once (SQLITE_BUSY) rather than waiting when another process holds the
+        lock."""
+        self._connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            return work(self._connection, *args)
+        finally:
+            self._connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     async def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -745,7 +775,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 
 async def _prepare(db: aiosqlite.Connection) -> None:
-    await db.execute("PRAGMA busy_timeout = 10000")
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     await db.execute("PRAGMA journal_mode = WAL")
     await db.execute("PRAGMA synchronous = NORMAL")
     await db.execute("PRAGMA foreign_keys = ON")
