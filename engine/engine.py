@@ -9,22 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import heapq
 import logging
-import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
-from itertools import islice
+from collections.abc import Mapping
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
-from engine import outputs
+from engine import outputs, status_rows
 from engine.backends import Backend
 from engine.backends.local import LocalBackend
 from engine.gc_policy import tune_garbage_collector
@@ -32,7 +29,7 @@ from engine.graph import Validation, validate
 from engine.issues import DocumentError, Issue
 from engine.network import Network
 from engine.pools import Pool
-from engine.report import StatusRow, keep_status_rows, status_display_rank
+from engine.report import keep_status_rows, status_display_rank
 from engine.runners import discover
 from engine.runners.base import Runner
 from engine.scheduler import Node, Run, make_run_id
@@ -529,7 +526,7 @@ class Engine:
             raise ValueError(f"display_rows must be at least 1, got {display_rows}")
         if self.broken is not None:
             raise StoreError(str(self.broken))
-        choice = _StatusRows(display_rows, top, dict(rank or {}))
+        choice = status_rows.StatusRows(display_rows, top, dict(rank or {}))
         row = None
         if orchestration_id not in self.runs:  # a full id needs no resolving: one read less
             row = await self.store.get_orchestration(orchestration_id, with_document=False)
@@ -553,7 +550,7 @@ class Engine:
         return _run_snapshot(row, shown, task_counts=counts if partial else None)
 
     async def _stored_status_rows(
-        self, orchestration_id: str, choice: _StatusRows, counts: dict[str, int]
+        self, orchestration_id: str, choice: status_rows.StatusRows, counts: dict[str, int]
     ) -> list[TaskSnapshot]:
         """The tasks ``status`` keeps of a run read from the database (``counts`` says how many
         are in each state), in document order."""
@@ -566,8 +563,11 @@ class Engine:
                     found[task.task_id] = _task_snapshot(task, has_output=has_output)
             return [found[task.task_id] for task, _ in rows]
 
+        def parent_of(task: TaskSnapshot) -> TaskSnapshot | None:
+            return found.get(task.parent_id) if task.parent_id else None
+
         def ancestors(task: TaskSnapshot) -> list[TaskSnapshot]:
-            return _ancestors(task, lambda t: found.get(t.parent_id) if t.parent_id else None)
+            return status_rows.ancestors(task, parent_of)
 
         async def add_missing_parents() -> None:
             missing = {t.parent_id for t in found.values() if t.parent_id} - found.keys()
@@ -578,12 +578,12 @@ class Engine:
 
         top: list[TaskSnapshot] = []
         if choice.top:
-            top_rank = _rank_in_use(choice.rank_of, counts)
+            top_rank = status_rows.rank_in_use(choice.rank_of, counts)
             top = add(await store.load_ranked_tasks(orchestration_id, top_rank, limit=choice.top))
         # The display takes rows in its own order, each with its ancestors, while they fit: as
         # far as the rows read already give that order, then a page at a time from the database.
-        ranked = _known_start(top, counts, choice.rank_of, status_display_rank)
-        display_rank = _rank_in_use(status_display_rank, counts)
+        ranked = status_rows.known_start(top, counts, choice.rank_of, status_display_rank)
+        display_rank = status_rows.rank_in_use(status_display_rank, counts)
         page = 0
         while True:
             await add_missing_parents()
@@ -597,7 +597,7 @@ class Engine:
             if not rows:
                 break
             ranked.extend(add(rows))
-        return sorted(found.values(), key=_position)
+        return sorted(found.values(), key=attrgetter("position"))
 
     async def wait(
         self, orchestration_id: str, timeout: float | None = None, *, include_outputs: bool = False
@@ -743,119 +743,6 @@ def _task_snapshot(
         output=output,
         has_output=task.output_json is not None if has_output is None else has_output,
     )
-
-
-_position = attrgetter("position")
-_Row = TypeVar("_Row", bound=StatusRow)
-
-
-def _ancestors(task: _Row, parent_of: Callable[[_Row], _Row | None]) -> list[_Row]:
-    """``task``'s parent, its parent's parent and so on (a loop in the chain ends it), as the
-    status display finds them."""
-    found: list[_Row] = []
-    seen = {task.task_id}
-    parent = parent_of(task)
-    while parent is not None and parent.task_id not in seen:
-        found.append(parent)
-        seen.add(parent.task_id)
-        parent = parent_of(parent)
-    return found
-
-
-def _by_rank(
-    by_state: Mapping[TaskState, list[_Row]], rank: Callable[[TaskState], int]
-) -> Iterator[_Row]:
-    """Every item ordered by ``(rank(state), position)``, lazily; each list of ``by_state``
-    holds one state's items in position order."""
-    groups: dict[int, list[list[_Row]]] = {}
-    for state, items in by_state.items():
-        groups.setdefault(rank(state), []).append(items)
-    for key in sorted(groups):
-        yield from heapq.merge(*groups[key], key=_position)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _StatusRows:
-    """Which tasks ``Engine.status`` keeps: what the display shows, and the first ``top``."""
-
-    display_rows: int
-    top: int
-    rank: dict[TaskState, int]
-
-    @property
-    def whole(self) -> int:
-        """A run of at most this many tasks is shown whole."""
-        return max(self.display_rows, self.top)
-
-    @property
-    def budget(self) -> int:
-        """Task rows of a display that leaves some out (its last line says how many)."""
-        return self.display_rows - 1
-
-    def rank_of(self, state: TaskState) -> int:
-        """Where ``top`` ranks a task in ``state``: after every ranked state when unranked."""
-        return self.rank.get(state, max(self.rank.values(), default=-1) + 1)
-
-    def pick_nodes(self, by_state: dict[TaskState, list[Node]]) -> set[str]:
-        """The ids of the nodes to keep out of a run's (in memory), grouped by state."""
-        if sum(map(len, by_state.values())) <= self.whole:
-            return {node.task_id for nodes in by_state.values() for node in nodes}
-        for items in by_state.values():
-            items.sort(key=_position)
-        kept = keep_status_rows(
-            _by_rank(by_state, status_display_rank), _node_ancestors, self.budget
-        )
-        for node in islice(_by_rank(by_state, self.rank_of), self.top):
-            kept.add(node.task_id)
-            kept.update(parent.task_id for parent in _node_ancestors(node))
-        return kept
-
-
-def _node_ancestors(node: Node) -> list[Node]:
-    return _ancestors(node, attrgetter("parent"))
-
-
-def _rank_in_use(
-    rank: Callable[[TaskState], int], counts: Mapping[str, int]
-) -> dict[str, int] | None:
-    """``rank`` by state name for the database, over the states some task is in; None when
-    those all rank alike, and position alone orders the tasks."""
-    used = {state: rank(TaskState(state)) for state, number in counts.items() if number}
-    return used if len(set(used.values())) > 1 else None
-
-
-def _known_start(
-    rows: list[TaskSnapshot],
-    counts: Mapping[str, int],
-    rank: Callable[[TaskState], int],
-    wanted: Callable[[TaskState], int],
-) -> list[TaskSnapshot]:
-    """The longest start of the run's tasks ordered by ``(wanted(state), position)`` that
-    ``rows`` holds, when ``rows`` are the run's first tasks ordered by ``(rank(state),
-    position)`` and ``counts`` says how many tasks are in each state."""
-    states = [TaskState(state) for state, number in counts.items() if number]
-    # Every task of a state whose position is at most its bound is in ``rows``: all of the
-    # states ranked before the rank ``rows`` ends in, those of that rank up to its last row.
-    bound: dict[TaskState, float] = {}
-    read = 0
-    for key in sorted({rank(state) for state in states}):
-        members = [state for state in states if rank(state) == key]
-        size = sum(counts[state] for state in members)
-        if read < 0:
-            limit = -math.inf
-        elif read + size <= len(rows):
-            limit, read = math.inf, read + size
-        else:
-            positions = [task.position for task in rows if rank(task.state) == key]
-            limit, read = max(positions, default=-math.inf), -1
-        bound.update(dict.fromkeys(members, limit))
-    # The wanted order is certain up to the first place where a state has tasks not read.
-    end = min(
-        ((wanted(state), bound[state]) for state in states if bound[state] < math.inf),
-        default=(math.inf, math.inf),
-    )
-    ordered = sorted(rows, key=lambda task: (wanted(task.state), task.position))
-    return [task for task in ordered if (wanted(task.state), task.position) <= end]
 
 
 __all__ = ["DocumentError", "Engine", "UnknownOrchestration", "UnknownTask"]
