@@ -290,7 +290,7 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
         with suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGINT, on_interrupt)
         try:
-            run_id = await engine.submit(orchestration, source_name=str(args.file))
+            run_id, _ = await engine.start(orchestration, source_name=str(args.file))
             if cancelled and run_id in engine.runs:  # Ctrl-C while the run was being saved
                 engine.runs[run_id].cancel("cancelled with Ctrl-C")
             snapshot = await follow(engine, run_id, err, show=not args.json)
