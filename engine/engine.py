@@ -546,8 +546,8 @@ class Engine:
             rows = await self.store.load_ranked_tasks(orchestration_id)
             return _run_snapshot(row, [_task_snapshot(t, has_output=has) for t, has in rows])
         shown = await self._stored_status_rows(orchestration_id, choice, counts)
-        partial = len(shown) < sum(counts.values())
-        return _run_snapshot(row, shown, task_counts=counts if partial else None)
+        some_left_out = len(shown) < sum(counts.values())
+        return _run_snapshot(row, shown, task_counts=counts if some_left_out else None)
 
     async def _stored_status_rows(
         self, orchestration_id: str, choice: status_rows.StatusRows, counts: dict[str, int]
@@ -631,7 +631,7 @@ class Engine:
                     await asyncio.shield(run.finished.wait())
         return orchestration_id
 
-    async def cancel(self, orchestration_id: str, task_id: str | None = None) -> RunSnapshot:
+    async def cancel(self, orchestration_id: str, task_id: str | None = None) -> None:
         """Cancel a whole run, or one task of it; a finished run is left as it is."""
         orchestration_id = await self.resolve_id(orchestration_id)
         run = self.runs.get(orchestration_id)
@@ -645,7 +645,6 @@ class Engine:
                         f"orchestration {orchestration_id} has no task '{task_id}'; tasks: {known}"
                     )
                 run.cancel_task(task_id)
-        return await self.snapshot(orchestration_id)
 
     async def list(self, status: str | None = None, limit: int = 50) -> list[OrchestrationRow]:
         return await self.store.list_orchestrations(status, limit)

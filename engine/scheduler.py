@@ -1047,8 +1047,8 @@ class Run:
         shown = sorted((self.nodes[task_id] for task_id in task_ids), key=_position)
         tasks = [self._task_snapshot(node, None) for node in shown]
         counts = {state.value: len(nodes) for state, nodes in by_state.items() if nodes}
-        partial = len(tasks) < sum(counts.values())
-        return self._run_snapshot(tasks, task_counts=counts if partial else None)
+        some_left_out = len(tasks) < sum(counts.values())
+        return self._run_snapshot(tasks, task_counts=counts if some_left_out else None)
 
     def _task_snapshot(self, node: Node, output: Any) -> TaskSnapshot:
         return TaskSnapshot(

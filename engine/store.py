@@ -737,7 +737,7 @@ def _build_rows(batch: _Batch) -> None:
 
 
 def _commit_batch(db: sqlite3.Connection, batch: _Batch) -> None:
-    """Apply one batch in one transaction (on the writer thread)."""
+    """Apply one batch in one transaction (on the writer thread, or inline: ``_commit_here``)."""
     db.execute("BEGIN IMMEDIATE")
     try:
         if batch.orchestrations:
