@@ -236,16 +236,22 @@ async def test_serve_waits_for_a_worker_then_runs_every_item_once(
     assert "no Dask worker is connected to " + scheduler in (tmp_path / "serve.log").read_text()
 
 
-def test_run_against_an_unreachable_scheduler_is_exit_2_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_an_unreachable_scheduler_is_exit_2_naming_it(tmp_path: Path, command: str) -> None:
     document = tmp_path / "one.json"
     document.write_text(json.dumps({"tasks": [{"id": "a", "type": "delay"}]}))
     nobody = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
-    args = [sys.executable, "-m", "server.cli", "run", str(document)]
-    args += ["--backend", "dask", "--scheduler", nobody]
+    env = child_env(tmp_path / "home") | {"ORCHESTRATOR_DASK_CONNECT_TIMEOUT": "2"}
+    if command == "run":
+        args = ["run", str(document), "--backend", "dask", "--scheduler", nobody]
+    else:  # the settings' way, as in a Claude Desktop configuration
+        args = ["serve"]
+        env |= {"ORCHESTRATOR_BACKEND": "dask", "ORCHESTRATOR_DASK_SCHEDULER": nobody}
     done = subprocess.run(
-        args,
+        [sys.executable, "-m", "server.cli", *args],
         cwd=REPO,
-        env=child_env(tmp_path / "home") | {"ORCHESTRATOR_DASK_CONNECT_TIMEOUT": "2"},
+        env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=WAIT_SECONDS,
@@ -254,4 +260,4 @@ def test_run_against_an_unreachable_scheduler_is_exit_2_naming_it(tmp_path: Path
     assert f"error: cannot reach the Dask scheduler at {nobody}" in done.stderr
     assert "dask scheduler" in done.stderr and "--scheduler" in done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stdout == ""  # nothing ran, not even locally
+    assert done.stdout == ""  # nothing ran, not even locally; no protocol message either
