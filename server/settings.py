@@ -219,8 +219,9 @@ class Settings(BaseSettings):
         return DaskBackend(self.dask_scheduler, connect_timeout=self.dask_connect_timeout)
 
     def engine_options(self) -> dict[str, Any]:
-        """Everything ``Engine.open`` takes from the settings besides its files and secrets
-        (build it inside the event loop: the network holds asyncio objects)."""
+        """Everything ``Engine.open`` takes from the settings besides its files, secrets and
+        backend, which ``server.build.build_engine`` adds (build it inside the event loop: the
+        network holds asyncio objects)."""
         return {
             "max_concurrent": self.max_concurrent,
             "max_tasks": self.max_tasks,
