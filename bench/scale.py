@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from bench.documents import fan_in
-from engine.engine import Engine
 from engine.state import RunStatus
+from server.build import build_engine
+from server.settings import Settings
 
 
 def peak_rss_mb() -> float:
@@ -30,14 +31,14 @@ def peak_rss_mb() -> float:
 
 async def measure(count: int, home: Path) -> dict[str, float]:
     document = fan_in(count)
-    engine = await Engine.open(
-        home / "state.db",
-        home / "runs",
-        resume=False,
+    settings = Settings(
+        home=home,
+        backend="local",
         max_tasks=max(10_000, count + 1),
         max_document_bytes=200 * count + 5_000_000,  # the 100k document is ~7 MB of JSON
     )
-    async with engine:
+    async with build_engine(settings, vault="none") as built:
+        engine = built.engine
         started = time.perf_counter()
         run_id = await engine.submit(document)
         snapshot = await engine.wait(run_id)

@@ -13,7 +13,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ from bench import documents
 from bench.baseline import run_dag, run_dag_persisted, sleeper
 from bench.site import serve
 from engine.engine import Engine
-from engine.network import HostLimits, Network
 from engine.state import RunSnapshot, RunStatus
+from server.build import build_engine
+from server.settings import Settings
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 
@@ -96,19 +98,24 @@ async def run_document(engine: Engine, document: dict[str, Any]) -> RunSnapshot:
     return snapshot
 
 
-async def open_engine(home: Path, name: str, **options: Any) -> Engine:
+@asynccontextmanager
+async def open_engine(home: Path, name: str, **settings: Any) -> AsyncIterator[Engine]:
+    """The engine the CLI would build with these settings (``Settings`` fields), in a folder of
+    its own, attempts always in this process, no vault."""
     folder = home / name
     folder.mkdir(parents=True, exist_ok=True)
-    return await Engine.open(folder / "state.db", folder / "runs", resume=False, **options)
+    configured = Settings(home=folder, backend="local", **settings)
+    async with build_engine(configured, vault="none") as built:
+        yield built.engine
 
 
 WARM_UP = {"name": "warm-up", "tasks": [{"id": "a", "type": "delay", "config": {"value": 1}}]}
 
 
-async def engine_time(home: Path, name: str, document: dict[str, Any], **options: Any) -> float:
+async def engine_time(home: Path, name: str, document: dict[str, Any], **settings: Any) -> float:
     """Seconds from submit to the end of the run, on an engine that has run once before (the
     first run of a process pays for imports and pydantic's first validations)."""
-    async with await open_engine(home, name, **options) as engine:
+    async with open_engine(home, name, **settings) as engine:
         await run_document(engine, WARM_UP)
         seconds, _ = await timed(lambda: run_document(engine, document))
     return seconds
@@ -247,8 +254,7 @@ async def w5(sizes: Sizes, home: Path) -> Row:
         await hand_written()  # warm the server up
         base, _ = await timed(hand_written)
         # the per-host limit (6 by default, to be polite to real sites) is raised to match
-        network = Network(host_limits=HostLimits(per_host=slots))
-        ours = await engine_time(home, "w5", documents.gets(urls, slots), network=network)
+        ours = await engine_time(home, "w5", documents.gets(urls, slots), per_host_limit=slots)
     ours_rate, base_rate = count / ours, count / base
     ratio = ours_rate / base_rate
     return Row(
@@ -269,7 +275,6 @@ async def w5(sizes: Sizes, home: Path) -> Row:
 async def w6(sizes: Sizes, home: Path) -> Row:
     from playwright.async_api import Browser, async_playwright
 
-    from engine.runners.browser import BrowserSettings
     from engine.runners.browser.pool import LAUNCH_ARGS
 
     count, limit = sizes.pages, sizes.browser_limit
@@ -319,8 +324,7 @@ async def w6(sizes: Sizes, home: Path) -> Row:
             reused = await reused_pages(browser, urls)
             fresh, _ = await timed(lambda: fresh_contexts(browser, urls))
             await browser.close()
-        settings = BrowserSettings(path=CHROMIUM, limit=limit)
-        async with await open_engine(home, "w6", resources={"browser": settings}) as engine:
+        async with open_engine(home, "w6", browser_path=CHROMIUM, browser_limit=limit) as engine:
             # the first run launches Chromium and opens the pages; the second is measured
             await run_document(engine, documents.extractions(urls[:limit], selector))
             ours, _ = await timed(
@@ -357,7 +361,6 @@ async def w7(sizes: Sizes, home: Path) -> Row:
     from mcp import Client
 
     from server.app import create_server
-    from server.settings import Settings
 
     settings = Settings(home=home / "w7", max_tasks=max(10_000, sizes.status_tasks))
     async with Client(create_server(settings)) as client:

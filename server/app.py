@@ -8,22 +8,19 @@ entered once, so every session shares one engine.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from engine.engine import Engine
-from server.settings import Settings, open_vault
+from server.build import build_engine
+from server.settings import Settings
 from tools import register_all
 from tools.context import ToolContext
 from tools.resources import ArtifactMimeTypes
-from vault.errors import VaultError
-from vault.resolver import VaultResolver
 
 logger = logging.getLogger("orchestrator.server")
 
@@ -48,32 +45,24 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolContext]) -> AsyncIterator[ToolContext]:
-        vault = await asyncio.to_thread(open_vault, settings)
-        engine = await Engine.open(
-            settings.db_path,
-            settings.runs_dir,
-            resume=True,
-            secrets=VaultResolver(vault),
-            **settings.engine_options(),
+        opened = AsyncExitStack()
+        built = await opened.enter_async_context(
+            build_engine(settings, resume=True, vault="create")
         )
-        resumed = [run_id for run_id in engine.runs]
+        resumed = list(built.engine.runs)
         if resumed:
             logger.info("resumed %d orchestration(s): %s", len(resumed), ", ".join(resumed))
         try:
             yield ToolContext(
-                engine=engine,
+                engine=built.engine,
                 home=settings.home,
                 max_wait_seconds=settings.max_wait_seconds,
-                vault=vault,
+                vault=built.vault,
             )
         finally:
             # shielded: a signal cancels the transport, but the shutdown itself must complete
             with anyio.CancelScope(shield=True):
-                await engine.aclose()
-                try:
-                    await asyncio.to_thread(vault.close)
-                except VaultError as exc:
-                    logger.warning("could not save the secrets' last-used times: %s", exc)
+                await opened.aclose()
             logger.info("engine closed")
 
     mcp: MCPServer[ToolContext] = MCPServer(

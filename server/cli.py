@@ -39,11 +39,11 @@ from engine.report_html import write_report
 from engine.spec import document_json_schema, load_file
 from engine.state import RunStatus
 from engine.store import Store, StoreError
+from server.build import build_engine, check_backend
 from server.progress import follow
 from server.settings import Settings, SettingsError, load_settings, open_vault
 from vault.envfile import read_env_file
 from vault.errors import VaultError
-from vault.resolver import VaultResolver
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -126,10 +126,12 @@ def _parser() -> argparse.ArgumentParser:
         "retry", help="run a finished run's failed, skipped and cancelled tasks again"
     )
     retry.add_argument("id")
+    _add_backend(retry)
     retry.set_defaults(handler=_cmd_retry)
 
     resume = commands.add_parser("resume", help="finish runs a stopped process left unfinished")
     resume.add_argument("id", nargs="?")
+    _add_backend(resume)
     resume.set_defaults(handler=_cmd_resume)
 
     serve = commands.add_parser(
@@ -238,25 +240,19 @@ def _parse_vars(pairs: list[str]) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _engine(
-    settings: Settings, *, resume: bool = False, with_vault: bool = False
+    settings: Settings, *, runs_tasks: bool = False, with_vault: bool = False
 ) -> AsyncIterator[Engine]:
-    """An engine for one command; ``with_vault`` unlocks the vault when there is one."""
-    vault = None
-    if with_vault and settings.vault_path.exists():
-        vault = await asyncio.to_thread(open_vault, settings)
-    try:
-        engine = await Engine.open(
-            settings.db_path,
-            settings.runs_dir,
-            resume=resume,
-            secrets=VaultResolver(vault) if vault else None,
-            **settings.engine_options(),
-        )
-        async with engine:
-            yield engine
-    finally:
-        if vault is not None:
-            vault.close()
+    """An engine for one command; ``with_vault`` unlocks the vault when there is one. Only a
+    command that ``runs_tasks`` uses the configured backend (and so needs its scheduler)."""
+    if not runs_tasks:
+        settings = settings.model_copy(update={"backend": "local"})
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    async with build_engine(
+        settings,
+        vault="existing" if with_vault else "none",
+        notify=lambda text: err.print(text, markup=False),
+    ) as built:
+        yield built.engine
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -270,7 +266,7 @@ def _cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: Console) -> int:
     raw = load_file(args.file, max_bytes=settings.max_document_bytes)
     extra_vars = _parse_vars(args.var)
-    async with _engine(settings, with_vault=True) as engine:
+    async with _engine(settings, runs_tasks=True, with_vault=True) as engine:
         validation = engine.validate(raw, extra_vars=extra_vars, require_runners=True)
         orchestration = validation.raise_for_errors()
         if args.max_concurrent is not None:
@@ -469,10 +465,10 @@ def _cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
-    settings = load_settings()
+    settings = _with_backend(load_settings(), args)
 
     async def work() -> int:
-        async with _engine(settings, with_vault=True) as engine:
+        async with _engine(settings, runs_tasks=True, with_vault=True) as engine:
             if args.id:
                 await engine.resolve_id(args.id)
             resumed = await engine.resume(args.id)
@@ -498,14 +494,14 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     from server.http_transport import HttpConfigError, serve_http
 
     settings = _with_backend(load_settings(), args)
-    if settings.backend == "dask":
-        settings.execution_backend()  # a missing address or extra is reported before serving
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     configure_logging(settings)
-    # A damaged database is reported here: once the stdio transport reads stdin, an error in
-    # the lifespan waits for the client to close stdin, which it may never do.
+    # A damaged database or an unreachable Dask scheduler is reported here: once the stdio
+    # transport reads stdin, an error in the lifespan waits for the client to close stdin,
+    # which it may never do.
     asyncio.run(_check_store(settings))
+    asyncio.run(check_backend(settings))
     try:
         if args.http:
             serve_http(settings, args.host, args.port)
@@ -514,7 +510,7 @@ def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     except HttpConfigError as exc:
         raise UsageError(str(exc)) from None
     except BaseExceptionGroup as group:  # errors from the transport's task group
-        store_errors = group.subgroup((StoreError, VaultError))
+        store_errors = group.subgroup((StoreError, VaultError, SettingsError))
         if store_errors is None:
             raise
         raise _first_leaf(store_errors) from None
@@ -571,15 +567,7 @@ def _cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
     if args.sites:
         return asyncio.run(serve_sites(out))
-    return asyncio.run(
-        run_demo(
-            settings.db_path,
-            settings.runs_dir,
-            settings.browser(),
-            out,
-            lambda engine, run_id: follow(engine, run_id, err),
-        )
-    )
+    return asyncio.run(run_demo(settings, out, lambda engine, run_id: follow(engine, run_id, err)))
 
 
 def _cmd_doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -648,10 +636,10 @@ async def _relay_stdin() -> asyncio.WriteTransport | None:
 
 
 def _cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
-    settings = load_settings()
+    settings = _with_backend(load_settings(), args)
 
     async def work() -> int:
-        async with _engine(settings, with_vault=True) as engine:
+        async with _engine(settings, runs_tasks=True, with_vault=True) as engine:
             try:
                 run_id = await engine.retry(args.id)
             except NotAllowedNow as exc:

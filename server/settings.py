@@ -192,6 +192,13 @@ class Settings(BaseSettings):
         description="ORCHESTRATOR_DASK_SCHEDULER: the Dask scheduler's address, e.g. "
         "tcp://host:8786, for ORCHESTRATOR_BACKEND=dask",
     )
+    dask_connect_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="ORCHESTRATOR_DASK_CONNECT_TIMEOUT: seconds to wait for the Dask scheduler "
+        "at start before giving up with an error",
+    )
 
     def execution_backend(self) -> Any:
         """The engine's backend: None for the local one, else a ``DaskBackend``."""
@@ -209,11 +216,12 @@ class Settings(BaseSettings):
                 f"ORCHESTRATOR_BACKEND=dask needs Dask distributed ({exc}); install it with "
                 "pip install 'multi-task-orchestrator[dask]'"
             ) from None
-        return DaskBackend(self.dask_scheduler)
+        return DaskBackend(self.dask_scheduler, connect_timeout=self.dask_connect_timeout)
 
     def engine_options(self) -> dict[str, Any]:
-        """Everything ``Engine.open`` takes from the settings besides its files and secrets
-        (build it inside the event loop: the network holds asyncio objects)."""
+        """Everything ``Engine.open`` takes from the settings besides its files, secrets and
+        backend, which ``server.build.build_engine`` adds (build it inside the event loop: the
+        network holds asyncio objects)."""
         return {
             "max_concurrent": self.max_concurrent,
             "max_tasks": self.max_tasks,

@@ -77,7 +77,8 @@ class DaskBackend:
                     raise TaskError(
                         f"cannot reach the Dask scheduler at {self.scheduler_address}: {exc}; "
                         "start it with 'dask scheduler' and workers with 'orchestrator worker "
-                        "--scheduler ADDRESS', or check ORCHESTRATOR_DASK_SCHEDULER",
+                        "--scheduler ADDRESS', or correct the address (--scheduler or "
+                        "ORCHESTRATOR_DASK_SCHEDULER)",
                         "network",
                     ) from None
             return self._client

@@ -20,12 +20,15 @@ from rich.console import Console
 
 from engine.engine import Engine
 from engine.errors import TaskError
+from engine.network import Network
 from engine.report import render_summary, run_files
 from engine.runners.browser import BrowserNotFound, BrowserSettings, locate_browser
 from engine.runners.browser.discovery import find_browser
 from engine.spec import load_file
 from engine.state import RunSnapshot, RunStatus
+from server.build import build_engine
 from server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
+from server.settings import Settings
 from vault.hosts import host_allowed
 from vault.redact import Redactor
 
@@ -80,15 +83,15 @@ async def plan(browser: BrowserSettings) -> DemoPlan:
     return DemoPlan([PATTERN_1, PATTERN_2], None)
 
 
-async def run_demo(
-    db_path: Path,
-    runs_dir: Path,
-    browser: BrowserSettings,
-    out: Console,
-    follow: Follow,
-) -> int:
-    """Serve the sites, run the patterns one after the other, print each summary."""
-    demo = await plan(browser)
+async def run_demo(settings: Settings, out: Console, follow: Follow) -> int:
+    """Serve the sites, run the patterns one after the other, print each summary.
+
+    The engine is the one the settings describe, except that attempts run in this process
+    (the sites and the in-memory credentials live here) under the default network policy (the
+    sites are on loopback, which a user's policy may refuse for their own documents).
+    """
+    settings = settings.model_copy(update={"backend": "local"})
+    demo = await plan(settings.browser())
     if demo.skipped:
         out.print(demo.skipped, markup=False)
     worst = 0
@@ -96,9 +99,8 @@ async def run_demo(
         secrets = DemoSecrets(
             {"DEMO_USER": DEMO_USER, "DEMO_PASSWORD": DEMO_PASSWORD}, allowed_hosts=["127.0.0.1"]
         )
-        async with await Engine.open(
-            db_path, runs_dir, resume=False, secrets=secrets, resources={"browser": browser}
-        ) as engine:
+        async with build_engine(settings, secrets=secrets, network=Network()) as built:
+            engine = built.engine
             for document in demo.documents:
                 source = load_file(document)
                 orchestration = engine.validate(

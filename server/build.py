@@ -1,0 +1,137 @@
+"""Build the engine from the settings: the one place an entry point gets its ``Engine``.
+
+``build_engine(settings)`` gives every command, the MCP server, the demo and the bench the same
+engine for the same settings: the state database and run folders under the home, the engine's
+options, the vault's secrets, and the execution backend (local, or a Dask cluster reached with
+a bounded wait at start). A scheduler that cannot be reached stops the start with
+``BackendUnavailable``, before any run is resumed or started, instead of hanging or running
+everything locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.backends import Backend
+from engine.engine import Engine
+from engine.errors import TaskError
+from engine.secrets import SecretResolver
+from server.settings import Settings, SettingsError, open_vault
+from vault.errors import VaultError
+from vault.resolver import VaultResolver
+from vault.store import Vault
+
+logger = logging.getLogger("orchestrator.build")
+
+# "existing": unlock the vault when its file exists (the CLI); "create": unlock or create it
+# (the server, whose vault tools store secrets); "none": no vault (the bench, the demo).
+VaultUse = Literal["existing", "create", "none"]
+
+
+class BackendUnavailable(SettingsError):
+    """The configured execution backend cannot be used (e.g. its scheduler does not answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """An open engine, and the vault behind its secrets when one was unlocked."""
+
+    engine: Engine
+    vault: Vault | None
+
+
+@asynccontextmanager
+async def build_engine(
+    settings: Settings,
+    *,
+    resume: bool = False,
+    vault: VaultUse = "existing",
+    secrets: SecretResolver | None = None,
+    notify: Callable[[str], None] = logger.warning,
+    **overrides: Any,
+) -> AsyncIterator[Built]:
+    """Open the engine ``settings`` describe and close it (and its vault) at the end.
+
+    ``resume`` takes over unfinished runs at start; ``secrets`` replaces the vault (the demo's
+    in-memory credentials); ``overrides`` replace single engine options (the bench's limits);
+    ``notify`` hears what the user should know (no Dask worker connected yet).
+    """
+    backend = await connect_backend(settings, notify)
+    try:
+        async with _secrets(settings, vault if secrets is None else "none") as opened:
+            options = settings.engine_options() | overrides
+            engine = await Engine.open(
+                settings.db_path,
+                settings.runs_dir,
+                resume=resume,
+                secrets=secrets if secrets is not None else _resolver(opened),
+                backend=backend,
+                **options,
+            )
+            backend = None  # the engine closes it from now on
+            async with engine:
+                yield Built(engine, opened)
+    finally:
+        if backend is not None:
+            await backend.aclose()
+
+
+async def connect_backend(
+    settings: Settings, notify: Callable[[str], None] = logger.warning
+) -> Backend | None:
+    """The settings' execution backend, connected; None for the local one.
+
+    Connecting happens here, with the settings' bounded wait, so an unreachable scheduler is
+    an error at start (``BackendUnavailable``) and not a run whose every task fails later.
+    """
+    backend = settings.execution_backend()
+    if backend is None:
+        return None
+    try:
+        client = await backend.connect()
+    except TaskError as exc:
+        await backend.aclose()
+        raise BackendUnavailable(exc.message) from None
+    workers = client.scheduler_info().get("workers", {})
+    if not workers:
+        notify(
+            f"no Dask worker is connected to {settings.dask_scheduler} yet: tasks wait until one "
+            f"joins (start one with 'orchestrator worker --scheduler {settings.dask_scheduler}')"
+        )
+    return backend
+
+
+async def check_backend(settings: Settings) -> None:
+    """Connect to the settings' backend and disconnect: ``BackendUnavailable`` if it cannot be
+    reached. For ``serve``, which must report it before its transport starts."""
+    backend = await connect_backend(settings, notify=lambda _: None)
+    if backend is not None:
+        await backend.aclose()
+
+
+# --- the vault: the one place it is unlocked for an engine ------------------------------------
+
+
+@asynccontextmanager
+async def _secrets(settings: Settings, use: VaultUse) -> AsyncIterator[Vault | None]:
+    """The unlocked vault for ``use`` (or None), closed at the end."""
+    if use == "none" or (use == "existing" and not settings.vault_path.exists()):
+        yield None
+        return
+    opened = await asyncio.to_thread(open_vault, settings)
+    try:
+        yield opened
+    finally:
+        try:
+            await asyncio.to_thread(opened.close)
+        except VaultError as exc:
+            logger.warning("could not save the secrets' last-used times: %s", exc)
+
+
+def _resolver(vault: Vault | None) -> SecretResolver | None:
+    return VaultResolver(vault) if vault is not None else None
