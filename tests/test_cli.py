@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -349,6 +350,63 @@ def test_run_with_a_failed_task_exits_1_and_lists_the_failure(tmp_path: Path) ->
     assert "Failed:     1 (50%)" in lines
     assert lines[lines.index("FAILURES:") + 1] == "- boom: the disk is full"
     assert "└─ boom: ✗ Failed (the disk is full)" in result.stderr
+
+
+# Two "pages" that disagree on title and both carry items, merged like the seed merges its sites.
+MERGE_CONFLICT = """\
+orchestration:
+  name: Merge conflict
+  tasks:
+    - id: page_a
+      type: delay
+      config: {seconds: 0, value: {title: Site A, data: [a1, a2]}}
+    - id: page_b
+      type: delay
+      config: {seconds: 0, value: {title: Site B, data: [b1]}}
+    - id: merged
+      type: data_processing
+      dependencies: [page_a, page_b]
+      config: {action: merge, inputs: ["page_a.output", "page_b.output"], on_conflict: POLICY}
+"""
+
+
+def merge_run(tmp_path: Path, policy: str) -> tuple[Result, dict[str, Any], str]:
+    """Run MERGE_CONFLICT under ``policy``: the CLI's result, its JSON, the execution log."""
+    document = tmp_path / f"merge_{policy}.yaml"
+    document.write_text(MERGE_CONFLICT.replace("POLICY", policy), encoding="utf-8")
+    result = cli(tmp_path / "home", "run", document, "--json")
+    results = json.loads(result.stdout)
+    log = tmp_path / "home" / "runs" / results["id"] / "execution_log.txt"
+    return result, results, log.read_text(encoding="utf-8")
+
+
+def test_merge_keeps_both_inputs_values_and_says_which_keys_differed(tmp_path: Path) -> None:
+    result, results, log = merge_run(tmp_path, "collect")
+
+    assert result.code == 0, result.stderr
+    merged = results["tasks"]["merged"]["output"]
+    assert merged == {"title": ["Site A", "Site B"], "data": ["a1", "a2", "b1"]}
+    assert "1 key(s) differed (title): kept every value in a list (on_conflict)" in log
+
+
+def test_merge_that_keeps_one_value_names_the_keys_it_dropped(tmp_path: Path) -> None:
+    result, results, log = merge_run(tmp_path, "last")
+
+    assert result.code == 0, result.stderr
+    assert results["tasks"]["merged"]["output"] == {"title": "Site B", "data": ["b1"]}
+    assert "2 key(s) differed (title, data): kept the last input's value (on_conflict)" in log
+
+
+def test_merge_on_conflict_error_fails_naming_the_key_and_the_inputs(tmp_path: Path) -> None:
+    result, results, _ = merge_run(tmp_path, "error")
+
+    assert result.code == 1, result.stderr
+    task = results["tasks"]["merged"]
+    assert (task["state"], task["error_class"], task["output"]) == ("failed", "config", None)
+    assert task["error"].startswith(
+        "merge would lose data: 'title' is 'Site A' in inputs[0] but 'Site B' in inputs[1]; "
+        "set on_conflict: collect to keep both"
+    )
 
 
 # --- bad input: exit 2, every error, no traceback, nothing stored ----------------------------

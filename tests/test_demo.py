@@ -3,21 +3,21 @@ example against those sites, and ``orchestrator doctor`` — with real Chromium.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from engine.engine import Engine
-from engine.runners.browser import BrowserSettings
-from engine.spec import load_file
-from engine.state import RunStatus
-from server.demo.sites import DemoSites
+from server.demo.sites import SITE_A, SITE_B, DemoSites
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_PATTERN_1 = REPO / "examples" / "seed_pattern1_local.yaml"
+SEED = REPO / "tests" / "fixtures" / "seed_example.yaml"  # the seed's example, verbatim
 
 
 def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -60,27 +60,50 @@ def test_demo_without_a_browser_runs_pattern_2_and_says_how_to_get_one(tmp_path:
     assert "ORCHESTRATION COMPLETE" in result.stdout
 
 
+def test_the_seeds_pattern_1_example_is_the_seed_with_local_urls() -> None:
+    seed = yaml.safe_load(SEED.read_text(encoding="utf-8"))["orchestration"]
+    local = yaml.safe_load(SEED_PATTERN_1.read_text(encoding="utf-8"))["orchestration"]
+    seed_tasks = {task["id"]: task for task in seed["tasks"]}
+    local_tasks = {task["id"]: task for task in local["tasks"]}
+    assert list(local_tasks) == list(seed_tasks)
+    assert local_tasks["merge_content"] == seed_tasks["merge_content"]  # verbatim
+    for extract in ("extract_site_a", "extract_site_b"):
+        written, ours = seed_tasks[extract], local_tasks[extract]
+        assert {**ours["config"], "url": None} == {**written["config"], "url": None}
+        assert {**ours, "config": None} == {**written, "config": None}
+    assert local["on_failure"] == seed["on_failure"]
+
+
 @pytest.mark.anyio
-async def test_the_seeds_pattern_1_runs_against_local_sites(tmp_path: Path) -> None:
+async def test_the_seeds_pattern_1_as_written_merges_both_sites(tmp_path: Path) -> None:
     async with DemoSites() as sites:
-        async with await Engine.open(
-            tmp_path / "state.db",
-            tmp_path / "runs",
-            resume=False,
-            resources={"browser": BrowserSettings()},
-        ) as engine:
-            run_id = await engine.submit(load_file(SEED_PATTERN_1), extra_vars={"base": sites.url})
-            snapshot = await engine.wait(run_id, 120, include_outputs=True)
+        result = await asyncio.to_thread(
+            cli,
+            tmp_path / "home",
+            "run",
+            str(SEED_PATTERN_1),
+            "--var",
+            f"base={sites.url}",
+            "--json",
+        )
         published = dict(sites.state.published)
-    assert snapshot.status == RunStatus.succeeded
-    tasks = {task.task_id: task for task in snapshot.tasks}
-    merged = tasks["merge_content"].output
-    assert "Parallel beats serial for I/O-bound work" in merged
-    assert "What at-least-once really means" not in merged  # page 3 of site B: not followed
-    assert len(merged) == 4 + 2
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(result.stdout)
+    assert results["status"] == "succeeded"
+    merged = results["tasks"]["merge_content"]["output"]
+    site_a, site_b = merged["data"]  # one item per list the seed's selectors match
+    assert [title for title, _ in SITE_A] == site_a.splitlines()[::2]
+    assert [title for title, _ in SITE_B[0]] == site_b.splitlines()[::2]
+    assert merged["url"] == [f"{sites.url}/site-a/", f"{sites.url}/site-b/"]
+    assert merged["title"] == ["Site A — Engineering notes", "Site B — Feed, page 1"]
     assert sorted(published) == ["site-a", "site-b", "site-c"]
     assert all(posts == [merged] for posts in published.values())
-    assert tasks["publish_all[1]"].attempts == 2  # site B answers 503 once
+    assert results["tasks"]["publish_all[1]"]["attempts"] == 2  # site B answers 503 once
+    log = (Path(tmp_path / "home" / "runs" / results["id"]) / "execution_log.txt").read_text(
+        encoding="utf-8"
+    )
+    assert "2 key(s) differed (url, title): kept every value in a list" in log
 
 
 def test_doctor_reports_what_is_there(tmp_path: Path) -> None:

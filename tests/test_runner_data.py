@@ -71,19 +71,77 @@ async def test_merge_concatenates_lists_in_order_skipping_nulls(
     assert log_lines == [("info", "merged 4 input(s) into 4 items", None)]
 
 
-async def test_merge_deep_merges_objects_later_wins(ctx: RunContext) -> None:
-    first = {"a": 1, "nested": {"x": 1, "deeper": {"p": 1}}, "tags": [1]}
-    second = {"b": 2, "nested": {"deeper": {"q": 2}, "x": 9}, "tags": [2]}
+async def test_merge_of_objects_keeps_every_value(
+    ctx: RunContext, log_lines: list[LogLine]
+) -> None:
+    first = {"a": 1, "same": "x", "nested": {"x": 1, "deeper": {"p": 1}}, "tags": [1]}
+    second = {"b": 2, "same": "x", "nested": {"deeper": {"q": 2}, "x": 9}, "tags": [2]}
     inputs = [first, None, second, {"a": 3}]
     before = copy.deepcopy(inputs)
     result = await run({"action": "merge", "inputs": inputs}, ctx)
     assert result == {
-        "a": 3,
-        "nested": {"x": 9, "deeper": {"p": 1, "q": 2}},
-        "tags": [2],
+        "a": [1, 3],
+        "same": "x",
+        "nested": {"x": [1, 9], "deeper": {"p": 1, "q": 2}},
+        "tags": [1, 2],
         "b": 2,
     }
     assert inputs == before  # the inputs are not modified
+    assert log_lines == [
+        (
+            "info",
+            "merged 3 input(s) into an object with 5 keys; 2 key(s) differed (nested.x, a): "
+            "kept every value in a list (on_conflict)",
+            None,
+        )
+    ]
+
+
+async def test_merge_of_two_browser_outputs_keeps_both_sites_items(ctx: RunContext) -> None:
+    site_a = {"url": "http://a/", "title": "A", "data": ["a1", "a2"], "artifacts": []}
+    site_b = {"url": "http://b/", "title": "B", "data": ["b1"], "artifacts": ["b.png"]}
+    assert await run({"action": "merge", "inputs": [site_a, site_b]}, ctx) == {
+        "url": ["http://a/", "http://b/"],
+        "title": ["A", "B"],
+        "data": ["a1", "a2", "b1"],
+        "artifacts": ["b.png"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected", "kept"),
+    [
+        ("last", {"a": 3, "n": {"x": 9, "y": 2}, "tags": [2]}, "the last input's value"),
+        ("first", {"a": 1, "n": {"x": 1, "y": 2}, "tags": [1]}, "the first input's value"),
+    ],
+)
+async def test_merge_first_or_last_keeps_one_value_and_names_the_keys(
+    ctx: RunContext,
+    log_lines: list[LogLine],
+    policy: str,
+    expected: dict[str, Any],
+    kept: str,
+) -> None:
+    inputs = [{"a": 1, "n": {"x": 1}, "tags": [1]}, {"n": {"x": 9, "y": 2}}, {"a": 3, "tags": [2]}]
+    config = {"action": "merge", "inputs": inputs, "on_conflict": policy}
+    assert await run(config, ctx) == expected
+    assert log_lines[-1][1] == (
+        f"merged 3 input(s) into an object with 3 keys; 3 key(s) differed (n.x, a, tags): "
+        f"kept {kept} (on_conflict)"
+    )
+
+
+async def test_merge_on_conflict_error_names_the_key_and_both_inputs(ctx: RunContext) -> None:
+    inputs = [{"page": {"title": "Site A"}}, {"other": 1}, {"page": {"title": "Site B"}}]
+    error = await fails({"action": "merge", "inputs": inputs, "on_conflict": "error"}, ctx)
+    assert error.message == (
+        "merge would lose data: 'page.title' is 'Site A' in inputs[0] but 'Site B' in "
+        "inputs[2]; set on_conflict: collect to keep both, first or last to keep one, or point "
+        "the inputs at the parts to merge"
+    )
+    agreeing = [{"a": 1, "l": [1]}, {"a": 1, "l": [2]}]
+    config = {"action": "merge", "inputs": agreeing, "on_conflict": "error"}
+    assert await run(config, ctx) == {"a": 1, "l": [1, 2]}
 
 
 async def test_merge_of_nothing_is_an_empty_list(ctx: RunContext) -> None:
@@ -484,7 +542,7 @@ def test_expressions_holding_references_are_checked_once_resolved() -> None:
         (
             {"action": "merge", "inputs": [], "depth": 2},
             ("depth",),
-            "action 'merge' does not use 'depth'; it uses: no options",
+            "action 'merge' does not use 'depth'; it uses: on_conflict",
         ),
         (
             {"action": "sort"},

@@ -6,9 +6,15 @@ evaluated per item; their syntax is checked when the document is validated.
 
 Actions:
 
-- ``merge`` — lists are concatenated in order; objects are deep-merged (later inputs win,
-  nested objects merge recursively). Null inputs are skipped; mixing lists and objects, or any
-  other value, is an error.
+- ``merge`` — lists are concatenated in order. Objects are merged key by key, and nothing is
+  dropped: a key in one input is kept; objects under one key merge the same way; lists under one
+  key are concatenated; a value the inputs agree on is kept once. A key whose inputs hold
+  different values is a conflict, settled by ``on_conflict``: ``collect`` (the default) keeps
+  every value, in input order, in a list; ``error`` fails the task naming the key and the
+  inputs; ``first`` or ``last`` keep one input's value, lists included (the log names the keys
+  whose other values were dropped). So merging two browser extractions (``{url, title, data,
+  artifacts}`` each) gives ``data`` holding both sites' items, and ``url`` and ``title`` both
+  pages'. Null inputs are skipped; mixing lists and objects, or any other value, is an error.
 - ``filter`` — keeps the items for which ``where`` is true in JMESPath's sense (null, false and
   empty strings, lists and objects are false; every number, 0 included, is true).
 - ``map`` — ``expression``: the expression's value for each item; or ``fields``: an object per
@@ -55,6 +61,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.errors import ConfigError
 from engine.issues import did_you_mean
+from engine.runners._merge import ObjectMerge, OnConflict, dotted
 from engine.runners.base import RunContext, Runner, RunnerConfig
 
 Action = Literal[
@@ -74,7 +81,7 @@ AGGREGATE_OPS = ("count", "sum", "avg", "min", "max")
 
 # The option fields each action reads; giving any other is an error, so a misplaced key shows.
 _OPTIONS_USED: dict[str, frozenset[str]] = {
-    "merge": frozenset(),
+    "merge": frozenset({"on_conflict"}),
     "filter": frozenset({"where"}),
     "map": frozenset({"expression", "fields"}),
     "select": frozenset({"fields"}),
@@ -210,6 +217,11 @@ class DataConfig(RunnerConfig):
     )
     depth: int = Field(1, ge=1, le=100, description="flatten: levels of nesting to remove")
     path: str | None = Field(None, description="pick: JMESPath over the whole input")
+    on_conflict: OnConflict = Field(
+        "collect",
+        description="merge: a key whose inputs hold different values keeps them all in a list "
+        "(collect), fails the task (error), or keeps the first or last input's value",
+    )
 
     @field_validator(*_EXPRESSION_FIELDS)
     @classmethod
@@ -256,7 +268,7 @@ class DataConfig(RunnerConfig):
         uses = ", ".join(sorted(used)) or "no options"
         problems = [
             _problem((name,), f"action '{action}' does not use '{name}'; it uses: {uses}")
-            for name in (*_EXPRESSION_FIELDS, "order", "how", "ops", "depth")
+            for name in (*_EXPRESSION_FIELDS, "order", "how", "ops", "depth", "on_conflict")
             if name in given and name not in used
         ]
         if "input" in given and "inputs" in given:
@@ -465,17 +477,6 @@ class _Input:
         return items
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        current = merged.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            merged[key] = _deep_merge(current, value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _merge(config: DataConfig, data: _Input) -> tuple[Any, str]:
     present = [(index, value) for index, value in enumerate(data.values) if value is not None]
     for index, value in present:
@@ -495,10 +496,18 @@ def _merge(config: DataConfig, data: _Input) -> tuple[Any, str]:
     if isinstance(first, list):
         merged_list = [item for _, value in present for item in value]
         return merged_list, f"merged {len(present)} input(s) into {len(merged_list)} items"
-    merged: dict[str, Any] = {}
-    for _, value in present:
-        merged = _deep_merge(merged, value)
-    return merged, f"merged {len(present)} input(s) into an object with {len(merged)} keys"
+    objects = ObjectMerge(config.on_conflict)
+    merged = objects.merge([(data.label(index), value) for index, value in present])
+    line = f"merged {len(present)} input(s) into an object with {len(merged)} keys"
+    if objects.conflicts:
+        keys = ", ".join(dotted(path) for path in objects.conflicts)
+        kept = {
+            "collect": "kept every value in a list",
+            "first": "kept the first input's value",
+            "last": "kept the last input's value",
+        }[config.on_conflict]
+        line += f"; {len(objects.conflicts)} key(s) differed ({keys}): {kept} (on_conflict)"
+    return merged, line
 
 
 def _filter(config: DataConfig, data: _Input) -> tuple[Any, str]:

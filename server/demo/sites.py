@@ -76,14 +76,16 @@ def create_app(state: DemoState) -> Starlette:
         page = max(1, min(len(SITE_B), int(request.query_params.get("page", "1"))))
         posts = "".join(
             f"<div class='post'><h2>{html.escape(t)}</h2><a href='/site-b/post/{page}-{i}'>read</a>"
-            f"<span class='score'>{s}</span></div>"
+            f" <span class='score'>{s}</span></div>"
             for i, (t, s) in enumerate(SITE_B[page - 1])
         )
         after = f"<a class='next' href='/site-b/?page={page + 1}'>next</a>" if page < 3 else ""
-        # the posts are rendered by a script 300 ms after load, as on many real feeds
+        # the feed (.posts and its .post items) is rendered by a script 300 ms after load, as
+        # on many real feeds; before that the page has only an empty placeholder
+        feed = f"<div class='posts'>{posts}</div>"
         script = (
-            "<div class='posts'></div><script>setTimeout(function(){"
-            f"document.querySelector('.posts').innerHTML = {json.dumps(posts)};"
+            "<div id='feed'></div><script>setTimeout(function(){"
+            f"document.getElementById('feed').innerHTML = {json.dumps(feed)};"
             "}, 300);</script>"
         )
         return _page(f"Site B — Feed, page {page}", script + after)
