@@ -19,7 +19,7 @@ from mcp.server.mcpserver import MCPServer
 
 from engine.engine import Engine
 from server.settings import Settings, open_vault
-from tools import register_all
+from tools import all_tools, register_all
 from tools.context import ToolContext
 from tools.resources import ArtifactMimeTypes
 from vault.errors import VaultError
@@ -83,6 +83,7 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
         version=_version(),
         lifespan=lifespan,
         middleware=[ArtifactMimeTypes()],
+        tools=all_tools(),
         log_level="WARNING",
     )
     register_all(mcp)
