@@ -39,6 +39,8 @@ ALWAYS_REFUSED = (
     ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
 )
 DEFAULT_PER_HOST = 6
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the low bits
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d form (:: and ::1 aside)
 
 
 class PolicyError(TaskError):
@@ -99,6 +101,14 @@ class NetworkPolicy:
 
     def _check_address(self, url: str, host: str, address: Address) -> None:
         shown = host if host == str(address) else f"{host} ({address})"
+        self._judge(url, shown, address)
+        carried = embedded_ipv4(address)
+        if carried is not None:
+            # an IPv6 form that reaches an IPv4 address is judged as that address too: an IPv6
+            # address is never "in" an IPv4 network, so checking it alone would let it through
+            self._judge(url, f"{shown}, which reaches {carried},", carried)
+
+    def _judge(self, url: str, shown: str, address: Address) -> None:
         if not self.allow_link_local and any(address in net for net in ALWAYS_REFUSED):
             raise PolicyError(
                 f"refused {url}: {shown} is a link-local or cloud metadata address; these are "
@@ -119,9 +129,26 @@ class NetworkPolicy:
             network = _as_network(pattern)
             if network is None and _host_matches(host, pattern):
                 return True
-            if network is not None and all(address in network for address in addresses):
+            if network is not None and all(
+                (embedded_ipv4(address) or address) in network for address in addresses
+            ):
                 return True
         return False
+
+
+def embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches: IPv4-mapped (``::ffff:a.b.c.d``),
+    IPv4-compatible (``::a.b.c.d``) or NAT64 (``64:ff9b::a.b.c.d``); None for any other."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in NAT64_PREFIX:
+        return low
+    if address in IPV4_COMPATIBLE and int(address) > 1:
+        return low
+    return None
 
 
 async def _resolve(host: str, port: int) -> list[Address]:

@@ -59,6 +59,17 @@ class NoVault:
         raise TaskError(f"cannot save secret '{name}': no vault is configured", "config")
 
 
+def redact_bytes(content: bytes, redact: Callable[[str], str], encoding: str = "utf-8") -> bytes:
+    """``content`` with ``redact`` applied to its text: read as ``encoding`` when it is text,
+    else byte for byte (Latin-1), which finds a secret's ASCII forms inside binary data."""
+    try:
+        text, codec = content.decode(encoding), encoding
+    except (UnicodeDecodeError, LookupError):
+        text, codec = content.decode("latin-1"), "latin-1"
+    clean = redact(text)
+    return content if clean == text else clean.encode(codec, errors="replace")
+
+
 def redact_data(value: Any, redact: Callable[[str], str]) -> Any:
     """JSON-able ``value`` with ``redact`` applied to every string in it, keys included."""
     if isinstance(value, str):

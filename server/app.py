@@ -18,7 +18,7 @@ from mcp.server.mcpserver import MCPServer
 
 from server.build import build_engine
 from server.settings import Settings
-from tools import register_all
+from tools import all_tools, register_all
 from tools.context import ToolContext
 from tools.resources import ArtifactMimeTypes
 
@@ -72,6 +72,7 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
         version=_version(),
         lifespan=lifespan,
         middleware=[ArtifactMimeTypes()],
+        tools=all_tools(),
         log_level="WARNING",
     )
     register_all(mcp)

@@ -231,13 +231,15 @@ def create_app(state: ServerState) -> Starlette:
 
 
 class LocalServer:
-    """The app served by uvicorn on 127.0.0.1 from a background thread."""
+    """The app served by uvicorn on 127.0.0.1 (or another loopback address) from a background
+    thread."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.state = ServerState()
+        self.host = host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", port))
+        self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
             create_app(self.state),
@@ -249,10 +251,10 @@ class LocalServer:
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
-    def url(self, path: str = "", host: str = "127.0.0.1") -> str:
+    def url(self, path: str = "", host: str | None = None) -> str:
         """``http://127.0.0.1:PORT`` + ``path``; ``host="localhost"`` names the same server
         differently (a second host, for the tests of host-bound secrets)."""
-        return f"http://{host}:{self.port}{path}"
+        return f"http://{host or self.host}:{self.port}{path}"
 
     def start(self) -> LocalServer:
         self._thread = threading.Thread(

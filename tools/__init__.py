@@ -1,20 +1,22 @@
 """The MCP tools: thin, typed wrappers over engine/ and vault/.
 
-``register_all`` adds every tool, resource and the prompt to an ``MCPServer``; the server
+``all_tools`` builds every tool (strict arguments, see ``tools.strict``) for the
+``MCPServer``'s constructor; ``register_all`` adds the resources and the prompt. The server
 hands the tools their engine through the lifespan (``tools.context.ToolContext``).
 """
 
 from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 
 from tools import catalog, orchestrations, prompts, reports, resources, vault
 
 
+def all_tools() -> list[Tool]:
+    return [*orchestrations.tools(), *catalog.tools(), *reports.tools(), *vault.tools()]
+
+
 def register_all(mcp: MCPServer) -> None:
-    orchestrations.register(mcp)
-    catalog.register(mcp)
-    reports.register(mcp)
-    vault.register(mcp)
     resources.register(mcp)
     prompts.register(mcp)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
 from engine.spec import TASK_TYPES, TYPE_ALIASES
 from tools.context import tool_context
 from tools.errors import friendly_errors
 from tools.models import TaskTypeInfo, TaskTypeList
+from tools.strict import strict_tool
 
 NOT_YET = "part of the document format; its runner arrives in a later release of this server"
 
 
-def register(mcp: MCPServer) -> None:
-    mcp.add_tool(
-        list_task_types,
-        annotations=ToolAnnotations(title="Task types", readOnlyHint=True, openWorldHint=False),
-    )
+def tools() -> list[Tool]:
+    return [
+        strict_tool(
+            list_task_types,
+            annotations=ToolAnnotations(title="Task types", readOnlyHint=True, openWorldHint=False),
+        )
+    ]
 
 
 @friendly_errors

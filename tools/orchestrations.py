@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -22,6 +23,7 @@ from tools.models import (
     Submission,
     ValidationReport,
 )
+from tools.strict import strict_tool
 from tools.views import (
     iso,
     orchestration_status,
@@ -49,40 +51,42 @@ IdInput = Annotated[str, Field(description="the orchestration id (or a unique pr
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
 
 
-def register(mcp: MCPServer) -> None:
-    """Add the orchestration tools to the server."""
-    mcp.add_tool(
-        submit_orchestration,
-        annotations=ToolAnnotations(
-            title="Submit an orchestration", readOnlyHint=False, destructiveHint=False
+def tools() -> list[Tool]:
+    """The orchestration tools."""
+    return [
+        strict_tool(
+            submit_orchestration,
+            annotations=ToolAnnotations(
+                title="Submit an orchestration", readOnlyHint=False, destructiveHint=False
+            ),
         ),
-    )
-    mcp.add_tool(
-        validate_orchestration,
-        annotations=READ_ONLY.model_copy(update={"title": "Check a document"}),
-    )
-    mcp.add_tool(get_status, annotations=READ_ONLY.model_copy(update={"title": "Status"}))
-    mcp.add_tool(
-        wait_for_orchestration,
-        annotations=READ_ONLY.model_copy(update={"title": "Wait for an orchestration"}),
-    )
-    mcp.add_tool(get_results, annotations=READ_ONLY.model_copy(update={"title": "Results"}))
-    mcp.add_tool(
-        list_orchestrations,
-        annotations=READ_ONLY.model_copy(update={"title": "List orchestrations"}),
-    )
-    mcp.add_tool(
-        cancel_orchestration,
-        annotations=ToolAnnotations(
-            title="Cancel an orchestration", readOnlyHint=False, destructiveHint=True
+        strict_tool(
+            validate_orchestration,
+            annotations=READ_ONLY.model_copy(update={"title": "Check a document"}),
         ),
-    )
-    mcp.add_tool(
-        retry_orchestration,
-        annotations=ToolAnnotations(
-            title="Retry what failed", readOnlyHint=False, destructiveHint=False
+        strict_tool(get_status, annotations=READ_ONLY.model_copy(update={"title": "Status"})),
+        strict_tool(
+            wait_for_orchestration,
+            annotations=READ_ONLY.model_copy(update={"title": "Wait for an orchestration"}),
         ),
-    )
+        strict_tool(get_results, annotations=READ_ONLY.model_copy(update={"title": "Results"})),
+        strict_tool(
+            list_orchestrations,
+            annotations=READ_ONLY.model_copy(update={"title": "List orchestrations"}),
+        ),
+        strict_tool(
+            cancel_orchestration,
+            annotations=ToolAnnotations(
+                title="Cancel an orchestration", readOnlyHint=False, destructiveHint=True
+            ),
+        ),
+        strict_tool(
+            retry_orchestration,
+            annotations=ToolAnnotations(
+                title="Retry what failed", readOnlyHint=False, destructiveHint=False
+            ),
+        ),
+    ]
 
 
 @friendly_errors

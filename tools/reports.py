@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ImageContent, TextContent, ToolAnnotations
 
 from engine.rasterize import BrowserNotFound, RasterizeError, svg_to_png
@@ -16,19 +17,22 @@ from engine.runners.browser.pool import BrowserSettings
 from tools.context import tool_context
 from tools.errors import friendly_errors
 from tools.orchestrations import IdInput
+from tools.strict import strict_tool
 
 
-def register(mcp: MCPServer) -> None:
-    """Add the report tool to the server."""
-    mcp.add_tool(
-        get_report,
-        annotations=ToolAnnotations(
-            title="Report with timeline",
-            readOnlyHint=True,
-            destructiveHint=False,
-            openWorldHint=False,
-        ),
-    )
+def tools() -> list[Tool]:
+    """The report tool."""
+    return [
+        strict_tool(
+            get_report,
+            annotations=ToolAnnotations(
+                title="Report with timeline",
+                readOnlyHint=True,
+                destructiveHint=False,
+                openWorldHint=False,
+            ),
+        )
+    ]
 
 
 @friendly_errors

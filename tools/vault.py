@@ -11,14 +11,16 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from tools.context import tool_context
 from tools.errors import friendly_errors
 from tools.models import DeletedSecret, SecretList, StoredSecret
+from tools.strict import strict_tool
 from vault.errors import VaultError
 from vault.store import Vault
 
@@ -26,30 +28,35 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def register(mcp: MCPServer) -> None:
-    """Add the vault tools to the server."""
-    mcp.add_tool(
-        vault_set,
-        annotations=ToolAnnotations(
-            title="Store a secret",
-            readOnlyHint=False,
-            destructiveHint=False,
-            idempotentHint=True,
-            openWorldHint=False,
+def tools() -> list[Tool]:
+    """The vault tools."""
+    return [
+        strict_tool(
+            vault_set,
+            annotations=ToolAnnotations(
+                title="Store a secret",
+                readOnlyHint=False,
+                destructiveHint=False,
+                idempotentHint=True,
+                openWorldHint=False,
+            ),
         ),
-    )
-    mcp.add_tool(
-        vault_list,
-        annotations=ToolAnnotations(
-            title="List secrets", readOnlyHint=True, destructiveHint=False, openWorldHint=False
+        strict_tool(
+            vault_list,
+            annotations=ToolAnnotations(
+                title="List secrets", readOnlyHint=True, destructiveHint=False, openWorldHint=False
+            ),
         ),
-    )
-    mcp.add_tool(
-        vault_delete,
-        annotations=ToolAnnotations(
-            title="Delete a secret", readOnlyHint=False, destructiveHint=True, openWorldHint=False
+        strict_tool(
+            vault_delete,
+            annotations=ToolAnnotations(
+                title="Delete a secret",
+                readOnlyHint=False,
+                destructiveHint=True,
+                openWorldHint=False,
+            ),
         ),
-    )
+    ]
 
 
 @friendly_errors

