@@ -17,6 +17,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 
 from server.build import build_engine
+from server.logs import REDACTION
 from server.settings import Settings
 from tools import all_tools, register_all
 from tools.context import ToolContext
@@ -49,6 +50,8 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
         built = await opened.enter_async_context(
             build_engine(settings, resume=True, vault="create")
         )
+        REDACTION.use(built.engine.redact)
+        opened.callback(REDACTION.use, None)
         resumed = list(built.engine.runs)
         if resumed:
             logger.info("resumed %d orchestration(s): %s", len(resumed), ", ".join(resumed))
@@ -77,18 +80,3 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
     )
     register_all(mcp)
     return mcp
-
-
-def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
-    """Log to stderr (stdout belongs to the protocol) and to ``$ORCHESTRATOR_HOME/server.log``."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers: list[logging.Handler] = [
-        logging.StreamHandler(),
-        logging.FileHandler(settings.log_path),
-    ]
-    root = logging.getLogger()
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-    root.setLevel(level)

@@ -46,6 +46,7 @@ from vault.envfile import read_env_file
 from vault.errors import VaultError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+PRIVATE_UMASK = 0o077
 
 
 class UsageError(Exception):
@@ -53,6 +54,9 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything this process writes under the home folder (state, vault, runs, logs, the
+    # workspace) is for this user alone: files 0600, folders 0700.
+    os.umask(PRIVATE_UMASK)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -490,8 +494,9 @@ def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Serve MCP; stdout carries only protocol messages, logs go to stderr and server.log."""
     # Imported here so that the other commands start without loading the MCP stack.
-    from server.app import configure_logging, create_server
+    from server.app import create_server
     from server.http_transport import HttpConfigError, serve_http
+    from server.logs import configure_logging
 
     settings = _with_backend(load_settings(), args)
     if not 0 < args.port < 65536:

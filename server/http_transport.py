@@ -24,16 +24,18 @@ class HttpConfigError(Exception):
 
 
 class BearerToken:
-    """ASGI middleware: 401 unless the request carries the right bearer token."""
+    """ASGI middleware: 401 unless the request carries exactly one ``Authorization`` header with
+    the right bearer token (the scheme is case-insensitive, as RFC 7235 says)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            given = [value for name, value in scope["headers"] if name == b"authorization"]
+            if len(given) != 1 or not self._accepts(given[0]):
+                why = b"more than one Authorization header" if len(given) > 1 else b""
                 await send(
                     {
                         "type": "http.response.start",
@@ -44,9 +46,14 @@ class BearerToken:
                         ],
                     }
                 )
-                await send({"type": "http.response.body", "body": b"missing or wrong bearer token"})
+                body = why or b"missing or wrong bearer token"
+                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+    def _accepts(self, header: bytes) -> bool:
+        scheme, _, token = header.strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.expected)
 
 
 def security_for(host: str, extra_hosts: list[str]) -> TransportSecuritySettings:
@@ -54,11 +61,15 @@ def security_for(host: str, extra_hosts: list[str]) -> TransportSecuritySettings
     names = {f"[{host}]" if ":" in host else host, *extra_hosts, "127.0.0.1", "localhost", "[::1]"}
     names.discard("0.0.0.0")
     names.discard("[::]")
+    # with and without a port: behind a proxy on 443 (or 80) clients send the bare name
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{name}:*" for name in sorted(names)],
+        allowed_hosts=[form for name in sorted(names) for form in (name, f"{name}:*")],
         allowed_origins=[
-            f"{scheme}://{name}:*" for name in sorted(names) for scheme in ("http", "https")
+            form
+            for name in sorted(names)
+            for scheme in ("http", "https")
+            for form in (f"{scheme}://{name}", f"{scheme}://{name}:*")
         ],
     )
 

@@ -149,3 +149,23 @@ tasks:
         )
         assert results["tasks"]["echo"]["state"] == "failed"
         assert_nowhere(home, shown, SECRET[:8], SECRET[-8:])
+
+
+def test_a_non_ascii_secret_in_a_header_fails_clearly(tmp_path: Path, server: LocalServer) -> None:
+    home = tmp_path / "home"
+    vault = Vault.open(home / "vault.db")
+    vault.set("UNICODE", "pässwörd-canary-€", allowed_hosts=["127.0.0.1"])
+    vault.close()
+    results, shown = run(
+        home,
+        f"""
+tasks:
+  - id: call
+    type: http
+    config: {{url: "{server.url()}/echo", headers: {{X-Key: "${{vault.UNICODE}}"}}}}
+""",
+    )
+    task = results["tasks"]["call"]
+    assert (task["state"], task["error_class"]) == ("failed", "config"), task
+    assert "header X-Key holds non-ASCII characters" in task["error"]
+    assert "pässwörd" not in shown

@@ -164,7 +164,9 @@ def start_server(folder: Path, **settings: str) -> HttpServer:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
     """A server without a token; only test_two_sessions_share_one_engine submits work to it."""
-    running = start_server(tmp_path_factory.mktemp("http"))
+    running = start_server(
+        tmp_path_factory.mktemp("http"), ORCHESTRATOR_HTTP_ALLOWED_HOSTS='["orchestrator.lan"]'
+    )
     try:
         yield running
     finally:
@@ -292,11 +294,26 @@ def test_requests_without_the_right_token_get_401(
     assert response.text == "missing or wrong bearer token"
 
 
-def test_a_raw_request_with_the_right_token_gets_through(token_server: HttpServer) -> None:
-    headers = {**MCP_ACCEPT, "Authorization": f"Bearer {TOKEN}"}
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_a_raw_request_with_the_right_token_gets_through(
+    token_server: HttpServer, scheme: str
+) -> None:
+    headers = {**MCP_ACCEPT, "Authorization": f"{scheme} {TOKEN}"}
     response = httpx.post(token_server.url, headers=headers, json=INITIALIZE, timeout=10)
     assert response.status_code == 200
     assert response.headers["mcp-session-id"]
+
+
+@pytest.mark.parametrize("first_right", [True, False])
+def test_two_authorization_headers_are_refused(token_server: HttpServer, first_right: bool) -> None:
+    both = [f"Bearer {TOKEN}", "Bearer wrong"]
+    headers = [
+        *MCP_ACCEPT.items(),
+        *(("Authorization", v) for v in both[:: 1 if first_right else -1]),
+    ]
+    response = httpx.post(token_server.url, headers=headers, json=INITIALIZE, timeout=10)
+    assert response.status_code == 401
+    assert response.text == "more than one Authorization header"
 
 
 @pytest.mark.anyio
@@ -349,9 +366,25 @@ def test_foreign_host_or_origin_is_rejected(
     assert response.text == body
 
 
-@pytest.mark.parametrize("origin", ["http://127.0.0.1:{port}", "http://localhost:{port}"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://127.0.0.1:{port}",
+        "http://localhost:{port}",
+        "https://orchestrator.lan",
+        "https://orchestrator.lan:8443",
+    ],
+)
 def test_own_origin_is_accepted(server: HttpServer, origin: str) -> None:
     headers = {**MCP_ACCEPT, "Origin": origin.format(port=server.port)}
+    response = httpx.post(server.url, headers=headers, json=INITIALIZE, timeout=10)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["orchestrator.lan", "orchestrator.lan:443", "localhost"])
+def test_a_listed_host_is_accepted_with_or_without_a_port(server: HttpServer, host: str) -> None:
+    # behind a reverse proxy on 443 the Host header has no port
+    headers = {**MCP_ACCEPT, "Host": host}
     response = httpx.post(server.url, headers=headers, json=INITIALIZE, timeout=10)
     assert response.status_code == 200
 

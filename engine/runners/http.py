@@ -464,6 +464,13 @@ async def _build(
     headers = {name: await reveal(value) for name, value in request.headers.items()}
     if request.auth is not None:
         headers["Authorization"] = await _authorization(request.auth, reveal)
+    for name, value in headers.items():
+        if not value.isascii():  # httpx would fail with a bare UnicodeEncodeError
+            raise ConfigError(
+                f"{method} {request.url}: header {name} holds non-ASCII characters (a secret's "
+                "value, once revealed?); HTTP header values must be ASCII: store the value "
+                "percent- or base64-encoded, or send it in the body"
+            )
     body = await _body(request, reveal) if keep_body else {}
     timeout = httpx.Timeout(request.timeout) if request.timeout is not None else None
     try:
