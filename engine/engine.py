@@ -455,6 +455,15 @@ class Engine:
             raise NotAllowedNow(
                 f"every task of orchestration {orchestration_id} succeeded; nothing to retry"
             )
+        await self.store.flush()  # nothing of ours may overwrite the claim below
+        # without it, the heartbeat would find the run owned by its last owner and drop it
+        if not await self.store.claim_finished(
+            orchestration_id, self.owner, self.lease_deadline(), process=self.owner_process
+        ):
+            raise NotAllowedNow(
+                f"orchestration {orchestration_id} is already running again (another process "
+                "retried or resumed it); watch it with `orchestrator status`"
+            )
         rows = await self.store.load_tasks(orchestration_id)
         rerun = {r.task_id for r in rows if r.state not in (TaskState.succeeded, TaskState.pending)}
         rerun |= {r.parent_id for r in rows if r.task_id in rerun and r.parent_id}

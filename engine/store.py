@@ -474,6 +474,18 @@ class Store:
         )
         return changed == 1
 
+    async def claim_finished(
+        self, orchestration_id: str, owner: str, lease_until: float, *, process: str | None
+    ) -> bool:
+        """Take a finished orchestration to run (some of) it again: it becomes ``running``,
+        owned by ``owner``. False when it is not finished (another process took it first)."""
+        changed = await self._write(
+            "UPDATE orchestrations SET status = 'running', owner = ?, lease_until = ?, "
+            "owner_process = ? WHERE id = ? AND status IN ('succeeded', 'failed', 'cancelled')",
+            (owner, lease_until, process, orchestration_id),
+        )
+        return changed == 1
+
     async def renew(self, owner: str, ids: Sequence[str], lease_until: float) -> set[str]:
         """Extend the leases ``owner`` still holds among ``ids``; return those ids."""
         if not ids:

@@ -236,3 +236,38 @@ def test_an_owner_on_this_machine_whose_pid_was_reused_is_dead(tmp_path: Path) -
         assert resumed.returncode == 0, resumed.stderr
         assert _hits(web, "p") == {"first": 1, "slow": 2, "after": 1}
     assert _the_run(home)[1] == "succeeded"
+
+
+def test_retry_owns_the_run_it_runs_again_and_finishes_it(tmp_path: Path) -> None:
+    """``retry`` takes the finished run as its own: its heartbeat (every third of a 1 s lease,
+    several times during the 2 s task) must not drop the run as taken by another process."""
+    home = tmp_path / "home"
+    document = tmp_path / "flaky.json"
+    task = {"seconds": 2, "fail_attempts": 1, "fail": "network", "value": "second try"}
+    flow = {"name": "flaky", "tasks": [{"id": "flaky", "type": "delay", "config": task}]}
+    document.write_text(json.dumps(flow))
+    env = _child_env(home, lease_seconds=1)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
+    assert cli("run", str(document)).returncode == 1
+    run_id, status, _ = _the_run(home)
+    assert status == "failed"
+
+    retried = cli("retry", run_id)
+
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "taken over" not in retried.stderr
+    assert _the_run(home)[1] == "succeeded"
+    with _db(home) as db:
+        (attempts,) = db.execute("SELECT attempts FROM tasks").fetchone()
+    assert attempts == 2
