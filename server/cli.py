@@ -482,7 +482,8 @@ def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
                 status = await engine.run_status(run_id)
                 retryable = status in (RunStatus.failed, RunStatus.cancelled)
                 hint = "; `orchestrator retry` runs its failed tasks again" if retryable else ""
-                out.print(f"nothing to resume: {run_id} is {status.value}{hint}", markup=False)
+                state = f"already finished: {status.value}" if status.terminal else status.value
+                out.print(f"nothing to resume: {run_id} is {state}{hint}", markup=False)
                 return EXIT_OK
             for run in held:
                 out.print(f"not resumed: {run.explain()}", markup=False)

@@ -148,6 +148,11 @@ def test_resume_right_after_kill_9_of_orchestrator_run_finishes_the_run(
         "slow": "r-slow",
         "after": "r-after",
     }
+    again = _cli(home, "resume", run_id)
+    assert (again.returncode, again.stdout) == (
+        0,
+        f"nothing to resume: {run_id} is already finished: succeeded\n",
+    )
 
 
 def test_resume_while_orchestrator_run_is_alive_explains_and_takes_nothing(
@@ -271,3 +276,31 @@ def test_retry_owns_the_run_it_runs_again_and_finishes_it(tmp_path: Path) -> Non
     with _db(home) as db:
         (attempts,) = db.execute("SELECT attempts FROM tasks").fetchone()
     assert attempts == 2
+
+
+def test_an_owner_on_another_machine_keeps_its_run_until_its_lease_expires(
+    tmp_path: Path,
+) -> None:
+    """A pid on another host cannot be checked from here: ``resume`` leaves the run to its
+    lease and says so (the owner here is a killed local run, recorded as another host's)."""
+    with LocalServer() as web:
+        home, run_id = _start_and_kill_a_run(tmp_path, web, "h")
+        with _db(home) as db:
+            (text,) = db.execute("SELECT owner_process FROM orchestrations").fetchone()
+        owner = json.loads(text)
+        owner["host"] = "elsewhere.example"
+        writer = sqlite3.connect(home / "state.db")
+        with writer:
+            writer.execute("UPDATE orchestrations SET owner_process = ?", (json.dumps(owner),))
+        writer.close()
+
+        resumed = _cli(home, "resume")
+
+        assert resumed.returncode == 0, resumed.stderr
+        assert _hits(web, "h") == {"first": 1, "slow": 1, "after": 0}
+    assert resumed.stdout.startswith(
+        f"not resumed: orchestration {run_id} is running in process {owner['pid']} on host "
+        "elsewhere.example"
+    )
+    assert "takes the run over once its lease expires at" in resumed.stdout
+    assert _the_run(home)[1:] == ("running", owner)
