@@ -28,6 +28,7 @@ from engine.gc_policy import tune_garbage_collector
 from engine.graph import Validation, validate
 from engine.issues import DocumentError, Issue
 from engine.network import Network
+from engine.owner import HeldRun, Liveness, ProcessInfo, liveness, this_process
 from engine.pools import Pool
 from engine.report import keep_status_rows, status_display_rank
 from engine.runners import discover
@@ -108,6 +109,7 @@ class Engine:
         self.runs: dict[str, Run] = {}
         self._submit_lock = asyncio.Lock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
+        self.owner_process = this_process().to_json()  # who the owner is, for other processes
         self._runners = {name: cls() for name, cls in (runner_types or discover()).items()}
         # types whose runner exists but is switched off, with how to switch it on
         self.disabled_types = {} if allow_shell else {"shell": SHELL_DISABLED}
@@ -119,7 +121,7 @@ class Engine:
         self.lease_seconds = lease_seconds
         self.shutdown_grace = shutdown_grace
         self.output_threshold = output_threshold  # larger outputs are kept as files
-        self._adopting = False  # take over runs whose owner's lease expired
+        self._adopting = False  # take over runs whose owner died or whose lease expired
         self.broken: StoreError | None = None  # the state database could not be written
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -387,7 +389,16 @@ class Engine:
         for row in await self.store.unfinished():
             if row.id in self.runs or (orchestration_id and row.id != orchestration_id):
                 continue
-            if not await self.store.claim(row.id, self.owner, self.lease_deadline(), time.time()):
+            gone = liveness(ProcessInfo.from_json(row.owner_process)) == Liveness.dead
+            claimed = await self.store.claim(
+                row.id,
+                self.owner,
+                self.lease_deadline(),
+                time.time(),
+                process=self.owner_process,
+                dead_owner=row.owner if gone else None,
+            )
+            if not claimed:
                 continue  # a live process holds its lease
             run = self._stored_run(row)
             run.started_at = row.started_at
@@ -409,6 +420,23 @@ class Engine:
         await self.store.flush()
         return resumed
 
+    async def held_elsewhere(self, orchestration_id: str | None = None) -> list[HeldRun]:
+        """Unfinished runs (or the one given) that another live process holds: what
+        ``resume`` leaves alone, each with who holds it."""
+        held = []
+        for row in await self.store.unfinished():
+            if row.id in self.runs or (orchestration_id and row.id != orchestration_id):
+                continue
+            if row.owner in (None, self.owner):
+                continue
+            if row.lease_until is None or row.lease_until < time.time():
+                continue  # free to take: it is not held
+            process = ProcessInfo.from_json(row.owner_process)
+            state = liveness(process)
+            if state != Liveness.dead:
+                held.append(HeldRun(row.id, row.status, process, state, row.lease_until))
+        return held
+
     async def retry(self, orchestration_id: str) -> str:
         """Run a finished orchestration's failed, skipped and cancelled tasks again.
 
@@ -426,6 +454,15 @@ class Engine:
         if row.status == RunStatus.succeeded:
             raise NotAllowedNow(
                 f"every task of orchestration {orchestration_id} succeeded; nothing to retry"
+            )
+        await self.store.flush()  # nothing of ours may overwrite the claim below
+        # without it, the heartbeat would find the run owned by its last owner and drop it
+        if not await self.store.claim_finished(
+            orchestration_id, self.owner, self.lease_deadline(), process=self.owner_process
+        ):
+            raise NotAllowedNow(
+                f"orchestration {orchestration_id} is already running again (another process "
+                "retried or resumed it); watch it with `orchestrator status`"
             )
         rows = await self.store.load_tasks(orchestration_id)
         rerun = {r.task_id for r in rows if r.state not in (TaskState.succeeded, TaskState.pending)}

@@ -238,6 +238,7 @@ class Run:
             source=self.source,
             owner=self.engine.owner,
             lease_until=self.engine.lease_deadline(),
+            owner_process=self.engine.owner_process,
         )
 
     def restore(self, rows: list[TaskRow]) -> tuple[int, int]:

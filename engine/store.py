@@ -31,7 +31,7 @@ import aiosqlite
 
 from engine.state import EventRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS orchestrations (
     idempotency_key TEXT UNIQUE,
     source TEXT,
     owner TEXT,
-    lease_until REAL
+    lease_until REAL,
+    owner_process TEXT
 );
 CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -134,6 +135,7 @@ class OrchestrationRow:
     source: str | None = None
     owner: str | None = None  # the engine running it; it holds the lease until lease_until
     lease_until: float | None = None
+    owner_process: str | None = None  # the owner's host, pid, start time (engine.owner)
 
 
 @dataclass(slots=True)
@@ -178,8 +180,8 @@ class AttemptRow:
 
 _UPSERT_ORCHESTRATION = """
 INSERT INTO orchestrations (id, name, status, document, created_at, started_at, finished_at, error,
-    max_parallel, run_dir, idempotency_key, source, owner, lease_until)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+    max_parallel, run_dir, idempotency_key, source, owner, lease_until, owner_process)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
     finished_at=excluded.finished_at, error=excluded.error, max_parallel=excluded.max_parallel,
     run_dir=excluded.run_dir
@@ -451,14 +453,36 @@ class Store:
     # --- leases: which live process runs an orchestration --------------------------------
 
     async def claim(
-        self, orchestration_id: str, owner: str, lease_until: float, now: float
+        self,
+        orchestration_id: str,
+        owner: str,
+        lease_until: float,
+        now: float,
+        *,
+        process: str | None = None,
+        dead_owner: str | None = None,
     ) -> bool:
-        """Take an unfinished orchestration whose lease is free or expired; True if taken."""
+        """Take an unfinished orchestration whose lease is free or expired, or whose owner is
+        ``dead_owner`` (known to be gone, whatever its lease says); True if taken. ``process``
+        is recorded as the new owner's ``owner_process``."""
         changed = await self._write(
-            "UPDATE orchestrations SET owner = ?, lease_until = ? WHERE id = ? "
+            "UPDATE orchestrations SET owner = ?, lease_until = ?, owner_process = ? WHERE id = ? "
             "AND status IN ('pending', 'running') "
-            "AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until < ?)",
-            (owner, lease_until, orchestration_id, owner, now),
+            "AND (owner IS NULL OR owner = ? OR owner = ? OR lease_until IS NULL "
+            "OR lease_until < ?)",
+            (owner, lease_until, process, orchestration_id, owner, dead_owner, now),
+        )
+        return changed == 1
+
+    async def claim_finished(
+        self, orchestration_id: str, owner: str, lease_until: float, *, process: str | None
+    ) -> bool:
+        """Take a finished orchestration to run (some of) it again: it becomes ``running``,
+        owned by ``owner``. False when it is not finished (another process took it first)."""
+        changed = await self._write(
+            "UPDATE orchestrations SET status = 'running', owner = ?, lease_until = ?, "
+            "owner_process = ? WHERE id = ? AND status IN ('succeeded', 'failed', 'cancelled')",
+            (owner, lease_until, process, orchestration_id),
         )
         return changed == 1
 
@@ -481,7 +505,7 @@ class Store:
         if ids:
             marks = ",".join("?" * len(ids))
             await self._write(
-                "UPDATE orchestrations SET owner = NULL, lease_until = NULL "
+                "UPDATE orchestrations SET owner = NULL, lease_until = NULL, owner_process = NULL "
                 f"WHERE owner = ? AND id IN ({marks})",
                 (owner, *ids),
             )
@@ -535,7 +559,7 @@ class Store:
         document = "document" if with_document else "'{}'"
         cursor = await self._db.execute(
             f"SELECT id, name, status, {document}, created_at, started_at, finished_at, error, "
-            "max_parallel, run_dir, idempotency_key, source, owner, lease_until "
+            "max_parallel, run_dir, idempotency_key, source, owner, lease_until, owner_process "
             f"FROM orchestrations {clause}",
             params,
         )
@@ -556,6 +580,7 @@ class Store:
                 source=r[11],
                 owner=r[12],
                 lease_until=r[13],
+                owner_process=r[14],
             )
             for r in rows
         ]
@@ -771,6 +796,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE attempts ADD COLUMN waited_for TEXT",
     ),
     2: ("ALTER TABLE orchestrations ADD COLUMN lease_until REAL",),
+    3: ("ALTER TABLE orchestrations ADD COLUMN owner_process TEXT",),
 }
 
 

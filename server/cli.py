@@ -473,11 +473,23 @@ def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     async def work() -> int:
         async with _engine(settings, runs_tasks=True, with_vault=True) as engine:
-            if args.id:
-                await engine.resolve_id(args.id)
-            resumed = await engine.resume(args.id)
+            run_id = await engine.resolve_id(args.id) if args.id else None
+            resumed = await engine.resume(run_id)
+            held = await engine.held_elsewhere(run_id)
+            if run_id is not None and not resumed:
+                if held:  # a live process runs it: taking it would run its tasks twice
+                    raise UsageError(held[0].explain())
+                status = await engine.run_status(run_id)
+                retryable = status in (RunStatus.failed, RunStatus.cancelled)
+                hint = "; `orchestrator retry` runs its failed tasks again" if retryable else ""
+                state = f"already finished: {status.value}" if status.terminal else status.value
+                out.print(f"nothing to resume: {run_id} is {state}{hint}", markup=False)
+                return EXIT_OK
+            for run in held:
+                out.print(f"not resumed: {run.explain()}", markup=False)
             if not resumed:
-                out.print("nothing to resume: no unfinished orchestrations", markup=False)
+                if not held:
+                    out.print("nothing to resume: no unfinished orchestrations", markup=False)
                 return EXIT_OK
             worst = EXIT_OK
             for run_id in resumed:

@@ -736,4 +736,4 @@ async def test_a_schema_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         columns = {row[1] for row in db.execute("PRAGMA table_info(orchestrations)")}
     db.close()
-    assert {"owner", "lease_until"} <= columns
+    assert {"owner", "lease_until", "owner_process"} <= columns
