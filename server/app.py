@@ -18,12 +18,11 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 
 from engine.engine import Engine
-from server.settings import Settings, open_vault
+from server.settings import Settings, vault_resolver
 from tools import register_all
 from tools.context import ToolContext
 from tools.resources import ArtifactMimeTypes
 from vault.errors import VaultError
-from vault.resolver import VaultResolver
 
 logger = logging.getLogger("orchestrator.server")
 
@@ -48,12 +47,17 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolContext]) -> AsyncIterator[ToolContext]:
-        vault = await asyncio.to_thread(open_vault, settings)
+        secrets = vault_resolver(settings)
+        # Opened now when it can be; a vault that cannot be unlocked fails only the documents
+        # and vault tools that need it, each with the reason.
+        problem = await asyncio.to_thread(secrets.warm)
+        if problem is not None:
+            logger.warning("the vault cannot be opened; secrets cannot be used: %s", problem)
         engine = await Engine.open(
             settings.db_path,
             settings.runs_dir,
             resume=True,
-            secrets=VaultResolver(vault),
+            secrets=secrets,
             **settings.engine_options(),
         )
         resumed = [run_id for run_id in engine.runs]
@@ -64,14 +68,14 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
                 engine=engine,
                 home=settings.home,
                 max_wait_seconds=settings.max_wait_seconds,
-                vault=vault,
+                vault=secrets,
             )
         finally:
             # shielded: a signal cancels the transport, but the shutdown itself must complete
             with anyio.CancelScope(shield=True):
                 await engine.aclose()
                 try:
-                    await asyncio.to_thread(vault.close)
+                    await asyncio.to_thread(secrets.close)
                 except VaultError as exc:
                     logger.warning("could not save the secrets' last-used times: %s", exc)
             logger.info("engine closed")

@@ -40,10 +40,9 @@ from engine.spec import document_json_schema, load_file
 from engine.state import RunStatus
 from engine.store import Store, StoreError
 from server.progress import follow
-from server.settings import Settings, SettingsError, load_settings, open_vault
+from server.settings import Settings, SettingsError, load_settings, open_vault, vault_resolver
 from vault.envfile import read_env_file
 from vault.errors import VaultError
-from vault.resolver import VaultResolver
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -240,23 +239,22 @@ def _parse_vars(pairs: list[str]) -> dict[str, Any]:
 async def _engine(
     settings: Settings, *, resume: bool = False, with_vault: bool = False
 ) -> AsyncIterator[Engine]:
-    """An engine for one command; ``with_vault`` unlocks the vault when there is one."""
-    vault = None
-    if with_vault and settings.vault_path.exists():
-        vault = await asyncio.to_thread(open_vault, settings)
+    """An engine for one command; ``with_vault`` gives it the vault, opened when a secret is
+    first needed (a document that names none runs even if the vault cannot be unlocked)."""
+    secrets = vault_resolver(settings) if with_vault else None
     try:
         engine = await Engine.open(
             settings.db_path,
             settings.runs_dir,
             resume=resume,
-            secrets=VaultResolver(vault) if vault else None,
+            secrets=secrets,
             **settings.engine_options(),
         )
         async with engine:
             yield engine
     finally:
-        if vault is not None:
-            vault.close()
+        if secrets is not None:
+            secrets.close()
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -273,6 +271,9 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
     async with _engine(settings, with_vault=True) as engine:
         validation = engine.validate(raw, extra_vars=extra_vars, require_runners=True)
         orchestration = validation.raise_for_errors()
+        await engine.machine_warnings(validation)
+        for issue in validation.warnings:
+            err.print(f"{args.file}: {issue}", markup=False)
         if args.max_concurrent is not None:
             if args.max_concurrent < 1:
                 raise UsageError("--max-concurrent must be at least 1")
@@ -332,6 +333,7 @@ async def _validate(
     else:
         async with _engine(settings, with_vault=True) as engine:
             result = engine.validate(raw, extra_vars=extra_vars)
+            await engine.machine_warnings(result)
     if args.json:
         out.print_json(
             json.dumps(
