@@ -8,6 +8,7 @@ be unlocked, and a machine without a browser.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from mcp import Client
 from test_cli import cli
 
+from engine.runners import discover
 from server.app import create_server
 from server.settings import Settings
 from vault import Vault
@@ -322,3 +324,22 @@ async def test_mcp_validation_warns_without_a_browser(tmp_path: Path) -> None:
     (warning,) = result.structured_content["warnings"]
     assert "browser_automation tasks will fail on this machine" in warning["message"]
     assert "playwright install chromium" in warning["message"]
+
+
+# --- where secrets may be used comes from the runners ----------------------------------------
+
+
+def test_each_runners_secret_fields_are_fields_of_its_config_and_it_reveals_them() -> None:
+    for type_name, runner in discover().items():
+        model = runner.config_model
+        written = {info.alias or name for name, info in model.model_fields.items()}
+        assert runner.secret_fields <= written, type_name
+        # a type that declares none has no code that could reveal one
+        module = inspect.getmodule(runner)
+        assert module is not None
+        folder = Path(module.__file__ or "").parent
+        sources = [inspect.getsource(module)]
+        if folder.name != "runners":  # a runner with a package of its own (the browser's)
+            sources += [path.read_text(encoding="utf-8") for path in folder.glob("*.py")]
+        reveals = any("reveal" in source for source in sources)
+        assert bool(runner.secret_fields) == reveals, type_name
