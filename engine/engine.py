@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -34,7 +35,7 @@ from engine.report import keep_status_rows, status_display_rank
 from engine.runners import discover
 from engine.runners.base import Runner
 from engine.scheduler import Node, Run, make_run_id
-from engine.secrets import NoVault, SecretResolver, redact_data
+from engine.secrets import NoVault, SecretResolver, names_to_check, redact_data
 from engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from engine.store import OrchestrationRow, Store, StoreError, TaskRow
@@ -266,6 +267,11 @@ class Engine:
         return set(self._runners)
 
     @property
+    def secret_fields(self) -> dict[str, frozenset[str]]:
+        """Per task type, the config fields whose ``${vault.NAME}`` its runner reveals."""
+        return {name: runner.secret_fields for name, runner in self._runners.items()}
+
+    @property
     def runner_configs(self) -> dict[str, type[BaseModel]]:
         return {name: runner.config_model for name, runner in self._runners.items()}
 
@@ -297,7 +303,8 @@ class Engine:
             available_types=self.available_types,
             require_runners=require_runners,
             runner_configs=self.runner_configs,
-            secret_names=self.secrets.names(),
+            secret_names=functools.partial(names_to_check, self.secrets),
+            secret_fields=self.secret_fields,
             disabled_types=self.disabled_types,
             max_document_bytes=self.max_document_bytes,
         )
@@ -312,6 +319,27 @@ class Engine:
             )
             result.orchestration = None
         return result
+
+    async def machine_warnings(self, validation: Validation) -> None:
+        """Add to a valid document's issues a warning for each task type it uses that this
+        machine cannot run now (no browser, say): the machine's problem, not the document's."""
+        orchestration = validation.orchestration
+        if orchestration is None:
+            return
+        first: dict[str, int] = {}
+        for index, task in enumerate(orchestration.tasks):
+            first.setdefault(task.type, index)
+        for type_name, index in first.items():
+            runner = self._runners.get(type_name)
+            problem = await runner.machine_problem(self.resources) if runner else None
+            if problem:
+                validation.issues.append(
+                    Issue(
+                        f"{type_name} tasks will fail on this machine: {problem}",
+                        ("tasks", index, "type"),
+                        severity="warning",
+                    )
+                )
 
     async def submit(
         self,

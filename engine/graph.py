@@ -16,7 +16,7 @@ import functools
 import json
 import re
 import typing
-from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from engine.expressions import ExpressionError, Reference, find_references
-from engine.issues import DocumentError, Issue, Location, did_you_mean
+from engine.issues import DocumentError, Issue, Location, did_you_mean, format_loc
+from engine.secrets import SecretsUnavailable
 from engine.spec import (
     DEPENDENCY_SPELLINGS,
     MAX_DOCUMENT_BYTES,
@@ -41,6 +42,7 @@ from engine.spec import (
 )
 
 T = TypeVar("T")
+SecretNames = Collection[str] | Callable[[], Collection[str] | None] | None
 
 DEPENDENCY_KEYS = DEPENDENCY_SPELLINGS  # the keys a task may spell its dependencies with
 _LISTED_NAMES = 12
@@ -139,7 +141,8 @@ def validate(
     available_types: Collection[str] | None = None,
     require_runners: bool = False,
     runner_configs: Mapping[str, type[BaseModel]] | None = None,
-    secret_names: Collection[str] | None = None,
+    secret_names: SecretNames = None,
+    secret_fields: Mapping[str, Collection[str]] | None = None,
     disabled_types: Mapping[str, str] | None = None,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
@@ -150,7 +153,10 @@ def validate(
     ``available_types`` is a warning, or an error with ``require_runners``; a type in
     ``disabled_types`` is always an error, with its value (how to enable it) as the hint. Each
     task's ``config`` is checked against ``runner_configs[type]`` where one is given. With
-    ``secret_names``, every ``${vault.NAME}`` must name a stored secret. Text over
+    ``secret_names`` (the names, or a function asked for them at the first ``${vault.NAME}``,
+    which may raise SecretsUnavailable), every ``${vault.NAME}`` must name a stored secret.
+    With ``secret_fields`` (task type -> the config fields its runner reveals secrets in), a
+    ``${vault.NAME}`` anywhere else is an error: it would be used as the literal text. Text over
     ``max_document_bytes``, or nested deeper than ``max_depth``, is refused before it is read.
     """
     if isinstance(source, RawDocument):
@@ -164,11 +170,12 @@ def validate(
 
     orchestration, _, issues = build(raw)
     doc = _Document.examine(raw, orchestration, extra)
-    doc.secret_names = secret_names
+    doc.secrets = _Secrets(secret_names, secret_fields)
     issues += _check_duplicates(doc)
     issues += _check_dependencies(doc)
     issues += _check_cycles(doc)
     issues += _check_references(doc)
+    issues += _check_other_syntaxes(doc)
     issues += _check_limits(doc)
     issues += _check_task_fields(doc)
     if disabled_types:
@@ -193,6 +200,37 @@ def _sorted(issues: Iterable[Issue]) -> list[Issue]:
 # --- what the checks look at --------------------------------------------------------------
 
 
+class _Secrets:
+    """What validation knows of secrets: the stored names (asked for once, at the first
+    reference) and, per task type, the config fields where its runner reveals them."""
+
+    def __init__(self, names: SecretNames, fields: Mapping[str, Collection[str]] | None) -> None:
+        self._source = names
+        self._names: Collection[str] | None = None if callable(names) else names
+        self._asked = not callable(names)
+        self.fields = fields
+        self.problem: str | None = None  # why the names cannot be told, until reported once
+
+    def names(self) -> Collection[str] | None:
+        if not self._asked:
+            self._asked = True
+            assert callable(self._source)
+            try:
+                self._names = self._source()
+            except SecretsUnavailable as exc:
+                self.problem = exc.message
+        return self._names
+
+    def where_revealed(self) -> str:
+        """The task types and config fields where secrets may be used, for hints."""
+        places = [
+            f"{task_type} ({', '.join(sorted(names))})"
+            for task_type, names in sorted((self.fields or {}).items())
+            if names
+        ]
+        return "; ".join(places) or "no task type of this server"
+
+
 @dataclass(slots=True)
 class _Document:
     """The parts of a (possibly invalid) document the graph checks need."""
@@ -208,7 +246,7 @@ class _Document:
     graph: dict[str, TaskSpec] = field(default_factory=dict)  # valid tasks by id (`_by_id`)
     stages: dict[str, int] = field(default_factory=dict)  # mixed mode: id -> stage number
     explicit_stages: bool = False
-    secret_names: Collection[str] | None = None  # None when no vault can tell
+    secrets: _Secrets = field(default_factory=lambda: _Secrets(None, None))
 
     @classmethod
     def examine(
@@ -366,11 +404,14 @@ def _check_references(doc: _Document) -> list[Issue]:
             in_for_each = find_references(task.for_each, ("tasks", index, "for_each"))
             found += [(loc, ref, True) for loc, ref in in_for_each]
             if isinstance(task.for_each, str) and not in_for_each:
+                meant = next(_other_syntaxes(doc, task, task.for_each), None)
                 issues.append(
                     doc.raw.issue(
                         "for_each must be a list or a ${...} reference to one",
                         ("tasks", index, "for_each"),
-                        'e.g. for_each: "${merge_content.output.destinations}" or [a, b, c]',
+                        f"did you mean {meant[1]}?"
+                        if meant
+                        else 'e.g. for_each: "${merge_content.output.destinations}" or [a, b, c]',
                     )
                 )
         for loc, ref, inside_for_each in found:
@@ -381,9 +422,12 @@ def _check_references(doc: _Document) -> list[Issue]:
                 ancestor_cache[task.id] = _Ancestors(task.dependencies, reach)
             written = _value_at(task.for_each if inside_for_each else task.config, loc[3:])
             shown = _shown(ref, written)
-            problem = _reference_problem(
-                doc, task, ref, shown, inside_for_each, ancestor_cache[task.id]
-            )
+            if ref.kind == "vault":
+                problem = _secret_problem(doc, task, ref, shown, loc)
+            else:
+                problem = _reference_problem(
+                    doc, task, ref, shown, inside_for_each, ancestor_cache[task.id]
+                )
             if problem:
                 message, hint = problem
                 issues.append(doc.raw.issue(message, loc, hint))
@@ -422,14 +466,6 @@ def _reference_problem(
         define = f"define '{name}' under vars: or pass --var {name}=VALUE"
         hint = f"{suggestion} Otherwise {define}" if suggestion else define
         return f"unknown variable '{name}' in '{shown}'", hint
-    if ref.kind == "vault":
-        if doc.secret_names is None or ref.path in doc.secret_names:
-            return None
-        store = f"store it first: orchestrator vault set {ref.path} --hosts HOST (or vault_set)"
-        suggestion = did_you_mean(ref.path, doc.secret_names)
-        return f"unknown secret '{ref.path}' in '{shown}'", (
-            f"{suggestion} Otherwise {store}" if suggestion else store
-        )
     if ref.kind != "task":
         return None
     root = ref.root
@@ -469,6 +505,107 @@ def _reference_problem(
             hint,
         )
     return None
+
+
+def _secret_problem(
+    doc: _Document, task: TaskSpec, ref: Reference, shown: str, loc: Location
+) -> tuple[str, str | None] | None:
+    """What is wrong with one ``${vault.NAME}`` of ``task`` at ``loc``, or None: it must be
+    where the task's runner reveals secrets, and name a stored secret."""
+    fields = (doc.secrets.fields or {}).get(task.type)
+    if loc[2] == "for_each":
+        return (
+            f"'{shown}' cannot be used in for_each: secrets are revealed only in a task's config",
+            "secrets may be used in " + doc.secrets.where_revealed(),
+        )
+    if fields is not None and not fields:
+        return (
+            f"'{shown}' cannot be used in a {task.type} task: {task.type} never reveals secrets, "
+            f"so it would use the text '{shown}' as it is",
+            "secrets may be used in " + doc.secrets.where_revealed(),
+        )
+    if fields and (len(loc) < 4 or loc[3] not in fields):
+        where = format_loc(loc[2:4])
+        return (
+            f"'{shown}' cannot be used in {where} of a {task.type} task: {task.type} reveals "
+            f"secrets only in {', '.join(sorted(fields))}",
+            f"use it in {' or '.join(sorted(fields))} instead",
+        )
+    names = doc.secrets.names()
+    if doc.secrets.problem is not None:
+        problem, doc.secrets.problem = doc.secrets.problem, None  # reported once
+        return f"'{shown}' needs the vault, which cannot be opened: {problem}", None
+    if names is None or ref.path in names:
+        return None
+    store = f"store it first: orchestrator vault set {ref.path} --hosts HOST (or vault_set)"
+    suggestion = did_you_mean(ref.path, names)
+    return f"unknown secret '{ref.path}' in '{shown}'", (
+        f"{suggestion} Otherwise {store}" if suggestion else store
+    )
+
+
+# {{name.path}} and $name.path: other template languages' spellings of a reference
+_MUSTACHE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z0-9_-]+|\[\d+\])*)\s*\}\}")
+_DOLLAR = re.compile(
+    r"(?<![$\w])\$([A-Za-z_][A-Za-z0-9_-]*)((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\])*)"
+)
+_TASK_FIELD = re.compile(r"\.(?:output|state|error)\b")
+
+
+def _check_other_syntaxes(doc: _Document) -> list[Issue]:
+    """``{{a.output}}`` or ``$a.output`` where ``${a.output}`` was meant: only ``${...}`` is
+    replaced, so these would be used as text.
+
+    Only names of this document count: a task id (an error: the document's own name can mean
+    nothing else), or ``vars.NAME`` of a defined var and ``item``/``index`` in a for_each task
+    (warnings: Jinja, Mustache and PowerShell use these words too, and a document may carry
+    such a template or script as content). ``$HOME`` or ``$5`` are not touched.
+    """
+    issues = []
+    for index, task in doc.entries:
+        for loc, text in _texts(task.config, ("tasks", index, "config")):
+            for written, meant, severity in _other_syntaxes(doc, task, text):
+                issues.append(
+                    doc.raw.issue(
+                        f"'{written}' is not a reference (only ${{...}} is replaced), so it "
+                        "would be used as it is written",
+                        loc,
+                        f"did you mean {meant}?",
+                        severity=severity,
+                    )
+                )
+    return issues
+
+
+def _other_syntaxes(doc: _Document, task: TaskSpec, text: str) -> Iterator[tuple[str, str, str]]:
+    """Each ``{{...}}`` or ``$name`` in ``text`` that names something of the document, as
+    (what is written, the ${...} meant, severity)."""
+    for pattern in (_MUSTACHE, _DOLLAR) if "{{" in text else (_DOLLAR,):
+        for match in pattern.finditer(text):
+            name, path = match.group(1), match.group(2)
+            plain = pattern is _DOLLAR and match.group() != text  # `$x` inside other text
+            if name in doc.known_ids:
+                if plain and not _TASK_FIELD.match(path):
+                    continue  # `$a` among other text: a shell variable, say
+                yield match.group(), "${" + name + (path or ".output") + "}", "error"
+            a_var = name == "vars" and _first_name(path[1:]) in (doc.var_names or ())
+            an_item = name in ("item", "index") and task.for_each is not None
+            if a_var or (an_item and (path or not plain)):
+                yield match.group(), "${" + name + path + "}", "warning"
+
+
+def _texts(value: Any, loc: Location) -> Iterable[tuple[Location, str]]:
+    """Every string in ``value`` that holds ``$`` or ``{{``, with its location."""
+    pending = [(loc, value)]
+    while pending:
+        where, current = pending.pop()
+        if isinstance(current, str):
+            if "$" in current or "{{" in current:
+                yield where, current
+        elif isinstance(current, dict):
+            pending.extend(((*where, key), child) for key, child in current.items())
+        elif isinstance(current, list):
+            pending.extend(((*where, n), child) for n, child in enumerate(current))
 
 
 def _check_limits(doc: _Document) -> list[Issue]:

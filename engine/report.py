@@ -37,6 +37,8 @@ EMPTY_BLOCK = "░"
 # How long a piece of free text (an error, a reason) may be on one line of each display.
 STATUS_TEXT_LIMIT = 80
 SUMMARY_TEXT_LIMIT = 200
+# A config error says what to change (install a browser, store a secret): the summary keeps it.
+SUMMARY_CONFIG_TEXT_LIMIT = 600
 
 SUMMARY_TITLES = {
     RunStatus.succeeded: "ORCHESTRATION COMPLETE",
@@ -105,9 +107,13 @@ def progress_bar(percent: float, width: int = 20) -> str:
 
 def _one_line(text: str, limit: int) -> str:
     """``text`` with every run of whitespace (newlines included) made one space, cut to
-    ``limit`` characters with an ellipsis."""
+    ``limit`` characters with an ellipsis, at a space when one is near the end."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit * 3 // 4 else cut) + "…"
 
 
 def _without_prefix(text: str, prefix: str) -> str:
@@ -447,7 +453,8 @@ def _summary_duration(seconds: float) -> str:
 def _failure_line(task: TaskSnapshot) -> str:
     name = task.task_id if task.label == task.task_id else f"{task.task_id} ({task.label})"
     if task.state is TaskState.failed:
-        detail = _task_error(task, SUMMARY_TEXT_LIMIT) or "failed"
+        limit = SUMMARY_CONFIG_TEXT_LIMIT if task.error_class == "config" else SUMMARY_TEXT_LIMIT
+        detail = _task_error(task, limit) or "failed"
         notes = []
         error_class = task.error_class
         if error_class and error_class != "error" and error_class.lower() not in detail.lower():

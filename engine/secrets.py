@@ -3,8 +3,11 @@
 The engine never holds secret values: a ``${vault.NAME}`` reference stays in a task's config as
 text, and a runner reveals it at the moment of use, naming the host it will send it to. The
 vault package implements ``SecretResolver``; without one, ``NoVault`` fails with a clear
-message. The resolver also redacts: every string that leaves the engine (outputs, errors, log
-lines, status, files) passes ``redact`` so no secret value is ever stored or shown.
+message. A resolver whose store may fail to open (the vault, unlocked on first need) offers
+``require_names``, which raises ``SecretsUnavailable`` saying why; validation uses it only for a
+document that names a secret. The resolver also redacts: every string that leaves the engine
+(outputs, errors, log lines, status, files) passes ``redact`` so no secret value is ever stored
+or shown.
 """
 
 from __future__ import annotations
@@ -35,6 +38,23 @@ class SecretResolver(Protocol):
     ) -> None:
         """Save or replace a secret (e.g. a refreshed browser session)."""
         ...
+
+
+class SecretsUnavailable(TaskError):
+    """The secret store cannot be opened now; the message says why and how to fix it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "config")
+
+
+def names_to_check(resolver: SecretResolver) -> Collection[str] | None:
+    """The names a document's ``${vault.NAME}`` must be among (None: any name goes).
+
+    Raises SecretsUnavailable when the store exists but cannot be opened, where the resolver
+    can tell (``require_names``); otherwise the same as ``resolver.names()``.
+    """
+    require: Callable[[], Collection[str] | None] | None = getattr(resolver, "require_names", None)
+    return require() if require is not None else resolver.names()
 
 
 class NoVault:

@@ -47,9 +47,7 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolContext]) -> AsyncIterator[ToolContext]:
         opened = AsyncExitStack()
-        built = await opened.enter_async_context(
-            build_engine(settings, resume=True, vault="create")
-        )
+        built = await opened.enter_async_context(build_engine(settings, resume=True, vault="warm"))
         REDACTION.use(built.engine.redact)
         opened.callback(REDACTION.use, None)
         resumed = list(built.engine.runs)

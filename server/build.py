@@ -21,16 +21,17 @@ from engine.backends import Backend
 from engine.engine import Engine
 from engine.errors import TaskError
 from engine.secrets import SecretResolver
-from server.settings import Settings, SettingsError, open_vault
+from server.settings import Settings, SettingsError, vault_resolver
 from vault.errors import VaultError
-from vault.resolver import VaultResolver
-from vault.store import Vault
+from vault.lazy import LazyVaultResolver
 
 logger = logging.getLogger("orchestrator.build")
 
-# "existing": unlock the vault when its file exists (the CLI); "create": unlock or create it
-# (the server, whose vault tools store secrets); "none": no vault (the bench, the demo).
-VaultUse = Literal["existing", "create", "none"]
+# "lazy": the vault is opened the first time a secret is needed, so a document that names none
+# runs even when the vault cannot be unlocked (the CLI); "warm": the same, but opened at start
+# when it can be, so masking never waits for an unlock (the server); "none": no vault (the
+# bench, the demo).
+VaultUse = Literal["lazy", "warm", "none"]
 
 
 class BackendUnavailable(SettingsError):
@@ -42,7 +43,7 @@ class Built:
     """An open engine, and the vault behind its secrets when one was unlocked."""
 
     engine: Engine
-    vault: Vault | None
+    vault: LazyVaultResolver | None
 
 
 @asynccontextmanager
@@ -50,7 +51,7 @@ async def build_engine(
     settings: Settings,
     *,
     resume: bool = False,
-    vault: VaultUse = "existing",
+    vault: VaultUse = "lazy",
     secrets: SecretResolver | None = None,
     notify: Callable[[str], None] = logger.warning,
     **overrides: Any,
@@ -69,7 +70,7 @@ async def build_engine(
                 settings.db_path,
                 settings.runs_dir,
                 resume=resume,
-                secrets=secrets if secrets is not None else _resolver(opened),
+                secrets=secrets if secrets is not None else opened,
                 backend=backend,
                 **options,
             )
@@ -114,24 +115,24 @@ async def check_backend(settings: Settings) -> None:
         await backend.aclose()
 
 
-# --- the vault: the one place it is unlocked for an engine ------------------------------------
+# --- the vault: the one place an engine gets it ---------------------------------------------
 
 
 @asynccontextmanager
-async def _secrets(settings: Settings, use: VaultUse) -> AsyncIterator[Vault | None]:
-    """The unlocked vault for ``use`` (or None), closed at the end."""
-    if use == "none" or (use == "existing" and not settings.vault_path.exists()):
+async def _secrets(settings: Settings, use: VaultUse) -> AsyncIterator[LazyVaultResolver | None]:
+    """The vault's resolver for ``use`` (or None); its last-used times are saved at the end."""
+    if use == "none":
         yield None
         return
-    opened = await asyncio.to_thread(open_vault, settings)
+    resolver = vault_resolver(settings)
+    if use == "warm":
+        problem = await asyncio.to_thread(resolver.warm)
+        if problem is not None:
+            logger.warning("the vault cannot be opened; secrets cannot be used: %s", problem)
     try:
-        yield opened
+        yield resolver
     finally:
         try:
-            await asyncio.to_thread(opened.close)
+            await asyncio.to_thread(resolver.close)
         except VaultError as exc:
             logger.warning("could not save the secrets' last-used times: %s", exc)
-
-
-def _resolver(vault: Vault | None) -> SecretResolver | None:
-    return VaultResolver(vault) if vault is not None else None

@@ -246,14 +246,15 @@ def _parse_vars(pairs: list[str]) -> dict[str, Any]:
 async def _engine(
     settings: Settings, *, runs_tasks: bool = False, with_vault: bool = False
 ) -> AsyncIterator[Engine]:
-    """An engine for one command; ``with_vault`` unlocks the vault when there is one. Only a
-    command that ``runs_tasks`` uses the configured backend (and so needs its scheduler)."""
+    """An engine for one command; ``with_vault`` gives it the vault, opened when a secret is
+    first needed (a document that names none runs even if the vault cannot be unlocked). Only
+    a command that ``runs_tasks`` uses the configured backend (and so needs its scheduler)."""
     if not runs_tasks:
         settings = settings.model_copy(update={"backend": "local"})
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     async with build_engine(
         settings,
-        vault="existing" if with_vault else "none",
+        vault="lazy" if with_vault else "none",
         notify=lambda text: err.print(text, markup=False),
     ) as built:
         yield built.engine
@@ -273,6 +274,9 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
     async with _engine(settings, runs_tasks=True, with_vault=True) as engine:
         validation = engine.validate(raw, extra_vars=extra_vars, require_runners=True)
         orchestration = validation.raise_for_errors()
+        await engine.machine_warnings(validation)
+        for issue in validation.warnings:
+            err.print(f"{args.file}: {issue}", markup=False)
         if args.max_concurrent is not None:
             if args.max_concurrent < 1:
                 raise UsageError("--max-concurrent must be at least 1")
@@ -332,6 +336,7 @@ async def _validate(
     else:
         async with _engine(settings, with_vault=True) as engine:
             result = engine.validate(raw, extra_vars=extra_vars)
+            await engine.machine_warnings(result)
     if args.json:
         out.print_json(
             json.dumps(

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from engine.network import DEFAULT_PER_HOST, HostLimits, Network, NetworkPolicy
 from engine.runners.browser.pool import BrowserSettings
 from engine.spec import RateValue
+from vault.lazy import LazyVaultResolver
 from vault.store import Vault
 
 
@@ -258,6 +259,11 @@ def open_vault(settings: Settings) -> Vault:
         key=key.get_secret_value() if key is not None else None,
         passphrase=passphrase.get_secret_value() if passphrase is not None else None,
     )
+
+
+def vault_resolver(settings: Settings) -> LazyVaultResolver:
+    """The engine's secrets: the vault, opened the first time a secret is needed."""
+    return LazyVaultResolver(settings.vault_path, lambda: open_vault(settings))
 
 
 class SettingsError(Exception):

@@ -182,8 +182,10 @@ async def test_secrets_fill_templates_but_never_the_payload(
     token = "pub-token-31337"
     site = unique("secret")
     document = {
+        "vars": {"text": "${vault.SITE_TOKEN}"},
         "tasks": [
-            {"id": "content", "type": "delay", "config": {"value": "${vault.SITE_TOKEN}"}},
+            # the text of a reference, from vars (a delay's config may not name a secret)
+            {"id": "content", "type": "delay", "config": {"value": "${vars.text}"}},
             {
                 "id": "publish",
                 "type": "multi_publish",
@@ -198,7 +200,7 @@ async def test_secrets_fill_templates_but_never_the_payload(
                     },
                 },
             },
-        ]
+        ],
     }
     home = tmp_path / "home"
     options = {"secrets": MemorySecrets({"SITE_TOKEN": (token, ["127.0.0.1"])}), "resume": False}

@@ -8,7 +8,7 @@ from pathlib import Path
 from mcp.server.mcpserver import Context
 
 from engine.engine import Engine
-from vault.store import Vault
+from vault.lazy import LazyVaultResolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +19,7 @@ class ToolContext:
     home: Path
     max_wait_seconds: float = 50.0
     max_status_rows: int = 30  # as many rows as the display shows; get_results pages on
-    vault: Vault | None = None
+    vault: LazyVaultResolver | None = None  # opened by the first vault tool that needs it
 
 
 def tool_context(ctx: Context) -> ToolContext:

@@ -167,7 +167,9 @@ async def validate_orchestration(
     {"ok": true, "plan": {"stages": [["a"]], ...}}
     """
     engine = tool_context(ctx).engine
-    return validation_report(engine.validate(spec, extra_vars=vars, require_runners=True))
+    validation = engine.validate(spec, extra_vars=vars, require_runners=True)
+    await engine.machine_warnings(validation)
+    return validation_report(validation)
 
 
 @friendly_errors

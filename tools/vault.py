@@ -92,7 +92,7 @@ async def vault_set(
     `orchestrator vault set NAME --hosts HOST`, so the value never passes through the
     conversation.
     """
-    vault = _vault(ctx)
+    vault = await _vault(ctx)
     info = await _call(vault.set, name, value, allowed_hosts=allowed_hosts, description=description)
     return StoredSecret(
         secret=info,
@@ -105,7 +105,7 @@ async def vault_set(
 async def vault_list(ctx: Context) -> SecretList:
     """The stored secrets: names, descriptions, allowed hosts, and when each was created,
     updated and last used. Never their values."""
-    vault = _vault(ctx)
+    vault = await _vault(ctx)
     return SecretList(secrets=await _call(vault.list))
 
 
@@ -114,16 +114,17 @@ async def vault_delete(
     name: Annotated[str, Field(description="the name of the secret to delete")], ctx: Context
 ) -> DeletedSecret:
     """Delete a stored secret. Orchestrations that use it fail until it is stored again."""
-    vault = _vault(ctx)
+    vault = await _vault(ctx)
     await _call(vault.delete, name)
     return DeletedSecret(deleted=name)
 
 
-def _vault(ctx: Context) -> Vault:
-    vault = tool_context(ctx).vault
-    if vault is None:
+async def _vault(ctx: Context) -> Vault:
+    """The server's vault, unlocked (or created) now if need be; a ToolError says why not."""
+    secrets = tool_context(ctx).vault
+    if secrets is None:
         raise ToolError("this server was started without a vault, so secrets cannot be stored")
-    return vault
+    return await _call(secrets.vault)
 
 
 async def _call(function: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

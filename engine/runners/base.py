@@ -8,7 +8,7 @@ to fail with an error class and a requested retry delay.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -81,6 +81,9 @@ class Runner(ABC, Generic[ConfigT]):
     config_model: ClassVar[type[BaseModel]]
     summary: ClassVar[str]
     example: ClassVar[dict[str, Any]]
+    # The config fields (as documents write them) whose ``${vault.NAME}`` the runner reveals at
+    # the moment of use; validation refuses a secret anywhere else. Empty: never reveals one.
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
 
     def parse_config(self, config: dict[str, Any]) -> ConfigT:
         return self.config_model.model_validate(config)  # type: ignore[return-value]
@@ -96,6 +99,11 @@ class Runner(ABC, Generic[ConfigT]):
     @abstractmethod
     async def run(self, config: ConfigT, ctx: RunContext) -> Any:
         """Do one attempt; return a JSON-able output or raise (TaskError for a classed error)."""
+
+    async def machine_problem(self, resources: Mapping[str, Any]) -> str | None:
+        """What this machine lacks to run tasks of this type, with the fix (e.g. no browser);
+        None when nothing. ``resources`` are the engine's. Validation shows it as a warning."""
+        return None
 
     async def aclose(self) -> None:
         """Release what the runner holds (clients, browsers) when the engine stops."""

@@ -686,6 +686,9 @@ class HttpRunner(Runner[HttpConfig]):
 
     type_name: ClassVar[str] = "http"
     config_model: ClassVar[type[HttpConfig]] = HttpConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"url", "params", "headers", "auth", "json", "body", "form"}
+    )
     summary: ClassVar[str] = (
         "Calls an HTTP API: method, url, params, headers, a json/body/form body, bearer or "
         "basic auth from the vault, pagination, JMESPath extraction; 429 and 5xx are retryable."

@@ -180,6 +180,7 @@ class MultiPublishRunner(Runner[PublishConfig]):
 
     type_name: ClassVar[str] = "multi_publish"
     config_model: ClassVar[type[PublishConfig]] = PublishConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"targets"})
     summary: ClassVar[str] = (
         "Publishes one payload to several destinations in parallel, one tracked child per "
         "destination: targets are HTTP request templates (url, method, headers, auth, body or "

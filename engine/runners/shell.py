@@ -116,6 +116,7 @@ class ShellRunner(Runner[ShellConfig]):
 
     type_name: ClassVar[str] = "shell"
     config_model: ClassVar[type[ShellConfig]] = ShellConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"env", "stdin"})
     summary: ClassVar[str] = (
         "Runs one command (an argv list, no shell string) in a workspace folder with a scrubbed "
         "environment, a timeout and bounded output; off unless ORCHESTRATOR_ALLOW_SHELL=1."

@@ -25,8 +25,8 @@ ON_PATH = "PATH"
 DEBIAN_CHROMIUM = Path("/usr/lib/chromium/chromium")
 PATH_NAMES = ("chromium", "chromium-browser")
 INSTALL = (
-    "install one with 'playwright install chromium' (needs internet access), or install the "
-    "system package (on Debian and Ubuntu: 'apt-get install chromium')"
+    "run 'playwright install chromium' (downloads it) or install the system package "
+    "('apt-get install chromium' on Debian and Ubuntu)"
 )
 
 
@@ -82,9 +82,10 @@ def find_browser(configured: Path | None, candidates: Sequence[Candidate]) -> Br
         if _executable(configured):
             return BrowserFound(configured, CONFIGURED, (Candidate(CONFIGURED, configured),))
         problem = "does not exist" if not configured.exists() else "is not an executable file"
+        # the fix first and the path last, so a display that shortens it keeps the fix
         raise BrowserNotFound(
-            f"the browser set in {CONFIGURED} ({configured}) {problem}; correct the setting, or "
-            f"unset it to use a browser found automatically (to get one, {INSTALL})",
+            f"the browser set in {CONFIGURED} {problem}: correct the setting, or unset it to use "
+            f"a browser found automatically (to get one, {INSTALL}); it is set to {configured}",
             [Candidate(CONFIGURED, configured)],
         )
     for candidate in candidates:
@@ -92,8 +93,8 @@ def find_browser(configured: Path | None, candidates: Sequence[Candidate]) -> Br
             return BrowserFound(candidate.path, candidate.source, tuple(candidates))
     looked = ", ".join(str(candidate.path) for candidate in candidates) or "nowhere"
     raise BrowserNotFound(
-        f"no Chromium browser found (looked at: {looked}); {INSTALL}, or set {CONFIGURED} to "
-        "a Chromium executable",
+        f"no Chromium browser found: {INSTALL}, or set {CONFIGURED} to a Chromium executable "
+        f"(looked at: {looked})",
         list(candidates),
     )
 

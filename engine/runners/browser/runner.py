@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -32,6 +33,12 @@ from pydantic_core import PydanticCustomError
 
 from engine.errors import TaskError
 from engine.runners.base import RunContext, Runner, RunnerConfig
+from engine.runners.browser.discovery import (
+    BrowserNotFound,
+    default_candidates,
+    find_browser,
+    locate_browser,
+)
 from engine.runners.browser.pool import BrowserPool, BrowserSettings, ContextOptions, Slot
 from engine.runners.browser.steps import (
     BaseStep,
@@ -178,6 +185,7 @@ class BrowserRunner(Runner[BrowserConfig]):
 
     type_name: ClassVar[str] = "browser_automation"
     config_model: ClassVar[type[BrowserConfig]] = BrowserConfig
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "steps", "login"})
     summary: ClassVar[str] = (
         "Drives a headless Chromium: opens pages, clicks, fills forms (secrets from the vault, "
         "typed only into hosts they allow), extracts text, attributes or fields (with "
@@ -352,6 +360,23 @@ class BrowserRunner(Runner[BrowserConfig]):
         # named by the task's own config (session:), so revealed directly; the vault still
         # refuses it unless the secret allows the host
         return await ctx.secrets.resolve(name, host=first_host)
+
+    async def machine_problem(self, resources: Mapping[str, Any]) -> str | None:
+        """No browser to drive: the reason and the fix, looked up as a launch would look."""
+        settings = resources.get("browser")
+        if not isinstance(settings, BrowserSettings):
+            settings = BrowserSettings()
+        try:
+            if settings.path is not None or settings.candidates is not None:
+                find_browser(settings.path, settings.candidates or ())
+                return None
+            with contextlib.suppress(BrowserNotFound):  # found without starting Playwright
+                find_browser(None, default_candidates(None))
+                return None
+            await locate_browser(None)
+        except BrowserNotFound as exc:
+            return exc.message
+        return None
 
     async def aclose(self) -> None:
         if self._pool is not None:
