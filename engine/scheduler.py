@@ -386,15 +386,31 @@ class Run:
             if dep.state == TaskState.succeeded:
                 continue
             node.chain = [dep.task_id, *dep.chain]
+            node.root_error = dep.root_error
             if dep.state == TaskState.cancelled:
-                return f"dependency {dep.task_id} was cancelled"
+                why = f" ({dep.reason})" if dep.reason else ""
+                return f"dependency {dep.task_id} was cancelled{why}"
             if dep.state == TaskState.failed:
                 node.root_error = dep.error
                 return f"dependency {dep.task_id} failed ({dep.error})"
-            root = dep.chain[-1] if dep.chain else dep.task_id
-            node.root_error = dep.root_error
-            return f"dependency {dep.task_id} failed ({root}: {dep.root_error})"
+            return f"dependency {dep.task_id} was skipped ({self._root_cause(node.chain)})"
         return None
+
+    def _root_cause(self, chain: list[str]) -> str:
+        """What a chain of skips (``chain``: from a skipped dependency to the task that
+        started it) comes from, e.g. ``chain: c -> b -> a; a failed: boom``."""
+        root = self.nodes.get(chain[-1])
+        if root is None:
+            return "chain: " + " -> ".join(chain)
+        if root.state == TaskState.failed:
+            what = f"{root.task_id} failed" + (f": {root.error}" if root.error else "")
+        elif root.state == TaskState.cancelled:
+            what = f"{root.task_id} was cancelled"
+        elif len(chain) == 1:  # skipped by its own rule (e.g. run_if: any_failed)
+            return root.reason or "for no recorded reason"
+        else:
+            what = f"{root.task_id} was skipped: {root.reason or 'no reason recorded'}"
+        return f"chain: {' -> '.join(chain)}; {what}"
 
     def _enqueue(self, node: Node) -> None:
         node.state = TaskState.queued
