@@ -416,6 +416,9 @@ class Engine:
         succeed. Returns the id (the same one).
         """
         orchestration_id = await self.resolve_id(orchestration_id)
+        ending = self.runs.get(orchestration_id)
+        if ending is not None and ending.ending:  # its end may be committed already: see it out
+            await asyncio.shield(ending.finished.wait())
         row = await self.store.get_orchestration(orchestration_id)
         assert row is not None
         if orchestration_id in self.runs or not RunStatus(row.status).terminal:

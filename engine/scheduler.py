@@ -14,6 +14,7 @@ import collections
 import heapq
 import itertools
 import json
+import logging
 import math
 import operator
 import random
@@ -45,6 +46,8 @@ NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
 MAX_ERROR_LENGTH = 2000
 MAX_ITEM_LABEL = 40
 WAIT_NOTICED = 0.002  # seconds in the queue before a task counts as having waited
+
+logger = logging.getLogger("orchestrator.scheduler")
 
 
 @dataclass(eq=False, slots=True)
@@ -342,6 +345,11 @@ class Run:
         if self._open == 0:
             self._begin_finalize()
         self._kick()
+
+    @property
+    def ending(self) -> bool:
+        """Every task has ended and the run is committing its end (``finished`` follows)."""
+        return self._finalizing and not self.finished.is_set()
 
     def _stage_index(self, node: Node) -> int:
         return self._stage_position[node.stage]
@@ -918,7 +926,7 @@ class Run:
         self._stop("timeout", f"timed out after {self.spec.timeout:g}s")
 
     def _stop(self, how: str, reason: str) -> None:
-        if self._stopping:
+        if self._stopping or self._finalizing:  # every task ended: nothing is left to stop
             return
         self._stopping = how
         self.error = self.engine.redact(reason)
@@ -961,39 +969,63 @@ class Run:
         self._spawn(self._finalize())
 
     async def _finalize(self) -> None:
+        """End the run: commit everything, write its files, then publish the end.
+
+        Until the last step the run reads as running everywhere (in memory and in the
+        database): its terminal state is committed, and it leaves ``engine.runs`` and wakes
+        its waiters, only once nothing is left to do. So the moment any tool says it finished,
+        every tool agrees (a retry is accepted, a cancel refused).
+        """
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
         if self._wake_handle is not None:
             self._wake_handle.cancel()
-        states = {node.state for node in self.nodes.values()}
-        if self._stopping == "cancel":
-            self.status = RunStatus.cancelled
-        elif states <= {TaskState.succeeded} and not self._stopping:
-            self.status = RunStatus.succeeded
-        else:
-            self.status = RunStatus.failed
-        self.finished_at = time.time()
+        status, error = self._outcome()
+        finished_at = time.time()
         store = self.engine.store
-        store.put_orchestration(self.orchestration_row())
-        took = self.finished_at - (self.started_at or self.created_at)
-        self._event(None, "finished", f"{self.status.value} in {took:.2f}s")
+        took = finished_at - (self.started_at or self.created_at)
+        self._event(None, "finished", f"{status.value} in {took:.2f}s")
         try:
             await store.flush()
-            log: list[str] = []
-            async for events in store.event_pages(self.id):
-                log.extend(log_lines(events))
-            # One snapshot for both: the report shows no outputs, so it may hold them.
-            snapshot = self.snapshot(include_outputs=True, load_output_files=False)
-            files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
-            dependencies = {task.id: task.dependencies for task in self.spec.tasks}
-            files.append(await write_report(store, snapshot, dependencies=dependencies))
-            self.output_files = [str(path) for path in files]
+            try:
+                await self._write_files(status, error, finished_at)
+            except (OSError, ValueError) as exc:  # the run's outcome still counts
+                logger.error("orchestration %s: could not write its files: %s", self.id, exc)
+                self._event(None, "files", f"could not write the run's files: {exc}", "error")
+            self.status, self.error, self.finished_at = status, error, finished_at
+            store.put_orchestration(self.orchestration_row())
+            await store.flush()
         except StoreError as exc:
             self.engine.store_failed(exc)
         finally:
+            self.status, self.error, self.finished_at = status, error, finished_at
+            self.engine.run_finished(self)
             self.finished.set()
             self.changed.set()
-            self.engine.run_finished(self)
+
+    async def _write_files(self, status: RunStatus, error: str | None, finished_at: float) -> None:
+        """Write the result files and the report of the run as it ends."""
+        store = self.engine.store
+        log: list[str] = []
+        async for events in store.event_pages(self.id):
+            log.extend(log_lines(events))
+        # One snapshot for both: the report shows no outputs, so it may hold them.
+        snapshot = self.snapshot(include_outputs=True, load_output_files=False).model_copy(
+            update={"status": status, "error": error, "finished_at": finished_at}
+        )
+        files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
+        dependencies = {task.id: task.dependencies for task in self.spec.tasks}
+        files.append(await write_report(store, snapshot, dependencies=dependencies))
+        self.output_files = [str(path) for path in files]
+
+    def _outcome(self) -> tuple[RunStatus, str | None]:
+        """The run's final state, and its error."""
+        states = {node.state for node in self.nodes.values()}
+        if self._stopping == "cancel":
+            return RunStatus.cancelled, self.error
+        if states <= {TaskState.succeeded} and not self._stopping:
+            return RunStatus.succeeded, self.error
+        return RunStatus.failed, self.error
 
     # --- persistence and views ------------------------------------------------------------
 
