@@ -185,6 +185,7 @@ def _section(title: str, *body: str) -> list[str]:
 
 def _header(snapshot: RunSnapshot, now: float) -> str:
     counts = snapshot.counts()
+    counts["running"] = snapshot.running_tasks()  # a fan-out's items, not the fan-out
     status = snapshot.status.value
     cards = [
         (str(len(snapshot.tasks)), "tasks"),

@@ -758,27 +758,37 @@ class Run:
         return child
 
     def _finish_fanout(self, parent: Node) -> None:
+        """Every item ended: the fan-out fails when one failed, is cancelled when items were
+        cancelled and none failed (unless ``allow_partial`` keeps what succeeded while the run
+        goes on), and succeeds otherwise."""
         children = parent.children or []
-        failed = [child for child in children if child.state != TaskState.succeeded]
+        cancelled = [child for child in children if child.state == TaskState.cancelled]
+        failed = [
+            child
+            for child in children
+            if child.state not in (TaskState.succeeded, TaskState.cancelled)
+        ]
         items = [self.output_of(child) for child in children]
         parent.output_json = self._keep_output(parent, json.dumps(items, default=str))
         parent.output = None if outputs.reference(parent.output_json) else items
         finished = time.time()
-        if failed:
-            listed = ", ".join(
-                f"{child.task_id} ({child.error or child.reason or child.state.value})"
-                for child in failed[:3]
-            )
-            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-            summary = f"{len(failed)} of {len(children)} item(s) failed: {listed}{more}"
-            if parent.spec.allow_partial:
+        if failed or cancelled:
+            summary = _items_summary(failed or cancelled, len(children), failed=bool(failed))
+            if failed and cancelled:
+                summary += f"; {len(cancelled)} cancelled"
+            if parent.spec.allow_partial and (failed or not self._stopping):
                 parent.reason = f"partial: {summary}"
             else:
+                parent.output = None
+                parent.output_json = None
+                if not failed:
+                    self._set_terminal(
+                        parent, TaskState.cancelled, reason=summary, finished_at=finished
+                    )
+                    return
                 parent.error = summary
                 parent.error_class = failed[0].error_class or "error"
                 parent.root_error = summary
-                parent.output = None
-                parent.output_json = None
                 self._set_terminal(parent, TaskState.failed, finished_at=finished)
                 self._propagate_after_commit(parent)
                 return
@@ -1025,7 +1035,26 @@ class Run:
             return RunStatus.cancelled, self.error
         if states <= {TaskState.succeeded} and not self._stopping:
             return RunStatus.succeeded, self.error
+        if self.error is None and TaskState.cancelled in states:
+            return RunStatus.failed, self._cancelled_tasks()
         return RunStatus.failed, self.error
+
+    def _cancelled_tasks(self) -> str | None:
+        """What a run some of whose tasks were cancelled (the run itself was not) says, e.g.
+        ``task long was cancelled (cancelled by request)``."""
+        cancelled = [
+            node
+            for node in self._ordered_nodes()
+            if node.state == TaskState.cancelled and not node.children
+        ]
+        if not cancelled:
+            return None
+        reason = f" ({cancelled[0].reason})" if cancelled[0].reason else ""
+        if len(cancelled) == 1:
+            return f"task {cancelled[0].task_id} was cancelled{reason}"
+        names = ", ".join(node.task_id for node in cancelled[:5])
+        more = f" and {len(cancelled) - 5} more" if len(cancelled) > 5 else ""
+        return f"{len(cancelled)} tasks were cancelled: {names}{more}{reason}"
 
     # --- persistence and views ------------------------------------------------------------
 
@@ -1095,8 +1124,12 @@ class Run:
         shown = sorted((self.nodes[task_id] for task_id in task_ids), key=_position)
         tasks = [self._task_snapshot(node, None) for node in shown]
         counts = {state.value: len(nodes) for state, nodes in by_state.items() if nodes}
-        some_left_out = len(tasks) < sum(counts.values())
-        return self._run_snapshot(tasks, task_counts=counts if some_left_out else None)
+        if len(tasks) == sum(counts.values()):
+            return self._run_snapshot(tasks)
+        snapshot = self._run_snapshot(tasks, task_counts=counts)
+        running = by_state.get(TaskState.running, ())
+        snapshot.fan_outs_running = sum(1 for node in running if node.children)
+        return snapshot
 
     def _task_snapshot(self, node: Node, output: Any) -> TaskSnapshot:
         return TaskSnapshot(
@@ -1173,6 +1206,20 @@ def _held_output(node: Node) -> Any:
     if node.output is not None or node.output_json is None:
         return node.output
     return json.loads(node.output_json)
+
+
+def _items_summary(items: list[Node], total: int, *, failed: bool) -> str:
+    """E.g. ``2 of 6 item(s) failed: each[1] (boom), each[4] (boom)``, or for items that were
+    all cancelled for one reason ``6 of 6 item(s) cancelled (cancelled with Ctrl-C)``."""
+    head = f"{len(items)} of {total} item(s) {'failed' if failed else 'cancelled'}"
+    reasons = {item.reason for item in items}
+    if not failed and len(reasons) == 1 and None not in reasons:
+        return f"{head} ({reasons.pop()})"
+    listed = ", ".join(
+        f"{item.task_id} ({item.error or item.reason or item.state.value})" for item in items[:3]
+    )
+    more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+    return f"{head}: {listed}{more}"
 
 
 def _config_problem(error: Exception) -> str:

@@ -6,12 +6,24 @@ child process (skips, Ctrl-C on a fan-out, the critical path of a staged run) an
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from mcp import Client
-from test_cli import cli, run_id_of
-from test_mcp_tools import client, delay, document, no_orchestrator_env, ok  # noqa: F401
+from test_cli import REPO, child_env, cli, run_id_of, wait_for_a_started_attempt
+from test_mcp_tools import (  # noqa: F401 (fixtures)
+    client,
+    delay,
+    document,
+    no_orchestrator_env,
+    ok,
+    status_when,
+)
 
 # `root` fails; `middle` is skipped because of it, and `leaf` because `middle` was skipped.
 SKIP_CHAIN = """\
@@ -21,6 +33,20 @@ tasks:
   - {id: middle, type: delay, dependencies: [root]}
   - {id: leaf, type: delay, dependencies: [middle]}
 """
+
+# 60 slow items, two at a time, then a task that needs them all.
+SLOW_FAN_OUT = """\
+name: Slow fan-out
+tasks:
+  - id: each
+    type: delay
+    for_each: "${vars.items}"
+    max_concurrent: 2
+    config: {seconds: 30}
+  - {id: after, type: delay, dependencies: [each]}
+vars:
+  items: ITEMS
+""".replace("ITEMS", str(list(range(60))))
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -73,3 +99,110 @@ async def test_a_retry_is_accepted_the_moment_a_wait_says_the_run_finished(
         assert status["status"] == "failed"
         accepted += retried.is_error is False
     assert accepted == 10
+
+
+# --- Ctrl-C on a fan-out ----------------------------------------------------------------------
+
+
+def test_ctrl_c_on_a_fan_out_counts_its_items_cancelled_and_only_real_tasks_running(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "run",
+            "--json",
+            str(write(tmp_path, "fan.yaml", SLOW_FAN_OUT)),
+        ],
+        cwd=REPO,
+        env=child_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        wait_for_a_started_attempt(home / "state.db", process)
+        listing = cli(home, "list").stdout
+        run_id = re.search(r"orch-[0-9a-f]+", listing).group(0)  # type: ignore[union-attr]
+        for _ in range(40):  # until both items that may run are seen running
+            status = cli(home, "status", run_id).stdout.splitlines()
+            if "· 58 queued" in status[2]:
+                break
+        time.sleep(0.3)  # the SIGINT handler is installed just after the start is committed
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    # 62 tasks: more rows than the display has, so `status` counts them in the database
+    assert status[2].startswith("0/62 done · 2 running · 58 queued · 1 waiting"), status
+    assert process.returncode == 130, stderr
+    results = json.loads(stdout)
+    assert results["status"] == "cancelled"
+    assert results["error"] == "cancelled with Ctrl-C"
+    assert (results["counts"]["failed"], results["counts"]["cancelled"]) == (0, 62)
+    each = results["tasks"]["each"]
+    assert (each["state"], each["error"]) == ("cancelled", None)
+    assert each["reason"] == "60 of 60 item(s) cancelled (cancelled with Ctrl-C)"
+
+
+# --- cancelling one task ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_cancelling_one_task_answers_with_it_cancelled_and_the_run_says_so(
+    client: Client,  # noqa: F811 (the fixture of test_mcp_tools)
+) -> None:
+    spec = document(
+        delay("long", 30),
+        {**delay("needs_long"), "dependencies": ["long"]},
+        delay("other", 0.1, value="done"),
+    )
+    run_id = (await ok(client, "submit_orchestration", {"spec": spec}))["id"]
+    await status_when(client, run_id, {"running": 1, "pending": 1, "succeeded": 1})
+
+    answer = await ok(client, "cancel_orchestration", {"id": run_id, "task_id": "long"})
+    rows = {row["id"]: row for row in answer["tasks"]}
+    assert (rows["long"]["state"], rows["long"]["reason"]) == ("cancelled", "cancelled by request")
+    assert "running" not in answer["counts"]
+
+    status = await ok(client, "wait_for_orchestration", {"id": run_id, "timeout_seconds": 10})
+    assert (status["status"], status["error"]) == (
+        "failed",
+        "task long was cancelled (cancelled by request)",
+    )
+    rows = {row["id"]: row for row in status["tasks"]}
+    assert rows["needs_long"]["state"] == "skipped"
+    assert rows["needs_long"]["reason"] == "dependency long was cancelled (cancelled by request)"
+    assert rows["other"]["state"] == "succeeded"
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_fan_out_cancels_its_items_and_the_fan_out(
+    client: Client,  # noqa: F811 (the fixture of test_mcp_tools)
+) -> None:
+    spec = document(
+        {**delay("each", 30), "for_each": [1, 2, 3]}, {**delay("after"), "dependencies": ["each"]}
+    )
+    run_id = (await ok(client, "submit_orchestration", {"spec": spec}))["id"]
+    await status_when(client, run_id, {"running": 4, "pending": 1})
+
+    answer = await ok(client, "cancel_orchestration", {"id": run_id, "task_id": "each"})
+    assert answer["counts"] == {"cancelled": 4, "skipped": 1}
+    status = await ok(client, "wait_for_orchestration", {"id": run_id, "timeout_seconds": 10})
+    assert status["counts"] == {"cancelled": 4, "skipped": 1}
+    assert (
+        status["error"]
+        == "3 tasks were cancelled: each[0], each[1], each[2] (cancelled by request)"
+    )
+    rows = {row["id"]: row for row in status["tasks"]}
+    assert rows["each"]["reason"] == "3 of 3 item(s) cancelled (cancelled by request)"
+    assert rows["after"]["reason"] == (
+        "dependency each was cancelled (3 of 3 item(s) cancelled (cancelled by request))"
+    )
