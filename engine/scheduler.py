@@ -1025,8 +1025,12 @@ class Run:
         )
         files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
         dependencies = {task.id: task.dependencies for task in self.spec.tasks}
-        files.append(await write_report(store, snapshot, dependencies=dependencies))
+        stages = [self._stage_ids(stage) for stage in self._stage_keys]
+        files.append(await write_report(store, snapshot, dependencies=dependencies, stages=stages))
         self.output_files = [str(path) for path in files]
+
+    def _stage_ids(self, stage: int) -> list[str]:
+        return [node.task_id for node in self._stage_members[stage]]
 
     def _outcome(self) -> tuple[RunStatus, str | None]:
         """The run's final state, and its error."""

@@ -48,6 +48,16 @@ vars:
   items: ITEMS
 """.replace("ITEMS", str(list(range(60))))
 
+# Two stages: `slow` holds the first one long after `quick`, on which `after` depends, is done.
+STAGED = """\
+name: Staged
+mode: mixed
+tasks:
+  - {id: slow, type: delay, stage: 0, config: {seconds: 1.5}}
+  - {id: quick, type: delay, stage: 0, config: {seconds: 0.1}}
+  - {id: after, type: delay, stage: 1, dependencies: [quick], config: {seconds: 0.1}}
+"""
+
 
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
@@ -206,3 +216,25 @@ async def test_cancelling_a_fan_out_cancels_its_items_and_the_fan_out(
     assert rows["after"]["reason"] == (
         "dependency each was cancelled (3 of 3 item(s) cancelled (cancelled by request))"
     )
+
+
+# --- the critical path of a staged run --------------------------------------------------------
+
+
+def test_the_critical_path_of_a_staged_run_goes_through_the_task_that_held_the_stage(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    result = cli(home, "run", write(tmp_path, "staged.yaml", STAGED))
+    assert result.code == 0, result.stderr
+    run_id = run_id_of(result.stdout)
+    written = (home / "runs" / run_id / "report.html").read_text(encoding="utf-8")
+    again = cli(home, "report", run_id)  # rebuilt from what the database holds
+    assert again.code == 0, again.stderr
+    rebuilt = Path(again.stdout.strip()).read_text(encoding="utf-8")
+
+    for page in (written, rebuilt):
+        assert "<span class='chain'>slow → after</span> — 2 tasks" in page
+        assert "1 task waited at a stage barrier for the stages before to finish: after (" in page
+        assert ", for slow)" in page
+        assert "No task waited for a slot, a rate limit or a stage barrier." not in page
