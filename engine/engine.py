@@ -45,6 +45,7 @@ DEFAULT_MAX_TASKS = 10_000
 SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
 DEFAULT_LEASE_SECONDS = 15.0  # a run whose owner stops renewing is taken over after this long
 DEFAULT_SHUTDOWN_GRACE = 10.0
+CANCEL_WAIT = 5.0  # seconds a cancelled task's runner is given to stop before cancel returns
 
 logger = logging.getLogger("orchestrator.engine")
 POLL_SECONDS = 0.25  # how often to look at a run another process executes
@@ -472,6 +473,9 @@ class Engine:
         succeed. Returns the id (the same one).
         """
         orchestration_id = await self.resolve_id(orchestration_id)
+        ending = self.runs.get(orchestration_id)
+        if ending is not None and ending.ending:  # its end may be committed already: see it out
+            await asyncio.shield(ending.finished.wait())
         row = await self.store.get_orchestration(orchestration_id)
         assert row is not None
         if orchestration_id in self.runs or not RunStatus(row.status).terminal:
@@ -611,8 +615,12 @@ class Engine:
             rows = await self.store.load_ranked_tasks(orchestration_id)
             return _run_snapshot(row, [_task_snapshot(t, has_output=has) for t, has in rows])
         shown = await self._stored_status_rows(orchestration_id, choice, counts)
-        some_left_out = len(shown) < sum(counts.values())
-        return _run_snapshot(row, shown, task_counts=counts if some_left_out else None)
+        if len(shown) == sum(counts.values()):
+            return _run_snapshot(row, shown)
+        snapshot = _run_snapshot(row, shown, task_counts=counts)
+        if counts.get(TaskState.running.value):
+            snapshot.fan_outs_running = await self.store.count_running_fan_outs(orchestration_id)
+        return snapshot
 
     async def _stored_status_rows(
         self, orchestration_id: str, choice: status_rows.StatusRows, counts: dict[str, int]
@@ -697,7 +705,8 @@ class Engine:
         return orchestration_id
 
     async def cancel(self, orchestration_id: str, task_id: str | None = None) -> None:
-        """Cancel a whole run, or one task of it; a finished run is left as it is."""
+        """Cancel a whole run, or one task of it (returning once that task is recorded
+        cancelled); a finished run is left as it is."""
         orchestration_id = await self.resolve_id(orchestration_id)
         run = self.runs.get(orchestration_id)
         if run is not None:
@@ -709,7 +718,7 @@ class Engine:
                     raise UnknownTask(
                         f"orchestration {orchestration_id} has no task '{task_id}'; tasks: {known}"
                     )
-                run.cancel_task(task_id)
+                await _cancel_task(run, task_id)
 
     async def list(self, status: str | None = None, limit: int = 50) -> list[OrchestrationRow]:
         return await self.store.list_orchestrations(status, limit)
@@ -729,6 +738,20 @@ class Engine:
 
     def run_finished(self, run: Run) -> None:
         self.runs.pop(run.id, None)
+
+
+async def _cancel_task(run: Run, task_id: str) -> None:
+    """Cancel one task (a fan-out: all its items) and return once it is recorded cancelled,
+    so what the caller reads next says so; a runner slow to stop is given CANCEL_WAIT."""
+    node = run.nodes[task_id]
+    workers = [
+        item.worker
+        for item in (node, *(node.children or ()))
+        if item.worker is not None and not item.worker.done()
+    ]
+    run.cancel_task(task_id)
+    if workers:
+        await asyncio.wait(workers, timeout=CANCEL_WAIT)
 
 
 def _fresh(row: TaskRow) -> TaskRow:

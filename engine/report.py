@@ -170,7 +170,8 @@ def render_status(snapshot: RunSnapshot, *, now: float | None = None, max_rows: 
     Line 1 is ``progress_bar(snapshot.percent)``. Line 2 counts finished tasks (succeeded,
     failed, skipped and cancelled all count as done) of all tasks, then the number in each of
     running, retrying, queued, waiting (pending), failed, skipped and cancelled when not zero,
-    then the run's elapsed time once it has started.
+    then the run's elapsed time once it has started. Running counts tasks that run themselves
+    (``snapshot.running_tasks()``): a fan-out whose items run is not one, its items are.
 
     Then one row per task, ``<label>: <mark>``, in document order. Marks:
 
@@ -212,6 +213,7 @@ def render_status(snapshot: RunSnapshot, *, now: float | None = None, max_rows: 
 
 def _count_line(snapshot: RunSnapshot, now: float) -> str:
     counts = snapshot.counts()
+    counts[TaskState.running] = snapshot.running_tasks()  # a fan-out's items, not the fan-out
     parts = [f"{snapshot.done}/{snapshot.total} done"]
     parts.extend(f"{counts[state]} {word}" for state, word in _COUNTED_STATES if counts[state])
     if snapshot.started_at is not None:

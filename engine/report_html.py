@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
+from engine.graph import execution_stages
 from engine.report import (
     REPORT_FILE,
     _write_atomic,
@@ -26,6 +30,7 @@ from engine.report import (
     render_summary,
     run_files,
 )
+from engine.spec import Orchestration
 from engine.state import RunSnapshot, TaskSnapshot, TaskState
 from engine.store import AttemptRow, Store
 from engine.timeline import Timeline, build_timeline, dependencies_of, wait_kind
@@ -90,21 +95,28 @@ async def build_report(
     *,
     now: float | None = None,
     dependencies: Mapping[str, Sequence[str]] | None = None,
+    stages: Sequence[Sequence[str]] | None = None,
 ) -> Report:
     """Read the run's attempts from ``store`` and lay out its report.
 
-    ``dependencies`` maps each task id to its dependencies (``timeline.dependencies_of``); when
-    not given, they are read from the document in the store, which means parsing all of it.
+    ``dependencies`` maps each task id to its dependencies (``timeline.dependencies_of``) and
+    ``stages`` are the run's barriers (``graph.execution_stages``); when not given, they are
+    read from the document in the store, which means parsing all of it.
     """
     now = time.time() if now is None else now
     await store.flush()
-    if dependencies is None:
+    if dependencies is None or stages is None:
         row = await store.get_orchestration(snapshot.id)
-        dependencies = dependencies_of(row.document) if row is not None else {}
+        document = row.document if row is not None and row.document else {}
+        if dependencies is None:
+            dependencies = dependencies_of(document)
+        if stages is None:
+            stages = _stages_of(document)
     attempts = await store.load_attempts(snapshot.id)
+    barriers = stages
 
     def lay_out() -> Report:  # CPU work: off the event loop, which keeps scheduling meanwhile
-        timeline = build_timeline(snapshot, attempts, dependencies, now=now)
+        timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=barriers)
         svg = render_svg(timeline)
         run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
         html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now)
@@ -119,14 +131,16 @@ async def write_report(
     *,
     now: float | None = None,
     dependencies: Mapping[str, Sequence[str]] | None = None,
+    stages: Sequence[Sequence[str]] | None = None,
 ) -> Path:
     """Write ``report.html`` into the run's folder (atomically, owner-only) and return its path.
 
-    ``dependencies`` as for ``build_report``: pass them when at hand to spare reading them.
+    ``dependencies`` and ``stages`` as for ``build_report``: pass them when at hand to spare
+    reading them.
     """
     if not snapshot.run_dir:
         raise ValueError(f"orchestration {snapshot.id} has no run folder to write a report into")
-    report = await build_report(store, snapshot, now=now, dependencies=dependencies)
+    report = await build_report(store, snapshot, now=now, dependencies=dependencies, stages=stages)
     folder = Path(snapshot.run_dir).absolute()
     path = folder / REPORT_FILE
 
@@ -136,6 +150,14 @@ async def write_report(
 
     await asyncio.to_thread(write)
     return path
+
+
+def _stages_of(document: Mapping[str, Any]) -> list[list[str]]:
+    """The barriers of a stored document's run (none when it no longer reads as one)."""
+    try:
+        return execution_stages(Orchestration.model_validate(document))
+    except (ValidationError, ValueError, KeyError):
+        return []
 
 
 def render_html(
@@ -185,6 +207,7 @@ def _section(title: str, *body: str) -> list[str]:
 
 def _header(snapshot: RunSnapshot, now: float) -> str:
     counts = snapshot.counts()
+    counts["running"] = snapshot.running_tasks()  # a fan-out's items, not the fan-out
     status = snapshot.status.value
     cards = [
         (str(len(snapshot.tasks)), "tasks"),
@@ -237,7 +260,21 @@ def _facts(snapshot: RunSnapshot, timeline: Timeline, attempts: Sequence[Attempt
         facts.append(
             f"{len(retried)} task{'s' if len(retried) != 1 else ''} retried: {_e(names)}{more}"
         )
-    if not waits:
+    held = timeline.barrier_waits
+    if held:
+        longest = sorted(held, key=lambda wait: -wait.seconds)
+        named = ", ".join(
+            f"{wait.task_id} ({format_duration(wait.seconds)}, for {wait.held_by})"
+            for wait in longest[:8]
+        )
+        more = f" and {len(held) - 8} more" if len(held) > 8 else ""
+        facts.append(
+            f"{len(held)} task{'s' if len(held) != 1 else ''} waited at a stage barrier for "
+            f"the stages before to finish: {_e(named)}{more}"
+        )
+    if not waits and not held:
+        facts.append("No task waited for a slot, a rate limit or a stage barrier.")
+    elif not waits:
         facts.append("No task waited for a slot or a rate limit.")
     return "<ul class='facts'>" + "".join(f"<li>{fact}</li>" for fact in facts) + "</ul>"
 

@@ -14,6 +14,7 @@ import collections
 import heapq
 import itertools
 import json
+import logging
 import math
 import operator
 import random
@@ -45,6 +46,8 @@ NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
 MAX_ERROR_LENGTH = 2000
 MAX_ITEM_LABEL = 40
 WAIT_NOTICED = 0.002  # seconds in the queue before a task counts as having waited
+
+logger = logging.getLogger("orchestrator.scheduler")
 
 
 @dataclass(eq=False, slots=True)
@@ -344,6 +347,11 @@ class Run:
             self._begin_finalize()
         self._kick()
 
+    @property
+    def ending(self) -> bool:
+        """Every task has ended and the run is committing its end (``finished`` follows)."""
+        return self._finalizing and not self.finished.is_set()
+
     def _stage_index(self, node: Node) -> int:
         return self._stage_position[node.stage]
 
@@ -387,15 +395,31 @@ class Run:
             if dep.state == TaskState.succeeded:
                 continue
             node.chain = [dep.task_id, *dep.chain]
+            node.root_error = dep.root_error
             if dep.state == TaskState.cancelled:
-                return f"dependency {dep.task_id} was cancelled"
+                why = f" ({dep.reason})" if dep.reason else ""
+                return f"dependency {dep.task_id} was cancelled{why}"
             if dep.state == TaskState.failed:
                 node.root_error = dep.error
                 return f"dependency {dep.task_id} failed ({dep.error})"
-            root = dep.chain[-1] if dep.chain else dep.task_id
-            node.root_error = dep.root_error
-            return f"dependency {dep.task_id} failed ({root}: {dep.root_error})"
+            return f"dependency {dep.task_id} was skipped ({self._root_cause(node.chain)})"
         return None
+
+    def _root_cause(self, chain: list[str]) -> str:
+        """What a chain of skips (``chain``: from a skipped dependency to the task that
+        started it) comes from, e.g. ``chain: c -> b -> a; a failed: boom``."""
+        root = self.nodes.get(chain[-1])
+        if root is None:
+            return "chain: " + " -> ".join(chain)
+        if root.state == TaskState.failed:
+            what = f"{root.task_id} failed" + (f": {root.error}" if root.error else "")
+        elif root.state == TaskState.cancelled:
+            what = f"{root.task_id} was cancelled"
+        elif len(chain) == 1:  # skipped by its own rule (e.g. run_if: any_failed)
+            return root.reason or "for no recorded reason"
+        else:
+            what = f"{root.task_id} was skipped: {root.reason or 'no reason recorded'}"
+        return f"chain: {' -> '.join(chain)}; {what}"
 
     def _enqueue(self, node: Node) -> None:
         node.state = TaskState.queued
@@ -735,27 +759,37 @@ class Run:
         return child
 
     def _finish_fanout(self, parent: Node) -> None:
+        """Every item ended: the fan-out fails when one failed, is cancelled when items were
+        cancelled and none failed (unless ``allow_partial`` keeps what succeeded while the run
+        goes on), and succeeds otherwise."""
         children = parent.children or []
-        failed = [child for child in children if child.state != TaskState.succeeded]
+        cancelled = [child for child in children if child.state == TaskState.cancelled]
+        failed = [
+            child
+            for child in children
+            if child.state not in (TaskState.succeeded, TaskState.cancelled)
+        ]
         items = [self.output_of(child) for child in children]
         parent.output_json = self._keep_output(parent, json.dumps(items, default=str))
         parent.output = None if outputs.reference(parent.output_json) else items
         finished = time.time()
-        if failed:
-            listed = ", ".join(
-                f"{child.task_id} ({child.error or child.reason or child.state.value})"
-                for child in failed[:3]
-            )
-            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-            summary = f"{len(failed)} of {len(children)} item(s) failed: {listed}{more}"
-            if parent.spec.allow_partial:
+        if failed or cancelled:
+            summary = _items_summary(failed or cancelled, len(children), failed=bool(failed))
+            if failed and cancelled:
+                summary += f"; {len(cancelled)} cancelled"
+            if parent.spec.allow_partial and (failed or not self._stopping):
                 parent.reason = f"partial: {summary}"
             else:
+                parent.output = None
+                parent.output_json = None
+                if not failed:
+                    self._set_terminal(
+                        parent, TaskState.cancelled, reason=summary, finished_at=finished
+                    )
+                    return
                 parent.error = summary
                 parent.error_class = failed[0].error_class or "error"
                 parent.root_error = summary
-                parent.output = None
-                parent.output_json = None
                 self._set_terminal(parent, TaskState.failed, finished_at=finished)
                 self._propagate_after_commit(parent)
                 return
@@ -903,7 +937,7 @@ class Run:
         self._stop("timeout", f"timed out after {self.spec.timeout:g}s")
 
     def _stop(self, how: str, reason: str) -> None:
-        if self._stopping:
+        if self._stopping or self._finalizing:  # every task ended: nothing is left to stop
             return
         self._stopping = how
         self.error = self.engine.redact(reason)
@@ -946,39 +980,86 @@ class Run:
         self._spawn(self._finalize())
 
     async def _finalize(self) -> None:
+        """End the run: commit everything, write its files, then publish the end.
+
+        Until the last step the run reads as running everywhere (in memory and in the
+        database): its terminal state is committed, and it leaves ``engine.runs`` and wakes
+        its waiters, only once nothing is left to do. So the moment any tool says it finished,
+        every tool agrees (a retry is accepted, a cancel refused).
+        """
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
         if self._wake_handle is not None:
             self._wake_handle.cancel()
-        states = {node.state for node in self.nodes.values()}
-        if self._stopping == "cancel":
-            self.status = RunStatus.cancelled
-        elif states <= {TaskState.succeeded} and not self._stopping:
-            self.status = RunStatus.succeeded
-        else:
-            self.status = RunStatus.failed
-        self.finished_at = time.time()
+        status, error = self._outcome()
+        finished_at = time.time()
         store = self.engine.store
-        store.put_orchestration(self.orchestration_row())
-        took = self.finished_at - (self.started_at or self.created_at)
-        self._event(None, "finished", f"{self.status.value} in {took:.2f}s")
+        took = finished_at - (self.started_at or self.created_at)
+        self._event(None, "finished", f"{status.value} in {took:.2f}s")
         try:
             await store.flush()
-            log: list[str] = []
-            async for events in store.event_pages(self.id):
-                log.extend(log_lines(events))
-            # One snapshot for both: the report shows no outputs, so it may hold them.
-            snapshot = self.snapshot(include_outputs=True, load_output_files=False)
-            files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
-            dependencies = {task.id: task.dependencies for task in self.spec.tasks}
-            files.append(await write_report(store, snapshot, dependencies=dependencies))
-            self.output_files = [str(path) for path in files]
+            try:
+                await self._write_files(status, error, finished_at)
+            except (OSError, ValueError) as exc:  # the run's outcome still counts
+                logger.error("orchestration %s: could not write its files: %s", self.id, exc)
+                self._event(None, "files", f"could not write the run's files: {exc}", "error")
+            self.status, self.error, self.finished_at = status, error, finished_at
+            store.put_orchestration(self.orchestration_row())
+            await store.flush()
         except StoreError as exc:
             self.engine.store_failed(exc)
         finally:
+            self.status, self.error, self.finished_at = status, error, finished_at
+            self.engine.run_finished(self)
             self.finished.set()
             self.changed.set()
-            self.engine.run_finished(self)
+
+    async def _write_files(self, status: RunStatus, error: str | None, finished_at: float) -> None:
+        """Write the result files and the report of the run as it ends."""
+        store = self.engine.store
+        log: list[str] = []
+        async for events in store.event_pages(self.id):
+            log.extend(log_lines(events))
+        # One snapshot for both: the report shows no outputs, so it may hold them.
+        snapshot = self.snapshot(include_outputs=True, load_output_files=False).model_copy(
+            update={"status": status, "error": error, "finished_at": finished_at}
+        )
+        files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
+        dependencies = {task.id: task.dependencies for task in self.spec.tasks}
+        stages = [self._stage_ids(stage) for stage in self._stage_keys]
+        files.append(await write_report(store, snapshot, dependencies=dependencies, stages=stages))
+        self.output_files = [str(path) for path in files]
+
+    def _stage_ids(self, stage: int) -> list[str]:
+        return [node.task_id for node in self._stage_members[stage]]
+
+    def _outcome(self) -> tuple[RunStatus, str | None]:
+        """The run's final state, and its error."""
+        states = {node.state for node in self.nodes.values()}
+        if self._stopping == "cancel":
+            return RunStatus.cancelled, self.error
+        if states <= {TaskState.succeeded} and not self._stopping:
+            return RunStatus.succeeded, self.error
+        if self.error is None and TaskState.cancelled in states:
+            return RunStatus.failed, self._cancelled_tasks()
+        return RunStatus.failed, self.error
+
+    def _cancelled_tasks(self) -> str | None:
+        """What a run some of whose tasks were cancelled (the run itself was not) says, e.g.
+        ``task long was cancelled (cancelled by request)``."""
+        cancelled = [
+            node
+            for node in self._ordered_nodes()
+            if node.state == TaskState.cancelled and not node.children
+        ]
+        if not cancelled:
+            return None
+        reason = f" ({cancelled[0].reason})" if cancelled[0].reason else ""
+        if len(cancelled) == 1:
+            return f"task {cancelled[0].task_id} was cancelled{reason}"
+        names = ", ".join(node.task_id for node in cancelled[:5])
+        more = f" and {len(cancelled) - 5} more" if len(cancelled) > 5 else ""
+        return f"{len(cancelled)} tasks were cancelled: {names}{more}{reason}"
 
     # --- persistence and views ------------------------------------------------------------
 
@@ -1048,8 +1129,12 @@ class Run:
         shown = sorted((self.nodes[task_id] for task_id in task_ids), key=_position)
         tasks = [self._task_snapshot(node, None) for node in shown]
         counts = {state.value: len(nodes) for state, nodes in by_state.items() if nodes}
-        some_left_out = len(tasks) < sum(counts.values())
-        return self._run_snapshot(tasks, task_counts=counts if some_left_out else None)
+        if len(tasks) == sum(counts.values()):
+            return self._run_snapshot(tasks)
+        snapshot = self._run_snapshot(tasks, task_counts=counts)
+        running = by_state.get(TaskState.running, ())
+        snapshot.fan_outs_running = sum(1 for node in running if node.children)
+        return snapshot
 
     def _task_snapshot(self, node: Node, output: Any) -> TaskSnapshot:
         return TaskSnapshot(
@@ -1126,6 +1211,20 @@ def _held_output(node: Node) -> Any:
     if node.output is not None or node.output_json is None:
         return node.output
     return json.loads(node.output_json)
+
+
+def _items_summary(items: list[Node], total: int, *, failed: bool) -> str:
+    """E.g. ``2 of 6 item(s) failed: each[1] (boom), each[4] (boom)``, or for items that were
+    all cancelled for one reason ``6 of 6 item(s) cancelled (cancelled with Ctrl-C)``."""
+    head = f"{len(items)} of {total} item(s) {'failed' if failed else 'cancelled'}"
+    reasons = {item.reason for item in items}
+    if not failed and len(reasons) == 1 and None not in reasons:
+        return f"{head} ({reasons.pop()})"
+    listed = ", ".join(
+        f"{item.task_id} ({item.error or item.reason or item.state.value})" for item in items[:3]
+    )
+    more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+    return f"{head}: {listed}{more}"
 
 
 def _config_problem(error: Exception) -> str:

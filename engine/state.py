@@ -32,7 +32,7 @@ class RunStatus(StrEnum):
     pending = "pending"
     running = "running"
     succeeded = "succeeded"  # every task succeeded
-    failed = "failed"  # at least one task failed or was skipped
+    failed = "failed"  # at least one task failed, was skipped or was cancelled
     cancelled = "cancelled"
 
     @property
@@ -87,6 +87,12 @@ class RunSnapshot(BaseModel):
         "`tasks` holds only some of them (a status read, see Engine.status); None when `tasks` "
         "is every task",
     )
+    fan_outs_running: int | None = Field(
+        None,
+        description="how many of the tasks counted running are fan-outs whose items run (each "
+        "item is counted too), when `tasks` holds only some of them; None when `tasks` is every "
+        "task (they are counted from it)",
+    )
 
     @property
     def partial(self) -> bool:
@@ -109,6 +115,18 @@ class RunSnapshot(BaseModel):
         for task in self.tasks:
             counts[task.state.value] += 1
         return counts
+
+    def running_tasks(self) -> int:
+        """How many tasks are running themselves: a fan-out whose items run is not counted,
+        its items are (``counts()`` has it under running, as its state is)."""
+        running = self.counts()[TaskState.running.value]
+        if self.fan_outs_running is not None:
+            return max(0, running - self.fan_outs_running)
+        parents = {task.parent_id for task in self.tasks if task.parent_id is not None}
+        fan_outs = sum(
+            1 for task in self.tasks if task.state is TaskState.running and task.task_id in parents
+        )
+        return running - fan_outs
 
     @property
     def done(self) -> int:

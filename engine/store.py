@@ -628,6 +628,18 @@ class Store:
         )
         return {state: number for state, number in rows}
 
+    async def count_running_fan_outs(self, orchestration_id: str) -> int:
+        """How many of the orchestration's running tasks are fan-outs with items (a fan-out's
+        first item is ``<its id>[0]``)."""
+        rows = await self._db.execute_fetchall(
+            "SELECT count(*) FROM tasks AS parent WHERE parent.orchestration_id = ? "
+            "AND parent.state = 'running' AND EXISTS (SELECT 1 FROM tasks AS item "
+            "WHERE item.orchestration_id = parent.orchestration_id "
+            "AND item.task_id = parent.task_id || '[0]')",
+            (orchestration_id,),
+        )
+        return int(next(iter(rows))[0])
+
     async def load_ranked_tasks(
         self,
         orchestration_id: str,

@@ -88,6 +88,16 @@ class Row:
 
 
 @dataclass(frozen=True, slots=True)
+class BarrierWait:
+    """A task that was ready (its dependencies done) but waited for its stage to open: the
+    tasks of the stages before it had to finish, and ``held_by`` finished last."""
+
+    task_id: str
+    held_by: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Timeline:
     """Everything the picture shows; ``origin`` is the epoch time that is 0 on the axis."""
 
@@ -100,6 +110,7 @@ class Timeline:
     critical_path: tuple[str, ...]
     task_count: int
     note: str | None = None
+    barrier_waits: tuple[BarrierWait, ...] = ()
 
 
 def dependencies_of(document: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -127,8 +138,13 @@ def build_timeline(
     *,
     now: float,
     max_rows: int = MAX_ROWS,
+    stages: Sequence[Sequence[str]] = (),
 ) -> Timeline:
-    """The timeline of ``snapshot``; ``now`` ends what is still running (an unfinished run)."""
+    """The timeline of ``snapshot``; ``now`` ends what is still running (an unfinished run).
+
+    ``stages`` are the barriers the run kept (``graph.execution_stages``: in ``mixed`` and
+    ``sequential`` mode each stage starts once every task before it ended); each is an edge of
+    the critical path, and a task held at one is a ``barrier_waits`` entry."""
     if max_rows < 2:
         raise ValueError(f"max_rows must be at least 2, got {max_rows}")
     tasks = sorted(snapshot.tasks, key=attrgetter("position"))
@@ -146,7 +162,8 @@ def build_timeline(
         rows = (row for task in members for row in by_task.get(task.task_id, ()))
         return _attempts_band(rows, origin, end)
 
-    critical = critical_path(tasks, by_task, dependencies)
+    critical = critical_path(tasks, by_task, dependencies, stages)
+    waits = barrier_waits(tasks, by_task, dependencies, stages)
     rows, note = _layout(tasks, spans_of, band_of, set(critical), max_rows)
     duration = max(0.0, end - origin)
     return Timeline(
@@ -159,6 +176,7 @@ def build_timeline(
         critical_path=tuple(critical),
         task_count=len(tasks),
         note=note,
+        barrier_waits=tuple(waits),
     )
 
 
@@ -272,27 +290,31 @@ def critical_path(
     tasks: Sequence[TaskSnapshot],
     attempts: Mapping[str, Sequence[AttemptRow]],
     dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]] = (),
 ) -> list[str]:
     """The chain of tasks that decided when the run ended, first to last.
 
-    From the top-level task that finished last, back through the dependency that finished last,
-    until a task with no finished dependency. A fan-out parent on the chain is followed by its
-    child that finished last (the one the parent waited for).
+    From the top-level task that finished last, back through whichever of its dependencies and
+    its stage barrier's holder (the task of an earlier stage that finished last) finished last,
+    until a task with neither. A fan-out parent on the chain is followed by its child that
+    finished last (the one the parent waited for).
     """
     finish = {task.task_id: _finished(task, attempts.get(task.task_id, ())) for task in tasks}
     top = [task for task in tasks if task.parent_id is None and finish[task.task_id] is not None]
     if not top:
         return []
+    holders = _barrier_holders(stages, finish)
     current: str | None = max(top, key=lambda task: (finish[task.task_id], -task.position)).task_id
     chain: list[str] = []
     seen: set[str] = set()
     while current is not None and current not in seen:
         chain.append(current)
         seen.add(current)
-        finished_deps = [
-            dep for dep in dependencies.get(current, ()) if finish.get(dep) is not None
-        ]
-        current = max(finished_deps, key=finish.__getitem__) if finished_deps else None
+        before = [dep for dep in dependencies.get(current, ()) if finish.get(dep) is not None]
+        holder = holders.get(current)
+        if holder is not None:
+            before.append(holder)
+        current = max(before, key=finish.__getitem__) if before else None
     chain.reverse()
 
     children: dict[str, list[TaskSnapshot]] = {}
@@ -308,6 +330,48 @@ def critical_path(
             )
             path.append(last.task_id)
     return path
+
+
+def barrier_waits(
+    tasks: Sequence[TaskSnapshot],
+    attempts: Mapping[str, Sequence[AttemptRow]],
+    dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]],
+) -> list[BarrierWait]:
+    """The tasks a stage barrier held after their dependencies were done, in document order:
+    each with the task that held the stage and how long it waited (at least MIN_UNNAMED_WAIT)."""
+    finish = {task.task_id: _finished(task, attempts.get(task.task_id, ())) for task in tasks}
+    holders = _barrier_holders(stages, finish)
+    origin = min((t.started_at for t in tasks if t.started_at is not None), default=None)
+    waits: list[BarrierWait] = []
+    for task in tasks:
+        holder = holders.get(task.task_id)
+        if holder is None or task.started_at is None or origin is None:
+            continue
+        deps_done = [finish[d] for d in dependencies.get(task.task_id, ()) if finish.get(d)]
+        ready = max([origin, *deps_done])
+        opened = finish[holder]
+        assert opened is not None
+        if holder not in dependencies.get(task.task_id, ()) and opened - ready >= MIN_UNNAMED_WAIT:
+            waits.append(BarrierWait(task.task_id, holder, round(opened - ready, 3)))
+    return waits
+
+
+def _barrier_holders(
+    stages: Sequence[Sequence[str]], finish: Mapping[str, float | None]
+) -> dict[str, str]:
+    """For each task of a stage after the first: the task of the stages before it that
+    finished last (the one its stage waited for)."""
+    holders: dict[str, str] = {}
+    last: str | None = None
+    for stage in stages:
+        if last is not None:
+            holders.update(dict.fromkeys(stage, last))
+        for task_id in stage:
+            ended = finish.get(task_id)
+            if ended is not None and (last is None or ended > (finish[last] or 0.0)):
+                last = task_id
+    return holders
 
 
 def _finished(task: TaskSnapshot, rows: Sequence[AttemptRow]) -> float | None:

@@ -421,7 +421,9 @@ async def test_get_results_outputs_filter_failures_and_summary(client: Client) -
     assert failures["broken"]["error"] == "connection refused"
     assert failures["after"]["chain"] == ["broken"]
     assert failures["last"]["chain"] == ["after", "broken"]
-    assert failures["last"]["reason"] == "dependency after failed (broken: connection refused)"
+    assert failures["last"]["reason"] == (
+        "dependency after was skipped (chain: after -> broken; broken failed: connection refused)"
+    )
 
     only = await ok(client, "get_results", {"id": run_id, "task_ids": ["fine"]})
     assert only["outputs"] == {"fine": "kept"}

@@ -220,8 +220,9 @@ async def test_continue_skips_the_chain_and_reports_the_root_cause(engine: Engin
     tasks = by_id(snapshot)
     assert tasks["other"].state == TaskState.succeeded
     assert tasks["merge_content"].reason == "dependency extract_b failed (timeout after 30s)"
-    assert (
-        tasks["publish"].reason == "dependency merge_content failed (extract_b: timeout after 30s)"
+    assert tasks["publish"].reason == (
+        "dependency merge_content was skipped "
+        "(chain: merge_content -> extract_b; extract_b failed: timeout after 30s)"
     )
     assert tasks["publish"].chain == ["merge_content", "extract_b"]
     assert tasks["extract_b"].error_class == "timeout"
@@ -345,7 +346,7 @@ async def test_cancel_one_task_skips_its_dependents(engine: Engine) -> None:
     tasks = by_id(snapshot)
     assert tasks["long"].state == TaskState.cancelled
     assert tasks["later"].state == TaskState.skipped
-    assert tasks["later"].reason == "dependency long was cancelled"
+    assert tasks["later"].reason == "dependency long was cancelled (cancelled by request)"
     assert tasks["other"].state == TaskState.succeeded
     assert snapshot.status == RunStatus.failed
 

@@ -87,7 +87,9 @@ class OrchestrationStatus(BaseModel):
     percent: float
     done: int
     total: int
-    counts: dict[str, int] = Field(description="tasks per state")
+    counts: dict[str, int] = Field(
+        description="tasks per state (a fan-out whose items run is running, as they are)"
+    )
     elapsed_seconds: float
     max_parallel: int = Field(description="the most tasks that ran at once")
     error: str | None = None

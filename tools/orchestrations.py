@@ -324,7 +324,7 @@ async def _wait(ctx: Context, tools: ToolContext, run_id: str, seconds: float) -
 
 def _progress_message(snapshot: RunSnapshot) -> str:
     counts = snapshot.counts()
-    running = counts["running"] + counts["retrying"]
+    running = snapshot.running_tasks() + counts["retrying"]
     failed = counts["failed"]
     text = f"{snapshot.done}/{snapshot.total} done, {running} running"
     return text + (f", {failed} failed" if failed else "")

@@ -52,6 +52,12 @@ async def get_report(id: IdInput, ctx: Context) -> list[TextContent | ImageConte
     lines = [render_summary(snapshot, run_files(snapshot.run_dir))]
     if timeline.critical_path:
         lines.append("Critical path: " + " -> ".join(timeline.critical_path))
+    if timeline.barrier_waits:
+        held = ", ".join(
+            f"{wait.task_id} {wait.seconds:.2f}s for {wait.held_by}"
+            for wait in timeline.barrier_waits[:10]
+        )
+        lines.append(f"Waited at stage barriers: {held}")
     if timeline.note:
         lines.append(f"Timeline: {timeline.note}")
     lines.append(f"Full report (HTML): orchestration://{snapshot.id}/report")
