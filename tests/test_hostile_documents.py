@@ -4,7 +4,7 @@ Every input to the loader (``engine.spec.load_text``), the validator (``engine.g
 and the resolver (``engine.expressions.resolve``) must end, within a second, in a loaded document,
 a validation (a plan, or errors), a resolved value — or the module's own error (DocumentError,
 ExpressionError). Nothing else may escape and nothing may hang: each example runs under
-hypothesis' deadline and an alarm that interrupts a call that never returns.
+hypothesis' deadline, and in a thread of its own that is interrupted if it never returns.
 
 Properties run 300 examples each when ``CI`` is set, fewer locally.
 """
@@ -12,12 +12,17 @@ Properties run 300 examples each when ``CI`` is set, fewer locally.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
-import signal
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -47,41 +52,61 @@ fuzzing = settings(
 RUNNER_CONFIGS = {name: runner.config_model for name, runner in discover().items()}
 
 
+T = TypeVar("T")
+
+# Only a call that never returns fails here (hypothesis' deadline judges slowness): generous, so
+# a loaded machine never trips it.
+HANG_SECONDS = 10.0
+
+
 class Hang(Exception):
     """A call did not return in time."""
 
 
-@contextlib.contextmanager
-def bounded(seconds: float = 2.0) -> Iterator[None]:
-    """Interrupt the block if it runs longer than ``seconds`` (a hang, not just slowness:
-    hypothesis' deadline judges slowness)."""
+def bounded(call: Callable[[], T]) -> T:
+    """``call()``, run in a thread of its own; if it has not returned after HANG_SECONDS, it is
+    interrupted and this test fails with Hang.
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise Hang(f"still running after {seconds}s")
+    Not an alarm signal: its handler raises wherever the main thread happens to be — inside
+    hypothesis or pytest as well as the code under test — which turned a slow example into an
+    INTERNALERROR that ended the whole session. Here the exception is raised in the worker thread,
+    which runs nothing but ``call``, and the test fails alone.
+    """
+    outcome: Future[T] = Future()
 
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    def run() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as exc:
+            outcome.set_exception(exc)
+
+    worker = threading.Thread(target=run, name="bounded", daemon=True)
+    worker.start()
+    worker.join(HANG_SECONDS)
+    if worker.is_alive():
+        # stop the runaway call (at its next bytecode) rather than leave it eating a core
+        assert worker.ident is not None
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(worker.ident), ctypes.py_object(Hang)
+        )
+        raise Hang(f"still running after {HANG_SECONDS:g}s")
+    return outcome.result()
 
 
 def loads_or_refuses(text: str) -> RawDocument | DocumentError:
-    with bounded():
-        try:
-            raw = load_text(text)
-        except DocumentError as exc:
-            assert exc.issues, "a DocumentError lists its problems"
-            return exc
+    try:
+        raw = bounded(lambda: load_text(text))
+    except DocumentError as exc:
+        assert exc.issues, "a DocumentError lists its problems"
+        return exc
     assert isinstance(raw.data, dict)
     return raw
 
 
 def validates(source: Any) -> Validation:
-    with bounded():
-        result = validate(source, available_types=set(TASK_TYPES), runner_configs=RUNNER_CONFIGS)
+    result = bounded(
+        lambda: validate(source, available_types=set(TASK_TYPES), runner_configs=RUNNER_CONFIGS)
+    )
     assert isinstance(result, Validation)
     if result.ok:
         assert result.orchestration is not None and result.plan is not None
@@ -127,8 +152,8 @@ tasks:
 
 
 def test_the_billion_laughs_is_refused_at_once() -> None:
-    with bounded(1.0), pytest.raises(DocumentError) as caught:
-        load_text(BILLION_LAUGHS)
+    with pytest.raises(DocumentError) as caught:
+        bounded(lambda: load_text(BILLION_LAUGHS))
     (issue,) = caught.value.issues
     assert issue.message == (
         f"YAML aliases in the document expand to more than {MAX_ALIAS_EXPANSION:,} values "
@@ -143,8 +168,8 @@ def test_a_bomb_made_of_mappings_and_merge_keys_is_refused() -> None:
         refs = ", ".join(f"k{n}: *l{level - 1}" for n in range(10))
         lines.append(f"l{level}: &l{level} {{<<: *l{level - 1}, {refs}}}")
     text = "\n".join(lines) + "\ntasks: [{id: a, type: delay, config: {value: *l9}}]\n"
-    with bounded(1.0), pytest.raises(DocumentError, match="an alias bomb"):
-        load_text(text)
+    with pytest.raises(DocumentError, match="an alias bomb"):
+        bounded(lambda: load_text(text))
 
 
 def test_aliases_within_the_budget_still_load() -> None:
@@ -168,8 +193,8 @@ def test_aliases_within_the_budget_still_load() -> None:
     ["a: &a [*a]\ntasks: []\n", "a: &a {b: {c: *a}}\n", "tasks: &t [{id: x, type: delay, c: *t}]"],
 )
 def test_an_alias_inside_its_own_value_is_refused(text: str) -> None:
-    with bounded(1.0), pytest.raises(DocumentError) as caught:
-        load_text(text)
+    with pytest.raises(DocumentError) as caught:
+        bounded(lambda: load_text(text))
     assert caught.value.issues[0].message == (
         "a YAML alias refers to a value that contains it, which would repeat forever"
     )
@@ -217,8 +242,7 @@ def test_nesting_is_limited(form: str, depth: int) -> None:
         source = "tasks: " + "[" * depth + "]" * depth
     else:
         source = yaml.safe_dump(document) if depth < 1000 else _deep_block_yaml(depth)
-    with bounded(2.0):
-        messages = error_messages(source)
+    messages = error_messages(source)  # validates() runs under bounded()
     too_deep = (
         f"the document nests mappings and lists more than {MAX_NESTING_DEPTH} levels deep, "
         f"over the nesting limit of {MAX_NESTING_DEPTH}"
@@ -433,8 +457,7 @@ def test_a_cycle_through_every_task_is_reported_with_its_path() -> None:
             {"id": f"t{n}", "type": "delay", "needs": [f"t{(n + 1) % 500}"]} for n in range(500)
         ]
     }
-    with bounded(2.0):
-        (message,) = error_messages(document)
+    (message,) = error_messages(document)  # validates() runs under bounded()
     assert message.startswith("dependency cycle: t0 -> t1 -> t2")
     assert message.endswith("t498 -> t499 -> t0")
 
@@ -461,26 +484,74 @@ scopes = st.builds(
 @fuzzing
 @given(config_values, scopes)
 def test_resolving_gives_a_value_or_an_expression_error(value: Any, scope: Scope) -> None:
-    with bounded():
-        try:
-            resolved = resolve(value, scope)
-        except ExpressionError as exc:
-            assert str(exc)
-            return
+    try:
+        resolved = bounded(lambda: resolve(value, scope))
+    except ExpressionError as exc:
+        assert str(exc)
+        return
     json.dumps(resolved, default=str)
 
 
 @fuzzing
 @given(st.text(max_size=2 * MAX_EXPRESSION_LENGTH + 50), scopes)
 def test_any_text_inside_a_reference_resolves_or_fails_cleanly(text: str, scope: Scope) -> None:
-    with bounded(), contextlib.suppress(ExpressionError):
-        resolve({"value": "${" + text + "}", "inputs": [text]}, scope)
+    with contextlib.suppress(ExpressionError):
+        bounded(lambda: resolve({"value": "${" + text + "}", "inputs": [text]}, scope))
 
 
 @settings(max_examples=max(10, EXAMPLES // 10), deadline=None)
 @given(st.integers(1, 300), st.sampled_from(["[", "{a: ", "- ", '{"a": ']))
 def test_any_depth_of_brackets_ends_quickly(depth: int, opener: str) -> None:
     text = "tasks: " + opener * depth
-    with bounded(1.0):
-        result = validates(text)
+    result = validates(text)  # validates() runs under bounded()
     assert not result.ok
+
+
+# --- the guard itself ---------------------------------------------------------------------------
+
+GUARDED = """
+import threading
+
+from hypothesis import Phase, given, settings, strategies as st
+
+import test_hostile_documents as hostile
+
+hostile.HANG_SECONDS = 0.5
+
+
+def spin(n: int) -> None:
+    while True:
+        n += 1
+
+
+@settings(max_examples=2, deadline=None, database=None, phases=[Phase.generate])
+@given(st.integers())
+def test_hangs(n: int) -> None:
+    hostile.bounded(lambda: spin(n))
+
+
+def test_after_the_hang() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "bounded":
+            thread.join(30)
+    assert [t.name for t in threading.enumerate() if t.name == "bounded"] == []
+"""
+
+
+def test_a_hang_fails_its_own_test_and_the_session_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "test_guarded.py").write_text(GUARDED, encoding="utf-8")
+    tests = Path(__file__).parent
+    finished = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = finished.stdout + finished.stderr
+    assert finished.returncode == 1, out  # tests failed; 3 would be an internal error
+    assert "INTERNALERROR>" not in out
+    assert "Hang: still running after 0.5s" in out
+    # the spinning calls were stopped, not left running: the next test sees no worker left
+    assert "1 failed, 1 passed" in out

@@ -1,7 +1,7 @@
 """A client nobody here wrote: the MCP Inspector CLI drives ``orchestrator serve`` over stdio.
 
-``.ci/run`` installs ``@modelcontextprotocol/inspector`` into ``.ci/node`` before the tests, so
-no network is needed here. Each inspector call starts its own server on the same home, as a
+``scripts/test`` installs ``@modelcontextprotocol/inspector`` into ``.ci/node`` before the tests,
+so no network is needed here. Each inspector call starts its own server on the same home, as a
 user's successive tool calls would: the run submitted by one server is resumed by the next.
 """
 
@@ -20,9 +20,8 @@ from mcp_contract import TOOL_NAMES
 REPO = Path(__file__).resolve().parent.parent
 INSPECTOR = REPO / ".ci" / "node" / "node_modules" / ".bin" / "mcp-inspector"
 INSTALL_HINT = (
-    f"the MCP Inspector CLI is not installed at {INSPECTOR.relative_to(REPO)}; run the npm step "
-    "of .ci/run: npm install --prefix .ci/node --no-audit --no-fund --save-exact "
-    "@modelcontextprotocol/inspector@0.15.0"
+    f"the MCP Inspector CLI is not installed at {INSPECTOR.relative_to(REPO)}; scripts/test "
+    "installs it (with npm, Node.js 20 or newer)"
 )
 
 # A fan-out feeding a merge; under two seconds of work.

@@ -96,9 +96,15 @@ def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+def settings(home: Path, **fields: Any) -> Settings:
+    """A server's settings for a test: tasks still running when the client leaves are stopped
+    at once, not after the default 10 s shutdown grace."""
+    return Settings(home=home, shutdown_grace=0, **fields)
+
+
 @pytest.fixture
 async def client(home: Path) -> AsyncIterator[Client]:
-    async with Client(create_server(Settings(home=home))) as connected:
+    async with Client(create_server(settings(home))) as connected:
         yield connected
 
 
@@ -385,8 +391,7 @@ async def test_wait_returns_unfinished_after_its_timeout(client: Client) -> None
 
 @pytest.mark.anyio
 async def test_wait_timeout_is_capped(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home", max_wait_seconds=1)
-    async with Client(create_server(settings)) as capped:
+    async with Client(create_server(settings(tmp_path / "home", max_wait_seconds=1))) as capped:
         run_id = (await ok(capped, "submit_orchestration", {"spec": document(delay("x", 10))}))[
             "id"
         ]
