@@ -46,6 +46,8 @@ from vault.errors import VaultError
 from vault.resolver import VaultResolver
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+# `serve --http`; not 8765, where `python -m tests.local_server` and the examples' URLs are.
+DEFAULT_HTTP_PORT = 7450
 
 
 class UsageError(Exception):
@@ -137,7 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_HTTP_PORT,
+        help=f"HTTP port (default {DEFAULT_HTTP_PORT})",
+    )
     _add_backend(serve)
     serve.set_defaults(handler=_cmd_serve)
 
