@@ -25,6 +25,7 @@ import anyio
 import yaml
 from rich.console import Console
 
+from engine.document_schema import document_json_schema
 from engine.engine import Engine, NotAllowedNow, UnknownOrchestration
 from engine.graph import Validation
 from engine.issues import DocumentError
@@ -36,7 +37,7 @@ from engine.report import (
     run_files,
 )
 from engine.report_html import write_report
-from engine.spec import document_json_schema, load_file
+from engine.spec import load_file
 from engine.state import RunStatus
 from engine.store import Store, StoreError
 from server.progress import follow
@@ -672,7 +673,10 @@ def _cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
-    sys.stdout.write(json.dumps(document_json_schema(), indent=2) + "\n")
+    from engine.runners import discover
+
+    configs = {name: runner.config_model for name, runner in discover().items()}
+    sys.stdout.write(json.dumps(document_json_schema(configs), indent=2) + "\n")
     sys.stdout.flush()  # a closed pipe fails here, inside main, not at interpreter exit
     return EXIT_OK
 
