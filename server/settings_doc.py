@@ -40,7 +40,9 @@ def _shown_default(info: FieldInfo) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+        return f"`{int(value)}`"
+    if isinstance(value, int | float):
+        return f"`{value}`"
     if isinstance(value, list | dict):
         return f"`{json.dumps(value)}`"
     if isinstance(value, str):
