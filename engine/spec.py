@@ -351,42 +351,6 @@ class Orchestration(_Strict):
         return next(task for task in self.tasks if task.id == task_id)
 
 
-def document_json_schema() -> dict[str, Any]:
-    """The JSON Schema for a document, with or without the ``orchestration:`` wrapper."""
-    schema = Orchestration.model_json_schema()
-    defs = schema.pop("$defs", {})
-    defs["Orchestration"] = schema
-    _accept_task_shorthands(defs["TaskSpec"])
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Multi-Task Orchestrator document",
-        "anyOf": [
-            {"$ref": "#/$defs/Orchestration"},
-            {
-                "type": "object",
-                "properties": {"orchestration": {"$ref": "#/$defs/Orchestration"}},
-                "required": ["orchestration"],
-                "additionalProperties": False,
-            },
-        ],
-        "$defs": defs,
-    }
-
-
-def _accept_task_shorthands(task_schema: dict[str, Any]) -> None:
-    """Say what the validation aliases and ``_one_or_many`` accept, which pydantic's schema
-    leaves out: ``depends_on`` / ``needs``, and one id in place of a list."""
-    properties = task_schema["properties"]
-    for name in ("dependencies", "limit"):
-        listed = properties[name]
-        properties[name] = {
-            **{key: value for key, value in listed.items() if key not in ("type", "items")},
-            "anyOf": [{"type": "array", "items": listed["items"]}, listed["items"]],
-        }
-    for spelling in DEPENDENCY_SPELLINGS[1:]:
-        properties[spelling] = properties["dependencies"]
-
-
 # --- loading with positions ---------------------------------------------------------------
 
 

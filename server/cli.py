@@ -25,6 +25,7 @@ import anyio
 import yaml
 from rich.console import Console
 
+from engine.document_schema import document_json_schema
 from engine.engine import Engine, NotAllowedNow, UnknownOrchestration
 from engine.graph import Validation
 from engine.issues import DocumentError
@@ -36,7 +37,7 @@ from engine.report import (
     run_files,
 )
 from engine.report_html import write_report
-from engine.spec import document_json_schema, load_file
+from engine.spec import load_file
 from engine.state import RunStatus
 from engine.store import Store, StoreError
 from server.build import build_engine, check_backend
@@ -47,6 +48,8 @@ from vault.errors import VaultError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 PRIVATE_UMASK = 0o077
+# `serve --http`; not 8765, where `python -m tests.local_server` and the examples' URLs are.
+DEFAULT_HTTP_PORT = 7450
 
 
 class UsageError(Exception):
@@ -143,7 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_HTTP_PORT,
+        help=f"HTTP port (default {DEFAULT_HTTP_PORT})",
+    )
     _add_backend(serve)
     serve.set_defaults(handler=_cmd_serve)
 
@@ -675,7 +683,10 @@ def _cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
-    sys.stdout.write(json.dumps(document_json_schema(), indent=2) + "\n")
+    from engine.runners import discover
+
+    configs = {name: runner.config_model for name, runner in discover().items()}
+    sys.stdout.write(json.dumps(document_json_schema(configs), indent=2) + "\n")
     sys.stdout.flush()  # a closed pipe fails here, inside main, not at interpreter exit
     return EXIT_OK
 

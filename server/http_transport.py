@@ -2,12 +2,16 @@
 
 Bound to a non-loopback address the server refuses to start without ``ORCHESTRATOR_HTTP_TOKEN``;
 with a token set, every request must carry ``Authorization: Bearer <token>``. Host and Origin
-headers are checked against DNS rebinding.
+headers are checked against DNS rebinding. The port is bound before anything else starts, so a
+port in use is one clear error; once the server accepts connections its URL is printed on stderr.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
+import socket
+import sys
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
@@ -90,6 +94,54 @@ def build_http_app(settings: Settings, host: str) -> ASGIApp:
     return BearerToken(app, token) if token else app
 
 
+def url_for(host: str, port: int) -> str:
+    """The MCP endpoint's URL for a bind address (IPv6 addresses in brackets)."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/mcp"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``; HttpConfigError naming the fix when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise HttpConfigError(
+                f"port {port} on {host} is already in use (another server is listening "
+                f"there); choose a free one with --port, e.g. --port {port + 1}"
+            ) from None
+        raise HttpConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another "
+            "address with --host or port with --port"
+        ) from None
+    return sock
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that prints its URL on stderr once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, url: str) -> None:
+        super().__init__(config)
+        self.url = url
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            print(f"serving MCP (streamable HTTP) on {self.url}", file=sys.stderr, flush=True)
+
+
 def serve_http(settings: Settings, host: str, port: int) -> None:
-    app = build_http_app(settings, host)
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    """Serve until SIGINT/SIGTERM; HttpConfigError when unsafe or the port cannot be bound."""
+    sock = bind(host, port)
+    try:
+        app = build_http_app(settings, host)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        _AnnouncingServer(config, url_for(host, port)).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C again after a clean stop, as uvicorn.run
+        pass
+    finally:
+        sock.close()

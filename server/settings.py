@@ -31,18 +31,25 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default_factory=_default_home,
-        description="ORCHESTRATOR_HOME: the data folder (state database, run folders)",
+        description="ORCHESTRATOR_HOME: the data folder: `state.db`, `runs/`, `vault.db`, "
+        "`vault.key`, `server.log`",
+        json_schema_extra={
+            "shown_default": "the per-user data folder: `~/.local/share/multi-task-orchestrator` "
+            "on Linux, `~/Library/Application Support/multi-task-orchestrator` on macOS, "
+            "`%LOCALAPPDATA%\\multi-task-orchestrator` on Windows"
+        },
     )
     max_concurrent: int = Field(
         64,
         ge=1,
         le=10_000,
-        description="ORCHESTRATOR_MAX_CONCURRENT: tasks running at once, server-wide",
+        description="ORCHESTRATOR_MAX_CONCURRENT: tasks running at once across every "
+        "orchestration of a process",
     )
     max_tasks: int = Field(
         10_000,
         ge=1,
-        description="ORCHESTRATOR_MAX_TASKS: tasks per orchestration, after fan-out expansion",
+        description="ORCHESTRATOR_MAX_TASKS: tasks per orchestration, fan-out children included",
     )
 
     max_wait_seconds: float = Field(
@@ -54,13 +61,13 @@ class Settings(BaseSettings):
     )
     http_token: SecretStr | None = Field(
         None,
-        description="ORCHESTRATOR_HTTP_TOKEN: bearer token for the HTTP transport; required "
+        description="ORCHESTRATOR_HTTP_TOKEN: bearer token for `serve --http`; required "
         "when it listens on anything but loopback",
     )
     http_allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="ORCHESTRATOR_HTTP_ALLOWED_HOSTS: extra host names clients use to reach the "
-        "HTTP transport (JSON list), for the DNS rebinding check",
+        description="ORCHESTRATOR_HTTP_ALLOWED_HOSTS: extra host names clients use to reach "
+        '`serve --http` (JSON list, e.g. `["orchestrator.lan"]`), for its DNS-rebinding check',
     )
     vault_key: SecretStr | None = Field(
         None,
@@ -69,7 +76,7 @@ class Settings(BaseSettings):
     vault_passphrase: SecretStr | None = Field(
         None,
         description="ORCHESTRATOR_VAULT_PASSPHRASE: a passphrase that unlocks the vault through "
-        "scrypt (when no key is set); without either, the key file vault.key beside the vault",
+        "scrypt (when no key is set); without either, the key file `vault.key` beside the vault",
     )
 
     @property
@@ -92,38 +99,40 @@ class Settings(BaseSettings):
 
     workspace: Path | None = Field(
         None,
-        description="ORCHESTRATOR_WORKSPACE: the folder file_processing tasks read and write "
-        "(default: the workspace folder in ORCHESTRATOR_HOME)",
+        description="ORCHESTRATOR_WORKSPACE: the folder `file_processing` tasks read and write "
+        "and `shell` commands run in (created when needed)",
+        json_schema_extra={"shown_default": "`$ORCHESTRATOR_HOME/workspace`"},
     )
     per_host_limit: int = Field(
         DEFAULT_PER_HOST,
         ge=1,
         le=1000,
-        description="ORCHESTRATOR_PER_HOST_LIMIT: requests at once to one host, server-wide",
+        description="ORCHESTRATOR_PER_HOST_LIMIT: requests at once to one host, across every "
+        "orchestration",
     )
     host_rates: dict[str, RateValue] = Field(
         default_factory=dict,
-        description='ORCHESTRATOR_HOST_RATES: per-host rates as JSON, e.g. {"api.example.org": '
-        '"10/s"}',
+        description='ORCHESTRATOR_HOST_RATES: per-host rates (JSON), e.g. `{"api.example.org": '
+        '"10/s"}`',
     )
     net_allow: list[str] = Field(
         default_factory=list,
-        description="ORCHESTRATOR_NET_ALLOW: if set, the only hosts, *.domain patterns or "
-        "networks requests may reach (JSON list)",
+        description="ORCHESTRATOR_NET_ALLOW: if not empty, the only hosts, `*.domain` patterns or "
+        "networks (`10.1.0.0/16`) requests may reach (JSON list)",
     )
     net_deny: list[str] = Field(
         default_factory=list,
-        description="ORCHESTRATOR_NET_DENY: hosts, *.domain patterns or networks requests may "
+        description="ORCHESTRATOR_NET_DENY: hosts, `*.domain` patterns or networks requests may "
         "not reach (JSON list)",
     )
     net_block_private: bool = Field(
         False,
-        description="ORCHESTRATOR_NET_BLOCK_PRIVATE: refuse private and loopback addresses",
+        description="ORCHESTRATOR_NET_BLOCK_PRIVATE: also refuse private and loopback addresses",
     )
     net_allow_link_local: bool = Field(
         False,
         description="ORCHESTRATOR_NET_ALLOW_LINK_LOCAL: allow link-local and cloud metadata "
-        "addresses (169.254.0.0/16, fe80::/10), refused by default",
+        "addresses (`169.254.0.0/16`, `fe80::/10`, `fd00:ec2::254`), refused by default",
     )
 
     @property
@@ -144,8 +153,9 @@ class Settings(BaseSettings):
 
     browser_path: Path | None = Field(
         None,
-        description="ORCHESTRATOR_BROWSER_PATH: the Chromium executable to drive (default: "
-        "Playwright's Chromium, else /usr/lib/chromium/chromium, else chromium on PATH)",
+        description="ORCHESTRATOR_BROWSER_PATH: the Chromium executable to drive; by default "
+        "Playwright's Chromium, else `/usr/lib/chromium/chromium`, else `chromium` on `PATH`",
+        json_schema_extra={"shown_default": "found automatically"},
     )
     browser_limit: int = Field(
         4,
@@ -161,21 +171,24 @@ class Settings(BaseSettings):
         ge=1,
         le=3600,
         description="ORCHESTRATOR_LEASE_SECONDS: a running orchestration whose process stops "
-        "renewing its lease is taken over by another process after this long",
+        "renewing its lease (renewed every third of this) is taken over by another process "
+        "after this long",
     )
     shutdown_grace: float = Field(
         10.0,
         ge=0,
         le=3600,
-        description="ORCHESTRATOR_SHUTDOWN_GRACE: on SIGTERM/SIGINT, how long running tasks may "
-        "finish before they are interrupted (they run again on the next start)",
+        description="ORCHESTRATOR_SHUTDOWN_GRACE: on SIGTERM or SIGINT, the seconds running tasks "
+        "of `serve` may take to finish before they are interrupted (they run again on the next "
+        "start)",
     )
 
     output_file_bytes: int = Field(
         256 * 1024,
         ge=1024,
-        description="ORCHESTRATOR_OUTPUT_FILE_BYTES: outputs larger than this are kept as files "
-        "in the run folder, not in the database or in memory",
+        description="ORCHESTRATOR_OUTPUT_FILE_BYTES: task outputs larger than this (in bytes) "
+        "are kept as files in the run folder, not in the database or in memory",
+        json_schema_extra={"shown_default": "262144 (256 KB)"},
     )
 
     def browser(self) -> BrowserSettings:
@@ -185,13 +198,14 @@ class Settings(BaseSettings):
 
     backend: Literal["local", "dask"] = Field(
         "local",
-        description="ORCHESTRATOR_BACKEND: where task attempts run: local (this process) or dask "
-        "(the workers of a Dask cluster; needs the dask extra and ORCHESTRATOR_DASK_SCHEDULER)",
+        description="ORCHESTRATOR_BACKEND: where task attempts run: `local` (this process) or "
+        "`dask` (the workers of a Dask cluster; needs the `dask` extra and "
+        "`ORCHESTRATOR_DASK_SCHEDULER`; see [Scaling out](#scaling-out))",
     )
     dask_scheduler: str | None = Field(
         None,
-        description="ORCHESTRATOR_DASK_SCHEDULER: the Dask scheduler's address, e.g. "
-        "tcp://host:8786, for ORCHESTRATOR_BACKEND=dask",
+        description="ORCHESTRATOR_DASK_SCHEDULER: the Dask scheduler's address for "
+        "`ORCHESTRATOR_BACKEND=dask`, e.g. `tcp://10.0.0.5:8786`",
     )
     dask_connect_timeout: float = Field(
         5.0,
@@ -240,14 +254,15 @@ class Settings(BaseSettings):
 
     allow_shell: bool = Field(
         False,
-        description="ORCHESTRATOR_ALLOW_SHELL: allow the shell task type, which runs commands on "
-        "this machine (off by default; documents using it are refused at validation)",
+        description="ORCHESTRATOR_ALLOW_SHELL: allow the `shell` task type (commands on this "
+        "machine); when off, a document using it is refused at validation",
     )
     max_document_bytes: int = Field(
         5 * 1024 * 1024,
         ge=1024,
-        description="ORCHESTRATOR_MAX_DOCUMENT_BYTES: the largest document accepted, in bytes "
-        "(larger ones are refused before they are parsed)",
+        description="ORCHESTRATOR_MAX_DOCUMENT_BYTES: the largest document accepted, in bytes; "
+        "a larger one is refused before it is parsed",
+        json_schema_extra={"shown_default": "5242880 (5 MB)"},
     )
 
 

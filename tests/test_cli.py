@@ -599,6 +599,70 @@ def test_documents_the_models_refuse_fail_the_schema(
     assert any(message in error.message for error in errors)
 
 
+EXAMPLE_DOCUMENTS = sorted(
+    [*REPO.glob("examples/*.yaml"), *REPO.glob("server/demo/*.yaml")], key=lambda path: path.name
+)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_DOCUMENTS, ids=lambda path: path.name)
+def test_every_example_document_passes_the_schema_with_its_configs(
+    schema: dict, path: Path
+) -> None:
+    jsonschema.validate(load_file(path).data, schema)
+
+
+def all_messages(error: jsonschema.ValidationError) -> list[str]:
+    """The messages of an error and of every error below it (anyOf, if/then branches)."""
+    return [error.message, *(m for child in error.context or [] for m in all_messages(child))]
+
+
+@pytest.mark.parametrize(
+    ("task", "unexpected"),
+    [
+        ({"type": "delay", "config": {"secconds": 1}}, "'secconds' was unexpected"),
+        (
+            {"type": "api_call", "config": {"url": "https://x.example", "methd": "GET"}},
+            "'methd' was unexpected",
+        ),
+        ({"type": "file", "config": {"action": "read", "pth": "a.json"}}, "'pth' was unexpected"),
+    ],
+    ids=["delay", "http-by-alias", "file-by-alias"],
+)
+def test_the_schema_refuses_a_config_field_its_type_does_not_have(
+    tmp_path: Path, schema: dict, task: dict, unexpected: str
+) -> None:
+    document = {"tasks": [{"id": "a", **task}]}
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    validated = cli(tmp_path, "validate", path)
+    with pytest.raises(jsonschema.ValidationError) as failure:
+        jsonschema.validate(document, schema)
+
+    assert validated.code == 2  # the engine refuses it too: the schema says what it does
+    assert any(unexpected in message for message in all_messages(failure.value))
+
+
+def test_the_schema_takes_a_reference_in_place_of_any_config_value(schema: dict) -> None:
+    document = {
+        "vars": {"pause": 1},
+        "tasks": [
+            {"id": "a", "type": "delay", "config": {"seconds": "${vars.pause}"}},
+            {
+                "id": "b",
+                "type": "http",
+                "dependencies": ["a"],
+                "config": {"url": "https://x.example", "params": "${a.output}", "timeout": "30s"},
+            },
+        ],
+    }
+    jsonschema.validate(document, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"tasks": [{"id": "a", "type": "delay", "config": {"seconds": [1]}}]}, schema
+        )
+
+
 # --- Ctrl-C ----------------------------------------------------------------------------------
 
 

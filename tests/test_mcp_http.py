@@ -9,6 +9,7 @@ on a signal.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -250,6 +251,69 @@ async def test_two_sessions_at_once_share_one_engine(server: HttpServer) -> None
         assert (theirs["done"], theirs["total"]) == (2, 2)
         listed = {row["id"]: row["status"] for row in mine["listed"]["orchestrations"]}
         assert listed == {ids["A"]: "succeeded", ids["B"]: "succeeded"}
+
+
+# --- what the user sees at start --------------------------------------------------------
+
+
+def announced_url(server: HttpServer) -> str:
+    """The URL the server printed on stderr once it accepted connections."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        found = re.search(r"serving MCP \(streamable HTTP\) on (\S+)", server.stderr())
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    pytest.fail(f"the server printed no URL on stderr:\n{server.stderr()}")
+
+
+@pytest.mark.anyio
+async def test_serve_http_prints_the_url_a_client_connects_to(server: HttpServer) -> None:
+    url = announced_url(server)
+
+    with anyio.fail_after(30):
+        async with Client(url) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+
+    assert url == f"http://127.0.0.1:{server.port}/mcp"
+    assert names == TOOL_NAMES
+
+
+def test_a_port_in_use_exits_2_naming_the_port_and_the_fix(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            serve_command("127.0.0.1", port),
+            cwd=REPO,
+            env=child_env(tmp_path / "home"),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_SECONDS,
+        )
+
+    assert result.returncode == 2, result.stderr
+    assert f"error: port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_default_port_is_not_the_local_test_servers() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+
+    default = re.search(r"HTTP port \(default (\d+)\)", shown.stdout)
+    assert default, shown.stdout
+    # 8765 is where `python -m tests.local_server` listens, which the examples' URLs use
+    assert default.group(1) == "7450"
 
 
 # --- refusing a non-loopback bind ---------------------------------------------------------

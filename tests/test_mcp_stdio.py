@@ -354,3 +354,47 @@ async def test_server_exits_when_its_client_dies_and_the_next_one_resumes(tmp_pa
             assert log.count("[second] started:") == 1
 
     assert f"resumed 1 orchestration(s): {run_id}" in (home / "server.log").read_text()
+
+
+@pytest.mark.anyio
+async def test_the_claude_desktop_entry_shares_the_clis_data_folder(tmp_path: Path) -> None:
+    """Started as claude_config.example.json says (its args and env over the SDK's minimal
+    environment, as Claude Desktop does), the server writes where ``orchestrator list`` reads
+    by default, so the CLI shows the runs Claude started."""
+    entry = json.loads((REPO / "claude_config.example.json").read_text(encoding="utf-8"))
+    server = entry["mcpServers"]["multi-task-orchestrator"]
+    user_home = tmp_path / "user"  # the same HOME for Claude Desktop and for the user's shell
+    user_home.mkdir()
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "server.cli", *server["args"]],
+        env={**server.get("env", {}), "HOME": str(user_home)},
+        cwd=str(REPO),
+    )
+    document = {"name": "From Claude", "tasks": [{"id": "a", "type": "delay"}]}
+    with (tmp_path / "server.stderr").open("w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            submitted = await client.call_tool(
+                "submit_orchestration", {"spec": document, "wait_seconds": 20}
+            )
+    assert not submitted.is_error, submitted.content
+    assert submitted.structured_content is not None
+
+    shell_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ORCHESTRATOR_", "XDG_"))
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "server.cli", "list", "--json"],
+        cwd=REPO,
+        env={**shell_env, "HOME": str(user_home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(row["id"], row["name"]) for row in rows] == [
+        (submitted.structured_content["id"], "From Claude")
+    ]

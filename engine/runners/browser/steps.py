@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from engine.errors import TaskError
 from engine.issues import did_you_mean
@@ -350,6 +351,33 @@ def _model_for(kind: str) -> type[BaseStep]:
     return model
 
 
+class _StepShorthands:
+    """Adds the shapes ``_step_shape`` accepts to the JSON Schema of a step, so an editor
+    accepts ``- click: "#b"``, ``- extract: {selector: ...}`` and ``- screenshot``."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        union = handler(core_schema)
+        mapping = union.get("discriminator", {}).get("mapping", {})
+        shorthands: list[JsonSchemaValue] = [{"enum": list(STEP_MODELS)}]
+        for kind, model in STEP_MODELS.items():
+            options = {"$ref": mapping[kind]} if kind in mapping else {"type": "object"}
+            argument: list[JsonSchemaValue] = [options, {"type": "null"}]
+            if model.main is not None and kind in mapping:
+                resolved = handler.resolve_ref_schema({"$ref": mapping[kind]})
+                argument.append(resolved["properties"][model.main])
+            shorthands.append(
+                {
+                    "type": "object",
+                    "properties": {kind: {"anyOf": argument}, "timeout": {}},
+                    "required": [kind],
+                    "additionalProperties": False,
+                }
+            )
+        return {"anyOf": [union, *shorthands]}
+
+
 Step = Annotated[
     GotoStep
     | ClickStep
@@ -368,6 +396,7 @@ Step = Annotated[
     | AssertStep,
     Field(discriminator="kind"),
     BeforeValidator(_step_shape),
+    _StepShorthands(),
 ]
 
 

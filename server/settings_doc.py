@@ -1,0 +1,60 @@
+"""The configuration table of README.md, rendered from the ``Settings`` model.
+
+Each row is one field: its environment variable, its default and its meaning (the field's
+description after the variable's name). ``python -m server.settings_doc`` prints the table;
+a test keeps the README's copy equal to it, so a new setting cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic.fields import FieldInfo
+
+from server.settings import Settings
+
+START = "<!-- settings-table:start (python -m server.settings_doc) -->"
+END = "<!-- settings-table:end -->"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, in the model's order."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        variable = f"ORCHESTRATOR_{name.upper()}"
+        prefix, _, meaning = (info.description or "").partition(": ")
+        if prefix != variable or not meaning:
+            raise ValueError(f"the description of {name} must start with '{variable}: '")
+        rows.append(f"| `{variable}` | {_shown_default(info)} | {meaning} |")
+    return "\n".join(rows)
+
+
+def _shown_default(info: FieldInfo) -> str:
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("shown_default"), str):
+        return extra["shown_default"]
+    value: Any = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    if isinstance(value, int | float):
+        return f"`{value}`"
+    if isinstance(value, list | dict):
+        return f"`{json.dumps(value)}`"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return str(value)
+
+
+def readme_table(readme: str) -> str:
+    """The table between the markers in the README's text (empty when the markers are gone)."""
+    _, found, rest = readme.partition(START)
+    return rest.partition(END)[0].strip() if found else ""
+
+
+if __name__ == "__main__":
+    print(settings_table())
