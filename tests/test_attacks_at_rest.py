@@ -5,21 +5,19 @@ INFO), and everything the CLI writes under its home folder is private (files 060
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import REPO, cli
 from local_server import LocalServer
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from vault.store import Vault
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "qs-canary-8e2b6f19d04c7a35"
 
 
@@ -80,16 +78,8 @@ def test_everything_under_the_home_folder_is_private(
 ) -> None:
     path = tmp_path / "doc.yaml"
     path.write_text(document(server) + "      response: bytes\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "run", str(path)],
-        cwd=REPO,
-        env={**env, "ORCHESTRATOR_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = cli(home, "run", path, timeout=120)
+    assert done.code == 0, done.stderr
     entries = list(home.rglob("*"))
     assert any(p.name == "state.db" for p in entries)
     assert any(p.parent.name == "artifacts" for p in entries)

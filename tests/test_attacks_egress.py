@@ -5,16 +5,12 @@ as a redirect hop, and the server behind the refused address receives nothing.""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import cli
 from local_server import LocalServer
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +21,12 @@ def server() -> Iterator[LocalServer]:
 
 
 def run(home: Path, document: str, **settings: str) -> tuple[int, dict, str]:
-    path = home / "doc.yaml"
     home.mkdir(parents=True, exist_ok=True)
+    path = home / "doc.yaml"
     path.write_text(document, encoding="utf-8")
-    env = {**os.environ, "ORCHESTRATOR_HOME": str(home)}
-    env.update({f"ORCHESTRATOR_{key.upper()}": value for key, value in settings.items()})
-    done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "run", str(path), "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(done.stdout), done.stderr
+    variables = {f"ORCHESTRATOR_{key.upper()}": value for key, value in settings.items()}
+    done = cli(home, "run", path, "--json", **variables)
+    return done.code, json.loads(done.stdout), done.stderr
 
 
 def fetch(url: str) -> str:

@@ -11,19 +11,16 @@ the data folder.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import cli
 from local_server import LocalServer
 
 from vault.store import Vault
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-canary-4c1d9e07b2a8f653"
 
 
@@ -45,17 +42,7 @@ def home(tmp_path: Path) -> Path:
 def run(home: Path, document: str) -> tuple[dict[str, Any], str]:
     path = home.parent / "attack.yaml"
     path.write_text(document, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    env["ORCHESTRATOR_HOME"] = str(home)
-    done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "run", str(path), "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
+    done = cli(home, "run", path, "--json", timeout=120)
     return json.loads(done.stdout), done.stdout + done.stderr
 
 

@@ -16,13 +16,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from cli_process import Result, child_env, cli
 
 from engine.engine import Engine
 from engine.report import render_status
@@ -120,33 +120,6 @@ BAD_DOCUMENTS = {
     ),
     "missing_file": (None, ["no such file: "]),
 }
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def child_env(home: Path, **settings: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
-    env.update(ORCHESTRATOR_HOME=str(home), PYTHONIOENCODING="utf-8", **settings)
-    return env
-
-
-def cli(home: Path, *args: str | Path, **settings: str) -> Result:
-    done = subprocess.run(
-        [sys.executable, "-m", "server.cli", *map(str, args)],
-        cwd=REPO,
-        env=child_env(home, **settings),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def run_id_of(summary: str) -> str:

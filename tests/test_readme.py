@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli import child_env
+from cli_process import child_env
 
 from server.settings_doc import readme_table
 

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import REPO, child_env, cli
 from mcp import Client
-from test_cli import REPO, child_env, cli, run_id_of, wait_for_a_started_attempt
+from test_cli import run_id_of, wait_for_a_started_attempt
 from test_mcp_tools import (  # noqa: F401 (fixtures)
     client,
     delay,

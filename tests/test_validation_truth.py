@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_process import cli
 from mcp import Client
-from test_cli import cli
 
 from engine.runners import discover
 from server.app import create_server

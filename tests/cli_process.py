@@ -1,0 +1,43 @@
+"""The ``orchestrator`` command in a child process, as a user runs it: its own
+``ORCHESTRATOR_HOME``, no ``ORCHESTRATOR_*`` setting of the environment running the tests, the
+repository as the working folder. Every answer is checked to carry no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def child_env(home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a child on ``home``; ``settings`` are ORCHESTRATOR_* variables."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
+    env.update(ORCHESTRATOR_HOME=str(home), PYTHONIOENCODING="utf-8", **settings)
+    return env
+
+
+def cli(home: Path, *args: str | Path, timeout: float = 60, **settings: str) -> Result:
+    """Run ``orchestrator ARGS`` on ``home`` and wait for it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "server.cli", *map(str, args)],
+        cwd=REPO,
+        env=child_env(home, **settings),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return Result(done.returncode, done.stdout, done.stderr)
