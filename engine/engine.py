@@ -40,6 +40,11 @@ from engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
 from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from engine.store import OrchestrationRow, Store, StoreError, TaskRow
 
+DIED_TWICE = (
+    "this task was running when the process died twice; it is not started again — retry it "
+    "with `orchestrator retry {run_id}` once the cause is fixed"
+)
+
 DEFAULT_MAX_CONCURRENT = 64
 DEFAULT_MAX_TASKS = 10_000
 SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
@@ -126,6 +131,8 @@ class Engine:
         self._adopting = False  # take over runs whose owner died or whose lease expired
         self.broken: StoreError | None = None  # the state database could not be written
         self._heartbeat: asyncio.Task[None] | None = None
+        self._verifying: asyncio.Task[None] | None = None  # a lapsed lease being checked
+        store.on_fenced = self._on_fenced
 
     @classmethod
     async def open(
@@ -160,9 +167,10 @@ class Engine:
             return
         self._closed = True
         self.draining = True
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        for beat in (self._heartbeat, self._verifying):
+            if beat is not None:
+                beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
         await self._let_running_finish(self.shutdown_grace if grace is None else grace)
         workers = [
             node.worker
@@ -211,10 +219,7 @@ class Engine:
         while True:
             await asyncio.sleep(interval)
             try:
-                mine = list(self.runs)
-                kept = await self.store.renew(self.owner, mine, time.time() + self.lease_seconds)
-                for run_id in set(mine) - kept:
-                    self._abandon(run_id)
+                await self._renew()
                 if self._adopting and not self.draining:
                     await self.resume()
             except StoreError as exc:
@@ -224,15 +229,60 @@ class Engine:
                     self.store_failed(exc)
                     return
 
+    async def _renew(self) -> None:
+        """Renew every lease this engine holds; drop the runs another process took. A run's
+        lease is known to be held until the renewal's start plus the lease, by this process's
+        monotonic clock (a stall of the event loop cannot stretch it): the runs dispatch only
+        until then (``Run.lease_valid_until``)."""
+        mine = list(self.runs)
+        started = asyncio.get_running_loop().time()
+        kept = await self.store.renew(self.owner, mine, time.time() + self.lease_seconds)
+        for run_id in mine:
+            run = self.runs.get(run_id)
+            if run is None:
+                continue
+            if run_id in kept:
+                was_lapsed = run.lease_valid_until <= started
+                run.lease_valid_until = max(run.lease_valid_until, started + self.lease_seconds)
+                if was_lapsed:
+                    run._kick()
+            else:
+                self._abandon(run_id)
+
+    def lease_lapsed(self, run: Run) -> None:
+        """A run found its lease past its known end (the process stalled): it starts nothing
+        until the lease is renewed here, or it is dropped because another process took it."""
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.create_task(self._verify(), name="orchestrator-lease-check")
+
+    async def _verify(self) -> None:
+        try:
+            await self._renew()
+        except StoreError as exc:  # the heartbeat tries again (and reports a broken store)
+            logger.warning("could not check leases: %s", exc)
+
+    def _on_fenced(self, run_ids: set[str]) -> None:
+        for run_id in run_ids:
+            self._abandon(run_id)
+
     def _abandon(self, run_id: str) -> None:
-        """Another process holds this run now: stop working on it here, writing nothing."""
+        """Another process holds this run now: stop working on it here, writing nothing
+        more; whoever waits for it here is woken, and finds it taken over (``wait``)."""
+        self.store.let_go(run_id)
         run = self.runs.pop(run_id, None)
         if run is None:
             return
-        logger.warning("orchestration %s was taken over by another process", run_id)
+        logger.warning(
+            "orchestration %s was taken over by another process (this one stopped renewing its "
+            "lease in time); it is dropped here and finishes there",
+            run_id,
+        )
+        run.taken_over = True
         for node in run.nodes.values():
             if node.worker is not None and not node.worker.done():
                 node.worker.cancel()
+        run.finished.set()
+        run.changed.set()
 
     def store_failed(self, error: StoreError) -> None:
         """The state database cannot be written: stop every run of this process, writing
@@ -398,6 +448,7 @@ class Engine:
                 idempotency_key=idempotency_key,
                 source=source_name,
             )
+            self.store.hold(orchestration_id, 0)
             run.persist_all()
             self.store.add_event(
                 orchestration_id,
@@ -419,6 +470,7 @@ class Engine:
             if row.id in self.runs or (orchestration_id and row.id != orchestration_id):
                 continue
             gone = liveness(ProcessInfo.from_json(row.owner_process)) == Liveness.dead
+            claiming = asyncio.get_running_loop().time()
             claimed = await self.store.claim(
                 row.id,
                 self.owner,
@@ -430,16 +482,25 @@ class Engine:
             if not claimed:
                 continue  # a live process holds its lease
             run = self._stored_run(row)
+            run.lease_valid_until = claiming + self.lease_seconds
             run.started_at = row.started_at
             run.max_parallel = row.max_parallel
-            await self.store.close_interrupted_attempts(row.id, time.time())
-            kept, again = run.restore(await self.store.load_tasks(row.id))
+            # an owner that stopped gracefully released the run (owner NULL); one that did
+            # not may have died because of a task: until the run ends, each attempt's start
+            # is committed before its runner runs, so that a task that kills the process is
+            # counted (without it, a start is committed within the group-commit delay)
+            run.durable_starts = row.owner is not None
+            died = await self.store.close_interrupted_attempts(row.id, time.time())
+            rows = await self.store.load_tasks(row.id)
+            given_up = await self._fail_died_twice(row.id, rows) if died else 0
+            kept, again = run.restore(rows)
+            failed = f", {given_up} failed: they were running when the process died twice"
             self.store.add_event(
                 row.id,
                 None,
                 "resumed",
                 f"resumed after an interruption: {kept} finished task(s) kept, "
-                f"{again} interrupted task(s) will run again",
+                f"{again} interrupted task(s) will run again" + (failed if given_up else ""),
                 ts=time.time(),
                 level="warning",
             )
@@ -448,6 +509,31 @@ class Engine:
             resumed.append(row.id)
         await self.store.flush()
         return resumed
+
+    async def _fail_died_twice(self, run_id: str, rows: list[TaskRow]) -> int:
+        """Fail (in ``rows`` and in the store) the unfinished tasks whose last two attempts
+        ended with their process dying: started a third time, they would likely take this
+        process down too. Returns how many."""
+        died_twice = await self.store.died_twice(run_id)
+        if not died_twice:
+            return 0
+        message = DIED_TWICE.format(run_id=run_id)
+        now = time.time()
+        count = 0
+        for index, task_row in enumerate(rows):
+            if task_row.task_id not in died_twice or TaskState(task_row.state).terminal:
+                continue
+            rows[index] = dataclasses.replace(
+                task_row,
+                state=TaskState.failed.value,
+                finished_at=now,
+                error=message,
+                error_class="crashed",
+            )
+            self.store.put_task(rows[index])
+            self.store.add_event(run_id, task_row.task_id, "failed", message, ts=now, level="error")
+            count += 1
+        return count
 
     async def held_elsewhere(self, orchestration_id: str | None = None) -> list[HeldRun]:
         """Unfinished runs (or the one given) that another live process holds: what
@@ -488,6 +574,7 @@ class Engine:
                 f"every task of orchestration {orchestration_id} succeeded; nothing to retry"
             )
         await self.store.flush()  # nothing of ours may overwrite the claim below
+        claiming = asyncio.get_running_loop().time()
         # without it, the heartbeat would find the run owned by its last owner and drop it
         if not await self.store.claim_finished(
             orchestration_id, self.owner, self.lease_deadline(), process=self.owner_process
@@ -504,6 +591,7 @@ class Engine:
             if task_row.task_id in rerun:
                 self.store.put_task(task_row)
         run = self._stored_run(row)
+        run.lease_valid_until = claiming + self.lease_seconds
         run.started_at = time.time()
         run.restore(rows)
         self.store.add_event(
@@ -682,7 +770,7 @@ class Engine:
         orchestration_id = await self.resolve_id(orchestration_id)
         run = self.runs.get(orchestration_id)
         await self.wait_until_finished(orchestration_id, timeout)
-        if run is not None and run.finished.is_set() and self.broken is None:
+        if run is not None and run.finished.is_set() and not run.taken_over and not self.broken:
             # it ended here, and committed all it holds: no need to read it back
             return run.snapshot(include_outputs=include_outputs)
         return await self.snapshot(orchestration_id, include_outputs=include_outputs)
@@ -702,6 +790,8 @@ class Engine:
                     await asyncio.sleep(POLL_SECONDS)
                 else:
                     await asyncio.shield(run.finished.wait())
+                    if run.taken_over:  # another process finishes it: watch the database
+                        return await self.wait_until_finished(orchestration_id)
         return orchestration_id
 
     async def cancel(self, orchestration_id: str, task_id: str | None = None) -> None:
@@ -737,7 +827,8 @@ class Engine:
                 run._kick()
 
     def run_finished(self, run: Run) -> None:
-        self.runs.pop(run.id, None)
+        if self.runs.get(run.id) is run:
+            del self.runs[run.id]
 
 
 async def _cancel_task(run: Run, task_id: str) -> None:

@@ -130,6 +130,11 @@ class Run:
         self.idempotency_key = idempotency_key
         self.source = source
         self.status = RunStatus.running
+        # Until when (event loop clock) this process knows it holds the run's lease; nothing
+        # starts after it unless a renewal proves the lease still held (Engine.lease_lapsed).
+        self.lease_valid_until = asyncio.get_running_loop().time() + engine.lease_seconds
+        self.taken_over = False  # another process took the run over: this one is dropped
+        self.durable_starts = False  # commit each attempt's start before its runner runs
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.error: str | None = None
@@ -378,6 +383,10 @@ class Run:
             except (ExpressionError, ValidationError, TaskError) as exc:
                 self._fail_now(node, _config_problem(exc), "config")
                 return
+            except Exception as exc:  # a runner's own fan-out broke: the task fails, not the run
+                logger.exception("orchestration %s: task %s: fan-out failed", self.id, node.task_id)
+                self._fail_now(node, f"internal error: {type(exc).__name__}: {exc}", "internal")
+                return
             if items is not None:
                 self._expand(node, items)
                 return
@@ -450,10 +459,13 @@ class Run:
 
     def _dispatch(self) -> None:
         self._dispatch_pending = False
-        if self.engine.draining:
+        if self.engine.draining or self.taken_over:
             return  # shutting down: what runs may finish, nothing new starts
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if now >= self.lease_valid_until:
+            self.engine.lease_lapsed(self)  # kicks this run again once the lease is renewed
+            return
         wake_at = math.inf
         while True:
             best: tuple[Any, ...] | None = None
@@ -517,6 +529,9 @@ class Run:
     # --- running one task -----------------------------------------------------------------
 
     async def _execute(self, node: Node) -> None:
+        if asyncio.get_running_loop().time() >= self.lease_valid_until or self.taken_over:
+            self._undispatch(node)  # the process stalled between dispatch and here
+            return
         node.executing = True
         node.attempts += 1
         attempt = node.attempts
@@ -546,12 +561,17 @@ class Run:
         output: Any = None
         failure: TaskError | None = None
         try:
+            if self.durable_starts:
+                await store.flush()
             output = self.engine.redact_data(await self._call_runner(node, attempt))
             node.output_json = self._keep_output(node, json.dumps(output, default=str))
         except asyncio.CancelledError:
             self._release(node)
             if node.cancel_reason is None:
-                raise  # the engine is shutting down: the task stays running and resumes later
+                # the engine is shutting down: the task stays running and resumes later; the
+                # attempt is closed here, so a resume does not count it as a process death
+                record("interrupted", time.time())
+                raise
             record("cancelled", time.time())
             self._set_terminal(node, TaskState.cancelled, reason=node.cancel_reason)
             return
@@ -559,6 +579,13 @@ class Run:
             failure = exc
         except (TypeError, ValueError) as exc:
             failure = TaskError(f"the output is not JSON: {exc}", "error")
+        except StoreError as exc:  # the start could not be committed: nothing may run
+            self._release(node)
+            self.engine.store_failed(exc)
+            return
+        except Exception as exc:  # redaction, serialising, the output file: the attempt fails
+            logger.exception("orchestration %s: task %s: internal error", self.id, node.task_id)
+            failure = TaskError(f"internal error: {type(exc).__name__}: {exc}", "internal")
         finally:
             node.worker = None  # a finished asyncio task holds its frames until dropped
         self._release(node)
@@ -646,6 +673,14 @@ class Run:
             index=node.index,
             has_item=node.parent is not None,
         )
+
+    def _undispatch(self, node: Node) -> None:
+        """Put a task dispatched but not started back in its queue (the lease lapsed)."""
+        node.worker = None
+        self._release(node)
+        node.state = TaskState.queued
+        self._push(node)
+        self.engine.lease_lapsed(self)
 
     def _release(self, node: Node) -> None:
         node.executing = False
@@ -991,6 +1026,8 @@ class Run:
             self._timeout_handle.cancel()
         if self._wake_handle is not None:
             self._wake_handle.cancel()
+        if self.taken_over:
+            return  # the process that took it over ends it
         status, error = self._outcome()
         finished_at = time.time()
         store = self.engine.store
@@ -998,6 +1035,8 @@ class Run:
         self._event(None, "finished", f"{status.value} in {took:.2f}s")
         try:
             await store.flush()
+            if self.taken_over:  # that flush was refused: another process owns the run now
+                return
             try:
                 await self._write_files(status, error, finished_at)
             except (OSError, ValueError) as exc:  # the run's outcome still counts

@@ -183,6 +183,8 @@ class ErrorClass(StrEnum):
     session_expired = "session_expired"
     browser_crashed = "browser_crashed"
     error = "error"
+    internal = "internal"  # the engine failed around the attempt (redaction, output, ...)
+    crashed = "crashed"  # the task was running when the process died twice
     any = "any"
 
 

@@ -13,6 +13,11 @@ itself: the trip there and back costs more than the commit (~0.2 ms against ~0.0
 chain of dependent tasks pays it at every step. It never waits for another process: when one
 holds the lock, the batch goes to the thread, which does. Reads use an aiosqlite connection;
 WAL lets them run while a commit is under way.
+
+Writes are fenced: each claim of a run adds one to its ``generation``, and a batch writes a run's
+rows only if the generation stored is still the one this store claimed (checked inside the
+batch's own transaction). A process that lost its run while it stalled has its writes of that
+run dropped, and is told (``on_fenced``) so that it stops working on it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import aiosqlite
 
 from engine.state import EventRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -50,7 +55,8 @@ CREATE TABLE IF NOT EXISTS orchestrations (
     source TEXT,
     owner TEXT,
     lease_until REAL,
-    owner_process TEXT
+    owner_process TEXT,
+    generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -108,6 +114,8 @@ BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another process's loc
 # for two commits per step instead of one.
 COMMIT_DELAY = 0.05
 INLINE_COMMIT_ROWS = 64  # the most rows a batch may hold to be committed on the event loop
+LOST = -1  # the generation held of a run taken over: no stored generation matches it
+PROCESS_DIED = "process_died"  # the error class of an attempt its process left open
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
@@ -253,6 +261,7 @@ class _Batch:
     attempts: dict[tuple[str, str, int], AttemptRow] = field(default_factory=dict)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    fences: dict[str, int] = field(default_factory=dict)  # run -> generation its rows need
 
     def __bool__(self) -> bool:
         return bool(self.orchestrations or self.tasks or self.attempts or self.events)
@@ -273,6 +282,9 @@ class Store:
         self._in_flight: _Batch | None = None  # the batch being committed
         self._failure: BaseException | None = None
         self._transactions = asyncio.Lock()
+        self._held: dict[str, int] = {}  # run -> the generation this store's owner claimed
+        # called with the runs whose writes were refused (another process took them over)
+        self.on_fenced: Callable[[set[str]], None] | None = None
         self._writer = asyncio.create_task(self._write_loop(), name="orchestrator-store-writer")
 
     @classmethod
@@ -311,6 +323,20 @@ class Store:
                 await self._writer
             await self._db.close()
             await self._writes.close()
+
+    # --- fencing -------------------------------------------------------------------------
+
+    def hold(self, orchestration_id: str, generation: int = 0) -> None:
+        """Write the run as the owner of ``generation`` (0 for a run this process created):
+        its rows are committed only while the stored generation is still that one."""
+        self._held[orchestration_id] = generation
+
+    def let_go(self, orchestration_id: str) -> None:
+        """Another process holds the run now: drop whatever is still queued for it here."""
+        self._held[orchestration_id] = LOST
+
+    def holds(self, orchestration_id: str) -> bool:
+        return self._held.get(orchestration_id, 0) != LOST
 
     # --- queued writes --------------------------------------------------------------------
 
@@ -381,9 +407,13 @@ class Store:
             batch, self._batch = self._batch, _Batch()
             self._in_flight = batch
             try:
-                _build_rows(batch)
-                if batch and not self._commit_here(batch):
-                    await self._commit(batch)
+                _build_rows(batch, self._held)
+                fenced: set[str] = set()
+                if batch:
+                    here = self._commit_here(batch)
+                    fenced = await self._commit(batch) if here is None else here
+                if fenced:
+                    self._fenced(fenced)
             except Exception as exc:  # the disk is full or the file went away: tell every waiter
                 self._failure = exc
                 for waiter in batch.waiters:
@@ -398,22 +428,30 @@ class Store:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def _commit_here(self, batch: _Batch) -> bool:
+    def _fenced(self, fenced: set[str]) -> None:
+        """Writes of these runs were refused: another process took them over."""
+        for orchestration_id in fenced:
+            self._held[orchestration_id] = LOST
+        if self.on_fenced is not None:
+            self.on_fenced(fenced)
+
+    def _commit_here(self, batch: _Batch) -> set[str] | None:
         """Commit a small batch that someone waits for on the event loop, without waiting for
-        a lock; False (nothing written) when it is not such a batch or the lock is taken."""
+        a lock; None (nothing written) when it is not such a batch or the lock is taken, else
+        the runs whose rows were refused (``_commit_batch``)."""
         rows = len(batch.orchestrations) + len(batch.task_rows)
         rows += len(batch.attempts) + len(batch.events)
         if not batch.waiters or rows > INLINE_COMMIT_ROWS or self._transactions.locked():
-            return False  # (the lock is held while the writer thread uses the connection)
+            return None  # (the lock is held while the writer thread uses the connection)
         try:
-            self._writes.run_here(_commit_batch, batch)
+            fenced: set[str] = self._writes.run_here(_commit_batch, batch)
         except sqlite3.OperationalError as exc:
             if _busy(exc):
-                return False
+                return None
             raise
-        return True
+        return fenced
 
-    async def _commit(self, batch: _Batch) -> None:
+    async def _commit(self, batch: _Batch) -> set[str]:
         async with self._transactions:
             for attempt in range(BUSY_RETRIES):
                 try:
@@ -422,9 +460,11 @@ class Store:
                     if not _busy(exc) or attempt == BUSY_RETRIES - 1:
                         raise
                     await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
-    async def _commit_once(self, batch: _Batch) -> None:
-        await self._writes.run(_commit_batch, batch)
+    async def _commit_once(self, batch: _Batch) -> set[str]:
+        fenced: set[str] = await self._writes.run(_commit_batch, batch)
+        return fenced
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """One statement in its own transaction, never inside a group commit; retried while
@@ -441,14 +481,50 @@ class Store:
                     raise StoreError(f"the state database {self.path} {problem}: {exc}") from None
         raise AssertionError("unreachable")
 
+    async def _write_returning(self, sql: str, params: Sequence[Any]) -> Any:
+        """``_write`` for a statement ``RETURNING`` one value: that value, or None when no
+        row changed."""
+        async with self._transactions:
+            for attempt in range(BUSY_RETRIES):
+                try:
+                    return await self._writes.run(_execute_returning, sql, params)
+                except sqlite3.OperationalError as exc:
+                    if _busy(exc) and attempt < BUSY_RETRIES - 1:
+                        await asyncio.sleep(0.05 * 2**attempt)
+                        continue
+                    problem = "is busy" if _busy(exc) else "cannot be written"
+                    raise StoreError(f"the state database {self.path} {problem}: {exc}") from None
+        raise AssertionError("unreachable")
+
     async def close_interrupted_attempts(self, orchestration_id: str, ts: float) -> int:
-        """Mark attempts a stopped process left open as interrupted; return how many."""
+        """Mark attempts a process left open as interrupted by its death (a process that
+        stops gracefully closes its own: ``interrupted`` without a class); return how many."""
         await self.flush()
         return await self._write(
-            "UPDATE attempts SET finished_at = ?, outcome = 'interrupted' "
-            "WHERE orchestration_id = ? AND finished_at IS NULL",
-            (ts, orchestration_id),
+            "UPDATE attempts SET finished_at = ?, outcome = 'interrupted', error = ?, "
+            "error_class = ? WHERE orchestration_id = ? AND finished_at IS NULL",
+            (
+                ts,
+                "the process running this attempt died or stopped responding",
+                PROCESS_DIED,
+                orchestration_id,
+            ),
         )
+
+    async def died_twice(self, orchestration_id: str) -> set[str]:
+        """Tasks whose last two attempts were both ended by their process dying."""
+        rows = await self._db.execute_fetchall(
+            "SELECT task_id, error_class FROM attempts WHERE orchestration_id = ? AND task_id IN "
+            "(SELECT task_id FROM attempts WHERE orchestration_id = ? AND error_class = ?) "
+            "ORDER BY task_id, attempt DESC",
+            (orchestration_id, orchestration_id, PROCESS_DIED),
+        )
+        last_two: dict[str, list[str | None]] = {}
+        for task_id, error_class in rows:
+            classes = last_two.setdefault(task_id, [])
+            if len(classes) < 2:
+                classes.append(error_class)
+        return {task for task, classes in last_two.items() if classes == [PROCESS_DIED] * 2}
 
     # --- leases: which live process runs an orchestration --------------------------------
 
@@ -465,29 +541,38 @@ class Store:
         """Take an unfinished orchestration whose lease is free or expired, or whose owner is
         ``dead_owner`` (known to be gone, whatever its lease says); True if taken. ``process``
         is recorded as the new owner's ``owner_process``."""
-        changed = await self._write(
-            "UPDATE orchestrations SET owner = ?, lease_until = ?, owner_process = ? WHERE id = ? "
+        generation = await self._write_returning(
+            "UPDATE orchestrations SET owner = ?, lease_until = ?, owner_process = ?, "
+            "generation = generation + 1 WHERE id = ? "
             "AND status IN ('pending', 'running') "
             "AND (owner IS NULL OR owner = ? OR owner = ? OR lease_until IS NULL "
-            "OR lease_until < ?)",
+            "OR lease_until < ?) RETURNING generation",
             (owner, lease_until, process, orchestration_id, owner, dead_owner, now),
         )
-        return changed == 1
+        if generation is None:
+            return False
+        self.hold(orchestration_id, generation)
+        return True
 
     async def claim_finished(
         self, orchestration_id: str, owner: str, lease_until: float, *, process: str | None
     ) -> bool:
         """Take a finished orchestration to run (some of) it again: it becomes ``running``,
         owned by ``owner``. False when it is not finished (another process took it first)."""
-        changed = await self._write(
+        generation = await self._write_returning(
             "UPDATE orchestrations SET status = 'running', owner = ?, lease_until = ?, "
-            "owner_process = ? WHERE id = ? AND status IN ('succeeded', 'failed', 'cancelled')",
+            "owner_process = ?, generation = generation + 1 WHERE id = ? "
+            "AND status IN ('succeeded', 'failed', 'cancelled') RETURNING generation",
             (owner, lease_until, process, orchestration_id),
         )
-        return changed == 1
+        if generation is None:
+            return False
+        self.hold(orchestration_id, generation)
+        return True
 
     async def renew(self, owner: str, ids: Sequence[str], lease_until: float) -> set[str]:
-        """Extend the leases ``owner`` still holds among ``ids``; return those ids."""
+        """Extend the leases ``owner`` still holds among ``ids`` (in the generation it
+        claimed); return those ids."""
         if not ids:
             return set()
         marks = ",".join("?" * len(ids))
@@ -496,9 +581,14 @@ class Store:
             (lease_until, owner, *ids),
         )
         cursor = await self._db.execute(
-            f"SELECT id FROM orchestrations WHERE owner = ? AND id IN ({marks})", (owner, *ids)
+            f"SELECT id, generation FROM orchestrations WHERE owner = ? AND id IN ({marks})",
+            (owner, *ids),
         )
-        return {row[0] for row in await cursor.fetchall()}
+        return {
+            orchestration_id
+            for orchestration_id, generation in await cursor.fetchall()
+            if self._held.get(orchestration_id, generation) == generation
+        }
 
     async def release(self, owner: str, ids: Sequence[str]) -> None:
         """Give up leases, so that any process may resume these orchestrations at once."""
@@ -768,15 +858,51 @@ class _WriteConnection:
         self._thread.shutdown(wait=False)
 
 
-def _build_rows(batch: _Batch) -> None:
-    """Build the rows queued as functions, on the event loop thread that owns their state."""
+def _build_rows(batch: _Batch, held: dict[str, int]) -> None:
+    """Build the rows queued as functions, on the event loop thread that owns their state, and
+    note the generation each run's rows need (of the runs this store holds)."""
     batch.task_rows = [row if isinstance(row, TaskRow) else row() for row in batch.tasks.values()]
+    if not held:
+        return
+    runs = set(batch.orchestrations)
+    runs.update(key[0] for key in batch.tasks)
+    runs.update(key[0] for key in batch.attempts)
+    runs.update(event[0] for event in batch.events)
+    batch.fences = {run: held[run] for run in runs if run in held}
 
 
-def _commit_batch(db: sqlite3.Connection, batch: _Batch) -> None:
-    """Apply one batch in one transaction (on the writer thread, or inline: ``_commit_here``)."""
+def _refused(db: sqlite3.Connection, fences: dict[str, int]) -> set[str]:
+    """The runs of ``fences`` whose stored generation is not the one their rows need (a run
+    not stored yet is being created by this batch: it is not refused)."""
+    if not fences:
+        return set()
+    ids = list(fences)
+    rows = db.execute(
+        f"SELECT id, generation FROM orchestrations WHERE id IN ({','.join('?' * len(ids))})",
+        ids,
+    ).fetchall()
+    refused = {run for run, generation in rows if generation != fences[run]}
+    refused.update(run for run, generation in fences.items() if generation == LOST)
+    return refused
+
+
+def _drop(batch: _Batch, refused: set[str]) -> None:
+    """Take the rows of the ``refused`` runs out of the batch."""
+    for run in refused:
+        batch.orchestrations.pop(run, None)
+    batch.task_rows = [r for r in batch.task_rows if r.orchestration_id not in refused]
+    batch.attempts = {key: r for key, r in batch.attempts.items() if key[0] not in refused}
+    batch.events = [event for event in batch.events if event[0] not in refused]
+
+
+def _commit_batch(db: sqlite3.Connection, batch: _Batch) -> set[str]:
+    """Apply one batch in one transaction (on the writer thread, or inline: ``_commit_here``),
+    but none of the rows of runs another process took over; return those runs."""
     db.execute("BEGIN IMMEDIATE")
     try:
+        refused = _refused(db, batch.fences)
+        if refused:
+            _drop(batch, refused)
         if batch.orchestrations:
             db.executemany(
                 _UPSERT_ORCHESTRATION,
@@ -789,6 +915,7 @@ def _commit_batch(db: sqlite3.Connection, batch: _Batch) -> None:
         if batch.events:
             db.executemany(_INSERT_EVENT, batch.events)
         db.execute("COMMIT")
+        return refused
     except BaseException:
         # A failed COMMIT (e.g. a full disk) may have rolled back already; keep its error.
         with contextlib.suppress(sqlite3.Error):
@@ -801,6 +928,13 @@ def _execute_one(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int
     return db.execute(sql, params).rowcount
 
 
+def _execute_returning(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    """One statement ``RETURNING`` one value, in its own transaction: the first row's value,
+    or None when it changed no row."""
+    rows = db.execute(sql, params).fetchall()  # read to the end: the statement completes
+    return rows[0][0] if rows else None
+
+
 # Each step brings a database of the version before it up to the next one.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -809,6 +943,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     2: ("ALTER TABLE orchestrations ADD COLUMN lease_until REAL",),
     3: ("ALTER TABLE orchestrations ADD COLUMN owner_process TEXT",),
+    4: ("ALTER TABLE orchestrations ADD COLUMN generation INTEGER NOT NULL DEFAULT 0",),
 }
 
 

@@ -35,4 +35,11 @@ async def follow(
         if show:
             snapshot = await engine.snapshot(run_id)
             console.print(render_status(snapshot, now=time.time()), markup=False)
+    if run.taken_over:
+        console.print(
+            f"{run_id} was taken over by another process (this one stalled longer than its "
+            "lease); waiting for it to finish there",
+            markup=False,
+        )
+        await engine.wait_until_finished(run_id)
     return await engine.snapshot(run_id)
