@@ -51,6 +51,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from engine.errors import ConfigError, TaskError
+from engine.limits import compile_expression
 from engine.network import PolicyError
 from engine.runners.base import RunContext, Runner, RunnerConfig
 from engine.secrets import NoVault, redact_bytes
@@ -128,7 +129,7 @@ def _jmespath_problem(exc: jmespath_errors.JMESPathError) -> str:
 def compile_jmespath(text: str, field_name: str) -> jmespath.parser.ParsedResult:
     """Compile an expression of the config; ConfigError saying what is wrong."""
     try:
-        return jmespath.compile(text)
+        return compile_expression(text)
     except jmespath_errors.JMESPathError as exc:
         problem = _jmespath_problem(exc)
         raise ConfigError(f"invalid JMESPath in '{field_name}': {problem} in '{text}'") from None
@@ -138,7 +139,7 @@ def _check_jmespath(text: str | None, field_name: str) -> str | None:
     if text is None or "${" in text:
         return text  # checked once the reference is resolved
     try:
-        jmespath.compile(text)
+        compile_expression(text)
     except jmespath_errors.JMESPathError as exc:
         raise _config_error(
             "jmespath",
