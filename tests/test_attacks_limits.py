@@ -120,3 +120,102 @@ async def test_a_deeply_nested_expression_is_a_tool_error_not_an_internal_error(
     )
     assert "levels deep" in text, text
     assert "internal error" not in text.lower()
+
+
+# --- 11: response size ----------------------------------------------------------------------
+
+
+def run_measured(home: Path, document: str, **settings: str) -> tuple[dict[str, Any], int]:
+    """Run ``document`` and return the results and the child's peak RSS in MiB (its own
+    rusage, through wait4, so no other child of the test process counts)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "doc.yaml"
+    path.write_text(document, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    env["ORCHESTRATOR_HOME"] = str(home)
+    env.update({f"ORCHESTRATOR_{key.upper()}": value for key, value in settings.items()})
+    out, err = home / "stdout", home / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "run", str(path), "--json"],
+            cwd=REPO,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        _, _, usage = os.wait4(child.pid, 0)
+    assert "Traceback" not in err.read_text(), err.read_text()
+    return json.loads(out.read_text()), usage.ru_maxrss // 1024  # KiB on Linux
+
+
+def fetch(url: str, **config: str) -> str:
+    extra = "".join(f", {key}: {value}" for key, value in config.items())
+    return f"""
+tasks:
+  - id: get
+    type: http
+    timeout: 120s
+    config: {{url: "{url}", response: text{extra}}}
+"""
+
+
+def too_large(results: dict[str, Any]) -> str:
+    task = results["tasks"]["get"]
+    assert (task["state"], task["error_class"]) == ("failed", "too_large"), task
+    return task["error"]
+
+
+def test_an_oversized_body_is_cut_off_while_it_streams(tmp_path: Path, server: LocalServer) -> None:
+    results, peak = run_measured(
+        tmp_path / "home",
+        fetch(server.url("/big/oversized?mb=160")),
+        max_response_bytes="4MiB",
+    )
+    error = too_large(results)
+    assert "larger than 4 MiB" in error and "ORCHESTRATOR_MAX_RESPONSE_BYTES" in error, error
+    assert peak < 160, f"the CLI peaked at {peak} MiB for a 160 MiB body cut at 4 MiB"
+    assert server.state.sent["oversized"] < 64 * 1024 * 1024
+
+
+def test_an_endless_body_fails_at_the_tasks_own_lower_limit(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    results, peak = run_measured(
+        tmp_path / "home", fetch(server.url("/big/endless?mb=0"), max_response_bytes="1MB")
+    )
+    error = too_large(results)
+    assert "the task's max_response_bytes" in error and "50 MiB" in error, error
+    assert peak < 160
+
+
+def test_a_declared_oversized_body_is_refused_before_it_is_read(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    results = run(
+        tmp_path / "home",
+        fetch(server.url("/big/declared?mb=100&length=1")),
+        max_response_bytes="2MiB",
+    )
+    assert "100 MiB declared" in too_large(results)
+
+
+def test_a_compressed_body_is_limited_by_its_decoded_size(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    results, peak = run_measured(
+        tmp_path / "home",
+        fetch(server.url("/big/bomb?mb=200&gzip=1")),
+        max_response_bytes="4MiB",
+    )
+    too_large(results)
+    assert peak < 160
+    assert server.state.sent["bomb"] < 4 * 1024 * 1024  # a few hundred KiB carried 200 MiB
+
+
+def test_a_task_cannot_raise_the_servers_limit(tmp_path: Path, server: LocalServer) -> None:
+    results = run(
+        tmp_path / "home",
+        fetch(server.url("/big/raise?mb=3"), max_response_bytes="1GB"),
+        max_response_bytes="1MiB",
+    )
+    assert "ORCHESTRATOR_MAX_RESPONSE_BYTES" in too_large(results)
