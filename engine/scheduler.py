@@ -534,6 +534,8 @@ class Run:
             failure = exc
         except (TypeError, ValueError) as exc:
             failure = TaskError(f"the output is not JSON: {exc}", "error")
+        except Exception as exc:  # e.g. RecursionError, MemoryError: never leave it running
+            failure = TaskError(f"the output cannot be kept: {type(exc).__name__}: {exc}", "error")
         finally:
             node.worker = None  # a finished asyncio task holds its frames until dropped
         self._release(node)

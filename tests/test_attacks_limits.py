@@ -21,6 +21,7 @@ from mcp import Client
 
 from server.app import create_server
 from server.settings import Settings
+from vault.store import Vault
 
 REPO = Path(__file__).resolve().parent.parent
 DEEP = "(" * 1000 + "a" + ")" * 1000
@@ -219,3 +220,56 @@ def test_a_task_cannot_raise_the_servers_limit(tmp_path: Path, server: LocalServ
         max_response_bytes="1MiB",
     )
     assert "ORCHESTRATOR_MAX_RESPONSE_BYTES" in too_large(results)
+
+
+# --- 10: deeply nested data -----------------------------------------------------------------
+
+
+@pytest.fixture
+def vaulted(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    vault = Vault.open(home / "vault.db")
+    vault.set("TOKEN", "sk-canary-5e0d11f3a9", allowed_hosts=["127.0.0.1"])
+    vault.close()
+    return home
+
+
+@pytest.mark.parametrize("levels", [700, 950, 100_000])
+def test_deeply_nested_json_fails_its_attempt_and_the_run_finishes(
+    vaulted: Path, server: LocalServer, levels: int
+) -> None:
+    results = run(
+        vaulted,
+        f"""
+tasks:
+  - id: get
+    type: http
+    timeout: 60s
+    config:
+      url: "{server.url(f"/deep?levels={levels}")}"
+      headers: {{X-Key: "${{vault.TOKEN}}"}}
+  - id: after
+    type: delay
+    dependencies: [get]
+    run_if: always
+    config: {{seconds: 0}}
+""",
+    )
+    task = results["tasks"]["get"]
+    assert (task["state"], task["error_class"]) == ("failed", "too_deep"), task
+    assert "128 levels" in task["error"]
+    assert results["tasks"]["after"]["state"] == "succeeded"
+    assert results["counts"]["running"] == 0
+
+
+def test_json_nested_within_the_limit_is_still_read(vaulted: Path, server: LocalServer) -> None:
+    results = run(
+        vaulted,
+        f"""
+tasks:
+  - id: get
+    type: http
+    config: {{url: "{server.url("/deep?levels=100")}", headers: {{X-Key: "${{vault.TOKEN}}"}}}}
+""",
+    )
+    assert results["tasks"]["get"]["state"] == "succeeded", results["tasks"]["get"]

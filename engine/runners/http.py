@@ -51,7 +51,13 @@ from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_va
 from pydantic_core import PydanticCustomError
 
 from engine.errors import ConfigError, TaskError
-from engine.limits import compile_expression, runner_limits, show_bytes
+from engine.limits import (
+    MAX_DATA_DEPTH,
+    compile_expression,
+    nests_deeper,
+    runner_limits,
+    show_bytes,
+)
 from engine.network import PolicyError
 from engine.runners.base import RunContext, Runner, RunnerConfig
 from engine.secrets import NoVault, redact_bytes
@@ -694,7 +700,9 @@ async def read_body(reply: Reply, kind: ResponseKind, ctx: RunContext) -> Any:
     if not response.content.strip():
         return None
     try:
-        return json.loads(response.content)
+        data = json.loads(response.content)
+    except RecursionError:
+        raise _too_deep(reply) from None
     except ValueError:
         if kind == "auto":
             return response.text
@@ -703,6 +711,18 @@ async def read_body(reply: Reply, kind: ResponseKind, ctx: RunContext) -> Any:
             f"{reply.label} returned {content_type}, not JSON: {body_excerpt(response)} "
             "(set response: text, or response: auto)"
         ) from None
+    if nests_deeper(data, MAX_DATA_DEPTH):
+        raise _too_deep(reply)
+    return data
+
+
+def _too_deep(reply: Reply) -> TaskError:
+    return TaskError(
+        f"{reply.label} returned JSON nested more than {MAX_DATA_DEPTH} levels deep; it is "
+        "refused so that nothing walking it can exhaust the stack (set response: text to read "
+        "it as text)",
+        "too_deep",
+    )
 
 
 def extract(data: Any, expression: str | None) -> Any:
