@@ -7,10 +7,13 @@ cannot be steered out of the workspace by a folder swapped for a symbolic link.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +276,125 @@ tasks:
 """,
     )
     assert results["tasks"]["get"]["state"] == "succeeded", results["tasks"]["get"]
+
+
+# --- 15: file_processing writes -------------------------------------------------------------
+
+
+def test_a_folder_swapped_for_a_link_never_sends_a_write_outside(tmp_path: Path) -> None:
+    workspace, outside = tmp_path / "workspace", tmp_path / "outside"
+    (workspace / "d").mkdir(parents=True)
+    outside.mkdir()
+    stop, swaps = threading.Event(), [0]
+
+    def swap() -> None:
+        # a writer may create a fresh folder d while the real one is parked: drop it
+        folder, parked = workspace / "d", workspace / "d-parked"
+        while not stop.is_set():
+            os.rename(folder, parked)
+            with contextlib.suppress(FileExistsError):
+                os.symlink(outside, folder)
+                swaps[0] += 1
+            while True:
+                if folder.is_symlink():
+                    folder.unlink()
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    os.rename(parked, folder)
+                    break
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        results = run(
+            tmp_path / "home",
+            """
+tasks:
+  - id: write
+    type: file_processing
+    for_each: "${vars.names}"
+    config: {action: write, path: "d/${item}.txt", content: "x"}
+vars:
+  names: NAMES
+""".replace("NAMES", json.dumps([f"f{number}" for number in range(400)])),
+            workspace=str(workspace),
+        )
+    finally:
+        stop.set()
+        swapper.join()
+    assert list(outside.iterdir()) == []
+    assert swaps[0] > 0
+    assert results["counts"]["running"] == 0
+    children = [task for task in results["tasks"].values() if task.get("parent_id")]
+    assert len(children) == 400
+    for child in children:
+        assert child["state"] in ("succeeded", "failed"), child
+        assert child["state"] == "succeeded" or "Traceback" not in str(child["error"])
+
+
+@pytest.mark.parametrize("path", [".", "./", ""])
+def test_writing_to_the_workspace_itself_is_refused(tmp_path: Path, path: str) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    results = run(
+        tmp_path / "home",
+        f"""
+tasks:
+  - id: write
+    type: file_processing
+    config: {{action: write, path: "{path}", content: "x"}}
+""",
+        workspace=str(workspace),
+    )
+    task = results["tasks"]["write"]
+    assert (task["state"], task["error_class"]) == ("failed", "config"), task
+    assert "workspace" in task["error"]
+    assert list(workspace.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == [
+        "workspace",
+        "home",
+    ]
+
+
+def test_a_write_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    results = run(
+        tmp_path / "home",
+        f"""
+tasks:
+  - id: write
+    type: file_processing
+    config: {{action: write, path: big.txt, content: "{"x" * 5000}"}}
+  - id: append
+    type: file_processing
+    dependencies: [write]
+    run_if: always
+    config: {{action: append, path: small.txt, content: "{"y" * 5000}"}}
+""",
+        workspace=str(workspace),
+        max_write_bytes="4KiB",
+    )
+    for name in ("write", "append"):
+        task = results["tasks"][name]
+        assert (task["state"], task["error_class"]) == ("failed", "too_large"), task
+        assert (
+            "ORCHESTRATOR_MAX_WRITE_BYTES (4 KiB)" in task["error"] or "4096 bytes" in task["error"]
+        ), task["error"]
+    assert not workspace.exists() or list(workspace.iterdir()) == []
+
+
+def test_a_deeply_nested_json_file_fails_its_read(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "deep.json").write_text('{"a":' * 900 + "1" + "}" * 900)
+    results = run(
+        tmp_path / "home",
+        """
+tasks:
+  - id: read
+    type: file_processing
+    config: {action: read, path: deep.json}
+""",
+        workspace=str(workspace),
+    )
+    task = results["tasks"]["read"]
+    assert (task["state"], task["error_class"]) == ("failed", "too_deep"), task
