@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, cast
 
-import jmespath
 from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError
 from jmespath.functions import Functions
 from jmespath.lexer import Lexer
@@ -44,6 +43,7 @@ from jmespath.parser import ParsedResult
 
 from engine.errors import TaskError
 from engine.issues import did_you_mean
+from engine.limits import ExpressionTooComplex, compile_expression
 from engine.secrets import SecretResolver
 
 MAX_EXPRESSION_LENGTH = 2000
@@ -253,11 +253,13 @@ def _compile(expression: str, text: str) -> ParsedResult:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PendingDeprecationWarning)  # reported just above
-            compiled = jmespath.compile(expression)
+            compiled = compile_expression(expression)
     except JMESPathError as error:
         hint = "JMESPath syntax, e.g. a.output.items[0].title, a.output[?price > `10`].name"
         if "-" in expression or " " in expression.strip():
             hint = 'quote names that hold dashes or spaces: a.output."my-key"'
+        if isinstance(error, ExpressionTooComplex):
+            hint = "split the work across tasks, or simplify the expression"
         offset = len(text) - len(expression) if text.endswith(expression) else 0
         raise ExpressionError(
             f"{_show(text)} is not a valid JMESPath expression: {_syntax_problem(error, offset)}",
@@ -885,6 +887,8 @@ def _format_steps(steps: tuple[Step, ...]) -> str:
 
 
 def _syntax_problem(error: JMESPathError, offset: int) -> str:
+    if isinstance(error, ExpressionTooComplex):
+        return str(error)
     if isinstance(error, IncompleteExpressionError):
         return "it ends too early"
     position = getattr(error, "lex_position", None)

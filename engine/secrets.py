@@ -91,14 +91,29 @@ def redact_bytes(content: bytes, redact: Callable[[str], str], encoding: str = "
 
 
 def redact_data(value: Any, redact: Callable[[str], str]) -> Any:
-    """JSON-able ``value`` with ``redact`` applied to every string in it, keys included."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list | tuple):
-        return [redact_data(item, redact) for item in value]
-    if isinstance(value, dict):
-        return {
-            (redact(key) if isinstance(key, str) else key): redact_data(item, redact)
-            for key, item in value.items()
-        }
-    return value
+    """A copy of JSON-able ``value`` with ``redact`` applied to every string in it, keys
+    included (tuples become lists). Walked with a stack, not recursion, so data of any depth
+    (a hostile server's deeply nested JSON) is redacted instead of raising RecursionError."""
+    top: list[Any] = [value]
+    pending: list[tuple[Any, list[Any] | dict[Any, Any], Any]] = [(value, top, 0)]
+    while pending:
+        item, holder, slot = pending.pop()
+        if isinstance(item, str):
+            holder[slot] = redact(item)
+        elif isinstance(item, dict):
+            copy: dict[Any, Any] = {}
+            holder[slot] = copy
+            for key, child in item.items():
+                key = redact(key) if isinstance(key, str) else key
+                copy[key] = child
+                if isinstance(child, str | dict | list | tuple):
+                    pending.append((child, copy, key))
+        elif isinstance(item, list | tuple):
+            listed = list(item)
+            holder[slot] = listed
+            pending.extend(
+                (child, listed, index)
+                for index, child in enumerate(listed)
+                if isinstance(child, str | dict | list | tuple)
+            )
+    return top[0]

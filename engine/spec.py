@@ -185,6 +185,8 @@ class ErrorClass(StrEnum):
     error = "error"
     internal = "internal"  # the engine failed around the attempt (redaction, output, ...)
     crashed = "crashed"  # the task was running when the process died twice
+    too_large = "too_large"  # a response or a write over its size limit
+    too_deep = "too_deep"  # JSON nested deeper than the limit
     any = "any"
 
 

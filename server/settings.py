@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import ByteSize, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.limits import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WRITE_BYTES, RunnerLimits
 from engine.network import DEFAULT_PER_HOST, HostLimits, Network, NetworkPolicy
 from engine.runners.browser.pool import BrowserSettings
 from engine.spec import RateValue
@@ -242,7 +243,7 @@ class Settings(BaseSettings):
             "max_tasks": self.max_tasks,
             "network": self.network(),
             "workspace": self.workspace_dir,
-            "resources": {"browser": self.browser()},
+            "resources": {"browser": self.browser(), "limits": self.runner_limits()},
             "lease_seconds": self.lease_seconds,
             "shutdown_grace": self.shutdown_grace,
             "output_threshold": self.output_file_bytes,
@@ -264,6 +265,22 @@ class Settings(BaseSettings):
         "a larger one is refused before it is parsed",
         json_schema_extra={"shown_default": "5242880 (5 MB)"},
     )
+    max_response_bytes: ByteSize = Field(
+        ByteSize(DEFAULT_MAX_RESPONSE_BYTES),
+        gt=0,
+        description="ORCHESTRATOR_MAX_RESPONSE_BYTES: the largest HTTP response body a task "
+        "reads (e.g. 50MiB); a larger one is cut off while it streams and fails the attempt "
+        "(class too_large). A task's max_response_bytes can only lower it",
+    )
+    max_write_bytes: ByteSize = Field(
+        ByteSize(DEFAULT_MAX_WRITE_BYTES),
+        gt=0,
+        description="ORCHESTRATOR_MAX_WRITE_BYTES: the largest file a file_processing write or "
+        "append produces (e.g. 64MiB); a larger one is refused (class too_large)",
+    )
+
+    def runner_limits(self) -> RunnerLimits:
+        return RunnerLimits(int(self.max_response_bytes), int(self.max_write_bytes))
 
 
 def open_vault(settings: Settings) -> Vault:

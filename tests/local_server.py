@@ -16,6 +16,10 @@ Endpoints (``KEY`` is any name a test picks, so tests never share counters):
 - ``/redirect?to=URL&status=302``: redirects to URL
 - ``/status/CODE``: answers with that status and a JSON body
 - ``/bytes``: a few bytes of ``image/png``
+- ``/big/KEY?mb=M&length=1&gzip=1``: M MiB of filler, streamed (``mb=0``: endless); ``length=1``
+  declares it in ``Content-Length``, ``gzip=1`` sends it gzip-compressed (a few KiB on the wire);
+  ``state.sent[KEY]`` counts the bytes handed to the connection
+- ``/deep?levels=N``: a JSON object nested N levels deep (``{"a": {"a": ... 1}}``)
 - ``/publish/SITE``: records the JSON or form body posted to SITE and answers ``{site, id}``
 
 Every request is recorded in ``state.requests`` (method, host, path, headers, body).
@@ -29,14 +33,16 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(32))
@@ -52,6 +58,7 @@ class ServerState:
     in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     max_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     published: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    sent: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     accounts: dict[str, str] = field(default_factory=dict)  # username -> password for /login
     api_token: str = "api-token-from-login"  # what /login hands out and /api/me accepts
 
@@ -185,6 +192,38 @@ def create_app(state: ServerState) -> Starlette:
         await record(request)
         return Response(PNG_BYTES, media_type="image/png")
 
+    async def big(request: Request) -> Response:
+        await record(request)
+        key = request.path_params["key"]
+        size = int(_float(request, "mb", 0) * 1024 * 1024)
+        compressed = request.query_params.get("gzip") == "1"
+        chunk = b"a" * 65536
+
+        async def filler() -> AsyncIterator[bytes]:
+            squeeze = zlib.compressobj(wbits=31)  # gzip framing
+            left = size
+            while size == 0 or left > 0:
+                piece = chunk if size == 0 else chunk[: min(left, len(chunk))]
+                left -= len(piece)
+                out = squeeze.compress(piece) if compressed else piece
+                state.sent[key] += len(out)
+                if out:
+                    yield out
+                await asyncio.sleep(0)
+            if compressed:
+                yield squeeze.flush()
+
+        headers = {"content-encoding": "gzip"} if compressed else {}
+        if request.query_params.get("length") == "1" and size and not compressed:
+            headers["content-length"] = str(size)
+        return StreamingResponse(filler(), media_type="text/plain", headers=headers)
+
+    async def deep(request: Request) -> Response:
+        await record(request)
+        levels = _int(request, "levels", 800)
+        text = '{"a":' * levels + "1" + "}" * levels
+        return Response(text, media_type="application/json")
+
     async def publish(request: Request) -> Response:
         body = await record(request)
         site = request.path_params["site"]
@@ -223,6 +262,8 @@ def create_app(state: ServerState) -> Starlette:
             Route("/redirect", redirect, methods=any_method),
             Route("/status/{code:int}", status, methods=any_method),
             Route("/bytes", raw_bytes),
+            Route("/big/{key}", big),
+            Route("/deep", deep),
             Route("/publish/{site}", publish, methods=["POST", "PUT"]),
             Route("/login", login, methods=["POST"]),
             Route("/api/me", me),

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from engine.secrets import redact_data
+
 MASK = "***"
 MIN_EMBEDDED_LENGTH = 4
 # A base64 run shorter than this, cut out of a longer base64 text, would match by chance.
@@ -51,14 +53,9 @@ class Redactor:
         return self._pattern.sub(MASK, text)
 
     def redact_data(self, data: Any) -> Any:
-        """A copy of JSON-able ``data`` with every string (dict keys included) redacted."""
-        if isinstance(data, str):
-            return self.redact(data)
-        if isinstance(data, dict):
-            return {self.redact_data(key): self.redact_data(item) for key, item in data.items()}
-        if isinstance(data, list | tuple):
-            return [self.redact_data(item) for item in data]
-        return data
+        """A copy of JSON-able ``data`` with every string (dict keys included) redacted, at
+        any depth (walked without recursion)."""
+        return redact_data(data, self.redact)
 
 
 def encoded_forms(value: str) -> set[str]:

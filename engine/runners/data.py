@@ -53,7 +53,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath.parser import ParsedResult
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -61,6 +60,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.errors import ConfigError
 from engine.issues import did_you_mean
+from engine.limits import compile_expression
 from engine.runners._merge import ObjectMerge, OnConflict, dotted
 from engine.runners.base import RunContext, Runner, RunnerConfig
 
@@ -154,7 +154,7 @@ def _syntax_problem(field: str, text: str, loc: tuple[str | int, ...]) -> Proble
     if "${" in text:
         return None
     try:
-        jmespath.compile(text)
+        compile_expression(text)
     except jmespath_errors.JMESPathError as exc:
         error = PydanticCustomError(
             "jmespath",
@@ -375,7 +375,7 @@ class _Expression:
     @classmethod
     def compile(cls, text: str, field: str) -> _Expression:
         try:
-            return cls(text, jmespath.compile(text))
+            return cls(text, compile_expression(text))
         except jmespath_errors.JMESPathError as exc:
             raise ConfigError(
                 f"invalid JMESPath in '{field}': {_jmespath_problem(exc)} in '{text}' "

@@ -3,7 +3,12 @@
 Every path is relative to the engine's workspace (``ORCHESTRATOR_WORKSPACE``, by default
 ``$ORCHESTRATOR_HOME/workspace``, created when first needed). A path that could lead out of it
 is refused: one with a ``..`` part, an absolute path elsewhere, or one that leaves through a
-symbolic link (the path is resolved and must stay inside).
+symbolic link (the path is resolved and must stay inside). Files are then opened folder by
+folder through directory descriptors without following any link (``workspace_fs``), so a folder
+swapped for a link after the check fails the task instead of leading out. Writing to the
+workspace itself (``.``) is refused; a write or append producing more than
+``ORCHESTRATOR_MAX_WRITE_BYTES`` fails with class ``too_large``; JSON nested deeper than
+``engine.limits.MAX_DATA_DEPTH`` fails its read with class ``too_deep``.
 
 Actions:
 
@@ -31,15 +36,16 @@ import csv
 import io
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from engine.errors import ConfigError, TaskError
+from engine.limits import MAX_DATA_DEPTH, nests_deeper, runner_limits, show_bytes
 from engine.runners.base import RunContext, Runner, RunnerConfig
-from engine.runners.http import write_atomic
+from engine.runners.workspace_fs import read_file, write_file
 
 Action = Literal["read", "write", "append", "list", "glob"]
 Format = Literal["json", "jsonl", "csv", "text"]
@@ -166,19 +172,37 @@ def parse(text: str, fmt: Format, shown: str) -> Any:
         return list(csv.DictReader(io.StringIO(text, newline="")))
     if fmt == "json":
         try:
-            return json.loads(text)
+            return _shallow(json.loads(text), shown)
         except json.JSONDecodeError as exc:
             raise TaskError(
                 f"{shown} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
             ) from None
+        except RecursionError:
+            raise _too_deep(shown) from None
     items = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
-                items.append(json.loads(line))
+                items.append(_shallow(json.loads(line), shown))
             except json.JSONDecodeError as exc:
                 raise TaskError(f"{shown} line {number} is not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise _too_deep(shown) from None
     return items
+
+
+def _shallow(data: Any, shown: str) -> Any:
+    if nests_deeper(data, MAX_DATA_DEPTH):
+        raise _too_deep(shown)
+    return data
+
+
+def _too_deep(shown: str) -> TaskError:
+    return TaskError(
+        f"{shown} holds JSON nested more than {MAX_DATA_DEPTH} levels deep; it is refused so "
+        "that nothing walking it can exhaust the stack (read it with format: text)",
+        "too_deep",
+    )
 
 
 def _kind(value: Any) -> str:
@@ -243,18 +267,22 @@ def _csv_text(rows: list[dict[str, Any]], header: list[str], *, header_line: boo
 # --- the blocking work, run in a thread -----------------------------------------------------
 
 
-def _read_text(path: Path, encoding: str, shown: str) -> str:
+def _under(root: Path, path: Path) -> PurePosixPath:
+    return PurePosixPath(path.relative_to(root).as_posix()) if path != root else PurePosixPath()
+
+
+def _read_text(
+    root: Path, path: Path, encoding: str, shown: str, *, missing: str | None = None
+) -> str:
+    """The text of ``path`` (read without following links); ``missing`` when it does not exist
+    (by default that is an error)."""
     try:
-        size = path.stat().st_size
-        if size > MAX_READ_BYTES:
-            raise TaskError(
-                f"{shown} is {size / 1048576:.0f} MiB, more than the "
-                f"{MAX_READ_BYTES // 1048576} MiB a task reads at once"
-            )
-        with path.open(encoding=encoding, newline="") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise TaskError(f"{shown} does not exist") from None
+        content = read_file(str(root), _under(root, path), shown, MAX_READ_BYTES)
+        if content is None:
+            if missing is None:
+                raise TaskError(f"{shown} does not exist")
+            return missing
+        return io.TextIOWrapper(io.BytesIO(content), encoding=encoding, newline="").read()
     except IsADirectoryError:
         raise TaskError(f"{shown} is a folder, not a file (use action: list)") from None
     except UnicodeDecodeError:
@@ -263,20 +291,21 @@ def _read_text(path: Path, encoding: str, shown: str) -> str:
         raise ConfigError(f"unknown encoding '{encoding}'") from None
 
 
-def _existing_text(path: Path, encoding: str, shown: str) -> str:
-    return _read_text(path, encoding, shown) if path.exists() else ""
-
-
-def _write(path: Path, text: str, encoding: str, shown: str) -> int:
+def _write(root: Path, path: Path, text: str, encoding: str, shown: str, limit: int) -> int:
     try:
         data = text.encode(encoding)
     except LookupError:
         raise ConfigError(f"unknown encoding '{encoding}'") from None
     except UnicodeEncodeError:
         raise TaskError(f"{shown}: the content cannot be written as {encoding}") from None
+    if len(data) > limit:
+        raise TaskError(
+            f"{shown}: {show_bytes(len(data))} to write, more than ORCHESTRATOR_MAX_WRITE_BYTES "
+            f"({show_bytes(limit)}); write less, or raise it where the orchestrator runs",
+            "too_large",
+        )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
+        write_file(str(root), _under(root, path), data, shown)
     except IsADirectoryError:
         raise TaskError(f"{shown} is a folder; give a file name") from None
     except NotADirectoryError:
@@ -397,24 +426,28 @@ class FileProcessingRunner(Runner[FilesConfig]):
             return await asyncio.to_thread(_listing, root, path, shown)
         fmt = file_format(config, path)
         if config.action == "read":
-            text = await asyncio.to_thread(_read_text, path, config.encoding, shown)
+            text = await asyncio.to_thread(_read_text, root, path, config.encoding, shown)
             data = parse(text, fmt, shown)
             ctx.log(f"read {shown} ({fmt})")
             return data
+        limit = runner_limits(ctx.resources).max_write_bytes
         if config.action == "write":
             text = render(config.content, fmt, shown)
-            size = await asyncio.to_thread(_write, path, text, config.encoding, shown)
+            size = await asyncio.to_thread(_write, root, path, text, config.encoding, shown, limit)
         else:
             lock = self._append_locks.setdefault(path, asyncio.Lock())
             async with lock:
-                size = await asyncio.to_thread(self._append, path, config, fmt, shown)
+                size = await asyncio.to_thread(self._append, root, path, config, fmt, shown, limit)
         ctx.log(f"{config.action} {shown} ({fmt}, {size} bytes)")
         return {"path": _relative(root, path), "format": fmt, "bytes": size}
 
     @staticmethod
-    def _append(path: Path, config: FilesConfig, fmt: Format, shown: str) -> int:
-        existing = _existing_text(path, config.encoding, shown)
-        return _write(path, _appended(existing, config.content, fmt, shown), config.encoding, shown)
+    def _append(
+        root: Path, path: Path, config: FilesConfig, fmt: Format, shown: str, limit: int
+    ) -> int:
+        existing = _read_text(root, path, config.encoding, shown, missing="")
+        text = _appended(existing, config.content, fmt, shown)
+        return _write(root, path, text, config.encoding, shown, limit)
 
 
 RUNNER = FileProcessingRunner

@@ -47,10 +47,17 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import jmespath
 from jmespath import exceptions as jmespath_errors
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from engine.errors import ConfigError, TaskError
+from engine.limits import (
+    MAX_DATA_DEPTH,
+    compile_expression,
+    nests_deeper,
+    runner_limits,
+    show_bytes,
+)
 from engine.network import PolicyError
 from engine.runners.base import RunContext, Runner, RunnerConfig
 from engine.secrets import NoVault, redact_bytes
@@ -128,7 +135,7 @@ def _jmespath_problem(exc: jmespath_errors.JMESPathError) -> str:
 def compile_jmespath(text: str, field_name: str) -> jmespath.parser.ParsedResult:
     """Compile an expression of the config; ConfigError saying what is wrong."""
     try:
-        return jmespath.compile(text)
+        return compile_expression(text)
     except jmespath_errors.JMESPathError as exc:
         problem = _jmespath_problem(exc)
         raise ConfigError(f"invalid JMESPath in '{field_name}': {problem} in '{text}'") from None
@@ -138,7 +145,7 @@ def _check_jmespath(text: str | None, field_name: str) -> str | None:
     if text is None or "${" in text:
         return text  # checked once the reference is resolved
     try:
-        jmespath.compile(text)
+        compile_expression(text)
     except jmespath_errors.JMESPathError as exc:
         raise _config_error(
             "jmespath",
@@ -218,6 +225,12 @@ class RequestFields(RunnerConfig):
     extract: str | None = Field(None, description="JMESPath over the JSON body: the output data")
     follow_redirects: bool = Field(
         True, description=f"follow up to {MAX_REDIRECTS} redirects, checking every hop"
+    )
+    max_response_bytes: ByteSize | None = Field(
+        None,
+        gt=0,
+        description="fail (class too_large) when a response body is larger, e.g. 5MB; it can "
+        "only lower the server's ORCHESTRATOR_MAX_RESPONSE_BYTES",
     )
 
     @field_validator("url")
@@ -328,6 +341,7 @@ class Request:
     timeout: float | None = None
     expect_status: tuple[int | str, ...] = ("2xx",)
     follow_redirects: bool = True
+    max_response_bytes: int | None = None  # the task's own limit; the server's applies too
     literal_url: bool = False  # a URL a server handed over (next page): used as it is
 
     @classmethod
@@ -341,6 +355,7 @@ class Request:
             timeout=config.timeout,
             expect_status=tuple(config.expect_status),
             follow_redirects=config.follow_redirects,
+            max_response_bytes=config.max_response_bytes,
             **body,
         )
 
@@ -371,6 +386,7 @@ async def exchange(ctx: RunContext, request: Request) -> Reply:
     method = request.method
     first = not request.literal_url
     keep_body = True
+    limit = ResponseLimit.of(ctx, request)
     for hop in range(MAX_REDIRECTS + 1):
         try:
             host = await network.policy.check(url)
@@ -381,7 +397,7 @@ async def exchange(ctx: RunContext, request: Request) -> Reply:
         outgoing = await _build(ctx, client, request, url, host, method, first, keep_body)
         try:
             async with network.host_limits.slot(host, on_wait=ctx.waiting):
-                response = await client.send(outgoing)
+                response = await _receive(client, outgoing, limit, f"{method} {shown}")
         except httpx.TimeoutException as exc:
             raise TaskError(f"{method} {shown} timed out ({_describe(exc)})", "timeout") from None
         except httpx.UnsupportedProtocol as exc:
@@ -412,6 +428,69 @@ async def exchange(ctx: RunContext, request: Request) -> Reply:
             method, keep_body = "GET", False
         first = False
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseLimit:
+    """The most bytes a response body may have, and which setting says so (for the message)."""
+
+    size: int
+    server: int
+    by_task: bool
+
+    @classmethod
+    def of(cls, ctx: RunContext, request: Request) -> ResponseLimit:
+        server = runner_limits(ctx.resources).max_response_bytes
+        task = request.max_response_bytes
+        if task is not None and task < server:
+            return cls(task, server, True)
+        return cls(server, server, False)
+
+    def exceeded(self, label: str, declared: int | None = None) -> TaskError:
+        size = f" ({show_bytes(declared)} declared)" if declared is not None else ""
+        if self.by_task:
+            how = (
+                f"the task's max_response_bytes is {show_bytes(self.size)}; raise it (up to "
+                f"ORCHESTRATOR_MAX_RESPONSE_BYTES, {show_bytes(self.server)})"
+            )
+        else:
+            how = (
+                f"the limit is ORCHESTRATOR_MAX_RESPONSE_BYTES, {show_bytes(self.size)}; raise "
+                "it where the orchestrator runs to allow larger responses"
+            )
+        return TaskError(
+            f"{label}: the response body is larger than {show_bytes(self.size)}{size} and was "
+            f"not read further; {how}",
+            "too_large",
+        )
+
+
+async def _receive(
+    client: httpx.AsyncClient, outgoing: httpx.Request, limit: ResponseLimit, label: str
+) -> httpx.Response:
+    """Send ``outgoing`` and read the body as it streams, stopping as soon as it passes the
+    limit (decoded bytes are counted, so a compressed body cannot expand past it either)."""
+    response = await client.send(outgoing, stream=True)
+    body = bytearray()
+    try:
+        declared = response.headers.get("content-length", "")
+        encoded = "content-encoding" in response.headers
+        if not encoded and declared.isdigit() and int(declared) > limit.size:
+            raise limit.exceeded(label, int(declared))
+        async for chunk in response.aiter_bytes():
+            if len(body) + len(chunk) > limit.size:
+                raise limit.exceeded(label)
+            body += chunk
+    finally:
+        await response.aclose()
+    dropped = ("content-encoding", "transfer-encoding") + (("content-length",) if encoded else ())
+    return httpx.Response(
+        response.status_code,
+        headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped],
+        content=bytes(body),
+        request=response.request,
+        extensions=response.extensions,
+    )
 
 
 def redacted(ctx: RunContext, response: httpx.Response) -> httpx.Response:
@@ -628,7 +707,9 @@ async def read_body(reply: Reply, kind: ResponseKind, ctx: RunContext) -> Any:
     if not response.content.strip():
         return None
     try:
-        return json.loads(response.content)
+        data = json.loads(response.content)
+    except RecursionError:
+        raise _too_deep(reply) from None
     except ValueError:
         if kind == "auto":
             return response.text
@@ -637,6 +718,18 @@ async def read_body(reply: Reply, kind: ResponseKind, ctx: RunContext) -> Any:
             f"{reply.label} returned {content_type}, not JSON: {body_excerpt(response)} "
             "(set response: text, or response: auto)"
         ) from None
+    if nests_deeper(data, MAX_DATA_DEPTH):
+        raise _too_deep(reply)
+    return data
+
+
+def _too_deep(reply: Reply) -> TaskError:
+    return TaskError(
+        f"{reply.label} returned JSON nested more than {MAX_DATA_DEPTH} levels deep; it is "
+        "refused so that nothing walking it can exhaust the stack (set response: text to read "
+        "it as text)",
+        "too_deep",
+    )
 
 
 def extract(data: Any, expression: str | None) -> Any:
