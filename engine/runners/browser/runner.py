@@ -234,7 +234,12 @@ class BrowserRunner(Runner[BrowserConfig]):
             options=options,
             on_wait=ctx.waiting,
         ) as slot:
-            return await self._drive(config, ctx, pool, slot, first_host)
+            if state is not None and config.session and slot.gate is not None:
+                slot.gate.bind([config.session], ctx.secrets)  # the context holds the session
+            output = await self._drive(config, ctx, pool, slot, first_host)
+            await pool.settle()
+            slot.raise_refusal()
+            return output
 
     async def _drive(
         self,
@@ -276,8 +281,8 @@ class BrowserRunner(Runner[BrowserConfig]):
             else:
                 break
         return {
-            "url": slot.page.url,
-            "title": await _title(runner),
+            "url": ctx.secrets.redact(slot.page.url),
+            "title": ctx.secrets.redact(await _title(runner)),
             "data": outcome.data(),
             "artifacts": list(outcome.artifacts),
         }
@@ -323,6 +328,8 @@ class BrowserRunner(Runner[BrowserConfig]):
                     description=f"browser session for {first_host}, saved after logging in",
                 )
                 pool.session_saved(slot, state)
+                if slot.gate is not None:
+                    slot.gate.bind([config.session], ctx.secrets)
         what = "session expired" if config.session else "not logged in"
         ctx.log(f"{what}: logged in again", level="warning")
 
