@@ -265,7 +265,7 @@ class EvaluateStep(BaseStep):
     def _no_secret(self) -> EvaluateStep:
         if VAULT_REFERENCE.search(self.script):
             raise PydanticCustomError(
-                "browser_step",
+                "secret_refused",
                 "an evaluate step's script may not use a secret (${vault.NAME}): a script can "
                 "send it to any host or return it to the agent",
                 {
