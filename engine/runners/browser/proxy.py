@@ -126,7 +126,10 @@ class PolicyProxy:
         if upstream is None:
             return
         up_reader, up_writer = upstream
-        writer.write(client.send(h11.Response(status_code=200, headers=[])) or b"")
+        writer.write(
+            client.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
+            or b""
+        )
         early, _ = client.trailing_data
         if early:
             up_writer.write(early)

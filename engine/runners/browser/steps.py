@@ -24,7 +24,10 @@ URLs.
 
 Actions work on the first element matching a selector. Values may hold ``${vault.NAME}``: it is
 revealed at the moment of use, for the host of the page it is typed into (for ``goto``, the
-host of the URL), so a secret never reaches a page its ``allowed_hosts`` do not name.
+host of the URL), so a secret never reaches a page its ``allowed_hosts`` do not name. From then
+on the page's context may reach only the secret's allowed hosts (``gate``), and the task's
+``evaluate`` steps are refused: a script could read the value back. An ``evaluate`` script may
+never hold a secret. What ``extract`` and ``evaluate`` read is redacted as it is read.
 """
 
 from __future__ import annotations
