@@ -224,3 +224,34 @@ def test_a_context_holding_a_secret_cannot_navigate_elsewhere(
     assert (task["state"], task["error_class"]) == ("failed", "policy"), task
     assert "step 2 (goto" in task["error"] and "received secret 'TOKEN'" in task["error"]
     assert_nowhere(home, shown)
+
+
+def test_a_session_context_reaches_only_the_session_hosts(
+    home: Path, site: str, other: LocalServer
+) -> None:
+    state = {
+        "cookies": [
+            {
+                "name": "sid",
+                "value": SECRET,
+                "domain": "127.0.0.1",
+                "path": "/",
+                "expires": -1,
+                "httpOnly": False,
+                "secure": False,
+                "sameSite": "Lax",
+            }
+        ],
+        "origins": [],
+    }
+    vault = Vault.open(home / "vault.db")
+    vault.set("PORTAL", json.dumps(state), allowed_hosts=["127.0.0.1"])
+    vault.close()
+    task, shown = run(
+        home,
+        {"url": f"{site}/list", "session": "PORTAL", "steps": [{"goto": other.url("/echo/s")}]},
+    )
+    assert received(other, "/echo/s") == []
+    assert (task["state"], task["error_class"]) == ("failed", "policy"), task
+    assert "received secret 'PORTAL', which is not allowed for 127.0.0.2" in task["error"]
+    assert_nowhere(home, shown)

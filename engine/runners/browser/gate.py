@@ -7,13 +7,15 @@ moment a context receives a secret until it is wiped (the pool wipes anonymous c
 tasks; a session's context is never wiped), every connection it makes - navigations,
 subresources, redirect hops, fetches, WebSockets - must go to a host that secret is allowed
 for. The secret's resolver is asked (``resolve(name, host=...)``), so the vault's own host
-rules decide; answers are cached per host.
+rules decide; answers are cached per host. The secrets are checked before the name is
+resolved: a host name built from a secret must not reach a DNS server either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from engine.errors import TaskError
 from engine.network import Address, NetworkPolicy, PolicyError
@@ -44,15 +46,16 @@ class Gate:
 
     async def check(self, url: str) -> str:
         """The URL's host if this context may request it; PolicyError if not."""
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        if host:
+            await self._within_secrets(host, url)
         host, _ = await self.policy().admit(url)
-        await self._within_secrets(host, url)
         return host
 
     async def admit(self, host: str, port: int, shown: str) -> list[Address]:
         """The checked addresses to connect to; PolicyError if refused (the proxy's judge)."""
-        addresses = await self.policy().addresses(host, port, shown=shown)
         await self._within_secrets(host.lower().rstrip(".").strip("[]"), shown)
-        return addresses
+        return await self.policy().addresses(host, port, shown=shown)
 
     async def _within_secrets(self, host: str, shown: str) -> None:
         for name, resolver in list(self.secrets.items()):
