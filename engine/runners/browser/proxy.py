@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -27,7 +28,9 @@ from engine.network import Address
 Judge = Callable[[str, int, str], Awaitable[list[Address]]]
 """(host, port, what is being reached, for messages) -> the addresses to connect to."""
 
+logger = logging.getLogger(__name__)
 CHUNK = 65_536
+CONNECT_SECONDS = 30.0
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -49,7 +52,7 @@ class PolicyProxy:
     def __init__(self, judge: Judge) -> None:
         self._judge = judge
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.refused = 0
         self.url = ""
 
@@ -65,12 +68,14 @@ class PolicyProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
+        for handler in list(self._handlers):
+            handler.cancel()  # its connections close as it ends
+        self._handlers.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         client = h11.Connection(h11.SERVER)
         try:
             while True:
@@ -83,10 +88,16 @@ class PolicyProxy:
                 if not await self._forward(client, request, reader, writer):
                     return
                 client.start_next_cycle()
-        except (OSError, h11.ProtocolError, asyncio.IncompleteReadError):
+        except asyncio.CancelledError:
+            # closed by close(): end quietly (a handler that ends cancelled is reported by
+            # asyncio's streams as an error in a callback)
+            return
+        except Exception as exc:  # a broken connection: the browser sees it closed
+            logger.debug("policy proxy connection ended: %r", exc)
             return
         finally:
-            self._writers.discard(writer)
+            if handler is not None:
+                self._handlers.discard(handler)
             writer.close()
 
     async def _open(
@@ -103,7 +114,10 @@ class PolicyProxy:
         failure = "no address"
         for address in addresses:
             try:
-                return await asyncio.open_connection(str(address), port)
+                async with asyncio.timeout(CONNECT_SECONDS):
+                    return await asyncio.open_connection(str(address), port)
+            except TimeoutError:
+                failure = f"no answer from {address} within {CONNECT_SECONDS:g}s"
             except OSError as exc:
                 failure = exc.strerror or str(exc)
         await _answer(client, writer, 502, f"cannot connect to {shown}: {failure}")
