@@ -12,7 +12,9 @@ the cloud metadata address) and ``/redirect-metadata`` (a redirect to it).
 Pages a hostile document or page would use (``to`` is a URL on another host): ``/redirect?to=``
 (a 302), ``/image?to=`` (an image whose URL redirects there), ``/socket?to=`` (opens a
 WebSocket there; ``#state`` says ``done`` once it has opened or failed) and ``/leak?to=`` (a
-password field whose script sends what is typed to ``to``; ``#state`` says ``sent``).
+password field whose script sends what is typed to ``to``; ``#state`` says ``sent``) and
+``/rtc?to=HOST:PORT`` (a WebRTC peer connection asking that STUN server; ``#state`` says
+``done`` after 1.5 s).
 """
 
 from __future__ import annotations
@@ -201,6 +203,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
             body = '<input id="pw" type="password"><p id="state">waiting</p>'
             self._send(200, _page("Leak", body + script))
+        elif path == "/rtc":
+            script = (
+                f"<script>const peer = new RTCPeerConnection({{iceServers: [{{urls: "
+                f"'stun:{query['to'][0]}'}}]}}); peer.createDataChannel('x'); "
+                "peer.createOffer().then((offer) => peer.setLocalDescription(offer)); "
+                "setTimeout(() => { document.querySelector('#state').textContent = 'done'; }, "
+                "1500);</script>"
+            )
+            self._send(200, _page("RTC", '<p id="state">gathering</p>' + script))
         elif path == "/redirect-metadata":
             self._send(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
         else:

@@ -11,8 +11,10 @@ has received it cannot reach another host - neither by its page's own script nor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -108,6 +110,24 @@ def test_a_denied_host_receives_nothing_from_a_page(
     assert received(other, f"/echo/{way}") == []
     assert (task["state"], task["error_class"]) == ("failed", "policy"), task
     assert "127.0.0.2 is in the denied network 127.0.0.2/32" in task["error"]
+
+
+def test_webrtc_sends_nothing_around_the_proxy(home: Path, site: str) -> None:
+    # a STUN request is UDP, which no HTTP proxy carries: it must not be sent at all
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stun:
+        stun.bind(("127.0.0.2", 0))
+        stun.setblocking(False)
+        port = stun.getsockname()[1]
+        task, _ = run(
+            home,
+            {"url": f"{site}/rtc?to=127.0.0.2:{port}", "steps": [{"wait_for": {"text": "done"}}]},
+        )
+        datagrams = 0
+        with contextlib.suppress(BlockingIOError):
+            while stun.recv(2048):
+                datagrams += 1
+    assert task["state"] == "succeeded", task
+    assert datagrams == 0
 
 
 # --- secrets in the browser ----------------------------------------------------------------

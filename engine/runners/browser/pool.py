@@ -71,8 +71,9 @@ LAUNCH_ARGS = (
     "--disable-quic",
     "--disable-default-apps",
     "--no-default-browser-check",
-    # WebRTC would send UDP around the proxy: only proxied connections are allowed
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # WebRTC would send UDP around the proxy (a STUN request to any address): only proxied
+    # connections are allowed (the --force-... spelling of this switch has no effect here)
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
 )
 PASSTHROUGH_SCHEMES = frozenset({"data", "blob", "about"})
 
