@@ -71,9 +71,15 @@ LAUNCH_ARGS = (
     "--disable-quic",
     "--disable-default-apps",
     "--no-default-browser-check",
+)
+# The pool's browser, behind the policy proxy, also gets these.
+PROXIED_ARGS = (
     # WebRTC would send UDP around the proxy (a STUN request to any address): only proxied
     # connections are allowed (the --force-... spelling of this switch has no effect here)
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # every name is resolved by the policy proxy; Chromium itself resolves none (no DNS
+    # prefetch of a name a script built from a secret)
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
 PASSTHROUGH_SCHEMES = frozenset({"data", "blob", "about"})
 
@@ -531,7 +537,7 @@ class BrowserPool:
             await self._browser_proxy.start()
         return await playwright.chromium.launch(
             executable_path=str(found.path),
-            args=list(LAUNCH_ARGS),
+            args=[*LAUNCH_ARGS, *PROXIED_ARGS],
             headless=self.settings.headless,
             proxy={"server": self._browser_proxy.url},
         )
