@@ -152,24 +152,39 @@ def test_an_evaluate_script_with_a_secret_is_refused_at_validation(home: Path, s
     assert "fill, type or select steps" in shown, shown
 
 
-@pytest.mark.parametrize(
-    "script",
-    ["document.querySelector('#password').value", "Array.from(document.forms[0].password.value)"],
+READ_BACK = "Array.from(document.querySelector('#password').value)"
+LISTEN = (
+    "document.addEventListener('input', (event) => { document.title = "
+    "Array.from(event.target.value).join(' '); })"
 )
-def test_a_typed_secret_cannot_be_read_back_by_evaluate(home: Path, site: str, script: str) -> None:
-    task, shown = run(
-        home,
-        {
-            "url": f"{site}/login",
-            "steps": [
-                {"fill": {"selector": "#password", "value": "${vault.TOKEN}"}},
-                {"evaluate": script},
-            ],
-        },
-    )
-    assert (task["state"], task["error_class"]) == ("failed", "config"), task
-    assert "step 2 (evaluate" in task["error"]
-    assert "cannot run after this task typed a secret" in task["error"]
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [{"fill": {"selector": "#password", "value": "${vault.TOKEN}"}}, {"evaluate": READ_BACK}],
+        [
+            {"evaluate": LISTEN},
+            {"type": {"selector": "#password", "text": "${vault.TOKEN}"}},
+        ],
+    ],
+    ids=["read-after", "listen-before"],
+)
+def test_a_task_that_types_a_secret_cannot_evaluate(
+    home: Path, site: str, steps: list[dict[str, Any]]
+) -> None:
+    document = {
+        "tasks": [
+            {
+                "id": "page",
+                "type": "browser_automation",
+                "config": {"url": f"{site}/login", "steps": steps},
+            }
+        ]
+    }
+    code, shown = orchestrator(home, "run", json.dumps(document))
+    assert code == 2, shown
+    assert "a task that types a secret may not have evaluate steps" in shown, shown
     assert_nowhere(home, shown)
 
 

@@ -25,9 +25,10 @@ URLs.
 Actions work on the first element matching a selector. Values may hold ``${vault.NAME}``: it is
 revealed at the moment of use, for the host of the page it is typed into (for ``goto``, the
 host of the URL), so a secret never reaches a page its ``allowed_hosts`` do not name. From then
-on the page's context may reach only the secret's allowed hosts (``gate``), and the task's
-``evaluate`` steps are refused: a script could read the value back. An ``evaluate`` script may
-never hold a secret. What ``extract`` and ``evaluate`` read is redacted as it is read.
+on the page's context may reach only the secret's allowed hosts (``gate``). An ``evaluate``
+script may never hold a secret, and a task that types one may have no ``evaluate`` step (both
+refused at validation; an evaluate after a typed secret is refused at run time too): a script
+could read the value back. What ``extract`` and ``evaluate`` read is redacted as it is read.
 """
 
 from __future__ import annotations
@@ -272,9 +273,9 @@ class EvaluateStep(BaseStep):
                 "an evaluate step's script may not use a secret (${vault.NAME}): a script can "
                 "send it to any host or return it to the agent",
                 {
-                    "hint": "use secrets only in fill, type or select steps (typed into a page "
-                    "of a host the secret allows), in a goto URL, in http headers, or in login "
-                    "steps"
+                    "hint": "use secrets only in fill, type or select steps, which type them into "
+                    "a page of a host the secret allows, in a goto URL, in login steps, or in "
+                    "an http task's headers"
                 },
             )
         return self
