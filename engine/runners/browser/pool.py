@@ -363,13 +363,17 @@ class BrowserPool:
                 ) from None
         gate = Gate(self._policy)
         proxy = PolicyProxy(gate.admit)
-        context = await browser.new_context(
-            proxy={"server": await proxy.start()},
-            # a service worker would outlive the task in a session's context and could rewrite
-            # the pages a later task types a secret into
-            service_workers="block",
-            **kwargs,
-        )
+        try:
+            context = await browser.new_context(
+                proxy={"server": await proxy.start()},
+                # a service worker would outlive the task in a session's context and could
+                # rewrite the pages a later task types a secret into
+                service_workers="block",
+                **kwargs,
+            )
+        except BaseException:
+            proxy.close()
+            raise
         self._gates[context] = (gate, proxy)
         context.on("close", self._context_closed)
         self.contexts_created += 1
