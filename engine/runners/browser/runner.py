@@ -41,7 +41,9 @@ from engine.runners.browser.discovery import (
 )
 from engine.runners.browser.pool import BrowserPool, BrowserSettings, ContextOptions, Slot
 from engine.runners.browser.steps import (
+    VAULT_REFERENCE,
     BaseStep,
+    EvaluateStep,
     ExtractStep,
     GotoStep,
     Outcome,
@@ -140,12 +142,33 @@ class BrowserConfig(RunnerConfig):
                 "the task opens no page: give url, or start the steps with a goto",
                 "e.g. url: https://example.org/news",
             )
+        if self._types_a_secret() and any(
+            isinstance(step, EvaluateStep) for step in [*self.steps, *self.login]
+        ):
+            raise PydanticCustomError(
+                "secret_refused",
+                "a task that types a secret may not have evaluate steps, before or after it: "
+                "a script can read the value back, or wait for it, and return it in pieces",
+                {
+                    "hint": "run the evaluate steps in another task, with the same session if "
+                    "they need the login"
+                },
+            )
         if self.login and self.logged_in_when is None:
             raise _config_error(
                 "login steps need logged_in_when, which tells when they must run",
                 'e.g. logged_in_when: {selector: "a.logout"}',
             )
         return self
+
+    def _types_a_secret(self) -> bool:
+        """Whether a step or the URL names a secret (typed into a page or sent in a URL)."""
+        shown = [self.url or ""] + [
+            step.model_dump_json()
+            for step in [*self.steps, *self.login]
+            if not isinstance(step, EvaluateStep)
+        ]
+        return any(VAULT_REFERENCE.search(text) for text in shown)
 
     def plan(self) -> list[tuple[str, int, BaseStep]]:
         """Every step to run, as (label for errors, number, step)."""
@@ -242,7 +265,12 @@ class BrowserRunner(Runner[BrowserConfig]):
             options=options,
             on_wait=ctx.waiting,
         ) as slot:
-            return await self._drive(config, ctx, pool, slot, first_host)
+            if state is not None and config.session and slot.gate is not None:
+                slot.gate.bind([config.session], ctx.secrets)  # the context holds the session
+            output = await self._drive(config, ctx, pool, slot, first_host)
+            await pool.settle()
+            slot.raise_refusal()
+            return output
 
     async def _drive(
         self,
@@ -284,8 +312,8 @@ class BrowserRunner(Runner[BrowserConfig]):
             else:
                 break
         return {
-            "url": slot.page.url,
-            "title": await _title(runner),
+            "url": ctx.secrets.redact(slot.page.url),
+            "title": ctx.secrets.redact(await _title(runner)),
             "data": outcome.data(),
             "artifacts": list(outcome.artifacts),
         }
@@ -331,6 +359,8 @@ class BrowserRunner(Runner[BrowserConfig]):
                     description=f"browser session for {first_host}, saved after logging in",
                 )
                 pool.session_saved(slot, state)
+                if slot.gate is not None:
+                    slot.gate.bind([config.session], ctx.secrets)
         what = "session expired" if config.session else "not logged in"
         ctx.log(f"{what}: logged in again", level="warning")
 

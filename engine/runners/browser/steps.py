@@ -24,7 +24,11 @@ URLs.
 
 Actions work on the first element matching a selector. Values may hold ``${vault.NAME}``: it is
 revealed at the moment of use, for the host of the page it is typed into (for ``goto``, the
-host of the URL), so a secret never reaches a page its ``allowed_hosts`` do not name.
+host of the URL), so a secret never reaches a page its ``allowed_hosts`` do not name. From then
+on the page's context may reach only the secret's allowed hosts (``gate``). An ``evaluate``
+script may never hold a secret, and a task that types one may have no ``evaluate`` step (both
+refused at validation; an evaluate after a typed secret is refused at run time too): a script
+could read the value back. What ``extract`` and ``evaluate`` read is redacted as it is read.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from engine.errors import TaskError
+from engine.expressions import secret_names
 from engine.issues import did_you_mean
 from engine.runners.base import RunContext, RunnerConfig
+from engine.secrets import redact_data
 from engine.spec import Duration
 
 if TYPE_CHECKING:
@@ -54,6 +60,7 @@ if TYPE_CHECKING:
 
 # href and src are read as absolute URLs: a relative link means nothing once it leaves the page
 URL_ATTRIBUTES = ("href", "src", "action")
+VAULT_REFERENCE = re.compile(r"\$\{\s*vault\s*\.")
 MAX_LOGGED_RESULT = 300
 
 # --- the step models ------------------------------------------------------------------------
@@ -249,12 +256,30 @@ class PdfStep(BaseStep):
 
 
 class EvaluateStep(BaseStep):
-    """Run a JavaScript expression in the page; its (JSON) value is a result like an extract's."""
+    """Run a JavaScript expression in the page; its (JSON) value is a result like an extract's.
+
+    A script may not hold a secret: it could send it to any host or return it in a form the
+    redactor does not know (one character at a time)."""
 
     main: ClassVar[str | None] = "script"
     kind: Literal["evaluate"] = "evaluate"
     script: str
     as_: str | None = Field(None, alias="as", description="name the result")
+
+    @model_validator(mode="after")
+    def _no_secret(self) -> EvaluateStep:
+        if VAULT_REFERENCE.search(self.script):
+            raise PydanticCustomError(
+                "secret_refused",
+                "an evaluate step's script may not use a secret (${vault.NAME}): a script can "
+                "send it to any host or return it to the agent",
+                {
+                    "hint": "use secrets only in fill, type or select steps, which type them into "
+                    "a page of a host the secret allows, in a goto URL, in login steps, or in "
+                    "an http task's headers"
+                },
+            )
+        return self
 
 
 class AssertStep(BaseStep):
@@ -500,6 +525,8 @@ class StepRunner:
         still the one it was revealed for when the value goes in."""
         host = host_of(self.page.url)
         revealed = await self._reveal(value, host)
+        if revealed != value:
+            self._received(value)
         if revealed != value and host_of(self.page.url) != host:
             raise TaskError(
                 f"the page moved from {host} to {self.page.url} while a secret was being "
@@ -508,11 +535,26 @@ class StepRunner:
             )
         return revealed
 
+    def _received(self, value: str) -> None:
+        """The page is about to receive the secrets named in ``value``: from now on the context
+        may reach only their allowed hosts, and this task's evaluate steps are refused."""
+        self.slot.typed_secret = True
+        if self.slot.gate is not None:
+            self.slot.gate.bind(secret_names(value), self.ctx.secrets)
+
+    def _redacted(self, value: Any) -> Any:
+        """Data read from the page with every secret masked, before anything names or
+        transforms it."""
+        return redact_data(value, self.ctx.secrets.redact)
+
     # --- the steps ---
 
     async def _goto(self, step: GotoStep, timeout: float, number: int) -> None:
         url = await self._reveal(step.url, host_of(step.url))
-        host = await self.ctx.network.policy.check(url)
+        if url != step.url:
+            self._received(step.url)
+        gate = self.slot.gate
+        host = await (gate.check(url) if gate else self.ctx.network.policy.check(url))
         async with self.ctx.network.host_limits.slot(host, on_wait=self.ctx.waiting):
             response = await self.page.goto(
                 url, wait_until=step.wait_until, timeout=self._ms(timeout)
@@ -586,6 +628,7 @@ class StepRunner:
             pages += 1
             more = await self._read(step, timeout)
             value = [*value, *more] if step.all else more
+        value = self._redacted(value)
         self.outcome.results.append((step.as_, number, value))
         count = len(value) if isinstance(value, list) else 1
         pages_read = f" from {pages} pages" if pages > 1 else ""
@@ -636,8 +679,16 @@ class StepRunner:
         self._save(step.name or "page", ".pdf", document)
 
     async def _evaluate(self, step: EvaluateStep, timeout: float, number: int) -> None:
-        script = await self._typed_into_page(step.script)
-        value = await asyncio.wait_for(self.page.evaluate(script), timeout)
+        if self.slot.typed_secret:
+            raise TaskError(
+                "an evaluate step cannot run after this task typed a secret into the page (a "
+                "script could read it back, one character at a time); run the script in "
+                "another task (with the same session if it needs the login), whose page does "
+                "not hold the secret",
+                "config",
+            )
+        # never revealed: a ${vault.NAME} that reached the script stays text
+        value = self._redacted(await asyncio.wait_for(self.page.evaluate(step.script), timeout))
         try:
             shown = json.dumps(value, default=str)
         except (TypeError, ValueError):
