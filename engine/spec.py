@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -415,30 +415,8 @@ def _check_size(text: str, max_bytes: int) -> None:
         raise _too_large(size, max_bytes)
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loading with YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text.
-
-    Composing refuses nesting deeper than ``max_depth`` as it goes, before Python's own
-    recursion limit could be reached.
-    """
-
-    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
-        super().__init__(stream)
-        self.max_depth = max_depth
-        self._depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
-        if nested:
-            self._depth += 1
-            if self._depth > self.max_depth:
-                mark = self.peek_event().start_mark
-                raise _too_deep(self.max_depth, mark.line + 1, mark.column + 1)
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            if nested:
-                self._depth -= 1
+class _Constructor(yaml.constructor.SafeConstructor):
+    """Builds JSON values only; a value its tag cannot read is a YAML error with a position."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         # PyYAML's scalar constructors trust the tag: `!!int abc` or `!!bool x` would escape as
@@ -460,19 +438,76 @@ class _Loader(yaml.SafeLoader):
         )
 
 
+class _Resolver(yaml.resolver.Resolver):
+    """YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text."""
+
+
+class _Loader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    yaml.composer.Composer,
+    _Constructor,
+    _Resolver,
+):
+    """Safe loading in pure Python, for when libyaml is missing or cannot read the text.
+
+    Composing refuses nesting deeper than ``max_depth`` as it goes, before Python's own
+    recursion limit could be reached.
+    """
+
+    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        yaml.composer.Composer.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+        self.max_depth = max_depth
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nested:
+            self._depth += 1
+            if self._depth > self.max_depth:
+                mark = self.peek_event().start_mark
+                raise _too_deep(self.max_depth, mark.line + 1, mark.column + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nested:
+                self._depth -= 1
+
+
+_FAST: bool = yaml.__with_libyaml__
+_CParser: type = yaml.cyaml.CParser if _FAST else object
+
+
+class _FastLoader(_CParser, _Constructor, _Resolver):  # type: ignore[misc]
+    """The same loading with libyaml's parser and composer: about ten times faster than the pure
+    Python ones on a large document. It has no depth check of its own, so it reads only text
+    ``_check_nesting`` has read to the end."""
+
+    def __init__(self, stream: str) -> None:
+        _CParser.__init__(self, stream)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+
+
 def _tag_name(tag: str) -> str:
     return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
 
 
 # YAML 1.2's core schema: timestamps stay text, and only true/false are booleans.
 _NOT_IMPLICIT = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
-_Loader.yaml_implicit_resolvers = {
+_Resolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NOT_IMPLICIT]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
-    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader._not_json)
-_Loader.add_implicit_resolver(
+    _Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", _Constructor._not_json)
+_Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
@@ -549,51 +584,52 @@ def _check_aliases(root: yaml.Node, max_depth: int) -> None:
         measured[key] = (values, depth)
 
 
-def _walk(node: yaml.Node, prefix: Location) -> Iterator[tuple[yaml.Node, Location]]:
-    """Each node with its location, each shared (aliased) node once: where it is written."""
+def _index_nodes(node: yaml.Node, out: dict[Location, tuple[int, int]]) -> tuple[bool, list[Issue]]:
+    """Record where each value sits, in one walk that visits each node once (a shared, aliased
+    node where it is written first).
+
+    Returns whether the document may hold an alias (a node reached twice, or a key that is a
+    list or a mapping: keys are not walked) and the keys that appear twice in a mapping.
+    """
+    duplicates: list[Issue] = []
     visited: set[int] = set()
-    stack: list[tuple[yaml.Node, Location]] = [(node, prefix)]
+    reached = 1
+    stack: list[tuple[yaml.Node, Location]] = [(node, ())]
     while stack:
         current, loc = stack.pop()
         if id(current) in visited:
             continue
         visited.add(id(current))
-        yield current, loc
+        mark = current.start_mark
+        out.setdefault(loc, (mark.line + 1, mark.column + 1))
         if isinstance(current, yaml.MappingNode):
+            reached += len(current.value)
+            seen: set[str] = set()
             for key_node, value_node in current.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                else:
+                    key = str(key_node)
+                    reached += 1  # a key that is a collection may be an alias: check them all
+                if key in seen:
+                    duplicates.append(_duplicate_key(key, key_node, loc))
+                seen.add(key)
                 stack.append((value_node, (*loc, key)))
         elif isinstance(current, yaml.SequenceNode):
+            reached += len(current.value)
             stack.extend((child, (*loc, index)) for index, child in enumerate(current.value))
+    return reached != len(visited), duplicates
 
 
-def _positions(node: yaml.Node, prefix: Location, out: dict[Location, tuple[int, int]]) -> None:
-    """Record where each value sits."""
-    for current, loc in _walk(node, prefix):
-        out.setdefault(loc, (current.start_mark.line + 1, current.start_mark.column + 1))
-
-
-def _duplicate_keys(node: yaml.Node, loc: Location) -> list[Issue]:
-    problems: list[Issue] = []
-    for current, where in _walk(node, loc):
-        if not isinstance(current, yaml.MappingNode):
-            continue
-        seen: set[str] = set()
-        for key_node, _ in current.value:
-            key = str(key_node.value)
-            if key in seen:
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                problems.append(
-                    Issue(
-                        f"the key '{key}' appears twice",
-                        where,
-                        "remove one of them; only the last would count",
-                        line,
-                        col,
-                    )
-                )
-            seen.add(key)
-    return problems
+def _duplicate_key(key: str, key_node: yaml.Node, where: Location) -> Issue:
+    line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+    return Issue(
+        f"the key '{key}' appears twice",
+        where,
+        "remove one of them; only the last would count",
+        line,
+        column,
+    )
 
 
 def _check_data(data: Any, max_depth: int) -> None:
@@ -620,15 +656,16 @@ def _check_data(data: Any, max_depth: int) -> None:
         stack.extend([(child, depth) for child in children if not isinstance(child, _SCALARS)])
 
 
-def _check_nesting(text: str, max_depth: int) -> None:
-    """Refuse deep nesting from libyaml's fast event stream, when it is there.
+def _check_nesting(text: str, max_depth: int) -> bool:
+    """Refuse deep nesting from libyaml's fast event stream, when it is there; return whether
+    libyaml read the whole text (then ``_FastLoader`` may compose it).
 
     PyYAML's own scanner slows down with every open bracket, so a few thousand of them would take
     seconds to reach the composer's check; libyaml stops at the first level past the limit in a
     blink. Syntax errors are left to the loader, which reports them with positions.
     """
-    if not yaml.__with_libyaml__:
-        return
+    if not _FAST:
+        return False
     depth = 0
     try:
         for event in yaml.parse(text, Loader=yaml.CSafeLoader):
@@ -640,11 +677,12 @@ def _check_nesting(text: str, max_depth: int) -> None:
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     except (yaml.YAMLError, ValueError):  # ValueError: text libyaml cannot encode
-        return
+        return False
+    return True
 
 
-def _compose(text: str, max_depth: int) -> yaml.Node | None:
-    loader = _Loader(text, max_depth)
+def _compose(text: str, max_depth: int, fast: bool) -> yaml.Node | None:
+    loader = _FastLoader(text) if fast else _Loader(text, max_depth)
     try:
         return loader.get_single_node()
     finally:
@@ -676,23 +714,25 @@ def load_text(
         _check_data(data, max_depth)
         raw = RawDocument(data, source_name=source_name)
         try:
-            node = _compose(text, max_depth)
-        except (yaml.YAMLError, DocumentError, RecursionError):
+            # the data is nested no deeper than max_depth, so libyaml's composer may read it
+            node = _compose(text, max_depth, _FAST)
+        except (yaml.YAMLError, DocumentError, RecursionError, ValueError):
             node = None  # valid JSON that YAML cannot read: positions are lost, nothing else
         if node is not None:
-            _positions(node, (), raw.positions)
+            _index_nodes(node, raw.positions)
         return _unwrap(raw)
-    _check_nesting(text, max_depth)
-    loader: _Loader | None = None
+    fast = _check_nesting(text, max_depth)
+    loader: _Loader | _FastLoader | None = None
     try:
-        loader = _Loader(text, max_depth)  # reading starts here: it checks the characters
+        # reading starts here: it checks the characters
+        loader = _FastLoader(text) if fast else _Loader(text, max_depth)
         node = loader.get_single_node()
         if node is None:
             raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
-        _check_aliases(node, max_depth)
         raw = RawDocument(None, source_name=source_name)
-        _positions(node, (), raw.positions)
-        duplicates = _duplicate_keys(node, ())
+        may_alias, duplicates = _index_nodes(node, raw.positions)
+        if may_alias:
+            _check_aliases(node, max_depth)
         raw.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
