@@ -42,6 +42,7 @@ from engine.store import OrchestrationRow, Store, StoreError, TaskRow
 
 DEFAULT_MAX_CONCURRENT = 64
 DEFAULT_MAX_TASKS = 10_000
+_BUILD_IN_THREAD_ABOVE = 200  # tasks; a smaller run is built on the loop in a few milliseconds
 SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
 DEFAULT_LEASE_SECONDS = 15.0  # a run whose owner stops renewing is taken over after this long
 DEFAULT_SHUTDOWN_GRACE = 10.0
@@ -298,7 +299,7 @@ class Engine:
         """Check a document against this engine's runners; never raises for bad input."""
         if isinstance(source, Orchestration):
             source = RawDocument(source.model_dump(mode="json", exclude_none=True))
-        result = validate(
+        return validate(
             source,
             extra_vars=extra_vars,
             available_types=self.available_types,
@@ -308,18 +309,23 @@ class Engine:
             secret_fields=self.secret_fields,
             disabled_types=self.disabled_types,
             max_document_bytes=self.max_document_bytes,
+            max_tasks=self.max_tasks,
         )
-        orchestration = result.orchestration
-        if orchestration is not None and len(orchestration.tasks) > self.max_tasks:
-            result.issues.append(
-                Issue(
-                    f"the document has {len(orchestration.tasks)} tasks, more than the limit "
-                    f"of {self.max_tasks}",
-                    hint="split it, or raise ORCHESTRATOR_MAX_TASKS",
-                )
+
+    async def validate_in_thread(
+        self,
+        source: Source,
+        *,
+        extra_vars: Mapping[str, Any] | None = None,
+        require_runners: bool = False,
+    ) -> Validation:
+        """``validate`` in a worker thread: parsing and checking a large document takes seconds
+        of CPU, and the event loop must keep answering (``get_status`` within ~100 ms)."""
+        return await asyncio.to_thread(
+            functools.partial(
+                self.validate, source, extra_vars=extra_vars, require_runners=require_runners
             )
-            result.orchestration = None
-        return result
+        )
 
     async def machine_warnings(self, validation: Validation) -> None:
         """Add to a valid document's issues a warning for each task type it uses that this
@@ -359,9 +365,10 @@ class Engine:
             existing = await self.store.find_idempotent(idempotency_key)
             if existing is not None:
                 return existing.id
-        orchestration = self.validate(
+        validation = await self.validate_in_thread(
             source, extra_vars=extra_vars, require_runners=True
-        ).raise_for_errors()
+        )
+        orchestration = validation.raise_for_errors()
         run_id, _ = await self.start(
             orchestration, idempotency_key=idempotency_key, source_name=source_name
         )
@@ -389,7 +396,8 @@ class Engine:
                 if existing is not None:
                     return existing.id, True
             orchestration_id = make_run_id()
-            run = Run(
+            build = functools.partial(
+                Run,
                 self,
                 orchestration_id,
                 orchestration,
@@ -398,6 +406,10 @@ class Engine:
                 idempotency_key=idempotency_key,
                 source=source_name,
             )
+            # building a large run's graph takes ~0.1 s per 1,000 tasks: off the loop. The run is
+            # not shared until it is built; it is persisted and started on the loop.
+            large = len(orchestration.tasks) > _BUILD_IN_THREAD_ABOVE
+            run = await asyncio.to_thread(build) if large else build()
             run.persist_all()
             self.store.add_event(
                 orchestration_id,

@@ -689,17 +689,64 @@ def _compose(text: str, max_depth: int, fast: bool) -> yaml.Node | None:
         loader.dispose()
 
 
+def too_many_tasks(
+    count: int, limit: int, line: int | None = None, column: int | None = None
+) -> Issue:
+    """The issue of a document with more tasks than ``ORCHESTRATOR_MAX_TASKS`` allows."""
+    return Issue(
+        f"the document has {count:,} tasks, more than the limit of {limit:,} "
+        "(ORCHESTRATOR_MAX_TASKS)",
+        ("tasks",),
+        "split it into smaller orchestrations, or raise ORCHESTRATOR_MAX_TASKS",
+        line,
+        column,
+    )
+
+
+def _check_task_count(tasks: Any, max_tasks: int | None) -> None:
+    """Refuse more than ``max_tasks`` tasks (a list of values or a YAML node), before anything
+    is built of them: counting is cheap, building and checking each task is not."""
+    if max_tasks is None:
+        return
+    if isinstance(tasks, yaml.SequenceNode):
+        if len(tasks.value) > max_tasks:
+            mark = tasks.start_mark
+            raise DocumentError(
+                [too_many_tasks(len(tasks.value), max_tasks, mark.line + 1, mark.column + 1)]
+            )
+    elif isinstance(tasks, list) and len(tasks) > max_tasks:
+        raise DocumentError([too_many_tasks(len(tasks), max_tasks)])
+
+
+def _tasks_of(data: Any) -> Any:
+    """The ``tasks`` of parsed data or of a YAML node, under ``orchestration:`` or not."""
+    for _ in range(2):
+        if isinstance(data, dict):
+            found = data.get("tasks", data.get("orchestration"))
+        elif isinstance(data, yaml.MappingNode):
+            by_key = {key.value: value for key, value in data.value if key.tag.endswith(":str")}
+            found = by_key.get("tasks", by_key.get("orchestration"))
+        else:
+            return None
+        if isinstance(found, list | yaml.SequenceNode):
+            return found
+        data = found
+    return None
+
+
 def load_text(
     text: str,
     source_name: str = "<document>",
     *,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    max_tasks: int | None = None,
 ) -> RawDocument:
     """Load YAML or JSON text; raises DocumentError with the position of a syntax error.
 
     Text over ``max_bytes`` (UTF-8) is refused before it is parsed, as is nesting deeper than
-    ``max_depth`` mappings and lists, and YAML aliases that would expand without bound.
+    ``max_depth`` mappings and lists, YAML aliases that would expand without bound, and more
+    than ``max_tasks`` tasks (counted before they are built).
     """
     _check_size(text, max_bytes)
     stripped = text.lstrip()
@@ -712,6 +759,7 @@ def load_text(
         except RecursionError:
             raise _too_deep(max_depth) from None
         _check_data(data, max_depth)
+        _check_task_count(_tasks_of(data), max_tasks)
         raw = RawDocument(data, source_name=source_name)
         try:
             # the data is nested no deeper than max_depth, so libyaml's composer may read it
@@ -729,6 +777,7 @@ def load_text(
         node = loader.get_single_node()
         if node is None:
             raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
+        _check_task_count(_tasks_of(node), max_tasks)
         raw = RawDocument(None, source_name=source_name)
         may_alias, duplicates = _index_nodes(node, raw.positions)
         if may_alias:
@@ -780,6 +829,7 @@ def load_file(
     *,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    max_tasks: int | None = None,
 ) -> RawDocument:
     """Load a document from a file; a missing, unreadable or too large file is a DocumentError."""
     path = Path(path)
@@ -792,7 +842,7 @@ def load_file(
         raise DocumentError([Issue(f"no such file: {path}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DocumentError([Issue(f"cannot read {path}: {exc}")]) from None
-    return load_text(text, source_name=str(path), max_bytes=max_bytes, max_depth=max_depth)
+    return load_text(text, str(path), max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
 
 
 def load_source(
@@ -800,14 +850,16 @@ def load_source(
     *,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    max_tasks: int | None = None,
 ) -> RawDocument:
-    """Load from a mapping, a Path, or YAML/JSON text, within the size and nesting limits."""
+    """Load from a mapping, a Path, or YAML/JSON text, within the size, nesting and task count
+    limits (a mapping's tasks are counted by ``graph.validate``)."""
     limits = {"max_bytes": max_bytes, "max_depth": max_depth}
     if isinstance(source, Mapping):
         return load_mapping(source, **limits)
     if isinstance(source, Path):
-        return load_file(source, **limits)
-    return load_text(source, **limits)
+        return load_file(source, **limits, max_tasks=max_tasks)
+    return load_text(source, **limits, max_tasks=max_tasks)
 
 
 def _unwrap(raw: RawDocument) -> RawDocument:
