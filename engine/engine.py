@@ -14,18 +14,18 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from engine import outputs, status_rows
 from engine.backends import Backend
 from engine.backends.local import LocalBackend
-from engine.gc_policy import tune_garbage_collector
+from engine.gc_policy import collector_paused, tune_garbage_collector
 from engine.graph import Validation, validate
 from engine.issues import DocumentError, Issue
 from engine.network import Network
@@ -41,6 +41,7 @@ from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from engine.store import OrchestrationRow, Store, StoreError, TaskRow
 
 DEFAULT_MAX_CONCURRENT = 64
+T = TypeVar("T")
 DEFAULT_MAX_TASKS = 10_000
 _BUILD_IN_THREAD_ABOVE = 200  # tasks; a smaller run is built on the loop in a few milliseconds
 SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
@@ -321,11 +322,10 @@ class Engine:
     ) -> Validation:
         """``validate`` in a worker thread: parsing and checking a large document takes seconds
         of CPU, and the event loop must keep answering (``get_status`` within ~100 ms)."""
-        return await asyncio.to_thread(
-            functools.partial(
-                self.validate, source, extra_vars=extra_vars, require_runners=require_runners
-            )
+        check = functools.partial(
+            self.validate, source, extra_vars=extra_vars, require_runners=require_runners
         )
+        return await asyncio.to_thread(_with_collector_paused, check)
 
     async def machine_warnings(self, validation: Validation) -> None:
         """Add to a valid document's issues a warning for each task type it uses that this
@@ -409,7 +409,7 @@ class Engine:
             # building a large run's graph takes ~0.1 s per 1,000 tasks: off the loop. The run is
             # not shared until it is built; it is persisted and started on the loop.
             large = len(orchestration.tasks) > _BUILD_IN_THREAD_ABOVE
-            run = await asyncio.to_thread(build) if large else build()
+            run = await asyncio.to_thread(_with_collector_paused, build) if large else build()
             run.persist_all()
             self.store.add_event(
                 orchestration_id,
@@ -845,3 +845,10 @@ def _task_snapshot(
 
 
 __all__ = ["DocumentError", "Engine", "UnknownOrchestration", "UnknownTask"]
+
+
+def _with_collector_paused(work: Callable[[], T]) -> T:
+    """``work()`` without the cyclic collector's heap walks, which would hold the GIL for
+    hundreds of milliseconds while a large document is read (see ``collector_paused``)."""
+    with collector_paused():
+        return work()

@@ -442,29 +442,14 @@ class _Resolver(yaml.resolver.Resolver):
     """YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text."""
 
 
-class _Loader(
-    yaml.reader.Reader,
-    yaml.scanner.Scanner,
-    yaml.parser.Parser,
-    yaml.composer.Composer,
-    _Constructor,
-    _Resolver,
-):
-    """Safe loading in pure Python, for when libyaml is missing or cannot read the text.
+class _DepthLimited(yaml.composer.Composer):
+    """PyYAML's composer, refusing nesting deeper than ``max_depth`` as it goes, before Python's
+    own recursion limit could be reached. Over libyaml's events it is a loop of short calls, so
+    a thread composing a large document lets the event loop's thread run in between (libyaml's
+    own composer holds the GIL for the whole document: ~0.3 s per megabyte)."""
 
-    Composing refuses nesting deeper than ``max_depth`` as it goes, before Python's own
-    recursion limit could be reached.
-    """
-
-    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
-        yaml.reader.Reader.__init__(self, stream)
-        yaml.scanner.Scanner.__init__(self)
-        yaml.parser.Parser.__init__(self)
-        yaml.composer.Composer.__init__(self)
-        _Constructor.__init__(self)
-        _Resolver.__init__(self)
-        self.max_depth = max_depth
-        self._depth = 0
+    max_depth: int = MAX_NESTING_DEPTH
+    _depth: int = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
@@ -480,19 +465,40 @@ class _Loader(
                 self._depth -= 1
 
 
+class _Loader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    _DepthLimited,
+    _Constructor,
+    _Resolver,
+):
+    """Safe loading in pure Python: JSON values, YAML 1.2 booleans, bounded nesting."""
+
+    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _DepthLimited.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+        self.max_depth = max_depth
+
+
 _FAST: bool = yaml.__with_libyaml__
 _CParser: type = yaml.cyaml.CParser if _FAST else object
 
 
-class _FastLoader(_CParser, _Constructor, _Resolver):  # type: ignore[misc]
-    """The same loading with libyaml's parser and composer: about ten times faster than the pure
-    Python ones on a large document. It has no depth check of its own, so it reads only text
-    ``_check_nesting`` has read to the end."""
+class _FastLoader(_DepthLimited, _Constructor, _Resolver, _CParser):  # type: ignore[misc]
+    """The same loading over libyaml's scanner and parser: several times faster than PyYAML's
+    on a large document (PyYAML's scanner also slows down with every open bracket)."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
         _CParser.__init__(self, stream)
+        _DepthLimited.__init__(self)
         _Constructor.__init__(self)
         _Resolver.__init__(self)
+        self.max_depth = max_depth
 
 
 def _tag_name(tag: str) -> str:
@@ -656,37 +662,23 @@ def _check_data(data: Any, max_depth: int) -> None:
         stack.extend([(child, depth) for child in children if not isinstance(child, _SCALARS)])
 
 
-def _check_nesting(text: str, max_depth: int) -> bool:
-    """Refuse deep nesting from libyaml's fast event stream, when it is there; return whether
-    libyaml read the whole text (then ``_FastLoader`` may compose it).
-
-    PyYAML's own scanner slows down with every open bracket, so a few thousand of them would take
-    seconds to reach the composer's check; libyaml stops at the first level past the limit in a
-    blink. Syntax errors are left to the loader, which reports them with positions.
-    """
-    if not _FAST:
-        return False
-    depth = 0
+def _compose(text: str, max_depth: int) -> tuple[_Loader | _FastLoader, yaml.Node | None]:
+    """A loader and the node tree of ``text``: read by libyaml when it is there; text it cannot
+    read is read again by PyYAML, whose messages and positions syntax errors have always had."""
+    if _FAST:
+        fast: _FastLoader | None = None
+        try:
+            fast = _FastLoader(text, max_depth)
+            return fast, fast.get_single_node()
+        except (yaml.YAMLError, ValueError):  # ValueError: text libyaml cannot encode
+            if fast is not None:
+                fast.dispose()
+    loader = _Loader(text, max_depth)  # reading starts here: it checks the characters
     try:
-        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > max_depth:
-                    mark = event.start_mark
-                    raise _too_deep(max_depth, mark.line + 1, mark.column + 1)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except (yaml.YAMLError, ValueError):  # ValueError: text libyaml cannot encode
-        return False
-    return True
-
-
-def _compose(text: str, max_depth: int, fast: bool) -> yaml.Node | None:
-    loader = _FastLoader(text) if fast else _Loader(text, max_depth)
-    try:
-        return loader.get_single_node()
-    finally:
+        return loader, loader.get_single_node()
+    except BaseException:
         loader.dispose()
+        raise
 
 
 def too_many_tasks(
@@ -762,19 +754,16 @@ def load_text(
         _check_task_count(_tasks_of(data), max_tasks)
         raw = RawDocument(data, source_name=source_name)
         try:
-            # the data is nested no deeper than max_depth, so libyaml's composer may read it
-            node = _compose(text, max_depth, _FAST)
+            json_loader, node = _compose(text, max_depth)
+            json_loader.dispose()
         except (yaml.YAMLError, DocumentError, RecursionError, ValueError):
             node = None  # valid JSON that YAML cannot read: positions are lost, nothing else
         if node is not None:
             _index_nodes(node, raw.positions)
         return _unwrap(raw)
-    fast = _check_nesting(text, max_depth)
     loader: _Loader | _FastLoader | None = None
     try:
-        # reading starts here: it checks the characters
-        loader = _FastLoader(text) if fast else _Loader(text, max_depth)
-        node = loader.get_single_node()
+        loader, node = _compose(text, max_depth)
         if node is None:
             raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
         _check_task_count(_tasks_of(node), max_tasks)
