@@ -43,7 +43,6 @@ from engine.store import OrchestrationRow, Store, StoreError, TaskRow
 DEFAULT_MAX_CONCURRENT = 64
 T = TypeVar("T")
 DEFAULT_MAX_TASKS = 10_000
-_BUILD_IN_THREAD_ABOVE = 200  # tasks; a smaller run is built on the loop in a few milliseconds
 SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
 DEFAULT_LEASE_SECONDS = 15.0  # a run whose owner stops renewing is taken over after this long
 DEFAULT_SHUTDOWN_GRACE = 10.0
@@ -396,8 +395,7 @@ class Engine:
                 if existing is not None:
                     return existing.id, True
             orchestration_id = make_run_id()
-            build = functools.partial(
-                Run,
+            run = Run(
                 self,
                 orchestration_id,
                 orchestration,
@@ -406,10 +404,6 @@ class Engine:
                 idempotency_key=idempotency_key,
                 source=source_name,
             )
-            # building a large run's graph takes ~0.1 s per 1,000 tasks: off the loop. The run is
-            # not shared until it is built; it is persisted and started on the loop.
-            large = len(orchestration.tasks) > _BUILD_IN_THREAD_ABOVE
-            run = await asyncio.to_thread(_with_collector_paused, build) if large else build()
             run.persist_all()
             self.store.add_event(
                 orchestration_id,
