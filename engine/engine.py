@@ -14,18 +14,18 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from engine import outputs, status_rows
 from engine.backends import Backend
 from engine.backends.local import LocalBackend
-from engine.gc_policy import tune_garbage_collector
+from engine.gc_policy import collector_paused, tune_garbage_collector
 from engine.graph import Validation, validate
 from engine.issues import DocumentError, Issue
 from engine.network import Network
@@ -46,6 +46,7 @@ DIED_TWICE = (
 )
 
 DEFAULT_MAX_CONCURRENT = 64
+T = TypeVar("T")
 DEFAULT_MAX_TASKS = 10_000
 SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
 DEFAULT_LEASE_SECONDS = 15.0  # a run whose owner stops renewing is taken over after this long
@@ -348,7 +349,7 @@ class Engine:
         """Check a document against this engine's runners; never raises for bad input."""
         if isinstance(source, Orchestration):
             source = RawDocument(source.model_dump(mode="json", exclude_none=True))
-        result = validate(
+        return validate(
             source,
             extra_vars=extra_vars,
             available_types=self.available_types,
@@ -358,18 +359,22 @@ class Engine:
             secret_fields=self.secret_fields,
             disabled_types=self.disabled_types,
             max_document_bytes=self.max_document_bytes,
+            max_tasks=self.max_tasks,
         )
-        orchestration = result.orchestration
-        if orchestration is not None and len(orchestration.tasks) > self.max_tasks:
-            result.issues.append(
-                Issue(
-                    f"the document has {len(orchestration.tasks)} tasks, more than the limit "
-                    f"of {self.max_tasks}",
-                    hint="split it, or raise ORCHESTRATOR_MAX_TASKS",
-                )
-            )
-            result.orchestration = None
-        return result
+
+    async def validate_in_thread(
+        self,
+        source: Source,
+        *,
+        extra_vars: Mapping[str, Any] | None = None,
+        require_runners: bool = False,
+    ) -> Validation:
+        """``validate`` in a worker thread: parsing and checking a large document takes seconds
+        of CPU, and the event loop must keep answering (``get_status`` within ~100 ms)."""
+        check = functools.partial(
+            self.validate, source, extra_vars=extra_vars, require_runners=require_runners
+        )
+        return await asyncio.to_thread(_with_collector_paused, check)
 
     async def machine_warnings(self, validation: Validation) -> None:
         """Add to a valid document's issues a warning for each task type it uses that this
@@ -409,9 +414,10 @@ class Engine:
             existing = await self.store.find_idempotent(idempotency_key)
             if existing is not None:
                 return existing.id
-        orchestration = self.validate(
+        validation = await self.validate_in_thread(
             source, extra_vars=extra_vars, require_runners=True
-        ).raise_for_errors()
+        )
+        orchestration = validation.raise_for_errors()
         run_id, _ = await self.start(
             orchestration, idempotency_key=idempotency_key, source_name=source_name
         )
@@ -924,3 +930,10 @@ def _task_snapshot(
 
 
 __all__ = ["DocumentError", "Engine", "UnknownOrchestration", "UnknownTask"]
+
+
+def _with_collector_paused(work: Callable[[], T]) -> T:
+    """``work()`` without the cyclic collector's heap walks, which would hold the GIL for
+    hundreds of milliseconds while a large document is read (see ``collector_paused``)."""
+    with collector_paused():
+        return work()

@@ -1,4 +1,5 @@
-"""How often Python's cyclic garbage collector runs in a process that hosts the engine.
+"""How often Python's cyclic garbage collector runs in a process that hosts the engine, and
+when it does not run at all (``collector_paused``).
 
 A run holds tens of thousands of objects (nodes, rows, events) that live until it ends. With
 Python's defaults the collector examines the young objects every 700 allocations and, as the
@@ -10,6 +11,9 @@ free memory promptly (the engine breaks no cycles by hand), so it may run less o
 from __future__ import annotations
 
 import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 YOUNG_THRESHOLD = 50_000  # allocations between young collections (Python's default: 700)
 _tuned = False
@@ -26,3 +30,33 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_enable_after = False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collection while a large document is read and checked (in a worker thread).
+
+    Reading makes millions of short-lived objects, and the collector would walk the heap several
+    times meanwhile, each walk holding the GIL for ~0.4 s per megabyte of document: the event
+    loop's thread could not run. Reference counting still frees them; any cycle waits for the
+    next collection, which finds little left (~30 ms after a 1 MB document). Nested and
+    concurrent pauses are counted: the last one to end enables the collector again.
+    """
+    global _pauses, _enable_after
+    with _pause_lock:
+        if _pauses == 0:
+            _enable_after = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _enable_after:
+                gc.enable()

@@ -39,6 +39,7 @@ from engine.spec import (
     issues_from_validation,
     load_source,
     raw_task_ids,
+    too_many_tasks,
 )
 
 T = TypeVar("T")
@@ -146,6 +147,7 @@ def validate(
     disabled_types: Mapping[str, str] | None = None,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    max_tasks: int | None = None,
 ) -> Validation:
     """Check a document completely; never raises for bad input.
 
@@ -157,15 +159,21 @@ def validate(
     which may raise SecretsUnavailable), every ``${vault.NAME}`` must name a stored secret.
     With ``secret_fields`` (task type -> the config fields its runner reveals secrets in), a
     ``${vault.NAME}`` anywhere else is an error: it would be used as the literal text. Text over
-    ``max_document_bytes``, or nested deeper than ``max_depth``, is refused before it is read.
+    ``max_document_bytes``, or nested deeper than ``max_depth``, is refused before it is read;
+    a document with more than ``max_tasks`` tasks is refused as soon as they are counted.
     """
     if isinstance(source, RawDocument):
         raw = source
     else:
         try:
-            raw = load_source(source, max_bytes=max_document_bytes, max_depth=max_depth)
+            raw = load_source(
+                source, max_bytes=max_document_bytes, max_depth=max_depth, max_tasks=max_tasks
+            )
         except DocumentError as exc:
             return Validation(None, _sorted(exc.issues), None)
+    too_many = _too_many_tasks(raw, max_tasks)
+    if too_many is not None:
+        return Validation(None, [too_many], None)
     extra = dict(extra_vars or {})
 
     orchestration, _, issues = build(raw)
@@ -191,6 +199,15 @@ def validate(
     if extra:
         orchestration = orchestration.model_copy(update={"vars": {**orchestration.vars, **extra}})
     return Validation(orchestration, issues, make_plan(orchestration))
+
+
+def _too_many_tasks(raw: RawDocument, max_tasks: int | None) -> Issue | None:
+    """The limit on tasks, checked before any task is: counting is cheap, checking is not."""
+    tasks = raw.data.get("tasks") if isinstance(raw.data, dict) else None
+    if max_tasks is None or not isinstance(tasks, list) or len(tasks) <= max_tasks:
+        return None
+    line, column = raw.position(("tasks",)) or (None, None)
+    return too_many_tasks(len(tasks), max_tasks, line, column)
 
 
 def _sorted(issues: Iterable[Issue]) -> list[Issue]:

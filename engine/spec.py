@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -419,30 +419,8 @@ def _check_size(text: str, max_bytes: int) -> None:
         raise _too_large(size, max_bytes)
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loading with YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text.
-
-    Composing refuses nesting deeper than ``max_depth`` as it goes, before Python's own
-    recursion limit could be reached.
-    """
-
-    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
-        super().__init__(stream)
-        self.max_depth = max_depth
-        self._depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
-        if nested:
-            self._depth += 1
-            if self._depth > self.max_depth:
-                mark = self.peek_event().start_mark
-                raise _too_deep(self.max_depth, mark.line + 1, mark.column + 1)
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            if nested:
-                self._depth -= 1
+class _Constructor(yaml.constructor.SafeConstructor):
+    """Builds JSON values only; a value its tag cannot read is a YAML error with a position."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         # PyYAML's scalar constructors trust the tag: `!!int abc` or `!!bool x` would escape as
@@ -464,19 +442,82 @@ class _Loader(yaml.SafeLoader):
         )
 
 
+class _Resolver(yaml.resolver.Resolver):
+    """YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text."""
+
+
+class _DepthLimited(yaml.composer.Composer):
+    """PyYAML's composer, refusing nesting deeper than ``max_depth`` as it goes, before Python's
+    own recursion limit could be reached. Over libyaml's events it is a loop of short calls, so
+    a thread composing a large document lets the event loop's thread run in between (libyaml's
+    own composer holds the GIL for the whole document: ~0.3 s per megabyte)."""
+
+    max_depth: int = MAX_NESTING_DEPTH
+    _depth: int = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nested:
+            self._depth += 1
+            if self._depth > self.max_depth:
+                mark = self.peek_event().start_mark
+                raise _too_deep(self.max_depth, mark.line + 1, mark.column + 1)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nested:
+                self._depth -= 1
+
+
+class _Loader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    _DepthLimited,
+    _Constructor,
+    _Resolver,
+):
+    """Safe loading in pure Python: JSON values, YAML 1.2 booleans, bounded nesting."""
+
+    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _DepthLimited.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+        self.max_depth = max_depth
+
+
+_FAST: bool = yaml.__with_libyaml__
+_CParser: type = yaml.cyaml.CParser if _FAST else object
+
+
+class _FastLoader(_DepthLimited, _Constructor, _Resolver, _CParser):  # type: ignore[misc]
+    """The same loading over libyaml's scanner and parser: several times faster than PyYAML's
+    on a large document (PyYAML's scanner also slows down with every open bracket)."""
+
+    def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
+        _CParser.__init__(self, stream)
+        _DepthLimited.__init__(self)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+        self.max_depth = max_depth
+
+
 def _tag_name(tag: str) -> str:
     return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
 
 
 # YAML 1.2's core schema: timestamps stay text, and only true/false are booleans.
 _NOT_IMPLICIT = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
-_Loader.yaml_implicit_resolvers = {
+_Resolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NOT_IMPLICIT]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
-    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _Loader._not_json)
-_Loader.add_implicit_resolver(
+    _Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", _Constructor._not_json)
+_Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
@@ -553,51 +594,52 @@ def _check_aliases(root: yaml.Node, max_depth: int) -> None:
         measured[key] = (values, depth)
 
 
-def _walk(node: yaml.Node, prefix: Location) -> Iterator[tuple[yaml.Node, Location]]:
-    """Each node with its location, each shared (aliased) node once: where it is written."""
+def _index_nodes(node: yaml.Node, out: dict[Location, tuple[int, int]]) -> tuple[bool, list[Issue]]:
+    """Record where each value sits, in one walk that visits each node once (a shared, aliased
+    node where it is written first).
+
+    Returns whether the document may hold an alias (a node reached twice, or a key that is a
+    list or a mapping: keys are not walked) and the keys that appear twice in a mapping.
+    """
+    duplicates: list[Issue] = []
     visited: set[int] = set()
-    stack: list[tuple[yaml.Node, Location]] = [(node, prefix)]
+    reached = 1
+    stack: list[tuple[yaml.Node, Location]] = [(node, ())]
     while stack:
         current, loc = stack.pop()
         if id(current) in visited:
             continue
         visited.add(id(current))
-        yield current, loc
+        mark = current.start_mark
+        out.setdefault(loc, (mark.line + 1, mark.column + 1))
         if isinstance(current, yaml.MappingNode):
+            reached += len(current.value)
+            seen: set[str] = set()
             for key_node, value_node in current.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                else:
+                    key = str(key_node)
+                    reached += 1  # a key that is a collection may be an alias: check them all
+                if key in seen:
+                    duplicates.append(_duplicate_key(key, key_node, loc))
+                seen.add(key)
                 stack.append((value_node, (*loc, key)))
         elif isinstance(current, yaml.SequenceNode):
+            reached += len(current.value)
             stack.extend((child, (*loc, index)) for index, child in enumerate(current.value))
+    return reached != len(visited), duplicates
 
 
-def _positions(node: yaml.Node, prefix: Location, out: dict[Location, tuple[int, int]]) -> None:
-    """Record where each value sits."""
-    for current, loc in _walk(node, prefix):
-        out.setdefault(loc, (current.start_mark.line + 1, current.start_mark.column + 1))
-
-
-def _duplicate_keys(node: yaml.Node, loc: Location) -> list[Issue]:
-    problems: list[Issue] = []
-    for current, where in _walk(node, loc):
-        if not isinstance(current, yaml.MappingNode):
-            continue
-        seen: set[str] = set()
-        for key_node, _ in current.value:
-            key = str(key_node.value)
-            if key in seen:
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                problems.append(
-                    Issue(
-                        f"the key '{key}' appears twice",
-                        where,
-                        "remove one of them; only the last would count",
-                        line,
-                        col,
-                    )
-                )
-            seen.add(key)
-    return problems
+def _duplicate_key(key: str, key_node: yaml.Node, where: Location) -> Issue:
+    line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+    return Issue(
+        f"the key '{key}' appears twice",
+        where,
+        "remove one of them; only the last would count",
+        line,
+        column,
+    )
 
 
 def _check_data(data: Any, max_depth: int) -> None:
@@ -624,35 +666,68 @@ def _check_data(data: Any, max_depth: int) -> None:
         stack.extend([(child, depth) for child in children if not isinstance(child, _SCALARS)])
 
 
-def _check_nesting(text: str, max_depth: int) -> None:
-    """Refuse deep nesting from libyaml's fast event stream, when it is there.
-
-    PyYAML's own scanner slows down with every open bracket, so a few thousand of them would take
-    seconds to reach the composer's check; libyaml stops at the first level past the limit in a
-    blink. Syntax errors are left to the loader, which reports them with positions.
-    """
-    if not yaml.__with_libyaml__:
-        return
-    depth = 0
+def _compose(text: str, max_depth: int) -> tuple[_Loader | _FastLoader, yaml.Node | None]:
+    """A loader and the node tree of ``text``: read by libyaml when it is there; text it cannot
+    read is read again by PyYAML, whose messages and positions syntax errors have always had."""
+    if _FAST:
+        fast: _FastLoader | None = None
+        try:
+            fast = _FastLoader(text, max_depth)
+            return fast, fast.get_single_node()
+        except (yaml.YAMLError, ValueError):  # ValueError: text libyaml cannot encode
+            if fast is not None:
+                fast.dispose()
+    loader = _Loader(text, max_depth)  # reading starts here: it checks the characters
     try:
-        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > max_depth:
-                    mark = event.start_mark
-                    raise _too_deep(max_depth, mark.line + 1, mark.column + 1)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except (yaml.YAMLError, ValueError):  # ValueError: text libyaml cannot encode
-        return
-
-
-def _compose(text: str, max_depth: int) -> yaml.Node | None:
-    loader = _Loader(text, max_depth)
-    try:
-        return loader.get_single_node()
-    finally:
+        return loader, loader.get_single_node()
+    except BaseException:
         loader.dispose()
+        raise
+
+
+def too_many_tasks(
+    count: int, limit: int, line: int | None = None, column: int | None = None
+) -> Issue:
+    """The issue of a document with more tasks than ``ORCHESTRATOR_MAX_TASKS`` allows."""
+    return Issue(
+        f"the document has {count:,} tasks, more than the limit of {limit:,} "
+        "(ORCHESTRATOR_MAX_TASKS)",
+        ("tasks",),
+        "split it into smaller orchestrations, or raise ORCHESTRATOR_MAX_TASKS",
+        line,
+        column,
+    )
+
+
+def _check_task_count(tasks: Any, max_tasks: int | None) -> None:
+    """Refuse more than ``max_tasks`` tasks (a list of values or a YAML node), before anything
+    is built of them: counting is cheap, building and checking each task is not."""
+    if max_tasks is None:
+        return
+    if isinstance(tasks, yaml.SequenceNode):
+        if len(tasks.value) > max_tasks:
+            mark = tasks.start_mark
+            raise DocumentError(
+                [too_many_tasks(len(tasks.value), max_tasks, mark.line + 1, mark.column + 1)]
+            )
+    elif isinstance(tasks, list) and len(tasks) > max_tasks:
+        raise DocumentError([too_many_tasks(len(tasks), max_tasks)])
+
+
+def _tasks_of(data: Any) -> Any:
+    """The ``tasks`` of parsed data or of a YAML node, under ``orchestration:`` or not."""
+    for _ in range(2):
+        if isinstance(data, dict):
+            found = data.get("tasks", data.get("orchestration"))
+        elif isinstance(data, yaml.MappingNode):
+            by_key = {key.value: value for key, value in data.value if key.tag.endswith(":str")}
+            found = by_key.get("tasks", by_key.get("orchestration"))
+        else:
+            return None
+        if isinstance(found, list | yaml.SequenceNode):
+            return found
+        data = found
+    return None
 
 
 def load_text(
@@ -661,11 +736,13 @@ def load_text(
     *,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    max_tasks: int | None = None,
 ) -> RawDocument:
     """Load YAML or JSON text; raises DocumentError with the position of a syntax error.
 
     Text over ``max_bytes`` (UTF-8) is refused before it is parsed, as is nesting deeper than
-    ``max_depth`` mappings and lists, and YAML aliases that would expand without bound.
+    ``max_depth`` mappings and lists, YAML aliases that would expand without bound, and more
+    than ``max_tasks`` tasks (counted before they are built).
     """
     _check_size(text, max_bytes)
     stripped = text.lstrip()
@@ -678,25 +755,26 @@ def load_text(
         except RecursionError:
             raise _too_deep(max_depth) from None
         _check_data(data, max_depth)
+        _check_task_count(_tasks_of(data), max_tasks)
         raw = RawDocument(data, source_name=source_name)
         try:
-            node = _compose(text, max_depth)
-        except (yaml.YAMLError, DocumentError, RecursionError):
+            json_loader, node = _compose(text, max_depth)
+            json_loader.dispose()
+        except (yaml.YAMLError, DocumentError, RecursionError, ValueError):
             node = None  # valid JSON that YAML cannot read: positions are lost, nothing else
         if node is not None:
-            _positions(node, (), raw.positions)
+            _index_nodes(node, raw.positions)
         return _unwrap(raw)
-    _check_nesting(text, max_depth)
-    loader: _Loader | None = None
+    loader: _Loader | _FastLoader | None = None
     try:
-        loader = _Loader(text, max_depth)  # reading starts here: it checks the characters
-        node = loader.get_single_node()
+        loader, node = _compose(text, max_depth)
         if node is None:
             raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
-        _check_aliases(node, max_depth)
+        _check_task_count(_tasks_of(node), max_tasks)
         raw = RawDocument(None, source_name=source_name)
-        _positions(node, (), raw.positions)
-        duplicates = _duplicate_keys(node, ())
+        may_alias, duplicates = _index_nodes(node, raw.positions)
+        if may_alias:
+            _check_aliases(node, max_depth)
         raw.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -744,6 +822,7 @@ def load_file(
     *,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    max_tasks: int | None = None,
 ) -> RawDocument:
     """Load a document from a file; a missing, unreadable or too large file is a DocumentError."""
     path = Path(path)
@@ -756,7 +835,7 @@ def load_file(
         raise DocumentError([Issue(f"no such file: {path}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DocumentError([Issue(f"cannot read {path}: {exc}")]) from None
-    return load_text(text, source_name=str(path), max_bytes=max_bytes, max_depth=max_depth)
+    return load_text(text, str(path), max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
 
 
 def load_source(
@@ -764,14 +843,16 @@ def load_source(
     *,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     max_depth: int = MAX_NESTING_DEPTH,
+    max_tasks: int | None = None,
 ) -> RawDocument:
-    """Load from a mapping, a Path, or YAML/JSON text, within the size and nesting limits."""
+    """Load from a mapping, a Path, or YAML/JSON text, within the size, nesting and task count
+    limits (a mapping's tasks are counted by ``graph.validate``)."""
     limits = {"max_bytes": max_bytes, "max_depth": max_depth}
     if isinstance(source, Mapping):
         return load_mapping(source, **limits)
     if isinstance(source, Path):
-        return load_file(source, **limits)
-    return load_text(source, **limits)
+        return load_file(source, **limits, max_tasks=max_tasks)
+    return load_text(source, **limits, max_tasks=max_tasks)
 
 
 def _unwrap(raw: RawDocument) -> RawDocument:

@@ -127,10 +127,10 @@ async def submit_orchestration(
     engine = tools.engine
     earlier = await engine.store.find_idempotent(idempotency_key) if idempotency_key else None
     if earlier is not None:
-        validation = engine.validate(earlier.document)
+        validation = await engine.validate_in_thread(earlier.document)
         run_id, existing = earlier.id, True
     else:
-        validation = engine.validate(spec, extra_vars=vars, require_runners=True)
+        validation = await engine.validate_in_thread(spec, extra_vars=vars, require_runners=True)
         orchestration = validation.raise_for_errors()
         run_id, existing = await engine.start(
             orchestration, idempotency_key=idempotency_key, source_name="mcp"
@@ -167,7 +167,7 @@ async def validate_orchestration(
     {"ok": true, "plan": {"stages": [["a"]], ...}}
     """
     engine = tool_context(ctx).engine
-    validation = engine.validate(spec, extra_vars=vars, require_runners=True)
+    validation = await engine.validate_in_thread(spec, extra_vars=vars, require_runners=True)
     await engine.machine_warnings(validation)
     return validation_report(validation)
 
