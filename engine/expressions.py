@@ -42,7 +42,7 @@ from jmespath.lexer import Lexer
 from jmespath.parser import ParsedResult
 
 from engine.errors import TaskError
-from engine.expression_budget import MAX_GROWTH, ReferenceTooLarge, bounded_search, growth
+from engine.expression_budget import ReferenceTooLarge, bounded_search
 from engine.issues import did_you_mean
 from engine.limits import ExpressionTooComplex, compile_expression
 from engine.secrets import SecretResolver
@@ -267,7 +267,6 @@ def _compile(expression: str, text: str) -> ParsedResult:
             hint=hint,
         ) from None
     _check_functions(compiled.parsed, text)
-    _check_growth(compiled.parsed, text)
     if len(_COMPILED) >= _MAX_COMPILED:
         _COMPILED.clear()
     _COMPILED[expression] = compiled
@@ -308,15 +307,6 @@ def _check_functions(node: Any, text: str) -> None:
                 f"{_show(text)}: {name}() takes {expected} argument(s), got {given}",
                 hint="see the JMESPath function reference at https://jmespath.org/specification.html",
             )
-
-
-def _check_growth(node: Any, text: str) -> None:
-    if growth(node) > MAX_GROWTH:
-        raise ExpressionError(
-            f"{_show(text)} can repeat its input more than {MAX_GROWTH:,} times (multi-selects "
-            f"such as [@, @] multiplied along a pipe), over the limit of {MAX_GROWTH:,}",
-            hint="select each value once; repeat work in a data_processing task",
-        )
 
 
 def _names_the_scope(name: str, kind: ReferenceKind) -> bool:

@@ -8,6 +8,10 @@
   nest brackets, and how deep its parsed tree may be. ``compile_expression`` checks both (and
   turns a ``RecursionError`` of the parser into the same error), so a document with deep
   parentheses is refused at validation instead of crashing the parser or the search.
+- ``search``: a runner's JMESPath search (``extract``, ``paginate``, ``where``...), within the
+  same budget as a ``${...}`` reference (``engine/expression_budget.py``); past it the attempt
+  fails with class ``too_large``. ``compile_expression`` also refuses an expression that can
+  repeat its input more than ``MAX_GROWTH`` times.
 - ``RunnerLimits``: the size limits of the runners (response bodies, file writes), which the
   settings put in the engine's ``resources`` under ``"limits"``.
 """
@@ -23,9 +27,15 @@ from jmespath.exceptions import JMESPathError
 from jmespath.lexer import Lexer
 from jmespath.parser import ParsedResult
 
+from engine.errors import TaskError
+from engine.expression_budget import MAX_GROWTH, ReferenceTooLarge, bounded_search, growth
+
 MAX_DATA_DEPTH = 128
 MAX_EXPRESSION_NESTING = 32
 MAX_EXPRESSION_DEPTH = 64
+# a runner's search may walk a whole response (up to ORCHESTRATOR_MAX_RESPONSE_BYTES), so more
+# than a reference: about a second of work
+MAX_SEARCH_NODES = 2_000_000
 MIB = 1024 * 1024
 # A response is held whole while it is redacted (a secret may straddle any chunk boundary) and
 # parsed, and parsed JSON takes several times its size: 50 MiB keeps one task's peak to a few
@@ -118,7 +128,22 @@ def compile_expression(text: str) -> ParsedResult:
             f"the expression is more than {MAX_EXPRESSION_DEPTH} operations deep (e.g. a long "
             "chain of pipes); split it across tasks or simplify it"
         )
+    if growth(compiled.parsed) > MAX_GROWTH:
+        raise ExpressionTooComplex(
+            f"the expression can repeat its input more than {MAX_GROWTH:,} times (multi-selects "
+            "such as [@, @] multiplied along a pipe): select each value once, and repeat work in "
+            "a data_processing task"
+        )
     return compiled
+
+
+def search(compiled: ParsedResult, data: Any) -> Any:
+    """``compiled.search(data)`` within ``MAX_SEARCH_NODES`` values of work and of result;
+    TaskError ``too_large`` past it."""
+    try:
+        return bounded_search(compiled, data, MAX_SEARCH_NODES)
+    except ReferenceTooLarge as exc:
+        raise TaskError(f"JMESPath '{compiled.expression}': {exc}", "too_large") from None
 
 
 def _tree_depth(node: Any) -> int:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,8 +131,11 @@ async def test_a_deeply_nested_expression_is_a_tool_error_not_an_internal_error(
 
 
 def run_measured(home: Path, document: str, **settings: str) -> tuple[dict[str, Any], int]:
-    """Run ``document`` and return the results and the child's peak RSS in MiB (its own
-    rusage, through wait4, so no other child of the test process counts)."""
+    """Run ``document`` and return the results and the child's peak RSS in MiB.
+
+    The peak is the child's own ``VmHWM``, read while it runs: its rusage would not do, since
+    Linux folds the test process's own peak (the memory the child started from before exec)
+    into the child's ``ru_maxrss``."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "doc.yaml"
     path.write_text(document, encoding="utf-8")
@@ -139,6 +143,7 @@ def run_measured(home: Path, document: str, **settings: str) -> tuple[dict[str, 
     env["ORCHESTRATOR_HOME"] = str(home)
     env.update({f"ORCHESTRATOR_{key.upper()}": value for key, value in settings.items()})
     out, err = home / "stdout", home / "stderr"
+    peak_kib = 0
     with out.open("w") as stdout, err.open("w") as stderr:
         child = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "run", str(path), "--json"],
@@ -147,9 +152,15 @@ def run_measured(home: Path, document: str, **settings: str) -> tuple[dict[str, 
             stdout=stdout,
             stderr=stderr,
         )
-        _, _, usage = os.wait4(child.pid, 0)
+        status = Path(f"/proc/{child.pid}/status")
+        while child.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+            time.sleep(0.01)
     assert "Traceback" not in err.read_text(), err.read_text()
-    return json.loads(out.read_text()), usage.ru_maxrss // 1024  # KiB on Linux
+    return json.loads(out.read_text()), peak_kib // 1024
 
 
 def fetch(url: str, **config: str) -> str:
@@ -398,3 +409,44 @@ tasks:
     )
     task = results["tasks"]["read"]
     assert (task["state"], task["error_class"]) == ("failed", "too_deep"), task
+
+
+DOUBLING = " | ".join(["[@, @]"] * 20)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        f'{{url: "http://127.0.0.1:1/", extract: "{DOUBLING}"}}',
+        f'{{url: "http://127.0.0.1:1/", paginate: {{next: "{DOUBLING}"}}}}',
+    ],
+    ids=["extract", "paginate.next"],
+)
+def test_a_runner_expression_that_multiplies_its_input_is_refused(
+    tmp_path: Path, config: str
+) -> None:
+    document = f"tasks:\n  - id: t\n    type: http\n    config: {config}\n"
+    done = orchestrator(tmp_path / "home", "validate", document)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "repeat its input more than 10,000 times" in done.stdout + done.stderr
+
+
+def test_a_runner_search_that_builds_too_much_fails_its_task(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    # each stage repeats its input 100 times: 10,000 in all passes validation, but over 1,000
+    # items the result would hold 10 million values
+    hundred = "[" + ", ".join(["@"] * 100) + "]"
+    document = f"""
+tasks:
+  - id: t
+    type: http
+    config:
+      method: POST
+      url: "{server.url()}/echo"
+      json: {list(range(1000))}
+      extract: "json[*].{hundred} | [*].{hundred}"
+"""
+    task = run(tmp_path / "home", document)["tasks"]["t"]
+    assert (task["state"], task["error_class"]) == ("failed", "too_large"), task
+    assert "2,000,000" in task["error"]

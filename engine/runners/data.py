@@ -60,7 +60,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from engine.errors import ConfigError
 from engine.issues import did_you_mean
-from engine.limits import compile_expression
+from engine.limits import compile_expression, search
 from engine.runners._merge import ObjectMerge, OnConflict, dotted
 from engine.runners.base import RunContext, Runner, RunnerConfig
 
@@ -390,7 +390,7 @@ class _Expression:
 
     def __call__(self, value: Any, where: str) -> Any:
         try:
-            return self.parsed.search(value)
+            return search(self.parsed, value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"JMESPath '{self.text}' failed on {where} ({_describe(value)}): {exc}"

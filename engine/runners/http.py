@@ -56,6 +56,7 @@ from engine.limits import (
     compile_expression,
     nests_deeper,
     runner_limits,
+    search,
     show_bytes,
 )
 from engine.network import PolicyError
@@ -735,7 +736,7 @@ def _too_deep(reply: Reply) -> TaskError:
 def extract(data: Any, expression: str | None) -> Any:
     if expression is None:
         return data
-    return compile_jmespath(expression, "extract").search(data)
+    return search(compile_jmespath(expression, "extract"), data)
 
 
 def reply_output(reply: Reply, data: Any) -> dict[str, Any]:
@@ -831,7 +832,7 @@ class HttpRunner(Runner[HttpConfig]):
             reply = await exchange(ctx, request)
             pages += 1
             page = await read_body(reply, "json", ctx)
-            found = items_expression.search(page) if items_expression else page
+            found = search(items_expression, page) if items_expression else page
             if found is None:
                 found = []
             if not isinstance(found, list):
@@ -844,7 +845,7 @@ class HttpRunner(Runner[HttpConfig]):
             if next_expression is None:
                 link = reply.response.links.get("next", {}).get("url")
             else:
-                link = next_expression.search(page)
+                link = search(next_expression, page)
             if not link:
                 break
             if not isinstance(link, str):
