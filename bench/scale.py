@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from bench.documents import fan_in
-from engine.state import RunStatus
-from server.build import build_engine
-from server.settings import Settings
+from multi_task_orchestrator.engine.state import RunStatus
+from multi_task_orchestrator.server.build import build_engine
+from multi_task_orchestrator.server.settings import Settings
 
 
 def peak_rss_mb() -> float:

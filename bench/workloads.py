@@ -24,10 +24,10 @@ import httpx
 from bench import documents
 from bench.baseline import run_dag, run_dag_persisted, sleeper
 from bench.site import serve
-from engine.engine import Engine
-from engine.state import RunSnapshot, RunStatus
-from server.build import build_engine
-from server.settings import Settings
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus
+from multi_task_orchestrator.server.build import build_engine
+from multi_task_orchestrator.server.settings import Settings
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 
@@ -275,7 +275,7 @@ async def w5(sizes: Sizes, home: Path) -> Row:
 async def w6(sizes: Sizes, home: Path) -> Row:
     from playwright.async_api import Browser, async_playwright
 
-    from engine.runners.browser.pool import LAUNCH_ARGS
+    from multi_task_orchestrator.engine.runners.browser.pool import LAUNCH_ARGS
 
     count, limit = sizes.pages, sizes.browser_limit
     selector = ".item"
@@ -360,7 +360,7 @@ async def w6(sizes: Sizes, home: Path) -> Row:
 async def w7(sizes: Sizes, home: Path) -> Row:
     from mcp import Client
 
-    from server.app import create_server
+    from multi_task_orchestrator.server.app import create_server
 
     settings = Settings(home=home / "w7", max_tasks=max(10_000, sizes.status_tasks))
     async with Client(create_server(settings)) as client:

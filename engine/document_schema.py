@@ -14,7 +14,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from engine.spec import DEPENDENCY_SPELLINGS, TASK_TYPES, TYPE_ALIASES, Orchestration
+from multi_task_orchestrator.engine.spec import (
+    DEPENDENCY_SPELLINGS,
+    TASK_TYPES,
+    TYPE_ALIASES,
+    Orchestration,
+)
 
 REFERENCE = "Reference"
 _REFERENCE_SCHEMA = {

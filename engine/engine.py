@@ -22,23 +22,34 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from engine import outputs, status_rows
-from engine.backends import Backend
-from engine.backends.local import LocalBackend
-from engine.gc_policy import collector_paused, tune_garbage_collector
-from engine.graph import Validation, validate
-from engine.issues import DocumentError, Issue
-from engine.network import Network
-from engine.owner import HeldRun, Liveness, ProcessInfo, liveness, this_process
-from engine.pools import Pool
-from engine.report import keep_status_rows, status_display_rank
-from engine.runners import discover
-from engine.runners.base import Runner
-from engine.scheduler import Node, Run, make_run_id
-from engine.secrets import NoVault, SecretResolver, names_to_check, redact_data
-from engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from engine.store import OrchestrationRow, Store, StoreError, TaskRow
+from multi_task_orchestrator.engine import outputs, status_rows
+from multi_task_orchestrator.engine.backends import Backend
+from multi_task_orchestrator.engine.backends.local import LocalBackend
+from multi_task_orchestrator.engine.gc_policy import collector_paused, tune_garbage_collector
+from multi_task_orchestrator.engine.graph import Validation, validate
+from multi_task_orchestrator.engine.issues import DocumentError, Issue
+from multi_task_orchestrator.engine.network import Network
+from multi_task_orchestrator.engine.owner import (
+    HeldRun,
+    Liveness,
+    ProcessInfo,
+    liveness,
+    this_process,
+)
+from multi_task_orchestrator.engine.pools import Pool
+from multi_task_orchestrator.engine.report import keep_status_rows, status_display_rank
+from multi_task_orchestrator.engine.runners import discover
+from multi_task_orchestrator.engine.runners.base import Runner
+from multi_task_orchestrator.engine.scheduler import Node, Run, make_run_id
+from multi_task_orchestrator.engine.secrets import (
+    NoVault,
+    SecretResolver,
+    names_to_check,
+    redact_data,
+)
+from multi_task_orchestrator.engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import OrchestrationRow, Store, StoreError, TaskRow
 
 DIED_TWICE = (
     "this task was running when the process died twice; it is not started again — retry it "

@@ -41,11 +41,11 @@ from jmespath.functions import Functions
 from jmespath.lexer import Lexer
 from jmespath.parser import ParsedResult
 
-from engine.errors import TaskError
-from engine.expression_budget import ReferenceTooLarge, bounded_search
-from engine.issues import did_you_mean
-from engine.limits import ExpressionTooComplex, compile_expression
-from engine.secrets import SecretResolver
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.expression_budget import ReferenceTooLarge, bounded_search
+from multi_task_orchestrator.engine.issues import did_you_mean
+from multi_task_orchestrator.engine.limits import ExpressionTooComplex, compile_expression
+from multi_task_orchestrator.engine.secrets import SecretResolver
 
 MAX_EXPRESSION_LENGTH = 2000
 

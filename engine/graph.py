@@ -23,10 +23,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.expressions import ExpressionError, Reference, find_references
-from engine.issues import DocumentError, Issue, Location, did_you_mean, format_loc
-from engine.secrets import SecretsUnavailable
-from engine.spec import (
+from multi_task_orchestrator.engine.expressions import ExpressionError, Reference, find_references
+from multi_task_orchestrator.engine.issues import (
+    DocumentError,
+    Issue,
+    Location,
+    did_you_mean,
+    format_loc,
+)
+from multi_task_orchestrator.engine.secrets import SecretsUnavailable
+from multi_task_orchestrator.engine.spec import (
     DEPENDENCY_SPELLINGS,
     MAX_DOCUMENT_BYTES,
     MAX_NESTING_DEPTH,

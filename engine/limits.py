@@ -27,8 +27,13 @@ from jmespath.exceptions import JMESPathError
 from jmespath.lexer import Lexer
 from jmespath.parser import ParsedResult
 
-from engine.errors import TaskError
-from engine.expression_budget import MAX_GROWTH, ReferenceTooLarge, bounded_search, growth
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.expression_budget import (
+    MAX_GROWTH,
+    ReferenceTooLarge,
+    bounded_search,
+    growth,
+)
 
 MAX_DATA_DEPTH = 128
 MAX_EXPRESSION_NESTING = 32

@@ -31,9 +31,9 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from engine.errors import TaskError
-from engine.pools import Pool
-from engine.spec import Rate
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.pools import Pool
+from multi_task_orchestrator.engine.spec import Rate
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

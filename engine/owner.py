@@ -103,7 +103,7 @@ def _command_line() -> str:
     """This process's command, as a person would type it (``orchestrator run flow.yaml``)."""
     args = list(sys.argv) or [sys.executable]
     program = Path(args[0])
-    if program.name == "cli.py" and program.parent.name == "server":  # python -m server.cli
+    if program.name == "cli.py" and program.parent.name == "server":  # python -m ...server.cli
         args[0] = "orchestrator"
     else:
         args[0] = program.name or args[0]

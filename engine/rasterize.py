@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 
-from engine.runners.browser.discovery import BrowserNotFound, default_candidates, find_browser
-from engine.runners.browser.pool import LAUNCH_ARGS, BrowserSettings
+from multi_task_orchestrator.engine.runners.browser.discovery import (
+    BrowserNotFound,
+    default_candidates,
+    find_browser,
+)
+from multi_task_orchestrator.engine.runners.browser.pool import LAUNCH_ARGS, BrowserSettings
 
 # Keep the picture sharp but bounded: twice the pixels for small pictures, fewer for tall ones.
 MAX_PIXEL_HEIGHT = 4000

@@ -23,7 +23,13 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from engine.state import EventRecord, RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.state import (
+    EventRecord,
+    RunSnapshot,
+    RunStatus,
+    TaskSnapshot,
+    TaskState,
+)
 
 RESULTS_FILE = "aggregated_results.json"
 LOG_FILE = "execution_log.txt"

@@ -22,19 +22,24 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from engine.graph import execution_stages
-from engine.report import (
+from multi_task_orchestrator.engine.graph import execution_stages
+from multi_task_orchestrator.engine.report import (
     REPORT_FILE,
     _write_atomic,
     format_duration,
     render_summary,
     run_files,
 )
-from engine.spec import Orchestration
-from engine.state import RunSnapshot, TaskSnapshot, TaskState
-from engine.store import AttemptRow, Store
-from engine.timeline import Timeline, build_timeline, dependencies_of, wait_kind
-from engine.timeline_svg import render_svg
+from multi_task_orchestrator.engine.spec import Orchestration
+from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import AttemptRow, Store
+from multi_task_orchestrator.engine.timeline import (
+    Timeline,
+    build_timeline,
+    dependencies_of,
+    wait_kind,
+)
+from multi_task_orchestrator.engine.timeline_svg import render_svg
 
 ARTIFACTS_DIR = "artifacts"
 

@@ -27,20 +27,33 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from engine import outputs
-from engine.errors import TaskError
-from engine.expressions import ExpressionError, Scope, find_references, resolve, secret_names
-from engine.graph import execution_stages
-from engine.pools import Pool
-from engine.report import log_lines, write_run_files
-from engine.report_html import write_report
-from engine.runners.base import RunContext, Runner
-from engine.spec import ErrorClass, Orchestration, RetryPolicy, RunIf, Strategy, TaskSpec
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from engine.store import AttemptRow, OrchestrationRow, StoreError, TaskRow
+from multi_task_orchestrator.engine import outputs
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.expressions import (
+    ExpressionError,
+    Scope,
+    find_references,
+    resolve,
+    secret_names,
+)
+from multi_task_orchestrator.engine.graph import execution_stages
+from multi_task_orchestrator.engine.pools import Pool
+from multi_task_orchestrator.engine.report import log_lines, write_run_files
+from multi_task_orchestrator.engine.report_html import write_report
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner
+from multi_task_orchestrator.engine.spec import (
+    ErrorClass,
+    Orchestration,
+    RetryPolicy,
+    RunIf,
+    Strategy,
+    TaskSpec,
+)
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import AttemptRow, OrchestrationRow, StoreError, TaskRow
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
+    from multi_task_orchestrator.engine.engine import Engine
 
 NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
 MAX_ERROR_LENGTH = 2000

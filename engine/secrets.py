@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
-from engine.errors import TaskError
+from multi_task_orchestrator.engine.errors import TaskError
 
 
 class SecretResolver(Protocol):

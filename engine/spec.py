@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from engine.issues import DocumentError, Issue, Location, did_you_mean
+from multi_task_orchestrator.engine.issues import DocumentError, Issue, Location, did_you_mean
 
 # --- task types ---------------------------------------------------------------------------
 

@@ -16,11 +16,11 @@ from itertools import islice
 from operator import attrgetter
 from typing import TYPE_CHECKING, TypeVar
 
-from engine.report import StatusRow, keep_status_rows, status_display_rank
-from engine.state import TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.report import StatusRow, keep_status_rows, status_display_rank
+from multi_task_orchestrator.engine.state import TaskSnapshot, TaskState
 
 if TYPE_CHECKING:
-    from engine.scheduler import Node
+    from multi_task_orchestrator.engine.scheduler import Node
 
 _position = attrgetter("position")
 _Row = TypeVar("_Row", bound=StatusRow)

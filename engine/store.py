@@ -34,7 +34,7 @@ from typing import Any
 
 import aiosqlite
 
-from engine.state import EventRecord
+from multi_task_orchestrator.engine.state import EventRecord
 
 SCHEMA_VERSION = 5
 

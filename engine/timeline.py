@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
-from engine.state import RunSnapshot, TaskSnapshot, TaskState
-from engine.store import AttemptRow
+from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import AttemptRow
 
 MAX_ROWS = 60
 # A wait no pool was named for (the task was queued behind others) is drawn from this long on.

@@ -16,12 +16,12 @@ from importlib.metadata import PackageNotFoundError, version
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from server.build import build_engine
-from server.logs import REDACTION
-from server.settings import Settings
-from tools import all_tools, register_all
-from tools.context import ToolContext
-from tools.resources import ArtifactMimeTypes
+from multi_task_orchestrator.server.build import build_engine
+from multi_task_orchestrator.server.logs import REDACTION
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.tools import all_tools, register_all
+from multi_task_orchestrator.tools.context import ToolContext
+from multi_task_orchestrator.tools.resources import ArtifactMimeTypes
 
 logger = logging.getLogger("orchestrator.server")
 

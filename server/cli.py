@@ -25,26 +25,31 @@ import anyio
 import yaml
 from rich.console import Console
 
-from engine.document_schema import document_json_schema
-from engine.engine import Engine, NotAllowedNow, UnknownOrchestration
-from engine.graph import Validation
-from engine.issues import DocumentError
-from engine.report import (
+from multi_task_orchestrator.engine.document_schema import document_json_schema
+from multi_task_orchestrator.engine.engine import Engine, NotAllowedNow, UnknownOrchestration
+from multi_task_orchestrator.engine.graph import Validation
+from multi_task_orchestrator.engine.issues import DocumentError
+from multi_task_orchestrator.engine.report import (
     REPORT_FILE,
     aggregated_results,
     render_status,
     render_summary,
     run_files,
 )
-from engine.report_html import write_report
-from engine.spec import load_file
-from engine.state import RunStatus
-from engine.store import Store, StoreError
-from server.build import build_engine, check_backend
-from server.progress import follow
-from server.settings import Settings, SettingsError, load_settings, open_vault
-from vault.envfile import read_env_file
-from vault.errors import VaultError
+from multi_task_orchestrator.engine.report_html import write_report
+from multi_task_orchestrator.engine.spec import load_file
+from multi_task_orchestrator.engine.state import RunStatus
+from multi_task_orchestrator.engine.store import Store, StoreError
+from multi_task_orchestrator.server.build import build_engine, check_backend
+from multi_task_orchestrator.server.progress import follow
+from multi_task_orchestrator.server.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    open_vault,
+)
+from multi_task_orchestrator.vault.envfile import read_env_file
+from multi_task_orchestrator.vault.errors import VaultError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 PRIVATE_UMASK = 0o077
@@ -519,9 +524,9 @@ def _cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Serve MCP; stdout carries only protocol messages, logs go to stderr and server.log."""
     # Imported here so that the other commands start without loading the MCP stack.
-    from server.app import create_server
-    from server.http_transport import HttpConfigError, serve_http
-    from server.logs import configure_logging
+    from multi_task_orchestrator.server.app import create_server
+    from multi_task_orchestrator.server.http_transport import HttpConfigError, serve_http
+    from multi_task_orchestrator.server.logs import configure_logging
 
     settings = _with_backend(load_settings(), args)
     if not 0 < args.port < 65536:
@@ -569,7 +574,7 @@ def _cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
             "ORCHESTRATOR_DASK_SCHEDULER (start one with 'dask scheduler')"
         )
     try:
-        from engine.backends.dask_worker import serve_worker
+        from multi_task_orchestrator.engine.backends.dask_worker import serve_worker
     except ImportError as exc:
         raise UsageError(
             f"the worker needs Dask distributed ({exc}); install it with "
@@ -592,7 +597,7 @@ def _cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     # Imported here so that the other commands start without loading the demo's web server.
-    from server.demo import run_demo, serve_sites
+    from multi_task_orchestrator.server.demo import run_demo, serve_sites
 
     settings = load_settings()
     if args.sites:
@@ -601,7 +606,7 @@ def _cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from server.doctor import diagnose
+    from multi_task_orchestrator.server.doctor import diagnose
 
     checks = asyncio.run(diagnose(load_settings()))
     marks = {"ok": "✓", "warning": "!", "error": "✗"}
@@ -683,7 +688,7 @@ def _cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from engine.runners import discover
+    from multi_task_orchestrator.engine.runners import discover
 
     configs = {name: runner.config_model for name, runner in discover().items()}
     sys.stdout.write(json.dumps(document_json_schema(configs), indent=2) + "\n")

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
-from engine.runners.browser import BrowserNotFound, locate_browser
-from engine.store import SCHEMA_VERSION
-from server.settings import Settings, open_vault
-from vault.errors import VaultError
+from multi_task_orchestrator.engine.runners.browser import BrowserNotFound, locate_browser
+from multi_task_orchestrator.engine.store import SCHEMA_VERSION
+from multi_task_orchestrator.server.settings import Settings, open_vault
+from multi_task_orchestrator.vault.errors import VaultError
 
 Verdict = Literal["ok", "warning", "error"]
 

@@ -17,8 +17,8 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.app import create_server
-from server.settings import Settings
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

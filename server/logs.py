@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from server.settings import Settings
+from multi_task_orchestrator.server.settings import Settings
 
 QUIET_LOGGERS = ("httpx", "httpcore")
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from engine.engine import Engine
-from engine.report import render_status
-from engine.state import RunSnapshot
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.report import render_status
+from multi_task_orchestrator.engine.state import RunSnapshot
 
 
 async def follow(

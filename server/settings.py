@@ -13,12 +13,21 @@ import platformdirs
 from pydantic import ByteSize, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.limits import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_WRITE_BYTES, RunnerLimits
-from engine.network import DEFAULT_PER_HOST, HostLimits, Network, NetworkPolicy
-from engine.runners.browser.pool import BrowserSettings
-from engine.spec import RateValue
-from vault.lazy import LazyVaultResolver
-from vault.store import Vault
+from multi_task_orchestrator.engine.limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_WRITE_BYTES,
+    RunnerLimits,
+)
+from multi_task_orchestrator.engine.network import (
+    DEFAULT_PER_HOST,
+    HostLimits,
+    Network,
+    NetworkPolicy,
+)
+from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
+from multi_task_orchestrator.engine.spec import RateValue
+from multi_task_orchestrator.vault.lazy import LazyVaultResolver
+from multi_task_orchestrator.vault.store import Vault
 
 
 def _default_home() -> Path:
@@ -226,7 +235,7 @@ class Settings(BaseSettings):
                 "ORCHESTRATOR_DASK_SCHEDULER=tcp://HOST:8786 (or pass --scheduler)"
             )
         try:
-            from engine.backends.dask import DaskBackend
+            from multi_task_orchestrator.engine.backends.dask import DaskBackend
         except ImportError as exc:
             raise SettingsError(
                 f"ORCHESTRATOR_BACKEND=dask needs Dask distributed ({exc}); install it with "

@@ -1,8 +1,9 @@
 """The configuration table of README.md, rendered from the ``Settings`` model.
 
 Each row is one field: its environment variable, its default and its meaning (the field's
-description after the variable's name). ``python -m server.settings_doc`` prints the table;
-a test keeps the README's copy equal to it, so a new setting cannot go undocumented.
+description after the variable's name). ``python -m multi_task_orchestrator.server.settings_doc``
+prints the table; a test keeps the README's copy equal to it, so a new setting cannot go
+undocumented.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from server.settings import Settings
+from multi_task_orchestrator.server.settings import Settings
 
-START = "<!-- settings-table:start (python -m server.settings_doc) -->"
+START = "<!-- settings-table:start (python -m multi_task_orchestrator.server.settings_doc) -->"
 END = "<!-- settings-table:end -->"
 
 

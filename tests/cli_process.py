@@ -30,7 +30,7 @@ def child_env(home: Path, **settings: str) -> dict[str, str]:
 def cli(home: Path, *args: str | Path, timeout: float = 60, **settings: str) -> Result:
     """Run ``orchestrator ARGS`` on ``home`` and wait for it."""
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", *map(str, args)],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *map(str, args)],
         cwd=REPO,
         env=child_env(home, **settings),
         capture_output=True,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from engine.engine import Engine
-from engine.runners.base import RunContext
-from engine.secrets import NoVault
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.runners.base import RunContext
+from multi_task_orchestrator.engine.secrets import NoVault
 
 LogLine = tuple[str, str, dict[str, Any] | None]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from engine.errors import TaskError
+from multi_task_orchestrator.engine.errors import TaskError
 
 
 class MemorySecrets:

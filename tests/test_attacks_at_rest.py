@@ -16,7 +16,7 @@ from local_server import LocalServer
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from vault.store import Vault
+from multi_task_orchestrator.vault.store import Vault
 
 SECRET = "qs-canary-8e2b6f19d04c7a35"
 
@@ -53,7 +53,7 @@ async def test_serve_logs_no_secret_sent_in_a_url(
 ) -> None:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server.cli", "serve"],
+        args=["-m", "multi_task_orchestrator.server.cli", "serve"],
         env={"ORCHESTRATOR_HOME": str(home)},
         cwd=str(REPO),
     )

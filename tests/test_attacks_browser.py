@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from local_server import LocalServer
 
+from multi_task_orchestrator.vault.store import Vault
 from tests.browser_site import serve_site
-from vault.store import Vault
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-canary-7e2b90c4d1a6f358"
@@ -60,7 +60,7 @@ def orchestrator(home: Path, command: str, document: str, **env: str) -> tuple[i
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
     environment.update(ORCHESTRATOR_HOME=str(home), **env)
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", command, str(path), "--json"],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", command, str(path), "--json"],
         cwd=REPO,
         env=environment,
         capture_output=True,

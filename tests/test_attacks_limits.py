@@ -23,9 +23,9 @@ import pytest
 from local_server import LocalServer
 from mcp import Client
 
-from server.app import create_server
-from server.settings import Settings
-from vault.store import Vault
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.vault.store import Vault
 
 REPO = Path(__file__).resolve().parent.parent
 DEEP = "(" * 1000 + "a" + ")" * 1000
@@ -48,7 +48,7 @@ def orchestrator(
     env.update({f"ORCHESTRATOR_{key.upper()}": value for key, value in settings.items()})
     extra = ["--json"] if command == "run" else []
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", command, str(path), *extra],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", command, str(path), *extra],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -146,7 +146,14 @@ def run_measured(home: Path, document: str, **settings: str) -> tuple[dict[str, 
     peak_kib = 0
     with out.open("w") as stdout, err.open("w") as stderr:
         child = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "run", str(path), "--json"],
+            [
+                sys.executable,
+                "-m",
+                "multi_task_orchestrator.server.cli",
+                "run",
+                str(path),
+                "--json",
+            ],
             cwd=REPO,
             env=env,
             stdout=stdout,

@@ -19,7 +19,7 @@ import pytest
 from cli_process import cli
 from local_server import LocalServer
 
-from vault.store import Vault
+from multi_task_orchestrator.vault.store import Vault
 
 SECRET = "sk-canary-4c1d9e07b2a8f653"
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from server.app import create_server
-from server.settings import Settings
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 SECRET = "hunter2pw-canary-51c0"

@@ -15,15 +15,19 @@ import anyio
 import pytest
 from memory_secrets import MemorySecrets
 
-from engine.engine import Engine
-from engine.runners.browser import BrowserPool, BrowserRunner, BrowserSettings
-from engine.runners.browser.discovery import (
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.runners.browser import (
+    BrowserPool,
+    BrowserRunner,
+    BrowserSettings,
+)
+from multi_task_orchestrator.engine.runners.browser.discovery import (
     DEBIAN_CHROMIUM,
     SYSTEM_PACKAGE,
     default_candidates,
     find_browser,
 )
-from engine.state import RunSnapshot, TaskSnapshot
+from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot
 from tests.browser_site import ARTICLES, PAGE_ITEMS, PASSWORD, SECRET_ITEMS, USER, SiteState
 from tests.browser_site import serve_site as _serve_site
 

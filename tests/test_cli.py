@@ -24,10 +24,10 @@ import pytest
 import yaml
 from cli_process import Result, child_env, cli
 
-from engine.engine import Engine
-from engine.report import render_status
-from engine.spec import build, load_file, load_mapping
-from engine.state import RunSnapshot
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.report import render_status
+from multi_task_orchestrator.engine.spec import build, load_file, load_mapping
+from multi_task_orchestrator.engine.state import RunSnapshot
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = "examples/quickstart.yaml"
@@ -658,7 +658,7 @@ def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> 
     document = tmp_path / "slow.yaml"
     document.write_text(SLOW, encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "run", str(document)],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
         cwd=REPO,
         env=child_env(home),
         stdout=subprocess.PIPE,
@@ -699,7 +699,7 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
     os.close(reading)  # as `orchestrator schema | head -0` would
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "server.cli", "schema"],
+            [sys.executable, "-m", "multi_task_orchestrator.server.cli", "schema"],
             cwd=REPO,
             env=child_env(tmp_path / "home"),
             stdout=writing,

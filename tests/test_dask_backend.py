@@ -22,8 +22,11 @@ from cryptography.fernet import Fernet
 try:
     from distributed import Client, LocalCluster
 
-    from engine.backends.dask import DaskBackend
-    from engine.backends.dask_worker import OrchestratorPlugin, worker_status
+    from multi_task_orchestrator.engine.backends.dask import DaskBackend
+    from multi_task_orchestrator.engine.backends.dask_worker import (
+        OrchestratorPlugin,
+        worker_status,
+    )
 except ImportError as exc:  # the dask extra is not installed
     if os.environ.get("CI"):
         raise
@@ -31,14 +34,14 @@ except ImportError as exc:  # the dask extra is not installed
 
 from local_server import PNG_BYTES, LocalServer
 
-from engine.backends import Backend
-from engine.engine import Engine
-from engine.runners.browser import BrowserSettings
-from engine.state import RunStatus, TaskState
+from multi_task_orchestrator.engine.backends import Backend
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.runners.browser import BrowserSettings
+from multi_task_orchestrator.engine.state import RunStatus, TaskState
+from multi_task_orchestrator.vault.resolver import VaultResolver
+from multi_task_orchestrator.vault.store import Vault
 from tests.browser_site import ARTICLES
 from tests.browser_site import serve_site as _serve_site
-from vault.resolver import VaultResolver
-from vault.store import Vault
 
 pytestmark = pytest.mark.anyio
 

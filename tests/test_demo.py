@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from server.demo.sites import SITE_A, SITE_B, DemoSites
+from multi_task_orchestrator.server.demo.sites import SITE_A, SITE_B, DemoSites
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_PATTERN_1 = REPO / "examples" / "seed_pattern1_local.yaml"
@@ -24,7 +24,7 @@ def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
     environment.update(ORCHESTRATOR_HOME=str(home), **env)
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
         cwd=REPO,
         env=environment,
         capture_output=True,

@@ -29,8 +29,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from engine.engine import Engine
-from engine.store import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, Store
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.store import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, Store
 from tests.local_server import LocalServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,10 @@ async def serve(home: Path, errlog_path: Path, **settings: object) -> AsyncItera
     env = {"ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_LEASE_SECONDS": "1"}
     env.update({f"ORCHESTRATOR_{name.upper()}": str(value) for name, value in settings.items()})
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "server.cli", "serve"], env=env, cwd=str(REPO)
+        command=sys.executable,
+        args=["-m", "multi_task_orchestrator.server.cli", "serve"],
+        env=env,
+        cwd=str(REPO),
     )
     before = _children(os.getpid())
     connected: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
@@ -349,7 +352,7 @@ class RawStdioServer:
 
     def __init__(self, home: Path, stderr: TextIO, **settings: object) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve"],
+            [sys.executable, "-m", "multi_task_orchestrator.server.cli", "serve"],
             cwd=REPO,
             env=_child_env(home, **settings),
             stdin=subprocess.PIPE,
@@ -531,7 +534,7 @@ def _cli(
     home: Path, *args: str, timeout: float = 30, preexec_fn: Callable[[], None] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
         cwd=REPO,
         env=_child_env(home),
         capture_output=True,
@@ -572,7 +575,7 @@ def test_a_damaged_database_is_reported_and_left_alone(tmp_path: Path, how: str)
 
     # serve, with its stdin open as a client would keep it: it must exit, not wait for input
     with subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "serve"],
         cwd=REPO,
         env=_child_env(home),
         stdin=subprocess.PIPE,

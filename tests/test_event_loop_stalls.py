@@ -24,7 +24,7 @@ from test_mcp_tools import (  # noqa: F401 (fixtures)
     settings,
 )
 
-from server.app import create_server
+from multi_task_orchestrator.server.app import create_server
 
 # More answers than could arrive if the loop were blocked for the whole hostile call (at most
 # the one already in flight), few enough to arrive in well under a second of free loop time.

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from memory_secrets import MemorySecrets
 
-from engine.errors import TaskError
-from engine.expressions import (
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.expressions import (
     MAX_EXPRESSION_LENGTH,
     ExpressionError,
     Reference,
@@ -26,8 +26,8 @@ from engine.expressions import (
     reveal_secrets,
     secret_names,
 )
-from engine.runners.base import RunContext
-from engine.secrets import NoVault
+from multi_task_orchestrator.engine.runners.base import RunContext
+from multi_task_orchestrator.engine.secrets import NoVault
 
 
 def finished(output: Any) -> dict[str, Any]:

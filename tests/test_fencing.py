@@ -38,7 +38,7 @@ _LOGS: dict[int, Path] = {}  # pid -> the file its stdout and stderr go to
 def _popen(home: Path, *args: str, **settings: object) -> subprocess.Popen[str]:
     log = home.parent / f"{args[0]}-{time.monotonic_ns()}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
         cwd=REPO,
         env=_child_env(home, **settings),
         stdin=subprocess.DEVNULL,
@@ -56,7 +56,7 @@ def _output(process: subprocess.Popen[str]) -> str:
 
 def _cli(home: Path, *args: str, **settings: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
         cwd=REPO,
         env=_child_env(home, **settings),
         capture_output=True,

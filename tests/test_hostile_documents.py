@@ -29,11 +29,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, Scope, resolve
-from engine.graph import Validation, validate
-from engine.issues import DocumentError
-from engine.runners import discover
-from engine.spec import (
+from multi_task_orchestrator.engine.expressions import (
+    MAX_EXPRESSION_LENGTH,
+    ExpressionError,
+    Scope,
+    resolve,
+)
+from multi_task_orchestrator.engine.graph import Validation, validate
+from multi_task_orchestrator.engine.issues import DocumentError
+from multi_task_orchestrator.engine.runners import discover
+from multi_task_orchestrator.engine.spec import (
     MAX_ALIAS_EXPANSION,
     MAX_NESTING_DEPTH,
     TASK_TYPES,

@@ -113,7 +113,7 @@ def serve_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "server.cli",
+        "multi_task_orchestrator.server.cli",
         "serve",
         "--http",
         "--host",
@@ -303,7 +303,7 @@ def test_a_port_in_use_exits_2_naming_the_port_and_the_fix(tmp_path: Path) -> No
 
 def test_the_default_port_is_not_the_local_test_servers() -> None:
     shown = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--help"],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "serve", "--help"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -59,7 +59,15 @@ def run_inspector(inspector: Path, home: Path, *args: str) -> dict[str, Any]:
     """One inspector call against a fresh ``orchestrator serve``; its printed JSON answer."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
     env["ORCHESTRATOR_HOME"] = str(home)
-    command = [str(inspector), "--cli", sys.executable, "-m", "server.cli", "serve", *args]
+    command = [
+        str(inspector),
+        "--cli",
+        sys.executable,
+        "-m",
+        "multi_task_orchestrator.server.cli",
+        "serve",
+        *args,
+    ]
     finished = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=90, check=False
     )

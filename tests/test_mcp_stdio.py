@@ -28,7 +28,7 @@ from mcp.types import TextResourceContents
 from mcp_contract import TOOL_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
-SERVE_ARGS = ["-m", "server.cli", "serve"]
+SERVE_ARGS = ["-m", "multi_task_orchestrator.server.cli", "serve"]
 
 
 # Four levels with a fan-out in the middle; about two seconds end to end.
@@ -100,7 +100,7 @@ async def main():
     home, repo, spec = sys.argv[1:4]
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server.cli", "serve"],
+        args=["-m", "multi_task_orchestrator.server.cli", "serve"],
         # no grace: the task in flight is interrupted when the client dies, and runs again
         env={"ORCHESTRATOR_HOME": home, "ORCHESTRATOR_SHUTDOWN_GRACE": "0"},
         cwd=repo,
@@ -367,7 +367,7 @@ async def test_the_claude_desktop_entry_shares_the_clis_data_folder(tmp_path: Pa
     user_home.mkdir()
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server.cli", *server["args"]],
+        args=["-m", "multi_task_orchestrator.server.cli", *server["args"]],
         env={**server.get("env", {}), "HOME": str(user_home)},
         cwd=str(REPO),
     )
@@ -386,7 +386,7 @@ async def test_the_claude_desktop_entry_shares_the_clis_data_folder(tmp_path: Pa
         if not key.startswith(("ORCHESTRATOR_", "XDG_"))
     }
     listed = subprocess.run(
-        [sys.executable, "-m", "server.cli", "list", "--json"],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "list", "--json"],
         cwd=REPO,
         env={**shell_env, "HOME": str(user_home)},
         capture_output=True,

@@ -24,10 +24,10 @@ from mcp import Client, MCPError
 from mcp.types import BlobResourceContents, CallToolResult, TextResourceContents
 from mcp_contract import TOOL_NAMES as TOOLS
 
-from engine.graph import validate
-from engine.runners import discover
-from server.app import create_server
-from server.settings import Settings
+from multi_task_orchestrator.engine.graph import validate
+from multi_task_orchestrator.engine.runners import discover
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
 
 SEED = (Path(__file__).parent / "fixtures" / "seed_example.yaml").read_text(encoding="utf-8")
 

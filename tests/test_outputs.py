@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.state import RunStatus
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.state import RunStatus
 
 pytestmark = pytest.mark.anyio
 

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from local_server import LocalServer
 
-from engine.network import Network, NetworkPolicy, PolicyError
-from engine.runners.browser.gate import Gate
-from engine.runners.browser.proxy import PolicyProxy
+from multi_task_orchestrator.engine.network import Network, NetworkPolicy, PolicyError
+from multi_task_orchestrator.engine.runners.browser.gate import Gate
+from multi_task_orchestrator.engine.runners.browser.proxy import PolicyProxy
 
 pytestmark = pytest.mark.anyio
 DENIED = NetworkPolicy(deny=["127.0.0.2/32"])

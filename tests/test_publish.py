@@ -15,10 +15,10 @@ import pytest
 from local_server import LocalServer
 from memory_secrets import MemorySecrets
 
-from engine.engine import Engine
-from engine.report import render_status, render_summary
-from engine.spec import load_file
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.report import render_status, render_summary
+from multi_task_orchestrator.engine.spec import load_file
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 
 pytestmark = pytest.mark.anyio
 
@@ -273,7 +273,15 @@ def test_pattern2_example_runs_from_the_cli(tmp_path: Path, server: LocalServer)
     before = len(server.state.published["site_b"])
     env = {**os.environ, "ORCHESTRATOR_HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", "run", str(EXAMPLE), "--var", f"base={server.url()}"],
+        [
+            sys.executable,
+            "-m",
+            "multi_task_orchestrator.server.cli",
+            "run",
+            str(EXAMPLE),
+            "--var",
+            f"base={server.url()}",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cli_process import child_env
 
-from server.settings_doc import readme_table
+from multi_task_orchestrator.server.settings_doc import readme_table
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -61,7 +61,16 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("readme")
     names = sorted(set(re.findall(r"\$\{vault\.([A-Za-z_][A-Za-z0-9_]*)\}", README)))
     for name in names:
-        stored = run(folder, "server.cli", "vault", "set", name, "--hosts", "*", stdin="value")
+        stored = run(
+            folder,
+            "multi_task_orchestrator.server.cli",
+            "vault",
+            "set",
+            name,
+            "--hosts",
+            "*",
+            stdin="value",
+        )
         assert stored.returncode == 0, stored.stderr
     return folder
 
@@ -77,24 +86,25 @@ def test_every_yaml_example_validates(home: Path, tmp_path: Path, line: int, bod
     path = tmp_path / f"readme_line_{line}.yaml"
     path.write_text(as_document(body), encoding="utf-8")
 
-    checked = run(home, "server.cli", "validate", str(path))
+    checked = run(home, "multi_task_orchestrator.server.cli", "validate", str(path))
 
     assert checked.returncode == 0, f"README.md line {line}:\n{checked.stdout}{checked.stderr}"
     assert "is valid." in checked.stdout
 
 
 def test_the_configuration_table_lists_every_setting(tmp_path: Path) -> None:
-    printed = run(tmp_path, "server.settings_doc")
+    printed = run(tmp_path, "multi_task_orchestrator.server.settings_doc")
 
     assert printed.returncode == 0, printed.stderr
     assert readme_table(README) == printed.stdout.strip(), (
         "README.md's configuration table differs from the settings model: paste the output "
-        "of 'python -m server.settings_doc' between the settings-table markers"
+        "of 'python -m multi_task_orchestrator.server.settings_doc' between the settings-table "
+        "markers"
     )
 
 
 def test_every_command_is_in_the_cli_reference(tmp_path: Path) -> None:
-    shown = run(tmp_path, "server.cli", "--help")
+    shown = run(tmp_path, "multi_task_orchestrator.server.cli", "--help")
     commands = re.findall(r"^    (\w+)\s", shown.stdout, re.M)
     reference = README[README.index("## CLI") : README.index("## Reports")]
 

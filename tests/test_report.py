@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.report import (
+from multi_task_orchestrator.engine.report import (
     aggregated_results,
     format_duration,
     log_lines,
@@ -20,7 +20,13 @@ from engine.report import (
     render_summary,
     write_run_files,
 )
-from engine.state import EventRecord, RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.state import (
+    EventRecord,
+    RunSnapshot,
+    RunStatus,
+    TaskSnapshot,
+    TaskState,
+)
 
 T0 = 1_795_511_700.0  # 2026-11-24T09:15:00Z
 

@@ -17,18 +17,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.engine import Engine
-from engine.report import (
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.report import (
     _iso,
     aggregated_results,
     render_log,
     results_json,
     write_run_files,
 )
-from engine.report_html import build_report
-from engine.state import EventRecord, RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from engine.store import AttemptRow
-from engine.timeline import _attempts_band, _task_spans, concurrency_band
+from multi_task_orchestrator.engine.report_html import build_report
+from multi_task_orchestrator.engine.state import (
+    EventRecord,
+    RunSnapshot,
+    RunStatus,
+    TaskSnapshot,
+    TaskState,
+)
+from multi_task_orchestrator.engine.store import AttemptRow
+from multi_task_orchestrator.engine.timeline import _attempts_band, _task_spans, concurrency_band
 
 T0 = 1_795_511_700.0  # 2026-11-24T09:15:00Z
 

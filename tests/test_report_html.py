@@ -16,14 +16,14 @@ import pytest
 from mcp import Client
 from mcp.types import ImageContent, TextContent, TextResourceContents
 
-from engine.engine import Engine
-from engine.errors import TaskError
-from engine.rasterize import svg_size
-from engine.report import REPORT_FILE, run_files
-from engine.report_html import build_report, write_report
-from engine.state import RunStatus
-from server.app import create_server
-from server.settings import Settings
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.rasterize import svg_size
+from multi_task_orchestrator.engine.report import REPORT_FILE, run_files
+from multi_task_orchestrator.engine.report_html import build_report, write_report
+from multi_task_orchestrator.engine.state import RunStatus
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

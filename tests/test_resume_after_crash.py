@@ -58,7 +58,7 @@ def _hits(web: LocalServer, prefix: str) -> dict[str, int]:
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
         cwd=REPO,
         env=_child_env(home, lease_seconds=LEASE),
         capture_output=True,
@@ -72,7 +72,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _orchestrator_run(home: Path, document: Path) -> Iterator[subprocess.Popen[str]]:
     """``orchestrator run DOCUMENT`` in the background; killed, whatever happens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "run", str(document)],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
         cwd=REPO,
         env=_child_env(home, lease_seconds=LEASE),
         stdin=subprocess.DEVNULL,
@@ -255,7 +255,7 @@ def test_retry_owns_the_run_it_runs_again_and_finishes_it(tmp_path: Path) -> Non
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "server.cli", *args],
+            [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
             cwd=REPO,
             env=env,
             capture_output=True,

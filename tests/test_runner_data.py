@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from engine.errors import TaskError
-from engine.runners import discover
-from engine.runners.base import RunContext
-from engine.runners.data import RUNNER, DataProcessingRunner
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.runners import discover
+from multi_task_orchestrator.engine.runners.base import RunContext
+from multi_task_orchestrator.engine.runners.data import RUNNER, DataProcessingRunner
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from engine.engine import Engine
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 
 pytestmark = pytest.mark.anyio
 

@@ -21,11 +21,11 @@ import pytest
 from local_server import PNG_BYTES, LocalServer
 from memory_secrets import MemorySecrets
 
-from engine.engine import Engine
-from engine.network import HostLimits, Network, NetworkPolicy
-from engine.runners.http import HttpConfig, retry_after_seconds
-from engine.spec import Rate
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.network import HostLimits, Network, NetworkPolicy
+from multi_task_orchestrator.engine.runners.http import HttpConfig, retry_after_seconds
+from multi_task_orchestrator.engine.spec import Rate
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 
 pytestmark = pytest.mark.anyio
 

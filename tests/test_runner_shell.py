@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from engine.engine import Engine
-from engine.runners.shell import scrubbed_environment
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from server.settings import Settings
-from vault.resolver import VaultResolver
-from vault.store import Vault
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.runners.shell import scrubbed_environment
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.vault.resolver import VaultResolver
+from multi_task_orchestrator.vault.store import Vault
 
 pytestmark = pytest.mark.anyio
 

@@ -152,7 +152,14 @@ def waiting_attempts(cluster: DaskClient) -> int:
 
 def worker(scheduler: str) -> list[str]:
     """``orchestrator worker`` for ``scheduler``."""
-    return [sys.executable, "-m", "server.cli", "worker", "--scheduler", scheduler]
+    return [
+        sys.executable,
+        "-m",
+        "multi_task_orchestrator.server.cli",
+        "worker",
+        "--scheduler",
+        scheduler,
+    ]
 
 
 def attempts_wait_without_a_worker(
@@ -171,7 +178,14 @@ def test_run_waits_for_a_worker_then_runs_every_item_once(
     document = tmp_path / "fan_out.json"
     document.write_text(json.dumps(fan_out(counters, "run")))
     home = tmp_path / "home"
-    run_args = [sys.executable, "-m", "server.cli", "run", str(document), "--json"]
+    run_args = [
+        sys.executable,
+        "-m",
+        "multi_task_orchestrator.server.cli",
+        "run",
+        str(document),
+        "--json",
+    ]
     run_args += ["--backend", "dask", "--scheduler", scheduler]
     run_log = tmp_path / "run.log"
     with spawned(run_args, run_log, child_env(home)) as run:
@@ -199,7 +213,15 @@ async def test_serve_waits_for_a_worker_then_runs_every_item_once(
     home = tmp_path / "home"
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server.cli", "serve", "--backend", "dask", "--scheduler", scheduler],
+        args=[
+            "-m",
+            "multi_task_orchestrator.server.cli",
+            "serve",
+            "--backend",
+            "dask",
+            "--scheduler",
+            scheduler,
+        ],
         env={"ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_SHUTDOWN_GRACE": "0"},
         cwd=str(REPO),
     )
@@ -248,7 +270,7 @@ def test_an_unreachable_scheduler_is_exit_2_naming_it(tmp_path: Path, command: s
         args = ["serve"]
         env |= {"ORCHESTRATOR_BACKEND": "dask", "ORCHESTRATOR_DASK_SCHEDULER": nobody}
     done = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from engine.engine import Engine, NotAllowedNow
-from engine.issues import DocumentError
-from engine.state import RunSnapshot, RunStatus, TaskState
-from engine.store import AttemptRow
+from multi_task_orchestrator.engine.engine import Engine, NotAllowedNow
+from multi_task_orchestrator.engine.issues import DocumentError
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskState
+from multi_task_orchestrator.engine.store import AttemptRow
 
 pytestmark = pytest.mark.anyio
 

@@ -21,9 +21,9 @@ import pytest
 from local_server import LocalServer
 from mcp import Client
 
-from server.app import create_server
-from server.settings import Settings
-from vault.store import Vault
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.vault.store import Vault
 
 REPO = Path(__file__).resolve().parent.parent
 CANARY = "canary-7f3e9a1c5b2d4e6f"
@@ -81,7 +81,7 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
     env["ORCHESTRATOR_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -123,7 +123,7 @@ def test_ctrl_c_on_a_fan_out_counts_its_items_cancelled_and_only_real_tasks_runn
         [
             sys.executable,
             "-m",
-            "server.cli",
+            "multi_task_orchestrator.server.cli",
             "run",
             "--json",
             str(write(tmp_path, "fan.yaml", SLOW_FAN_OUT)),

@@ -21,12 +21,12 @@ import anyio
 import pytest
 from mcp import Client
 
-from engine.engine import Engine
-from engine.report import render_status
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from server.app import create_server
-from server.settings import Settings
-from tools.views import (
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.report import render_status
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.tools.views import (
     _ROW_PRIORITY,
     STATUS_DISPLAY_ROWS,
     orchestration_status,

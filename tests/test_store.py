@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.store import INLINE_COMMIT_ROWS, Store, TaskRow
+from multi_task_orchestrator.engine.store import INLINE_COMMIT_ROWS, Store, TaskRow
 
 
 def task_row(task_id: str, state: str = "queued") -> TaskRow:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.engine import Engine
-from engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from engine.store import AttemptRow
-from engine.timeline import (
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import AttemptRow
+from multi_task_orchestrator.engine.timeline import (
     MIN_UNNAMED_WAIT,
     Span,
     axis_ticks,
@@ -24,7 +24,7 @@ from engine.timeline import (
     format_tick,
     wait_kind,
 )
-from engine.timeline_svg import render_svg
+from multi_task_orchestrator.engine.timeline_svg import render_svg
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from engine.graph import (
+from multi_task_orchestrator.engine.graph import (
     Plan,
     Validation,
     ancestors,
@@ -18,8 +18,8 @@ from engine.graph import (
     execution_stages,
     validate,
 )
-from engine.issues import DocumentError
-from engine.spec import TaskSpec, load_text
+from multi_task_orchestrator.engine.issues import DocumentError
+from multi_task_orchestrator.engine.spec import TaskSpec, load_text
 
 # The seed's "Task Definition Format" example, verbatim (multi-task-orchestrator.md).
 SEED = (Path(__file__).parent / "fixtures" / "seed_example.yaml").read_text(encoding="utf-8")

@@ -19,10 +19,10 @@ import yaml
 from cli_process import cli
 from mcp import Client
 
-from engine.runners import discover
-from server.app import create_server
-from server.settings import Settings
-from vault import Vault
+from multi_task_orchestrator.engine.runners import discover
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.vault import Vault
 
 SECRET_DOC = {
     "tasks": [

@@ -21,10 +21,23 @@ from urllib.parse import quote, quote_plus
 import pytest
 from cryptography.fernet import Fernet
 
-from engine.errors import TaskError
-from vault import Redactor, Vault, VaultError, VaultResolver, host_allowed, store
-from vault.keys import KEY_ENV, PASSPHRASE_ENV, SCRYPT_LOG2_N, KeyFile, ScryptParams
-from vault.store import MAX_VALUE_BYTES
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.vault import (
+    Redactor,
+    Vault,
+    VaultError,
+    VaultResolver,
+    host_allowed,
+    store,
+)
+from multi_task_orchestrator.vault.keys import (
+    KEY_ENV,
+    PASSPHRASE_ENV,
+    SCRYPT_LOG2_N,
+    KeyFile,
+    ScryptParams,
+)
+from multi_task_orchestrator.vault.store import MAX_VALUE_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 LOW_COST = 10  # scrypt n = 2**10 in tests
@@ -251,7 +264,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from vault import Vault
+    from multi_task_orchestrator.vault import Vault
     path, key, prefix, ready, go = sys.argv[1:]
     vault = Vault.open(path, key=key)
     Path(ready).touch()

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from server.app import create_server
-from server.cli import EXIT_OK, EXIT_USAGE, _parser, main
-from server.settings import Settings
-from vault import Vault
-from vault import keys as vault_keys
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.cli import EXIT_OK, EXIT_USAGE, _parser, main
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.vault import Vault
+from multi_task_orchestrator.vault import keys as vault_keys
 
 REPO = Path(__file__).resolve().parent.parent
 CANARY = "canary-7c91e4b0-Qx"
@@ -94,7 +94,7 @@ def test_set_reads_stdin_and_list_never_shows_the_value(
 def test_the_real_command_reads_a_pipe(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
     env |= {"ORCHESTRATOR_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "server.cli", "vault"]
+    command = [sys.executable, "-m", "multi_task_orchestrator.server.cli", "vault"]
     stored = subprocess.run(
         [*command, "set", "TOKEN", "--hosts", "example.com"],
         input=CANARY.encode(),

@@ -10,7 +10,14 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
 
-from tools import catalog, orchestrations, prompts, reports, resources, vault
+from multi_task_orchestrator.tools import (
+    catalog,
+    orchestrations,
+    prompts,
+    reports,
+    resources,
+    vault,
+)
 
 
 def all_tools() -> list[Tool]:

@@ -6,11 +6,11 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from engine.spec import TASK_TYPES, TYPE_ALIASES
-from tools.context import tool_context
-from tools.errors import friendly_errors
-from tools.models import TaskTypeInfo, TaskTypeList
-from tools.strict import strict_tool
+from multi_task_orchestrator.engine.spec import TASK_TYPES, TYPE_ALIASES
+from multi_task_orchestrator.tools.context import tool_context
+from multi_task_orchestrator.tools.errors import friendly_errors
+from multi_task_orchestrator.tools.models import TaskTypeInfo, TaskTypeList
+from multi_task_orchestrator.tools.strict import strict_tool
 
 NOT_YET = "part of the document format; its runner arrives in a later release of this server"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mcp.server.mcpserver import Context
 
-from engine.engine import Engine
-from vault.lazy import LazyVaultResolver
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.vault.lazy import LazyVaultResolver
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from typing import ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from engine.engine import NotAllowedNow, UnknownOrchestration, UnknownTask
-from engine.issues import DocumentError
-from engine.store import StoreError
+from multi_task_orchestrator.engine.engine import NotAllowedNow, UnknownOrchestration, UnknownTask
+from multi_task_orchestrator.engine.issues import DocumentError
+from multi_task_orchestrator.engine.store import StoreError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from vault.store import SecretInfo
+from multi_task_orchestrator.vault.store import SecretInfo
 
 
 def _types_not_any_of(schema: dict[str, Any]) -> None:

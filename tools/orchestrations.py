@@ -11,11 +11,11 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from engine.engine import Engine
-from engine.state import RunSnapshot
-from tools.context import ToolContext, tool_context
-from tools.errors import friendly_errors
-from tools.models import (
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.state import RunSnapshot
+from multi_task_orchestrator.tools.context import ToolContext, tool_context
+from multi_task_orchestrator.tools.errors import friendly_errors
+from multi_task_orchestrator.tools.models import (
     OrchestrationList,
     OrchestrationStatus,
     OrchestrationSummary,
@@ -23,8 +23,8 @@ from tools.models import (
     Submission,
     ValidationReport,
 )
-from tools.strict import strict_tool
-from tools.views import (
+from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.views import (
     iso,
     orchestration_status,
     plan_info,

@@ -10,14 +10,14 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ImageContent, TextContent, ToolAnnotations
 
-from engine.rasterize import BrowserNotFound, RasterizeError, svg_to_png
-from engine.report import render_summary, run_files
-from engine.report_html import build_report
-from engine.runners.browser.pool import BrowserSettings
-from tools.context import tool_context
-from tools.errors import friendly_errors
-from tools.orchestrations import IdInput
-from tools.strict import strict_tool
+from multi_task_orchestrator.engine.rasterize import BrowserNotFound, RasterizeError, svg_to_png
+from multi_task_orchestrator.engine.report import render_summary, run_files
+from multi_task_orchestrator.engine.report_html import build_report
+from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
+from multi_task_orchestrator.tools.context import tool_context
+from multi_task_orchestrator.tools.errors import friendly_errors
+from multi_task_orchestrator.tools.orchestrations import IdInput
+from multi_task_orchestrator.tools.strict import strict_tool
 
 
 def tools() -> list[Tool]:

@@ -18,11 +18,16 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
-from engine.engine import UnknownOrchestration
-from engine.report import aggregated_results, render_log, render_summary, run_files
-from engine.report_html import build_report
-from tools.context import tool_context
-from tools.views import orchestration_status
+from multi_task_orchestrator.engine.engine import UnknownOrchestration
+from multi_task_orchestrator.engine.report import (
+    aggregated_results,
+    render_log,
+    render_summary,
+    run_files,
+)
+from multi_task_orchestrator.engine.report_html import build_report
+from multi_task_orchestrator.tools.context import tool_context
+from multi_task_orchestrator.tools.views import orchestration_status
 
 _ARTIFACT_URI = re.compile(r"^orchestration://[^/]+/artifacts/(?P<name>[^/]+)$")
 

@@ -17,12 +17,12 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from tools.context import tool_context
-from tools.errors import friendly_errors
-from tools.models import DeletedSecret, SecretList, StoredSecret
-from tools.strict import strict_tool
-from vault.errors import VaultError
-from vault.store import Vault
+from multi_task_orchestrator.tools.context import tool_context
+from multi_task_orchestrator.tools.errors import friendly_errors
+from multi_task_orchestrator.tools.models import DeletedSecret, SecretList, StoredSecret
+from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.vault.errors import VaultError
+from multi_task_orchestrator.vault.store import Vault
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.engine import Engine
-from engine.graph import Plan, Validation
-from engine.issues import Issue
-from engine.report import render_status, render_summary, run_files
-from engine.state import RunSnapshot, TaskSnapshot, TaskState
-from tools.models import (
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.graph import Plan, Validation
+from multi_task_orchestrator.engine.issues import Issue
+from multi_task_orchestrator.engine.report import render_status, render_summary, run_files
+from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
+from multi_task_orchestrator.tools.models import (
     Artifact,
     Failure,
     LimitInfo,

@@ -10,10 +10,10 @@
 - ``envfile``: reading a ``.env`` file for ``orchestrator vault import``.
 """
 
-from vault.errors import VaultError
-from vault.hosts import host_allowed
-from vault.redact import Redactor
-from vault.resolver import VaultResolver
-from vault.store import SecretInfo, Vault
+from multi_task_orchestrator.vault.errors import VaultError
+from multi_task_orchestrator.vault.hosts import host_allowed
+from multi_task_orchestrator.vault.redact import Redactor
+from multi_task_orchestrator.vault.resolver import VaultResolver
+from multi_task_orchestrator.vault.store import SecretInfo, Vault
 
 __all__ = ["Redactor", "SecretInfo", "Vault", "VaultError", "VaultResolver", "host_allowed"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from vault.errors import VaultError
+from multi_task_orchestrator.vault.errors import VaultError
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography.fernet import InvalidToken, MultiFernet
 
-from vault.errors import VaultError
+from multi_task_orchestrator.vault.errors import VaultError
 
 FORMAT = "mto-vault"
 VERSION = 1

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from vault.errors import VaultError
+from multi_task_orchestrator.vault.errors import VaultError
 
 ANY_HOST = "*"
 

@@ -24,8 +24,8 @@ from typing import Any
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from vault.errors import VaultError
-from vault.fileformat import write_atomic
+from multi_task_orchestrator.vault.errors import VaultError
+from multi_task_orchestrator.vault.fileformat import write_atomic
 
 KEY_ENV = "ORCHESTRATOR_VAULT_KEY"
 PASSPHRASE_ENV = "ORCHESTRATOR_VAULT_PASSPHRASE"

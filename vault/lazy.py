@@ -17,11 +17,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import TaskError
-from engine.secrets import SecretsUnavailable
-from vault.errors import VaultError
-from vault.resolver import VaultResolver
-from vault.store import Vault
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.secrets import SecretsUnavailable
+from multi_task_orchestrator.vault.errors import VaultError
+from multi_task_orchestrator.vault.resolver import VaultResolver
+from multi_task_orchestrator.vault.store import Vault
 
 NO_VAULT_YET = (
     "there is no vault yet; store the secret with 'orchestrator vault set {name} --hosts HOST' "

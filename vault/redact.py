@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from engine.secrets import redact_data
+from multi_task_orchestrator.engine.secrets import redact_data
 
 MASK = "***"
 MIN_EMBEDDED_LENGTH = 4

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from engine.errors import TaskError
-from vault.errors import VaultError
-from vault.redact import Redactor
-from vault.store import Vault
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.vault.errors import VaultError
+from multi_task_orchestrator.vault.redact import Redactor
+from multi_task_orchestrator.vault.store import Vault
 
 
 class VaultResolver:

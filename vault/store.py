@@ -22,9 +22,9 @@ from typing import Any
 from cryptography.fernet import Fernet, MultiFernet
 from pydantic import BaseModel, Field
 
-from engine.issues import did_you_mean
-from vault.errors import VaultError
-from vault.fileformat import (
+from multi_task_orchestrator.engine.issues import did_you_mean
+from multi_task_orchestrator.vault.errors import VaultError
+from multi_task_orchestrator.vault.fileformat import (
     Header,
     VaultFile,
     damaged,
@@ -33,8 +33,20 @@ from vault.fileformat import (
     read_bytes,
     write_atomic,
 )
-from vault.hosts import ANY_HOST, host_allowed, refusal, validate_host_patterns
-from vault.keys import KEY_ENV, KEY_FILE_NAME, PASSPHRASE_ENV, KeyFile, ScryptParams, parse_key
+from multi_task_orchestrator.vault.hosts import (
+    ANY_HOST,
+    host_allowed,
+    refusal,
+    validate_host_patterns,
+)
+from multi_task_orchestrator.vault.keys import (
+    KEY_ENV,
+    KEY_FILE_NAME,
+    PASSPHRASE_ENV,
+    KeyFile,
+    ScryptParams,
+    parse_key,
+)
 
 logger = logging.getLogger("orchestrator.vault")
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from engine.runners.base import RunContext, Runner
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 
 
 class Backend(Protocol):

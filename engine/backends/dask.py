@@ -34,11 +34,20 @@ from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 from pydantic import BaseModel
 
-from engine.backends.dask_worker import STARTED_EVENT, cancel_on_worker, run_on_worker
-from engine.backends.shipping import AttemptRequest, AttemptResult, ShippedSecrets, write_files
-from engine.errors import TaskError
-from engine.runners.base import RunContext, Runner
-from engine.secrets import NoVault, SecretResolver
+from multi_task_orchestrator.engine.backends.dask_worker import (
+    STARTED_EVENT,
+    cancel_on_worker,
+    run_on_worker,
+)
+from multi_task_orchestrator.engine.backends.shipping import (
+    AttemptRequest,
+    AttemptResult,
+    ShippedSecrets,
+    write_files,
+)
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner
+from multi_task_orchestrator.engine.secrets import NoVault, SecretResolver
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 CANCEL_TIMEOUT_SECONDS = 15.0

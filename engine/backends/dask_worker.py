@@ -24,12 +24,17 @@ from typing import Any
 from distributed import Worker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from engine.backends.shipping import AttemptRequest, AttemptResult, LogLine, collect_files
-from engine.errors import TaskError
-from engine.network import HostLimits, Network
-from engine.runners import discover
-from engine.runners.base import RunContext, Runner
-from engine.runners.browser.pool import BrowserSettings
+from multi_task_orchestrator.engine.backends.shipping import (
+    AttemptRequest,
+    AttemptResult,
+    LogLine,
+    collect_files,
+)
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.network import HostLimits, Network
+from multi_task_orchestrator.engine.runners import discover
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner
+from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
 
 PLUGIN_NAME = "multi-task-orchestrator"
 STARTED_EVENT = "multi-task-orchestrator-started-{key}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.runners.base import RunContext, Runner
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 
 
 class LocalBackend:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from engine.runners.base import Runner
+from multi_task_orchestrator.engine.runners.base import Runner
 
 
 def discover() -> dict[str, type[Runner]]:

@@ -19,7 +19,7 @@ import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine.errors import ConfigError
+from multi_task_orchestrator.engine.errors import ConfigError
 
 OnConflict = Literal["collect", "error", "first", "last"]
 Path = tuple[str, ...]

@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.errors import TaskError
-from engine.expressions import reveal_secrets
-from engine.network import Network
-from engine.secrets import SecretResolver
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.expressions import reveal_secrets
+from multi_task_orchestrator.engine.network import Network
+from multi_task_orchestrator.engine.secrets import SecretResolver
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 

@@ -58,11 +58,11 @@ from jmespath.parser import ParsedResult
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from engine.errors import ConfigError
-from engine.issues import did_you_mean
-from engine.limits import compile_expression, search
-from engine.runners._merge import ObjectMerge, OnConflict, dotted
-from engine.runners.base import RunContext, Runner, RunnerConfig
+from multi_task_orchestrator.engine.errors import ConfigError
+from multi_task_orchestrator.engine.issues import did_you_mean
+from multi_task_orchestrator.engine.limits import compile_expression, search
+from multi_task_orchestrator.engine.runners._merge import ObjectMerge, OnConflict, dotted
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 
 Action = Literal[
     "merge",

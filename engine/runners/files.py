@@ -42,10 +42,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from engine.errors import ConfigError, TaskError
-from engine.limits import MAX_DATA_DEPTH, nests_deeper, runner_limits, show_bytes
-from engine.runners.base import RunContext, Runner, RunnerConfig
-from engine.runners.workspace_fs import read_file, write_file
+from multi_task_orchestrator.engine.errors import ConfigError, TaskError
+from multi_task_orchestrator.engine.limits import (
+    MAX_DATA_DEPTH,
+    nests_deeper,
+    runner_limits,
+    show_bytes,
+)
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
+from multi_task_orchestrator.engine.runners.workspace_fs import read_file, write_file
 
 Action = Literal["read", "write", "append", "list", "glob"]
 Format = Literal["json", "jsonl", "csv", "text"]

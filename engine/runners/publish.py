@@ -49,9 +49,9 @@ from typing import Any, ClassVar
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from engine.errors import ConfigError, TaskError
-from engine.runners.base import RunContext, Runner, RunnerConfig
-from engine.runners.http import (
+from multi_task_orchestrator.engine.errors import ConfigError, TaskError
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
+from multi_task_orchestrator.engine.runners.http import (
     NO_BODY,
     Method,
     Request,

@@ -18,19 +18,23 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.engine import Engine
-from engine.errors import TaskError
-from engine.network import Network
-from engine.report import render_summary, run_files
-from engine.runners.browser import BrowserNotFound, BrowserSettings, locate_browser
-from engine.runners.browser.discovery import find_browser
-from engine.spec import load_file
-from engine.state import RunSnapshot, RunStatus
-from server.build import build_engine
-from server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
-from server.settings import Settings
-from vault.hosts import host_allowed
-from vault.redact import Redactor
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.network import Network
+from multi_task_orchestrator.engine.report import render_summary, run_files
+from multi_task_orchestrator.engine.runners.browser import (
+    BrowserNotFound,
+    BrowserSettings,
+    locate_browser,
+)
+from multi_task_orchestrator.engine.runners.browser.discovery import find_browser
+from multi_task_orchestrator.engine.spec import load_file
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus
+from multi_task_orchestrator.server.build import build_engine
+from multi_task_orchestrator.server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
+from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.vault.hosts import host_allowed
+from multi_task_orchestrator.vault.redact import Redactor
 
 DOCUMENTS = Path(__file__).parent
 PATTERN_1 = DOCUMENTS / "pattern1_collect.yaml"

@@ -10,9 +10,13 @@
 The engine hands settings over as ``Engine(resources={"browser": BrowserSettings(...)})``.
 """
 
-from engine.runners.browser.discovery import BrowserFound, BrowserNotFound, locate_browser
-from engine.runners.browser.pool import BrowserPool, BrowserSettings
-from engine.runners.browser.runner import BrowserConfig, BrowserRunner
+from multi_task_orchestrator.engine.runners.browser.discovery import (
+    BrowserFound,
+    BrowserNotFound,
+    locate_browser,
+)
+from multi_task_orchestrator.engine.runners.browser.pool import BrowserPool, BrowserSettings
+from multi_task_orchestrator.engine.runners.browser.runner import BrowserConfig, BrowserRunner
 
 RUNNER = BrowserRunner
 

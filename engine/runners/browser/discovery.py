@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import TaskError
+from multi_task_orchestrator.engine.errors import TaskError
 
 CONFIGURED = "ORCHESTRATOR_BROWSER_PATH"
 PLAYWRIGHT = "Playwright's Chromium"

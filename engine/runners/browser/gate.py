@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from engine.errors import TaskError
-from engine.network import Address, NetworkPolicy, PolicyError
-from engine.secrets import SecretResolver
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.network import Address, NetworkPolicy, PolicyError
+from multi_task_orchestrator.engine.secrets import SecretResolver
 
 
 class SecretBound(PolicyError):

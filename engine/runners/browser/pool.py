@@ -35,16 +35,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from engine.errors import TaskError
-from engine.network import Network, NetworkPolicy
-from engine.runners.browser.discovery import (
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.network import Network, NetworkPolicy
+from multi_task_orchestrator.engine.runners.browser.discovery import (
     BrowserFound,
     Candidate,
     default_candidates,
     find_browser,
 )
-from engine.runners.browser.gate import Gate, SecretBound
-from engine.runners.browser.proxy import PolicyProxy
+from multi_task_orchestrator.engine.runners.browser.gate import Gate, SecretBound
+from multi_task_orchestrator.engine.runners.browser.proxy import PolicyProxy
 
 if TYPE_CHECKING:
     from playwright.async_api import (

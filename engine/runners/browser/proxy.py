@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import h11
 
-from engine.errors import TaskError
-from engine.network import Address
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.network import Address
 
 Judge = Callable[[str, int, str], Awaitable[list[Address]]]
 """(host, port, what is being reached, for messages) -> the addresses to connect to."""

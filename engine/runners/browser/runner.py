@@ -31,16 +31,21 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from engine.errors import TaskError
-from engine.runners.base import RunContext, Runner, RunnerConfig
-from engine.runners.browser.discovery import (
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
+from multi_task_orchestrator.engine.runners.browser.discovery import (
     BrowserNotFound,
     default_candidates,
     find_browser,
     locate_browser,
 )
-from engine.runners.browser.pool import BrowserPool, BrowserSettings, ContextOptions, Slot
-from engine.runners.browser.steps import (
+from multi_task_orchestrator.engine.runners.browser.pool import (
+    BrowserPool,
+    BrowserSettings,
+    ContextOptions,
+    Slot,
+)
+from multi_task_orchestrator.engine.runners.browser.steps import (
     VAULT_REFERENCE,
     BaseStep,
     EvaluateStep,
@@ -55,7 +60,7 @@ from engine.runners.browser.steps import (
     host_of,
     url_matches,
 )
-from engine.spec import Duration
+from multi_task_orchestrator.engine.spec import Duration
 
 SESSION_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
 SHORTHAND_FIELDS = ("selector", "fields", "attribute", "all", "paginate")

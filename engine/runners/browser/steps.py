@@ -46,17 +46,17 @@ from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, model_validat
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from engine.errors import TaskError
-from engine.expressions import secret_names
-from engine.issues import did_you_mean
-from engine.runners.base import RunContext, RunnerConfig
-from engine.secrets import redact_data
-from engine.spec import Duration
+from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.expressions import secret_names
+from multi_task_orchestrator.engine.issues import did_you_mean
+from multi_task_orchestrator.engine.runners.base import RunContext, RunnerConfig
+from multi_task_orchestrator.engine.secrets import redact_data
+from multi_task_orchestrator.engine.spec import Duration
 
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
 
-    from engine.runners.browser.pool import Slot
+    from multi_task_orchestrator.engine.runners.browser.pool import Slot
 
 # href and src are read as absolute URLs: a relative link means nothing once it leaves the page
 URL_ATTRIBUTES = ("href", "src", "action")
