@@ -9,6 +9,7 @@ file when another process changed it. Values leave only through ``reveal`` (for 
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
 import threading
@@ -320,7 +321,7 @@ class Vault:
                     logger.warning("could not save the secrets' last-used times: %s", exc)
             return secret.value
 
-    def export(self, name: str) -> tuple[str, list[str]]:
+    def export(self, name: str) -> tuple[str, builtins.list[str]]:
         """The value of ``name`` and the hosts it is allowed for, for a process that checks the
         hosts itself (a cluster worker running one attempt); VaultError if there is none."""
         with self._mutex:
@@ -329,7 +330,7 @@ class Vault:
             self._pending_usage[name] = _now()
             return secret.value, list(secret.allowed_hosts)
 
-    def values(self) -> list[str]:
+    def values(self) -> builtins.list[str]:
         """Every secret value, for building a redactor."""
         with self._mutex:
             return [secret.value for secret in self._secrets.values()]
@@ -341,7 +342,7 @@ class Vault:
         name: str,
         value: str,
         *,
-        allowed_hosts: list[str],
+        allowed_hosts: builtins.list[str],
         description: str | None = None,
     ) -> SecretInfo:
         """Store or replace secret ``name``; returns what may be shown of it."""
@@ -351,9 +352,9 @@ class Vault:
         self,
         values: dict[str, str],
         *,
-        allowed_hosts: list[str],
+        allowed_hosts: builtins.list[str],
         description: str | None = None,
-    ) -> list[SecretInfo]:
+    ) -> builtins.list[SecretInfo]:
         """Store several secrets with the same hosts in one write (all or none)."""
         if not values:
             raise VaultError("nothing to store: no secrets were given")
