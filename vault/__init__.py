@@ -4,15 +4,15 @@
   sent to, shared safely between processes;
 - ``keys``: where the key comes from (a given key, a passphrase through scrypt, a key file);
 - ``fileformat``: the file's layout, atomic writes and the cross-process lock;
-- ``hosts``: host patterns (``api.example.com``, ``*.example.com``, ``*``) and matching;
-- ``redact.Redactor``: masks values and their encoded forms in text and data;
+- ``hosts``: validating host patterns (``api.example.com``, ``*.example.com``, ``*``); matching
+  them (``host_allowed``) and masking values (``Redactor``) are the engine's, shared with it;
 - ``resolver.VaultResolver``: the engine's ``SecretResolver`` over a vault;
 - ``envfile``: reading a ``.env`` file for ``orchestrator vault import``.
 """
 
+from multi_task_orchestrator.engine.redaction import Redactor
+from multi_task_orchestrator.engine.secret_hosts import host_allowed
 from multi_task_orchestrator.vault.errors import VaultError
-from multi_task_orchestrator.vault.hosts import host_allowed
-from multi_task_orchestrator.vault.redact import Redactor
 from multi_task_orchestrator.vault.resolver import VaultResolver
 from multi_task_orchestrator.vault.store import SecretInfo, Vault
 

@@ -1,4 +1,5 @@
-"""Which hosts a secret may be sent to: validating patterns and matching a host against them.
+"""Validating the host patterns a secret is stored with (matching them is
+``engine/secret_hosts.py``, shared with the engine).
 
 A pattern is an exact host name (``api.example.com``), a subdomain wildcard (``*.example.com``,
 which matches ``a.example.com`` and ``a.b.example.com`` but not ``example.com`` itself), or ``*``
@@ -11,32 +12,12 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from multi_task_orchestrator.engine.secret_hosts import ANY_HOST, normalize_host
 from multi_task_orchestrator.vault.errors import VaultError
-
-ANY_HOST = "*"
 
 # One DNS label: letters, digits, '-' and '_' (seen in real service names), not at either end.
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-
-
-def normalize_host(host: str) -> str:
-    """``host`` in the form patterns are compared in: lower case, no trailing dot or brackets."""
-    return host.strip().rstrip(".").lower().removeprefix("[").removesuffix("]")
-
-
-def host_allowed(host: str, patterns: Iterable[str]) -> bool:
-    """Whether ``host`` matches one of ``patterns`` (see the module docstring)."""
-    wanted = normalize_host(host)
-    if not wanted:
-        return False
-    for raw in patterns:
-        pattern = normalize_host(raw)
-        if pattern in (ANY_HOST, wanted):
-            return True
-        if pattern.startswith("*.") and wanted.endswith(pattern[1:]):
-            return True
-    return False
 
 
 def validate_host_patterns(patterns: Iterable[str]) -> list[str]:
@@ -58,27 +39,6 @@ def validate_host_patterns(patterns: Iterable[str]) -> list[str]:
             "api.example.com or *.example.com (or * for any host, said explicitly)"
         )
     return cleaned
-
-
-def describe_hosts(patterns: Iterable[str]) -> str:
-    """The patterns for a message: ``api.example.com, *.example.com`` or ``any host``."""
-    patterns = list(patterns)
-    return "any host" if ANY_HOST in patterns else ", ".join(patterns)
-
-
-def refusal(name: str, host: str | None, allowed_hosts: list[str]) -> str:
-    """Why secret ``name`` may not be sent to ``host`` (never its value)."""
-    allowed = describe_hosts(allowed_hosts)
-    if not host:
-        return (
-            f"secret '{name}' is allowed only for {allowed}, and this use names no destination "
-            "host; only a secret allowed for any host (*) can be used without one"
-        )
-    return (
-        f"secret '{name}' may not be sent to host '{host}': it is allowed only for {allowed}. "
-        "If that host should receive it, store the secret again with the host in its allowed "
-        "hosts"
-    )
 
 
 def _pattern_problem(raw: object, pattern: str) -> str | None:

@@ -12,8 +12,8 @@ import asyncio
 import threading
 
 from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.redaction import Redactor
 from multi_task_orchestrator.vault.errors import VaultError
-from multi_task_orchestrator.vault.redact import Redactor
 from multi_task_orchestrator.vault.store import Vault
 
 

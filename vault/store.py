@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet, MultiFernet
 from pydantic import BaseModel, Field
 
 from multi_task_orchestrator.engine.issues import did_you_mean
+from multi_task_orchestrator.engine.secret_hosts import ANY_HOST, host_allowed, refusal
 from multi_task_orchestrator.vault.errors import VaultError
 from multi_task_orchestrator.vault.fileformat import (
     Header,
@@ -34,12 +35,7 @@ from multi_task_orchestrator.vault.fileformat import (
     read_bytes,
     write_atomic,
 )
-from multi_task_orchestrator.vault.hosts import (
-    ANY_HOST,
-    host_allowed,
-    refusal,
-    validate_host_patterns,
-)
+from multi_task_orchestrator.vault.hosts import validate_host_patterns
 from multi_task_orchestrator.vault.keys import (
     KEY_ENV,
     KEY_FILE_NAME,

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import NetworkPolicy
+from multi_task_orchestrator.engine.redaction import Redactor
+from multi_task_orchestrator.engine.secret_hosts import ANY_HOST, host_allowed, refusal
 from multi_task_orchestrator.engine.secrets import NoVault
 from multi_task_orchestrator.engine.spec import Rate
-from multi_task_orchestrator.vault.hosts import ANY_HOST, host_allowed, refusal
-from multi_task_orchestrator.vault.redact import Redactor
 
 LogLine = tuple[str, str, dict[str, Any] | None]
 Outcome = Literal["succeeded", "failed", "cancelled", "lost"]

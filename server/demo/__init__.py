@@ -21,6 +21,7 @@ from rich.console import Console
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import Network
+from multi_task_orchestrator.engine.redaction import Redactor
 from multi_task_orchestrator.engine.report import render_summary, run_files
 from multi_task_orchestrator.engine.runners.browser import (
     BrowserNotFound,
@@ -28,13 +29,12 @@ from multi_task_orchestrator.engine.runners.browser import (
     locate_browser,
 )
 from multi_task_orchestrator.engine.runners.browser.discovery import find_browser
+from multi_task_orchestrator.engine.secret_hosts import host_allowed
 from multi_task_orchestrator.engine.spec import load_file
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus
 from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
 from multi_task_orchestrator.server.settings import Settings
-from multi_task_orchestrator.vault.hosts import host_allowed
-from multi_task_orchestrator.vault.redact import Redactor
 
 DOCUMENTS = Path(__file__).parent
 PATTERN_1 = DOCUMENTS / "pattern1_collect.yaml"
