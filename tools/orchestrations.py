@@ -48,7 +48,7 @@ VarsInput = Annotated[
 ]
 IdInput = Annotated[str, Field(description="the orchestration id (or a unique prefix of it)")]
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
 
 def tools() -> list[Tool]:
@@ -57,7 +57,7 @@ def tools() -> list[Tool]:
         strict_tool(
             submit_orchestration,
             annotations=ToolAnnotations(
-                title="Submit an orchestration", readOnlyHint=False, destructiveHint=False
+                title="Submit an orchestration", read_only_hint=False, destructive_hint=False
             ),
         ),
         strict_tool(
@@ -77,13 +77,13 @@ def tools() -> list[Tool]:
         strict_tool(
             cancel_orchestration,
             annotations=ToolAnnotations(
-                title="Cancel an orchestration", readOnlyHint=False, destructiveHint=True
+                title="Cancel an orchestration", read_only_hint=False, destructive_hint=True
             ),
         ),
         strict_tool(
             retry_orchestration,
             annotations=ToolAnnotations(
-                title="Retry what failed", readOnlyHint=False, destructiveHint=False
+                title="Retry what failed", read_only_hint=False, destructive_hint=False
             ),
         ),
     ]
@@ -127,6 +127,7 @@ async def submit_orchestration(
     engine = tools.engine
     earlier = await engine.store.find_idempotent(idempotency_key) if idempotency_key else None
     if earlier is not None:
+        assert earlier.document is not None  # find_idempotent reads the stored document
         validation = await engine.validate_in_thread(earlier.document)
         run_id, existing = earlier.id, True
     else:

@@ -27,9 +27,9 @@ def tools() -> list[Tool]:
             get_report,
             annotations=ToolAnnotations(
                 title="Report with timeline",
-                readOnlyHint=True,
-                destructiveHint=False,
-                openWorldHint=False,
+                read_only_hint=True,
+                destructive_hint=False,
+                open_world_hint=False,
             ),
         )
     ]

@@ -35,25 +35,28 @@ def tools() -> list[Tool]:
             vault_set,
             annotations=ToolAnnotations(
                 title="Store a secret",
-                readOnlyHint=False,
-                destructiveHint=False,
-                idempotentHint=True,
-                openWorldHint=False,
+                read_only_hint=False,
+                destructive_hint=False,
+                idempotent_hint=True,
+                open_world_hint=False,
             ),
         ),
         strict_tool(
             vault_list,
             annotations=ToolAnnotations(
-                title="List secrets", readOnlyHint=True, destructiveHint=False, openWorldHint=False
+                title="List secrets",
+                read_only_hint=True,
+                destructive_hint=False,
+                open_world_hint=False,
             ),
         ),
         strict_tool(
             vault_delete,
             annotations=ToolAnnotations(
                 title="Delete a secret",
-                readOnlyHint=False,
-                destructiveHint=True,
-                openWorldHint=False,
+                read_only_hint=False,
+                destructive_hint=True,
+                open_world_hint=False,
             ),
         ),
     ]
