@@ -170,7 +170,7 @@ async def validate_orchestration(
     engine = tool_context(ctx).engine
     validation = await engine.validate_in_thread(spec, extra_vars=vars, require_runners=True)
     await engine.machine_warnings(validation)
-    return validation_report(validation)
+    return await asyncio.to_thread(validation_report, validation)  # a large plan takes a while
 
 
 @friendly_errors
