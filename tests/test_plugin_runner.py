@@ -204,3 +204,21 @@ async def test_list_task_types_over_mcp_includes_the_plugin_type(
         "Echo a text in upper case.",
     )
     assert echo["config_schema"]["required"] == ["text"]
+
+
+@pytest.mark.parametrize(("retry_on", "attempts"), [("[echo_refused]", 2), ("[timeout]", 1)])
+def test_a_runner_declared_error_class_is_retried_when_named(
+    site: Path, tmp_path: Path, retry_on: str, attempts: int
+) -> None:
+    document = tmp_path / "refuse.yaml"
+    document.write_text(
+        "tasks:\n  - id: loud\n    type: echo_upper\n    config: {text: refuse}\n"
+        f"    retry: {{max_attempts: 2, initial: 10ms, on: {retry_on}}}\n",
+        encoding="utf-8",
+    )
+
+    result = cli(tmp_path / "home", "run", document, "--json", PYTHONPATH=str(site))
+
+    assert result.code == 1, result.stderr
+    task = json.loads(result.stdout)["tasks"]["loud"]
+    assert (task["error_class"], task["attempts"]) == ("echo_refused", attempts)
