@@ -14,11 +14,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.spec import (
     DEPENDENCY_SPELLINGS,
-    TASK_TYPES,
-    TYPE_ALIASES,
+    ErrorClass,
     Orchestration,
+    error_class_names,
 )
 
 REFERENCE = "Reference"
@@ -42,6 +43,7 @@ def document_json_schema(configs: Mapping[str, type[BaseModel]] | None = None) -
         [(model, "validation") for model in models], ref_template="#/$defs/{model}"
     )
     defs: dict[str, Any] = top["$defs"]
+    _error_classes(defs)
     _accept_task_shorthands(defs["TaskSpec"])
     if configs:
         config_refs = {name: refs[(model, "validation")] for name, model in configs.items()}
@@ -65,7 +67,21 @@ def document_json_schema(configs: Mapping[str, type[BaseModel]] | None = None) -
 def _document_defs() -> set[str]:
     """The definitions the document itself uses (those left alone by the config rewrite)."""
     schema = Orchestration.model_json_schema(ref_template="#/$defs/{model}")
-    return {"Orchestration", *schema.get("$defs", {})}
+    return {"Orchestration", "ErrorClass", *schema.get("$defs", {})}
+
+
+def _error_classes(defs: dict[str, Any]) -> None:
+    """Name the error classes ``retry.on`` accepts (the built-in ones and the runners')."""
+    defs["RetryPolicy"]["properties"]["on"]["items"] = {"$ref": "#/$defs/ErrorClass"}
+    defs["ErrorClass"] = {
+        "description": ErrorClass.__doc__,
+        "enum": list(error_class_names()),
+        "title": "ErrorClass",
+        "type": "string",
+    }
+    ordered = sorted(defs.items())
+    defs.clear()
+    defs.update(ordered)
 
 
 def _accept_task_shorthands(task_schema: dict[str, Any]) -> None:
@@ -90,7 +106,7 @@ def _configs_by_type(
         defs[name] = _values_take_references(defs[name])
     defs[REFERENCE] = _REFERENCE_SCHEMA
     task = defs["TaskSpec"]
-    names = [*TASK_TYPES, *TYPE_ALIASES]
+    names = [*registry.type_names(), *registry.aliases()]
     task["properties"]["type"] = {
         **task["properties"]["type"],
         # the engine also takes other spellings (case is ignored); editors complete these
@@ -109,7 +125,7 @@ def _configs_by_type(
 
 
 def _spellings(task_type: str) -> list[str]:
-    return [task_type, *(alias for alias, target in TYPE_ALIASES.items() if target == task_type)]
+    return [task_type, *registry.aliases_of(task_type)]
 
 
 def _values_take_references(schema: Any) -> Any:

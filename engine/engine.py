@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from multi_task_orchestrator.engine import outputs, status_rows
+from multi_task_orchestrator.engine import outputs, registry, status_rows
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
 from multi_task_orchestrator.engine.gc_policy import collector_paused, tune_garbage_collector
@@ -38,7 +38,6 @@ from multi_task_orchestrator.engine.owner import (
 )
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.report import keep_status_rows, status_display_rank
-from multi_task_orchestrator.engine.runners import discover
 from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.scheduler import Node, Run, make_run_id
 from multi_task_orchestrator.engine.secrets import (
@@ -59,7 +58,6 @@ DIED_TWICE = (
 DEFAULT_MAX_CONCURRENT = 64
 T = TypeVar("T")
 DEFAULT_MAX_TASKS = 10_000
-SHELL_DISABLED = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
 DEFAULT_LEASE_SECONDS = 15.0  # a run whose owner stops renewing is taken over after this long
 DEFAULT_SHUTDOWN_GRACE = 10.0
 CANCEL_WAIT = 5.0  # seconds a cancelled task's runner is given to stop before cancel returns
@@ -111,7 +109,7 @@ class Engine:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
         output_threshold: int = outputs.DEFAULT_THRESHOLD,
-        allow_shell: bool = False,
+        enable_types: Collection[str] = (),
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
         self.store = store
@@ -129,9 +127,12 @@ class Engine:
         self._submit_lock = asyncio.Lock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
         self.owner_process = this_process().to_json()  # who the owner is, for other processes
-        self._runners = {name: cls() for name, cls in (runner_types or discover()).items()}
-        # types whose runner exists but is switched off, with how to switch it on
-        self.disabled_types = {} if allow_shell else {"shell": SHELL_DISABLED}
+        runner_types = runner_types or registry.runner_classes()
+        self._runners = {name: cls() for name, cls in runner_types.items()}
+        # opt-in types (e.g. shell) not in ``enable_types``, with how to switch them on
+        self.disabled_types = {
+            name: how for name, how in registry.opt_in_types().items() if name not in enable_types
+        }
         for name in self.disabled_types:
             self._runners.pop(name, None)
         self.max_document_bytes = max_document_bytes

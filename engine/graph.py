@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.expressions import ExpressionError, Reference, find_references
 from multi_task_orchestrator.engine.issues import (
     DocumentError,
@@ -36,7 +37,6 @@ from multi_task_orchestrator.engine.spec import (
     DEPENDENCY_SPELLINGS,
     MAX_DOCUMENT_BYTES,
     MAX_NESTING_DEPTH,
-    TASK_TYPES,
     Mode,
     Orchestration,
     RawDocument,
@@ -703,7 +703,7 @@ def _check_types(
     doc: _Document, available: Collection[str], required: bool, disabled: Mapping[str, str]
 ) -> list[Issue]:
     issues = []
-    ready = ", ".join(t for t in TASK_TYPES if t in available) or "none"
+    ready = ", ".join(t for t in registry.type_names() if t in available) or "none"
     for index, task in doc.entries:
         if task.type in available or task.type in disabled:
             continue

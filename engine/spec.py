@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -31,41 +32,27 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.issues import DocumentError, Issue, Location, did_you_mean
 
 # --- task types ---------------------------------------------------------------------------
 
-TASK_TYPES: tuple[str, ...] = (
-    "http",
-    "browser_automation",
-    "data_processing",
-    "file_processing",
-    "multi_publish",
-    "shell",
-    "delay",
-)
-TYPE_ALIASES: dict[str, str] = {
-    "api_call": "http",
-    "api": "http",
-    "browser": "browser_automation",
-    "data": "data_processing",
-    "file": "file_processing",
-    "files": "file_processing",
-    "publish": "multi_publish",
-}
-
 
 def canonical_type(name: str) -> str:
-    """The canonical task type for a name or alias; raises ValueError for an unknown one."""
-    key = name.strip().lower()
-    key = TYPE_ALIASES.get(key, key)
-    if key not in TASK_TYPES:
-        known = ", ".join(TASK_TYPES)
-        hint = did_you_mean(name, [*TASK_TYPES, *TYPE_ALIASES])
+    """The canonical task type for a name or alias (the registry's); raises a pydantic error
+    naming the known types for an unknown one."""
+    key = registry.canonical(name)
+    if key is None:
+        names = registry.type_names()
+        hint = did_you_mean(name, [*names, *registry.aliases()])
         raise PydanticCustomError(
             "unknown_task_type",
             "unknown task type '{name}'; known types: {known}",
-            {"name": name, "known": known, "hint": hint or "pick one of the known types"},
+            {
+                "name": name,
+                "known": ", ".join(names),
+                "hint": hint or "pick one of the known types",
+            },
         )
     return key
 
@@ -172,6 +159,7 @@ RateValue = Annotated[
 # --- the models ---------------------------------------------------------------------------
 
 
+# the built-in classes; runners add their own (``Runner.error_classes``), see error_class_names
 class ErrorClass(StrEnum):
     """What kind of failure an attempt ended with; retry policies choose by these."""
 
@@ -215,6 +203,34 @@ class Backoff(StrEnum):
     fixed = "fixed"
 
 
+def error_class_names() -> tuple[str, ...]:
+    """Every error class ``retry.on`` accepts: the built-in ones, then the runners'."""
+    builtin = tuple(ErrorClass)
+    return (*builtin, *(name for name in registry.error_classes() if name not in builtin))
+
+
+def _known_error_class(value: Any) -> Any:
+    if not isinstance(value, str) or value in error_class_names():
+        return value
+    known = error_class_names()
+    raise PydanticCustomError(
+        "unknown_error_class",
+        "unknown error class '{name}'; known classes: {known}",
+        {
+            "name": value,
+            "known": ", ".join(known),
+            "hint": did_you_mean(value, known) or "pick one of the known classes",
+        },
+    )
+
+
+# document_schema turns this into a reference to an ErrorClass enum that has the runners' too
+ErrorClassName = Annotated[
+    str,
+    AfterValidator(_known_error_class),
+    WithJsonSchema({"type": "string", "format": "error-class"}),
+]
+
 DEFAULT_RETRY_ON = (
     ErrorClass.timeout,
     ErrorClass.network,
@@ -238,7 +254,7 @@ class RetryPolicy(_Strict):
     max_delay: Duration = Field(30.0, description="the longest delay between attempts")
     multiplier: float = Field(2.0, ge=1.0, le=10.0, description="growth per exponential step")
     jitter: bool = Field(True, description="randomise delays by up to ±25% to spread retries")
-    on: tuple[ErrorClass, ...] = Field(
+    on: tuple[ErrorClassName, ...] = Field(
         DEFAULT_RETRY_ON, description="error classes that are retried; 'any' retries everything"
     )
 

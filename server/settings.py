@@ -256,7 +256,7 @@ class Settings(BaseSettings):
             "lease_seconds": self.lease_seconds,
             "shutdown_grace": self.shutdown_grace,
             "output_threshold": self.output_file_bytes,
-            "allow_shell": self.allow_shell,
+            "enable_types": {"shell"} if self.allow_shell else set(),
             "max_document_bytes": self.max_document_bytes,
         }
 

@@ -29,6 +29,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.expressions import (
     MAX_EXPRESSION_LENGTH,
     ExpressionError,
@@ -41,8 +42,6 @@ from multi_task_orchestrator.engine.runners import discover
 from multi_task_orchestrator.engine.spec import (
     MAX_ALIAS_EXPANSION,
     MAX_NESTING_DEPTH,
-    TASK_TYPES,
-    TYPE_ALIASES,
     RawDocument,
     load_mapping,
     load_text,
@@ -110,7 +109,9 @@ def loads_or_refuses(text: str) -> RawDocument | DocumentError:
 
 def validates(source: Any) -> Validation:
     result = bounded(
-        lambda: validate(source, available_types=set(TASK_TYPES), runner_configs=RUNNER_CONFIGS)
+        lambda: validate(
+            source, available_types=set(registry.type_names()), runner_configs=RUNNER_CONFIGS
+        )
     )
     assert isinstance(result, Validation)
     if result.ok:
@@ -410,7 +411,9 @@ config_values = st.one_of(
     ),
 )
 types = st.one_of(
-    st.sampled_from([*TASK_TYPES, *TYPE_ALIASES]), st.text(max_size=10), st.integers()
+    st.sampled_from([*registry.type_names(), *registry.aliases()]),
+    st.text(max_size=10),
+    st.integers(),
 )
 tasks = st.fixed_dictionaries(
     {"id": ids, "type": types},

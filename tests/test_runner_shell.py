@@ -32,7 +32,7 @@ PYTHON = sys.executable
 @pytest.fixture
 async def shell_engine(home: Path) -> AsyncIterator[Engine]:
     async with await Engine.open(
-        home / "state.db", home / "runs", resume=False, allow_shell=True
+        home / "state.db", home / "runs", resume=False, enable_types={"shell"}
     ) as opened:
         opened.workspace.mkdir(parents=True, exist_ok=True)
         yield opened
@@ -75,9 +75,9 @@ async def test_the_setting_reaches_the_engine(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ORCHESTRATOR_ALLOW_SHELL", "1")
     monkeypatch.setenv("ORCHESTRATOR_MAX_DOCUMENT_BYTES", "2048")
     options = Settings().engine_options()
-    assert (options["allow_shell"], options["max_document_bytes"]) == (True, 2048)
+    assert (options["enable_types"], options["max_document_bytes"]) == ({"shell"}, 2048)
     monkeypatch.delenv("ORCHESTRATOR_ALLOW_SHELL")
-    assert Settings().engine_options()["allow_shell"] is False
+    assert Settings().engine_options()["enable_types"] == set()
 
 
 async def test_argv_runs_and_gets_stdin(shell_engine: Engine) -> None:
@@ -209,7 +209,7 @@ async def test_secrets_in_env_need_a_secret_allowed_for_any_host(home: Path) -> 
         home / "state.db",
         home / "runs",
         resume=False,
-        allow_shell=True,
+        enable_types={"shell"},
         secrets=VaultResolver(vault),
     ) as engine:
         engine.workspace.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from multi_task_orchestrator.engine.spec import TASK_TYPES, TYPE_ALIASES
+from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import TaskTypeInfo, TaskTypeList
@@ -32,8 +32,8 @@ async def list_task_types(ctx: Context) -> TaskTypeList:
     engine = tool_context(ctx).engine
     runners = engine.runners()
     types = []
-    for name in TASK_TYPES:
-        aliases = sorted(alias for alias, target in TYPE_ALIASES.items() if target == name)
+    for name in registry.type_names():
+        aliases = sorted(registry.aliases_of(name))
         runner = runners.get(name)
         if runner is None:
             reason = engine.disabled_types.get(name)

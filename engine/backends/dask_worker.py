@@ -24,6 +24,7 @@ from typing import Any
 from distributed import Worker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.backends.shipping import (
     AttemptRequest,
     AttemptResult,
@@ -32,7 +33,6 @@ from multi_task_orchestrator.engine.backends.shipping import (
 )
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import HostLimits, Network
-from multi_task_orchestrator.engine.runners import discover
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
 
@@ -83,7 +83,9 @@ class OrchestratorPlugin(WorkerPlugin):
 
     async def setup(self, worker: Worker) -> None:
         self.address = worker.address
-        self.runners: dict[str, Runner] = {name: cls() for name, cls in discover().items()}
+        self.runners: dict[str, Runner] = {
+            name: cls() for name, cls in registry.runner_classes().items()
+        }
         self.resources: dict[str, Any] = {"browser": self.browser or BrowserSettings()}
         self.semaphore = asyncio.Semaphore(self.concurrency or worker.state.nthreads)
         self.running: dict[str, asyncio.Task[AttemptResult]] = {}

@@ -84,6 +84,15 @@ class Runner(ABC, Generic[ConfigT]):
     # The config fields (as documents write them) whose ``${vault.NAME}`` the runner reveals at
     # the moment of use; validation refuses a secret anywhere else. Empty: never reveals one.
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # Other names documents may use for this type (case is ignored).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    # An opt-in type is refused unless the engine is told to enable it; the text says how
+    # (e.g. "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"). None: always available.
+    opt_in: ClassVar[str | None] = None
+    # Error classes this runner fails with beyond the built-in ones; ``retry.on`` accepts them.
+    error_classes: ClassVar[frozenset[str]] = frozenset()
+    # Where the type stands in listings and messages (lower first; ties by name).
+    listing_rank: ClassVar[int] = 1000
 
     def parse_config(self, config: dict[str, Any]) -> ConfigT:
         return self.config_model.model_validate(config)  # type: ignore[return-value]

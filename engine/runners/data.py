@@ -715,6 +715,8 @@ class DataProcessingRunner(Runner[DataConfig]):
     """Runs one data action over already-resolved inputs; see the module docstring."""
 
     type_name: ClassVar[str] = "data_processing"
+    aliases: ClassVar[tuple[str, ...]] = ("data",)
+    listing_rank: ClassVar[int] = 30
     config_model: ClassVar[type[DataConfig]] = DataConfig
     summary: ClassVar[str] = (
         "Reshapes task outputs without code: merge, filter, map, select, dedupe, sort, "

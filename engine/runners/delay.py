@@ -84,6 +84,7 @@ class DelayRunner(Runner[DelayConfig]):
     """Sleeps (cancellably), then returns ``value`` or raises the configured failure."""
 
     type_name: ClassVar[str] = "delay"
+    listing_rank: ClassVar[int] = 70
     config_model: ClassVar[type[DelayConfig]] = DelayConfig
     summary: ClassVar[str] = (
         "Sleeps for a while, then returns a given value or fails with a chosen error class "

@@ -388,6 +388,8 @@ class FileProcessingRunner(Runner[FilesConfig]):
     """Reads, writes, appends, lists and globs inside the workspace; see the module docstring."""
 
     type_name: ClassVar[str] = "file_processing"
+    aliases: ClassVar[tuple[str, ...]] = ("file", "files")
+    listing_rank: ClassVar[int] = 40
     config_model: ClassVar[type[FilesConfig]] = FilesConfig
     summary: ClassVar[str] = (
         "Reads, writes, appends, lists or globs files in the workspace folder as JSON, JSONL, "

@@ -779,6 +779,8 @@ class HttpRunner(Runner[HttpConfig]):
     """Sends the configured request (and its next pages); see the module docstring."""
 
     type_name: ClassVar[str] = "http"
+    aliases: ClassVar[tuple[str, ...]] = ("api_call", "api")
+    listing_rank: ClassVar[int] = 10
     config_model: ClassVar[type[HttpConfig]] = HttpConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"url", "params", "headers", "auth", "json", "body", "form"}

@@ -179,6 +179,8 @@ class MultiPublishRunner(Runner[PublishConfig]):
     """Fans out one child per destination; each child sends one request."""
 
     type_name: ClassVar[str] = "multi_publish"
+    aliases: ClassVar[tuple[str, ...]] = ("publish",)
+    listing_rank: ClassVar[int] = 50
     config_model: ClassVar[type[PublishConfig]] = PublishConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"targets"})
     summary: ClassVar[str] = (

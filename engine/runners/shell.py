@@ -115,6 +115,8 @@ class ShellRunner(Runner[ShellConfig]):
     """Runs an argv in the workspace with a scrubbed environment, a timeout and bounded output."""
 
     type_name: ClassVar[str] = "shell"
+    opt_in: ClassVar[str | None] = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
+    listing_rank: ClassVar[int] = 60
     config_model: ClassVar[type[ShellConfig]] = ShellConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"env", "stdin"})
     summary: ClassVar[str] = (

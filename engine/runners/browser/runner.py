@@ -212,6 +212,8 @@ class BrowserRunner(Runner[BrowserConfig]):
     """Runs browser tasks on this engine's pooled Chromium."""
 
     type_name: ClassVar[str] = "browser_automation"
+    aliases: ClassVar[tuple[str, ...]] = ("browser",)
+    listing_rank: ClassVar[int] = 20
     config_model: ClassVar[type[BrowserConfig]] = BrowserConfig
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "steps", "login"})
     summary: ClassVar[str] = (
