@@ -103,7 +103,8 @@ def _command_line() -> str:
     """This process's command, as a person would type it (``orchestrator run flow.yaml``)."""
     args = list(sys.argv) or [sys.executable]
     program = Path(args[0])
-    if program.name == "cli.py" and program.parent.name == "server":  # python -m ...server.cli
+    if program.name == "__main__.py" and program.parent.parts[-2:] == ("server", "cli"):
+        # python -m multi_task_orchestrator.server.cli
         args[0] = "orchestrator"
     else:
         args[0] = program.name or args[0]

@@ -1,0 +1,103 @@
+"""What every ``orchestrator`` command shares: exit codes, UsageError, the consoles, the
+``--backend``/``--var`` options and the engine a command opens for its work."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.server.build import build_engine
+from multi_task_orchestrator.server.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one message, exit code 2."""
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console for plain text: no wrapping of long lines, no highlighting."""
+    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["local", "dask"],
+        help="where task attempts run (default: ORCHESTRATOR_BACKEND, else local)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler for --backend dask, e.g. tcp://host:8786 "
+        "(default: ORCHESTRATOR_DASK_SCHEDULER)",
+    )
+
+
+def with_backend(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with --backend and --scheduler applied."""
+    update: dict[str, Any] = {}
+    if args.backend is not None:
+        update["backend"] = args.backend
+    if args.scheduler is not None:
+        update["dask_scheduler"] = args.scheduler
+        update.setdefault("backend", "dask")
+    return settings.model_copy(update=update) if update else settings
+
+
+def add_vars(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set or override a document var (VALUE is read as YAML: 3, true, [a, b])",
+    )
+
+
+def parse_vars(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var takes NAME=VALUE, got '{pair}'")
+        try:
+            values[name.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            values[name.strip()] = text
+    return values
+
+
+@asynccontextmanager
+async def open_engine(
+    settings: Settings, *, runs_tasks: bool = False, with_vault: bool = False
+) -> AsyncIterator[Engine]:
+    """An engine for one command; ``with_vault`` gives it the vault, opened when a secret is
+    first needed (a document that names none runs even if the vault cannot be unlocked). Only
+    a command that ``runs_tasks`` uses the configured backend (and so needs its scheduler)."""
+    if not runs_tasks:
+        settings = settings.model_copy(update={"backend": "local"})
+    err = console(stderr=True)
+    async with build_engine(
+        settings,
+        vault="lazy" if with_vault else "none",
+        notify=lambda text: err.print(text, markup=False),
+    ) as built:
+        yield built.engine

@@ -1,0 +1,137 @@
+"""The commands that run tasks in the foreground, with live progress: run, retry, resume."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from contextlib import suppress
+from pathlib import Path
+
+from rich.console import Console
+
+from multi_task_orchestrator.engine.engine import NotAllowedNow
+from multi_task_orchestrator.engine.report import (
+    REPORT_FILE,
+    aggregated_results,
+    render_summary,
+    run_files,
+)
+from multi_task_orchestrator.engine.spec import load_file
+from multi_task_orchestrator.engine.state import RunStatus
+from multi_task_orchestrator.server.cli.common import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    open_engine,
+    parse_vars,
+    with_backend,
+)
+from multi_task_orchestrator.server.progress import follow
+from multi_task_orchestrator.server.settings import Settings, load_settings
+
+
+def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = with_backend(load_settings(), args)
+    return asyncio.run(_run(args, settings, out, err))
+
+
+async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: Console) -> int:
+    raw = load_file(args.file, max_bytes=settings.max_document_bytes)
+    extra_vars = parse_vars(args.var)
+    async with open_engine(settings, runs_tasks=True, with_vault=True) as engine:
+        validation = engine.validate(raw, extra_vars=extra_vars, require_runners=True)
+        orchestration = validation.raise_for_errors()
+        await engine.machine_warnings(validation)
+        for issue in validation.warnings:
+            err.print(f"{args.file}: {issue}", markup=False)
+        if args.max_concurrent is not None:
+            if args.max_concurrent < 1:
+                raise UsageError("--max-concurrent must be at least 1")
+            orchestration = orchestration.model_copy(update={"max_concurrent": args.max_concurrent})
+        cancelled = False
+        run_id: str | None = None
+
+        def on_interrupt() -> None:
+            nonlocal cancelled
+            cancelled = True
+            if run_id in engine.runs:
+                engine.runs[run_id].cancel("cancelled with Ctrl-C")
+
+        loop = asyncio.get_running_loop()
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        try:
+            run_id, _ = await engine.start(orchestration, source_name=str(args.file))
+            if cancelled and run_id in engine.runs:  # Ctrl-C while the run was being saved
+                engine.runs[run_id].cancel("cancelled with Ctrl-C")
+            snapshot = await follow(engine, run_id, err, show=not args.json)
+        finally:
+            with suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+        full = await engine.snapshot(run_id, include_outputs=True)
+        files = run_files(snapshot.run_dir)
+    if args.json:
+        out.print_json(json.dumps(aggregated_results(full), default=str))
+    else:
+        out.print(render_summary(full, files), markup=False)
+        report_path = Path(snapshot.run_dir or "") / REPORT_FILE
+        if snapshot.run_dir and report_path.exists():
+            out.print(f"Report: {report_path}", markup=False)
+    if cancelled or snapshot.status == RunStatus.cancelled:
+        return EXIT_CANCELLED
+    return EXIT_OK if snapshot.status == RunStatus.succeeded else EXIT_FAILED
+
+
+def cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = with_backend(load_settings(), args)
+
+    async def work() -> int:
+        async with open_engine(settings, runs_tasks=True, with_vault=True) as engine:
+            try:
+                run_id = await engine.retry(args.id)
+            except NotAllowedNow as exc:
+                raise UsageError(str(exc)) from None
+            snapshot = await follow(engine, run_id, err)
+            full = await engine.snapshot(run_id, include_outputs=True)
+        out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)
+        return EXIT_OK if snapshot.status == RunStatus.succeeded else EXIT_FAILED
+
+    return asyncio.run(work())
+
+
+def cmd_resume(args: argparse.Namespace, out: Console, err: Console) -> int:
+    settings = with_backend(load_settings(), args)
+
+    async def work() -> int:
+        async with open_engine(settings, runs_tasks=True, with_vault=True) as engine:
+            run_id = await engine.resolve_id(args.id) if args.id else None
+            resumed = await engine.resume(run_id)
+            held = await engine.held_elsewhere(run_id)
+            if run_id is not None and not resumed:
+                if held:  # a live process runs it: taking it would run its tasks twice
+                    raise UsageError(held[0].explain())
+                status = await engine.run_status(run_id)
+                retryable = status in (RunStatus.failed, RunStatus.cancelled)
+                hint = "; `orchestrator retry` runs its failed tasks again" if retryable else ""
+                state = f"already finished: {status.value}" if status.terminal else status.value
+                out.print(f"nothing to resume: {run_id} is {state}{hint}", markup=False)
+                return EXIT_OK
+            for run in held:
+                out.print(f"not resumed: {run.explain()}", markup=False)
+            if not resumed:
+                if not held:
+                    out.print("nothing to resume: no unfinished orchestrations", markup=False)
+                return EXIT_OK
+            worst = EXIT_OK
+            for run_id in resumed:
+                snapshot = await follow(engine, run_id, err)
+                full = await engine.snapshot(run_id, include_outputs=True)
+                out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)
+                if snapshot.status != RunStatus.succeeded:
+                    worst = EXIT_FAILED
+            return worst
+
+    return asyncio.run(work())

@@ -1,0 +1,114 @@
+"""The commands that serve or check this installation: serve (MCP over stdio or HTTP), worker
+(a Dask worker), demo (the offline demo) and doctor. The heavy stacks they need are imported
+inside each command, so that the other commands start without loading them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import anyio
+from rich.console import Console
+
+from multi_task_orchestrator.engine.store import Store, StoreError
+from multi_task_orchestrator.server.build import check_backend
+from multi_task_orchestrator.server.cli.common import EXIT_FAILED, EXIT_OK, UsageError, with_backend
+from multi_task_orchestrator.server.cli.relay import serve_stdio
+from multi_task_orchestrator.server.progress import follow
+from multi_task_orchestrator.server.settings import Settings, SettingsError, load_settings
+from multi_task_orchestrator.vault.errors import VaultError
+
+# `serve --http`; not 8765, where `python -m tests.local_server` and the examples' URLs are.
+DEFAULT_HTTP_PORT = 7450
+
+
+def cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Serve MCP; stdout carries only protocol messages, logs go to stderr and server.log."""
+    from multi_task_orchestrator.server.app import create_server
+    from multi_task_orchestrator.server.http_transport import HttpConfigError, serve_http
+    from multi_task_orchestrator.server.logs import configure_logging
+
+    settings = with_backend(load_settings(), args)
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    configure_logging(settings)
+    # A damaged database or an unreachable Dask scheduler is reported here: once the stdio
+    # transport reads stdin, an error in the lifespan waits for the client to close stdin,
+    # which it may never do.
+    asyncio.run(_check_store(settings))
+    asyncio.run(check_backend(settings))
+    try:
+        if args.http:
+            serve_http(settings, args.host, args.port)
+        else:
+            anyio.run(serve_stdio, create_server(settings))
+    except HttpConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except BaseExceptionGroup as group:  # errors from the transport's task group
+        store_errors = group.subgroup((StoreError, VaultError, SettingsError))
+        if store_errors is None:
+            raise
+        raise _first_leaf(store_errors) from None
+    return EXIT_OK
+
+
+async def _check_store(settings: Settings) -> None:
+    """Open and close the state database; raises StoreError when it cannot be used."""
+    store = await Store.open(settings.db_path)
+    await store.aclose()
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    """The first exception of a (possibly nested) group that is not itself a group."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run a Dask worker with the project's plugin until Ctrl-C or the scheduler closes it."""
+    settings = load_settings()
+    scheduler = args.scheduler or settings.dask_scheduler
+    if not scheduler:
+        raise UsageError(
+            "name the Dask scheduler: --scheduler tcp://HOST:8786 or "
+            "ORCHESTRATOR_DASK_SCHEDULER (start one with 'dask scheduler')"
+        )
+    try:
+        from multi_task_orchestrator.engine.backends.dask_worker import serve_worker
+    except ImportError as exc:
+        raise UsageError(
+            f"the worker needs Dask distributed ({exc}); install it with "
+            "pip install 'multi-task-orchestrator[dask]'"
+        ) from None
+    err.print(
+        f"worker: connecting to {scheduler}, {args.concurrency} attempt(s) at once", markup=False
+    )
+    asyncio.run(
+        serve_worker(
+            scheduler,
+            concurrency=args.concurrency,
+            browser=settings.browser(),
+            workspace=settings.workspace,
+            name=args.name,
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from multi_task_orchestrator.server.demo import run_demo, serve_sites
+
+    settings = load_settings()
+    if args.sites:
+        return asyncio.run(serve_sites(out))
+    return asyncio.run(run_demo(settings, out, lambda engine, run_id: follow(engine, run_id, err)))
+
+
+def cmd_doctor(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from multi_task_orchestrator.server.doctor import diagnose
+
+    checks = asyncio.run(diagnose(load_settings()))
+    marks = {"ok": "✓", "warning": "!", "error": "✗"}
+    for check in checks:
+        out.print(f"{marks[check.verdict]} {check.name:<9} {check.detail}", markup=False)
+    return EXIT_FAILED if any(check.verdict == "error" for check in checks) else EXIT_OK

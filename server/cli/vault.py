@@ -1,0 +1,160 @@
+"""``orchestrator vault``: set, list, rm, rotate and import secrets of the encrypted vault.
+Values are read from a hidden prompt or stdin, never from the command line, never printed."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError
+from multi_task_orchestrator.server.settings import load_settings, open_vault
+from multi_task_orchestrator.vault.envfile import read_env_file
+
+HOSTS_EXAMPLE = "e.g. --hosts api.example.com,*.example.com (or --hosts '*' for any host)"
+
+
+def add_vault_commands(commands: Any) -> None:
+    vault = commands.add_parser(
+        "vault",
+        help="the encrypted credential vault: set, list, rm, rotate, import",
+        description="Secrets for ${vault.NAME} references. Values are read from a hidden prompt "
+        "or stdin, never from the command line, and are never printed.",
+    )
+    actions = vault.add_subparsers(dest="vault_command", metavar="COMMAND", required=True)
+
+    store = actions.add_parser(
+        "set",
+        help="store a secret; the value is read from a hidden prompt or stdin",
+        description="Store or replace secret NAME. The value is read from a hidden prompt on a "
+        "terminal, or from stdin (one trailing newline is dropped); it is never taken from "
+        "the command line, where other users and shell history could see it.",
+    )
+    store.add_argument("name", help="the secret's name, used as ${vault.NAME}")
+    store.add_argument("--hosts", help=f"the hosts it may be sent to (required), {HOSTS_EXAMPLE}")
+    store.add_argument("--description", help="what the secret is for")
+    store.set_defaults(handler=_cmd_vault_set)
+
+    listing = actions.add_parser("list", help="names, descriptions, hosts and times; no values")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_cmd_vault_list)
+
+    remove = actions.add_parser("rm", help="delete a secret")
+    remove.add_argument("name")
+    remove.set_defaults(handler=_cmd_vault_rm)
+
+    rotate = actions.add_parser(
+        "rotate",
+        help="re-encrypt every secret under a new key",
+        description="Re-encrypt the vault under a new key: a new key file key, or the same "
+        "passphrase with a new salt. --new-passphrase switches to a passphrase, --new-key to a "
+        "given Fernet key; either is read from a hidden prompt (or stdin).",
+    )
+    new_secret = rotate.add_mutually_exclusive_group()
+    new_secret.add_argument(
+        "--new-passphrase", action="store_true", help="protect it with a passphrase"
+    )
+    new_secret.add_argument("--new-key", action="store_true", help="protect it with a Fernet key")
+    rotate.set_defaults(handler=_cmd_vault_rotate)
+
+    load = actions.add_parser("import", help="store every NAME=VALUE of a .env file")
+    load.add_argument("file", type=Path)
+    load.add_argument(
+        "--hosts", help=f"the hosts every imported secret may be sent to, {HOSTS_EXAMPLE}"
+    )
+    load.add_argument("--description", help="a description for every imported secret")
+    load.set_defaults(handler=_cmd_vault_import)
+
+
+def _hosts(args: argparse.Namespace) -> list[str]:
+    if not args.hosts or not args.hosts.strip():
+        raise UsageError(
+            "--hosts is required: name the hosts the secret may be sent to, " + HOSTS_EXAMPLE
+        )
+    return [host.strip() for host in args.hosts.split(",") if host.strip()]
+
+
+def _read_hidden(prompt: str, *, confirm: bool = False) -> str:
+    """A value from a hidden prompt on a terminal, else all of stdin minus one final newline."""
+    if sys.stdin.isatty():
+        value = getpass.getpass(prompt)
+        if confirm and getpass.getpass("again, to confirm: ") != value:
+            raise UsageError("the two entries differ; nothing was changed")
+        return value
+    text = sys.stdin.read()
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _cmd_vault_set(args: argparse.Namespace, out: Console, err: Console) -> int:
+    hosts = _hosts(args)
+    vault = open_vault(load_settings())
+    value = _read_hidden(f"value for {args.name} (hidden): ")
+    info = vault.set(args.name, value, allowed_hosts=hosts, description=args.description)
+    out.print(f"stored {info.name} (allowed hosts: {', '.join(info.allowed_hosts)})", markup=False)
+    return EXIT_OK
+
+
+def _cmd_vault_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    vault = open_vault(load_settings())
+    secrets = vault.list()
+    if args.json:
+        out.print_json(json.dumps([info.model_dump() for info in secrets]))
+        return EXIT_OK
+    if not secrets:
+        out.print(
+            "no secrets yet; store one with 'orchestrator vault set NAME --hosts HOST'",
+            markup=False,
+        )
+    for info in secrets:
+        hosts = ", ".join(info.allowed_hosts)
+        used = f"last used {info.last_used_at}" if info.last_used_at else "never used"
+        out.print(f"{info.name}  hosts: {hosts}  updated {info.updated_at}  {used}", markup=False)
+        if info.description:
+            out.print(f"    {info.description}", markup=False)
+    return EXIT_OK
+
+
+def _cmd_vault_rm(args: argparse.Namespace, out: Console, err: Console) -> int:
+    open_vault(load_settings()).delete(args.name)
+    out.print(f"deleted {args.name}", markup=False)
+    return EXIT_OK
+
+
+def _cmd_vault_rotate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    vault = open_vault(load_settings())
+    if args.new_passphrase:
+        vault.rotate(new_passphrase=_read_hidden("new passphrase (hidden): ", confirm=True))
+        out.print(
+            f"re-encrypted {len(vault.names())} secret(s) under the new passphrase; from now on "
+            "set ORCHESTRATOR_VAULT_PASSPHRASE to it",
+            markup=False,
+        )
+    elif args.new_key:
+        vault.rotate(new_key=_read_hidden("new Fernet key (hidden): "))
+        out.print(
+            f"re-encrypted {len(vault.names())} secret(s) under the new key; from now on set "
+            "ORCHESTRATOR_VAULT_KEY to it",
+            markup=False,
+        )
+    else:
+        vault.rotate()
+        out.print(
+            f"re-encrypted {len(vault.names())} secret(s) under a new key ({vault.key_source})",
+            markup=False,
+        )
+    return EXIT_OK
+
+
+def _cmd_vault_import(args: argparse.Namespace, out: Console, err: Console) -> int:
+    hosts = _hosts(args)
+    values = read_env_file(args.file)
+    vault = open_vault(load_settings())
+    stored = vault.set_many(values, allowed_hosts=hosts, description=args.description)
+    names = ", ".join(info.name for info in stored)
+    out.print(f"imported {len(stored)} secret(s) for {', '.join(hosts)}: {names}", markup=False)
+    return EXIT_OK
