@@ -38,7 +38,7 @@ def document_json_schema(configs: Mapping[str, type[BaseModel]] | None = None) -
     schema of ``config`` for tasks of that type and its aliases.
     """
     configs = dict(configs or {})
-    models = [Orchestration, *configs.values()]
+    models: list[type[BaseModel]] = [Orchestration, *configs.values()]
     refs, top = models_json_schema(
         [(model, "validation") for model in models], ref_template="#/$defs/{model}"
     )

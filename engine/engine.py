@@ -7,6 +7,7 @@ server-wide slot pool and the runs in progress; each run schedules itself (``eng
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
 import functools
@@ -828,10 +829,12 @@ class Engine:
                     )
                 await _cancel_task(run, task_id)
 
-    async def list(self, status: str | None = None, limit: int = 50) -> list[OrchestrationRow]:
+    async def list(
+        self, status: str | None = None, limit: int = 50
+    ) -> builtins.list[OrchestrationRow]:
         return await self.store.list_orchestrations(status, limit)
 
-    async def events(self, orchestration_id: str, after_seq: int = 0) -> list[Any]:
+    async def events(self, orchestration_id: str, after_seq: int = 0) -> builtins.list[Any]:
         orchestration_id = await self.resolve_id(orchestration_id)
         await self.store.flush()
         return await self.store.load_events(orchestration_id, after_seq)

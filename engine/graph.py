@@ -276,7 +276,8 @@ class _Document:
         cls, raw: RawDocument, orchestration: Orchestration | None, extra_vars: dict[str, Any]
     ) -> _Document:
         data = raw.data if isinstance(raw.data, dict) else {}
-        raw_tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+        listed = data.get("tasks")
+        raw_tasks: list[Any] = listed if isinstance(listed, list) else []
         entries: list[tuple[int, TaskSpec]] = []
         if orchestration is not None:
             entries = list(enumerate(orchestration.tasks))

@@ -183,7 +183,9 @@ async def _resolve(host: str, port: int) -> list[Address]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TaskError(f"cannot resolve host {host}: {exc.strerror}", "network") from None
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    return list(
+        dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
+    )
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):

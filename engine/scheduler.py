@@ -271,9 +271,10 @@ class Run:
                 children_of.setdefault(row.parent_id, []).append(row)
         kept = again = 0
         for node in self._order:
-            row = by_id.get(node.task_id)
-            if row is None:
+            stored = by_id.get(node.task_id)
+            if stored is None:
                 continue
+            row = stored
             if self._restore_node(node, row):
                 kept += 1
             elif row.state not in (TaskState.pending, TaskState.queued):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -514,7 +514,7 @@ class _FastLoader(_DepthLimited, _Constructor, _Resolver, _CParser):  # type: ig
     on a large document (PyYAML's scanner also slows down with every open bracket)."""
 
     def __init__(self, stream: str, max_depth: int = MAX_NESTING_DEPTH) -> None:
-        _CParser.__init__(self, stream)
+        _CParser.__init__(self, stream)  # type: ignore[misc]  # a class chosen at import
         _DepthLimited.__init__(self)
         _Constructor.__init__(self)
         _Resolver.__init__(self)
@@ -665,6 +665,7 @@ def _check_data(data: Any, max_depth: int) -> None:
     while stack:
         value, depth = stack.pop()
         # the concrete types first: isinstance against an ABC such as Mapping is slow
+        children: Iterable[Any]
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, (list, tuple)):
@@ -863,12 +864,11 @@ def load_source(
 ) -> RawDocument:
     """Load from a mapping, a Path, or YAML/JSON text, within the size, nesting and task count
     limits (a mapping's tasks are counted by ``graph.validate``)."""
-    limits = {"max_bytes": max_bytes, "max_depth": max_depth}
     if isinstance(source, Mapping):
-        return load_mapping(source, **limits)
+        return load_mapping(source, max_bytes=max_bytes, max_depth=max_depth)
     if isinstance(source, Path):
-        return load_file(source, **limits, max_tasks=max_tasks)
-    return load_text(source, **limits, max_tasks=max_tasks)
+        return load_file(source, max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
+    return load_text(source, max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
 
 
 def _unwrap(raw: RawDocument) -> RawDocument:

@@ -172,6 +172,14 @@ class TaskRow:
         return None if self.output_json is None else json.loads(self.output_json)
 
 
+_TASK_ROW_FIELDS = tuple(item.name for item in fields(TaskRow))
+
+
+def _task_row(*values: Any) -> TaskRow:
+    """A TaskRow from a row's values in the order of its fields."""
+    return TaskRow(**dict(zip(_TASK_ROW_FIELDS, values, strict=False)))
+
+
 @dataclass(slots=True)
 class AttemptRow:
     orchestration_id: str
@@ -683,12 +691,7 @@ class Store:
             (orchestration_id,),
         )
         rows = await cursor.fetchall()
-        return [
-            TaskRow(
-                *r[:15], chain=json.loads(r[15]) if r[15] else [], item_json=r[16], item_index=r[17]
-            )
-            for r in rows
-        ]
+        return [_task_row(*r[:15], json.loads(r[15]) if r[15] else [], r[16], r[17]) for r in rows]
 
     # A task row as a status reads it: no output (it can be large) or item, whether there is
     # an output instead; ``_status_row`` makes it a TaskRow.
@@ -701,13 +704,8 @@ class Store:
     @staticmethod
     def _status_row(r: Sequence[Any]) -> tuple[TaskRow, bool]:
         """A row of ``_STATUS_COLUMNS`` as a TaskRow without output, and whether it has one."""
-        row = TaskRow(
-            *r[:11],
-            error=r[12],
-            error_class=r[13],
-            reason=r[14],
-            chain=json.loads(r[15]) if r[15] else [],
-        )
+        # positional, as the columns come: r[11] (whether there is an output) is no field
+        row = _task_row(*r[:11], None, r[12], r[13], r[14], json.loads(r[15]) if r[15] else [])
         return row, bool(r[11])
 
     async def count_task_states(self, orchestration_id: str) -> dict[str, int]:

@@ -288,7 +288,7 @@ async def serve_worker(
     """Run a Dask worker with the project's plugin until Ctrl-C, SIGTERM or the scheduler
     closes it. ``concurrency`` is both Dask's task slots and the plugin's limit."""
     plugin = OrchestratorPlugin(concurrency=concurrency, browser=browser, workspace=workspace)
-    async with Worker(scheduler, nthreads=concurrency, name=name, plugins={plugin}) as worker:
+    async with Worker(scheduler, nthreads=concurrency, name=name, plugins=(plugin,)) as worker:
         loop = asyncio.get_running_loop()
         closing: list[asyncio.Task[Any]] = []
         for signal_number in (signal.SIGINT, signal.SIGTERM):

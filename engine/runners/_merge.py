@@ -37,8 +37,11 @@ def dotted(path: Path) -> str:
 def _same(left: Any, right: Any) -> bool:
     if type(left) is not type(right):  # 1 and True, 1 and 1.0 differ in JSON
         return False
-    canonical = {"sort_keys": True, "separators": (",", ":"), "default": repr}
-    return json.dumps(left, **canonical) == json.dumps(right, **canonical)
+    return _canonical(left) == _canonical(right)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 @dataclass

@@ -215,7 +215,7 @@ class RequestFields(RunnerConfig):
     )
     timeout: Duration | None = Field(None, description="limit on each request, e.g. 10s")
     expect_status: Annotated[list[int | str], BeforeValidator(_one_or_many)] = Field(
-        default_factory=lambda: ["2xx"],
+        default_factory=lambda: list[int | str](["2xx"]),
         description='accepted statuses: codes (201), classes ("2xx") or spans ("200-299")',
     )
     response: ResponseKind = Field(
@@ -552,16 +552,11 @@ async def _build(
                 "percent- or base64-encoded, or send it in the body"
             )
     body = await _body(request, reveal) if keep_body else {}
-    timeout = httpx.Timeout(request.timeout) if request.timeout is not None else None
+    options: dict[str, Any] = dict(body)
+    if request.timeout is not None:
+        options["timeout"] = httpx.Timeout(request.timeout)
     try:
-        return client.build_request(
-            method,
-            url,
-            params=params,
-            headers=headers,
-            **({"timeout": timeout} if timeout is not None else {}),
-            **body,
-        )
+        return client.build_request(method, url, params=params, headers=headers, **options)
     except httpx.InvalidURL as exc:
         raise ConfigError(f"{method} {request.url}: invalid URL ({exc})") from None
 

@@ -177,7 +177,7 @@ class ShellRunner(Runner[ShellConfig]):
             expected = ", ".join(str(code) for code in config.expect_exit)
             raise TaskError(
                 f"{command} {_ending(exit_code)} (expected {expected}): "
-                f"{_excerpt(result['stderr'] or result['stdout'])}",
+                f"{_excerpt(str(result['stderr'] or result['stdout']))}",
                 "error",
             )
         ctx.log(f"{command} exited with code {exit_code}")
