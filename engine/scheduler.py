@@ -38,8 +38,7 @@ from multi_task_orchestrator.engine.expressions import (
 )
 from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.pools import Pool
-from multi_task_orchestrator.engine.report import log_lines, write_run_files
-from multi_task_orchestrator.engine.report_html import write_report
+from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.spec import (
     ErrorClass,
@@ -1067,19 +1066,24 @@ class Run:
             self.changed.set()
 
     async def _write_files(self, status: RunStatus, error: str | None, finished_at: float) -> None:
-        """Write the result files and the report of the run as it ends."""
-        store = self.engine.store
-        log: list[str] = []
-        async for events in store.event_pages(self.id):
-            log.extend(log_lines(events))
-        # One snapshot for both: the report shows no outputs, so it may hold them.
+        """Hand the run as it ends to the engine's run-end listeners (the default one writes
+        the result files and the report); the files they wrote are the run's output files."""
+        listeners = self.engine.run_end_listeners
+        if not listeners:
+            return
         snapshot = self.snapshot(include_outputs=True, load_output_files=False).model_copy(
             update={"status": status, "error": error, "finished_at": finished_at}
         )
-        files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
-        dependencies = {task.id: task.dependencies for task in self.spec.tasks}
-        stages = [self._stage_ids(stage) for stage in self._stage_keys]
-        files.append(await write_report(store, snapshot, dependencies=dependencies, stages=stages))
+        end = RunEnd(
+            snapshot=snapshot,
+            store=self.engine.store,
+            run_dir=self.run_dir,
+            dependencies={task.id: task.dependencies for task in self.spec.tasks},
+            stages=[self._stage_ids(stage) for stage in self._stage_keys],
+        )
+        files: list[Path] = []
+        for listener in listeners:
+            files.extend(await listener(end))
         self.output_files = [str(path) for path in files]
 
     def _stage_ids(self, stage: int) -> list[str]:

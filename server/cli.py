@@ -29,14 +29,11 @@ from multi_task_orchestrator.engine.document_schema import document_json_schema
 from multi_task_orchestrator.engine.engine import Engine, NotAllowedNow, UnknownOrchestration
 from multi_task_orchestrator.engine.graph import Validation
 from multi_task_orchestrator.engine.issues import DocumentError
-from multi_task_orchestrator.engine.report import (
-    REPORT_FILE,
-    aggregated_results,
-    render_status,
-    render_summary,
-    run_files,
-)
-from multi_task_orchestrator.engine.report_html import write_report
+from multi_task_orchestrator.engine.reports.display import render_status
+from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files
+from multi_task_orchestrator.engine.reports.html import write_report
+from multi_task_orchestrator.engine.reports.results import aggregated_results
+from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.spec import load_file
 from multi_task_orchestrator.engine.state import RunStatus
 from multi_task_orchestrator.engine.store import Store, StoreError

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from multi_task_orchestrator.engine.store import AttemptRow
-from multi_task_orchestrator.engine.timeline import (
+from multi_task_orchestrator.engine.reports.svg import render_svg
+from multi_task_orchestrator.engine.reports.timeline import (
     MIN_UNNAMED_WAIT,
     Span,
     axis_ticks,
@@ -24,7 +23,8 @@ from multi_task_orchestrator.engine.timeline import (
     format_tick,
     wait_kind,
 )
-from multi_task_orchestrator.engine.timeline_svg import render_svg
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import AttemptRow
 
 pytestmark = pytest.mark.anyio
 

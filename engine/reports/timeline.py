@@ -2,7 +2,7 @@
 of tasks that decided when the run ended, and a time axis.
 
 Pure functions of a ``RunSnapshot``, the attempt rows and each task's dependencies; times are
-seconds from the run's start. ``engine.timeline_svg`` draws the result. When there are more
+seconds from the run's start. ``engine.reports.svg`` draws the result. When there are more
 rows than fit, fan-out children are collapsed into one row per parent (the largest groups
 first) showing how many ran and waited at each moment; if that is still too many, the most
 telling tasks keep their own rows and the rest share one summary row.
