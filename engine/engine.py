@@ -175,8 +175,7 @@ class Engine:
 
     def add_run_end_listener(self, listener: RunEndListener) -> None:
         """Have ``listener`` awaited as each run ends, after the listeners already added: once
-        the run's outcome is committed and before its end is published. The files it returns
-        join the run's output files."""
+        the run's outcome is committed and before its end is published."""
         self.run_end_listeners.append(listener)
 
     async def __aenter__(self) -> Engine:

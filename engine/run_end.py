@@ -29,7 +29,6 @@ class RunEnd:
     stages: Sequence[Sequence[str]]
 
 
-# Called with the ending run; returns the files it wrote (they become the run's output files).
-# An OSError or ValueError it raises is logged and recorded as an event; the run's outcome
-# stands.
-RunEndListener = Callable[[RunEnd], Awaitable[Sequence[Path]]]
+# Awaited with the ending run. An OSError or ValueError it raises is logged and recorded as an
+# event of the run (the listeners after it are not called); the run's outcome stands.
+RunEndListener = Callable[[RunEnd], Awaitable[None]]

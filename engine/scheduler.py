@@ -174,7 +174,6 @@ class Run:
         self._committing = False
         self._draining = False
         self._stage_position: dict[int, int] = {}
-        self.output_files: list[str] = []
         self.background: set[asyncio.Task[Any]] = set()
         self._static_configs: dict[str, Any] = {}  # parsed configs that hold no reference
         self._queue_blocked_by: dict[tuple[int, ...], str | None] = {}  # last reason per queue
@@ -1067,7 +1066,7 @@ class Run:
 
     async def _write_files(self, status: RunStatus, error: str | None, finished_at: float) -> None:
         """Hand the run as it ends to the engine's run-end listeners (the default one writes
-        the result files and the report); the files they wrote are the run's output files."""
+        the result files and the report)."""
         listeners = self.engine.run_end_listeners
         if not listeners:
             return
@@ -1081,10 +1080,8 @@ class Run:
             dependencies={task.id: task.dependencies for task in self.spec.tasks},
             stages=[self._stage_ids(stage) for stage in self._stage_keys],
         )
-        files: list[Path] = []
         for listener in listeners:
-            files.extend(await listener(end))
-        self.output_files = [str(path) for path in files]
+            await listener(end)
 
     def _stage_ids(self, stage: int) -> list[str]:
         return [node.task_id for node in self._stage_members[stage]]

@@ -5,7 +5,6 @@ execution log, the summary and ``report.html``. The engine registers it by defau
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from multi_task_orchestrator.engine.reports.files import write_run_files
 from multi_task_orchestrator.engine.reports.html import write_report
@@ -13,16 +12,11 @@ from multi_task_orchestrator.engine.reports.log import log_lines
 from multi_task_orchestrator.engine.run_end import RunEnd
 
 
-async def write_files_on_run_end(end: RunEnd) -> list[Path]:
-    """Write the result files and the report of the run as it ends; return their paths."""
+async def write_files_on_run_end(end: RunEnd) -> None:
+    """Write the result files and the report of the run as it ends."""
     log: list[str] = []
     async for events in end.store.event_pages(end.snapshot.id):
         log.extend(log_lines(events))
     # One snapshot for both: the report shows no outputs, so it may hold them.
-    files = await asyncio.to_thread(write_run_files, end.snapshot, log, end.run_dir)
-    files.append(
-        await write_report(
-            end.store, end.snapshot, dependencies=end.dependencies, stages=end.stages
-        )
-    )
-    return files
+    await asyncio.to_thread(write_run_files, end.snapshot, log, end.run_dir)
+    await write_report(end.store, end.snapshot, dependencies=end.dependencies, stages=end.stages)
