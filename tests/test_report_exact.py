@@ -22,12 +22,12 @@ from multi_task_orchestrator.engine.reports.files import write_run_files
 from multi_task_orchestrator.engine.reports.html import build_report
 from multi_task_orchestrator.engine.reports.log import render_log
 from multi_task_orchestrator.engine.reports.results import aggregated_results, results_json
-from multi_task_orchestrator.engine.reports.text import iso
-from multi_task_orchestrator.engine.reports.timeline import (
-    _attempts_band,
-    _task_spans,
+from multi_task_orchestrator.engine.reports.spans import (
+    attempts_band,
     concurrency_band,
+    task_spans,
 )
+from multi_task_orchestrator.engine.reports.text import iso
 from multi_task_orchestrator.engine.state import (
     EventRecord,
     RunSnapshot,
@@ -238,8 +238,8 @@ ATTEMPTS = st.lists(
 def test_band_from_attempts_is_the_band_of_their_spans(rows: list[AttemptRow], end: float) -> None:
     origin = T0 - 1
     task = TaskSnapshot(task_id="a", label="a", type="delay", state="running", position=0)
-    spans = _task_spans(task, rows, origin, end)
-    assert _attempts_band(rows, origin, end) == concurrency_band(spans)
+    spans = task_spans(task, rows, origin, end)
+    assert attempts_band(rows, origin, end) == concurrency_band(spans)
 
 
 DOCUMENT: dict[str, Any] = {

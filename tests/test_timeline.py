@@ -11,17 +11,19 @@ from typing import Any
 import pytest
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.reports.svg import render_svg
-from multi_task_orchestrator.engine.reports.timeline import (
+from multi_task_orchestrator.engine.reports.critical_path import critical_path
+from multi_task_orchestrator.engine.reports.spans import (
     MIN_UNNAMED_WAIT,
     Span,
+    concurrency_band,
+    wait_kind,
+)
+from multi_task_orchestrator.engine.reports.svg import render_svg
+from multi_task_orchestrator.engine.reports.timeline import (
     axis_ticks,
     build_timeline,
-    concurrency_band,
-    critical_path,
     dependencies_of,
     format_tick,
-    wait_kind,
 )
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.store import AttemptRow

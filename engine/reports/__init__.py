@@ -7,7 +7,8 @@ listener on the run's end).
 - ``results``: ``aggregated_results.json``; ``log``: ``execution_log.txt``
 - ``files``: the run's files: their names, finding them, writing them atomically
 - ``run_end``: the listener that writes them as a run ends
-- ``timeline``: the timeline's layout; ``svg``: drawing it; ``png``: rasterising it
+- ``timeline``: the timeline's layout, from ``spans`` (a task's bars, the ran/waited band) and
+  ``critical_path``; ``svg``: drawing it; ``png``: rasterising it
 - ``html``: ``report.html``
 - ``text``: durations, times and free text as the reports write them
 """

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files, write_atomic
+from multi_task_orchestrator.engine.reports.spans import wait_kind
 from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.reports.svg import render_svg
 from multi_task_orchestrator.engine.reports.text import format_duration
@@ -31,7 +32,6 @@ from multi_task_orchestrator.engine.reports.timeline import (
     Timeline,
     build_timeline,
     dependencies_of,
-    wait_kind,
 )
 from multi_task_orchestrator.engine.spec import Orchestration
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
