@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
@@ -38,7 +38,8 @@ from multi_task_orchestrator.engine.owner import (
     this_process,
 )
 from multi_task_orchestrator.engine.pools import Pool
-from multi_task_orchestrator.engine.report import keep_status_rows, status_display_rank
+from multi_task_orchestrator.engine.reports.run_end import write_files_on_run_end
+from multi_task_orchestrator.engine.run_end import RunEndListener
 from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.scheduler import Node, Run, make_run_id
 from multi_task_orchestrator.engine.secrets import (
@@ -49,6 +50,7 @@ from multi_task_orchestrator.engine.secrets import (
 )
 from multi_task_orchestrator.engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.status_rows import keep_status_rows, status_display_rank
 from multi_task_orchestrator.engine.store import OrchestrationRow, Store, StoreError, TaskRow
 
 DIED_TWICE = (
@@ -112,8 +114,14 @@ class Engine:
         output_threshold: int = outputs.DEFAULT_THRESHOLD,
         enable_types: Collection[str] = (),
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
+        run_end_listeners: Sequence[RunEndListener] | None = None,
     ) -> None:
         self.store = store
+        # awaited in order as each run ends, before its end is published; by default the
+        # writer of the run's files (results, log, summary, report.html)
+        self.run_end_listeners: list[RunEndListener] = list(
+            (write_files_on_run_end,) if run_end_listeners is None else run_end_listeners
+        )
         self.runs_dir = runs_dir
         self.max_tasks = max_tasks
         self.secrets: SecretResolver = secrets or NoVault()
@@ -166,6 +174,11 @@ class Engine:
             await engine.resume()
         engine._heartbeat = asyncio.create_task(engine._keep_leases(), name="orchestrator-leases")
         return engine
+
+    def add_run_end_listener(self, listener: RunEndListener) -> None:
+        """Have ``listener`` awaited as each run ends, after the listeners already added: once
+        the run's outcome is committed and before its end is published."""
+        self.run_end_listeners.append(listener)
 
     async def __aenter__(self) -> Engine:
         return self

@@ -38,8 +38,7 @@ from multi_task_orchestrator.engine.expressions import (
 )
 from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.pools import Pool
-from multi_task_orchestrator.engine.report import log_lines, write_run_files
-from multi_task_orchestrator.engine.report_html import write_report
+from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.spec import (
     ErrorClass,
@@ -175,7 +174,6 @@ class Run:
         self._committing = False
         self._draining = False
         self._stage_position: dict[int, int] = {}
-        self.output_files: list[str] = []
         self.background: set[asyncio.Task[Any]] = set()
         self._static_configs: dict[str, Any] = {}  # parsed configs that hold no reference
         self._queue_blocked_by: dict[tuple[int, ...], str | None] = {}  # last reason per queue
@@ -1068,20 +1066,23 @@ class Run:
             self.changed.set()
 
     async def _write_files(self, status: RunStatus, error: str | None, finished_at: float) -> None:
-        """Write the result files and the report of the run as it ends."""
-        store = self.engine.store
-        log: list[str] = []
-        async for events in store.event_pages(self.id):
-            log.extend(log_lines(events))
-        # One snapshot for both: the report shows no outputs, so it may hold them.
+        """Hand the run as it ends to the engine's run-end listeners (the default one writes
+        the result files and the report)."""
+        listeners = self.engine.run_end_listeners
+        if not listeners:
+            return
         snapshot = self.snapshot(include_outputs=True, load_output_files=False).model_copy(
             update={"status": status, "error": error, "finished_at": finished_at}
         )
-        files = await asyncio.to_thread(write_run_files, snapshot, log, self.run_dir)
-        dependencies = {task.id: task.dependencies for task in self.spec.tasks}
-        stages = [self._stage_ids(stage) for stage in self._stage_keys]
-        files.append(await write_report(store, snapshot, dependencies=dependencies, stages=stages))
-        self.output_files = [str(path) for path in files]
+        end = RunEnd(
+            snapshot=snapshot,
+            store=self.engine.store,
+            run_dir=self.run_dir,
+            dependencies={task.id: task.dependencies for task in self.spec.tasks},
+            stages=[self._stage_ids(stage) for stage in self._stage_keys],
+        )
+        for listener in listeners:
+            await listener(end)
 
     def _stage_ids(self, stage: int) -> list[str]:
         return [node.task_id for node in self._stage_members[stage]]

@@ -3,7 +3,9 @@
 A status lists the first ``top`` tasks in the tool's order and draws a display that keeps the
 most relevant rows, each with its fan-out parent. ``StatusRows`` picks those among a run's
 nodes in memory; for a run read from the database, ``Engine.status`` reads ranked pages and
-uses ``known_start`` to tell how much of the display's order the rows read so far settle.
+uses ``known_start`` to tell how much of the display's order the rows read so far settle. The
+display's ranking (``status_display_rank``, ``keep_status_rows``) lives here too: the engine's
+status reads and ``engine.reports.display`` share it.
 """
 
 from __future__ import annotations
@@ -11,19 +13,56 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from operator import attrgetter
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from multi_task_orchestrator.engine.report import StatusRow, keep_status_rows, status_display_rank
 from multi_task_orchestrator.engine.state import TaskSnapshot, TaskState
 
 if TYPE_CHECKING:
     from multi_task_orchestrator.engine.scheduler import Node
 
 _position = attrgetter("position")
+
+_RELEVANCE = {TaskState.running: 0, TaskState.retrying: 1, TaskState.failed: 2}
+_OTHERS = 3
+
+
+def status_display_rank(state: TaskState) -> int:
+    """Where the status display ranks a task in ``state`` when it must leave rows out: lower
+    ranks are kept first, and tasks of one rank go by position."""
+    return _RELEVANCE.get(state, _OTHERS)
+
+
+class StatusRow(Protocol):
+    """What choosing the status display's rows reads of a task (a TaskSnapshot, a scheduler
+    node)."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def state(self) -> TaskState: ...
+
+
 _Row = TypeVar("_Row", bound=StatusRow)
+
+
+def keep_status_rows(
+    ranked: Iterable[_Row], ancestors: Callable[[_Row], list[_Row]], budget: int
+) -> set[str]:
+    """The ids of the rows the status display keeps out of ``ranked`` (tasks ordered by
+    ``(status_display_rank(state), position)``): each in turn with its ancestors when they all
+    still fit in ``budget``. ``ranked`` is read only until the budget is used up."""
+    chosen: set[str] = set()
+    for task in ranked:
+        if len(chosen) >= budget:
+            break
+        needed = {item.task_id for item in [task, *ancestors(task)]} - chosen
+        if len(chosen) + len(needed) <= budget:
+            chosen |= needed
+    return chosen
 
 
 def ancestors(task: _Row, parent_of: Callable[[_Row], _Row | None]) -> list[_Row]:

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.text import Text
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.report import render_status
+from multi_task_orchestrator.engine.reports.display import render_status
 from multi_task_orchestrator.engine.state import RunSnapshot
 
 

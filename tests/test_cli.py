@@ -25,7 +25,7 @@ import yaml
 from cli_process import Result, child_env, cli
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.report import render_status
+from multi_task_orchestrator.engine.reports.display import render_status
 from multi_task_orchestrator.engine.spec import build, load_file, load_mapping
 from multi_task_orchestrator.engine.state import RunSnapshot
 

@@ -16,7 +16,8 @@ from local_server import LocalServer
 from memory_secrets import MemorySecrets
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.report import render_status, render_summary
+from multi_task_orchestrator.engine.reports.display import render_status
+from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.spec import load_file
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 

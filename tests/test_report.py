@@ -10,16 +10,12 @@ from typing import Any
 
 import pytest
 
-from multi_task_orchestrator.engine.report import (
-    aggregated_results,
-    format_duration,
-    log_lines,
-    progress_bar,
-    render_log,
-    render_status,
-    render_summary,
-    write_run_files,
-)
+from multi_task_orchestrator.engine.reports.display import progress_bar, render_status
+from multi_task_orchestrator.engine.reports.files import write_run_files
+from multi_task_orchestrator.engine.reports.log import log_lines, render_log
+from multi_task_orchestrator.engine.reports.results import aggregated_results
+from multi_task_orchestrator.engine.reports.summary import render_summary
+from multi_task_orchestrator.engine.reports.text import format_duration
 from multi_task_orchestrator.engine.state import (
     EventRecord,
     RunSnapshot,

@@ -18,14 +18,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.report import (
-    _iso,
-    aggregated_results,
-    render_log,
-    results_json,
-    write_run_files,
+from multi_task_orchestrator.engine.reports.files import write_run_files
+from multi_task_orchestrator.engine.reports.html import build_report
+from multi_task_orchestrator.engine.reports.log import render_log
+from multi_task_orchestrator.engine.reports.results import aggregated_results, results_json
+from multi_task_orchestrator.engine.reports.spans import (
+    attempts_band,
+    concurrency_band,
+    task_spans,
 )
-from multi_task_orchestrator.engine.report_html import build_report
+from multi_task_orchestrator.engine.reports.text import iso
 from multi_task_orchestrator.engine.state import (
     EventRecord,
     RunSnapshot,
@@ -34,7 +36,6 @@ from multi_task_orchestrator.engine.state import (
     TaskState,
 )
 from multi_task_orchestrator.engine.store import AttemptRow
-from multi_task_orchestrator.engine.timeline import _attempts_band, _task_spans, concurrency_band
 
 T0 = 1_795_511_700.0  # 2026-11-24T09:15:00Z
 
@@ -153,7 +154,7 @@ def datetime_iso(timestamp: float) -> str:
     st.floats(min_value=-2e9, max_value=4e9) | st.integers(min_value=-2 * 10**9, max_value=10**10)
 )
 def test_iso_is_what_datetime_writes(timestamp: float) -> None:
-    assert _iso(timestamp) == datetime_iso(timestamp)
+    assert iso(timestamp) == datetime_iso(timestamp)
 
 
 @pytest.mark.parametrize(
@@ -162,8 +163,8 @@ def test_iso_is_what_datetime_writes(timestamp: float) -> None:
      T0 + 0.9999996, T0 + 0.0004999, 253402300799.999],
 )  # fmt: skip
 def test_iso_rounds_microseconds_like_datetime(timestamp: float) -> None:
-    assert _iso(timestamp) == datetime_iso(timestamp)
-    assert _iso(None) is None
+    assert iso(timestamp) == datetime_iso(timestamp)
+    assert iso(None) is None
 
 
 def reference_log(events: list[EventRecord]) -> str:
@@ -237,8 +238,8 @@ ATTEMPTS = st.lists(
 def test_band_from_attempts_is_the_band_of_their_spans(rows: list[AttemptRow], end: float) -> None:
     origin = T0 - 1
     task = TaskSnapshot(task_id="a", label="a", type="delay", state="running", position=0)
-    spans = _task_spans(task, rows, origin, end)
-    assert _attempts_band(rows, origin, end) == concurrency_band(spans)
+    spans = task_spans(task, rows, origin, end)
+    assert attempts_band(rows, origin, end) == concurrency_band(spans)
 
 
 DOCUMENT: dict[str, Any] = {

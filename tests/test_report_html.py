@@ -18,9 +18,9 @@ from mcp.types import ImageContent, TextContent, TextResourceContents
 
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.errors import TaskError
-from multi_task_orchestrator.engine.rasterize import svg_size
-from multi_task_orchestrator.engine.report import REPORT_FILE, run_files
-from multi_task_orchestrator.engine.report_html import build_report, write_report
+from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files
+from multi_task_orchestrator.engine.reports.html import build_report, write_report
+from multi_task_orchestrator.engine.reports.png import svg_size
 from multi_task_orchestrator.engine.state import RunStatus
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings

@@ -22,7 +22,7 @@ import pytest
 from mcp import Client
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.report import render_status
+from multi_task_orchestrator.engine.reports.display import render_status
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings

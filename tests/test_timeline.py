@@ -11,20 +11,22 @@ from typing import Any
 import pytest
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
-from multi_task_orchestrator.engine.store import AttemptRow
-from multi_task_orchestrator.engine.timeline import (
+from multi_task_orchestrator.engine.reports.critical_path import critical_path
+from multi_task_orchestrator.engine.reports.spans import (
     MIN_UNNAMED_WAIT,
     Span,
-    axis_ticks,
-    build_timeline,
     concurrency_band,
-    critical_path,
-    dependencies_of,
-    format_tick,
     wait_kind,
 )
-from multi_task_orchestrator.engine.timeline_svg import render_svg
+from multi_task_orchestrator.engine.reports.svg import render_svg
+from multi_task_orchestrator.engine.reports.timeline import (
+    axis_ticks,
+    build_timeline,
+    dependencies_of,
+    format_tick,
+)
+from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import AttemptRow
 
 pytestmark = pytest.mark.anyio
 

@@ -10,9 +10,10 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ImageContent, TextContent, ToolAnnotations
 
-from multi_task_orchestrator.engine.rasterize import BrowserNotFound, RasterizeError, svg_to_png
-from multi_task_orchestrator.engine.report import render_summary, run_files
-from multi_task_orchestrator.engine.report_html import build_report
+from multi_task_orchestrator.engine.reports.files import run_files
+from multi_task_orchestrator.engine.reports.html import build_report
+from multi_task_orchestrator.engine.reports.png import BrowserNotFound, RasterizeError, svg_to_png
+from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors

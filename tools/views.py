@@ -13,7 +13,9 @@ from typing import Any
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.graph import Plan, Validation
 from multi_task_orchestrator.engine.issues import Issue
-from multi_task_orchestrator.engine.report import render_status, render_summary, run_files
+from multi_task_orchestrator.engine.reports.display import render_status
+from multi_task_orchestrator.engine.reports.files import run_files
+from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
 from multi_task_orchestrator.tools.models import (
     Artifact,

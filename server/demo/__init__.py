@@ -22,7 +22,8 @@ from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.redaction import Redactor
-from multi_task_orchestrator.engine.report import render_summary, run_files
+from multi_task_orchestrator.engine.reports.files import run_files
+from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.runners.browser import (
     BrowserNotFound,
     BrowserSettings,

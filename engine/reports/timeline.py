@@ -2,10 +2,11 @@
 of tasks that decided when the run ended, and a time axis.
 
 Pure functions of a ``RunSnapshot``, the attempt rows and each task's dependencies; times are
-seconds from the run's start. ``engine.timeline_svg`` draws the result. When there are more
+seconds from the run's start. ``engine.reports.svg`` draws the result. When there are more
 rows than fit, fan-out children are collapsed into one row per parent (the largest groups
 first) showing how many ran and waited at each moment; if that is still too many, the most
-telling tasks keep their own rows and the rest share one summary row.
+telling tasks keep their own rows and the rest share one summary row. A task's bars come from
+``engine.reports.spans``, the chain from ``engine.reports.critical_path``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
+from multi_task_orchestrator.engine.reports.critical_path import (
+    BarrierWait,
+    barrier_waits,
+    critical_path,
+)
+from multi_task_orchestrator.engine.reports.spans import (
+    MIN_UNNAMED_WAIT,
+    Band,
+    Span,
+    attempts_band,
+    task_spans,
+)
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.store import AttemptRow
 
 MAX_ROWS = 60
-# A wait no pool was named for (the task was queued behind others) is drawn from this long on.
-MIN_UNNAMED_WAIT = 0.05
 # Tick spacings the axis chooses from, in seconds; the smallest giving at most MAX_TICKS ticks.
 NICE_STEPS = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30,
@@ -32,42 +43,7 @@ MAX_TICKS = 10
 # Top-level tasks in these states keep their rows before retried ones and the longest.
 _TELLING_STATES = frozenset({TaskState.failed, TaskState.cancelled, TaskState.running})
 
-SpanKind = Literal["wait", "run", "backoff", "envelope"]
-WaitKind = Literal["slot", "rate", "queued"]
 RowKind = Literal["task", "group", "others"]
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One stretch of time on a row.
-
-    ``wait``: ready but held back (``wait_kind`` slot, rate or queued; ``reason`` the pool, e.g.
-    ``rate limit api (5/s)``). ``run``: an attempt running (``outcome`` succeeded, failed,
-    cancelled, interrupted, or None while it runs; ``reason`` its error). ``backoff``: between a
-    failed attempt's end and the next attempt becoming ready. ``envelope``: a fan-out parent,
-    from expanding to its last child finishing (``outcome`` the parent's state).
-    """
-
-    kind: SpanKind
-    start: float
-    end: float
-    attempt: int = 0
-    outcome: str | None = None
-    wait_kind: WaitKind | None = None
-    reason: str | None = None
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-@dataclass(frozen=True, slots=True)
-class Band:
-    """How many member tasks ran and waited from each point on: ``(time, running, waiting)``."""
-
-    points: tuple[tuple[float, int, int], ...]
-    peak_running: int
-    peak_waiting: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +61,6 @@ class Row:
     members: int = 1
     counts: Mapping[str, int] = field(default_factory=dict)
     band: Band | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BarrierWait:
-    """A task that was ready (its dependencies done) but waited for its stage to open: the
-    tasks of the stages before it had to finish, and ``held_by`` finished last."""
-
-    task_id: str
-    held_by: str
-    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +88,6 @@ def dependencies_of(document: Mapping[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def wait_kind(waited_for: str | None) -> WaitKind:
-    """``slot`` for a concurrency cap, ``rate`` for a rate limit, ``queued`` when none named."""
-    if waited_for is None:
-        return "queued"
-    if waited_for.startswith("rate"):
-        return "rate"
-    return "slot"
-
-
 def build_timeline(
     snapshot: RunSnapshot,
     attempts: Iterable[AttemptRow],
@@ -156,14 +113,14 @@ def build_timeline(
     end = _end(snapshot, by_task, now)
 
     def spans_of(task: TaskSnapshot) -> tuple[Span, ...]:
-        return _task_spans(task, by_task.get(task.task_id, []), origin, end)
+        return task_spans(task, by_task.get(task.task_id, []), origin, end)
 
     def band_of(members: Iterable[TaskSnapshot]) -> Band:
         rows = (row for task in members for row in by_task.get(task.task_id, ()))
-        return _attempts_band(rows, origin, end)
+        return attempts_band(rows, origin, end)
 
     critical = critical_path(tasks, by_task, dependencies, stages)
-    waits = barrier_waits(tasks, by_task, dependencies, stages)
+    waits = barrier_waits(tasks, by_task, dependencies, stages, min_seconds=MIN_UNNAMED_WAIT)
     rows, note = _layout(tasks, spans_of, band_of, set(critical), max_rows)
     duration = max(0.0, end - origin)
     return Timeline(
@@ -228,157 +185,6 @@ def format_tick(seconds: float, step: float) -> str:
         return f"{minutes}m" if secs == 0 else f"{minutes}m {secs:02d}s"
     hours, rest = divmod(total, 3600)
     return f"{hours}h" if rest == 0 else f"{hours}h {rest // 60:02d}m"
-
-
-# --- one task's spans ------------------------------------------------------------------------
-
-
-def _task_spans(
-    task: TaskSnapshot, rows: list[AttemptRow], origin: float, end: float
-) -> tuple[Span, ...]:
-    spans: list[Span] = []
-    previous: AttemptRow | None = None
-    for row in rows:
-        if previous is not None and previous.finished_at is not None:
-            ready = row.queued_at if row.queued_at is not None else row.started_at
-            if ready > previous.finished_at:
-                spans.append(
-                    Span("backoff", previous.finished_at - origin, ready - origin, row.attempt)
-                )
-        if row.queued_at is not None and _shows_wait(row):
-            spans.append(
-                Span(
-                    "wait",
-                    row.queued_at - origin,
-                    row.started_at - origin,
-                    row.attempt,
-                    wait_kind=wait_kind(row.waited_for),
-                    reason=row.waited_for,
-                )
-            )
-        finished = row.finished_at if row.finished_at is not None else end
-        spans.append(
-            Span(
-                "run",
-                row.started_at - origin,
-                finished - origin,
-                row.attempt,
-                outcome=row.outcome,
-                reason=row.error,
-            )
-        )
-        previous = row
-    if not rows and task.started_at is not None:
-        finished = task.finished_at if task.finished_at is not None else end
-        outcome = task.state.value if task.state.terminal else None
-        spans.append(Span("envelope", task.started_at - origin, finished - origin, 0, outcome))
-    return tuple(spans)
-
-
-def _shows_wait(row: AttemptRow) -> bool:
-    """Whether the attempt has a wait span: it became ready before it started, and a pool held
-    it back or it waited at least MIN_UNNAMED_WAIT."""
-    if row.queued_at is None or row.started_at <= row.queued_at:
-        return False
-    return row.waited_for is not None or row.started_at - row.queued_at >= MIN_UNNAMED_WAIT
-
-
-# --- the critical path -------------------------------------------------------------------------
-
-
-def critical_path(
-    tasks: Sequence[TaskSnapshot],
-    attempts: Mapping[str, Sequence[AttemptRow]],
-    dependencies: Mapping[str, Sequence[str]],
-    stages: Sequence[Sequence[str]] = (),
-) -> list[str]:
-    """The chain of tasks that decided when the run ended, first to last.
-
-    From the top-level task that finished last, back through whichever of its dependencies and
-    its stage barrier's holder (the task of an earlier stage that finished last) finished last,
-    until a task with neither. A fan-out parent on the chain is followed by its child that
-    finished last (the one the parent waited for).
-    """
-    finish = {task.task_id: _finished(task, attempts.get(task.task_id, ())) for task in tasks}
-    top = [task for task in tasks if task.parent_id is None and finish[task.task_id] is not None]
-    if not top:
-        return []
-    holders = _barrier_holders(stages, finish)
-    current: str | None = max(top, key=lambda task: (finish[task.task_id], -task.position)).task_id
-    chain: list[str] = []
-    seen: set[str] = set()
-    while current is not None and current not in seen:
-        chain.append(current)
-        seen.add(current)
-        before = [dep for dep in dependencies.get(current, ()) if finish.get(dep) is not None]
-        holder = holders.get(current)
-        if holder is not None:
-            before.append(holder)
-        current = max(before, key=finish.__getitem__) if before else None
-    chain.reverse()
-
-    children: dict[str, list[TaskSnapshot]] = {}
-    for task in tasks:
-        if task.parent_id is not None and finish[task.task_id] is not None:
-            children.setdefault(task.parent_id, []).append(task)
-    path: list[str] = []
-    for task_id in chain:
-        path.append(task_id)
-        if children.get(task_id):
-            last = max(
-                children[task_id], key=lambda child: (finish[child.task_id], -child.position)
-            )
-            path.append(last.task_id)
-    return path
-
-
-def barrier_waits(
-    tasks: Sequence[TaskSnapshot],
-    attempts: Mapping[str, Sequence[AttemptRow]],
-    dependencies: Mapping[str, Sequence[str]],
-    stages: Sequence[Sequence[str]],
-) -> list[BarrierWait]:
-    """The tasks a stage barrier held after their dependencies were done, in document order:
-    each with the task that held the stage and how long it waited (at least MIN_UNNAMED_WAIT)."""
-    finish = {task.task_id: _finished(task, attempts.get(task.task_id, ())) for task in tasks}
-    holders = _barrier_holders(stages, finish)
-    origin = min((t.started_at for t in tasks if t.started_at is not None), default=None)
-    waits: list[BarrierWait] = []
-    for task in tasks:
-        holder = holders.get(task.task_id)
-        if holder is None or task.started_at is None or origin is None:
-            continue
-        deps_done = [finish[d] for d in dependencies.get(task.task_id, ()) if finish.get(d)]
-        ready = max([origin, *deps_done])
-        opened = finish[holder]
-        assert opened is not None
-        if holder not in dependencies.get(task.task_id, ()) and opened - ready >= MIN_UNNAMED_WAIT:
-            waits.append(BarrierWait(task.task_id, holder, round(opened - ready, 3)))
-    return waits
-
-
-def _barrier_holders(
-    stages: Sequence[Sequence[str]], finish: Mapping[str, float | None]
-) -> dict[str, str]:
-    """For each task of a stage after the first: the task of the stages before it that
-    finished last (the one its stage waited for)."""
-    holders: dict[str, str] = {}
-    last: str | None = None
-    for stage in stages:
-        if last is not None:
-            holders.update(dict.fromkeys(stage, last))
-        for task_id in stage:
-            ended = finish.get(task_id)
-            if ended is not None and (last is None or ended > (finish[last] or 0.0)):
-                last = task_id
-    return holders
-
-
-def _finished(task: TaskSnapshot, rows: Sequence[AttemptRow]) -> float | None:
-    if task.finished_at is not None and task.state is not TaskState.skipped:
-        return task.finished_at
-    ends = [row.finished_at for row in rows if row.finished_at is not None]
-    return max(ends) if ends else None
 
 
 # --- rows and grouping -----------------------------------------------------------------------
@@ -520,55 +326,3 @@ def _others_row(rest: Sequence[TaskSnapshot], band: Band) -> Row:
         counts=_counts(rest),
         band=band,
     )
-
-
-def concurrency_band(spans: Iterable[Span]) -> Band:
-    """How many of ``spans`` ran (``run``) and waited (``wait``) from each change on."""
-    run_changes: dict[float, int] = {}
-    wait_changes: dict[float, int] = {}
-    for span in spans:
-        if span.kind == "run":
-            _add_change(run_changes, span.start, span.end)
-        elif span.kind == "wait":
-            _add_change(wait_changes, span.start, span.end)
-    return _band(run_changes, wait_changes)
-
-
-def _attempts_band(rows: Iterable[AttemptRow], origin: float, end: float) -> Band:
-    """``concurrency_band`` of the spans ``_task_spans`` makes of ``rows``, without making
-    them (the run and wait spans are all a band counts)."""
-    run_changes: dict[float, int] = {}
-    wait_changes: dict[float, int] = {}
-    for row in rows:
-        if row.queued_at is not None and _shows_wait(row):
-            _add_change(wait_changes, row.queued_at - origin, row.started_at - origin)
-        # _add_change inlined: this runs once for each of thousands of attempts.
-        start = row.started_at - origin
-        stop = (row.finished_at if row.finished_at is not None else end) - origin
-        if stop > start:
-            run_changes[start] = run_changes.get(start, 0) + 1
-            run_changes[stop] = run_changes.get(stop, 0) - 1
-    return _band(run_changes, wait_changes)
-
-
-def _add_change(changes: dict[float, int], start: float, end: float) -> None:
-    """Count one span from ``start`` to ``end`` (none if empty) into ``changes``."""
-    if end > start:
-        changes[start] = changes.get(start, 0) + 1
-        changes[end] = changes.get(end, 0) - 1
-
-
-def _band(run_changes: Mapping[float, int], wait_changes: Mapping[float, int]) -> Band:
-    """The band from how the numbers running and waiting change at each moment (a moment where
-    spans meet stays, with a change of 0)."""
-    running = waiting = peak_running = peak_waiting = 0
-    points: list[tuple[float, int, int]] = []
-    for moment in sorted(run_changes.keys() | wait_changes.keys()):
-        running += run_changes.get(moment, 0)
-        waiting += wait_changes.get(moment, 0)
-        if running > peak_running:
-            peak_running = running
-        if waiting > peak_waiting:
-            peak_waiting = waiting
-        points.append((moment, running, waiting))
-    return Band(tuple(points), peak_running, peak_waiting)

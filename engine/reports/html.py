@@ -23,23 +23,19 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from multi_task_orchestrator.engine.graph import execution_stages
-from multi_task_orchestrator.engine.report import (
-    REPORT_FILE,
-    _write_atomic,
-    format_duration,
-    render_summary,
-    run_files,
+from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files, write_atomic
+from multi_task_orchestrator.engine.reports.spans import wait_kind
+from multi_task_orchestrator.engine.reports.summary import render_summary
+from multi_task_orchestrator.engine.reports.svg import render_svg
+from multi_task_orchestrator.engine.reports.text import format_duration
+from multi_task_orchestrator.engine.reports.timeline import (
+    Timeline,
+    build_timeline,
+    dependencies_of,
 )
 from multi_task_orchestrator.engine.spec import Orchestration
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.store import AttemptRow, Store
-from multi_task_orchestrator.engine.timeline import (
-    Timeline,
-    build_timeline,
-    dependencies_of,
-    wait_kind,
-)
-from multi_task_orchestrator.engine.timeline_svg import render_svg
 
 ARTIFACTS_DIR = "artifacts"
 
@@ -151,7 +147,7 @@ async def write_report(
 
     def write() -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, report.html)
+        write_atomic(path, report.html)
 
     await asyncio.to_thread(write)
     return path

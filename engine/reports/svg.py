@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from html import escape
 
-from multi_task_orchestrator.engine.report import format_duration
-from multi_task_orchestrator.engine.timeline import Row, Span, Timeline, format_tick
+from multi_task_orchestrator.engine.reports.spans import Span
+from multi_task_orchestrator.engine.reports.text import format_duration
+from multi_task_orchestrator.engine.reports.timeline import Row, Timeline, format_tick
 
 Scale = Callable[[float], float]
 

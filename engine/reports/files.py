@@ -1,0 +1,89 @@
+"""A run's files: the names of those it writes into its folder, finding them, and writing the
+results, the log and the summary atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from multi_task_orchestrator.engine.reports.results import results_json
+from multi_task_orchestrator.engine.reports.summary import render_summary
+from multi_task_orchestrator.engine.state import RunSnapshot
+
+RESULTS_FILE = "aggregated_results.json"
+LOG_FILE = "execution_log.txt"
+SUMMARY_FILE = "summary.txt"
+REPORT_FILE = "report.html"  # written by engine.reports.html
+
+
+def run_files(run_dir: str | Path | None) -> list[str]:
+    """The result files a finished run wrote into ``run_dir`` (those that exist), as paths."""
+    if not run_dir:
+        return []
+    folder = Path(run_dir)
+    return [
+        str(folder / name)
+        for name in (RESULTS_FILE, LOG_FILE, SUMMARY_FILE, REPORT_FILE)
+        if (folder / name).exists()
+    ]
+
+
+def write_run_files(
+    snapshot: RunSnapshot,
+    log: Iterable[str],
+    run_dir: Path,
+    *,
+    now: float | None = None,
+) -> list[Path]:
+    """Write ``aggregated_results.json``, ``execution_log.txt`` (``log``: its lines, as
+    ``log_lines`` renders events) and ``summary.txt`` into ``run_dir`` (created if missing) and
+    return their absolute paths in that order.
+
+    The summary lists the three paths under ``OUTPUTS``. Each file is written to a temporary
+    file in the same folder, flushed and fsynced, then renamed over the target, so a reader (or
+    a crash) never sees half a file. The files are readable by their owner only (mode 0600),
+    as they may hold task outputs.
+    """
+    folder = Path(run_dir).absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / RESULTS_FILE, folder / LOG_FILE, folder / SUMMARY_FILE]
+    results_path, log_path, summary_path = paths
+
+    # Joined once with their last newline: these texts can be megabytes.
+    write_atomic(results_path, results_json(snapshot) + "\n")
+    write_atomic(log_path, "\n".join([*log, ""]))  # no events: empty
+    write_atomic(summary_path, render_summary(snapshot, paths, now=now) + "\n")
+    _fsync_folder(folder)
+    return paths
+
+
+def write_atomic(path: Path, text: str) -> None:
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames durable. Best effort: some platforms and filesystems cannot open or
+    fsync a directory, and the files themselves are already complete on disk."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

@@ -1,0 +1,22 @@
+"""The run-end listener that writes a finished run's files into its folder: the results, the
+execution log, the summary and ``report.html``. The engine registers it by default
+(``Engine(run_end_listeners=...)``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from multi_task_orchestrator.engine.reports.files import write_run_files
+from multi_task_orchestrator.engine.reports.html import write_report
+from multi_task_orchestrator.engine.reports.log import log_lines
+from multi_task_orchestrator.engine.run_end import RunEnd
+
+
+async def write_files_on_run_end(end: RunEnd) -> None:
+    """Write the result files and the report of the run as it ends."""
+    log: list[str] = []
+    async for events in end.store.event_pages(end.snapshot.id):
+        log.extend(log_lines(events))
+    # One snapshot for both: the report shows no outputs, so it may hold them.
+    await asyncio.to_thread(write_run_files, end.snapshot, log, end.run_dir)
+    await write_report(end.store, end.snapshot, dependencies=end.dependencies, stages=end.stages)

@@ -1,0 +1,106 @@
+"""A run's end is heard by listeners: the reports' file writer by default, others added to the
+engine; each is awaited before the run's end is published, and the running of a run never
+imports the reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.reports.files import (
+    LOG_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+)
+from multi_task_orchestrator.engine.run_end import RunEnd
+from multi_task_orchestrator.engine.state import RunStatus
+
+pytestmark = pytest.mark.anyio
+
+RUN_FILES = [RESULTS_FILE, LOG_FILE, SUMMARY_FILE, REPORT_FILE]
+
+DOCUMENT = {
+    "name": "heard at the end",
+    "tasks": [
+        {"id": "first", "type": "delay", "config": {"seconds": 0.01}},
+        {"id": "second", "type": "delay", "config": {"seconds": 0.01}, "depends_on": ["first"]},
+    ],
+}
+
+
+async def test_an_added_listener_hears_the_end_after_the_files_and_before_it_is_published(
+    engine: Engine,
+) -> None:
+    heard: list[tuple[RunEnd, str, list[str]]] = []
+
+    async def listener(end: RunEnd) -> None:
+        status = await engine.snapshot(end.snapshot.id)
+        stored = await end.store.get_orchestration(end.snapshot.id, with_document=False)
+        assert stored is not None
+        written = sorted(path.name for path in end.run_dir.iterdir() if not path.is_dir())
+        heard.append((end, f"{status.status.value} {stored.status}", written))
+
+    engine.add_run_end_listener(listener)
+    run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+    snapshot = await engine.wait(run_id, timeout=20)
+
+    assert snapshot.status is RunStatus.succeeded
+    assert len(heard) == 1
+    end, status_then, written = heard[0]
+    assert status_then == "running running"  # in memory and stored: not published yet
+    assert set(RUN_FILES) <= set(written)  # the default listener, registered first, wrote them
+    assert end.snapshot.status is RunStatus.succeeded
+    assert end.snapshot.finished_at is not None
+    assert {key: list(value) for key, value in end.dependencies.items()} == {
+        "first": [],
+        "second": ["first"],
+    }
+    assert [list(stage) for stage in end.stages] == [["first", "second"]]
+    assert end.run_dir == Path(snapshot.run_dir or "")
+
+
+async def test_an_engine_without_listeners_writes_no_run_files(home: Path) -> None:
+    async with await Engine.open(
+        home / "state.db", home / "runs", resume=False, run_end_listeners=()
+    ) as engine:
+        run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+        snapshot = await engine.wait(run_id, timeout=20)
+    assert snapshot.status is RunStatus.succeeded
+    folder = Path(snapshot.run_dir or "")
+    assert not any((folder / name).exists() for name in RUN_FILES)
+
+
+async def test_a_listener_that_cannot_write_leaves_the_outcome_and_says_so(home: Path) -> None:
+    async def broken(end: RunEnd) -> None:
+        raise OSError("disk full")
+
+    async with await Engine.open(
+        home / "state.db", home / "runs", resume=False, run_end_listeners=[broken]
+    ) as engine:
+        run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+        snapshot = await engine.wait(run_id, timeout=20)
+        events = [event async for page in engine.store.event_pages(run_id) for event in page]
+    assert snapshot.status is RunStatus.succeeded
+    assert [event.message for event in events if event.kind == "files"] == [
+        "could not write the run's files: disk full"
+    ]
+
+
+def test_the_scheduler_does_not_import_the_reports() -> None:
+    """Not even through another module: a fresh interpreter that imports the scheduler has
+    loaded no module of ``engine.reports``."""
+    probe = (
+        "import sys, multi_task_orchestrator.engine.scheduler\n"
+        "print(sorted(name for name in sys.modules if name.startswith('multi_task_orchestrator')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    assert "multi_task_orchestrator.engine.scheduler" in loaded  # the probe saw the modules
+    assert "multi_task_orchestrator.engine.run_end" in loaded
+    assert "multi_task_orchestrator.engine.reports" not in loaded
