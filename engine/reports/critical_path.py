@@ -50,7 +50,7 @@ def critical_path(
         holder = holders.get(current)
         if holder is not None:
             before.append(holder)
-        current = max(before, key=finish.__getitem__) if before else None
+        current = max(before, key=lambda dep: finish[dep] or 0.0) if before else None
     chain.reverse()
 
     children: dict[str, list[TaskSnapshot]] = {}
@@ -86,7 +86,7 @@ def barrier_waits(
         holder = holders.get(task.task_id)
         if holder is None or task.started_at is None or origin is None:
             continue
-        deps_done = [finish[d] for d in dependencies.get(task.task_id, ()) if finish.get(d)]
+        deps_done = [done for d in dependencies.get(task.task_id, ()) if (done := finish.get(d))]
         ready = max([origin, *deps_done])
         opened = finish[holder]
         assert opened is not None

@@ -283,10 +283,10 @@ def _band(row: Row, top: float, height: float, x: Scale) -> Iterator[str]:
         yield f'<path d="{path}" {fill} stroke="none">{tip}</path>'
 
 
-def _step_path(positions: list[str], values: list[int], bottom: float, unit: float) -> str:
+def _step_path(positions: list[str], values: list[float], bottom: float, unit: float) -> str:
     """An outline that steps to ``values[i]`` at ``positions[i]`` (x as text), from ``bottom``
     up by ``unit`` per count, closed back to its start."""
-    heights: dict[int, str] = {}  # the few counts there are, each as its y text
+    heights: dict[float, str] = {}  # the few counts there are, each as its y text
     for value in {0, *values}:
         heights[value] = f"{bottom - value * unit:.1f}"
     level = heights[0]
