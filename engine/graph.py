@@ -1,7 +1,7 @@
 """Validation of an orchestration document, and the plan of a valid one.
 
 ``validate`` reports every problem in one pass, each with its line, column and a fix hint: the
-document's own errors (from ``engine.spec``), then the graph's — duplicate ids, unknown
+document's own errors (from ``engine.document``), then the graph's — duplicate ids, unknown
 dependencies, cycles with their path, ``${...}`` references a task cannot see, forward references,
 unknown limits, task types without a runner and runner configs that do not fit. A valid document
 also gets a ``Plan``: its stages, critical path, limits and fan-outs.
@@ -25,6 +25,24 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from multi_task_orchestrator.engine import dag, registry
+from multi_task_orchestrator.engine.document.building import (
+    build,
+    issues_from_validation,
+    raw_task_ids,
+)
+from multi_task_orchestrator.engine.document.loader import (
+    MAX_DOCUMENT_BYTES,
+    MAX_NESTING_DEPTH,
+    RawDocument,
+    load_source,
+    too_many_tasks,
+)
+from multi_task_orchestrator.engine.document.models import (
+    DEPENDENCY_SPELLINGS,
+    Mode,
+    Orchestration,
+    TaskSpec,
+)
 from multi_task_orchestrator.engine.expressions import ExpressionError, Reference, find_references
 from multi_task_orchestrator.engine.issues import (
     DocumentError,
@@ -34,20 +52,6 @@ from multi_task_orchestrator.engine.issues import (
     format_loc,
 )
 from multi_task_orchestrator.engine.secrets import SecretsUnavailable
-from multi_task_orchestrator.engine.spec import (
-    DEPENDENCY_SPELLINGS,
-    MAX_DOCUMENT_BYTES,
-    MAX_NESTING_DEPTH,
-    Mode,
-    Orchestration,
-    RawDocument,
-    TaskSpec,
-    build,
-    issues_from_validation,
-    load_source,
-    raw_task_ids,
-    too_many_tasks,
-)
 
 SecretNames = Collection[str] | Callable[[], Collection[str] | None] | None
 
