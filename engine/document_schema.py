@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from multi_task_orchestrator.engine import registry
-from multi_task_orchestrator.engine.spec import (
+from multi_task_orchestrator.engine.document.models import (
     DEPENDENCY_SPELLINGS,
     ErrorClass,
     Orchestration,

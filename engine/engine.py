@@ -26,6 +26,8 @@ from pydantic import BaseModel
 from multi_task_orchestrator.engine import outputs, registry, status_rows
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
+from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES, RawDocument
+from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.gc_policy import collector_paused, tune_garbage_collector
 from multi_task_orchestrator.engine.graph import Validation, validate
 from multi_task_orchestrator.engine.issues import DocumentError, Issue
@@ -48,7 +50,6 @@ from multi_task_orchestrator.engine.secrets import (
     names_to_check,
     redact_data,
 )
-from multi_task_orchestrator.engine.spec import MAX_DOCUMENT_BYTES, Orchestration, RawDocument
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.status_rows import keep_status_rows, status_display_rank
 from multi_task_orchestrator.engine.store import OrchestrationRow, Store, StoreError, TaskRow

@@ -1,13 +1,14 @@
 """Validation of an orchestration document, and the plan of a valid one.
 
 ``validate`` reports every problem in one pass, each with its line, column and a fix hint: the
-document's own errors (from ``engine.spec``), then the graph's — duplicate ids, unknown
+document's own errors (from ``engine.document``), then the graph's — duplicate ids, unknown
 dependencies, cycles with their path, ``${...}`` references a task cannot see, forward references,
 unknown limits, task types without a runner and runner configs that do not fit. A valid document
 also gets a ``Plan``: its stages, critical path, limits and fan-outs.
 
 The graph helpers (``dag_levels``, ``execution_stages``, ``ancestors``) are shared with the
-scheduler, so the plan shows the order the scheduler will actually follow.
+scheduler, so the plan shows the order the scheduler will actually follow; the algorithms under
+them are ``engine.dag``'s, on the tasks' dependency graph.
 """
 
 from __future__ import annotations
@@ -19,11 +20,29 @@ import typing
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from multi_task_orchestrator.engine import registry
+from multi_task_orchestrator.engine import dag, registry
+from multi_task_orchestrator.engine.document.building import (
+    build,
+    issues_from_validation,
+    raw_task_ids,
+)
+from multi_task_orchestrator.engine.document.loader import (
+    MAX_DOCUMENT_BYTES,
+    MAX_NESTING_DEPTH,
+    RawDocument,
+    load_source,
+    too_many_tasks,
+)
+from multi_task_orchestrator.engine.document.models import (
+    DEPENDENCY_SPELLINGS,
+    Mode,
+    Orchestration,
+    TaskSpec,
+)
 from multi_task_orchestrator.engine.expressions import ExpressionError, Reference, find_references
 from multi_task_orchestrator.engine.issues import (
     DocumentError,
@@ -33,22 +52,7 @@ from multi_task_orchestrator.engine.issues import (
     format_loc,
 )
 from multi_task_orchestrator.engine.secrets import SecretsUnavailable
-from multi_task_orchestrator.engine.spec import (
-    DEPENDENCY_SPELLINGS,
-    MAX_DOCUMENT_BYTES,
-    MAX_NESTING_DEPTH,
-    Mode,
-    Orchestration,
-    RawDocument,
-    TaskSpec,
-    build,
-    issues_from_validation,
-    load_source,
-    raw_task_ids,
-    too_many_tasks,
-)
 
-T = TypeVar("T")
 SecretNames = Collection[str] | Callable[[], Collection[str] | None] | None
 
 DEPENDENCY_KEYS = DEPENDENCY_SPELLINGS  # the keys a task may spell its dependencies with
@@ -400,7 +404,7 @@ def _dependency_problem(doc: _Document, task: TaskSpec, dep: str) -> tuple[str, 
 def _check_cycles(doc: _Document) -> list[Issue]:
     issues = []
     graph = doc.graph
-    cycles = _cycles(graph, lambda task_id: doc.order.get(task_id, 0))
+    cycles = dag.cycles(_edges(graph), lambda task_id: doc.order.get(task_id, 0))
     first_index: dict[str, int] = {}  # the index of the first valid task with each id
     for index, task in doc.entries if cycles else ():
         first_index.setdefault(task.id, index)
@@ -419,8 +423,8 @@ def _check_cycles(doc: _Document) -> list[Issue]:
 
 def _check_references(doc: _Document) -> list[Issue]:
     issues = []
-    ancestor_cache: dict[str, _Ancestors] = {}
-    reach = _Reach(doc.graph)
+    ancestor_cache: dict[str, dag.Ancestors] = {}
+    reach = dag.Reach(_edges(doc.graph))
     for index, task in doc.entries:
         in_config = find_references(task.config, ("tasks", index, "config"))
         found = [(loc, ref, False) for loc, ref in in_config]
@@ -443,7 +447,7 @@ def _check_references(doc: _Document) -> list[Issue]:
                 issues.append(doc.raw.issue(ref.message, loc, ref.hint))
                 continue
             if task.id not in ancestor_cache:
-                ancestor_cache[task.id] = _Ancestors(task.dependencies, reach)
+                ancestor_cache[task.id] = dag.Ancestors(task.dependencies, reach)
             written = _value_at(task.for_each if inside_for_each else task.config, loc[3:])
             shown = _shown(ref, written)
             if ref.kind == "vault":
@@ -878,43 +882,14 @@ def _by_id(tasks: Iterable[TaskSpec]) -> dict[str, TaskSpec]:
     return by_id
 
 
-def _fold(tasks: Sequence[TaskSpec], value: Callable[[TaskSpec, dict[str, T]], T]) -> dict[str, T]:
-    """Compute ``value(task, {dep: its value})`` for each task, dependencies first.
-
-    Dependencies on unknown ids, and the edge that would close a cycle, are left out, so this
-    works on any document. Iterative: a chain of thousands of tasks does not hit recursion limits.
-    """
-    graph = _by_id(tasks)
-    done: dict[str, T] = {}
-    # Documents mostly list each task after its dependencies, so one pass in order does; it stops
-    # at the first task that depends on a later one. What it did the walk below would do the same.
-    for task in graph.values():
-        deps = task.dependencies
-        if deps and not all(dep in done or dep not in graph for dep in deps):
-            break
-        done[task.id] = value(task, {dep: done[dep] for dep in deps if dep in done})
-    for start in graph.values():
-        if start.id in done:
-            continue
-        stack = [(start, iter(start.dependencies))]
-        on_stack = {start.id}
-        while stack:
-            node, pending = stack[-1]
-            for dep in pending:
-                if dep in graph and dep not in done and dep not in on_stack:
-                    stack.append((graph[dep], iter(graph[dep].dependencies)))
-                    on_stack.add(dep)
-                    break
-            else:
-                stack.pop()
-                on_stack.discard(node.id)
-                done[node.id] = value(node, {d: done[d] for d in node.dependencies if d in done})
-    return {task_id: done[task_id] for task_id in graph}
+def _edges(graph: Mapping[str, TaskSpec]) -> dict[str, Sequence[str]]:
+    """The tasks' dependency graph, as ``engine.dag`` takes it."""
+    return {task_id: task.dependencies for task_id, task in graph.items()}
 
 
 def dag_levels(tasks: Sequence[TaskSpec]) -> dict[str, int]:
     """Each task's level: 0 without dependencies, else one more than its deepest dependency."""
-    return _fold(tasks, lambda _, deps: 1 + max(deps.values()) if deps else 0)
+    return dag.levels(_edges(_by_id(tasks)))
 
 
 def _stage_numbers(tasks: Sequence[TaskSpec]) -> dict[str, int]:
@@ -927,21 +902,15 @@ def _stage_numbers(tasks: Sequence[TaskSpec]) -> dict[str, int]:
     if not explicit:
         return dag_levels(tasks)
     lowest = min(explicit)
+    graph = _by_id(tasks)
 
-    def stage(task: TaskSpec, deps: dict[str, int]) -> int:
-        if task.stage is not None:
-            return task.stage
+    def stage(task_id: str, deps: dict[str, int]) -> int:
+        number = graph[task_id].stage
+        if number is not None:
+            return number
         return max(deps.values()) if deps else lowest
 
-    return _fold(tasks, stage)
-
-
-def _group(numbers: dict[str, int]) -> list[list[str]]:
-    """Ids grouped by number, groups in ascending order, ids in document order."""
-    groups: dict[int, list[str]] = {}
-    for task_id, number in numbers.items():
-        groups.setdefault(number, []).append(task_id)
-    return [groups[number] for number in sorted(groups)]
+    return dag.fold(_edges(graph), stage)
 
 
 def execution_stages(orchestration: Orchestration) -> list[list[str]]:
@@ -953,224 +922,21 @@ def execution_stages(orchestration: Orchestration) -> list[list[str]]:
         case Mode.sequential:
             return [[task_id] for task_id in ids]
         case Mode.mixed:
-            return _group(_stage_numbers(orchestration.tasks))
+            return dag.group(_stage_numbers(orchestration.tasks))
     raise ValueError(f"unknown mode {orchestration.mode!r}")
-
-
-def _reachable(starts: Iterable[str], graph: Mapping[str, TaskSpec]) -> set[str]:
-    found: set[str] = set()
-    pending = [task_id for task_id in starts if task_id in graph]
-    while pending:
-        task_id = pending.pop()
-        if task_id in found:
-            continue
-        found.add(task_id)
-        pending.extend(dep for dep in graph[task_id].dependencies if dep in graph)
-    return found
 
 
 def ancestors(tasks: Sequence[TaskSpec]) -> dict[str, set[str]]:
     """Each task's transitive dependencies (ids of tasks in ``tasks`` only)."""
-    graph = _by_id(tasks)
-    return {task_id: _reachable(task.dependencies, graph) for task_id, task in graph.items()}
-
-
-class _Reach:
-    """What each task of ``graph`` reaches through its dependencies, as bitsets over the
-    graph's ids; built for the whole graph on the first question."""
-
-    __slots__ = ("_bits", "graph", "position")
-
-    def __init__(self, graph: Mapping[str, TaskSpec]) -> None:
-        self.graph = graph
-        self.position: dict[str, int] = {}
-        self._bits: dict[str, int] | None = None
-
-    def of(self, dependencies: Iterable[str]) -> int:
-        """``_reachable(dependencies, graph)`` as a bitset."""
-        if self._bits is None:
-            self.position = {task_id: n for n, task_id in enumerate(self.graph)}
-            self._bits = _ancestor_bits(self.graph, self.position)
-        bits = 0
-        for dep in dependencies:
-            if dep in self.graph:
-                bits |= self._bits[dep] | 1 << self.position[dep]
-        return bits
-
-
-class _Ancestors:
-    """A task's transitive dependencies as ``_reachable`` finds them, for ``in`` only.
-
-    Its own dependencies answer at once, and most references name one; anything else is looked
-    up in the graph's bitsets (``_Reach``), so no task walks the whole graph above it.
-    """
-
-    __slots__ = ("_bits", "_dependencies", "_direct", "_reach")
-
-    def __init__(self, dependencies: Sequence[str], reach: _Reach) -> None:
-        self._dependencies = dependencies
-        self._reach = reach
-        self._direct: set[str] | None = None
-        self._bits: int | None = None
-
-    def __contains__(self, task_id: object) -> bool:
-        if not isinstance(task_id, str) or task_id not in self._reach.graph:
-            return False
-        if self._direct is None:
-            self._direct = set(self._dependencies)
-        if task_id in self._direct:
-            return True
-        if self._bits is None:
-            self._bits = self._reach.of(self._dependencies)
-        return bool(self._bits >> self._reach.position[task_id] & 1)
-
-
-def _ancestor_bits(graph: Mapping[str, TaskSpec], position: Mapping[str, int]) -> dict[str, int]:
-    """Each task's transitive dependencies (``_reachable`` of its own) as a bitset over
-    ``position``, in one pass over the edges.
-
-    Tasks in a cycle reach one another, so this works on strongly connected components (Tarjan's
-    algorithm, iterative): a component is complete before any that depends on it, so its set is
-    the union of the sets below it, plus its own tasks when it is a cycle.
-    """
-    order: dict[str, int] = {}  # when each task was first visited
-    low: dict[str, int] = {}
-    open_tasks: list[str] = []  # visited tasks whose component is not complete yet
-    is_open: set[str] = set()
-    bits: dict[str, int] = {}
-    for start in graph:
-        if start in order:
-            continue
-        order[start] = low[start] = len(order)
-        open_tasks.append(start)
-        is_open.add(start)
-        work = [(start, iter(graph[start].dependencies))]
-        while work:
-            task_id, pending = work[-1]
-            for dep in pending:
-                if dep not in graph:
-                    continue
-                if dep not in order:
-                    order[dep] = low[dep] = len(order)
-                    open_tasks.append(dep)
-                    is_open.add(dep)
-                    work.append((dep, iter(graph[dep].dependencies)))
-                    break
-                if dep in is_open:
-                    low[task_id] = min(low[task_id], order[dep])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[task_id])
-                if low[task_id] != order[task_id]:
-                    continue
-                members: list[str] = []
-                while not members or members[-1] != task_id:
-                    members.append(open_tasks.pop())
-                    is_open.discard(members[-1])
-                inside = set(members)
-                union = 0
-                cyclic = len(members) > 1
-                for member in members:
-                    for dep in graph[member].dependencies:
-                        if dep in inside:
-                            cyclic = True
-                        elif dep in graph:
-                            union |= bits[dep] | 1 << position[dep]
-                if cyclic:
-                    for member in members:
-                        union |= 1 << position[member]
-                for member in members:
-                    bits[member] = union
-    return bits
-
-
-def find_cycles(
-    tasks: Sequence[TaskSpec], key: Callable[[str], int] | None = None
-) -> list[list[str]]:
-    """Each dependency cycle once, as a path that returns to its start: ``[a, b, c, a]``.
-
-    ``a -> b`` means a depends on b. A cycle starts at its task that sorts first by ``key``
-    (document order by default).
-    """
-    graph = _by_id(tasks)
-    return _cycles(graph, key or {task_id: n for n, task_id in enumerate(graph)}.__getitem__)
-
-
-def _cycles(graph: Mapping[str, TaskSpec], rank: Callable[[str], int]) -> list[list[str]]:
-    """``find_cycles`` over tasks already by id, ranked by ``rank``."""
-    cycles: list[list[str]] = []
-    seen: set[tuple[str, ...]] = set()
-    finished: set[str] = set()
-    for start in graph:
-        if start in finished:
-            continue
-        path = [start]
-        on_path = {start: 0}
-        stack = [iter(graph[start].dependencies)]
-        while stack:
-            for dep in stack[-1]:
-                if dep not in graph or dep in finished:
-                    continue
-                if dep in on_path:
-                    loop = path[on_path[dep] :]
-                    first = min(range(len(loop)), key=lambda n: rank(loop[n]))
-                    loop = loop[first:] + loop[:first]
-                    if tuple(loop) not in seen:
-                        seen.add(tuple(loop))
-                        cycles.append([*loop, loop[0]])
-                    continue
-                on_path[dep] = len(path)
-                path.append(dep)
-                stack.append(iter(graph[dep].dependencies))
-                break
-            else:
-                stack.pop()
-                done = path.pop()
-                del on_path[done]
-                finished.add(done)
-    return cycles
-
-
-def critical_path(tasks: Sequence[TaskSpec]) -> list[str]:
-    """The longest dependency chain by task count; ties go to the task earliest in the document."""
-    return _longest_path(_chains(tasks))
-
-
-def _chains(tasks: Sequence[TaskSpec]) -> dict[str, tuple[int, str | None]]:
-    """For each task (by id, in document order): how many tasks the longest chain ending with it
-    has, and its dependency in that chain (ties go to the earliest). The count is also the
-    task's ``dag_levels`` level plus one."""
-    position = {task_id: n for n, task_id in enumerate(_by_id(tasks))}
-
-    def longest(task: TaskSpec, deps: dict[str, tuple[int, str | None]]) -> tuple[int, str | None]:
-        if not deps:
-            return 1, None
-        best = min(deps, key=lambda d: (-deps[d][0], position[d]))
-        return deps[best][0] + 1, best
-
-    return _fold(tasks, longest)
-
-
-def _longest_path(chains: dict[str, tuple[int, str | None]]) -> list[str]:
-    """The critical path from ``_chains``."""
-    if not chains:
-        return []
-    end: str | None = max(chains, key=lambda t: chains[t][0])  # the first of the longest
-    path: list[str] = []
-    while end is not None:
-        path.append(end)
-        end = chains[end][1]
-    return path[::-1]
+    return dag.ancestors(_edges(_by_id(tasks)))
 
 
 def make_plan(orchestration: Orchestration) -> Plan:
     """The plan of a valid orchestration."""
     tasks = orchestration.tasks
-    chains = _chains(tasks)
+    chains = dag.chains(_edges(_by_id(tasks)))
     if orchestration.mode is Mode.parallel:
-        stages = _group({task_id: count - 1 for task_id, (count, _) in chains.items()})
+        stages = dag.group({task_id: count - 1 for task_id, (count, _) in chains.items()})
     else:
         stages = execution_stages(orchestration)
     members: dict[str, list[str]] = {name: [] for name in orchestration.limits}
@@ -1191,7 +957,7 @@ def make_plan(orchestration: Orchestration) -> Plan:
         task_count=len(tasks),
         max_concurrent=orchestration.max_concurrent,
         stages=stages,
-        critical_path=_longest_path(chains),
+        critical_path=dag.longest_path(chains),
         limits=limits,
         fan_outs=[task.id for task in tasks if task.for_each is not None],
     )

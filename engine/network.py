@@ -31,9 +31,9 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from multi_task_orchestrator.engine.document.units import Rate
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.pools import Pool
-from multi_task_orchestrator.engine.spec import Rate
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

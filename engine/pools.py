@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from multi_task_orchestrator.engine.spec import Rate
+from multi_task_orchestrator.engine.document.units import Rate
 
 
 class Pool:

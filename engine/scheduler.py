@@ -28,6 +28,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from multi_task_orchestrator.engine import outputs
+from multi_task_orchestrator.engine.document.models import (
+    ErrorClass,
+    Orchestration,
+    RetryPolicy,
+    RunIf,
+    Strategy,
+    TaskSpec,
+)
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import (
     ExpressionError,
@@ -40,14 +48,6 @@ from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
-from multi_task_orchestrator.engine.spec import (
-    ErrorClass,
-    Orchestration,
-    RetryPolicy,
-    RunIf,
-    Strategy,
-    TaskSpec,
-)
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.store import AttemptRow, OrchestrationRow, StoreError, TaskRow
 

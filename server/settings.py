@@ -13,6 +13,7 @@ import platformdirs
 from pydantic import ByteSize, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from multi_task_orchestrator.engine.document.units import RateValue
 from multi_task_orchestrator.engine.limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_WRITE_BYTES,
@@ -25,7 +26,6 @@ from multi_task_orchestrator.engine.network import (
     NetworkPolicy,
 )
 from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
-from multi_task_orchestrator.engine.spec import RateValue
 from multi_task_orchestrator.vault.lazy import LazyVaultResolver
 from multi_task_orchestrator.vault.store import Vault
 

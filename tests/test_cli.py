@@ -24,9 +24,10 @@ import pytest
 import yaml
 from cli_process import Result, child_env, cli
 
+from multi_task_orchestrator.engine.document.building import build
+from multi_task_orchestrator.engine.document.loader import load_file, load_mapping
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.reports.display import render_status
-from multi_task_orchestrator.engine.spec import build, load_file, load_mapping
 from multi_task_orchestrator.engine.state import RunSnapshot
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,10 +15,10 @@ import pytest
 from local_server import LocalServer
 from memory_secrets import MemorySecrets
 
+from multi_task_orchestrator.engine.document.loader import load_file
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.reports.display import render_status
 from multi_task_orchestrator.engine.reports.summary import render_summary
-from multi_task_orchestrator.engine.spec import load_file
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 
 pytestmark = pytest.mark.anyio

@@ -21,10 +21,10 @@ import pytest
 from local_server import PNG_BYTES, LocalServer
 from memory_secrets import MemorySecrets
 
+from multi_task_orchestrator.engine.document.units import Rate
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.network import HostLimits, Network, NetworkPolicy
 from multi_task_orchestrator.engine.runners.http import HttpConfig, retry_after_seconds
-from multi_task_orchestrator.engine.spec import Rate
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 
 pytestmark = pytest.mark.anyio

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from multi_task_orchestrator.engine.document.loader import load_text
+from multi_task_orchestrator.engine.document.models import TaskSpec
 from multi_task_orchestrator.engine.graph import (
     Plan,
     Validation,
@@ -19,7 +21,6 @@ from multi_task_orchestrator.engine.graph import (
     validate,
 )
 from multi_task_orchestrator.engine.issues import DocumentError
-from multi_task_orchestrator.engine.spec import TaskSpec, load_text
 
 # The seed's "Task Definition Format" example, verbatim (multi-task-orchestrator.md).
 SEED = (Path(__file__).parent / "fixtures" / "seed_example.yaml").read_text(encoding="utf-8")

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from multi_task_orchestrator.engine.document.units import Rate
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import NetworkPolicy
 from multi_task_orchestrator.engine.redaction import Redactor
 from multi_task_orchestrator.engine.secret_hosts import ANY_HOST, host_allowed, refusal
 from multi_task_orchestrator.engine.secrets import NoVault
-from multi_task_orchestrator.engine.spec import Rate
 
 LogLine = tuple[str, str, dict[str, Any] | None]
 Outcome = Literal["succeeded", "failed", "cancelled", "lost"]

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files, write_atomic
 from multi_task_orchestrator.engine.reports.spans import wait_kind
@@ -33,7 +34,6 @@ from multi_task_orchestrator.engine.reports.timeline import (
     build_timeline,
     dependencies_of,
 )
-from multi_task_orchestrator.engine.spec import Orchestration
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.store import AttemptRow, Store
 

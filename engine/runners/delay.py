@@ -14,10 +14,11 @@ from typing import Any, ClassVar
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from multi_task_orchestrator.engine.document.models import ErrorClass
+from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.issues import did_you_mean
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
-from multi_task_orchestrator.engine.spec import Duration, ErrorClass
 
 FAILURE_CLASSES: tuple[str, ...] = (
     *(error_class.value for error_class in ErrorClass if error_class is not ErrorClass.any),

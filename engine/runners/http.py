@@ -50,6 +50,7 @@ from jmespath import exceptions as jmespath_errors
 from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import (
     MAX_DATA_DEPTH,
@@ -62,7 +63,6 @@ from multi_task_orchestrator.engine.limits import (
 from multi_task_orchestrator.engine.network import PolicyError
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 from multi_task_orchestrator.engine.secrets import NoVault, redact_bytes
-from multi_task_orchestrator.engine.spec import Duration
 
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

@@ -36,11 +36,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
+from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.expressions import secret_names
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 from multi_task_orchestrator.engine.runners.files import inside, workspace_root
-from multi_task_orchestrator.engine.spec import Duration
 
 DEFAULT_MAX_OUTPUT = 1024 * 1024
 PASSED_VARIABLES = frozenset({"PATH", "HOME", "LANG", "TMPDIR"})

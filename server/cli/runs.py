@@ -11,11 +11,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from multi_task_orchestrator.engine.document.loader import load_file
 from multi_task_orchestrator.engine.engine import NotAllowedNow
 from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files
 from multi_task_orchestrator.engine.reports.results import aggregated_results
 from multi_task_orchestrator.engine.reports.summary import render_summary
-from multi_task_orchestrator.engine.spec import load_file
 from multi_task_orchestrator.engine.state import RunStatus
 from multi_task_orchestrator.server.cli.common import (
     EXIT_CANCELLED,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from multi_task_orchestrator.engine.document.loader import load_file
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import Network
@@ -31,7 +32,6 @@ from multi_task_orchestrator.engine.runners.browser import (
 )
 from multi_task_orchestrator.engine.runners.browser.discovery import find_browser
 from multi_task_orchestrator.engine.secret_hosts import host_allowed
-from multi_task_orchestrator.engine.spec import load_file
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus
 from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites

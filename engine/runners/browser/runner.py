@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 from multi_task_orchestrator.engine.runners.browser.discovery import (
@@ -60,7 +61,6 @@ from multi_task_orchestrator.engine.runners.browser.steps import (
     host_of,
     url_matches,
 )
-from multi_task_orchestrator.engine.spec import Duration
 
 SESSION_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
 SHORTHAND_FIELDS = ("selector", "fields", "attribute", "all", "paginate")

@@ -46,12 +46,12 @@ from pydantic import BeforeValidator, Field, GetJsonSchemaHandler, model_validat
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
+from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import secret_names
 from multi_task_orchestrator.engine.issues import did_you_mean
 from multi_task_orchestrator.engine.runners.base import RunContext, RunnerConfig
 from multi_task_orchestrator.engine.secrets import redact_data
-from multi_task_orchestrator.engine.spec import Duration
 
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page

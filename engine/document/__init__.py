@@ -1,0 +1,3 @@
+"""The orchestration document: ``units`` (durations, rates), ``models`` (the pydantic models),
+``loader`` (the hardened YAML/JSON loader) and ``building`` (models from a loaded document, with
+positioned issues)."""
