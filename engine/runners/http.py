@@ -34,9 +34,7 @@ import base64
 import email.utils
 import json
 import mimetypes
-import os
 import re
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,6 +48,7 @@ from jmespath import exceptions as jmespath_errors
 from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from multi_task_orchestrator.engine.atomic import write_atomic
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import (
     MAX_DATA_DEPTH,
@@ -751,20 +750,6 @@ async def save_artifact(ctx: RunContext, reply: Reply) -> dict[str, Any]:
     await asyncio.to_thread(write_atomic, path, response.content)
     ctx.log(f"saved {len(response.content)} bytes to artifact {name}")
     return {"artifact": name, "size": len(response.content), "mime_type": mime_type}
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` through a temporary file, so readers never see half."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # --- the runner -----------------------------------------------------------------------------
