@@ -53,6 +53,7 @@ from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import (
     MAX_DATA_DEPTH,
     compile_expression,
+    jmespath_problem,
     nests_deeper,
     runner_limits,
     search,
@@ -121,23 +122,12 @@ def _config_error(kind: str, message: str, hint: str | None = None, **values: An
     return PydanticCustomError(kind, message, {**values, **({"hint": hint} if hint else {})})
 
 
-def _jmespath_problem(exc: jmespath_errors.JMESPathError) -> str:
-    """What is wrong with an expression, in one line."""
-    if isinstance(exc, jmespath_errors.IncompleteExpressionError):
-        return "the expression ends too early"
-    if isinstance(exc, jmespath_errors.LexerError):
-        return f"{exc.message} at character {exc.lexer_position + 1}"
-    if isinstance(exc, jmespath_errors.ParseError) and exc.token_value is not None:
-        return f"unexpected '{exc.token_value}' at character {exc.lex_position + 1}"
-    return str(exc).splitlines()[0]
-
-
 def compile_jmespath(text: str, field_name: str) -> jmespath.parser.ParsedResult:
     """Compile an expression of the config; ConfigError saying what is wrong."""
     try:
         return compile_expression(text)
     except jmespath_errors.JMESPathError as exc:
-        problem = _jmespath_problem(exc)
+        problem = jmespath_problem(exc)
         raise ConfigError(f"invalid JMESPath in '{field_name}': {problem} in '{text}'") from None
 
 
@@ -152,7 +142,7 @@ def _check_jmespath(text: str | None, field_name: str) -> str | None:
             "invalid JMESPath in '{field}': {problem}",
             "see https://jmespath.org; literals go in backticks, e.g. items[?id > `3`]",
             field=field_name,
-            problem=_jmespath_problem(exc),
+            problem=jmespath_problem(exc),
         ) from None
     return text
 
