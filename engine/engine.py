@@ -437,10 +437,9 @@ class Engine:
         Raises DocumentError listing every problem. With an ``idempotency_key`` already used,
         returns the existing orchestration's id and starts nothing.
         """
-        if idempotency_key:
-            existing = await self.store.find_idempotent(idempotency_key)
-            if existing is not None:
-                return existing.id
+        existing = await self.earlier_submission(idempotency_key)
+        if existing is not None:
+            return existing.id
         validation = await self.validate_in_thread(
             source, extra_vars=extra_vars, require_runners=True
         )
@@ -449,6 +448,13 @@ class Engine:
             orchestration, idempotency_key=idempotency_key, source_name=source_name
         )
         return run_id
+
+    async def earlier_submission(self, idempotency_key: str | None) -> OrchestrationRow | None:
+        """The orchestration already started with ``idempotency_key`` (its stored document
+        included), or None when there is none or no key."""
+        if not idempotency_key:
+            return None
+        return await self.store.find_idempotent(idempotency_key)
 
     async def start(
         self,
@@ -467,10 +473,9 @@ class Engine:
         if self._closed:
             raise RuntimeError("the engine is shut down")
         async with self._submit_lock:
-            if idempotency_key:
-                existing = await self.store.find_idempotent(idempotency_key)
-                if existing is not None:
-                    return existing.id, True
+            existing = await self.earlier_submission(idempotency_key)
+            if existing is not None:
+                return existing.id, True
             orchestration_id = make_run_id()
             run = Run(
                 self,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jmespath
+from jmespath import exceptions as jmespath_exceptions
 from jmespath.exceptions import JMESPathError
 from jmespath.lexer import Lexer
 from jmespath.parser import ParsedResult
@@ -102,6 +103,19 @@ class ExpressionTooComplex(JMESPathError):
 
 _OPENING = frozenset({"lparen", "lbracket", "lbrace", "filter"})
 _CLOSING = frozenset({"rparen", "rbracket", "rbrace"})
+
+
+def jmespath_problem(exc: JMESPathError) -> str:
+    """What is wrong with an expression, said in one line."""
+    if isinstance(exc, jmespath_exceptions.EmptyExpressionError):
+        return "the expression is empty"
+    if isinstance(exc, jmespath_exceptions.IncompleteExpressionError):
+        return "the expression ends too early"
+    if isinstance(exc, jmespath_exceptions.LexerError):
+        return f"{exc.message} at character {exc.lexer_position + 1}"
+    if isinstance(exc, jmespath_exceptions.ParseError) and exc.token_value is not None:
+        return f"unexpected '{exc.token_value}' at character {exc.lex_position + 1}"
+    return str(exc).splitlines()[0]
 
 
 def compile_expression(text: str) -> ParsedResult:

@@ -10,11 +10,11 @@ bounded however large a run's outputs grow.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from multi_task_orchestrator.engine.atomic import write_atomic
 
 DEFAULT_THRESHOLD = 256 * 1024
 REFERENCE_KEY = "$output_file"
@@ -28,16 +28,7 @@ def keep(output_json: str, run_dir: Path, task_id: str, threshold: int) -> str:
     folder = run_dir / "outputs"
     folder.mkdir(parents=True, exist_ok=True)
     name = f"outputs/{_UNSAFE.sub('_', task_id)}.json"
-    descriptor, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(output_json)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, run_dir / name)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(run_dir / name, output_json)
     return json.dumps({REFERENCE_KEY: name, "bytes": len(output_json.encode("utf-8"))})
 
 

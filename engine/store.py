@@ -477,25 +477,21 @@ class Store:
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         """One statement in its own transaction, never inside a group commit; retried while
         another process holds the database (SQLITE_BUSY). Returns the rows changed."""
-        async with self._transactions:
-            for attempt in range(BUSY_RETRIES):
-                try:
-                    return await self._writes.run(_execute_one, sql, params)
-                except sqlite3.OperationalError as exc:
-                    if _busy(exc) and attempt < BUSY_RETRIES - 1:
-                        await asyncio.sleep(0.05 * 2**attempt)
-                        continue
-                    problem = "is busy" if _busy(exc) else "cannot be written"
-                    raise StoreError(f"the state database {self.path} {problem}: {exc}") from None
-        raise AssertionError("unreachable")
+        return await self._write_alone(_execute_one, sql, params)
 
     async def _write_returning(self, sql: str, params: Sequence[Any]) -> Any:
         """``_write`` for a statement ``RETURNING`` one value: that value, or None when no
         row changed."""
+        return await self._write_alone(_execute_returning, sql, params)
+
+    async def _write_alone(
+        self, execute: Callable[..., Any], sql: str, params: Sequence[Any]
+    ) -> Any:
+        """``execute(connection, sql, params)`` on the writer thread, as ``_write`` says."""
         async with self._transactions:
             for attempt in range(BUSY_RETRIES):
                 try:
-                    return await self._writes.run(_execute_returning, sql, params)
+                    return await self._writes.run(execute, sql, params)
                 except sqlite3.OperationalError as exc:
                     if _busy(exc) and attempt < BUSY_RETRIES - 1:
                         await asyncio.sleep(0.05 * 2**attempt)

@@ -125,9 +125,9 @@ async def submit_orchestration(
     """
     tools = tool_context(ctx)
     engine = tools.engine
-    earlier = await engine.store.find_idempotent(idempotency_key) if idempotency_key else None
+    earlier = await engine.earlier_submission(idempotency_key)
     if earlier is not None:
-        assert earlier.document is not None  # find_idempotent reads the stored document
+        assert earlier.document is not None  # earlier_submission reads the stored document
         validation = await engine.validate_in_thread(earlier.document)
         run_id, existing = earlier.id, True
     else:

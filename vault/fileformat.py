@@ -23,7 +23,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 
 from cryptography.fernet import InvalidToken, MultiFernet
 
+from multi_task_orchestrator.engine.atomic import write_atomic as engine_write_atomic
 from multi_task_orchestrator.vault.errors import VaultError
 
 FORMAT = "mto-vault"
@@ -159,23 +159,13 @@ def write_atomic(path: Path, data: bytes) -> os.stat_result:
     """Replace ``path`` with ``data`` (mode 0600) so a crash leaves the old or the new file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise VaultError(f"cannot write {path}: {exc.strerror}") from None
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-            written = os.fstat(file.fileno())
-        os.replace(temporary, path)
+        written = engine_write_atomic(path, data)
         _fsync_folder(path.parent)
     except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
         raise VaultError(f"cannot write {path}: {exc.strerror}; it was left as it was") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return written
 
 

@@ -32,10 +32,7 @@ class VaultResolver:
             value = await asyncio.to_thread(self.vault.reveal, name, host)
         except VaultError as exc:
             raise TaskError(str(exc), "config") from None
-        with self._mutex:
-            if value not in self._revealed:
-                self._revealed.add(value)
-                self._built_for = None
+        self._remember(value)
         return value
 
     async def export(self, name: str) -> tuple[str, list[str]]:
@@ -45,11 +42,15 @@ class VaultResolver:
             value, allowed_hosts = await asyncio.to_thread(self.vault.export, name)
         except VaultError as exc:
             raise TaskError(str(exc), "config") from None
+        self._remember(value)
+        return value, allowed_hosts
+
+    def _remember(self, value: str) -> None:
+        """Redact ``value`` from now on (the redactor is rebuilt when next asked for)."""
         with self._mutex:
             if value not in self._revealed:
                 self._revealed.add(value)
                 self._built_for = None
-        return value, allowed_hosts
 
     def names(self) -> set[str] | None:
         """The stored names; None when the vault cannot be read now (using one then fails

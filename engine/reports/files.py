@@ -3,12 +3,10 @@ results, the log and the summary atomically."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from multi_task_orchestrator.engine.atomic import fsync_folder, write_atomic
 from multi_task_orchestrator.engine.reports.results import results_json
 from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.state import RunSnapshot
@@ -56,34 +54,5 @@ def write_run_files(
     write_atomic(results_path, results_json(snapshot) + "\n")
     write_atomic(log_path, "\n".join([*log, ""]))  # no events: empty
     write_atomic(summary_path, render_summary(snapshot, paths, now=now) + "\n")
-    _fsync_folder(folder)
+    fsync_folder(folder)
     return paths
-
-
-def write_atomic(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the renames durable. Best effort: some platforms and filesystems cannot open or
-    fsync a directory, and the files themselves are already complete on disk."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)

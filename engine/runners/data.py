@@ -60,7 +60,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from multi_task_orchestrator.engine.errors import ConfigError
 from multi_task_orchestrator.engine.issues import did_you_mean
-from multi_task_orchestrator.engine.limits import compile_expression, search
+from multi_task_orchestrator.engine.limits import compile_expression, jmespath_problem, search
 from multi_task_orchestrator.engine.runners._merge import ObjectMerge, OnConflict, dotted
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 
@@ -116,19 +116,6 @@ _JMESPATH_HINT = (
 )
 
 
-def _jmespath_problem(exc: jmespath_errors.JMESPathError) -> str:
-    """What is wrong with an expression, said in one line."""
-    if isinstance(exc, jmespath_errors.EmptyExpressionError):
-        return "the expression is empty"
-    if isinstance(exc, jmespath_errors.IncompleteExpressionError):
-        return "the expression ends too early"
-    if isinstance(exc, jmespath_errors.LexerError):
-        return f"{exc.message} at character {exc.lexer_position + 1}"
-    if isinstance(exc, jmespath_errors.ParseError) and exc.token_value is not None:
-        return f"unexpected '{exc.token_value}' at character {exc.lex_position + 1}"
-    return str(exc).splitlines()[0]
-
-
 Problem = tuple[tuple[str | int, ...], PydanticCustomError, Any]
 
 
@@ -161,7 +148,7 @@ def _syntax_problem(field: str, text: str, loc: tuple[str | int, ...]) -> Proble
             "invalid JMESPath in '{field}': {problem} in '{expression}'",
             {
                 "field": field,
-                "problem": _jmespath_problem(exc),
+                "problem": jmespath_problem(exc),
                 "expression": text,
                 "hint": _JMESPATH_HINT,
             },
@@ -378,7 +365,7 @@ class _Expression:
             return cls(text, compile_expression(text))
         except jmespath_errors.JMESPathError as exc:
             raise ConfigError(
-                f"invalid JMESPath in '{field}': {_jmespath_problem(exc)} in '{text}' "
+                f"invalid JMESPath in '{field}': {jmespath_problem(exc)} in '{text}' "
                 f"({_JMESPATH_HINT})"
             ) from None
 

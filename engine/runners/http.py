@@ -34,9 +34,7 @@ import base64
 import email.utils
 import json
 import mimetypes
-import os
 import re
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,11 +48,13 @@ from jmespath import exceptions as jmespath_errors
 from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from multi_task_orchestrator.engine.atomic import write_atomic
 from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import (
     MAX_DATA_DEPTH,
     compile_expression,
+    jmespath_problem,
     nests_deeper,
     runner_limits,
     search,
@@ -122,23 +122,12 @@ def _config_error(kind: str, message: str, hint: str | None = None, **values: An
     return PydanticCustomError(kind, message, {**values, **({"hint": hint} if hint else {})})
 
 
-def _jmespath_problem(exc: jmespath_errors.JMESPathError) -> str:
-    """What is wrong with an expression, in one line."""
-    if isinstance(exc, jmespath_errors.IncompleteExpressionError):
-        return "the expression ends too early"
-    if isinstance(exc, jmespath_errors.LexerError):
-        return f"{exc.message} at character {exc.lexer_position + 1}"
-    if isinstance(exc, jmespath_errors.ParseError) and exc.token_value is not None:
-        return f"unexpected '{exc.token_value}' at character {exc.lex_position + 1}"
-    return str(exc).splitlines()[0]
-
-
 def compile_jmespath(text: str, field_name: str) -> jmespath.parser.ParsedResult:
     """Compile an expression of the config; ConfigError saying what is wrong."""
     try:
         return compile_expression(text)
     except jmespath_errors.JMESPathError as exc:
-        problem = _jmespath_problem(exc)
+        problem = jmespath_problem(exc)
         raise ConfigError(f"invalid JMESPath in '{field_name}': {problem} in '{text}'") from None
 
 
@@ -153,7 +142,7 @@ def _check_jmespath(text: str | None, field_name: str) -> str | None:
             "invalid JMESPath in '{field}': {problem}",
             "see https://jmespath.org; literals go in backticks, e.g. items[?id > `3`]",
             field=field_name,
-            problem=_jmespath_problem(exc),
+            problem=jmespath_problem(exc),
         ) from None
     return text
 
@@ -751,20 +740,6 @@ async def save_artifact(ctx: RunContext, reply: Reply) -> dict[str, Any]:
     await asyncio.to_thread(write_atomic, path, response.content)
     ctx.log(f"saved {len(response.content)} bytes to artifact {name}")
     return {"artifact": name, "size": len(response.content), "mime_type": mime_type}
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` through a temporary file, so readers never see half."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # --- the runner -----------------------------------------------------------------------------

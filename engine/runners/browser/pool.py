@@ -582,12 +582,7 @@ class BrowserPool:
         browser, self._browser = self._browser, None
         if browser is not None:
             await _quietly(browser.close())
-        self._idle.clear()
-        self._sessions.clear()
-        self._slots_by_page.clear()
-        for _, proxy in self._gates.values():
-            proxy.close()
-        self._gates.clear()
+        self._forget_browser()
         if self._browser_proxy is not None:
             self._browser_proxy.close()
             self._browser_proxy = None
