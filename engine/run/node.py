@@ -4,6 +4,7 @@ its attempts and what it holds while it runs."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,3 +71,10 @@ class Node:
         if isinstance(item, str) and 0 < len(item) <= MAX_ITEM_LABEL and "\n" not in item:
             return f"{base}[{item}]"
         return f"{base}[{self.index}]"
+
+
+def held_output(node: Node) -> Any:
+    """The output as held: the value, or the reference to the file a large one went to."""
+    if node.output is not None or node.output_json is None:
+        return node.output
+    return json.loads(node.output_json)

@@ -44,7 +44,8 @@ from multi_task_orchestrator.engine.run.fanout import (
     make_child,
 )
 from multi_task_orchestrator.engine.run.finish import run_outcome
-from multi_task_orchestrator.engine.run.node import Node
+from multi_task_orchestrator.engine.run.node import Node, held_output
+from multi_task_orchestrator.engine.run.problems import config_problem
 from multi_task_orchestrator.engine.run.retry import retry_delay, should_retry
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
@@ -340,7 +341,7 @@ class Run:
                     runner.parse_config(resolve(node.spec.config, self._scope(node)))
                 )
             except (ExpressionError, ValidationError, TaskError) as exc:
-                self._fail_now(node, _config_problem(exc), "config")
+                self._fail_now(node, config_problem(exc), "config")
                 return
             except Exception as exc:  # a runner's own fan-out broke: the task fails, not the run
                 logger.exception("orchestration %s: task %s: fan-out failed", self.id, node.task_id)
@@ -576,7 +577,7 @@ class Run:
             elif parsed is None:
                 parsed = runner.parse_config(resolve(node.spec.config, self._scope(node)))
         except (ExpressionError, ValidationError) as exc:
-            raise TaskError(_config_problem(exc), "config") from None
+            raise TaskError(config_problem(exc), "config") from None
         ctx = RunContext(
             orchestration_id=self.id,
             task_id=node.task_id,
@@ -1049,7 +1050,7 @@ class Run:
     ) -> RunSnapshot:
         """The run now. Outputs kept as files are read back unless ``load_output_files`` is
         false, when their reference (``{"$output_file": ..., "bytes": ...}``) stands in."""
-        loader = self.output_of if load_output_files else _held_output
+        loader = self.output_of if load_output_files else held_output
         tasks = [
             self._task_snapshot(node, loader(node) if include_outputs else None)
             for node in self._ordered_nodes()
@@ -1141,28 +1142,6 @@ class _FinishedOutputs(Mapping[str, Any]):
 
 
 _position = operator.attrgetter("position")
-
-
-def _held_output(node: Node) -> Any:
-    """The output as held: the value, or the reference to the file a large one went to."""
-    if node.output is not None or node.output_json is None:
-        return node.output
-    return json.loads(node.output_json)
-
-
-def _config_problem(error: Exception) -> str:
-    """One line saying why a task's config cannot be used."""
-    if isinstance(error, ExpressionError):
-        return f"{error.message} ({error.hint})" if error.hint else error.message
-    if isinstance(error, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in error.errors(include_url=False)
-        )
-        return f"invalid config: {problems}"
-    if isinstance(error, TaskError):
-        return error.message
-    return str(error)
 
 
 def make_run_id() -> str:
