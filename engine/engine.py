@@ -1,7 +1,7 @@
 """The engine: one per process; submits, watches, cancels and resumes orchestrations.
 
 This is the whole API the CLI and the MCP tools use. It owns the store, the runners, the
-server-wide slot pool and the runs in progress; each run schedules itself (``engine.scheduler``).
+server-wide slot pool and the runs in progress; each run schedules itself (``engine.run``).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from multi_task_orchestrator.engine.owner import (
 )
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.reports.run_end import write_files_on_run_end
+from multi_task_orchestrator.engine.run import Node, Run, make_run_id
 from multi_task_orchestrator.engine.run_end import RunEndListener
 from multi_task_orchestrator.engine.runners.base import Runner
-from multi_task_orchestrator.engine.scheduler import Node, Run, make_run_id
 from multi_task_orchestrator.engine.secrets import (
     NoVault,
     SecretResolver,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from multi_task_orchestrator.engine.state import TaskSnapshot, TaskState
 
 if TYPE_CHECKING:
-    from multi_task_orchestrator.engine.scheduler import Node
+    from multi_task_orchestrator.engine.run import Node
 
 _position = attrgetter("position")
 

@@ -95,12 +95,12 @@ def test_the_scheduler_does_not_import_the_reports() -> None:
     """Not even through another module: a fresh interpreter that imports the scheduler has
     loaded no module of ``engine.reports``."""
     probe = (
-        "import sys, multi_task_orchestrator.engine.scheduler\n"
+        "import sys, multi_task_orchestrator.engine.run\n"
         "print(sorted(name for name in sys.modules if name.startswith('multi_task_orchestrator')))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
     ).stdout
-    assert "multi_task_orchestrator.engine.scheduler" in loaded  # the probe saw the modules
+    assert "multi_task_orchestrator.engine.run.scheduler" in loaded  # the probe saw the modules
     assert "multi_task_orchestrator.engine.run_end" in loaded
     assert "multi_task_orchestrator.engine.reports" not in loaded

@@ -20,7 +20,6 @@ import operator
 import random
 import time
 from collections.abc import Coroutine, Iterator, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,6 @@ from multi_task_orchestrator.engine.document.models import (
     RetryPolicy,
     RunIf,
     Strategy,
-    TaskSpec,
 )
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import (
@@ -46,6 +44,16 @@ from multi_task_orchestrator.engine.expressions import (
 )
 from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.pools import Pool
+from multi_task_orchestrator.engine.run.fanout import (
+    FanoutProblem,
+    fanout_items,
+    items_summary,
+    make_child,
+)
+from multi_task_orchestrator.engine.run.finish import run_outcome
+from multi_task_orchestrator.engine.run.node import Node, held_output
+from multi_task_orchestrator.engine.run.problems import config_problem
+from multi_task_orchestrator.engine.run.retry import retry_delay, should_retry
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
@@ -54,70 +62,10 @@ from multi_task_orchestrator.engine.store import AttemptRow, OrchestrationRow, S
 if TYPE_CHECKING:
     from multi_task_orchestrator.engine.engine import Engine
 
-NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
 MAX_ERROR_LENGTH = 2000
-MAX_ITEM_LABEL = 40
 WAIT_NOTICED = 0.002  # seconds in the queue before a task counts as having waited
 
 logger = logging.getLogger("orchestrator.scheduler")
-
-
-@dataclass(eq=False, slots=True)
-class Node:
-    """One task (or one fan-out child) and everything the scheduler knows about it."""
-
-    spec: TaskSpec
-    task_id: str
-    position: int
-    stage: int = 0
-    parent: Node | None = None
-    item: Any = None
-    index: int | None = None
-    deps: list[Node] = field(default_factory=list)
-    dependents: list[Node] = field(default_factory=list)
-    children: list[Node] | None = None
-    children_open: int = 0
-    waiting: int = 0
-    pools: tuple[Pool, ...] = ()
-    retry: RetryPolicy | None = None
-    state: TaskState = TaskState.pending
-    attempts: int = 0
-    uncounted_attempts: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-    output: Any = None
-    output_json: str | None = None
-    error: str | None = None
-    error_class: str | None = None
-    reason: str | None = None
-    chain: list[str] = field(default_factory=list)
-    root_error: str | None = None
-    cancel_reason: str | None = None
-    waiting_note: str | None = None  # what a running task's runner waits for
-    queued_at: float | None = None  # when the current attempt became ready to run
-    wait_reason: str | None = None  # the first pool that kept it waiting, if one did
-    worker: asyncio.Task[None] | None = None
-    executing: bool = False
-    held: tuple[Pool, ...] = ()
-    retry_handle: asyncio.TimerHandle | None = None
-    fanout_pool: Pool | None = None
-
-    @property
-    def max_attempts(self) -> int:
-        """Attempts allowed. Attempts cut short by a restart, or made before a retry of the
-        whole orchestration, do not count against the task's budget."""
-        return (self.retry.max_attempts if self.retry else 1) + self.uncounted_attempts
-
-    @property
-    def label(self) -> str:
-        """The display name; a fan-out child shows its item when that is a short name."""
-        base = self.spec.label
-        if self.parent is None:
-            return base
-        item = self.item
-        if isinstance(item, str) and 0 < len(item) <= MAX_ITEM_LABEL and "\n" not in item:
-            return f"{base}[{item}]"
-        return f"{base}[{self.index}]"
 
 
 class Run:
@@ -285,7 +233,7 @@ class Run:
             node.children = []
             for child_row in sorted(child_rows, key=lambda r: r.item_index or 0):
                 item = json.loads(child_row.item_json or "null")
-                child = self._make_child(node, child_row.item_index or 0, item)
+                child = self._add(make_child(node, child_row.item_index or 0, item))
                 if self._restore_node(child, child_row):
                     kept += 1
                 else:
@@ -393,7 +341,7 @@ class Run:
                     runner.parse_config(resolve(node.spec.config, self._scope(node)))
                 )
             except (ExpressionError, ValidationError, TaskError) as exc:
-                self._fail_now(node, _config_problem(exc), "config")
+                self._fail_now(node, config_problem(exc), "config")
                 return
             except Exception as exc:  # a runner's own fan-out broke: the task fails, not the run
                 logger.exception("orchestration %s: task %s: fan-out failed", self.id, node.task_id)
@@ -611,7 +559,7 @@ class Run:
         message = self.engine.redact(failure.message)[:MAX_ERROR_LENGTH]
         record("failed", finished, error=message, error_class=failure.error_class)
         node.error, node.error_class = message, failure.error_class
-        if self._should_retry(node, failure):
+        if should_retry(node, failure, stopping=bool(self._stopping)):
             self._schedule_retry(node, failure)
             return
         node.root_error = message
@@ -629,7 +577,7 @@ class Run:
             elif parsed is None:
                 parsed = runner.parse_config(resolve(node.spec.config, self._scope(node)))
         except (ExpressionError, ValidationError) as exc:
-            raise TaskError(_config_problem(exc), "config") from None
+            raise TaskError(config_problem(exc), "config") from None
         ctx = RunContext(
             orchestration_id=self.id,
             task_id=node.task_id,
@@ -705,23 +653,10 @@ class Run:
         self.engine.pool_released(self)
         self._kick()
 
-    def _should_retry(self, node: Node, failure: TaskError) -> bool:
-        policy = node.retry
-        if policy is None or self._stopping or node.attempts >= node.max_attempts:
-            return False
-        if failure.error_class in NOT_RETRIED:
-            return False
-        return policy.retries(failure.error_class)
-
     def _schedule_retry(self, node: Node, failure: TaskError) -> None:
         policy = node.retry
         assert policy is not None
-        if failure.retry_after is not None:
-            delay = max(0.0, failure.retry_after)
-        else:
-            delay = policy.delay(node.attempts)
-            if policy.jitter:
-                delay *= random.uniform(0.75, 1.25)
+        delay = retry_delay(policy, node.attempts, failure)
         node.state = TaskState.retrying
         self._persist(node)
         self._event(
@@ -754,29 +689,15 @@ class Run:
 
     def _expand(self, parent: Node, items: Any) -> None:
         """Start one tracked child per item (from for_each, or the runner's own fan-out)."""
-        if isinstance(items, ExpressionError):
-            self._fail_now(parent, f"for_each: {items.message}", "config")
-            return
-        if isinstance(items, dict):
-            items = [{"key": key, "value": value} for key, value in items.items()]
-        if not isinstance(items, list):
-            kind = "nothing" if items is None else type(items).__name__
-            self._fail_now(parent, f"for_each must give a list, it gave {kind}", "config")
-            return
-        limit = self.engine.max_fanout
-        if len(items) > limit:
-            self._fail_now(
-                parent,
-                f"for_each gave {len(items)} items, more than the limit of {limit}; "
-                "split the work or raise ORCHESTRATOR_MAX_TASKS",
-                "config",
-            )
+        items = fanout_items(items, self.engine.max_fanout)
+        if isinstance(items, FanoutProblem):
+            self._fail_now(parent, items.message, "config")
             return
         now = time.time()
         parent.state = TaskState.running
         parent.started_at = now
         parent.children = [
-            self._make_child(parent, index, item) for index, item in enumerate(items)
+            self._add(make_child(parent, index, item)) for index, item in enumerate(items)
         ]
         parent.children_open = len(parent.children)
         self._open += len(parent.children)
@@ -790,18 +711,7 @@ class Run:
         for child in parent.children:
             self._enqueue(child)
 
-    def _make_child(self, parent: Node, index: int, item: Any) -> Node:
-        child = Node(
-            spec=parent.spec,
-            task_id=f"{parent.task_id}[{index}]",
-            position=parent.position + index + 1,
-            stage=parent.stage,
-            parent=parent,
-            item=item,
-            index=index,
-            pools=parent.pools,
-            retry=parent.retry,
-        )
+    def _add(self, child: Node) -> Node:
         self.nodes[child.task_id] = child
         return child
 
@@ -821,7 +731,7 @@ class Run:
         parent.output = None if outputs.reference(parent.output_json) else items
         finished = time.time()
         if failed or cancelled:
-            summary = _items_summary(failed or cancelled, len(children), failed=bool(failed))
+            summary = items_summary(failed or cancelled, len(children), failed=bool(failed))
             if failed and cancelled:
                 summary += f"; {len(cancelled)} cancelled"
             if parent.spec.allow_partial and (failed or not self._stopping):
@@ -1040,7 +950,9 @@ class Run:
             self._wake_handle.cancel()
         if self.taken_over:
             return  # the process that took it over ends it
-        status, error = self._outcome()
+        status, error = run_outcome(
+            self.nodes.values(), self._ordered_nodes, self._stopping, self.error
+        )
         finished_at = time.time()
         store = self.engine.store
         took = finished_at - (self.started_at or self.created_at)
@@ -1086,34 +998,6 @@ class Run:
 
     def _stage_ids(self, stage: int) -> list[str]:
         return [node.task_id for node in self._stage_members[stage]]
-
-    def _outcome(self) -> tuple[RunStatus, str | None]:
-        """The run's final state, and its error."""
-        states = {node.state for node in self.nodes.values()}
-        if self._stopping == "cancel":
-            return RunStatus.cancelled, self.error
-        if states <= {TaskState.succeeded} and not self._stopping:
-            return RunStatus.succeeded, self.error
-        if self.error is None and TaskState.cancelled in states:
-            return RunStatus.failed, self._cancelled_tasks()
-        return RunStatus.failed, self.error
-
-    def _cancelled_tasks(self) -> str | None:
-        """What a run some of whose tasks were cancelled (the run itself was not) says, e.g.
-        ``task long was cancelled (cancelled by request)``."""
-        cancelled = [
-            node
-            for node in self._ordered_nodes()
-            if node.state == TaskState.cancelled and not node.children
-        ]
-        if not cancelled:
-            return None
-        reason = f" ({cancelled[0].reason})" if cancelled[0].reason else ""
-        if len(cancelled) == 1:
-            return f"task {cancelled[0].task_id} was cancelled{reason}"
-        names = ", ".join(node.task_id for node in cancelled[:5])
-        more = f" and {len(cancelled) - 5} more" if len(cancelled) > 5 else ""
-        return f"{len(cancelled)} tasks were cancelled: {names}{more}{reason}"
 
     # --- persistence and views ------------------------------------------------------------
 
@@ -1166,7 +1050,7 @@ class Run:
     ) -> RunSnapshot:
         """The run now. Outputs kept as files are read back unless ``load_output_files`` is
         false, when their reference (``{"$output_file": ..., "bytes": ...}``) stands in."""
-        loader = self.output_of if load_output_files else _held_output
+        loader = self.output_of if load_output_files else held_output
         tasks = [
             self._task_snapshot(node, loader(node) if include_outputs else None)
             for node in self._ordered_nodes()
@@ -1258,42 +1142,6 @@ class _FinishedOutputs(Mapping[str, Any]):
 
 
 _position = operator.attrgetter("position")
-
-
-def _held_output(node: Node) -> Any:
-    """The output as held: the value, or the reference to the file a large one went to."""
-    if node.output is not None or node.output_json is None:
-        return node.output
-    return json.loads(node.output_json)
-
-
-def _items_summary(items: list[Node], total: int, *, failed: bool) -> str:
-    """E.g. ``2 of 6 item(s) failed: each[1] (boom), each[4] (boom)``, or for items that were
-    all cancelled for one reason ``6 of 6 item(s) cancelled (cancelled with Ctrl-C)``."""
-    head = f"{len(items)} of {total} item(s) {'failed' if failed else 'cancelled'}"
-    reasons = {item.reason for item in items}
-    if not failed and len(reasons) == 1 and None not in reasons:
-        return f"{head} ({reasons.pop()})"
-    listed = ", ".join(
-        f"{item.task_id} ({item.error or item.reason or item.state.value})" for item in items[:3]
-    )
-    more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-    return f"{head}: {listed}{more}"
-
-
-def _config_problem(error: Exception) -> str:
-    """One line saying why a task's config cannot be used."""
-    if isinstance(error, ExpressionError):
-        return f"{error.message} ({error.hint})" if error.hint else error.message
-    if isinstance(error, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in error.errors(include_url=False)
-        )
-        return f"invalid config: {problems}"
-    if isinstance(error, TaskError):
-        return error.message
-    return str(error)
 
 
 def make_run_id() -> str:
