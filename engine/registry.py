@@ -17,8 +17,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from multi_task_orchestrator.engine.runners.base import Runner
 
 ENTRY_POINT_GROUP = "multi_task_orchestrator.runners"
@@ -90,11 +88,6 @@ def canonical(name: str) -> str | None:
     key = name.strip().lower()
     key = aliases().get(key, key)
     return key if key in runner_classes() else None
-
-
-def config_models() -> dict[str, type[BaseModel]]:
-    """Each type's config model."""
-    return {name: cls.config_model for name, cls in runner_classes().items()}
 
 
 def secret_fields() -> dict[str, frozenset[str]]:

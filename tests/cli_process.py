@@ -20,6 +20,19 @@ class Result:
     stderr: str
 
 
+def home_with_secrets(home: Path, **secrets: str) -> Path:
+    """``home`` with a vault holding ``secrets`` (name=value), each allowed for 127.0.0.1 only;
+    the tests of host-bound secrets use ``localhost`` or 127.0.0.2 as the host they must not
+    reach."""
+    from multi_task_orchestrator.vault.store import Vault
+
+    vault = Vault.open(home / "vault.db")
+    for name, value in secrets.items():
+        vault.set(name, value, allowed_hosts=["127.0.0.1"])
+    vault.close()
+    return home
+
+
 def child_env(home: Path, **settings: str) -> dict[str, str]:
     """The environment of a child on ``home``; ``settings`` are ORCHESTRATOR_* variables."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}

@@ -11,12 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_process import REPO, cli
+from cli_process import REPO, cli, home_with_secrets
 from local_server import LocalServer
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-
-from multi_task_orchestrator.vault.store import Vault
 
 SECRET = "qs-canary-8e2b6f19d04c7a35"
 
@@ -29,11 +27,7 @@ def server() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    vault = Vault.open(home / "vault.db")
-    vault.set("TOKEN", SECRET, allowed_hosts=["127.0.0.1"])
-    vault.close()
-    return home
+    return home_with_secrets(tmp_path / "home", TOKEN=SECRET)
 
 
 def document(server: LocalServer) -> str:

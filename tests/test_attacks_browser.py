@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import home_with_secrets
 from local_server import LocalServer
 
 from multi_task_orchestrator.vault.store import Vault
@@ -47,11 +48,7 @@ def other() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    vault = Vault.open(home / "vault.db")
-    vault.set("TOKEN", SECRET, allowed_hosts=["127.0.0.1"])
-    vault.close()
-    return home
+    return home_with_secrets(tmp_path / "home", TOKEN=SECRET)
 
 
 def orchestrator(home: Path, command: str, document: str, **env: str) -> tuple[int, str]:

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process import cli
+from cli_process import cli, home_with_secrets
 from local_server import LocalServer
-
-from multi_task_orchestrator.vault.store import Vault
 
 SECRET = "sk-canary-4c1d9e07b2a8f653"
 
@@ -32,11 +30,7 @@ def server() -> Iterator[LocalServer]:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    vault = Vault.open(home / "vault.db")
-    vault.set("TOKEN", SECRET, allowed_hosts=["127.0.0.1"])
-    vault.close()
-    return home
+    return home_with_secrets(tmp_path / "home", TOKEN=SECRET)
 
 
 def run(home: Path, document: str) -> tuple[dict[str, Any], str]:
@@ -139,10 +133,7 @@ tasks:
 
 
 def test_a_non_ascii_secret_in_a_header_fails_clearly(tmp_path: Path, server: LocalServer) -> None:
-    home = tmp_path / "home"
-    vault = Vault.open(home / "vault.db")
-    vault.set("UNICODE", "pässwörd-canary-€", allowed_hosts=["127.0.0.1"])
-    vault.close()
+    home = home_with_secrets(tmp_path / "home", UNICODE="pässwörd-canary-€")
     results, shown = run(
         home,
         f"""
