@@ -29,6 +29,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_contract import TOOL_NAMES
 
+from multi_task_orchestrator.server.http_transport import bind
+
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret"
 STARTUP_SECONDS = 20.0
@@ -299,6 +301,17 @@ def test_a_port_in_use_exits_2_naming_the_port_and_the_fix(tmp_path: Path) -> No
     assert "--port" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_the_listening_socket_says_it_is_tcp_so_answers_are_not_held_back() -> None:
+    # asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose protocol is
+    # IPPROTO_TCP; a socket made with protocol 0 kept it on, and the last piece of every answer
+    # on a kept-alive connection waited ~40 ms for the client's delayed ACK
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
 
 
 def test_the_default_port_is_not_the_local_test_servers() -> None:
