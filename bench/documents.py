@@ -44,6 +44,20 @@ def chain(length: int) -> dict[str, Any]:
     return {"name": f"chain of {length}", "tasks": tasks}
 
 
+def yaml_chain(length: int) -> str:
+    """``chain(length)`` as YAML text, as an agent would send it (written out directly: PyYAML
+    would take seconds to dump it)."""
+    lines = ["name: chain", "tasks:", "  - {id: c0, type: delay, config: {value: 0}}"]
+    for i in range(1, length):
+        lines += [
+            f"  - id: c{i}",
+            "    type: delay",
+            f"    dependencies: [c{i - 1}]",
+            f"    config: {{value: '${{c{i - 1}.output}}'}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def chain_graph(length: int) -> dict[str, tuple[list[str], Work]]:
     graph: dict[str, tuple[list[str], Work]] = {"c0": ([], pass_on)}
     graph.update({f"c{i}": ([f"c{i - 1}"], pass_on) for i in range(1, length)})

@@ -1,4 +1,4 @@
-"""The seven workloads (W1–W7), each measured against its baseline in the same run.
+"""The workloads (W1–W8), each measured against its baseline in the same run.
 
 Every workload is ``async def wN(sizes, home) -> Row``; ``home`` is a fresh folder for its
 databases and run folders. Times are wall-clock (``time.perf_counter``) from the submission of
@@ -49,6 +49,7 @@ class Sizes:
     submit_tasks: int = 1_000
     status_tasks: int = 10_000
     status_calls: int = 20
+    busy_tasks: int = 10_000
 
 
 FULL = Sizes()
@@ -66,6 +67,7 @@ QUICK = Sizes(
     submit_tasks=20,
     status_tasks=50,
     status_calls=3,
+    busy_tasks=200,
 )
 
 
@@ -418,6 +420,12 @@ async def w7(sizes: Sizes, home: Path) -> Row:
     )
 
 
+async def w8(sizes: Sizes, home: Path) -> Row:
+    from bench.busy import answering_while_busy  # it imports this module's Row and Sizes
+
+    return await answering_while_busy(sizes, home)
+
+
 WORKLOADS: dict[str, Callable[[Sizes, Path], Awaitable[Row]]] = {
     "W1": w1,
     "W2": w2,
@@ -426,4 +434,5 @@ WORKLOADS: dict[str, Callable[[Sizes, Path], Awaitable[Row]]] = {
     "W5": w5,
     "W6": w6,
     "W7": w7,
+    "W8": w8,
 }

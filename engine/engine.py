@@ -15,20 +15,21 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
 from multi_task_orchestrator.engine import outputs, registry, status_rows
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES, RawDocument
 from multi_task_orchestrator.engine.document.models import Orchestration
-from multi_task_orchestrator.engine.gc_policy import collector_paused, tune_garbage_collector
+from multi_task_orchestrator.engine.gc_policy import tune_garbage_collector
 from multi_task_orchestrator.engine.graph import Validation, validate
 from multi_task_orchestrator.engine.issues import DocumentError, Issue
 from multi_task_orchestrator.engine.network import Network
@@ -60,7 +61,6 @@ DIED_TWICE = (
 )
 
 DEFAULT_MAX_CONCURRENT = 64
-T = TypeVar("T")
 DEFAULT_MAX_TASKS = 10_000
 DEFAULT_LEASE_SECONDS = 15.0  # a run whose owner stops renewing is taken over after this long
 DEFAULT_SHUTDOWN_GRACE = 10.0
@@ -401,7 +401,7 @@ class Engine:
         check = functools.partial(
             self.validate, source, extra_vars=extra_vars, require_runners=require_runners
         )
-        return await asyncio.to_thread(_with_collector_paused, check)
+        return await cpu_bound(check)
 
     async def machine_warnings(self, validation: Validation) -> None:
         """Add to a valid document's issues a warning for each task type it uses that this
@@ -964,10 +964,3 @@ def _task_snapshot(
 
 
 __all__ = ["DocumentError", "Engine", "UnknownOrchestration", "UnknownTask"]
-
-
-def _with_collector_paused(work: Callable[[], T]) -> T:
-    """``work()`` without the cyclic collector's heap walks, which would hold the GIL for
-    hundreds of milliseconds while a large document is read (see ``collector_paused``)."""
-    with collector_paused():
-        return work()

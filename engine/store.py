@@ -114,6 +114,7 @@ BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another process's loc
 # for two commits per step instead of one.
 COMMIT_DELAY = 0.05
 INLINE_COMMIT_ROWS = 64  # the most rows a batch may hold to be committed on the event loop
+ROWS_PER_SLICE = 1_000  # task rows built between two turns of the event loop
 LOST = -1  # the generation held of a run taken over: no stored generation matches it
 PROCESS_DIED = "process_died"  # the error class of an attempt its process left open
 
@@ -415,7 +416,7 @@ class Store:
             batch, self._batch = self._batch, _Batch()
             self._in_flight = batch
             try:
-                _build_rows(batch, self._held)
+                await _build_rows(batch, self._held)
                 fenced: set[str] = set()
                 if batch:
                     here = self._commit_here(batch)
@@ -852,10 +853,23 @@ class _WriteConnection:
         self._thread.shutdown(wait=False)
 
 
-def _build_rows(batch: _Batch, held: dict[str, int]) -> None:
+async def _build_rows(batch: _Batch, held: dict[str, int]) -> None:
     """Build the rows queued as functions, on the event loop thread that owns their state, and
-    note the generation each run's rows need (of the runs this store holds)."""
-    batch.task_rows = [row if isinstance(row, TaskRow) else row() for row in batch.tasks.values()]
+    note the generation each run's rows need (of the runs this store holds).
+
+    A large batch (a 10,000-task run's first commit) is built in slices, letting the loop answer
+    between them: a row built late shows the latest state, and a change after its row was built
+    queues the row again, for the next batch."""
+    queued = list(batch.tasks.values())
+    rows: list[TaskRow] = []
+    for start in range(0, len(queued), ROWS_PER_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        rows += [
+            row if isinstance(row, TaskRow) else row()
+            for row in queued[start : start + ROWS_PER_SLICE]
+        ]
+    batch.task_rows = rows
     if not held:
         return
     runs = set(batch.orchestrations)

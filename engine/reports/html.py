@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files, write_atomic
@@ -123,7 +124,7 @@ async def build_report(
         html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now)
         return Report(snapshot, timeline, svg, html)
 
-    return await asyncio.to_thread(lay_out)
+    return await cpu_bound(lay_out)
 
 
 async def write_report(

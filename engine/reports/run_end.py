@@ -4,8 +4,9 @@ execution log, the summary and ``report.html``. The engine registers it by defau
 
 from __future__ import annotations
 
-import asyncio
+import functools
 
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.reports.files import write_run_files
 from multi_task_orchestrator.engine.reports.html import write_report
 from multi_task_orchestrator.engine.reports.log import log_lines
@@ -18,5 +19,5 @@ async def write_files_on_run_end(end: RunEnd) -> None:
     async for events in end.store.event_pages(end.snapshot.id):
         log.extend(log_lines(events))
     # One snapshot for both: the report shows no outputs, so it may hold them.
-    await asyncio.to_thread(write_run_files, end.snapshot, log, end.run_dir)
+    await cpu_bound(functools.partial(write_run_files, end.snapshot, log, end.run_dir))
     await write_report(end.store, end.snapshot, dependencies=end.dependencies, stages=end.stages)
