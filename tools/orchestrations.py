@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -11,6 +12,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.state import RunSnapshot
 from multi_task_orchestrator.tools.context import ToolContext, tool_context
@@ -170,7 +172,7 @@ async def validate_orchestration(
     engine = tool_context(ctx).engine
     validation = await engine.validate_in_thread(spec, extra_vars=vars, require_runners=True)
     await engine.machine_warnings(validation)
-    return await asyncio.to_thread(validation_report, validation)  # a large plan takes a while
+    return await cpu_bound(functools.partial(validation_report, validation))
 
 
 @friendly_errors
