@@ -511,7 +511,7 @@ def load_source(
     max_tasks: int | None = None,
 ) -> RawDocument:
     """Load from a mapping, a Path, or YAML/JSON text, within the size, nesting and task count
-    limits (a mapping's tasks are counted by ``graph.validate``)."""
+    limits (a mapping's tasks are counted by ``validation.validate``)."""
     if isinstance(source, Mapping):
         return load_mapping(source, max_bytes=max_bytes, max_depth=max_depth)
     if isinstance(source, Path):
