@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from multi_task_orchestrator.engine import registry
+from multi_task_orchestrator.engine.document.hardened_yaml import MAX_ALIAS_EXPANSION
 from multi_task_orchestrator.engine.document.loader import (
-    MAX_ALIAS_EXPANSION,
     MAX_NESTING_DEPTH,
     RawDocument,
     load_mapping,
