@@ -52,6 +52,18 @@ def levels(graph: Graph) -> dict[str, int]:
     return fold(graph, lambda _, deps: 1 + max(deps.values()) if deps else 0)
 
 
+def stages(graph: Graph, given: Mapping[str, int], lowest: int) -> dict[str, int]:
+    """Each node's stage: its number in ``given``; without one, the highest stage of its
+    dependencies, or ``lowest`` when it has none."""
+
+    def stage(node: str, deps: dict[str, int]) -> int:
+        if node in given:
+            return given[node]
+        return max(deps.values()) if deps else lowest
+
+    return fold(graph, stage)
+
+
 def group(numbers: Mapping[str, int]) -> list[list[str]]:
     """Nodes grouped by number, groups in ascending order, nodes in the mapping's order."""
     groups: dict[int, list[str]] = {}

@@ -29,8 +29,8 @@ from multi_task_orchestrator.engine.backends.local import LocalBackend
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES, RawDocument
 from multi_task_orchestrator.engine.document.models import Orchestration
+from multi_task_orchestrator.engine.document.validation import Validation, validate
 from multi_task_orchestrator.engine.gc_policy import tune_garbage_collector
-from multi_task_orchestrator.engine.graph import Validation, validate
 from multi_task_orchestrator.engine.issues import DocumentError, Issue
 from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.owner import (

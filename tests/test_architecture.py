@@ -38,3 +38,11 @@ def test_imports_point_one_way(folder: str) -> None:
         if name == f"{PACKAGE}.{other}" or name.startswith(f"{PACKAGE}.{other}.")
     }
     assert wrong == set()
+
+
+def test_the_graph_algorithms_know_nothing_of_documents() -> None:
+    """``engine/dag.py`` works on plain mappings of node -> dependencies; the document's modules
+    adapt tasks to it, never the other way round."""
+    assert {
+        name for name in imported_modules(REPO / "engine" / "dag.py") if name.startswith(PACKAGE)
+    } == set()

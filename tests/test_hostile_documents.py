@@ -1,11 +1,11 @@
 """Hostile documents: bombs, deep nesting, oversize text, Python payloads, and fuzzing.
 
 Every input to the loader (``engine.document.loader.load_text``), the validator
-(``engine.graph.validate``) and the resolver (``engine.expressions.resolve``) must end, within a
-second, in a loaded document, a validation (a plan, or errors), a resolved value — or the module's
-own error (DocumentError, ExpressionError). Nothing else may escape and nothing may hang: each
-example runs under hypothesis' deadline, and in a thread of its own that is interrupted if it never
-returns.
+(``engine.document.validation.validate``) and the resolver (``engine.expressions.resolve``) must
+end, within a second, in a loaded document, a validation (a plan, or errors), a resolved value —
+or the module's own error (DocumentError, ExpressionError). Nothing else may escape and nothing
+may hang: each example runs under hypothesis' deadline, and in a thread of its own that is
+interrupted if it never returns.
 
 Properties run 300 examples each when ``CI`` is set, fewer locally.
 """
@@ -31,20 +31,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from multi_task_orchestrator.engine import registry
+from multi_task_orchestrator.engine.document.hardened_yaml import MAX_ALIAS_EXPANSION
 from multi_task_orchestrator.engine.document.loader import (
-    MAX_ALIAS_EXPANSION,
     MAX_NESTING_DEPTH,
     RawDocument,
     load_mapping,
     load_text,
 )
+from multi_task_orchestrator.engine.document.validation import Validation, validate
 from multi_task_orchestrator.engine.expressions import (
     MAX_EXPRESSION_LENGTH,
     ExpressionError,
     Scope,
     resolve,
 )
-from multi_task_orchestrator.engine.graph import Validation, validate
 from multi_task_orchestrator.engine.issues import DocumentError
 from multi_task_orchestrator.engine.runners import discover
 

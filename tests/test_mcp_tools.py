@@ -24,7 +24,7 @@ from mcp import Client, MCPError
 from mcp.types import BlobResourceContents, CallToolResult, TextResourceContents
 from mcp_contract import TOOL_NAMES as TOOLS
 
-from multi_task_orchestrator.engine.graph import validate
+from multi_task_orchestrator.engine.document.validation import validate
 from multi_task_orchestrator.engine.runners import discover
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings

@@ -12,14 +12,13 @@ from pydantic import BaseModel, ConfigDict
 
 from multi_task_orchestrator.engine.document.loader import load_text
 from multi_task_orchestrator.engine.document.models import TaskSpec
-from multi_task_orchestrator.engine.graph import (
+from multi_task_orchestrator.engine.document.plan import (
     Plan,
-    Validation,
     ancestors,
     dag_levels,
     execution_stages,
-    validate,
 )
+from multi_task_orchestrator.engine.document.validation import Validation, validate
 from multi_task_orchestrator.engine.issues import DocumentError
 
 # The seed's "Task Definition Format" example, verbatim (multi-task-orchestrator.md).

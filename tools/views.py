@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from multi_task_orchestrator.engine.document.plan import Plan
+from multi_task_orchestrator.engine.document.validation import Validation
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.graph import Plan, Validation
 from multi_task_orchestrator.engine.issues import Issue
 from multi_task_orchestrator.engine.reports.display import render_status
 from multi_task_orchestrator.engine.reports.files import run_files

@@ -1,3 +1,5 @@
 """The orchestration document: ``units`` (durations, rates), ``models`` (the pydantic models),
-``loader`` (the hardened YAML/JSON loader) and ``building`` (models from a loaded document, with
-positioned issues)."""
+``loader`` (the hardened YAML/JSON loader, over ``hardened_yaml``), ``building`` (models from a
+loaded document, with positioned issues), ``validation`` (every problem in one pass:
+``checks``, ``references``, ``runner_configs`` over what ``examined`` gathers), ``plan``
+(stages, critical path) and ``schema`` (the JSON Schema for editors)."""

@@ -64,7 +64,7 @@ def build(raw: RawDocument) -> tuple[Orchestration | None, list[TaskSpec], list[
     """Validate a raw document into models.
 
     Returns the orchestration (None if anything failed), the tasks that are individually valid
-    (so graph checks can still run on them), and every issue found.
+    (so the checks of the tasks together can still run on them), and every issue found.
     """
     try:
         orchestration = Orchestration.model_validate(raw.data)

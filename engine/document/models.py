@@ -117,7 +117,7 @@ def _known_error_class(value: Any) -> Any:
     )
 
 
-# document_schema turns this into a reference to an ErrorClass enum that has the runners' too
+# schema.py turns this into a reference to an ErrorClass enum that has the runners' too
 ErrorClassName = Annotated[
     str,
     AfterValidator(_known_error_class),

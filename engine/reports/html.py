@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.models import Orchestration
-from multi_task_orchestrator.engine.graph import execution_stages
+from multi_task_orchestrator.engine.document.plan import execution_stages
 from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files, write_atomic
 from multi_task_orchestrator.engine.reports.spans import wait_kind
 from multi_task_orchestrator.engine.reports.summary import render_summary
@@ -102,7 +102,7 @@ async def build_report(
     """Read the run's attempts from ``store`` and lay out its report.
 
     ``dependencies`` maps each task id to its dependencies (``timeline.dependencies_of``) and
-    ``stages`` are the run's barriers (``graph.execution_stages``); when not given, they are
+    ``stages`` are the run's barriers (``document.plan.execution_stages``); when not given, they are
     read from the document in the store, which means parsing all of it.
     """
     now = time.time() if now is None else now

@@ -99,7 +99,7 @@ def build_timeline(
 ) -> Timeline:
     """The timeline of ``snapshot``; ``now`` ends what is still running (an unfinished run).
 
-    ``stages`` are the barriers the run kept (``graph.execution_stages``: in ``mixed`` and
+    ``stages`` are the barriers the run kept (``document.plan.execution_stages``: in ``mixed`` and
     ``sequential`` mode each stage starts once every task before it ended); each is an edge of
     the critical path, and a task held at one is a ``barrier_waits`` entry."""
     if max_rows < 2:

@@ -34,6 +34,7 @@ from multi_task_orchestrator.engine.document.models import (
     RunIf,
     Strategy,
 )
+from multi_task_orchestrator.engine.document.plan import execution_stages
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import (
     ExpressionError,
@@ -42,7 +43,6 @@ from multi_task_orchestrator.engine.expressions import (
     resolve,
     secret_names,
 )
-from multi_task_orchestrator.engine.graph import execution_stages
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.run.fanout import (
     FanoutProblem,

@@ -12,8 +12,8 @@ from typing import Any
 from rich.console import Console
 
 from multi_task_orchestrator.engine.document.loader import load_file
-from multi_task_orchestrator.engine.document_schema import document_json_schema
-from multi_task_orchestrator.engine.graph import Validation
+from multi_task_orchestrator.engine.document.schema import document_json_schema
+from multi_task_orchestrator.engine.document.validation import Validation
 from multi_task_orchestrator.engine.issues import DocumentError
 from multi_task_orchestrator.server.cli.common import EXIT_OK, EXIT_USAGE, open_engine, parse_vars
 from multi_task_orchestrator.server.settings import Settings, load_settings
