@@ -98,6 +98,35 @@ async def test_validating_a_large_yaml_document_leaves_get_status_answering(
 
 
 @pytest.mark.anyio
+async def test_the_plan_of_a_large_document_is_shown_in_part_saying_what_is_left_out(
+    mcp: Client,
+) -> None:
+    # In full, the plan of a 10,000-task chain is ~0.5 MB of ids: no use to a model, and a
+    # moment of serialising on the server's loop.
+    result = await mcp.call_tool("validate_orchestration", {"spec": chain_document(10_000)})
+
+    assert not result.is_error
+    assert len(result.content[0].text) < 40_000
+    plan = result.structured_content["plan"]
+    assert (plan["task_count"], plan["stage_count"], plan["critical_path_length"]) == (
+        10_000,
+        10_000,
+        10_000,
+    )
+    assert plan["stages"] == [[f"t{i}"] for i in range(20)]
+    path = plan["critical_path"]
+    assert path == [f"t{i}" for i in range(25)] + [f"t{i}" for i in range(9_975, 10_000)]
+    assert plan["left_out"] == (
+        "this plan is large: stages 21–10,000; the middle 9,950 tasks of the critical path "
+        "are left out of this answer; `orchestrator validate FILE` prints the whole plan"
+    )
+    description = plan["description"].splitlines()
+    assert description[0].startswith("10000 tasks in 10000 stages (parallel, ")
+    assert description[20:22] == ["  stage 20: t19", "  … 9,980 more stages"]
+    assert "t24 -> … 9,950 more … -> t9975" in description[22]
+
+
+@pytest.mark.anyio
 async def test_submitting_a_large_document_with_a_late_mistake_leaves_get_status_answering(
     mcp: Client,
 ) -> None:

@@ -293,8 +293,10 @@ async def test_validate_valid_document_gives_the_plan(client: Client) -> None:
     plan = report["plan"]
     assert (plan["mode"], plan["task_count"]) == ("parallel", 2)
     assert plan["stages"] == [["first"], ["second"]]
+    assert (plan["stage_count"], plan["critical_path_length"]) == (2, 2)
     assert plan["critical_path"] == ["first", "second"]
     assert plan["description"]
+    assert "left_out" not in plan or plan["left_out"] is None
     assert (await ok(client, "list_orchestrations"))["orchestrations"] == []
 
 

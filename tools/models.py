@@ -37,16 +37,24 @@ class LimitInfo(BaseModel):
 
 
 class PlanInfo(BaseModel):
-    """How a valid document will run."""
+    """How a valid document will run. A large plan is shown in part: the lists stop at
+    PLAN_LIST_LIMIT entries, and ``left_out`` says what is missing."""
 
     mode: str
     task_count: int
     max_concurrent: int
+    stage_count: int = Field(description="how many stages the plan has")
     stages: list[list[str]] = Field(description="task ids per stage, in order")
-    critical_path: list[str] = Field(description="the longest chain of dependencies")
+    critical_path_length: int = Field(description="how many tasks the longest chain has")
+    critical_path: list[str] = Field(
+        description="the longest chain of dependencies (its start and end when it is long)"
+    )
     limits: dict[str, LimitInfo] = Field(default_factory=dict)
     fan_outs: list[str] = Field(default_factory=list, description="tasks with for_each")
     description: str = Field(description="the plan in words")
+    left_out: str | None = Field(
+        default=None, description="what this answer leaves out of a large plan, and where it is"
+    )
 
 
 class ValidationReport(BaseModel):

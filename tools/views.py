@@ -41,6 +41,8 @@ _ROW_PRIORITY = {
     TaskState.pending: 4,
     TaskState.succeeded: 5,
 }
+PLAN_STAGES_SHOWN = 20  # stages of a plan listed in an answer
+PLAN_IDS_SHOWN = 50  # task ids of one list (a stage, the critical path, a limit) in an answer
 STATUS_DISPLAY_ROWS = 30  # lines of the task tree in a status's `display`
 
 
@@ -67,17 +69,58 @@ def problem(issue: Issue) -> Problem:
 
 
 def plan_info(plan: Plan) -> PlanInfo:
-    data = plan.to_dict()
+    """The plan for an answer: a 10,000-task plan in full is ~0.5 MB, which the model cannot
+    use and the server would spend a loop-blocking moment serialising; past PLAN_STAGES_SHOWN
+    stages and PLAN_IDS_SHOWN ids per list it is shown in part, ``left_out`` saying what."""
+    ids = PLAN_IDS_SHOWN
+    path = plan.critical_path
+    shown_path = path if len(path) <= ids else [*path[: ids // 2], *path[-(ids // 2) :]]
     return PlanInfo(
-        mode=data["mode"],
-        task_count=data["task_count"],
-        max_concurrent=data["max_concurrent"],
-        stages=data["stages"],
-        critical_path=data["critical_path"],
-        limits={name: LimitInfo(**pool) for name, pool in data["limits"].items()},
-        fan_outs=data["fan_outs"],
-        description=plan.describe(),
+        mode=plan.mode,
+        task_count=plan.task_count,
+        max_concurrent=plan.max_concurrent,
+        stage_count=len(plan.stages),
+        stages=[list(stage[:ids]) for stage in plan.stages[:PLAN_STAGES_SHOWN]],
+        critical_path_length=len(path),
+        critical_path=list(shown_path),
+        limits={
+            name: LimitInfo(
+                concurrency=pool["concurrency"], rate=pool["rate"], tasks=list(pool["tasks"][:ids])
+            )
+            for name, pool in plan.limits.items()
+        },
+        fan_outs=list(plan.fan_outs[:ids]),
+        description=plan.describe(max_stages=PLAN_STAGES_SHOWN, max_ids=ids),
+        left_out=_left_out_of(plan),
     )
+
+
+def _left_out_of(plan: Plan) -> str | None:
+    ids = PLAN_IDS_SHOWN
+    parts = []
+    if len(plan.stages) > PLAN_STAGES_SHOWN:
+        parts.append(f"stages {PLAN_STAGES_SHOWN + 1:,}–{len(plan.stages):,}")
+    cut_stages = sum(1 for stage in plan.stages[:PLAN_STAGES_SHOWN] if len(stage) > ids)
+    if cut_stages:
+        parts.append(f"the ids past the first {ids} of {_count(cut_stages, 'stage')}")
+    if len(plan.critical_path) > ids:
+        middle = len(plan.critical_path) - 2 * (ids // 2)
+        parts.append(f"the middle {middle:,} tasks of the critical path")
+    cut_limits = [name for name, pool in plan.limits.items() if len(pool["tasks"]) > ids]
+    if cut_limits:
+        parts.append(f"the tasks past the first {ids} of limit(s) {', '.join(cut_limits)}")
+    if len(plan.fan_outs) > ids:
+        parts.append(f"fan-outs past the first {ids}")
+    if not parts:
+        return None
+    return (
+        f"this plan is large: {'; '.join(parts)} are left out of this answer; "
+        "`orchestrator validate FILE` prints the whole plan"
+    )
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def validation_report(result: Validation) -> ValidationReport:

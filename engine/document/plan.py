@@ -96,14 +96,21 @@ class Plan:
             "fan_outs": list(self.fan_outs),
         }
 
-    def describe(self) -> str:
-        """The plan as text for people: stages, critical path, limits and fan-outs."""
+    def describe(self, *, max_stages: int | None = None, max_ids: int | None = None) -> str:
+        """The plan as text for people: stages, critical path, limits and fan-outs; with
+        limits, at most ``max_stages`` stage lines and ``max_ids`` ids per list, the rest
+        counted (e.g. ``… 9,980 more stages``)."""
         tasks = _plural(self.task_count, "task")
         stages = _plural(len(self.stages), "stage")
         pace = "one at a time" if self.mode == "sequential" else f"{self.max_concurrent} at once"
         lines = [f"{tasks} in {stages} ({self.mode}, {pace})"]
-        lines += [f"  stage {n}: {', '.join(ids)}" for n, ids in enumerate(self.stages, start=1)]
-        chain = " -> ".join(self.critical_path)
+        shown = self.stages if max_stages is None else self.stages[:max_stages]
+        lines += [
+            f"  stage {n}: {_listed(ids, max_ids, ', ')}" for n, ids in enumerate(shown, start=1)
+        ]
+        if len(shown) < len(self.stages):
+            lines.append(f"  … {len(self.stages) - len(shown):,} more stages")
+        chain = _listed(self.critical_path, max_ids, " -> ", middle=True)
         lines.append(f"critical path: {chain} ({_plural(len(self.critical_path), 'task')})")
         if self.limits:
             lines.append("limits:")
@@ -113,11 +120,23 @@ class Plan:
                     caps.append(f"{pool['concurrency']} at once")
                 if pool["rate"] is not None:
                     caps.append(pool["rate"])
-                members = ", ".join(pool["tasks"]) or "no task uses it"
+                members = _listed(pool["tasks"], max_ids, ", ") or "no task uses it"
                 lines.append(f"  {name} ({', '.join(caps)}): {members}")
         if self.fan_outs:
-            lines.append(f"fan-out (one child per item): {', '.join(self.fan_outs)}")
+            fan_outs = _listed(self.fan_outs, max_ids, ", ")
+            lines.append(f"fan-out (one child per item): {fan_outs}")
         return "\n".join(lines)
+
+
+def _listed(ids: Sequence[str], limit: int | None, joiner: str, *, middle: bool = False) -> str:
+    """``ids`` joined; past ``limit`` the rest (or, with ``middle``, the middle) counted."""
+    if limit is None or len(ids) <= limit:
+        return joiner.join(ids)
+    if middle:
+        half = limit // 2
+        left_out = len(ids) - 2 * half
+        return joiner.join([*ids[:half], f"… {left_out:,} more …", *ids[-half:]])
+    return joiner.join(ids[:limit]) + f" … {len(ids) - limit:,} more"
 
 
 def _plural(count: int, noun: str) -> str:
