@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 from jsonschema import exceptions as schema_errors
-from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.document.units import Duration
@@ -89,8 +89,9 @@ class LlmConfig(RunnerConfig):
             raise _problem(
                 "api_key",
                 "api_key must be a ${vault.NAME} reference, not the key itself",
-                "store the key with: orchestrator vault set NAME --hosts api.anthropic.com "
-                "(the provider's host), then write api_key: ${vault.NAME}",
+                "store the key in the vault for the provider's host (orchestrator vault set "
+                "NAME --hosts api.anthropic.com, or api.openai.com), then write "
+                "api_key: ${vault.NAME}",
             )
         return value.strip() if value is not None else None
 
@@ -111,9 +112,19 @@ class LlmConfig(RunnerConfig):
 
     @field_validator("json_schema")
     @classmethod
-    def _valid_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _valid_schema(
+        cls, schema: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         if schema is None:
             return None
+        # checked here, not on the whole config: a config-wide problem waits until the
+        # config's references are resolved, and api_key always holds one
+        if info.data.get("output") == "text":
+            raise _problem(
+                "output",
+                "a schema needs a JSON answer, but output is 'text'",
+                "remove output (schema implies json), or remove schema",
+            )
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except schema_errors.SchemaError as exc:
@@ -127,16 +138,6 @@ class LlmConfig(RunnerConfig):
                 where=f" (at {where})" if where else "",
             ) from None
         return schema
-
-    @model_validator(mode="after")
-    def _schema_means_json(self) -> LlmConfig:
-        if self.json_schema is not None and self.output == "text":
-            raise _problem(
-                "output",
-                "a schema needs a JSON answer, but output is 'text'",
-                "remove output (schema implies json), or remove schema",
-            )
-        return self
 
     @property
     def wants_json(self) -> bool:

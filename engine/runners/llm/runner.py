@@ -41,10 +41,12 @@ class LlmRunner(Runner[LlmConfig]):
         "id": "summarise",
         "type": "llm",
         "dependencies": ["fetch_page"],
+        # a model served by Ollama on this machine, which needs no key; for Anthropic:
+        # provider: anthropic, model: claude-sonnet-4-5, api_key: ${vault.ANTHROPIC_API_KEY}
         "config": {
-            "provider": "anthropic",
-            "model": "claude-sonnet-4-5",
-            "api_key": "${vault.ANTHROPIC_API_KEY}",
+            "provider": "openai",
+            "base_url": "http://127.0.0.1:11434/v1",
+            "model": "llama3.2",
             "system": "You write short, factual summaries.",
             "prompt": "Summarise this page in three sentences:\n${fetch_page.output.data}",
             "schema": {
