@@ -21,6 +21,7 @@ import pytest
 from cli_process import cli, home_with_secrets
 from mcp import Client
 
+from multi_task_orchestrator.engine.runners.llm.answers import InvalidAnswer, parse_answer
 from multi_task_orchestrator.engine.runners.llm.prices import (
     DEFAULT_PRICES,
     Price,
@@ -329,6 +330,20 @@ def test_a_dead_endpoint_fails_with_network(home: Path, model: StandinModel) -> 
     assert (dead_task["state"], dead_task["error_class"]) == ("failed", "network"), dead_task
     assert "/v1/messages failed: ConnectError" in dead_task["error"]
     assert_key_nowhere(home, shown)
+
+
+def test_json_answers_are_read_through_a_fence_and_checked_against_the_schema() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    assert parse_answer('{"n": 1}', schema) == {"n": 1}
+    assert parse_answer('```json\n{"n": 2}\n```', schema) == {"n": 2}
+    assert parse_answer('Here it is:\n\n```\n{"n": 3}\n```\nDone.', schema) == {"n": 3}
+    assert parse_answer('{"n": 4, "s": "```x\\n```"}', None) == {"n": 4, "s": "```x\n```"}
+    with pytest.raises(InvalidAnswer, match=r"n: 'x' is not of type 'integer'"):
+        parse_answer('{"n": "x"}', schema)
+    with pytest.raises(InvalidAnswer, match="not valid JSON"):
+        parse_answer("Sure! n is 5.", schema)
+    with pytest.raises(InvalidAnswer, match="nested more than"):
+        parse_answer("[" * 200 + "]" * 200, None)
 
 
 # --- prices -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Reading a model's answer as JSON: the instruction that asks for it, the parse (a ```json
-fence around it is tolerated), the schema check, and the message that asks for a repair."""
+fence around it is tolerated, with or without a line of prose before it), the schema check, and
+the message that asks for a repair."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from jsonschema import exceptions as schema_errors
 
 from multi_task_orchestrator.engine.limits import MAX_DATA_DEPTH, nests_deeper
 
-_FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)\n?```$", re.S)
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)\n?[ \t]*```", re.S)
 MAX_ERRORS_SHOWN = 5
 
 
@@ -39,7 +40,9 @@ def repair_request(problem: str) -> str:
 def parse_answer(text: str, schema: dict[str, Any] | None) -> Any:
     """The JSON value in ``text``, checked against ``schema``; InvalidAnswer saying why not."""
     stripped = text.strip()
-    fenced = _FENCE.match(stripped)
+    # a fenced block, alone or after a line of prose ("Here is the JSON:"); a bare JSON value
+    # is read as it is, even if a string in it holds a fence
+    fenced = None if stripped.startswith(("{", "[")) else _FENCE.search(stripped)
     if fenced:
         stripped = fenced["body"].strip()
     if not stripped:

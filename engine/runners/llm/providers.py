@@ -71,7 +71,10 @@ async def _anthropic(
     sdk: ModuleType, config: LlmConfig, messages: list[Message], system: str | None, ctx: RunContext
 ) -> Answer:
     transport = EngineTransport(
-        ctx, api_key=config.api_key, auth_header=lambda key: ("x-api-key", key)
+        ctx,
+        api_key=config.api_key,
+        auth_header=lambda key: ("x-api-key", key),
+        timeout=config.timeout,
     )
     options: dict[str, Any] = {}
     if system:
@@ -102,6 +105,7 @@ async def _openai(
         ctx,
         api_key=config.api_key,
         auth_header=lambda key: ("authorization", f"Bearer {key}"),
+        timeout=config.timeout,
         # the SDK fills these from OPENAI_ORG_ID / OPENAI_PROJECT_ID; they are not the task's
         dropped=frozenset({"openai-organization", "openai-project"}),
     )

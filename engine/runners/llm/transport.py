@@ -47,9 +47,11 @@ class EngineTransport(httpx2.AsyncBaseTransport):
         *,
         api_key: str | None,
         auth_header: AuthHeader,
+        timeout: float,
         dropped: frozenset[str] = frozenset(),
     ) -> None:
         self._ctx = ctx
+        self._timeout = timeout  # when the SDK gives the request none of its own
         self._api_key = api_key  # the config's ``${vault.NAME}``, revealed per request
         self._auth_header = auth_header
         self._dropped = CREDENTIAL_HEADERS | TRANSPORT_HEADERS | dropped
@@ -72,7 +74,7 @@ class EngineTransport(httpx2.AsyncBaseTransport):
             url,
             headers=headers,
             content=await request.aread(),
-            timeout=_timeout(request.extensions.get("timeout")),
+            timeout=_timeout(request.extensions.get("timeout"), self._timeout),
         )
         try:
             async with network.host_limits.slot(host, on_wait=ctx.waiting):
@@ -92,16 +94,16 @@ class EngineTransport(httpx2.AsyncBaseTransport):
         )
 
 
-def _timeout(given: Any) -> httpx.Timeout:
-    """httpx's form of the timeouts the SDK put on the request (a dict of four, or None)."""
+def _timeout(given: Any, fallback: float) -> httpx.Timeout:
+    """httpx's form of the timeouts the SDK put on the request (a dict of four)."""
     if isinstance(given, dict):
         return httpx.Timeout(
-            given.get("connect"),
-            read=given.get("read"),
-            write=given.get("write"),
-            pool=given.get("pool"),
+            given.get("connect", fallback),
+            read=given.get("read", fallback),
+            write=given.get("write", fallback),
+            pool=given.get("pool", fallback),
         )
-    return httpx.Timeout(None)
+    return httpx.Timeout(fallback)
 
 
 async def _receive(
