@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
@@ -119,7 +119,7 @@ class Engine:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
         output_threshold: int = outputs.DEFAULT_THRESHOLD,
-        enable_types: Collection[str] = (),
+        runner_settings: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         run_end_listeners: Sequence[RunEndListener] | None = None,
     ) -> None:
@@ -134,7 +134,7 @@ class Engine:
         self.secrets: SecretResolver = secrets or NoVault()
         self._redacting = not isinstance(self.secrets, NoVault)
         self.server_pool = Pool("server", max_concurrent, kind="server")
-        # settings and shared objects runners find in ctx.resources, e.g. {"browser": ...}
+        # shared objects runners find in ctx.resources (settings go to each runner instead)
         self.resources: dict[str, Any] = dict(resources or {})
         self.network = network or Network()
         self.backend: Backend = backend or LocalBackend()
@@ -144,13 +144,17 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
         self.owner_process = this_process().to_json()  # who the owner is, for other processes
         runner_types = runner_types or registry.runner_classes()
-        self._runners = {name: cls() for name, cls in runner_types.items()}
-        # opt-in types (e.g. shell) not in ``enable_types``, with how to switch them on
-        self.disabled_types = {
-            name: how for name, how in registry.opt_in_types().items() if name not in enable_types
+        given = runner_settings or {}  # by task type; a type not named gets its defaults
+        runners = {
+            name: cls(given[name]) if name in given else cls() for name, cls in runner_types.items()
         }
-        for name in self.disabled_types:
-            self._runners.pop(name, None)
+        # opt-in types (e.g. shell) their settings leave off, with how to switch them on
+        self.disabled_types = {
+            name: runner.opt_in or "its settings leave it off"
+            for name, runner in runners.items()
+            if not runner.enabled()
+        }
+        self._runners = {n: r for n, r in runners.items() if n not in self.disabled_types}
         self.max_document_bytes = max_document_bytes
         self._closed = False
         self.draining = False  # shutting down: running tasks may finish, nothing new starts
