@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from secrets import token_hex
@@ -42,7 +42,13 @@ from multi_task_orchestrator.engine.owner import (
 )
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.reports.run_end import write_files_on_run_end
-from multi_task_orchestrator.engine.run import Node, Run, make_run_id
+from multi_task_orchestrator.engine.run import (
+    Run,
+    RunHandle,
+    RunServices,
+    make_run_id,
+    task_snapshot,
+)
 from multi_task_orchestrator.engine.run_end import RunEndListener
 from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.secrets import (
@@ -113,7 +119,7 @@ class Engine:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
         output_threshold: int = outputs.DEFAULT_THRESHOLD,
-        enable_types: Collection[str] = (),
+        runner_settings: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         run_end_listeners: Sequence[RunEndListener] | None = None,
     ) -> None:
@@ -128,7 +134,7 @@ class Engine:
         self.secrets: SecretResolver = secrets or NoVault()
         self._redacting = not isinstance(self.secrets, NoVault)
         self.server_pool = Pool("server", max_concurrent, kind="server")
-        # settings and shared objects runners find in ctx.resources, e.g. {"browser": ...}
+        # shared objects runners find in ctx.resources (settings go to each runner instead)
         self.resources: dict[str, Any] = dict(resources or {})
         self.network = network or Network()
         self.backend: Backend = backend or LocalBackend()
@@ -138,13 +144,17 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
         self.owner_process = this_process().to_json()  # who the owner is, for other processes
         runner_types = runner_types or registry.runner_classes()
-        self._runners = {name: cls() for name, cls in runner_types.items()}
-        # opt-in types (e.g. shell) not in ``enable_types``, with how to switch them on
-        self.disabled_types = {
-            name: how for name, how in registry.opt_in_types().items() if name not in enable_types
+        given = runner_settings or {}  # by task type; a type not named gets its defaults
+        runners = {
+            name: cls(given[name]) if name in given else cls() for name, cls in runner_types.items()
         }
-        for name in self.disabled_types:
-            self._runners.pop(name, None)
+        # opt-in types (e.g. shell) their settings leave off, with how to switch them on
+        self.disabled_types = {
+            name: runner.opt_in or "its settings leave it off"
+            for name, runner in runners.items()
+            if not runner.enabled()
+        }
+        self._runners = {n: r for n, r in runners.items() if n not in self.disabled_types}
         self.max_document_bytes = max_document_bytes
         self._closed = False
         self.draining = False  # shutting down: running tasks may finish, nothing new starts
@@ -156,6 +166,30 @@ class Engine:
         self._heartbeat: asyncio.Task[None] | None = None
         self._verifying: asyncio.Task[None] | None = None  # a lapsed lease being checked
         store.on_fenced = self._on_fenced
+        self._services = RunServices(
+            store=store,
+            runner=self.runner,
+            backend=self.backend,
+            secrets=self.secrets,
+            redact=self.redact,
+            redact_data=self.redact_data,
+            resources=self.resources,
+            network=self.network,
+            workspace=self.workspace,
+            server_pool=self.server_pool,
+            max_fanout=self.max_fanout,
+            output_threshold=output_threshold,
+            owner=self.owner,
+            owner_process=self.owner_process,
+            lease_seconds=lease_seconds,
+            lease_deadline=self.lease_deadline,
+            draining=lambda: self.draining,
+            lease_lapsed=self.lease_lapsed,
+            pool_released=self.pool_released,
+            store_failed=self.store_failed,
+            run_finished=self.run_finished,
+            run_end_listeners=self.run_end_listeners,
+        )
 
     @classmethod
     async def open(
@@ -200,16 +234,11 @@ class Engine:
                 beat.cancel()
                 await asyncio.gather(beat, return_exceptions=True)
         await self._let_running_finish(self.shutdown_grace if grace is None else grace)
-        workers = [
-            node.worker
-            for run in self.runs.values()
-            for node in run.nodes.values()
-            if node.worker is not None and not node.worker.done()
-        ]
+        workers = [worker for run in self.runs.values() for worker in run.workers()]
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        background = [task for run in list(self.runs.values()) for task in run.background]
+        background = [task for run in list(self.runs.values()) for task in run.background_tasks()]
         await asyncio.gather(*background, return_exceptions=True)
         interrupted = list(self.runs)
         for run_id in interrupted:
@@ -236,7 +265,7 @@ class Engine:
         """Wait up to ``grace`` seconds for running tasks (and their commits) to end."""
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            busy = any(run.running or run.background for run in self.runs.values())
+            busy = any(run.busy for run in self.runs.values())
             if not busy:
                 return
             await asyncio.sleep(0.05)
@@ -261,7 +290,7 @@ class Engine:
         """Renew every lease this engine holds; drop the runs another process took. A run's
         lease is known to be held until the renewal's start plus the lease, by this process's
         monotonic clock (a stall of the event loop cannot stretch it): the runs dispatch only
-        until then (``Run.lease_valid_until``)."""
+        until then (``Run.extend_lease``)."""
         mine = list(self.runs)
         started = asyncio.get_running_loop().time()
         kept = await self.store.renew(self.owner, mine, time.time() + self.lease_seconds)
@@ -270,14 +299,11 @@ class Engine:
             if run is None:
                 continue
             if run_id in kept:
-                was_lapsed = run.lease_valid_until <= started
-                run.lease_valid_until = max(run.lease_valid_until, started + self.lease_seconds)
-                if was_lapsed:
-                    run._kick()
+                run.extend_lease(started, started + self.lease_seconds)
             else:
                 self._abandon(run_id)
 
-    def lease_lapsed(self, run: Run) -> None:
+    def lease_lapsed(self) -> None:
         """A run found its lease past its known end (the process stalled): it starts nothing
         until the lease is renewed here, or it is dropped because another process took it."""
         if self._verifying is None or self._verifying.done():
@@ -305,12 +331,7 @@ class Engine:
             "lease in time); it is dropped here and finishes there",
             run_id,
         )
-        run.taken_over = True
-        for node in run.nodes.values():
-            if node.worker is not None and not node.worker.done():
-                node.worker.cancel()
-        run.finished.set()
-        run.changed.set()
+        run.drop()
 
     def store_failed(self, error: StoreError) -> None:
         """The state database cannot be written: stop every run of this process, writing
@@ -321,13 +342,8 @@ class Engine:
         self.broken = error
         self.draining = True
         logger.error("%s; every orchestration of this process is stopped", error)
-        current = asyncio.current_task()
         for run in self.runs.values():
-            for worker in (node.worker for node in run.nodes.values()):
-                if worker is not None and not worker.done() and worker is not current:
-                    worker.cancel()
-            run.finished.set()
-            run.changed.set()
+            run.halt()
 
     def lease_deadline(self) -> float:
         return time.time() + self.lease_seconds
@@ -477,8 +493,8 @@ class Engine:
             if existing is not None:
                 return existing.id, True
             orchestration_id = make_run_id()
-            run = Run(
-                self,
+            run = await Run.build(
+                self._services,
                 orchestration_id,
                 orchestration,
                 created_at=time.time(),
@@ -487,7 +503,7 @@ class Engine:
                 source=source_name,
             )
             self.store.hold(orchestration_id, 0)
-            run.persist_all()
+            await run.persist_all()
             self.store.add_event(
                 orchestration_id,
                 None,
@@ -519,15 +535,17 @@ class Engine:
             )
             if not claimed:
                 continue  # a live process holds its lease
-            run = self._stored_run(row)
-            run.lease_valid_until = claiming + self.lease_seconds
-            run.started_at = row.started_at
-            run.max_parallel = row.max_parallel
-            # an owner that stopped gracefully released the run (owner NULL); one that did
-            # not may have died because of a task: until the run ends, each attempt's start
-            # is committed before its runner runs, so that a task that kills the process is
-            # counted (without it, a start is committed within the group-commit delay)
-            run.durable_starts = row.owner is not None
+            run = await self._stored_run(
+                row,
+                lease_valid_until=claiming + self.lease_seconds,
+                started_at=row.started_at,
+                max_parallel=row.max_parallel,
+                # an owner that stopped gracefully released the run (owner NULL); one that did
+                # not may have died because of a task: until the run ends, each attempt's start
+                # is committed before its runner runs, so that a task that kills the process is
+                # counted (without it, a start is committed within the group-commit delay)
+                durable_starts=row.owner is not None,
+            )
             died = await self.store.close_interrupted_attempts(row.id, time.time())
             rows = await self.store.load_tasks(row.id)
             given_up = await self._fail_died_twice(row.id, rows) if died else 0
@@ -625,35 +643,39 @@ class Engine:
         rerun = {r.task_id for r in rows if r.state not in (TaskState.succeeded, TaskState.pending)}
         rerun |= {r.parent_id for r in rows if r.task_id in rerun and r.parent_id}
         rows = [_fresh(r) if r.task_id in rerun else r for r in rows]
+        started_at = time.time()
+        run = await self._stored_run(
+            row, lease_valid_until=claiming + self.lease_seconds, started_at=started_at
+        )
+        # from here to the flush nothing awaits: the fresh rows commit with the run's start
         for task_row in rows:
             if task_row.task_id in rerun:
                 self.store.put_task(task_row)
-        run = self._stored_run(row)
-        run.lease_valid_until = claiming + self.lease_seconds
-        run.started_at = time.time()
         run.restore(rows)
         self.store.add_event(
             row.id,
             None,
             "retried",
             f"retry requested: {len(rerun)} task(s) run again, {len(rows) - len(rerun)} kept",
-            ts=run.started_at,
+            ts=started_at,
         )
         self.runs[row.id] = run
         run.start()
         await self.store.flush()
         return row.id
 
-    def _stored_run(self, row: OrchestrationRow) -> Run:
-        """A Run rebuilt from its stored row (to resume or retry it)."""
-        return Run(
-            self,
+    async def _stored_run(self, row: OrchestrationRow, **options: Any) -> Run:
+        """A Run rebuilt from its stored row (to resume or retry it); ``options`` as ``Run``
+        takes them."""
+        return await Run.build(
+            self._services,
             row.id,
             Orchestration.model_validate(row.document),
             created_at=row.created_at,
             run_dir=Path(row.run_dir) if row.run_dir else self.runs_dir / row.id,
             idempotency_key=row.idempotency_key,
             source=row.source,
+            **options,
         )
 
     # --- watching -------------------------------------------------------------------------
@@ -729,9 +751,7 @@ class Engine:
             orchestration_id = await self.resolve_id(orchestration_id)
         run = self.runs.get(orchestration_id)
         if run is not None:
-            by_state: dict[TaskState, list[Node]] = {}
-            for node in run.nodes.values():
-                by_state.setdefault(node.state, []).append(node)
+            by_state = run.nodes_by_state()
             return run.status_snapshot(choice.pick_nodes(by_state), by_state)
         if row is None:
             row = await self.store.get_orchestration(orchestration_id, with_document=False)
@@ -739,7 +759,7 @@ class Engine:
         counts = await self.store.count_task_states(orchestration_id)
         if sum(counts.values()) <= choice.whole:
             rows = await self.store.load_ranked_tasks(orchestration_id)
-            return _run_snapshot(row, [_task_snapshot(t, has_output=has) for t, has in rows])
+            return _run_snapshot(row, [task_snapshot(t, has_output=has) for t, has in rows])
         shown = await self._stored_status_rows(orchestration_id, choice, counts)
         if len(shown) == sum(counts.values()):
             return _run_snapshot(row, shown)
@@ -759,7 +779,7 @@ class Engine:
         def add(rows: list[tuple[TaskRow, bool]]) -> list[TaskSnapshot]:
             for task, has_output in rows:
                 if task.task_id not in found:
-                    found[task.task_id] = _task_snapshot(task, has_output=has_output)
+                    found[task.task_id] = task_snapshot(task, has_output=has_output)
             return [found[task.task_id] for task, _ in rows]
 
         def parent_of(task: TaskSnapshot) -> TaskSnapshot | None:
@@ -841,12 +861,16 @@ class Engine:
             if task_id is None:
                 run.cancel()
             else:
-                if task_id not in run.nodes:
-                    known = ", ".join(list(run.nodes)[:20])
+                if not run.has_task(task_id):
+                    known = ", ".join(run.task_ids()[:20])
                     raise UnknownTask(
                         f"orchestration {orchestration_id} has no task '{task_id}'; tasks: {known}"
                     )
-                await _cancel_task(run, task_id)
+                # return once the task is recorded cancelled, so what the caller reads next
+                # says so; a runner slow to stop is given CANCEL_WAIT
+                workers = run.cancel_task(task_id)
+                if workers:
+                    await asyncio.wait(workers, timeout=CANCEL_WAIT)
 
     async def list(
         self, status: str | None = None, limit: int = 50
@@ -860,29 +884,15 @@ class Engine:
 
     # --- called by runs -------------------------------------------------------------------
 
-    def pool_released(self, releasing: Run) -> None:
+    def pool_released(self, releasing: RunHandle) -> None:
         """A slot came free; runs waiting on the server-wide pool may start something."""
         for run in self.runs.values():
             if run is not releasing:
-                run._kick()
+                run.kick()
 
-    def run_finished(self, run: Run) -> None:
+    def run_finished(self, run: RunHandle) -> None:
         if self.runs.get(run.id) is run:
             del self.runs[run.id]
-
-
-async def _cancel_task(run: Run, task_id: str) -> None:
-    """Cancel one task (a fan-out: all its items) and return once it is recorded cancelled,
-    so what the caller reads next says so; a runner slow to stop is given CANCEL_WAIT."""
-    node = run.nodes[task_id]
-    workers = [
-        item.worker
-        for item in (node, *(node.children or ()))
-        if item.worker is not None and not item.worker.done()
-    ]
-    run.cancel_task(task_id)
-    if workers:
-        await asyncio.wait(workers, timeout=CANCEL_WAIT)
 
 
 def _fresh(row: TaskRow) -> TaskRow:
@@ -907,7 +917,7 @@ def _snapshot_from_rows(
     return _run_snapshot(
         row,
         [
-            _task_snapshot(
+            task_snapshot(
                 task,
                 output=outputs.load(task.output_json, row.run_dir) if include_outputs else None,
             )
@@ -935,31 +945,6 @@ def _run_snapshot(
         run_dir=row.run_dir,
         tasks=tasks,
         task_counts=task_counts,
-    )
-
-
-def _task_snapshot(
-    task: TaskRow, *, output: Any = None, has_output: bool | None = None
-) -> TaskSnapshot:
-    """A stored task; ``has_output`` says whether it has an output when it was read without."""
-    return TaskSnapshot(
-        task_id=task.task_id,
-        label=task.label,
-        type=task.type,
-        state=TaskState(task.state),
-        position=task.position,
-        parent_id=task.parent_id,
-        attempts=task.attempts,
-        max_attempts=task.max_attempts,
-        started_at=task.started_at,
-        finished_at=task.finished_at,
-        error=task.error,
-        error_class=task.error_class,
-        reason=task.reason,
-        chain=list(task.chain),
-        waiting_for=None,
-        output=output,
-        has_output=task.output_json is not None if has_output is None else has_output,
     )
 
 

@@ -12,14 +12,12 @@
   same budget as a ``${...}`` reference (``engine/expression_budget.py``); past it the attempt
   fails with class ``too_large``. ``compile_expression`` also refuses an expression that can
   repeat its input more than ``MAX_GROWTH`` times.
-- ``RunnerLimits``: the size limits of the runners (response bodies, file writes), which the
-  settings put in the engine's ``resources`` under ``"limits"``.
+- ``DEFAULT_MAX_RESPONSE_BYTES`` / ``DEFAULT_MAX_WRITE_BYTES``: the defaults of the runners'
+  size settings (``HttpSettings``, ``FileSettings``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import jmespath
@@ -49,21 +47,6 @@ MIB = 1024 * 1024
 DEFAULT_MAX_RESPONSE_BYTES = 50 * MIB
 # The same as the most file_processing reads at once: what one task writes, another can read.
 DEFAULT_MAX_WRITE_BYTES = 64 * MIB
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerLimits:
-    """Size limits the runners apply (from ``ORCHESTRATOR_MAX_RESPONSE_BYTES`` and
-    ``ORCHESTRATOR_MAX_WRITE_BYTES``)."""
-
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    max_write_bytes: int = DEFAULT_MAX_WRITE_BYTES
-
-
-def runner_limits(resources: Mapping[str, Any]) -> RunnerLimits:
-    """The limits in an engine's (or worker's) resources; the defaults when none were given."""
-    limits = resources.get("limits")
-    return limits if isinstance(limits, RunnerLimits) else RunnerLimits()
 
 
 def show_bytes(size: int) -> str:

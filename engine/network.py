@@ -8,6 +8,10 @@ orchestration:
   allowed, applies optional allow and deny lists of hosts and networks, and can refuse private
   networks. It checks the resolved addresses, so a name pointing at a refused address is
   refused too; runners call it again for every redirect.
+- ``NetworkPolicy.admit_host(host, port)`` is the same check for a runner that connects by host
+  and port, not by URL (SMTP, IMAP, an MCP server): it returns a ``Destination`` holding the
+  addresses it checked, and ``Destination.connect`` connects to one of exactly those.
+  ``Network.reach(host, port)`` adds the host's per-host slot for as long as the caller uses it.
 - ``HostLimits.slot(host)`` caps concurrent requests per host (server-wide) and spaces them by
   an optional per-host rate.
 - ``client()`` is the shared ``httpx.AsyncClient`` (connection pooling), created on first use.
@@ -20,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +52,9 @@ ALWAYS_REFUSED = (
 DEFAULT_PER_HOST = 6
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the low bits
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d form (:: and ::1 aside)
+# a host name or an IP address (IPv6 with its zone), and nothing a URL or a resolver would read
+# as more than that (a port, a user, a path)
+_HOST = re.compile(r"[^\s/\\@?#\[\]]+")
 
 
 class PolicyError(TaskError):
@@ -60,6 +69,14 @@ def _as_network(entry: str) -> IPNetwork | None:
         return ipaddress.ip_network(entry, strict=False)
     except ValueError:
         return None
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _host_matches(host: str, pattern: str) -> bool:
@@ -103,6 +120,17 @@ class NetworkPolicy:
         except ValueError:
             raise PolicyError(f"refused {url}: the URL's port is not a number") from None
         return host, await self.addresses(host, port, shown=url)
+
+    async def admit_host(self, host: str, port: int) -> Destination:
+        """``host:port`` checked for a connection made without a URL (SMTP, IMAP, an MCP
+        server): the same rules as a URL's host; PolicyError if refused."""
+        name = host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
+        shown = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+        if not _HOST.fullmatch(name) or (":" in name and not _is_address(name)):
+            raise PolicyError(f"refused {host!r}: not a host name or an IP address")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise PolicyError(f"refused {shown}: the port must be a number from 1 to 65535")
+        return Destination(name, port, tuple(await self.addresses(name, port, shown=shown)))
 
     async def addresses(self, host: str, port: int, *, shown: str | None = None) -> list[Address]:
         """The addresses ``host`` resolves to, each checked; PolicyError if any is refused.
@@ -157,6 +185,37 @@ class NetworkPolicy:
             ):
                 return True
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A host and port the policy admitted, with the addresses it checked them at.
+
+    Connect to one of ``addresses`` (``connect`` does), never to ``host`` by name: resolving it
+    again could give an address nothing checked (DNS rebinding)."""
+
+    host: str
+    port: int
+    addresses: tuple[Address, ...]
+
+    async def connect(
+        self, *, ssl: SSLContext | None = None, timeout: float | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to the first checked address that answers; with ``ssl``, TLS whose
+        certificate is checked for ``host``. TaskError (``network``, ``timeout``) if none does."""
+        failure: Exception | None = None
+        for address in self.addresses:
+            opening = asyncio.open_connection(
+                str(address), self.port, ssl=ssl, server_hostname=self.host if ssl else None
+            )
+            try:
+                return await asyncio.wait_for(opening, timeout)
+            except (OSError, TimeoutError) as exc:
+                failure = exc
+        where = f"{self.host}:{self.port}"
+        if isinstance(failure, TimeoutError):
+            raise TaskError(f"connecting to {where} timed out after {timeout} s", "timeout")
+        raise TaskError(f"cannot connect to {where}: {failure}", "network")
 
 
 def embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
@@ -307,6 +366,16 @@ class Network:
         if self._host_limits is None:  # created inside the running loop
             self._host_limits = HostLimits()
         return self._host_limits
+
+    @asynccontextmanager
+    async def reach(
+        self, host: str, port: int, *, on_wait: Callable[[str | None], None] | None = None
+    ) -> AsyncIterator[Destination]:
+        """``host:port`` admitted by the policy (``NetworkPolicy.admit_host``), holding one of
+        the host's slots (per-host limit and rate) while the caller uses it."""
+        destination = await self.policy.admit_host(host, port)
+        async with self.host_limits.slot(destination.host, on_wait=on_wait):
+            yield destination
 
     def client(self) -> httpx.AsyncClient:
         """The shared client; redirects are not followed, so each hop is checked by the caller."""

@@ -2,8 +2,9 @@
 
 Runner classes come from the modules in ``engine/runners/`` and from installed distributions
 that declare the entry-point group ``multi_task_orchestrator.runners`` (each entry point names a
-``Runner`` subclass). Validation, the document schema, ``list_task_types``, the engine and the
-Dask worker ask here; nothing else keeps a list of types. Runner modules import the document
+``Runner`` subclass). Validation, the document schema, ``list_task_types``, the engine, the Dask
+worker, the settings (each runner's ``settings_model``) and the README's task-type table ask
+here; nothing else keeps a list of types. Runner modules import the document
 models, so the runners are imported on the first question, never when this module loads.
 """
 
@@ -93,11 +94,6 @@ def canonical(name: str) -> str | None:
 def secret_fields() -> dict[str, frozenset[str]]:
     """Each type's config fields that may hold a ``${vault.NAME}``."""
     return {name: cls.secret_fields for name, cls in runner_classes().items()}
-
-
-def opt_in_types() -> dict[str, str]:
-    """The types that are off unless enabled, each with how to enable it."""
-    return {name: cls.opt_in for name, cls in runner_classes().items() if cls.opt_in}
 
 
 def error_classes() -> tuple[str, ...]:

@@ -1,8 +1,8 @@
 """What a run hands to the listeners of its end, and what such a listener is.
 
 A run calls the engine's run-end listeners once its outcome is committed and before it
-publishes its end (see ``Run._finalize``), so whatever they write is there the moment any tool
-says the run finished. ``engine.reports.run_end`` is the listener that writes the run's files;
+publishes its end (see ``engine.run.finish``), so whatever they write is there the moment any
+tool says the run finished. ``engine.reports.run_end`` is the listener that writes the run's files;
 the run itself knows nothing of reports.
 """
 

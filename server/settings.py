@@ -1,31 +1,33 @@
 """Settings, read from ``ORCHESTRATOR_*`` environment variables in this one place.
 
 The engine and the vault take plain arguments; only the CLI and the server read the
-environment, so both stay usable as libraries and in tests.
+environment, so both stay usable as libraries and in tests. ``CoreSettings`` holds the
+orchestrator's own settings; ``Settings`` adds every registered runner's settings
+(``server.runner_settings``), so a task type brings its settings without an edit here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import platformdirs
-from pydantic import ByteSize, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from multi_task_orchestrator.engine.document.units import RateValue
-from multi_task_orchestrator.engine.limits import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_MAX_WRITE_BYTES,
-    RunnerLimits,
-)
 from multi_task_orchestrator.engine.network import (
     DEFAULT_PER_HOST,
     HostLimits,
     Network,
     NetworkPolicy,
 )
-from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
+from multi_task_orchestrator.server.runner_settings import (
+    explicit_runner_settings,
+    runner_settings,
+    settings_of,
+    with_runner_fields,
+)
 from multi_task_orchestrator.vault.lazy import LazyVaultResolver
 from multi_task_orchestrator.vault.store import Vault
 
@@ -34,8 +36,12 @@ def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("multi-task-orchestrator", appauthor=False))
 
 
-class Settings(BaseSettings):
-    """Every setting, with its environment variable name in the description."""
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class CoreSettings(BaseSettings):
+    """The orchestrator's own settings, each with its environment variable name in its
+    description (``Settings`` adds the runners')."""
 
     model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
 
@@ -159,21 +165,6 @@ class Settings(BaseSettings):
         )
         return Network(policy, HostLimits(self.per_host_limit, dict(self.host_rates)))
 
-    # --- the browser (browser_automation) ---------------------------------------------------
-
-    browser_path: Path | None = Field(
-        None,
-        description="ORCHESTRATOR_BROWSER_PATH: the Chromium executable to drive; by default "
-        "Playwright's Chromium, else `/usr/lib/chromium/chromium`, else `chromium` on `PATH`",
-        json_schema_extra={"shown_default": "found automatically"},
-    )
-    browser_limit: int = Field(
-        4,
-        ge=1,
-        le=256,
-        description="ORCHESTRATOR_BROWSER_LIMIT: browser pages working at once, server-wide",
-    )
-
     # --- durability ------------------------------------------------------------------------
 
     lease_seconds: float = Field(
@@ -200,9 +191,6 @@ class Settings(BaseSettings):
         "are kept as files in the run folder, not in the database or in memory",
         json_schema_extra={"shown_default": "262144 (256 KB)"},
     )
-
-    def browser(self) -> BrowserSettings:
-        return BrowserSettings(path=self.browser_path, limit=self.browser_limit)
 
     # --- where attempts run (engine/backends) ---------------------------------------------------
 
@@ -252,21 +240,30 @@ class Settings(BaseSettings):
             "max_tasks": self.max_tasks,
             "network": self.network(),
             "workspace": self.workspace_dir,
-            "resources": {"browser": self.browser(), "limits": self.runner_limits()},
+            "runner_settings": self.runner_settings(),
             "lease_seconds": self.lease_seconds,
             "shutdown_grace": self.shutdown_grace,
             "output_threshold": self.output_file_bytes,
-            "enable_types": {"shell"} if self.allow_shell else set(),
             "max_document_bytes": self.max_document_bytes,
         }
 
-    # --- hostile input and local commands ----------------------------------------------------
+    # --- the runners' settings (their fields are added by ``Settings``) ----------------------
 
-    allow_shell: bool = Field(
-        False,
-        description="ORCHESTRATOR_ALLOW_SHELL: allow the `shell` task type (commands on this "
-        "machine); when off, a document using it is refused at validation",
-    )
+    def runner_settings(self) -> dict[str, BaseModel]:
+        """Each runner's settings object, by task type, as the engine hands it to the runner."""
+        return runner_settings(self, CoreSettings.model_fields)
+
+    def runner_setting(self, model: type[ModelT]) -> ModelT:
+        """The runner settings of one model: ``settings.runner_setting(BrowserSettings)``."""
+        return settings_of(self.runner_settings(), model)
+
+    def explicit_runner_settings(self) -> dict[str, dict[str, Any]]:
+        """The runner settings set explicitly (the environment's), by task type and field: a
+        Dask worker's own, which win over the server's there."""
+        return explicit_runner_settings(self, CoreSettings.model_fields)
+
+    # --- hostile input -----------------------------------------------------------------------
+
     max_document_bytes: int = Field(
         5 * 1024 * 1024,
         ge=1024,
@@ -274,22 +271,12 @@ class Settings(BaseSettings):
         "a larger one is refused before it is parsed",
         json_schema_extra={"shown_default": "5242880 (5 MB)"},
     )
-    max_response_bytes: ByteSize = Field(
-        ByteSize(DEFAULT_MAX_RESPONSE_BYTES),
-        gt=0,
-        description="ORCHESTRATOR_MAX_RESPONSE_BYTES: the largest HTTP response body a task "
-        "reads (e.g. 50MiB); a larger one is cut off while it streams and fails the attempt "
-        "(class too_large). A task's max_response_bytes can only lower it",
-    )
-    max_write_bytes: ByteSize = Field(
-        ByteSize(DEFAULT_MAX_WRITE_BYTES),
-        gt=0,
-        description="ORCHESTRATOR_MAX_WRITE_BYTES: the largest file a file_processing write or "
-        "append produces (e.g. 64MiB); a larger one is refused (class too_large)",
-    )
 
-    def runner_limits(self) -> RunnerLimits:
-        return RunnerLimits(int(self.max_response_bytes), int(self.max_write_bytes))
+
+if TYPE_CHECKING:  # the runners' fields exist only once the registry is read
+    Settings = CoreSettings
+else:
+    Settings = with_runner_fields(CoreSettings)
 
 
 def open_vault(settings: Settings) -> Vault:

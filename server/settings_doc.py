@@ -1,7 +1,8 @@
 """The configuration table of README.md, rendered from the ``Settings`` model.
 
 Each row is one field: its environment variable, its default and its meaning (the field's
-description after the variable's name). ``python -m multi_task_orchestrator.server.settings_doc``
+description after the variable's name); the task types' settings come last (``Settings`` adds
+them from the runner registry). ``python -m multi_task_orchestrator.server.settings_doc``
 prints the table; a test keeps the README's copy equal to it, so a new setting cannot go
 undocumented.
 """
@@ -51,10 +52,11 @@ def _shown_default(info: FieldInfo) -> str:
     return str(value)
 
 
-def readme_table(readme: str) -> str:
-    """The table between the markers in the README's text (empty when the markers are gone)."""
-    _, found, rest = readme.partition(START)
-    return rest.partition(END)[0].strip() if found else ""
+def readme_table(readme: str, start: str = START, end: str = END) -> str:
+    """The table between the markers (by default the settings table's) in the README's text;
+    empty when the markers are gone."""
+    _, found, rest = readme.partition(start)
+    return rest.partition(end)[0].strip() if found else ""
 
 
 if __name__ == "__main__":

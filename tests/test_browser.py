@@ -51,7 +51,7 @@ async def browser_engine(
         home / "runs",
         resume=False,
         secrets=secrets or MemorySecrets(),
-        resources={"browser": BrowserSettings(**settings)},
+        runner_settings={"browser_automation": BrowserSettings(**settings)},
     )
     async with engine:
         yield engine

@@ -36,7 +36,6 @@ from local_server import PNG_BYTES, LocalServer
 
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.runners.browser import BrowserSettings
 from multi_task_orchestrator.engine.state import RunStatus, TaskState
 from multi_task_orchestrator.vault.resolver import VaultResolver
 from multi_task_orchestrator.vault.store import Vault
@@ -68,8 +67,8 @@ async def cluster() -> AsyncIterator[tuple[LocalCluster, Client]]:
         ) as local_cluster,
         Client(local_cluster, asynchronous=True) as client,
     ):
-        browser = BrowserSettings(path=CHROMIUM) if CHROMIUM.exists() else None
-        await client.register_plugin(OrchestratorPlugin(browser=browser))
+        browser = {"browser_automation": {"path": CHROMIUM}} if CHROMIUM.exists() else None
+        await client.register_plugin(OrchestratorPlugin(runner_settings=browser))
         yield local_cluster, client
 
 

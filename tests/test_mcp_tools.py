@@ -497,7 +497,7 @@ async def test_list_orchestrations_with_and_without_status(client: Client) -> No
     ]
     for row in everything["orchestrations"]:
         assert row["source"] == "mcp"
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["created_at"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row["created_at"])
         assert row["finished_at"] is not None
     failed = await ok(client, "list_orchestrations", {"status": "failed"})
     assert [r["id"] for r in failed["orchestrations"]] == [bad]

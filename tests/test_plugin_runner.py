@@ -1,7 +1,9 @@
 """A third-party task type: a small distribution declaring the entry point
 ``multi_task_orchestrator.runners``, installed by pip into a temporary folder, is found by the
 ``orchestrator`` CLI and the MCP server started with that folder on ``PYTHONPATH`` (so
-``importlib.metadata`` sees its dist-info) — and is unknown without it. Nothing else is edited.
+``importlib.metadata`` sees its dist-info) — and is unknown without it. Its runner declares a
+setting, read from ``ORCHESTRATOR_ECHO_UPPER_EXCLAIM`` like every other setting (a bad value is
+exit 2 naming it) and listed in the configuration table. Nothing else is edited.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_process import REPO, cli
+from cli_process import REPO, child_env, cli
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -37,11 +39,17 @@ MODULE = '''\
 
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 
 
 class EchoUpperConfig(RunnerConfig):
     text: str
+
+
+class EchoUpperSettings(BaseModel):
+    exclaim: int = Field(0, ge=0, le=5, description="exclamation marks added to every echo")
 
 
 class EchoUpperRunner(Runner[EchoUpperConfig]):
@@ -53,11 +61,13 @@ class EchoUpperRunner(Runner[EchoUpperConfig]):
         "id": "loud", "type": "echo_upper", "config": {"text": "hello"}
     }
     error_classes: ClassVar[frozenset[str]] = frozenset({"echo_refused"})
+    settings_model = EchoUpperSettings
 
     async def run(self, config: EchoUpperConfig, ctx: RunContext) -> Any:
         if config.text == "refuse":
             raise ctx.fail("refused to echo", "echo_refused")
-        return {"text": config.text.upper()}
+        marks = "!" * self.settings_as(EchoUpperSettings).exclaim
+        return {"text": config.text.upper() + marks}
 
 
 RUNNER = EchoUpperRunner
@@ -222,3 +232,56 @@ def test_a_runner_declared_error_class_is_retried_when_named(
     assert result.code == 1, result.stderr
     task = json.loads(result.stdout)["tasks"]["loud"]
     assert (task["error_class"], task["attempts"]) == ("echo_refused", attempts)
+
+
+# --- the plug-in's setting --------------------------------------------------------------------
+
+
+def test_the_plugin_setting_comes_from_the_environment(
+    site: Path, document: Path, tmp_path: Path
+) -> None:
+    result = cli(
+        tmp_path / "home",
+        "run",
+        document,
+        "--json",
+        PYTHONPATH=str(site),
+        ORCHESTRATOR_ECHO_UPPER_EXCLAIM="2",
+    )
+
+    assert result.code == 0, result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert tasks["loud"]["output"] == {"text": "HELLO!!"}
+    assert tasks["louder"]["output"] == {"text": "HELLO!!!!!"}  # its "!" and two more
+
+
+@pytest.mark.parametrize("value", ["many", "9"])
+def test_a_bad_plugin_setting_is_exit_2_naming_it(
+    site: Path, document: Path, tmp_path: Path, value: str
+) -> None:
+    result = cli(
+        tmp_path / "home",
+        "run",
+        document,
+        PYTHONPATH=str(site),
+        ORCHESTRATOR_ECHO_UPPER_EXCLAIM=value,
+    )
+
+    assert result.code == 2, result.stdout + result.stderr
+    assert "invalid setting: ORCHESTRATOR_ECHO_UPPER_EXCLAIM: " in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_configuration_table_lists_the_plugin_setting(site: Path, tmp_path: Path) -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "multi_task_orchestrator.server.settings_doc"],
+        cwd=REPO,
+        env=child_env(tmp_path, PYTHONPATH=str(site)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert printed.returncode == 0, printed.stderr
+    row = "| `ORCHESTRATOR_ECHO_UPPER_EXCLAIM` | `0` | exclamation marks added to every echo |"
+    assert row in printed.stdout.splitlines()

@@ -1,4 +1,5 @@
-"""README.md tells the truth: its YAML examples validate, its tables match the code.
+"""README.md tells the truth: its YAML examples validate, its tables match the code (the
+configuration table the settings model, the task-type table the runner registry).
 
 Every ```yaml block is run through ``orchestrator validate`` as a child process; a block that
 is a list of tasks is validated as ``tasks:`` holding it. A block preceded by the comment
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from cli_process import child_env
 
+from multi_task_orchestrator.server import task_types_doc
 from multi_task_orchestrator.server.settings_doc import readme_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,6 +103,19 @@ def test_the_configuration_table_lists_every_setting(tmp_path: Path) -> None:
         "of 'python -m multi_task_orchestrator.server.settings_doc' between the settings-table "
         "markers"
     )
+
+
+def test_the_task_type_table_lists_every_type(tmp_path: Path) -> None:
+    printed = run(tmp_path, "multi_task_orchestrator.server.task_types_doc")
+
+    assert printed.returncode == 0, printed.stderr
+    listed = readme_table(README, task_types_doc.START, task_types_doc.END)
+    assert listed == printed.stdout.strip(), (
+        "README.md's task-type table differs from the runner registry: paste the output of "
+        "'python -m multi_task_orchestrator.server.task_types_doc' between the "
+        "task-types-table markers"
+    )
+    assert "| `shell` |" in listed and "when enabled: set ORCHESTRATOR_ALLOW_SHELL=1" in listed
 
 
 def test_every_command_is_in_the_cli_reference(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.runners.shell import scrubbed_environment
+from multi_task_orchestrator.engine.runners.shell import ShellSettings, scrubbed_environment
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.vault.resolver import VaultResolver
 from multi_task_orchestrator.vault.store import Vault
@@ -32,7 +33,7 @@ PYTHON = sys.executable
 @pytest.fixture
 async def shell_engine(home: Path) -> AsyncIterator[Engine]:
     async with await Engine.open(
-        home / "state.db", home / "runs", resume=False, enable_types={"shell"}
+        home / "state.db", home / "runs", resume=False, runner_settings={"shell": {"allow": True}}
     ) as opened:
         opened.workspace.mkdir(parents=True, exist_ok=True)
         yield opened
@@ -71,13 +72,26 @@ async def test_off_by_default_the_document_is_refused_naming_the_setting(engine:
     assert "shell" not in engine.available_types
 
 
-async def test_the_setting_reaches_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_setting_reaches_the_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("ORCHESTRATOR_ALLOW_SHELL", "1")
     monkeypatch.setenv("ORCHESTRATOR_MAX_DOCUMENT_BYTES", "2048")
     options = Settings().engine_options()
-    assert (options["enable_types"], options["max_document_bytes"]) == ({"shell"}, 2048)
+    assert (options["runner_settings"]["shell"], options["max_document_bytes"]) == (
+        ShellSettings(allow=True),
+        2048,
+    )
+    async with build_engine(Settings(home=tmp_path / "on"), vault="none") as built:
+        assert "shell" in built.engine.available_types
+        assert built.engine.disabled_types == {}
     monkeypatch.delenv("ORCHESTRATOR_ALLOW_SHELL")
-    assert Settings().engine_options()["enable_types"] == set()
+    assert Settings().engine_options()["runner_settings"]["shell"] == ShellSettings(allow=False)
+    async with build_engine(Settings(home=tmp_path / "off"), vault="none") as built:
+        assert "shell" not in built.engine.available_types
+        assert built.engine.disabled_types == {
+            "shell": "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
+        }
 
 
 async def test_argv_runs_and_gets_stdin(shell_engine: Engine) -> None:
@@ -209,7 +223,7 @@ async def test_secrets_in_env_need_a_secret_allowed_for_any_host(home: Path) -> 
         home / "state.db",
         home / "runs",
         resume=False,
-        enable_types={"shell"},
+        runner_settings={"shell": {"allow": True}},
         secrets=VaultResolver(vault),
     ) as engine:
         engine.workspace.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,9 @@ processes, all on loopback.
 Each fan-out item GETs its own counter on a local HTTP server, so the counters show where and
 how often each item ran. While no worker is connected, the attempts wait on the scheduler and
 nothing reaches the counters; once a worker joins, the run finishes with every item counted
-exactly once. An unreachable scheduler is exit code 2 naming the address and the fix.
+exactly once. An unreachable scheduler is exit code 2 naming the address and the fix. The
+worker's runners run with the server's runner settings (a response limit set only where
+``run`` starts holds on the worker), except a setting the worker's own environment sets.
 """
 
 from __future__ import annotations
@@ -283,3 +285,57 @@ def test_an_unreachable_scheduler_is_exit_2_naming_it(tmp_path: Path, command: s
     assert "dask scheduler" in done.stderr and "--scheduler" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""  # nothing ran, not even locally; no protocol message either
+
+
+def big_body(counters: LocalServer) -> dict[str, Any]:
+    """One GET of a 1 MiB body."""
+    url = counters.url("/big/settings?mb=1")
+    return {"tasks": [{"id": "get", "type": "http", "config": {"url": url, "response": "text"}}]}
+
+
+def run_on_the_cluster(
+    tmp_path: Path, scheduler: str, document: dict[str, Any], **worker_settings: str
+) -> dict[str, Any]:
+    """``orchestrator run --backend dask`` with a 1 KiB response limit in its environment only,
+    while a worker runs with ``worker_settings`` (ORCHESTRATOR_* variables) in its own."""
+    path = tmp_path / "document.json"
+    path.write_text(json.dumps(document))
+    home = tmp_path / "home"
+    worker_env = child_env(home) | worker_settings
+    run_env = child_env(home) | {"ORCHESTRATOR_MAX_RESPONSE_BYTES": "1KiB"}
+    args = [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(path)]
+    args += ["--json", "--backend", "dask", "--scheduler", scheduler]
+    with spawned(worker(scheduler), tmp_path / "worker.log", worker_env):
+        done = subprocess.run(
+            args,
+            cwd=REPO,
+            env=run_env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=WAIT_SECONDS,
+        )
+    assert "Traceback" not in done.stderr, done.stderr
+    task: dict[str, Any] = json.loads(done.stdout)["tasks"]["get"]
+    return task
+
+
+def test_the_worker_runs_with_the_servers_runner_settings(
+    tmp_path: Path, scheduler: str, counters: LocalServer
+) -> None:
+    task = run_on_the_cluster(tmp_path, scheduler, big_body(counters))
+
+    assert (task["state"], task["error_class"]) == ("failed", "too_large"), task
+    assert "larger than 1024 bytes" in task["error"], task["error"]
+    assert "ORCHESTRATOR_MAX_RESPONSE_BYTES" in task["error"]
+
+
+def test_a_setting_of_the_workers_own_environment_wins_there(
+    tmp_path: Path, scheduler: str, counters: LocalServer
+) -> None:
+    task = run_on_the_cluster(
+        tmp_path, scheduler, big_body(counters), ORCHESTRATOR_MAX_RESPONSE_BYTES="2MiB"
+    )
+
+    assert task["state"] == "succeeded", task
+    assert len(task["output"]["data"]) == 1024 * 1024

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.reports.text import iso
 from multi_task_orchestrator.engine.state import RunSnapshot
 from multi_task_orchestrator.tools.context import ToolContext, tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
@@ -27,7 +28,6 @@ from multi_task_orchestrator.tools.models import (
 )
 from multi_task_orchestrator.tools.strict import strict_tool
 from multi_task_orchestrator.tools.views import (
-    iso,
     orchestration_status,
     plan_info,
     results,

@@ -4,12 +4,12 @@ show images inline; ``orchestration://{id}/report`` serves the full HTML report.
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ImageContent, TextContent, ToolAnnotations
 
+from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.reports.files import run_files
 from multi_task_orchestrator.engine.reports.html import build_report
 from multi_task_orchestrator.engine.reports.png import BrowserNotFound, RasterizeError, svg_to_png
@@ -64,7 +64,7 @@ async def get_report(id: IdInput, ctx: Context) -> list[TextContent | ImageConte
     lines.append(f"Full report (HTML): orchestration://{snapshot.id}/report")
     blocks: list[TextContent | ImageContent] = []
     try:
-        png = await svg_to_png(report.svg, _browser_settings(engine.resources.get("browser")))
+        png = await svg_to_png(report.svg, _browser_settings(engine))
     except (BrowserNotFound, RasterizeError) as exc:
         lines.append(f"No timeline picture: {exc}")
     else:
@@ -72,8 +72,12 @@ async def get_report(id: IdInput, ctx: Context) -> list[TextContent | ImageConte
     return [TextContent(type="text", text="\n".join(lines)), *blocks]
 
 
-def _browser_settings(value: Any) -> BrowserSettings | None:
-    return value if isinstance(value, BrowserSettings) else None
+def _browser_settings(engine: Engine) -> BrowserSettings | None:
+    """The Chromium the engine's browser runner is set to launch (None: found as usual)."""
+    for runner in engine.runners().values():
+        if isinstance(runner.settings, BrowserSettings):
+            return runner.settings
+    return None
 
 
 def _image(png: bytes) -> ImageContent:

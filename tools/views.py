@@ -6,7 +6,6 @@ import json
 import mimetypes
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +43,6 @@ _ROW_PRIORITY = {
 PLAN_STAGES_SHOWN = 20  # stages of a plan listed in an answer
 PLAN_IDS_SHOWN = 50  # task ids of one list (a stage, the critical path, a limit) in an answer
 STATUS_DISPLAY_ROWS = 30  # lines of the task tree in a status's `display`
-
-
-def iso(timestamp: float | None) -> str | None:
-    """An epoch time as ISO 8601 UTC to the second: ``"2026-11-24T09:15:02Z"``.
-
-    Deliberately not ``engine.reports.text.iso``, which adds milliseconds: this one is in
-    ``list_orchestrations`` answers, that one in the run files and the log, and both are pinned.
-    """
-    if timestamp is None:
-        return None
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def problem(issue: Issue) -> Problem:

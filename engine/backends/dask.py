@@ -4,6 +4,9 @@ The scheduler, the state and the vault stay in the server; the backend ships one
 time (``engine.backends.shipping``) to ``run_on_worker``, an ``async def`` Dask runs on a
 worker's event loop, through the asynchronous client, and awaits the result — never polls.
 
+- Settings: the runner's settings on the server go with each attempt, so the worker's runner
+  runs with the server's limits and switches, not its defaults (a setting the worker sets in
+  its own environment wins there: the browser's path on that machine).
 - Secrets: exactly the ones the task's config names (and a browser task's ``session``) are
   resolved here and sent with that attempt, each with its allowed hosts; the worker enforces the
   hosts and keeps nothing after the attempt. A session a runner saves on the worker comes back
@@ -140,6 +143,7 @@ async def _request(runner: Runner, config: BaseModel, ctx: RunContext) -> Attemp
     return AttemptRequest(
         key=f"orchestrator-{ctx.orchestration_id}-{ctx.task_id}-{ctx.attempt}-{token_hex(4)}",
         runner_type=runner.type_name,
+        settings=runner.settings.model_dump(mode="json") if runner.settings is not None else None,
         config=config.model_dump(mode="json", by_alias=True, exclude_unset=True),
         orchestration_id=ctx.orchestration_id,
         task_id=ctx.task_id,

@@ -1,9 +1,11 @@
 """The worker side of the Dask backend: the worker plugin and the functions Dask runs on workers.
 
-``OrchestratorPlugin`` holds one instance of every runner type per worker (so the browser pool
-and the HTTP client live on the worker and are reused by every attempt it runs), a semaphore
-for the worker's concurrency, and the attempts running now by key, so the server can cancel one
-(``cancel_on_worker``) — cancelling a Dask future does not stop a coroutine already running.
+``OrchestratorPlugin`` holds one instance of each runner type per worker and per distinct
+settings (so the browser pool and the HTTP client live on the worker and are reused by every
+attempt it runs), made with the server's runner settings that come with each attempt, a
+semaphore for the worker's concurrency, and the attempts running now by key, so the server can
+cancel one (``cancel_on_worker``) — cancelling a Dask future does not stop a coroutine already
+running.
 ``run_on_worker`` is the ``async def`` the server submits; it runs on the worker's event loop.
 ``serve_worker`` runs a worker with the plugin (``orchestrator worker``).
 """
@@ -17,6 +19,7 @@ import signal
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,6 @@ from multi_task_orchestrator.engine.backends.shipping import (
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import HostLimits, Network
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
-from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
 
 PLUGIN_NAME = "multi-task-orchestrator"
 STARTED_EVENT = "multi-task-orchestrator-started-{key}"
@@ -60,8 +62,10 @@ class OrchestratorPlugin(WorkerPlugin):
     """Runners, concurrency and cancellation for the attempts one worker runs.
 
     ``concurrency`` caps the attempts running at once on the worker (default: its thread
-    count); ``browser`` configures its Chromium; ``workspace`` is the folder file_processing
-    tasks use there (default: the folder the server names, which assumes a shared file system).
+    count). Runners get the server's settings, sent with each attempt; ``runner_settings`` (by
+    task type) are the ones this worker sets itself, which win (e.g. the browser's path on this
+    machine). ``workspace`` is the folder file_processing tasks use there (default: the folder
+    the server names, which assumes a shared file system).
     """
 
     name = PLUGIN_NAME
@@ -70,23 +74,23 @@ class OrchestratorPlugin(WorkerPlugin):
         self,
         *,
         concurrency: int | None = None,
-        browser: BrowserSettings | None = None,
+        runner_settings: Mapping[str, Mapping[str, Any]] | None = None,
         workspace: Path | None = None,
     ) -> None:
         if concurrency is not None and concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
-        self.browser = browser
+        self.runner_settings = {
+            name: dict(values) for name, values in (runner_settings or {}).items()
+        }
         self.workspace = workspace
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def setup(self, worker: Worker) -> None:
         self.address = worker.address
-        self.runners: dict[str, Runner] = {
-            name: cls() for name, cls in registry.runner_classes().items()
-        }
-        self.resources: dict[str, Any] = {"browser": self.browser or BrowserSettings()}
+        self.runners: dict[tuple[str, str], Runner] = {}  # by type and settings (as JSON)
+        self.resources: dict[str, Any] = {}
         self.semaphore = asyncio.Semaphore(self.concurrency or worker.state.nthreads)
         self.running: dict[str, asyncio.Task[AttemptResult]] = {}
         self.cancel_requested: OrderedDict[str, float] = OrderedDict()
@@ -142,7 +146,7 @@ class OrchestratorPlugin(WorkerPlugin):
         with tempfile.TemporaryDirectory(prefix="orchestrator-attempt-") as folder:
             run_dir = Path(folder)
             try:
-                runner = self._runner(request.runner_type)
+                runner = self._runner(request)
                 ctx = RunContext(
                     orchestration_id=request.orchestration_id,
                     task_id=request.task_id,
@@ -172,14 +176,23 @@ class OrchestratorPlugin(WorkerPlugin):
         result.saved_secrets = list(request.secrets.saved)
         return self._finish(request, result)
 
-    def _runner(self, type_name: str) -> Runner:
-        runner = self.runners.get(type_name)
-        if runner is None:
+    def _runner(self, request: AttemptRequest) -> Runner:
+        """The attempt's runner, with the server's settings under this worker's own."""
+        type_name = request.runner_type
+        runner_class = registry.runner_classes().get(type_name)
+        if runner_class is None:
             raise TaskError(
                 f"the worker {self.address} has no '{type_name}' runner; install the same "
                 "version of multi-task-orchestrator on the workers as on the server",
                 "config",
             )
+        given = {**(request.settings or {}), **self.runner_settings.get(type_name, {})}
+        settings = runner_class.make_settings(given)
+        key = (type_name, settings.model_dump_json() if settings is not None else "")
+        runner = self.runners.get(key)
+        if runner is None:
+            runner = runner_class(settings) if settings is not None else runner_class()
+            self.runners[key] = runner
         return runner
 
     def _network(self, request: AttemptRequest) -> Network:
@@ -281,13 +294,16 @@ async def serve_worker(
     scheduler: str,
     *,
     concurrency: int = 8,
-    browser: BrowserSettings | None = None,
+    runner_settings: Mapping[str, Mapping[str, Any]] | None = None,
     workspace: Path | None = None,
     name: str | None = None,
 ) -> None:
     """Run a Dask worker with the project's plugin until Ctrl-C, SIGTERM or the scheduler
-    closes it. ``concurrency`` is both Dask's task slots and the plugin's limit."""
-    plugin = OrchestratorPlugin(concurrency=concurrency, browser=browser, workspace=workspace)
+    closes it. ``concurrency`` is both Dask's task slots and the plugin's limit;
+    ``runner_settings`` are the worker's own (see ``OrchestratorPlugin``)."""
+    plugin = OrchestratorPlugin(
+        concurrency=concurrency, runner_settings=runner_settings, workspace=workspace
+    )
     async with Worker(scheduler, nthreads=concurrency, name=name, plugins=(plugin,)) as worker:
         loop = asyncio.get_running_loop()
         closing: list[asyncio.Task[Any]] = []

@@ -1,7 +1,8 @@
 """What travels between the server and a cluster worker for one attempt, all plain and picklable.
 
-``AttemptRequest`` goes out: the runner's type name, the validated config as data, the attempt's
-identity and fan-out item, the network policy, and ``ShippedSecrets`` — the values of exactly
+``AttemptRequest`` goes out: the runner's type name and its settings (as JSON data: the worker's
+runner uses the server's settings), the validated config as data, the attempt's identity and
+fan-out item, the network policy, and ``ShippedSecrets`` — the values of exactly
 the secrets the task names, each with the hosts it is allowed for, so the worker enforces the
 hosts itself. ``AttemptResult`` comes back: the output or the error, the log lines, the files
 written to the artifacts folder, and the secrets the runner saved (a refreshed browser session),
@@ -93,6 +94,7 @@ class AttemptRequest:
 
     key: str  # unique per attempt: the Dask key and the worker's handle for cancelling it
     runner_type: str
+    settings: dict[str, Any] | None  # the runner's settings on the server, as JSON data
     config: dict[str, Any]
     orchestration_id: str
     task_id: str

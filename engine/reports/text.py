@@ -45,7 +45,10 @@ def _without_prefix(text: str, prefix: str) -> str:
 
 
 def iso(timestamp: float | None) -> str | None:
-    """An epoch time as ISO 8601 UTC with milliseconds: ``"2026-11-24T09:15:02.123Z"``."""
+    """An epoch time as ISO 8601 UTC with milliseconds: ``"2026-11-24T09:15:02.123Z"``.
+
+    The one form of a timestamp users see: the run files, the event log and the MCP answers
+    (``list_orchestrations``) all use it."""
     if timestamp is None:
         return None
     # Split as datetime.fromtimestamp does (microseconds rounded half to even), so the text is

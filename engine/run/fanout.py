@@ -1,13 +1,20 @@
-"""Fan-out: checking a task's items, making one child per item, and summing up the items that
-did not succeed."""
+"""Fan-out: a task's items (from ``for_each`` or its runner), one tracked child per item, and
+what the task comes to once every item has ended."""
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from multi_task_orchestrator.engine.expressions import ExpressionError
-from multi_task_orchestrator.engine.run.node import Node
+from multi_task_orchestrator.engine import outputs
+from multi_task_orchestrator.engine.expressions import ExpressionError, resolve
+from multi_task_orchestrator.engine.run.core import RunCore
+from multi_task_orchestrator.engine.run.node import Node, make_child
+from multi_task_orchestrator.engine.run.records import Records
+from multi_task_orchestrator.engine.run.scope import scope_of
+from multi_task_orchestrator.engine.state import TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,21 +41,6 @@ def fanout_items(items: Any, limit: int) -> list[Any] | FanoutProblem:
     return items
 
 
-def make_child(parent: Node, index: int, item: Any) -> Node:
-    """The child of ``parent`` for its ``index``-th item (not yet known to the run)."""
-    return Node(
-        spec=parent.spec,
-        task_id=f"{parent.task_id}[{index}]",
-        position=parent.position + index + 1,
-        stage=parent.stage,
-        parent=parent,
-        item=item,
-        index=index,
-        pools=parent.pools,
-        retry=parent.retry,
-    )
-
-
 def items_summary(items: list[Node], total: int, *, failed: bool) -> str:
     """E.g. ``2 of 6 item(s) failed: each[1] (boom), each[4] (boom)``, or for items that were
     all cancelled for one reason ``6 of 6 item(s) cancelled (cancelled with Ctrl-C)``."""
@@ -61,3 +53,80 @@ def items_summary(items: list[Node], total: int, *, failed: bool) -> str:
     )
     more = f" and {len(items) - 3} more" if len(items) > 3 else ""
     return f"{head}: {listed}{more}"
+
+
+class FanoutEnd(NamedTuple):
+    """What a fan-out whose items all ended comes to: its state, the reason it was cancelled
+    (if it was), and when it ended."""
+
+    state: TaskState
+    reason: str | None
+    finished_at: float
+
+
+class FanOut:
+    """Expands one run's fan-out tasks into children and sums their children up."""
+
+    def __init__(self, core: RunCore, records: Records) -> None:
+        self._core = core
+        self._records = records
+
+    def for_each_items(self, parent: Node) -> Any:
+        """The items ``for_each`` gives, or the ExpressionError it raised."""
+        try:
+            return resolve(parent.spec.for_each, scope_of(self._core, parent))
+        except ExpressionError as exc:
+            return exc
+
+    def expand(self, parent: Node, items: Any) -> list[Node] | FanoutProblem:
+        """One tracked child per item, recorded (the caller queues them), or what is wrong
+        with the items."""
+        checked = fanout_items(items, self._core.services.max_fanout)
+        if isinstance(checked, FanoutProblem):
+            return checked
+        core = self._core
+        parent.state = TaskState.running
+        parent.started_at = time.time()
+        parent.children = [
+            core.table.add(make_child(parent, index, item)) for index, item in enumerate(checked)
+        ]
+        parent.children_open = len(parent.children)
+        core.open += len(parent.children)
+        self._records.persist(parent)
+        for child in parent.children:
+            self._records.persist(child)
+        self._records.event(parent, "fanned_out", f"{len(checked)} item(s)")
+        return parent.children
+
+    def conclude(self, parent: Node) -> FanoutEnd:
+        """Every item ended: the fan-out fails when one failed, is cancelled when items were
+        cancelled and none failed (unless ``allow_partial`` keeps what succeeded while the run
+        goes on), and succeeds otherwise. Sets its output (and error) for that end."""
+        core = self._core
+        children = parent.children or []
+        cancelled = [child for child in children if child.state == TaskState.cancelled]
+        failed = [
+            child
+            for child in children
+            if child.state not in (TaskState.succeeded, TaskState.cancelled)
+        ]
+        items = [core.output_of(child) for child in children]
+        parent.output_json = core.keep_output(parent, json.dumps(items, default=str))
+        parent.output = None if outputs.reference(parent.output_json) else items
+        finished = time.time()
+        if failed or cancelled:
+            summary = items_summary(failed or cancelled, len(children), failed=bool(failed))
+            if failed and cancelled:
+                summary += f"; {len(cancelled)} cancelled"
+            if parent.spec.allow_partial and (failed or not core.stopping):
+                parent.reason = f"partial: {summary}"
+            else:
+                parent.output = None
+                parent.output_json = None
+                if not failed:
+                    return FanoutEnd(TaskState.cancelled, summary, finished)
+                parent.error = summary
+                parent.error_class = failed[0].error_class or "error"
+                parent.root_error = summary
+                return FanoutEnd(TaskState.failed, None, finished)
+        return FanoutEnd(TaskState.succeeded, None, finished)

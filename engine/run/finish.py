@@ -1,11 +1,22 @@
-"""How a run ends: its final status and the error it reports, from its tasks' states."""
+"""How a run ends: its final status and the error it reports, from its tasks' states; then
+committing that end, handing the run to the run-end listeners and publishing it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable, Collection, Iterable
 
+from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.node import Node
+from multi_task_orchestrator.engine.run.records import Records
+from multi_task_orchestrator.engine.run.snapshots import Snapshots
+from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.state import RunStatus, TaskState
+from multi_task_orchestrator.engine.store import StoreError
+
+logger = logging.getLogger("orchestrator.scheduler")
 
 
 def run_outcome(
@@ -41,3 +52,99 @@ def cancelled_tasks(ordered: Iterable[Node]) -> str | None:
     names = ", ".join(node.task_id for node in cancelled[:5])
     more = f" and {len(cancelled) - 5} more" if len(cancelled) > 5 else ""
     return f"{len(cancelled)} tasks were cancelled: {names}{more}{reason}"
+
+
+class Finisher:
+    """Ends one run once every task has: commits it, hands it to the run-end listeners (the
+    default one writes its files), then publishes the end."""
+
+    def __init__(
+        self,
+        core: RunCore,
+        records: Records,
+        snapshots: Snapshots,
+        *,
+        close: Callable[[], None],
+        ended: Callable[[], None],
+    ) -> None:
+        self._core = core
+        self._records = records
+        self._snapshots = snapshots
+        self._close = close  # no more wake-ups of the dispatcher
+        self._ended = ended  # the end is published: the engine lets the run go
+        self._timeout_handle: asyncio.TimerHandle | None = None
+
+    def set_timeout(self, delay: float, on_timeout: Callable[[], None]) -> None:
+        """Call ``on_timeout`` in ``delay`` seconds, unless the run has ended by then."""
+        self._timeout_handle = asyncio.get_running_loop().call_later(delay, on_timeout)
+
+    def begin(self) -> None:
+        """Every task ended: end the run (once)."""
+        if self._core.finalizing:
+            return
+        self._core.finalizing = True
+        self._core.spawn(self._finalize())
+
+    async def _finalize(self) -> None:
+        """End the run: commit everything, write its files, then publish the end.
+
+        Until the last step the run reads as running everywhere (in memory and in the
+        database): its terminal state is committed, and it leaves ``engine.runs`` and wakes
+        its waiters, only once nothing is left to do. So the moment any tool says it finished,
+        every tool agrees (a retry is accepted, a cancel refused).
+        """
+        core = self._core
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._close()
+        if core.taken_over:
+            return  # the process that took it over ends it
+        status, error = run_outcome(
+            core.nodes.values(), core.table.ordered, core.stopping, core.error
+        )
+        finished_at = time.time()
+        store = core.services.store
+        took = finished_at - (core.started_at or core.created_at)
+        self._records.event(None, "finished", f"{status.value} in {took:.2f}s")
+        try:
+            await store.flush()
+            if core.taken_over:  # that flush was refused: another process owns the run now
+                return
+            try:
+                await self._write_files(status, error, finished_at)
+            except (OSError, ValueError) as exc:  # the run's outcome still counts
+                logger.error("orchestration %s: could not write its files: %s", core.id, exc)
+                self._records.event(
+                    None, "files", f"could not write the run's files: {exc}", "error"
+                )
+            core.status, core.error, core.finished_at = status, error, finished_at
+            self._records.save_run()
+            await store.flush()
+        except StoreError as exc:
+            core.services.store_failed(exc)
+        finally:
+            core.status, core.error, core.finished_at = status, error, finished_at
+            self._ended()
+            core.finished.set()
+            core.changed.set()
+
+    async def _write_files(self, status: RunStatus, error: str | None, finished_at: float) -> None:
+        """Hand the run as it ends to the engine's run-end listeners (the default one writes
+        the result files and the report)."""
+        core = self._core
+        listeners = core.services.run_end_listeners
+        if not listeners:
+            return
+        snapshot = self._snapshots.snapshot(include_outputs=True, load_output_files=False)
+        snapshot = snapshot.model_copy(
+            update={"status": status, "error": error, "finished_at": finished_at}
+        )
+        end = RunEnd(
+            snapshot=snapshot,
+            store=core.services.store,
+            run_dir=core.run_dir,
+            dependencies={task.id: task.dependencies for task in core.spec.tasks},
+            stages=[core.table.stage_ids(stage) for stage in core.table.stage_keys],
+        )
+        for listener in listeners:
+            await listener(end)

@@ -62,6 +62,14 @@ class Node:
         return (self.retry.max_attempts if self.retry else 1) + self.uncounted_attempts
 
     @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.parent.task_id if self.parent is not None else None
+
+    @property
     def label(self) -> str:
         """The display name; a fan-out child shows its item when that is a short name."""
         base = self.spec.label
@@ -78,3 +86,18 @@ def held_output(node: Node) -> Any:
     if node.output is not None or node.output_json is None:
         return node.output
     return json.loads(node.output_json)
+
+
+def make_child(parent: Node, index: int, item: Any) -> Node:
+    """The child of ``parent`` for its ``index``-th item (not yet known to the run)."""
+    return Node(
+        spec=parent.spec,
+        task_id=f"{parent.task_id}[{index}]",
+        position=parent.position + index + 1,
+        stage=parent.stage,
+        parent=parent,
+        item=item,
+        index=index,
+        pools=parent.pools,
+        retry=parent.retry,
+    )

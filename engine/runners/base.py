@@ -3,6 +3,13 @@
 A runner never sees the scheduler. It gets its validated config and a ``RunContext`` that offers
 a logger (lands in the event log), the run's artifacts folder, the secret resolver, and the means
 to fail with an error class and a requested retry delay.
+
+A runner may declare a settings model (``settings_model``): a pydantic model whose fields have
+defaults and descriptions. The server reads each field from the environment variable
+``ORCHESTRATOR_<TYPE>_<FIELD>`` (or the name the field gives as
+``json_schema_extra={"env": "ORCHESTRATOR_..."}``), lists it in the README's configuration
+table, and the engine (and each Dask worker) hands the runner the object as ``self.settings``.
+A field with ``exclude=True`` is not a setting: it is set in code only and never shipped.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.secrets import SecretResolver
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 class RunnerConfig(BaseModel):
@@ -95,6 +103,39 @@ class Runner(ABC, Generic[ConfigT]):
     retried_by_default: ClassVar[frozenset[str]] = frozenset()
     # Where the type stands in listings and messages (lower first; ties by name).
     listing_rank: ClassVar[int] = 1000
+    # The runner's settings (see the module docstring); None: it has none. Runners that share
+    # a model (http and multi_publish) share its environment variables.
+    settings_model: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, settings: BaseModel | Mapping[str, Any] | None = None) -> None:
+        """A runner of a type with a settings model gets its settings here: a subclass that
+        defines ``__init__`` takes ``settings`` and passes it on."""
+        self.settings: BaseModel | None = self.make_settings(settings)
+
+    @classmethod
+    def make_settings(cls, given: BaseModel | Mapping[str, Any] | None) -> BaseModel | None:
+        """``given`` as this runner's settings: the model's defaults for None, a mapping (or
+        another model) validated by the model; ValidationError if it does not fit."""
+        model = cls.settings_model
+        if model is None:
+            if given:
+                raise TypeError(f"the {cls.type_name} runner declares no settings_model")
+            return None
+        if isinstance(given, model):
+            return given
+        values = given.model_dump() if isinstance(given, BaseModel) else dict(given or {})
+        return model.model_validate(values, by_name=True)
+
+    def settings_as(self, model: type[SettingsT]) -> SettingsT:
+        """This runner's settings, typed: ``self.settings_as(HttpSettings).max_response_bytes``."""
+        if not isinstance(self.settings, model):
+            raise TypeError(f"the {self.type_name} runner's settings are not {model.__name__}")
+        return self.settings
+
+    def enabled(self) -> bool:
+        """Whether documents may use this type now. An opt-in type (``opt_in``) is off unless
+        it says otherwise from its settings (``shell``: ``ORCHESTRATOR_ALLOW_SHELL``)."""
+        return self.opt_in is None
 
     def parse_config(self, config: dict[str, Any]) -> ConfigT:
         return self.config_model.model_validate(config)  # type: ignore[return-value]

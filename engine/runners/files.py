@@ -36,17 +36,18 @@ import csv
 import io
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ByteSize, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import (
+    DEFAULT_MAX_WRITE_BYTES,
     MAX_DATA_DEPTH,
     nests_deeper,
-    runner_limits,
     show_bytes,
 )
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
@@ -384,6 +385,18 @@ def _matches(root: Path, pattern: str) -> tuple[list[str], list[str]]:
 # --- the runner -----------------------------------------------------------------------------
 
 
+class FileSettings(BaseModel):
+    """The ``file_processing`` runner's settings."""
+
+    max_write_bytes: ByteSize = Field(
+        ByteSize(DEFAULT_MAX_WRITE_BYTES),
+        gt=0,
+        description="the largest file a file_processing write or append produces (e.g. 64MiB); "
+        "a larger one is refused (class too_large)",
+        json_schema_extra={"env": "ORCHESTRATOR_MAX_WRITE_BYTES"},
+    )
+
+
 class FileProcessingRunner(Runner[FilesConfig]):
     """Reads, writes, appends, lists and globs inside the workspace; see the module docstring."""
 
@@ -391,6 +404,7 @@ class FileProcessingRunner(Runner[FilesConfig]):
     aliases: ClassVar[tuple[str, ...]] = ("file", "files")
     listing_rank: ClassVar[int] = 40
     config_model: ClassVar[type[FilesConfig]] = FilesConfig
+    settings_model: ClassVar[type[FileSettings]] = FileSettings
     summary: ClassVar[str] = (
         "Reads, writes, appends, lists or globs files in the workspace folder as JSON, JSONL, "
         "CSV or text; a glob's matches can feed for_each. Paths cannot leave the workspace."
@@ -406,7 +420,8 @@ class FileProcessingRunner(Runner[FilesConfig]):
         "dependencies": ["merge_content"],
     }
 
-    def __init__(self) -> None:
+    def __init__(self, settings: FileSettings | Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings)
         self._append_locks: dict[Path, asyncio.Lock] = {}
 
     async def run(self, config: FilesConfig, ctx: RunContext) -> Any:
@@ -437,7 +452,7 @@ class FileProcessingRunner(Runner[FilesConfig]):
             data = parse(text, fmt, shown)
             ctx.log(f"read {shown} ({fmt})")
             return data
-        limit = runner_limits(ctx.resources).max_write_bytes
+        limit = int(self.settings_as(FileSettings).max_write_bytes)
         if config.action == "write":
             text = render(config.content, fmt, shown)
             size = await asyncio.to_thread(_write, root, path, text, config.encoding, shown, limit)

@@ -23,8 +23,10 @@ Error classes, for ``retry.on``: ``http_429`` (with ``Retry-After``, seconds or 
 the next delay), ``http_5xx``, ``http_4xx`` (not retried by default), ``timeout``, ``network``
 (connect and read errors), ``policy`` (refused by the network policy; never retried).
 
-The request code (``Request``, ``exchange``, ``read_body``, ``reply_output``) is shared with
-``multi_publish``.
+Settings (``HttpSettings``): ``ORCHESTRATOR_MAX_RESPONSE_BYTES``, the largest body a task reads.
+
+The request code (``Request``, ``exchange``, ``read_body``, ``reply_output``) and the settings are
+shared with ``multi_publish``.
 """
 
 from __future__ import annotations
@@ -45,18 +47,25 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import jmespath
 from jmespath import exceptions as jmespath_errors
-from pydantic import BeforeValidator, ByteSize, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.atomic import write_atomic
 from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     MAX_DATA_DEPTH,
     compile_expression,
     jmespath_problem,
     nests_deeper,
-    runner_limits,
     search,
     show_bytes,
 )
@@ -367,16 +376,30 @@ class Reply:
         return f"{self.method} {self.shown_url}"
 
 
-async def exchange(ctx: RunContext, request: Request) -> Reply:
+class HttpSettings(BaseModel):
+    """The settings of the runners that send HTTP requests (``http``, ``multi_publish``)."""
+
+    max_response_bytes: ByteSize = Field(
+        ByteSize(DEFAULT_MAX_RESPONSE_BYTES),
+        gt=0,
+        description="the largest HTTP response body a task reads (e.g. 50MiB); a larger one is "
+        "cut off while it streams and fails the attempt (class too_large). A task's "
+        "max_response_bytes can only lower it",
+        json_schema_extra={"env": "ORCHESTRATOR_MAX_RESPONSE_BYTES"},
+    )
+
+
+async def exchange(ctx: RunContext, request: Request, max_response_bytes: int) -> Reply:
     """Send ``request``, following redirects hop by hop; raise TaskError unless the final
-    status is one ``request.expect_status`` accepts."""
+    status is one ``request.expect_status`` accepts. ``max_response_bytes`` is the server's
+    limit on a body (``HttpSettings``); the request's own can only lower it."""
     network = ctx.network
     client = network.client()
     url = shown = request.url
     method = request.method
     first = not request.literal_url
     keep_body = True
-    limit = ResponseLimit.of(ctx, request)
+    limit = ResponseLimit.of(max_response_bytes, request)
     for hop in range(MAX_REDIRECTS + 1):
         try:
             host = await network.policy.check(url)
@@ -429,8 +452,7 @@ class ResponseLimit:
     by_task: bool
 
     @classmethod
-    def of(cls, ctx: RunContext, request: Request) -> ResponseLimit:
-        server = runner_limits(ctx.resources).max_response_bytes
+    def of(cls, server: int, request: Request) -> ResponseLimit:
         task = request.max_response_bytes
         if task is not None and task < server:
             return cls(task, server, True)
@@ -752,6 +774,7 @@ class HttpRunner(Runner[HttpConfig]):
     aliases: ClassVar[tuple[str, ...]] = ("api_call", "api")
     listing_rank: ClassVar[int] = 10
     config_model: ClassVar[type[HttpConfig]] = HttpConfig
+    settings_model: ClassVar[type[HttpSettings]] = HttpSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"url", "params", "headers", "auth", "json", "body", "form"}
     )
@@ -772,6 +795,10 @@ class HttpRunner(Runner[HttpConfig]):
         "dependencies": [],
     }
 
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.settings_as(HttpSettings).max_response_bytes)
+
     async def run(self, config: HttpConfig, ctx: RunContext) -> Any:
         body: dict[str, Any] = {}
         if "json_body" in config.model_fields_set:
@@ -783,7 +810,7 @@ class HttpRunner(Runner[HttpConfig]):
         request = Request.of(config, **body)
         if config.paginate is not None:
             return await self._pages(config, config.paginate, request, ctx)
-        reply = await exchange(ctx, request)
+        reply = await exchange(ctx, request, self.max_response_bytes)
         data = extract(await read_body(reply, config.response, ctx), config.extract)
         ctx.log(f"{reply.label} -> {reply.status}")
         return reply_output(reply, data)
@@ -801,7 +828,7 @@ class HttpRunner(Runner[HttpConfig]):
         seen = {request.url}
         pages = 0
         while True:
-            reply = await exchange(ctx, request)
+            reply = await exchange(ctx, request, self.max_response_bytes)
             pages += 1
             page = await read_body(reply, "json", ctx)
             found = search(items_expression, page) if items_expression else page

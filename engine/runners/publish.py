@@ -53,6 +53,7 @@ from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 from multi_task_orchestrator.engine.runners.http import (
     NO_BODY,
+    HttpSettings,
     Method,
     Request,
     RequestFields,
@@ -182,6 +183,7 @@ class MultiPublishRunner(Runner[PublishConfig]):
     aliases: ClassVar[tuple[str, ...]] = ("publish",)
     listing_rank: ClassVar[int] = 50
     config_model: ClassVar[type[PublishConfig]] = PublishConfig
+    settings_model: ClassVar[type[HttpSettings]] = HttpSettings  # http's: the same variables
     secret_fields: ClassVar[frozenset[str]] = frozenset({"targets"})
     summary: ClassVar[str] = (
         "Publishes one payload to several destinations in parallel, one tracked child per "
@@ -242,8 +244,9 @@ class MultiPublishRunner(Runner[PublishConfig]):
             payload=payload,
             payload_field=target.payload_field,
         )
+        limit = int(self.settings_as(HttpSettings).max_response_bytes)
         try:
-            reply = await exchange(ctx, request)
+            reply = await exchange(ctx, request, limit)
             data = extract(await read_body(reply, target.response, ctx), target.extract)
         except TaskError as exc:
             raise TaskError(

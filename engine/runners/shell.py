@@ -1,8 +1,9 @@
 """The ``shell`` task type: run one command on this machine, off unless the server allows it.
 
-A document can use it only when the server runs with ``ORCHESTRATOR_ALLOW_SHELL=1``; otherwise
-validation refuses the document, naming that setting. The command is an argv list, never a
-shell string, so nothing is interpreted by a shell unless ``argv`` itself starts one.
+A document can use it only when the server runs with ``ORCHESTRATOR_ALLOW_SHELL=1`` (the
+runner's setting ``ShellSettings.allow``); otherwise validation refuses the document, naming that
+setting. The command is an argv list, never a shell string, so nothing is interpreted by a shell
+unless ``argv`` itself starts one.
 
 - ``cwd`` is a folder inside the workspace (the same guard as ``file_processing``: no ``..``, no
   absolute path elsewhere, no symbolic link out); by default the workspace itself.
@@ -34,7 +35,7 @@ import signal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
@@ -111,6 +112,17 @@ def scrubbed_environment(source: dict[str, str] | None = None) -> dict[str, str]
     return kept
 
 
+class ShellSettings(BaseModel):
+    """The ``shell`` runner's settings: the switch that allows it."""
+
+    allow: bool = Field(
+        False,
+        description="allow the `shell` task type (commands on this machine); when off, a "
+        "document using it is refused at validation",
+        json_schema_extra={"env": "ORCHESTRATOR_ALLOW_SHELL"},
+    )
+
+
 class ShellRunner(Runner[ShellConfig]):
     """Runs an argv in the workspace with a scrubbed environment, a timeout and bounded output."""
 
@@ -118,6 +130,7 @@ class ShellRunner(Runner[ShellConfig]):
     opt_in: ClassVar[str | None] = "set ORCHESTRATOR_ALLOW_SHELL=1 to allow it"
     listing_rank: ClassVar[int] = 60
     config_model: ClassVar[type[ShellConfig]] = ShellConfig
+    settings_model: ClassVar[type[ShellSettings]] = ShellSettings
     secret_fields: ClassVar[frozenset[str]] = frozenset({"env", "stdin"})
     summary: ClassVar[str] = (
         "Runs one command (an argv list, no shell string) in a workspace folder with a scrubbed "
@@ -129,6 +142,9 @@ class ShellRunner(Runner[ShellConfig]):
         "config": {"argv": ["wc", "-l", "inbox/items.csv"], "timeout": "30s"},
         "dependencies": [],
     }
+
+    def enabled(self) -> bool:
+        return self.settings_as(ShellSettings).allow
 
     async def run(self, config: ShellConfig, ctx: RunContext) -> Any:
         root = workspace_root(ctx)

@@ -87,7 +87,7 @@ def cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
         serve_worker(
             scheduler,
             concurrency=args.concurrency,
-            browser=settings.browser(),
+            runner_settings=settings.explicit_runner_settings(),
             workspace=settings.workspace,
             name=args.name,
         )

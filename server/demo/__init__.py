@@ -96,7 +96,7 @@ async def run_demo(settings: Settings, out: Console, follow: Follow) -> int:
     sites are on loopback, which a user's policy may refuse for their own documents).
     """
     settings = settings.model_copy(update={"backend": "local"})
-    demo = await plan(settings.browser())
+    demo = await plan(settings.runner_setting(BrowserSettings))
     if demo.skipped:
         out.print(demo.skipped, markup=False)
     worst = 0

@@ -6,8 +6,9 @@
   after a crash and applies the network policy to every request.
 - ``steps`` models the steps (goto, click, fill, extract, screenshot, ...) and carries them out.
 - ``runner`` is the task's config and run: the seed's shorthand, sessions and logins, output.
-
-The engine hands settings over as ``Engine(resources={"browser": BrowserSettings(...)})``.
+- ``settings`` is the runner's settings model (``BrowserSettings``: the browser's path, the
+  page limit), which the engine hands the runner
+  (``Engine(runner_settings={"browser_automation": BrowserSettings(...)})``).
 """
 
 from multi_task_orchestrator.engine.runners.browser.discovery import (
@@ -15,8 +16,9 @@ from multi_task_orchestrator.engine.runners.browser.discovery import (
     BrowserNotFound,
     locate_browser,
 )
-from multi_task_orchestrator.engine.runners.browser.pool import BrowserPool, BrowserSettings
+from multi_task_orchestrator.engine.runners.browser.pool import BrowserPool
 from multi_task_orchestrator.engine.runners.browser.runner import BrowserConfig, BrowserRunner
+from multi_task_orchestrator.engine.runners.browser.settings import BrowserSettings
 
 RUNNER = BrowserRunner
 

@@ -31,7 +31,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -39,12 +38,12 @@ from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import Network, NetworkPolicy
 from multi_task_orchestrator.engine.runners.browser.discovery import (
     BrowserFound,
-    Candidate,
     default_candidates,
     find_browser,
 )
 from multi_task_orchestrator.engine.runners.browser.gate import Gate, SecretBound
 from multi_task_orchestrator.engine.runners.browser.proxy import PolicyProxy
+from multi_task_orchestrator.engine.runners.browser.settings import BrowserSettings
 
 if TYPE_CHECKING:
     from playwright.async_api import (
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
         WebSocket,
     )
 
-DEFAULT_LIMIT = 4
 MAX_IDLE_SESSIONS = 8  # session contexts kept while no task uses them (~70 MiB each)
 RESET_SECONDS = 5.0  # a page that takes longer to wipe (a script that hangs it) is closed
 # Quiet on a closed network: no update checks, component downloads, sync or QUIC probing.
@@ -82,21 +80,6 @@ PROXIED_ARGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 )
 PASSTHROUGH_SCHEMES = frozenset({"data", "blob", "about"})
-
-
-@dataclass(frozen=True, slots=True)
-class BrowserSettings:
-    """What the engine tells the browser runner (``Engine(resources={"browser": ...})``).
-
-    ``path`` is ``ORCHESTRATOR_BROWSER_PATH``; ``limit`` is ``ORCHESTRATOR_BROWSER_LIMIT``, the
-    pages working at once server-wide. ``candidates`` replaces the places searched when no path
-    is set (None: Playwright's Chromium, Debian's package, PATH).
-    """
-
-    path: Path | None = None
-    limit: int = DEFAULT_LIMIT
-    candidates: tuple[Candidate, ...] | None = None
-    headless: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,8 +242,16 @@ class BrowserRunner(Runner[BrowserConfig]):
         "dependencies": [],
     }
 
-    def __init__(self) -> None:
+    settings_model: ClassVar[type[BrowserSettings]] = BrowserSettings
+
+    def __init__(self, settings: BrowserSettings | Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings)
         self._pool: BrowserPool | None = None
+
+    @property
+    def browser(self) -> BrowserSettings:
+        """Which Chromium this runner launches, and how many pages it lends at once."""
+        return self.settings_as(BrowserSettings)
 
     @property
     def pool(self) -> BrowserPool | None:
@@ -252,8 +260,7 @@ class BrowserRunner(Runner[BrowserConfig]):
 
     def _pool_for(self, ctx: RunContext) -> BrowserPool:
         if self._pool is None:
-            settings = ctx.resources.get("browser")
-            self._pool = BrowserPool(settings if isinstance(settings, BrowserSettings) else None)
+            self._pool = BrowserPool(self.browser)
         return self._pool
 
     async def run(self, config: BrowserConfig, ctx: RunContext) -> Any:
@@ -400,9 +407,7 @@ class BrowserRunner(Runner[BrowserConfig]):
 
     async def machine_problem(self, resources: Mapping[str, Any]) -> str | None:
         """No browser to drive: the reason and the fix, looked up as a launch would look."""
-        settings = resources.get("browser")
-        if not isinstance(settings, BrowserSettings):
-            settings = BrowserSettings()
+        settings = self.browser
         try:
             if settings.path is not None or settings.candidates is not None:
                 find_browser(settings.path, settings.candidates or ())
