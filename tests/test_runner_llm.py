@@ -368,6 +368,27 @@ def test_a_model_without_a_price_costs_null_with_one_warning(
     assert len(warnings) == 1 and "my-finetune-7b" in warnings[0] and "WARN" in warnings[0]
 
 
+def test_orchestrator_llm_prices_prices_a_model_and_a_bad_one_is_refused(
+    home: Path, model: StandinModel
+) -> None:
+    prices = json.dumps({"my-finetune-7b": {"input": 1000, "output": 2000}})
+    results, _ = run(
+        home,
+        document(llm("tuned", model, "openai", model="my-finetune-7b", prompt="Hi")),
+        ORCHESTRATOR_LLM_PRICES=prices,
+    )
+    output = task(results, "tuned")["output"]
+    usage = output["usage"]
+    expected = (usage["input_tokens"] * 1000 + usage["output_tokens"] * 2000) / 1_000_000
+    assert output["cost_usd"] == pytest.approx(expected)
+
+    path = home.parent / "models.yaml"
+    refused = cli(home, "run", path, ORCHESTRATOR_LLM_PRICES='{"m": {"input": "cheap"}}')
+    assert refused.code == 2
+    assert "ORCHESTRATOR_LLM_PRICES" in refused.stderr and "'m'" in refused.stderr
+    assert len(model.state.calls()) == 1
+
+
 def test_the_price_table_finds_dated_models_and_takes_overrides(tmp_path: Path) -> None:
     table = price_table(None)
     assert price_of(table, "claude-sonnet-4-5-20250929") == Price(3.0, 15.0)

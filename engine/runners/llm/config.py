@@ -14,11 +14,19 @@ from urllib.parse import urlsplit
 
 import jsonschema
 from jsonschema import exceptions as schema_errors
-from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.runners.base import RunnerConfig
+from multi_task_orchestrator.engine.runners.llm.prices import PriceError, read_prices
 
 Provider = Literal["anthropic", "openai"]
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -149,26 +157,28 @@ class LlmConfig(RunnerConfig):
         return self.base_url or DEFAULT_BASE_URLS[self.provider]
 
 
+def _readable_prices(value: str | None) -> str | None:
+    """A price table the setting gives that can be read (checked when the settings are read)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        read_prices(value)
+    except PriceError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+# the check is in the type, not a model validator: the server's settings copy the field
+PricesSetting = Annotated[str | None, AfterValidator(_readable_prices)]
+
+
 class LlmSettings(BaseModel):
     """The ``llm`` runner's settings."""
 
-    prices: str | None = Field(
+    prices: PricesSetting = Field(
         None,
         description="model prices that replace or add to the shipped table: a JSON file's "
         'path, or inline JSON mapping model -> {"input": USD, "output": USD} per million '
         "tokens",
         json_schema_extra={"shown_default": "the shipped table"},
     )
-
-    @field_validator("prices")
-    @classmethod
-    def _readable(cls, value: str | None) -> str | None:
-        from multi_task_orchestrator.engine.runners.llm.prices import PriceError, read_prices
-
-        if value is None or not value.strip():
-            return None
-        try:
-            read_prices(value)
-        except PriceError as exc:
-            raise ValueError(str(exc)) from None
-        return value

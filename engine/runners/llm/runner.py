@@ -61,11 +61,7 @@ class LlmRunner(Runner[LlmConfig]):
     @functools.cached_property
     def prices(self) -> dict[str, Price]:
         """The shipped price table with the settings' entries over it."""
-        return price_table(self._settings().prices)
-
-    def _settings(self) -> LlmSettings:
-        given = getattr(self, "settings", None)  # handed over by the engine (settings_model)
-        return given if isinstance(given, LlmSettings) else LlmSettings()
+        return price_table(self.settings_as(LlmSettings).prices)
 
     async def run(self, config: LlmConfig, ctx: RunContext) -> Any:
         providers = await asyncio.to_thread(
