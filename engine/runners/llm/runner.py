@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+from collections.abc import Mapping
 from typing import Any, ClassVar
+
+from pydantic import BaseModel
 
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
@@ -57,6 +60,10 @@ class LlmRunner(Runner[LlmConfig]):
         },
         "retry": {"max_attempts": 3, "on": ["timeout", "network", "http_429", "overloaded"]},
     }
+
+    def __init__(self, settings: BaseModel | Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        self._warned: set[tuple[str, str]] = set()  # (run, model) told it has no price
 
     @functools.cached_property
     def prices(self) -> dict[str, Price]:
@@ -128,12 +135,11 @@ class LlmRunner(Runner[LlmConfig]):
         return round(total, 6)
 
     def _warn_unpriced(self, ctx: RunContext, model: str) -> None:
-        warned: set[tuple[str, str]] = self.__dict__.setdefault("_warned", set())
-        if (ctx.orchestration_id, model) in warned:
+        if (ctx.orchestration_id, model) in self._warned:
             return
-        if len(warned) >= MAX_WARNED:
-            warned.clear()
-        warned.add((ctx.orchestration_id, model))
+        if len(self._warned) >= MAX_WARNED:
+            self._warned.clear()
+        self._warned.add((ctx.orchestration_id, model))
         ctx.log(
             f"no price for model {model}: its cost is shown as null; add it to "
             "ORCHESTRATOR_LLM_PRICES to count it",
