@@ -17,10 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from multi_task_orchestrator.engine.backends import Backend
-from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.errors import TaskError
-from multi_task_orchestrator.engine.secrets import SecretResolver
+from multi_task_orchestrator.engine import Backend, Engine, SecretResolver, TaskError
 from multi_task_orchestrator.server.settings import Settings, SettingsError, vault_resolver
 from multi_task_orchestrator.vault.errors import VaultError
 from multi_task_orchestrator.vault.lazy import LazyVaultResolver

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
-from multi_task_orchestrator.engine.runners.browser import BrowserNotFound, locate_browser
-from multi_task_orchestrator.engine.store import SCHEMA_VERSION
+from multi_task_orchestrator.engine import SCHEMA_VERSION, BrowserNotFound, locate_browser
 from multi_task_orchestrator.server.settings import Settings, open_vault
 from multi_task_orchestrator.vault.errors import VaultError
 

@@ -10,9 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.reports.display import render_status
-from multi_task_orchestrator.engine.state import RunSnapshot
+from multi_task_orchestrator.engine import Engine, RunSnapshot, render_status
 
 
 async def follow(

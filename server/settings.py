@@ -15,12 +15,12 @@ import platformdirs
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from multi_task_orchestrator.engine.document.units import RateValue
-from multi_task_orchestrator.engine.network import (
+from multi_task_orchestrator.engine import (
     DEFAULT_PER_HOST,
     HostLimits,
     Network,
     NetworkPolicy,
+    RateValue,
 )
 from multi_task_orchestrator.server.runner_settings import (
     explicit_runner_settings,
@@ -223,7 +223,7 @@ class CoreSettings(BaseSettings):
                 "ORCHESTRATOR_DASK_SCHEDULER=tcp://HOST:8786 (or pass --scheduler)"
             )
         try:
-            from multi_task_orchestrator.engine.backends.dask import DaskBackend
+            from multi_task_orchestrator.engine import DaskBackend
         except ImportError as exc:
             raise SettingsError(
                 f"ORCHESTRATOR_BACKEND=dask needs Dask distributed ({exc}); install it with "

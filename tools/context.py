@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mcp.server.mcpserver import Context
 
-from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine import Engine
 from multi_task_orchestrator.vault.lazy import LazyVaultResolver
 
 

@@ -14,9 +14,13 @@ from typing import ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from multi_task_orchestrator.engine.engine import NotAllowedNow, UnknownOrchestration, UnknownTask
-from multi_task_orchestrator.engine.issues import DocumentError
-from multi_task_orchestrator.engine.store import StoreError
+from multi_task_orchestrator.engine import (
+    DocumentError,
+    NotAllowedNow,
+    StoreError,
+    UnknownOrchestration,
+    UnknownTask,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")

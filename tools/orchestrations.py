@@ -12,10 +12,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from multi_task_orchestrator.engine.cpu_work import cpu_bound
-from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.reports.text import iso
-from multi_task_orchestrator.engine.state import RunSnapshot
+from multi_task_orchestrator.engine import Engine, RunSnapshot, cpu_bound, iso
 from multi_task_orchestrator.tools.context import ToolContext, tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import (

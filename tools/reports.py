@@ -9,12 +9,16 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ImageContent, TextContent, ToolAnnotations
 
-from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.reports.files import run_files
-from multi_task_orchestrator.engine.reports.html import build_report
-from multi_task_orchestrator.engine.reports.png import BrowserNotFound, RasterizeError, svg_to_png
-from multi_task_orchestrator.engine.reports.summary import render_summary
-from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
+from multi_task_orchestrator.engine import (
+    BrowserNotFound,
+    BrowserSettings,
+    Engine,
+    RasterizeError,
+    build_report,
+    render_summary,
+    run_files,
+    svg_to_png,
+)
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.orchestrations import IdInput

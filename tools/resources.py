@@ -18,12 +18,14 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
-from multi_task_orchestrator.engine.engine import UnknownOrchestration
-from multi_task_orchestrator.engine.reports.files import run_files
-from multi_task_orchestrator.engine.reports.html import build_report
-from multi_task_orchestrator.engine.reports.log import render_log
-from multi_task_orchestrator.engine.reports.results import aggregated_results
-from multi_task_orchestrator.engine.reports.summary import render_summary
+from multi_task_orchestrator.engine import (
+    UnknownOrchestration,
+    aggregated_results,
+    build_report,
+    render_log,
+    render_summary,
+    run_files,
+)
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.views import orchestration_status
 

@@ -18,7 +18,7 @@ from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from multi_task_orchestrator.engine.issues import did_you_mean
+from multi_task_orchestrator.engine import did_you_mean
 
 
 class StrictFuncMetadata(FuncMetadata):

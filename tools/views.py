@@ -9,14 +9,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from multi_task_orchestrator.engine.document.plan import Plan
-from multi_task_orchestrator.engine.document.validation import Validation
-from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.issues import Issue
-from multi_task_orchestrator.engine.reports.display import render_status
-from multi_task_orchestrator.engine.reports.files import run_files
-from multi_task_orchestrator.engine.reports.summary import render_summary
-from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine import (
+    Engine,
+    Issue,
+    Plan,
+    RunSnapshot,
+    TaskSnapshot,
+    TaskState,
+    Validation,
+    render_status,
+    render_summary,
+    run_files,
+)
 from multi_task_orchestrator.tools.models import (
     Artifact,
     Failure,

@@ -2,6 +2,8 @@
 
 - ``store.Vault``: named secrets in one Fernet-encrypted file, each bound to the hosts it may be
   sent to, shared safely between processes;
+- ``secret``: one secret's record, what may be shown of it (``SecretInfo``), name and value checks;
+- ``unlock``: which keys open a vault (the key source, a new vault's keys, a rotation's);
 - ``keys``: where the key comes from (a given key, a passphrase through scrypt, a key file);
 - ``fileformat``: the file's layout, atomic writes and the cross-process lock;
 - ``hosts``: validating host patterns (``api.example.com``, ``*.example.com``, ``*``); matching

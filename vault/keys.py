@@ -1,6 +1,6 @@
 """Where the vault's encryption key comes from: a given key, a passphrase, or a key file.
 
-Three sources, tried in this order by ``vault.store.Vault.open``:
+Three sources, tried in this order (``vault.unlock.KeySource``):
 
 - an explicit Fernet key (``ORCHESTRATOR_VAULT_KEY``, handed in as an argument);
 - a passphrase (``ORCHESTRATOR_VAULT_PASSPHRASE``) stretched with scrypt, whose salt and cost

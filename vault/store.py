@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import builtins
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, MultiFernet
-from pydantic import BaseModel, Field
-
-from multi_task_orchestrator.engine.issues import did_you_mean
 from multi_task_orchestrator.engine.secret_hosts import ANY_HOST, host_allowed, refusal
 from multi_task_orchestrator.vault.errors import VaultError
 from multi_task_orchestrator.vault.fileformat import (
@@ -41,77 +35,25 @@ from multi_task_orchestrator.vault.keys import (
     KEY_FILE_NAME,
     PASSPHRASE_ENV,
     KeyFile,
-    ScryptParams,
     parse_key,
 )
+from multi_task_orchestrator.vault.secret import (
+    MAX_VALUE_BYTES,
+    NAME_PATTERN,
+    Secret,
+    SecretInfo,
+    now,
+    problems,
+    unknown,
+)
+from multi_task_orchestrator.vault.unlock import KeySource, Unlocked
+
+__all__ = ["MAX_VALUE_BYTES", "NAME_PATTERN", "USAGE_FLUSH_SECONDS", "SecretInfo", "Vault"]
 
 logger = logging.getLogger("orchestrator.vault")
 
-NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
-MAX_VALUE_BYTES = 64 * 1024
 # last_used_at is kept in memory and written at most this often (and at close).
 USAGE_FLUSH_SECONDS = 60.0
-_NO_KDF: dict[str, Any] = {"name": "none"}
-
-
-class SecretInfo(BaseModel):
-    """What may be shown about a secret: everything but its value."""
-
-    name: str = Field(description="used in documents as ${vault.NAME}")
-    description: str | None = None
-    allowed_hosts: list[str] = Field(description="the hosts it may be sent to; * means any host")
-    created_at: str = Field(description="ISO 8601, UTC")
-    updated_at: str = Field(description="ISO 8601, UTC")
-    last_used_at: str | None = Field(None, description="when a task last used it (ISO 8601, UTC)")
-
-
-@dataclass(frozen=True, slots=True)
-class _Secret:
-    value: str
-    allowed_hosts: list[str]
-    description: str | None
-    created_at: str
-    updated_at: str
-    last_used_at: str | None = None
-
-    def info(self, name: str) -> SecretInfo:
-        return SecretInfo(
-            name=name,
-            description=self.description,
-            allowed_hosts=list(self.allowed_hosts),
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            last_used_at=self.last_used_at,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "allowed_hosts": self.allowed_hosts,
-            "description": self.description,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "last_used_at": self.last_used_at,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> _Secret:
-        return cls(
-            value=data["value"],
-            allowed_hosts=list(data["allowed_hosts"]),
-            description=data.get("description"),
-            created_at=data["created_at"],
-            updated_at=data["updated_at"],
-            last_used_at=data.get("last_used_at"),
-        )
-
-
-@dataclass(slots=True)
-class _Unlocked:
-    """The keys of an open vault (newest first) and the header's ``kdf`` they go with."""
-
-    fernet: MultiFernet
-    kdf: dict[str, Any]
 
 
 class Vault:
@@ -128,13 +70,10 @@ class Vault:
     ) -> None:
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
-        self._key = key
-        self._passphrase = passphrase
-        self._key_file = key_file
-        self._kdf_cost = kdf_cost
+        self._keys = KeySource(key=key, passphrase=passphrase, key_file=key_file, kdf_cost=kdf_cost)
         self._mutex = threading.RLock()
-        self._secrets: dict[str, _Secret] = {}
-        self._unlocked: _Unlocked | None = None
+        self._secrets: dict[str, Secret] = {}
+        self._unlocked: Unlocked | None = None
         self._file_id: tuple[int, int, int] | None = None
         self._pending_usage: dict[str, str] = {}
         self._usage_since: float | None = None
@@ -177,22 +116,10 @@ class Vault:
     @property
     def key_source(self) -> str:
         """Which key source unlocks this vault, for messages."""
-        if self._key is not None:
-            return KEY_ENV
-        if self._passphrase is not None:
-            return PASSPHRASE_ENV
-        return self._key_file.label
+        return self._keys.label
 
     def _create(self) -> None:
-        if self._key is not None:
-            fernet, kdf = MultiFernet([Fernet(self._key)]), _NO_KDF
-        elif self._passphrase is not None:
-            params = ScryptParams.new(self._kdf_cost)
-            fernet, kdf = _fernet([params.derive(self._passphrase)]), params.to_header()
-        else:
-            existing = self._key_file.read() if self._key_file.exists() else None
-            fernet, kdf = _fernet(existing or self._key_file.create()), _NO_KDF
-        self._write(_Unlocked(fernet, kdf), {})
+        self._write(self._keys.for_new_vault(), {})
 
     def _load(self) -> bool:
         """Read the file into memory (False when there is none); VaultError when it cannot."""
@@ -201,10 +128,10 @@ class Vault:
             return False
         data, stat = read
         parsed = VaultFile.parse(data, self.path)
-        unlocked = self._unlock(parsed)
+        unlocked = self._keys.unlock(parsed, self._unlocked, self.path)
         try:
             secrets = {
-                name: _Secret.from_json(fields)
+                name: Secret.from_json(fields)
                 for name, fields in parsed.decrypt(unlocked.fernet, self.path).items()
             }
         except (KeyError, TypeError, AttributeError):
@@ -214,51 +141,6 @@ class Vault:
         self._file_id = _file_id(stat)
         self.revision += 1
         return True
-
-    def _unlock(self, parsed: VaultFile) -> _Unlocked:
-        """The keys that open ``parsed``, reusing the current ones while the header is the same."""
-        header = parsed.header
-        current = self._unlocked
-        if current and current.kdf == header.kdf and header.key_matches(current.fernet):
-            return current
-        kdf_name = header.kdf.get("name")
-        if kdf_name == "scrypt":
-            if self._passphrase is None:
-                given = f" with {KEY_ENV}" if self._key is not None else ""
-                unset = f" and unset {KEY_ENV}" if self._key is not None else ""
-                raise VaultError(
-                    f"cannot unlock {self.path}{given}: this vault is locked with a passphrase; "
-                    f"set {PASSPHRASE_ENV}{unset}"
-                )
-            try:
-                params = ScryptParams.from_header(header.kdf)
-            except (KeyError, TypeError, ValueError):
-                raise damaged(self.path) from None
-            fernet = _fernet([params.derive(self._passphrase)])
-            problem = "wrong passphrase or a different vault"
-        elif kdf_name == "none":
-            if self._passphrase is not None:
-                raise VaultError(
-                    f"cannot unlock {self.path} with {PASSPHRASE_ENV}: this vault is locked with "
-                    f"a key ({self._key_file.label} or {KEY_ENV}), not a passphrase; unset "
-                    f"{PASSPHRASE_ENV}, then run 'orchestrator vault rotate --new-passphrase' "
-                    "to protect it with a passphrase"
-                )
-            if self._key is not None:
-                fernet = MultiFernet([Fernet(self._key)])
-            else:
-                fernet = _fernet(self._key_file.read())
-            problem = "wrong key or a different vault"
-        else:
-            raise damaged(self.path)
-        if not header.key_matches(fernet):
-            if parsed.opens_with(fernet):  # the key is right: the header itself was changed
-                raise damaged(self.path)
-            raise VaultError(
-                f"cannot unlock {self.path} with {self.key_source}: {problem}. "
-                "The vault file was left as it is."
-            )
-        return _Unlocked(fernet, header.kdf)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -307,7 +189,7 @@ class Vault:
                 allowed = ANY_HOST in secret.allowed_hosts
             if not allowed:
                 raise VaultError(refusal(name, host, secret.allowed_hosts))
-            self._pending_usage[name] = _now()
+            self._pending_usage[name] = now()
             if self._usage_since is None:
                 self._usage_since = time.monotonic()
             elif time.monotonic() - self._usage_since >= USAGE_FLUSH_SECONDS:
@@ -323,7 +205,7 @@ class Vault:
         with self._mutex:
             self.reload_if_changed()
             secret = self._find(name)
-            self._pending_usage[name] = _now()
+            self._pending_usage[name] = now()
             return secret.value, list(secret.allowed_hosts)
 
     def values(self) -> builtins.list[str]:
@@ -354,26 +236,26 @@ class Vault:
         """Store several secrets with the same hosts in one write (all or none)."""
         if not values:
             raise VaultError("nothing to store: no secrets were given")
-        problems = [problem for name, value in values.items() for problem in _problems(name, value)]
+        found = [problem for name, value in values.items() for problem in problems(name, value)]
         try:
             hosts = validate_host_patterns(allowed_hosts)
         except VaultError as exc:
-            problems.append(str(exc))
-        if problems:
-            raise VaultError("; ".join(problems))
+            found.append(str(exc))
+        if found:
+            raise VaultError("; ".join(found))
         if description is not None:
             description = description.strip() or None
-        now = _now()
+        changed_at = now()
 
-        def change(secrets: dict[str, _Secret]) -> None:
+        def change(secrets: dict[str, Secret]) -> None:
             for name, value in values.items():
                 previous = secrets.get(name)
-                secrets[name] = _Secret(
+                secrets[name] = Secret(
                     value=value,
                     allowed_hosts=hosts,
                     description=description,
-                    created_at=previous.created_at if previous else now,
-                    updated_at=now,
+                    created_at=previous.created_at if previous else changed_at,
+                    updated_at=changed_at,
                     last_used_at=previous.last_used_at if previous else None,
                 )
 
@@ -384,9 +266,9 @@ class Vault:
     def delete(self, name: str) -> None:
         """Remove secret ``name``; VaultError (with a suggestion) when there is none."""
 
-        def change(secrets: dict[str, _Secret]) -> None:
+        def change(secrets: dict[str, Secret]) -> None:
             if name not in secrets:
-                raise self._unknown(name, secrets)
+                raise unknown(name, secrets)
             del secrets[name]
 
         self._modify(change)
@@ -417,37 +299,16 @@ class Vault:
         with self._mutex, locked(self._lock_path):
             self._reload_locked()
             assert self._unlocked is not None
-            if parsed_key is not None:
-                fernet, kdf = MultiFernet([Fernet(parsed_key)]), _NO_KDF
-                self._write(_Unlocked(fernet, kdf), self._secrets)
-                self._key, self._passphrase = parsed_key, None
-            elif new_passphrase is not None or self._passphrase is not None:
-                passphrase = new_passphrase if new_passphrase is not None else self._passphrase
-                assert passphrase is not None
-                params = ScryptParams.new(self._kdf_cost)
-                fernet, kdf = _fernet([params.derive(passphrase)]), params.to_header()
-                self._write(_Unlocked(fernet, kdf), self._secrets)
-                was_key_file = self._key is None and self._passphrase is None
-                self._key, self._passphrase = None, passphrase
-                if was_key_file:  # the old key opens nothing now
-                    self._key_file.path.unlink(missing_ok=True)
-            elif self._key is not None:
-                raise VaultError(
-                    f"this vault is unlocked with {KEY_ENV}; rotating needs the new key "
-                    "('orchestrator vault rotate --new-key'), and then set the variable to it"
-                )
-            else:
-                old_keys = self._key_file.read()
-                fresh = Fernet.generate_key()
-                self._key_file.write([fresh, *old_keys])
-                fernet = _fernet([fresh])
-                self._write(_Unlocked(fernet, _NO_KDF), self._secrets)
-                self._key_file.write([fresh])
+            self._keys.rotate(
+                lambda unlocked: self._write(unlocked, self._secrets),
+                new_passphrase=new_passphrase,
+                new_key=parsed_key,
+            )
             self.revision += 1
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _modify(self, change: Callable[[dict[str, _Secret]], None]) -> None:
+    def _modify(self, change: Callable[[dict[str, Secret]], None]) -> None:
         """Apply ``change`` to the secrets as they are on disk now, and write them back."""
         with self._mutex, locked(self._lock_path):
             self._reload_locked()
@@ -471,7 +332,7 @@ class Vault:
                 "or open the vault again to begin with an empty one"
             )
 
-    def _write(self, unlocked: _Unlocked, secrets: dict[str, _Secret]) -> None:
+    def _write(self, unlocked: Unlocked, secrets: dict[str, Secret]) -> None:
         # A fresh key check under the newest key, so that key alone opens the file from now on.
         data = encode(
             Header.for_key(unlocked.kdf, unlocked.fernet),
@@ -484,60 +345,18 @@ class Vault:
         self._file_id = _file_id(stat)
         self.revision += 1
 
-    def _find(self, name: str) -> _Secret:
+    def _find(self, name: str) -> Secret:
         secret = self._secrets.get(name)
         if secret is None:
-            raise self._unknown(name, self._secrets)
+            raise unknown(name, self._secrets)
         return secret
 
-    def _unknown(self, name: str, secrets: dict[str, _Secret]) -> VaultError:
-        hint = did_you_mean(name, secrets)
-        known = (
-            f"; {hint}"
-            if hint
-            else ("; the vault is empty" if not secrets else f"; stored secrets: {_some(secrets)}")
-        )
-        return VaultError(f"no secret named '{name}' in the vault{known}")
-
-    def _with_usage(self, name: str, secret: _Secret) -> _Secret:
+    def _with_usage(self, name: str, secret: Secret) -> Secret:
         used = self._pending_usage.get(name)
         if used and (secret.last_used_at is None or secret.last_used_at < used):
             return replace(secret, last_used_at=used)
         return secret
 
 
-def _problems(name: str, value: str) -> list[str]:
-    problems: list[str] = []
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        shown = repr(name)[:60]
-        problems.append(
-            f"secret name {shown} is not allowed: use 1-128 letters, digits, '_', '.' or '-', "
-            "starting with a letter or '_' (e.g. API_TOKEN)"
-        )
-    if not isinstance(value, str) or not value:
-        problems.append(f"secret {name!r} has an empty value; give the value to store")
-    elif len(value.encode("utf-8")) > MAX_VALUE_BYTES:
-        size = len(value.encode("utf-8"))
-        problems.append(
-            f"secret {name!r} is {size:,} bytes; a value may be at most 64 KiB "
-            f"({MAX_VALUE_BYTES:,} bytes)"
-        )
-    return problems
-
-
-def _fernet(keys: list[bytes]) -> MultiFernet:
-    return MultiFernet([Fernet(key) for key in keys])
-
-
 def _file_id(stat: Any) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _some(names: Any, limit: int = 10) -> str:
-    shown = sorted(names)
-    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
-    return ", ".join(shown[:limit]) + more

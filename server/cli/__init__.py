@@ -17,10 +17,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from multi_task_orchestrator.engine.engine import UnknownOrchestration
-from multi_task_orchestrator.engine.issues import DocumentError
-from multi_task_orchestrator.engine.state import RunStatus
-from multi_task_orchestrator.engine.store import StoreError
+from multi_task_orchestrator.engine import (
+    DocumentError,
+    RunStatus,
+    StoreError,
+    UnknownOrchestration,
+)
 from multi_task_orchestrator.server.cli.common import (
     EXIT_CANCELLED,
     EXIT_FAILED,

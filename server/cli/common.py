@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine import Engine
 from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.settings import Settings
 

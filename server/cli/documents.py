@@ -11,10 +11,12 @@ from typing import Any
 
 from rich.console import Console
 
-from multi_task_orchestrator.engine.document.loader import load_file
-from multi_task_orchestrator.engine.document.schema import document_json_schema
-from multi_task_orchestrator.engine.document.validation import Validation
-from multi_task_orchestrator.engine.issues import DocumentError
+from multi_task_orchestrator.engine import (
+    DocumentError,
+    Validation,
+    document_json_schema,
+    load_file,
+)
 from multi_task_orchestrator.server.cli.common import EXIT_OK, EXIT_USAGE, open_engine, parse_vars
 from multi_task_orchestrator.server.settings import Settings, load_settings
 
@@ -73,7 +75,7 @@ def _issue_dict(issue: Any) -> dict[str, Any]:
 
 
 def cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from multi_task_orchestrator.engine.runners import discover
+    from multi_task_orchestrator.engine import discover
 
     configs = {name: runner.config_model for name, runner in discover().items()}
     sys.stdout.write(json.dumps(document_json_schema(configs), indent=2) + "\n")

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from multi_task_orchestrator.engine.reports.display import render_status
-from multi_task_orchestrator.engine.reports.files import run_files
-from multi_task_orchestrator.engine.reports.html import write_report
-from multi_task_orchestrator.engine.reports.results import aggregated_results
-from multi_task_orchestrator.engine.reports.summary import render_summary
+from multi_task_orchestrator.engine import (
+    aggregated_results,
+    render_status,
+    render_summary,
+    run_files,
+    write_report,
+)
 from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError, open_engine
 from multi_task_orchestrator.server.settings import load_settings
 

@@ -11,12 +11,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from multi_task_orchestrator.engine.document.loader import load_file
-from multi_task_orchestrator.engine.engine import NotAllowedNow
-from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files
-from multi_task_orchestrator.engine.reports.results import aggregated_results
-from multi_task_orchestrator.engine.reports.summary import render_summary
-from multi_task_orchestrator.engine.state import RunStatus
+from multi_task_orchestrator.engine import (
+    REPORT_FILE,
+    NotAllowedNow,
+    RunStatus,
+    aggregated_results,
+    load_file,
+    render_summary,
+    run_files,
+)
 from multi_task_orchestrator.server.cli.common import (
     EXIT_CANCELLED,
     EXIT_FAILED,

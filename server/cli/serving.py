@@ -10,7 +10,7 @@ import asyncio
 import anyio
 from rich.console import Console
 
-from multi_task_orchestrator.engine.store import Store, StoreError
+from multi_task_orchestrator.engine import Store, StoreError
 from multi_task_orchestrator.server.build import check_backend
 from multi_task_orchestrator.server.cli.common import EXIT_FAILED, EXIT_OK, UsageError, with_backend
 from multi_task_orchestrator.server.cli.relay import serve_stdio
@@ -74,7 +74,7 @@ def cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
             "ORCHESTRATOR_DASK_SCHEDULER (start one with 'dask scheduler')"
         )
     try:
-        from multi_task_orchestrator.engine.backends.dask_worker import serve_worker
+        from multi_task_orchestrator.engine import serve_worker
     except ImportError as exc:
         raise UsageError(
             f"the worker needs Dask distributed ({exc}); install it with "

@@ -18,21 +18,22 @@ from pathlib import Path
 
 from rich.console import Console
 
-from multi_task_orchestrator.engine.document.loader import load_file
-from multi_task_orchestrator.engine.engine import Engine
-from multi_task_orchestrator.engine.errors import TaskError
-from multi_task_orchestrator.engine.network import Network
-from multi_task_orchestrator.engine.redaction import Redactor
-from multi_task_orchestrator.engine.reports.files import run_files
-from multi_task_orchestrator.engine.reports.summary import render_summary
-from multi_task_orchestrator.engine.runners.browser import (
+from multi_task_orchestrator.engine import (
     BrowserNotFound,
     BrowserSettings,
+    Engine,
+    Network,
+    Redactor,
+    RunSnapshot,
+    RunStatus,
+    TaskError,
+    find_browser,
+    host_allowed,
+    load_file,
     locate_browser,
+    render_summary,
+    run_files,
 )
-from multi_task_orchestrator.engine.runners.browser.discovery import find_browser
-from multi_task_orchestrator.engine.secret_hosts import host_allowed
-from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus
 from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
 from multi_task_orchestrator.server.settings import Settings
