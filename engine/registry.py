@@ -99,3 +99,8 @@ def secret_fields() -> dict[str, frozenset[str]]:
 def error_classes() -> tuple[str, ...]:
     """The error classes runners declare beyond the built-in ones, sorted."""
     return tuple(sorted({c for cls in runner_classes().values() for c in cls.error_classes}))
+
+
+def retried_by_default() -> frozenset[str]:
+    """The runners' error classes that a ``retry`` without ``on`` retries."""
+    return frozenset(c for cls in runner_classes().values() for c in cls.retried_by_default)

@@ -19,6 +19,7 @@ from multi_task_orchestrator.engine.runners.base import RunContext, Runner, Runn
 from multi_task_orchestrator.engine.runners.browser import BrowserSettings
 from multi_task_orchestrator.engine.runners.files import FileSettings
 from multi_task_orchestrator.engine.runners.http import HttpSettings
+from multi_task_orchestrator.engine.runners.llm.config import LlmSettings
 from multi_task_orchestrator.engine.runners.shell import ShellSettings
 from multi_task_orchestrator.server import runner_settings
 from multi_task_orchestrator.server.settings import (
@@ -29,18 +30,21 @@ from multi_task_orchestrator.server.settings import (
 )
 from multi_task_orchestrator.server.settings_doc import settings_table
 
+PRICES = '{"my-model": {"input": 1, "output": 2}}'
 DOCUMENTED = {
     "ORCHESTRATOR_MAX_RESPONSE_BYTES": ("http", "max_response_bytes", "1MiB", 1024 * 1024),
     "ORCHESTRATOR_MAX_WRITE_BYTES": ("file_processing", "max_write_bytes", "4KiB", 4096),
     "ORCHESTRATOR_BROWSER_PATH": ("browser_automation", "path", "/opt/chrome", Path("/opt/chrome")),
     "ORCHESTRATOR_BROWSER_LIMIT": ("browser_automation", "limit", "7", 7),
     "ORCHESTRATOR_ALLOW_SHELL": ("shell", "allow", "1", True),
+    "ORCHESTRATOR_LLM_PRICES": ("llm", "prices", PRICES, PRICES),
 }
 BAD = {
     "ORCHESTRATOR_MAX_RESPONSE_BYTES": "lots",
     "ORCHESTRATOR_MAX_WRITE_BYTES": "0",
     "ORCHESTRATOR_BROWSER_LIMIT": "0",
     "ORCHESTRATOR_ALLOW_SHELL": "perhaps",
+    "ORCHESTRATOR_LLM_PRICES": '{"my-model": {"input": "cheap"}}',
 }
 
 
@@ -73,6 +77,7 @@ def test_defaults_and_the_shared_http_settings() -> None:
     assert by_type["file_processing"] == FileSettings()
     assert by_type["browser_automation"] == BrowserSettings()
     assert by_type["shell"] == ShellSettings(allow=False)
+    assert by_type["llm"] == LlmSettings(prices=None)
     assert Settings().explicit_runner_settings() == {}
     assert Settings(max_response_bytes=2048).runner_setting(HttpSettings).max_response_bytes == 2048
 
@@ -94,6 +99,7 @@ def test_the_table_lists_each_runner_variable_once() -> None:
         "ORCHESTRATOR_MAX_RESPONSE_BYTES",
         "ORCHESTRATOR_BROWSER_PATH",
         "ORCHESTRATOR_BROWSER_LIMIT",
+        "ORCHESTRATOR_LLM_PRICES",
         "ORCHESTRATOR_MAX_WRITE_BYTES",
         "ORCHESTRATOR_ALLOW_SHELL",
     ]

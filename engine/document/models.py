@@ -152,7 +152,10 @@ class RetryPolicy(_Strict):
     )
 
     def retries(self, error_class: str) -> bool:
-        return ErrorClass.any in self.on or error_class in self.on
+        if ErrorClass.any in self.on or error_class in self.on:
+            return True
+        # without ``on``, the default also holds what runners declare retryable (overloaded)
+        return "on" not in self.model_fields_set and error_class in registry.retried_by_default()
 
     def delay(self, attempt: int) -> float:
         """The delay after failed attempt number ``attempt`` (1-based), before jitter."""

@@ -99,6 +99,8 @@ class Runner(ABC, Generic[ConfigT]):
     opt_in: ClassVar[str | None] = None
     # Error classes this runner fails with beyond the built-in ones; ``retry.on`` accepts them.
     error_classes: ClassVar[frozenset[str]] = frozenset()
+    # Of those, the ones a ``retry`` without ``on`` retries, as it retries ``http_5xx``.
+    retried_by_default: ClassVar[frozenset[str]] = frozenset()
     # Where the type stands in listings and messages (lower first; ties by name).
     listing_rank: ClassVar[int] = 1000
     # The runner's settings (see the module docstring); None: it has none. Runners that share
