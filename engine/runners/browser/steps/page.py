@@ -17,7 +17,7 @@ from multi_task_orchestrator.engine.secrets import redact_data
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
 
-    from multi_task_orchestrator.engine.runners.browser.pool import Slot
+    from multi_task_orchestrator.engine.runners.browser.slots import Slot
 
 
 @dataclass(slots=True)
