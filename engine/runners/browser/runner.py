@@ -1,4 +1,5 @@
-"""The ``browser_automation`` task: its config, and one task's run from page to output.
+"""The ``browser_automation`` runner: one task's run from page to output (the config is in
+``engine.runners.browser.config``).
 
 The seed's shorthand, ``{url, action: extract, selector}``, opens the URL and returns the text
 of every element matching the selector. The full form lists ``steps`` (see
@@ -26,186 +27,26 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
-from pydantic_core import PydanticCustomError
-
-from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import TaskError
-from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
+from multi_task_orchestrator.engine.runners.base import RunContext, Runner
+from multi_task_orchestrator.engine.runners.browser.config import BrowserConfig, LoggedInWhen
 from multi_task_orchestrator.engine.runners.browser.discovery import (
     BrowserNotFound,
     default_candidates,
     find_browser,
     locate_browser,
 )
-from multi_task_orchestrator.engine.runners.browser.pool import (
-    BrowserPool,
-    BrowserSettings,
-    ContextOptions,
-    Slot,
-)
+from multi_task_orchestrator.engine.runners.browser.pool import BrowserPool
+from multi_task_orchestrator.engine.runners.browser.settings import BrowserSettings
+from multi_task_orchestrator.engine.runners.browser.slots import ContextOptions, Slot
 from multi_task_orchestrator.engine.runners.browser.steps import (
-    VAULT_REFERENCE,
-    BaseStep,
-    EvaluateStep,
-    ExtractStep,
-    GotoStep,
     Outcome,
-    Paginate,
-    PdfStep,
-    ScreenshotStep,
-    Step,
     StepRunner,
     host_of,
     url_matches,
 )
-
-SESSION_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
-SHORTHAND_FIELDS = ("selector", "fields", "attribute", "all", "paginate")
-
-
-class Viewport(RunnerConfig):
-    width: int = Field(ge=100, le=10_000)
-    height: int = Field(ge=100, le=10_000)
-
-
-class LoggedInWhen(RunnerConfig):
-    """How to tell that a session is logged in; every check given must hold."""
-
-    selector: str | None = Field(None, description="an element only a logged-in page has")
-    url: str | None = Field(
-        None, description="a glob the page's URL matches when logged in, e.g. **/account*"
-    )
-    timeout: Duration = Field(3.0, description="how long to wait for the selector")
-
-    @model_validator(mode="after")
-    def _something(self) -> LoggedInWhen:
-        if not (self.selector or self.url):
-            raise PydanticCustomError(
-                "browser_config",
-                "logged_in_when needs a selector or a url",
-                {"hint": 'e.g. logged_in_when: {selector: "a.logout"}'},
-            )
-        return self
-
-    def describe(self) -> str:
-        checks = [f"{name} {getattr(self, name)!r}" for name in ("selector", "url")]
-        return " and ".join(check for check in checks if "None" not in check)
-
-
-class BrowserConfig(RunnerConfig):
-    """Config of a ``browser_automation`` task."""
-
-    url: str | None = Field(None, description="the page to open first")
-    action: Literal["extract", "screenshot", "pdf"] | None = Field(
-        None, description="the seed's shorthand: one action on url (instead of steps)"
-    )
-    selector: str | None = Field(None, description="action extract: what to read")
-    fields: dict[str, str] | None = Field(
-        None, description='action extract: name -> "css" or "css@attr" per matched element'
-    )
-    attribute: str | None = Field(None, description="action extract: read this attribute")
-    all: bool | None = Field(None, description="action extract: every match (default) or first")
-    paginate: Paginate | None = Field(None, description="action extract: follow next links")
-    steps: list[Step] = Field(default_factory=list, description="what to do, in order")
-    session: str | None = Field(
-        None,
-        pattern=SESSION_NAME,
-        description="share cookies and storage with other tasks of this session; loaded from "
-        "(and saved to) the vault secret of this name",
-    )
-    login: list[Step] = Field(
-        default_factory=list, description="steps that log in, run when logged_in_when fails"
-    )
-    logged_in_when: LoggedInWhen | None = None
-    isolated: bool = Field(False, description="a fresh browser context, closed after the task")
-    viewport: Viewport | None = None
-    user_agent: str | None = None
-    step_timeout: Duration = Field(10.0, description="default time limit of each step")
-    navigation_timeout: Duration = Field(30.0, description="default time limit of a goto")
-
-    @model_validator(mode="after")
-    def _coherent(self) -> BrowserConfig:
-        if self.action is not None and self.steps:
-            raise _config_error(
-                "give either action (the shorthand) or steps, not both",
-                "add the action as a step, e.g. - extract: .article-list",
-            )
-        misplaced = [name for name in SHORTHAND_FIELDS if getattr(self, name) is not None]
-        if misplaced and self.action != "extract":
-            verb = "applies" if len(misplaced) == 1 else "apply"
-            raise _config_error(
-                f"{', '.join(misplaced)} only {verb} to action: extract",
-                "add action: extract, or put them in an extract step",
-            )
-        if self.action == "extract" and not self.selector:
-            raise _config_error("action: extract needs a selector", 'e.g. selector: ".item"')
-        if self.url is None and not (self.steps and isinstance(self.steps[0], GotoStep)):
-            raise _config_error(
-                "the task opens no page: give url, or start the steps with a goto",
-                "e.g. url: https://example.org/news",
-            )
-        if self._types_a_secret() and any(
-            isinstance(step, EvaluateStep) for step in [*self.steps, *self.login]
-        ):
-            raise PydanticCustomError(
-                "secret_refused",
-                "a task that types a secret may not have evaluate steps, before or after it: "
-                "a script can read the value back, or wait for it, and return it in pieces",
-                {
-                    "hint": "run the evaluate steps in another task, with the same session if "
-                    "they need the login"
-                },
-            )
-        if self.login and self.logged_in_when is None:
-            raise _config_error(
-                "login steps need logged_in_when, which tells when they must run",
-                'e.g. logged_in_when: {selector: "a.logout"}',
-            )
-        return self
-
-    def _types_a_secret(self) -> bool:
-        """Whether a step or the URL names a secret (typed into a page or sent in a URL)."""
-        shown = [self.url or ""] + [
-            step.model_dump_json()
-            for step in [*self.steps, *self.login]
-            if not isinstance(step, EvaluateStep)
-        ]
-        return any(VAULT_REFERENCE.search(text) for text in shown)
-
-    def plan(self) -> list[tuple[str, int, BaseStep]]:
-        """Every step to run, as (label for errors, number, step)."""
-        plan: list[tuple[str, int, BaseStep]] = []
-        if self.url is not None:
-            plan.append(("url", 0, GotoStep(url=self.url)))
-        if self.action == "extract":
-            extract = ExtractStep.model_validate(
-                {
-                    name: getattr(self, name)
-                    for name in SHORTHAND_FIELDS
-                    if getattr(self, name) is not None
-                }
-            )
-            plan.append(("action", 1, extract))
-        elif self.action == "screenshot":
-            plan.append(("action", 1, ScreenshotStep()))
-        elif self.action == "pdf":
-            plan.append(("action", 1, PdfStep()))
-        plan += [(f"step {number}", number, step) for number, step in enumerate(self.steps, 1)]
-        return plan
-
-    def first_url(self) -> str:
-        if self.url is not None:
-            return self.url
-        first = self.steps[0]
-        assert isinstance(first, GotoStep)
-        return first.url
-
-
-def _config_error(message: str, hint: str) -> PydanticCustomError:
-    return PydanticCustomError("browser_config", message, {"hint": hint})
 
 
 class BrowserRunner(Runner[BrowserConfig]):
