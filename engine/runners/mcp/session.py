@@ -84,6 +84,11 @@ class ServerSession:
         self._connection: _Connection | None = None
         self._leaving: set[asyncio.Task[None]] = set()
 
+    @property
+    def is_open(self) -> bool:
+        """Whether a session is open and its server still there."""
+        return self._connection is not None and self._connection.alive
+
     # --- using it ------------------------------------------------------------------------------
 
     async def tools(

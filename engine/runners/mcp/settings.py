@@ -34,7 +34,7 @@ class McpSettings(BaseModel):
         None,
         description="a JSON file in the standard `mcpServers` format (as Claude Desktop, Claude "
         "Code and Cursor use) naming the MCP servers `mcp` tasks may call; read at start; see "
-        "[mcp](#mcp)",
+        "[Calling other MCP servers](#calling-other-mcp-servers)",
     )
     concurrency: int = Field(
         DEFAULT_CONCURRENCY,
