@@ -78,7 +78,7 @@ class ServerSession:
         self.name = spec.name
         self.limit = spec.concurrency or concurrency
         self.connect_timeout = connect_timeout
-        self.starts = 0  # sessions opened so far
+        self.starts = 0  # sessions started so far (opened, or tried and failed)
         self._slots: asyncio.Semaphore | None = None
         self._opening: asyncio.Lock | None = None
         self._connection: _Connection | None = None

@@ -5,7 +5,9 @@
   the network policy: every connection is checked and made to an address the policy admitted
   (``engine.network.PinnedBackend``), exactly as ``http`` tasks' requests are.
 - ``StderrTail`` gives a local server a pipe for its standard error and keeps the last lines,
-  so a server that cannot start is named with what it said; the lines are logged at debug level.
+  so a server that cannot start is named with what it said; the lines are logged at debug
+  level. (A server's stderr never goes to the orchestrator's own, where it would mix into
+  ``serve``'s log and ``run``'s live display.)
 - ``watch_end`` passes a transport's streams through and calls back when the server's side
   ends (the process exited), so the session is reopened on its next use rather than failing it.
 """
@@ -13,9 +15,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -87,31 +89,28 @@ class _Body(httpx2.AsyncByteStream):
 
 
 class StderrTail:
-    """A pipe for a local server's standard error; the last lines are kept for messages."""
+    """A pipe for a local server's standard error; the last lines are kept for messages.
+
+    A thread of its own reads it (blocking reads work on every platform's pipes), ending when
+    the server and every child holding the pipe are gone."""
 
     def __init__(self, server: str) -> None:
         self.server = server
         self.lines: deque[str] = deque(maxlen=TAIL_LINES)
         read_end, write_end = os.pipe()
         self._file: TextIO | None = open(write_end, "w", encoding="utf-8")  # noqa: SIM115
-        self._reader = asyncio.create_task(self._read(read_end), name=f"mcp-{server}-stderr")
-
-    async def _read(self, fd: int) -> None:
-        loop = asyncio.get_running_loop()
-        stream = asyncio.StreamReader()
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(fd, "rb")
+        self._reader = threading.Thread(
+            target=self._read, args=(read_end,), name=f"mcp-{server}-stderr", daemon=True
         )
-        try:
-            while line := await stream.readline():
+        self._reader.start()
+
+    def _read(self, fd: int) -> None:
+        with open(fd, "rb") as pipe:
+            for line in pipe:
                 text = line.decode("utf-8", errors="replace").rstrip()
                 if text:
                     self.lines.append(text[:LINE_LENGTH])
                     log.debug("MCP server %s: %s", self.server, text)
-        except (ValueError, OSError):  # an over-long line, or the pipe went away
-            pass
-        finally:
-            transport.close()
 
     @property
     def file(self) -> TextIO:
@@ -132,11 +131,9 @@ class StderrTail:
         return " | ".join(self.lines)
 
     async def aclose(self) -> None:
+        """Close this process's end and give the reader a moment to take the last lines."""
         self.started()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._reader), 2.0)
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        await asyncio.to_thread(self._reader.join, 2.0)
 
 
 @asynccontextmanager
