@@ -12,6 +12,7 @@ TOOL_NAMES = frozenset(
         "cancel_orchestration",
         "retry_orchestration",
         "list_task_types",
+        "list_mcp_tools",
         "vault_set",
         "vault_list",
         "vault_delete",

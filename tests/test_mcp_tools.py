@@ -42,6 +42,7 @@ READ_ONLY = {
     "list_orchestrations",
     "validate_orchestration",
     "list_task_types",
+    "list_mcp_tools",
     "wait_for_orchestration",
     "get_report",
     "vault_list",

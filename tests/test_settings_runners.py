@@ -38,6 +38,8 @@ DOCUMENTED = {
     "ORCHESTRATOR_BROWSER_LIMIT": ("browser_automation", "limit", "7", 7),
     "ORCHESTRATOR_ALLOW_SHELL": ("shell", "allow", "1", True),
     "ORCHESTRATOR_LLM_PRICES": ("llm", "prices", PRICES, PRICES),
+    "ORCHESTRATOR_MCP_CONCURRENCY": ("mcp", "concurrency", "7", 7),
+    "ORCHESTRATOR_MCP_CONNECT_TIMEOUT": ("mcp", "connect_timeout", "2.5", 2.5),
 }
 BAD = {
     "ORCHESTRATOR_MAX_RESPONSE_BYTES": "lots",
@@ -45,6 +47,8 @@ BAD = {
     "ORCHESTRATOR_BROWSER_LIMIT": "0",
     "ORCHESTRATOR_ALLOW_SHELL": "perhaps",
     "ORCHESTRATOR_LLM_PRICES": '{"my-model": {"input": "cheap"}}',
+    "ORCHESTRATOR_MCP_CONCURRENCY": "0",
+    "ORCHESTRATOR_MCP_SERVERS": "/nonexistent/servers.json",
 }
 
 
@@ -95,14 +99,18 @@ def test_the_table_lists_each_runner_variable_once() -> None:
 
     assert len(variables) == len(set(variables))
     assert set(DOCUMENTED) <= set(variables)
-    assert variables[-len(DOCUMENTED) :] == [  # after the orchestrator's own, in type order
+    runner_variables = [  # after the orchestrator's own, in type order
         "ORCHESTRATOR_MAX_RESPONSE_BYTES",
         "ORCHESTRATOR_BROWSER_PATH",
         "ORCHESTRATOR_BROWSER_LIMIT",
         "ORCHESTRATOR_LLM_PRICES",
         "ORCHESTRATOR_MAX_WRITE_BYTES",
+        "ORCHESTRATOR_MCP_SERVERS",
+        "ORCHESTRATOR_MCP_CONCURRENCY",
+        "ORCHESTRATOR_MCP_CONNECT_TIMEOUT",
         "ORCHESTRATOR_ALLOW_SHELL",
     ]
+    assert variables[-len(runner_variables) :] == runner_variables
 
 
 # --- names and conflicts ------------------------------------------------------------------

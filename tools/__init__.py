@@ -12,6 +12,7 @@ from mcp.server.mcpserver.tools import Tool
 
 from multi_task_orchestrator.tools import (
     catalog,
+    mcp_servers,
     orchestrations,
     prompts,
     reports,
@@ -21,7 +22,13 @@ from multi_task_orchestrator.tools import (
 
 
 def all_tools() -> list[Tool]:
-    return [*orchestrations.tools(), *catalog.tools(), *reports.tools(), *vault.tools()]
+    return [
+        *orchestrations.tools(),
+        *catalog.tools(),
+        *mcp_servers.tools(),
+        *reports.tools(),
+        *vault.tools(),
+    ]
 
 
 def register_all(mcp: MCPServer) -> None:

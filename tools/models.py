@@ -180,6 +180,38 @@ class TaskTypeList(BaseModel):
     document_schema_hint: str
 
 
+# --- other MCP servers (the mcp task type) ----------------------------------------------------
+
+
+class McpToolInfo(BaseModel):
+    """One tool of a configured MCP server, as an mcp task calls it."""
+
+    name: str
+    description: str = Field(description="the first line of the tool's description")
+    arguments: list[str] = Field(description="the names of its arguments")
+    required: list[str] = Field(description="the arguments it requires")
+
+
+class McpServerInfo(BaseModel):
+    """One server of the servers file, with its tools or why they could not be listed."""
+
+    name: str = Field(description="the name an mcp task's config.server gives")
+    transport: str = Field(description="stdio (a local process) or http (streamable HTTP)")
+    target: str = Field(description="the command it runs, or its URL")
+    tools: list[McpToolInfo] = Field(default_factory=list)
+    tools_omitted: int = Field(0, description="tools left out to keep the answer short")
+    error: str | None = Field(None, description="why its tools could not be listed")
+
+
+class McpToolList(BaseModel):
+    servers: list[McpServerInfo]
+    servers_file: str | None = Field(
+        None, description="the servers file (ORCHESTRATOR_MCP_SERVERS), when one is set"
+    )
+    note: str | None = None
+    usage: str = Field(description="how a document calls one of these tools")
+
+
 # --- vault ------------------------------------------------------------------------------------
 
 
