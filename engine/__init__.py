@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         find_browser,
     )
     from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
+    from multi_task_orchestrator.engine.runners.mcp import McpRunner, McpSettings, ServerTools
     from multi_task_orchestrator.engine.secret_hosts import host_allowed
     from multi_task_orchestrator.engine.secrets import SecretResolver
     from multi_task_orchestrator.engine.state import (
@@ -87,6 +88,8 @@ _EXPORTS: dict[str, str] = {
     "Issue": "issues",
     "load_file": "document.loader",
     "locate_browser": "runners.browser",
+    "McpRunner": "runners.mcp",
+    "McpSettings": "runners.mcp",
     "Network": "network",
     "NetworkPolicy": "network",
     "NotAllowedNow": "engine",
@@ -104,6 +107,7 @@ _EXPORTS: dict[str, str] = {
     "SCHEMA_VERSION": "store",
     "SecretResolver": "secrets",
     "serve_worker": "backends.dask_worker",
+    "ServerTools": "runners.mcp",
     "Store": "store",
     "StoreError": "store",
     "svg_to_png": "reports.png",
@@ -128,6 +132,8 @@ __all__ = [
     "Engine",
     "HostLimits",
     "Issue",
+    "McpRunner",
+    "McpSettings",
     "Network",
     "NetworkPolicy",
     "NotAllowedNow",
@@ -138,6 +144,7 @@ __all__ = [
     "RunSnapshot",
     "RunStatus",
     "SecretResolver",
+    "ServerTools",
     "Store",
     "StoreError",
     "TaskError",

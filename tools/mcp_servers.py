@@ -15,8 +15,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from multi_task_orchestrator.engine.issues import did_you_mean
-from multi_task_orchestrator.engine.runners.mcp import McpRunner, McpSettings, ServerTools
+from multi_task_orchestrator.engine import McpRunner, McpSettings, ServerTools, did_you_mean
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import McpServerInfo, McpToolInfo, McpToolList
