@@ -25,13 +25,13 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.document.schema import document_json_schema
     from multi_task_orchestrator.engine.document.units import RateValue
     from multi_task_orchestrator.engine.document.validation import Validation
-    from multi_task_orchestrator.engine.engine import (
-        Engine,
+    from multi_task_orchestrator.engine.engine import Engine
+    from multi_task_orchestrator.engine.errors import TaskError
+    from multi_task_orchestrator.engine.facade_errors import (
         NotAllowedNow,
         UnknownOrchestration,
         UnknownTask,
     )
-    from multi_task_orchestrator.engine.errors import TaskError
     from multi_task_orchestrator.engine.issues import DocumentError, Issue, did_you_mean
     from multi_task_orchestrator.engine.network import (
         DEFAULT_PER_HOST,
@@ -92,7 +92,7 @@ _EXPORTS: dict[str, str] = {
     "McpSettings": "runners.mcp",
     "Network": "network",
     "NetworkPolicy": "network",
-    "NotAllowedNow": "engine",
+    "NotAllowedNow": "facade_errors",
     "Plan": "document.plan",
     "RasterizeError": "reports.png",
     "RateValue": "document.units",
@@ -114,8 +114,8 @@ _EXPORTS: dict[str, str] = {
     "TaskError": "errors",
     "TaskSnapshot": "state",
     "TaskState": "state",
-    "UnknownOrchestration": "engine",
-    "UnknownTask": "engine",
+    "UnknownOrchestration": "facade_errors",
+    "UnknownTask": "facade_errors",
     "Validation": "document.validation",
     "write_report": "reports.html",
 }

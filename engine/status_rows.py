@@ -2,7 +2,7 @@
 
 A status lists the first ``top`` tasks in the tool's order and draws a display that keeps the
 most relevant rows, each with its fan-out parent. ``StatusRows`` picks those among a run's
-nodes in memory; for a run read from the database, ``Engine.status`` reads ranked pages and
+nodes in memory; for a run read from the database, ``StatusReads.status`` reads ranked pages and
 uses ``known_start`` to tell how much of the display's order the rows read so far settle. The
 display's ranking (``status_display_rank``, ``keep_status_rows``) lives here too: the engine's
 status reads and ``engine.reports.display`` share it.

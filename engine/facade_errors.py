@@ -1,0 +1,26 @@
+"""What the engine answers a request that names nothing it knows, or that does not fit the
+orchestration's state now; the CLI and the tools turn these into their messages."""
+
+from __future__ import annotations
+
+
+class UnknownOrchestration(LookupError):
+    """No orchestration has that id; the message lists recent ones."""
+
+    def __init__(
+        self, orchestration_id: str, recent: list[str], *, problem: str | None = None
+    ) -> None:
+        listing = ", ".join(recent) if recent else "none yet"
+        label = "matching ids" if problem else "recent ids"
+        problem = problem or f"no orchestration has the id '{orchestration_id}'"
+        super().__init__(f"{problem}; {label}: {listing}")
+        self.orchestration_id = orchestration_id
+        self.recent = recent
+
+
+class UnknownTask(LookupError):
+    """The orchestration has no task with that id."""
+
+
+class NotAllowedNow(Exception):
+    """The request does not fit the orchestration's state; the message says why and what to do."""

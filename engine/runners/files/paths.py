@@ -1,0 +1,60 @@
+"""Paths as a ``file_processing`` task names them, checked against the workspace: one that
+could lead out of it is refused with a message saying why."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from multi_task_orchestrator.engine.errors import ConfigError
+from multi_task_orchestrator.engine.runners.base import RunContext
+from multi_task_orchestrator.engine.runners.files.config import (
+    FORMAT_BY_EXTENSION,
+    FilesConfig,
+    Format,
+)
+
+
+def workspace_root(ctx: RunContext) -> Path:
+    """The workspace, resolved and created."""
+    if ctx.workspace is None:
+        raise ConfigError("no workspace folder is configured (set ORCHESTRATOR_WORKSPACE)")
+    root = ctx.workspace.expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def inside(root: Path, text: str, what: str = "path") -> Path:
+    """The resolved file ``text`` names inside ``root``; ConfigError when it would leave it."""
+    if not text.strip() or "\x00" in text:
+        raise ConfigError(f"the {what} '{text}' is empty or not a file name")
+    given = Path(text)
+    if ".." in given.parts:
+        raise ConfigError(
+            f"refused {what} '{text}': '..' is not allowed; paths stay inside the workspace {root}"
+        )
+    if given.is_absolute() and not Path(os.path.abspath(given)).is_relative_to(root):
+        raise ConfigError(
+            f"refused {what} '{text}': an absolute path outside the workspace {root}; "
+            "give a path relative to the workspace"
+        )
+    resolved = (root / given).resolve()
+    if not resolved.is_relative_to(root):
+        raise ConfigError(
+            f"refused {what} '{text}': a symbolic link leads out of the workspace {root} "
+            f"(to {resolved})"
+        )
+    return resolved
+
+
+def relative(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def file_format(config: FilesConfig, path: Path) -> Format:
+    return config.format or FORMAT_BY_EXTENSION.get(path.suffix.lower(), "text")
+
+
+def under(root: Path, path: Path) -> PurePosixPath:
+    """``path`` (inside ``root``) relative to it, as ``workspace_fs`` takes it."""
+    return PurePosixPath(path.relative_to(root).as_posix()) if path != root else PurePosixPath()
