@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 from cli_process import REPO, cli, home_with_secrets
@@ -30,16 +31,9 @@ from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.server.standin_model import NOTICE, StandinModel
 
 KEY = "sk-canary-agent-3b8e1f0c94d2a776"
-FILESYSTEM = (
-    REPO
-    / ".ci"
-    / "node"
-    / "node_modules"
-    / "@modelcontextprotocol"
-    / "server-filesystem"
-    / "dist"
-    / "index.js"
-)
+NODE_MODULES = REPO / ".ci" / "node" / "node_modules" / "@modelcontextprotocol"
+FILESYSTEM = NODE_MODULES / "server-filesystem" / "dist" / "index.js"
+EVERYTHING = NODE_MODULES / "server-everything" / "dist" / "index.js"
 NOTES = "The launch moves to Thursday. Ask Dana about the venue."
 INSTALL_HINT = (
     "the npm MCP servers are not installed in .ci/node; scripts/test installs them (with npm, "
@@ -50,7 +44,7 @@ INSTALL_HINT = (
 @pytest.fixture(scope="module")
 def node() -> str:
     found = shutil.which("node")
-    if found is None or not FILESYSTEM.exists():
+    if found is None or not (FILESYSTEM.exists() and EVERYTHING.exists()):
         if "CI" not in os.environ:
             pytest.skip(INSTALL_HINT)
         pytest.fail(INSTALL_HINT)
@@ -89,7 +83,8 @@ def home(tmp_path: Path) -> Path:
 def servers(tmp_path: Path, node: str, folder: Path) -> Path:
     path = tmp_path / "servers.json"
     files = {"command": node, "args": [str(FILESYSTEM), str(folder)]}
-    path.write_text(json.dumps({"mcpServers": {"files": files}}))
+    everything = {"command": node, "args": [str(EVERYTHING), "stdio"]}
+    path.write_text(json.dumps({"mcpServers": {"files": files, "everything": everything}}))
     return path
 
 
@@ -334,3 +329,29 @@ async def test_an_agent_through_the_mcp_tools(
     text = getattr(content, "text", None) or base64.b64decode(content.blob).decode()
     assert "files.read_text_file" in text and NOTES in text
     assert_key_nowhere(home, model, shown + text)
+
+
+@pytest.mark.anyio
+async def test_the_status_shows_what_a_running_agent_does(
+    client: Client, home: Path, model: StandinModel
+) -> None:
+    prompt = "Run trigger-long-running-operation duration=3 steps=3 and report."
+    task = agent("slow", model, prompt=prompt, tools=["everything"])
+    spec = yaml.safe_dump({"tasks": [task]})
+    submitted = await client.call_tool("submit_orchestration", {"spec": spec})
+    assert submitted.structured_content is not None, submitted.content
+    run_id = submitted.structured_content["id"]
+
+    seen: set[str] = set()
+    with anyio.fail_after(60):
+        while True:
+            status = await client.call_tool("get_status", {"id": run_id})
+            answer = status.structured_content
+            assert answer is not None, status.content
+            seen |= {row["waiting_for"] for row in answer["tasks"] if row.get("waiting_for")}
+            if answer["status"] not in ("pending", "running"):
+                break
+            await anyio.sleep(0.1)
+    assert "step 1: calling everything.trigger-long-running-operation" in seen, seen
+    results = await client.call_tool("get_results", {"id": run_id})
+    assert "Long running operation completed" in json.dumps(results.structured_content)

@@ -46,10 +46,12 @@ class AgentRunner(Runner[AgentConfig]):
     example: ClassVar[dict[str, Any]] = {
         "id": "triage",
         "type": "agent",
+        # a model served by Ollama on this machine, which needs no key; for Anthropic:
+        # provider: anthropic, model: claude-sonnet-4-5, api_key: ${vault.ANTHROPIC_API_KEY}
         "config": {
-            "provider": "anthropic",
-            "model": "claude-sonnet-4-5",
-            "api_key": "${vault.ANTHROPIC_API_KEY}",
+            "provider": "openai",
+            "base_url": "http://127.0.0.1:11434/v1",
+            "model": "llama3.2",
             "instructions": "You read files to answer questions. Quote what you found.",
             "prompt": "Which of the notes in /data/notes mention a deadline?",
             "tools": [{"server": "files", "only": ["list_directory", "read_text_file"]}],
