@@ -33,6 +33,8 @@ class RunnerSet:
             if not runner.enabled()
         }
         self._runners = {n: r for n, r in runners.items() if n not in self.disabled}
+        for runner in self._runners.values():
+            runner.use_runners(self._runners)
 
     def get(self, type_name: str) -> Runner:
         return self._runners[type_name]

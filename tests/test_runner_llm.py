@@ -1,5 +1,5 @@
 """The ``llm`` task type through the door: documents run by the ``orchestrator`` CLI (a child
-process) against the local stand-in model server (``server/standin_model.py``) on 127.0.0.1,
+process) against the local stand-in model server (``server/standin_model/``) on 127.0.0.1,
 with both providers' SDKs; and one document submitted through the MCP tools.
 
 The key is a canary in the vault, bound to 127.0.0.1: each test checks where it went (only the

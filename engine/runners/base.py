@@ -152,6 +152,11 @@ class Runner(ABC, Generic[ConfigT]):
     async def run(self, config: ConfigT, ctx: RunContext) -> Any:
         """Do one attempt; return a JSON-able output or raise (TaskError for a classed error)."""
 
+    def use_runners(self, runners: Mapping[str, Runner[Any]]) -> None:
+        """Called once the engine has made all its runners (by task type), so a runner can use
+        what another one holds for the engine's life (the ``agent`` runner calls tools through
+        the ``mcp`` runner's sessions) rather than open its own. Does nothing by default."""
+
     async def machine_problem(self, resources: Mapping[str, Any]) -> str | None:
         """What this machine lacks to run tasks of this type, with the fix (e.g. no browser);
         None when nothing. ``resources`` are the engine's. Validation shows it as a warning."""

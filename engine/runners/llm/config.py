@@ -51,6 +51,60 @@ def _problem(kind: str, message: str, hint: str, **values: Any) -> PydanticCusto
     return PydanticCustomError(kind, message, {**values, "hint": hint})
 
 
+def vault_reference(value: str | None) -> str | None:
+    """``api_key``: a ``${vault.NAME}`` reference (stripped), never the key itself."""
+    if value is not None and not _VAULT_REFERENCE.fullmatch(value.strip()):
+        # the value itself is never repeated: it may be a key written by mistake
+        raise _problem(
+            "api_key",
+            "api_key must be a ${vault.NAME} reference, not the key itself",
+            "store the key in the vault for the provider's host (orchestrator vault set "
+            "NAME --hosts api.anthropic.com, or api.openai.com), then write "
+            "api_key: ${vault.NAME}",
+        )
+    return value.strip() if value is not None else None
+
+
+def web_url(value: str | None) -> str | None:
+    """``base_url``: an http or https URL, without its trailing slash."""
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise _problem(
+            "base_url",
+            "'{url}' is not an http or https URL",
+            "write the API's base URL, e.g. https://api.openai.com/v1",
+            url=value,
+        )
+    return value.strip().rstrip("/")
+
+
+def checked_schema(schema: dict[str, Any] | None, output: Any) -> dict[str, Any] | None:
+    """``schema``: a valid JSON Schema, given with an ``output`` that is not ``text``."""
+    if schema is None:
+        return None
+    if output == "text":
+        raise _problem(
+            "output",
+            "a schema needs a JSON answer, but output is 'text'",
+            "remove output (schema implies json), or remove schema",
+        )
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except schema_errors.SchemaError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        raise _problem(
+            "json_schema",
+            "schema is not a valid JSON Schema: {problem}{where}",
+            "see https://json-schema.org; e.g. {type: object, properties: {title: "
+            "{type: string}}, required: [title]}",
+            problem=exc.message,
+            where=f" (at {where})" if where else "",
+        ) from None
+    return schema
+
+
 class LlmConfig(RunnerConfig):
     """Config of an ``llm`` task: one model call."""
 
@@ -92,60 +146,21 @@ class LlmConfig(RunnerConfig):
     @field_validator("api_key")
     @classmethod
     def _a_vault_reference(cls, value: str | None) -> str | None:
-        if value is not None and not _VAULT_REFERENCE.fullmatch(value.strip()):
-            # the value itself is never repeated: it may be a key written by mistake
-            raise _problem(
-                "api_key",
-                "api_key must be a ${vault.NAME} reference, not the key itself",
-                "store the key in the vault for the provider's host (orchestrator vault set "
-                "NAME --hosts api.anthropic.com, or api.openai.com), then write "
-                "api_key: ${vault.NAME}",
-            )
-        return value.strip() if value is not None else None
+        return vault_reference(value)
 
     @field_validator("base_url")
     @classmethod
     def _web_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value.strip())
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise _problem(
-                "base_url",
-                "'{url}' is not an http or https URL",
-                "write the API's base URL, e.g. https://api.openai.com/v1",
-                url=value,
-            )
-        return value.strip().rstrip("/")
+        return web_url(value)
 
     @field_validator("json_schema")
     @classmethod
     def _valid_schema(
         cls, schema: dict[str, Any] | None, info: ValidationInfo
     ) -> dict[str, Any] | None:
-        if schema is None:
-            return None
         # checked here, not on the whole config: a config-wide problem waits until the
         # config's references are resolved, and api_key always holds one
-        if info.data.get("output") == "text":
-            raise _problem(
-                "output",
-                "a schema needs a JSON answer, but output is 'text'",
-                "remove output (schema implies json), or remove schema",
-            )
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-        except schema_errors.SchemaError as exc:
-            where = "/".join(str(part) for part in exc.absolute_path)
-            raise _problem(
-                "json_schema",
-                "schema is not a valid JSON Schema: {problem}{where}",
-                "see https://json-schema.org; e.g. {type: object, properties: {title: "
-                "{type: string}}, required: [title]}",
-                problem=exc.message,
-                where=f" (at {where})" if where else "",
-            ) from None
-        return schema
+        return checked_schema(schema, info.data.get("output"))
 
     @property
     def wants_json(self) -> bool:

@@ -10,13 +10,17 @@ The SDK's errors become classed ``TaskError``s: 429 is ``http_429`` (its ``retry
 delay), Anthropic's 529 ``overloaded``, other 5xx ``http_5xx``, 401/403 ``auth``, other 4xx
 ``http_4xx``, a timeout ``timeout``, a failed connection ``network``; the engine's own refusals
 (the network policy, the vault) come through as they are.
+
+With ``tools`` (``tool_use.ToolSpec``), the call offers them and the answer carries the calls
+the model asks for (``Answer.tool_calls``); ``tool_use`` builds the turns that send the calls
+and their results back (the ``agent`` task type's loop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -26,13 +30,19 @@ from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.runners.base import RunContext
 from multi_task_orchestrator.engine.runners.http import retry_after_seconds
 from multi_task_orchestrator.engine.runners.llm.config import DEFAULT_BASE_URLS, LlmConfig
+from multi_task_orchestrator.engine.runners.llm.tool_use import (
+    Message,
+    ToolCall,
+    ToolSpec,
+    anthropic_calls,
+    openai_calls,
+    tools_option,
+)
 from multi_task_orchestrator.engine.runners.llm.transport import EngineTransport
 
 # What the SDK holds instead of the key: the transport replaces it (or drops it: no key).
 PLACEHOLDER_KEY = "key-added-by-the-orchestrator"
 MAX_DETAIL = 300
-
-Message = dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +54,22 @@ class Answer:
     input_tokens: int
     output_tokens: int
     stop_reason: str | None
+    tool_calls: tuple[ToolCall, ...] = field(default=())
 
 
 async def ask(
-    config: LlmConfig, messages: list[Message], system: str | None, ctx: RunContext
+    config: LlmConfig,
+    messages: list[Message],
+    system: str | None,
+    ctx: RunContext,
+    tools: list[ToolSpec] | None = None,
 ) -> Answer:
-    """One call with ``messages`` (user and assistant turns) and ``system``."""
+    """One call with ``messages`` (user and assistant turns) and ``system``, offering
+    ``tools`` when given."""
     call = _anthropic if config.provider == "anthropic" else _openai
     sdk = await _sdk(config.provider)
     try:
-        return await call(sdk, config, messages, system, ctx)
+        return await call(sdk, config, messages, system, ctx, tools or [])
     except sdk.APIError as exc:
         raise _classed(exc, sdk, config, ctx) from None
 
@@ -68,7 +84,12 @@ def _http_client(transport: EngineTransport) -> httpx2.AsyncClient:
 
 
 async def _anthropic(
-    sdk: ModuleType, config: LlmConfig, messages: list[Message], system: str | None, ctx: RunContext
+    sdk: ModuleType,
+    config: LlmConfig,
+    messages: list[Message],
+    system: str | None,
+    ctx: RunContext,
+    tools: list[ToolSpec],
 ) -> Answer:
     transport = EngineTransport(
         ctx,
@@ -79,6 +100,8 @@ async def _anthropic(
     options: dict[str, Any] = {}
     if system:
         options["system"] = system
+    if tools:
+        options["tools"] = tools_option("anthropic", tools)
     if config.temperature is not None:
         options["temperature"] = config.temperature
     async with sdk.AsyncAnthropic(
@@ -94,12 +117,22 @@ async def _anthropic(
     text = "".join(block.text for block in reply.content if getattr(block, "type", "") == "text")
     usage = reply.usage
     return Answer(
-        text, reply.model, usage.input_tokens or 0, usage.output_tokens or 0, reply.stop_reason
+        text,
+        reply.model,
+        usage.input_tokens or 0,
+        usage.output_tokens or 0,
+        reply.stop_reason,
+        anthropic_calls(reply.content),
     )
 
 
 async def _openai(
-    sdk: ModuleType, config: LlmConfig, messages: list[Message], system: str | None, ctx: RunContext
+    sdk: ModuleType,
+    config: LlmConfig,
+    messages: list[Message],
+    system: str | None,
+    ctx: RunContext,
+    tools: list[ToolSpec],
 ) -> Answer:
     transport = EngineTransport(
         ctx,
@@ -117,6 +150,8 @@ async def _openai(
         options["max_completion_tokens"] = config.max_tokens
     else:
         options["max_tokens"] = config.max_tokens
+    if tools:
+        options["tools"] = tools_option("openai", tools)
     if config.temperature is not None:
         options["temperature"] = config.temperature
     async with sdk.AsyncOpenAI(
@@ -137,6 +172,7 @@ async def _openai(
         (usage.prompt_tokens or 0) if usage else 0,
         (usage.completion_tokens or 0) if usage else 0,
         choice.finish_reason,
+        openai_calls(choice.message.tool_calls),
     )
 
 
