@@ -60,6 +60,7 @@ from multi_task_orchestrator.engine.secrets import (
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.status_rows import keep_status_rows, status_display_rank
 from multi_task_orchestrator.engine.store import OrchestrationRow, Store, StoreError, TaskRow
+from multi_task_orchestrator.engine.usage import run_usage
 
 DIED_TWICE = (
     "this task was running when the process died twice; it is not started again — retry it "
@@ -665,9 +666,9 @@ class Engine:
         return row.id
 
     async def _stored_run(self, row: OrchestrationRow, **options: Any) -> Run:
-        """A Run rebuilt from its stored row (to resume or retry it); ``options`` as ``Run``
-        takes them."""
-        return await Run.build(
+        """A Run rebuilt from its stored row (to resume or retry it), what its attempts used
+        counted against its budgets; ``options`` as ``Run`` takes them."""
+        run = await Run.build(
             self._services,
             row.id,
             Orchestration.model_validate(row.document),
@@ -677,6 +678,8 @@ class Engine:
             source=row.source,
             **options,
         )
+        await run.restore_usage()
+        return run
 
     # --- watching -------------------------------------------------------------------------
 
@@ -710,7 +713,8 @@ class Engine:
         row = await self.store.get_orchestration(orchestration_id, with_document=False)
         assert row is not None
         tasks = await self.store.load_tasks(orchestration_id)
-        return _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
+        snapshot = _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
+        return await self._with_usage(snapshot, row)
 
     async def run_status(self, orchestration_id: str) -> RunStatus:
         """The run's own state, without reading any of its tasks."""
@@ -759,13 +763,21 @@ class Engine:
         counts = await self.store.count_task_states(orchestration_id)
         if sum(counts.values()) <= choice.whole:
             rows = await self.store.load_ranked_tasks(orchestration_id)
-            return _run_snapshot(row, [task_snapshot(t, has_output=has) for t, has in rows])
+            shown = [task_snapshot(t, has_output=has) for t, has in rows]
+            return await self._with_usage(_run_snapshot(row, shown), row)
         shown = await self._stored_status_rows(orchestration_id, choice, counts)
         if len(shown) == sum(counts.values()):
-            return _run_snapshot(row, shown)
+            return await self._with_usage(_run_snapshot(row, shown), row)
         snapshot = _run_snapshot(row, shown, task_counts=counts)
         if counts.get(TaskState.running.value):
             snapshot.fan_outs_running = await self.store.count_running_fan_outs(orchestration_id)
+        return await self._with_usage(snapshot, row)
+
+    async def _with_usage(self, snapshot: RunSnapshot, row: OrchestrationRow) -> RunSnapshot:
+        """``snapshot`` of a stored run with what its model calls used (a run with model steps;
+        ``row.budget`` says whether it has them)."""
+        if row.budget is not None:
+            snapshot.usage = run_usage(await self.store.usage_totals(row.id), row.budget)
         return snapshot
 
     async def _stored_status_rows(
