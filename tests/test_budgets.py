@@ -207,6 +207,13 @@ def test_a_token_budget_stops_a_fan_out_mid_way(home: Path, model: StandinModel)
     status = cli(home, "status", results["id"])
     assert f"· budget: {5 * each:,} of {limit:,} tokens used — spent" in status.stdout
 
+    # a retry goes on from what the run used: the budget is still spent, no call is made
+    retried = cli(home, "retry", results["id"], timeout=120)
+    assert retried.code == 1, retried.stdout + retried.stderr
+    assert len(model.state.calls()) == 5
+    assert f"budget spent: {5 * each:,} of {limit:,} tokens used" in retried.stdout
+    assert [row["task_id"] for row in attempts(home, results["id"]) if row["model_calls"]] == done
+
 
 def test_a_task_budget_stops_its_own_calls_and_its_repair(home: Path, model: StandinModel) -> None:
     each = call_tokens("Summarise page-00")
