@@ -20,17 +20,12 @@ Unit = Literal["tokens", "cost_usd"]
 
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
-    """What one model call (or a runner's batch of them) used, as ``ctx.record_usage`` gets it."""
+    """What one model call used, as ``ctx.record_usage`` gets it."""
 
     input_tokens: int
     output_tokens: int
     cost_usd: float | None = None  # None: the model has no price
     model: str | None = None
-    calls: int = 1
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
 
 
 @dataclass(slots=True)
@@ -48,10 +43,10 @@ class Totals:
         self.input_tokens += record.input_tokens
         self.output_tokens += record.output_tokens
         if record.cost_usd is None:
-            self.unpriced_calls += record.calls
+            self.unpriced_calls += 1
         else:
             self.cost_usd = round(self.cost_usd + record.cost_usd, 9)
-        self.calls += record.calls
+        self.calls += 1
         self.model = record.model or self.model
 
     def add_totals(self, other: Totals) -> None:

@@ -24,7 +24,7 @@ from cli_process import cli, home_with_secrets
 from mcp import Client
 
 from multi_task_orchestrator.engine.runners.llm.prices import DEFAULT_PRICES
-from multi_task_orchestrator.engine.usage import money
+from multi_task_orchestrator.engine.usage import RunUsage, compact, money, usage_text
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.server.standin_model import StandinModel, answer_for, tokens
@@ -384,3 +384,24 @@ async def test_get_status_and_get_results_show_usage_and_the_budget(
         assert answered.structured_content is not None
         assert "usage" not in answered.structured_content
         assert "budget" not in answered.structured_content
+
+
+def test_usage_reads_as_the_seeds_summary_writes_it() -> None:
+    usage = RunUsage(input_tokens=182_345, output_tokens=41_020, cost_usd=1.3689, calls=90)
+    assert usage_text(usage) == "182k in / 41k out · $1.37"
+    assert [compact(n) for n in (950, 1_234, 9_960, 999_600, 3_400_000)] == [
+        "950",
+        "1.2k",
+        "10k",
+        "1M",
+        "3.4M",
+    ]
+    assert [money(x) for x in (0, 0.00004, 0.0042, 1.3689, 1234.5)] == [
+        "$0.00",
+        "<$0.0001",
+        "$0.0042",
+        "$1.37",
+        "$1,234.50",
+    ]
+    unpriced = RunUsage(input_tokens=10, output_tokens=5, cost_usd=None, calls=1, unpriced_calls=1)
+    assert usage_text(unpriced) == "10 in / 5 out · 1 call without a price"
