@@ -128,12 +128,14 @@ class BudgetLeft:
     def spent(self) -> bool:
         return any(a.spent for a in self.allowances)
 
+    def first_spent(self) -> Allowance | None:
+        """The first limit reached, or None."""
+        return next((allowance for allowance in self.allowances if allowance.spent), None)
+
     def stop_message(self) -> str | None:
         """Why no more model calls may be made (the first budget spent), or None."""
-        for allowance in self.allowances:
-            if allowance.spent:
-                return f"budget spent: {allowance.text()} ({allowance.scope})"
-        return None
+        spent = self.first_spent()
+        return None if spent is None else f"budget spent: {spent.text()} ({spent.scope})"
 
     def after(self, usage: Totals) -> BudgetLeft:
         """What is left once ``usage`` is used too."""

@@ -202,6 +202,8 @@ def test_a_token_budget_stops_a_fan_out_mid_way(home: Path, model: StandinModel)
     summary = (run_dir / "summary.txt").read_text(encoding="utf-8")
     assert f"Budget:     {5 * each:,} of {limit:,} tokens used — spent" in summary
     assert "Tokens:     " in summary and "pages[5] (pages[page-05]): " + message in summary
+    log = (run_dir / "execution_log.txt").read_text(encoding="utf-8")
+    assert log.count(f"{message}: model steps under it no longer start") == 1
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert f"budget: {5 * each:,} of {limit:,} tokens used — spent: model steps stopped" in html
     status = cli(home, "status", results["id"])

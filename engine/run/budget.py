@@ -44,6 +44,7 @@ class Budgets:
         self.total = Totals()
         self._by_task: dict[str, Totals] = {}
         self._warned: set[str] = set()
+        self._announced: set[str] = set()  # budgets whose stop is in the log
 
     def _spends_budget(self, task_type: str) -> bool:
         known = self._spends.get(task_type)
@@ -107,9 +108,19 @@ class Budgets:
         return BudgetLeft(allowances) if allowances else None
 
     def stop_reason(self, node: Node) -> str | None:
-        """Why ``node`` may not start (a budget over it is spent), or None."""
+        """Why ``node`` may not start (a budget over it is spent), or None. The first stop of
+        each budget is also written to the run's log."""
         left = self.left(node)
-        return left.stop_message() if left is not None else None
+        spent = left.first_spent() if left is not None else None
+        if left is None or spent is None:
+            return None
+        message = left.stop_message()
+        if spent.scope not in self._announced:
+            self._announced.add(spent.scope)
+            self._records.event(
+                None, "budget", f"{message}: model steps under it no longer start", "warning"
+            )
+        return message
 
     def usage(self) -> RunUsage | None:
         """The run's usage for a snapshot; None for a run without model steps."""
