@@ -65,6 +65,13 @@ if TYPE_CHECKING:
         TaskState,
     )
     from multi_task_orchestrator.engine.store import SCHEMA_VERSION, Store, StoreError
+    from multi_task_orchestrator.engine.usage import (
+        BudgetState,
+        RunUsage,
+        budget_text,
+        usage_line,
+        usage_text,
+    )
 
 # each public name, and the module (under this package) that defines it
 _EXPORTS: dict[str, str] = {
@@ -72,6 +79,8 @@ _EXPORTS: dict[str, str] = {
     "Backend": "backends",
     "BrowserNotFound": "runners.browser.discovery",
     "BrowserSettings": "runners.browser.pool",
+    "budget_text": "usage",
+    "BudgetState": "usage",
     "build_report": "reports.html",
     "cpu_bound": "cpu_work",
     "DaskBackend": "backends.dask",
@@ -103,6 +112,7 @@ _EXPORTS: dict[str, str] = {
     "REPORT_FILE": "reports.files",
     "run_files": "reports.files",
     "RunSnapshot": "state",
+    "RunUsage": "usage",
     "RunStatus": "state",
     "SCHEMA_VERSION": "store",
     "SecretResolver": "secrets",
@@ -116,6 +126,8 @@ _EXPORTS: dict[str, str] = {
     "TaskState": "state",
     "UnknownOrchestration": "facade_errors",
     "UnknownTask": "facade_errors",
+    "usage_line": "usage",
+    "usage_text": "usage",
     "Validation": "document.validation",
     "write_report": "reports.html",
 }
@@ -127,6 +139,7 @@ __all__ = [
     "Backend",
     "BrowserNotFound",
     "BrowserSettings",
+    "BudgetState",
     "DaskBackend",
     "DocumentError",
     "Engine",
@@ -143,6 +156,7 @@ __all__ = [
     "Redactor",
     "RunSnapshot",
     "RunStatus",
+    "RunUsage",
     "SecretResolver",
     "ServerTools",
     "Store",
@@ -154,6 +168,7 @@ __all__ = [
     "UnknownTask",
     "Validation",
     "aggregated_results",
+    "budget_text",
     "build_report",
     "cpu_bound",
     "did_you_mean",
@@ -170,6 +185,8 @@ __all__ = [
     "run_files",
     "serve_worker",
     "svg_to_png",
+    "usage_line",
+    "usage_text",
     "write_report",
 ]
 

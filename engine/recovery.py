@@ -185,9 +185,9 @@ class Recovery:
         return row.id
 
     async def _stored_run(self, row: OrchestrationRow, **options: Any) -> Run:
-        """A Run rebuilt from its stored row (to resume or retry it); ``options`` as ``Run``
-        takes them."""
-        return await Run.build(
+        """A Run rebuilt from its stored row (to resume or retry it), what its attempts used
+        counted against its budgets; ``options`` as ``Run`` takes them."""
+        run = await Run.build(
             self._services,
             row.id,
             Orchestration.model_validate(row.document),
@@ -197,6 +197,8 @@ class Recovery:
             source=row.source,
             **options,
         )
+        await run.restore_usage()
+        return run
 
 
 def _fresh(row: TaskRow) -> TaskRow:

@@ -104,3 +104,9 @@ def error_classes() -> tuple[str, ...]:
 def retried_by_default() -> frozenset[str]:
     """The runners' error classes that a ``retry`` without ``on`` retries."""
     return frozenset(c for cls in runner_classes().values() for c in cls.retried_by_default)
+
+
+def budget_types() -> tuple[str, ...]:
+    """The task types whose runners call models (``Runner.spends_budget``), in listing order."""
+    classes = runner_classes()
+    return tuple(name for name in type_names() if classes[name].spends_budget)

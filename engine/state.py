@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from multi_task_orchestrator.engine.usage import RunUsage
+
 
 class TaskState(StrEnum):
     pending = "pending"  # waiting for dependencies or its stage
@@ -92,6 +94,12 @@ class RunSnapshot(BaseModel):
         description="how many of the tasks counted running are fan-outs whose items run (each "
         "item is counted too), when `tasks` holds only some of them; None when `tasks` is every "
         "task (they are counted from it)",
+    )
+    usage: RunUsage | None = Field(
+        None,
+        description="what the model calls used, with the budget; None (and left out of a dump) "
+        "for a run without model steps",
+        exclude_if=lambda value: value is None,
     )
 
     @property

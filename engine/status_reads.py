@@ -15,6 +15,7 @@ from multi_task_orchestrator.engine.run import Run, task_snapshot
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.status_rows import keep_status_rows, status_display_rank
 from multi_task_orchestrator.engine.store import OrchestrationRow, Store, StoreError, TaskRow
+from multi_task_orchestrator.engine.usage import run_usage
 
 POLL_SECONDS = 0.25  # how often to look at a run another process executes
 
@@ -62,7 +63,8 @@ class StatusReads:
         row = await self._store.get_orchestration(orchestration_id, with_document=False)
         assert row is not None
         tasks = await self._store.load_tasks(orchestration_id)
-        return _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
+        snapshot = _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
+        return await self._with_usage(snapshot, row)
 
     async def run_status(self, orchestration_id: str) -> RunStatus:
         """The run's own state, without reading any of its tasks."""
@@ -111,13 +113,21 @@ class StatusReads:
         counts = await store.count_task_states(orchestration_id)
         if sum(counts.values()) <= choice.whole:
             rows = await store.load_ranked_tasks(orchestration_id)
-            return _run_snapshot(row, [task_snapshot(t, has_output=has) for t, has in rows])
+            shown = [task_snapshot(t, has_output=has) for t, has in rows]
+            return await self._with_usage(_run_snapshot(row, shown), row)
         shown = await self._stored_status_rows(orchestration_id, choice, counts)
         if len(shown) == sum(counts.values()):
-            return _run_snapshot(row, shown)
+            return await self._with_usage(_run_snapshot(row, shown), row)
         snapshot = _run_snapshot(row, shown, task_counts=counts)
         if counts.get(TaskState.running.value):
             snapshot.fan_outs_running = await store.count_running_fan_outs(orchestration_id)
+        return await self._with_usage(snapshot, row)
+
+    async def _with_usage(self, snapshot: RunSnapshot, row: OrchestrationRow) -> RunSnapshot:
+        """``snapshot`` of a stored run with what its model calls used (a run with model steps;
+        ``row.budget`` says whether it has them)."""
+        if row.budget is not None:
+            snapshot.usage = run_usage(await self._store.usage_totals(row.id), row.budget)
         return snapshot
 
     async def _stored_status_rows(

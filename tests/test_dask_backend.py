@@ -4,7 +4,8 @@ A DAG of http and data tasks gives the same results as the local backend (secret
 worker gets exactly the ones the task names, and enforces their hosts); a worker killed with
 SIGKILL mid-run costs an attempt ("worker lost", class network) that the retry policy runs
 again; cancelling a run stops the coroutine on the worker (the worker's plugin records it); a
-browser task runs on a worker and its screenshot lands in the server's run folder.
+browser task runs on a worker and its screenshot lands in the server's run folder; model
+calls made on a worker come back counted (a failed attempt's too), and budgets hold there.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from local_server import PNG_BYTES, LocalServer
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.state import RunStatus, TaskState
+from multi_task_orchestrator.server.standin_model import StandinModel, answer_for, tokens
 from multi_task_orchestrator.vault.resolver import VaultResolver
 from multi_task_orchestrator.vault.store import Vault
 from tests.browser_site import ARTICLES
@@ -47,6 +49,7 @@ pytestmark = pytest.mark.anyio
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 TOKEN = "tok-dask-5e1f0a9b"  # allowed for 127.0.0.1 only
 ELSEWHERE = "other-4c2d"  # allowed for api.example.org only
+LLM_KEY = "sk-dask-canary-3f81a0"  # allowed for 127.0.0.1 only
 
 
 @pytest.fixture(scope="module")
@@ -304,3 +307,78 @@ async def test_a_browser_task_runs_on_a_worker(
     assert (Path(snapshot.run_dir) / "artifacts" / artifact).read_bytes()[:8] == PNG_BYTES[:8]
     records = [r for status in statuses.values() for r in status["records"]]
     assert [(r["task_id"], r["outcome"]) for r in records] == [("articles", "succeeded")]
+
+
+async def test_model_usage_comes_back_from_the_workers_and_budgets_hold_there(
+    cluster: tuple[LocalCluster, Client], vault: Vault, tmp_path: Path
+) -> None:
+    local_cluster, client = cluster
+    vault.set("LLM_KEY", LLM_KEY, allowed_hosts=["127.0.0.1"])
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    sent = "\nSummarise page-00"  # what one item sends (the empty system slot and the prompt)
+    each = tokens(sent) + tokens(answer_for(sent, sent[1:], invalid=False))
+    with StandinModel(keys=frozenset({LLM_KEY})) as model:
+        # tagged: its first answer is not JSON, and its budget is spent by that call: the
+        # worker does not make the repair call; meta: its first attempt gets two bad answers
+        # (invalid_output, two calls), its second one good one
+        model.state.answer_invalid_json_next(3)
+
+        def llm(task_id: str, prompt: str, **fields: Any) -> dict[str, Any]:
+            config = {
+                "provider": "anthropic",
+                "model": "claude-sonnet-4-5",
+                "base_url": model.url,
+                "api_key": "${vault.LLM_KEY}",
+                "prompt": prompt,
+                **fields.pop("config", {}),
+            }
+            return {"id": task_id, "type": "llm", "config": config, **fields}
+
+        document = {
+            "name": "models on workers",
+            "mode": "sequential",
+            "tasks": [
+                llm("tagged", "Tag it", budget={"tokens": 1}, config={"schema": schema}),
+                llm(
+                    "meta",
+                    "Name it",
+                    retry={"max_attempts": 2, "initial": 0.1, "on": ["invalid_output"]},
+                    config={"schema": schema},
+                ),
+                llm(
+                    "pages",
+                    "Summarise ${item}",
+                    for_each=[f"page-{index:02d}" for index in range(8)],
+                    max_concurrent=1,
+                    budget={"tokens": 3 * each - 1},
+                ),
+            ],
+        }
+        backend = DaskBackend(local_cluster.scheduler_address)
+        async with await _engine(tmp_path, backend, secrets=VaultResolver(vault)) as engine:
+            run_id = await engine.submit(document)
+            snapshot = await engine.wait(run_id, timeout=90)
+            stored = await engine.store.load_attempts(run_id)
+        calls = model.state.calls()
+        statuses = await _statuses(client)
+
+    tasks = {task.task_id: task for task in snapshot.tasks}
+    assert (tasks["tagged"].state, tasks["tagged"].error_class) == (TaskState.failed, "budget")
+    assert "the repair call was not made" in (tasks["tagged"].error or "")
+    assert (tasks["meta"].state, tasks["meta"].attempts) == (TaskState.succeeded, 2)
+    items = [tasks[f"pages[{index}]"] for index in range(8)]
+    assert [item.state for item in items] == [TaskState.succeeded] * 3 + [TaskState.failed] * 5
+    assert {item.error_class for item in items[3:]} == {"budget"}
+    assert len(calls) == 1 + 3 + 3
+    by_attempt = {(row.task_id, row.attempt): row.model_calls for row in stored}
+    assert by_attempt[("tagged", 1)] == 1
+    assert (by_attempt[("meta", 1)], by_attempt[("meta", 2)]) == (2, 1)
+    assert all(by_attempt[(f"pages[{index}]", 1)] == 1 for index in range(3))
+    usage = snapshot.usage
+    assert usage is not None and usage.calls == 7
+    assert usage.input_tokens + usage.output_tokens == sum(
+        (row.input_tokens or 0) + (row.output_tokens or 0) for row in stored
+    )
+    # the calls were made on the workers
+    records = [r for status in statuses.values() for r in status["records"]]
+    assert {record["task_id"] for record in records} >= {"tagged", "meta", "pages[0]"}

@@ -1,5 +1,6 @@
-"""``orchestrator demo`` (both seed patterns against the built-in sites), the seed's pattern 1
-example against those sites, and ``orchestrator doctor`` — with real Chromium."""
+"""``orchestrator demo`` (both seed patterns against the built-in sites and, for pattern 2's
+model steps, the local stand-in model), the seed's pattern 1 example against those sites, and
+``orchestrator doctor`` — with real Chromium."""
 
 from __future__ import annotations
 
@@ -40,8 +41,12 @@ def test_demo_runs_both_patterns(tmp_path: Path) -> None:
     out = result.stdout
     assert "▶ Demo · Pattern 1: multi-site data collection" in out
     assert "▶ Demo · Pattern 2: content publishing pipeline" in out
+    assert "The model in this pattern is a local stand-in, not a real one" in out
     assert out.count("ORCHESTRATION COMPLETE\n") == 2
     assert "The demo sites received 3 published post(s)." in out
+    # pattern 2's model calls, counted against its budget, in its summary and its display
+    assert "Tokens:     " in out and "Budget:     " in out and "of 60,000 tokens used" in out
+    assert "├─ optimize: ✓ Complete" in result.stderr and "Tokens: " in result.stderr
     assert "Site C (behind a login): ✓ Complete" in result.stderr
     assert "Publish[site_b]: ✓ Complete" in result.stderr  # after a 503 and a retry
     assert "Traceback" not in result.stderr

@@ -740,3 +740,55 @@ async def test_a_schema_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path
         columns = {row[1] for row in db.execute("PRAGMA table_info(orchestrations)")}
     db.close()
     assert {"owner", "lease_until", "owner_process"} <= columns
+
+
+def _schema_5() -> str:
+    """The CREATE statements of schema 5: today's minus the usage columns schema 6 added."""
+    added = [statement.split("ADD COLUMN ")[1] for statement in _MIGRATIONS[5]]
+    lines = [
+        line
+        for line in _SCHEMA.splitlines()
+        if not any(line.strip().rstrip(",") == column for column in added)
+    ]
+    # budget was the last column of orchestrations: the one before it keeps no comma
+    return "\n".join(lines).replace("DEFAULT 0,\n);", "DEFAULT 0\n);")
+
+
+@pytest.mark.anyio
+async def test_a_schema_5_database_gains_usage_columns_and_its_runs_show_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    schema = _schema_5()
+    assert "input_tokens" not in schema and "budget" not in schema
+    with sqlite3.connect(path) as db:
+        db.executescript(schema)
+        db.execute("INSERT INTO schema_version (version) VALUES (5)")
+        db.execute(
+            "INSERT INTO orchestrations (id, name, status, document, created_at, finished_at) "
+            "VALUES ('old', 'old run', 'succeeded', ?, 1.0, 2.0)",
+            (json.dumps({"name": "old run", "tasks": [{"id": "t", "type": "delay"}]}),),
+        )
+        db.execute(
+            "INSERT INTO tasks (orchestration_id, task_id, position, type, label, state, "
+            "attempts, output) VALUES ('old', 't', 0, 'delay', 't', 'succeeded', 1, '42')"
+        )
+        db.execute(
+            "INSERT INTO attempts (orchestration_id, task_id, attempt, started_at, finished_at, "
+            "outcome, queued_at) VALUES ('old', 't', 1, 1.0, 2.0, 'succeeded', 0.5)"
+        )
+    db.close()
+
+    async with await Engine.open(path, tmp_path / "runs", resume=False) as engine:
+        (attempt,) = await engine.store.load_attempts("old")
+        assert (attempt.outcome, attempt.queued_at) == ("succeeded", 0.5)
+        assert (attempt.input_tokens, attempt.model_calls, attempt.cost_usd) == (None, None, None)
+        (row,) = await engine.store.list_orchestrations()
+        assert row.budget is None
+        snapshot = await engine.snapshot("old", include_outputs=True)
+        assert snapshot.usage is None and snapshot.tasks[0].output == 42
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+    db.close()
+    assert {"input_tokens", "output_tokens", "cost_usd", "model_calls", "model"} <= columns

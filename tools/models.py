@@ -85,6 +85,35 @@ class TaskStatus(BaseModel):
     waiting_for: str | None = Field(None, description="what a queued task waits for")
 
 
+class UsageInfo(BaseModel):
+    """What a run's model calls used, every attempt counted (retried ones too)."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None = Field(description="US dollars; null when no model had a price")
+    calls: int = Field(description="model calls made")
+    unpriced_calls: int = Field(description="calls whose model has no price (not in cost_usd)")
+    text: str = Field(description="e.g. '182k in / 41k out · $1.37'")
+
+
+class BudgetAmount(BaseModel):
+    used: float
+    limit: float
+
+
+class BudgetInfo(BaseModel):
+    """The orchestration's budget: once a limit is reached, model steps stop starting."""
+
+    tokens: BudgetAmount | None = Field(None, description="input and output tokens")
+    cost_usd: BudgetAmount | None = Field(None, description="US dollars")
+    spent: bool = Field(description="true once a limit is reached")
+    text: str = Field(description="e.g. 'budget: 48,210 of 50,000 tokens used'")
+
+
+def _absent(value: Any) -> bool:
+    return value is None
+
+
 class OrchestrationStatus(BaseModel):
     """Where an orchestration stands."""
 
@@ -108,6 +137,14 @@ class OrchestrationStatus(BaseModel):
         WithJsonSchema({"type": "array", "items": TaskStatus.model_json_schema()}),
     ]
     tasks_omitted: int = Field(0, description="rows left out to keep the answer short")
+    usage: UsageInfo | None = Field(
+        None,
+        description="what the model steps used (left out for a run without model steps)",
+        exclude_if=_absent,
+    )
+    budget: BudgetInfo | None = Field(
+        None, description="the orchestration's budget, when it has one", exclude_if=_absent
+    )
     next_step: str = Field(description="what to call next")
 
 
@@ -147,6 +184,14 @@ class Results(BaseModel):
     outputs: dict[str, Any] = Field(description="task id -> output, for finished tasks")
     failures: list[Failure] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
+    usage: UsageInfo | None = Field(
+        None,
+        description="the model steps' totals (left out for a run without model steps)",
+        exclude_if=_absent,
+    )
+    budget: BudgetInfo | None = Field(
+        None, description="the orchestration's budget, when it has one", exclude_if=_absent
+    )
     truncated: bool = False
     next_offset: int | None = Field(None, description="pass as offset to get the next page")
     note: str | None = None

@@ -24,6 +24,8 @@ How to write the document (YAML or JSON):
   "${{item}}" and "${{index}}" in its config; max_concurrent caps the children.
 - Pace the work: max_concurrent (orchestration-wide), limits: {{api: {{concurrency: 2,
   rate: "10/s"}}}} with limit: api on tasks, priority: higher first.
+- Cap what model steps (llm) may use: budget: {{tokens: 200000, cost_usd: 2.00}} on the
+  document, or on one task; once spent, no more model steps start (class budget).
 - Be robust: retry: {{max_attempts: 3, on: [timeout, network, http_429, http_5xx]}},
   timeout: 30s per task, on_failure: {{strategy: continue | abort | retry}},
   run_if: all_done or any_failed for clean-up and fallback tasks.

@@ -17,12 +17,16 @@ from multi_task_orchestrator.engine import (
     TaskSnapshot,
     TaskState,
     Validation,
+    budget_text,
     render_status,
     render_summary,
     run_files,
+    usage_text,
 )
 from multi_task_orchestrator.tools.models import (
     Artifact,
+    BudgetAmount,
+    BudgetInfo,
     Failure,
     LimitInfo,
     OrchestrationStatus,
@@ -30,6 +34,7 @@ from multi_task_orchestrator.tools.models import (
     Problem,
     Results,
     TaskStatus,
+    UsageInfo,
     ValidationReport,
 )
 
@@ -171,6 +176,7 @@ def orchestration_status(snapshot: RunSnapshot, *, max_rows: int) -> Orchestrati
         next_step = (
             f"call wait_for_orchestration(id='{snapshot.id}') to wait, or get_status again later"
         )
+    usage, budget = usage_info(snapshot)
     return OrchestrationStatus(
         id=snapshot.id,
         name=snapshot.name,
@@ -186,7 +192,33 @@ def orchestration_status(snapshot: RunSnapshot, *, max_rows: int) -> Orchestrati
         display=render_status(snapshot, now=now, max_rows=STATUS_DISPLAY_ROWS),
         tasks=[task_status(task) for task in shown],
         tasks_omitted=total - len(shown),
+        usage=usage,
+        budget=budget,
         next_step=next_step,
+    )
+
+
+def usage_info(snapshot: RunSnapshot) -> tuple[UsageInfo | None, BudgetInfo | None]:
+    """The run's model usage and budget for an answer (None, None without model steps)."""
+    usage = snapshot.usage
+    if usage is None:
+        return None, None
+    info = UsageInfo(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        calls=usage.calls,
+        unpriced_calls=usage.unpriced_calls,
+        text=usage_text(usage),
+    )
+    state = usage.budget
+    if state is None:
+        return info, None
+    return info, BudgetInfo(
+        tokens=BudgetAmount(**state.tokens.model_dump()) if state.tokens else None,
+        cost_usd=BudgetAmount(**state.cost_usd.model_dump()) if state.cost_usd else None,
+        spent=state.spent,
+        text=budget_text(state),
     )
 
 
@@ -268,6 +300,7 @@ def results(
             f"read orchestration://{snapshot.id}/results"
         )
     existing = run_files(snapshot.run_dir)
+    usage, budget = usage_info(snapshot)
     return Results(
         id=snapshot.id,
         name=snapshot.name,
@@ -276,6 +309,8 @@ def results(
         outputs=outputs,
         failures=failures(snapshot),
         artifacts=artifacts(snapshot),
+        usage=usage,
+        budget=budget,
         truncated=next_offset is not None or note is not None,
         next_offset=next_offset,
         note=note,

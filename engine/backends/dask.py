@@ -11,8 +11,11 @@ worker's event loop, through the asynchronous client, and awaits the result — 
   resolved here and sent with that attempt, each with its allowed hosts; the worker enforces the
   hosts and keeps nothing after the attempt. A session a runner saves on the worker comes back
   and is stored in the server's vault.
-- Logs come back with the result and are replayed into the run's event log; files written to
-  the artifacts folder come back as bytes and are written to the server's run folder.
+- Logs come back with the result and are replayed into the run's event log; the model usage the
+  runner recorded is counted here (against the attempt, the task, the run and its budgets —
+  for a failed attempt too); files written to the artifacts folder come back as bytes and are
+  written to the server's run folder. The budgets travel as what they left the task when the
+  attempt started: ``ctx.budget_left()`` on the worker subtracts what the attempt used since.
 - Errors: a ``TaskError`` on the worker is raised here with the same class, message and
   ``retry_after``. A worker that dies mid-attempt fails the attempt with class ``network``
   ("worker lost"), so the task's retry policy runs it again on another worker.
@@ -156,6 +159,7 @@ async def _request(runner: Runner, config: BaseModel, ctx: RunContext) -> Attemp
         per_host=network.host_limits.per_host,
         rates=dict(network.host_limits.rates),
         workspace=str(ctx.workspace) if ctx.workspace is not None else None,
+        budget=ctx.budget_left(),
     )
 
 
@@ -196,10 +200,13 @@ async def ship_secrets(resolver: SecretResolver, names: set[str]) -> ShippedSecr
 
 
 async def _deliver(result: AttemptResult, ctx: RunContext) -> Any:
-    """Replay the worker's logs, write its artifacts and saved secrets here, and return its
-    output or raise its error."""
+    """Replay the worker's logs and model usage, write its artifacts and saved secrets here,
+    and return its output or raise its error."""
     for level, message, data in result.logs:
         ctx.log_sink(level, message, data)
+    for used in result.usage:
+        if ctx.usage_sink is not None:
+            ctx.usage_sink(used)
     if result.artifacts:
         await asyncio.to_thread(write_files, Path(ctx.run_dir), result.artifacts)
     for saved in result.saved_secrets:

@@ -37,6 +37,7 @@ from multi_task_orchestrator.engine.backends.shipping import (
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.network import HostLimits, Network
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
+from multi_task_orchestrator.engine.usage import Totals, UsageRecord
 
 PLUGIN_NAME = "multi-task-orchestrator"
 STARTED_EVENT = "multi-task-orchestrator-started-{key}"
@@ -143,6 +144,13 @@ class OrchestratorPlugin(WorkerPlugin):
     async def _attempt(self, request: AttemptRequest) -> AttemptResult:
         logs: list[LogLine] = []
         result = AttemptResult(request.key, "failed", self.address, logs=logs)
+        used = Totals()
+
+        def on_usage(record: UsageRecord) -> None:
+            used.add(record)
+            result.usage.append(record)
+
+        budget = request.budget
         with tempfile.TemporaryDirectory(prefix="orchestrator-attempt-") as folder:
             run_dir = Path(folder)
             try:
@@ -160,6 +168,8 @@ class OrchestratorPlugin(WorkerPlugin):
                     workspace=self.workspace or _path(request.workspace),
                     item=request.item,
                     index=request.index,
+                    usage_sink=on_usage,
+                    budget_probe=(lambda: budget.after(used)) if budget is not None else None,
                 )
                 result.output = await runner.run(runner.parse_config(request.config), ctx)
                 result.outcome = "succeeded"

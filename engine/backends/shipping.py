@@ -2,11 +2,13 @@
 
 ``AttemptRequest`` goes out: the runner's type name and its settings (as JSON data: the worker's
 runner uses the server's settings), the validated config as data, the attempt's identity and
-fan-out item, the network policy, and ``ShippedSecrets`` — the values of exactly
-the secrets the task names, each with the hosts it is allowed for, so the worker enforces the
-hosts itself. ``AttemptResult`` comes back: the output or the error, the log lines, the files
-written to the artifacts folder, and the secrets the runner saved (a refreshed browser session),
-which the server stores in its vault. Nothing here touches Dask.
+fan-out item, the network policy, what the budgets leave the task when the attempt starts, and
+``ShippedSecrets`` — the values of exactly the secrets the task names, each with the hosts it
+is allowed for, so the worker enforces the hosts itself. ``AttemptResult`` comes back: the
+output or the error, the log lines, the model usage the runner recorded (counted on the server
+as it arrives, a failed attempt's too), the files written to the artifacts folder, and the
+secrets the runner saved (a refreshed browser session), which the server stores in its vault.
+Nothing here touches Dask.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from multi_task_orchestrator.engine.network import NetworkPolicy
 from multi_task_orchestrator.engine.redaction import Redactor
 from multi_task_orchestrator.engine.secret_hosts import ANY_HOST, host_allowed, refusal
 from multi_task_orchestrator.engine.secrets import NoVault
+from multi_task_orchestrator.engine.usage import BudgetLeft, UsageRecord
 
 LogLine = tuple[str, str, dict[str, Any] | None]
 Outcome = Literal["succeeded", "failed", "cancelled", "lost"]
@@ -107,6 +110,7 @@ class AttemptRequest:
     per_host: int
     rates: dict[str, Rate]
     workspace: str | None
+    budget: BudgetLeft | None = None  # what the budgets leave the task as the attempt starts
 
 
 @dataclass(slots=True)
@@ -121,6 +125,7 @@ class AttemptResult:
     error_class: str | None = None
     retry_after: float | None = None
     logs: list[LogLine] = field(default_factory=list)
+    usage: list[UsageRecord] = field(default_factory=list)  # the model calls, in order
     artifacts: dict[str, bytes] = field(default_factory=dict)  # path under the run folder
     saved_secrets: list[SavedSecret] = field(default_factory=list)
 

@@ -11,6 +11,7 @@ from pydantic import (
 from multi_task_orchestrator.engine.document.loader import RawDocument
 from multi_task_orchestrator.engine.document.models import (
     DEPENDENCY_SPELLINGS,
+    Budget,
     FailurePolicy,
     LimitSpec,
     Orchestration,
@@ -50,6 +51,10 @@ def _unknown_field_hint(name: str, parent: Location) -> str:
         model = TaskSpec
         if "retry" in parent:
             model = RetryPolicy
+        elif "budget" in parent:
+            model = Budget
+    elif parent[:1] == ("budget",):
+        model = Budget
     elif parent[:1] == ("on_failure",):
         model = FailurePolicy
     elif parent[:1] == ("limits",):

@@ -117,7 +117,18 @@ def check_limits(doc: ExaminedDocument) -> list[Issue]:
 def check_task_fields(doc: ExaminedDocument) -> list[Issue]:
     # Judged by value, not by presence: a dumped document spells out allow_partial: false.
     issues = []
+    model_steps = registry.budget_types()
     for index, task in doc.entries:
+        if task.budget is not None and task.type not in model_steps:
+            issues.append(
+                doc.raw.issue(
+                    f"budget only applies to model steps ({', '.join(model_steps)}); a "
+                    f"{task.type} task makes no model call, so it is ignored here",
+                    ("tasks", index, "budget"),
+                    "remove it, or put the budget on the model steps (or on the orchestration)",
+                    severity="warning",
+                )
+            )
         if task.stage is not None and doc.mode is not None and doc.mode is not Mode.mixed:
             issues.append(
                 doc.raw.issue(

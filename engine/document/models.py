@@ -1,5 +1,6 @@
 """The orchestration document's pydantic models: Orchestration, TaskSpec, RetryPolicy,
-LimitSpec, FailurePolicy, the error classes and modes, and the task type names they accept.
+LimitSpec, FailurePolicy, Budget, the error classes and modes, and the task type names they
+accept.
 
 The seed's format is accepted as written: the aliases ``depends_on`` / ``needs``, ``api_call``,
 ``browser`` and ``data`` are understood.
@@ -196,6 +197,35 @@ class FailurePolicy(_Strict):
     notify: bool = Field(False, description="record a notification event when a task fails")
 
 
+class Budget(_Strict):
+    """What model steps may use: once a limit is reached, no more model steps start (a task
+    stopped so fails with class ``budget``). Every attempt's calls count, retries included."""
+
+    tokens: int | None = Field(
+        None, ge=1, description="input and output tokens of every model call, added up"
+    )
+    cost_usd: float | None = Field(
+        None,
+        gt=0,
+        description="US dollars, from the model price table (a model without a price counts "
+        "against a token budget only)",
+    )
+
+    @model_validator(mode="after")
+    def _needs_something(self) -> Budget:
+        if self.tokens is None and self.cost_usd is None:
+            raise PydanticCustomError(
+                "empty_budget",
+                "a budget needs tokens, cost_usd, or both",
+                {"hint": "e.g. budget: {tokens: 50000, cost_usd: 1.50}"},
+            )
+        return self
+
+    def limits(self) -> dict[str, float]:
+        """The limits set, e.g. ``{"tokens": 50000}``."""
+        return self.model_dump(exclude_none=True)
+
+
 DEPENDENCY_SPELLINGS = ("dependencies", "depends_on", "needs")
 RESERVED_IDS = frozenset({"vars", "item", "index", "vault"})
 TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
@@ -226,6 +256,10 @@ class TaskSpec(_Strict):
     allow_partial: bool = Field(False, description="a fan-out succeeds even if children fail")
     limit: tuple[str, ...] = Field((), description="named limits this task counts against")
     stage: int | None = Field(None, ge=0, description="the stage in mixed mode")
+    budget: Budget | None = Field(
+        None,
+        description="this task's own budget for its model calls (a fan-out: all its items')",
+    )
 
     @field_validator("id")
     @classmethod
@@ -262,6 +296,9 @@ class Orchestration(_Strict):
     timeout: Duration | None = Field(None, description="limit on the whole run")
     tasks: list[TaskSpec] = Field(min_length=1)
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
+    budget: Budget | None = Field(
+        None, description="what the run's model steps may use in all: a hard stop"
+    )
 
     def task(self, task_id: str) -> TaskSpec:
         return next(task for task in self.tasks if task.id == task_id)

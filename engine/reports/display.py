@@ -18,6 +18,7 @@ from multi_task_orchestrator.engine.reports.text import (
 )
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.status_rows import keep_status_rows, status_display_rank
+from multi_task_orchestrator.engine.usage import usage_line
 
 FULL_BLOCK = "█"
 EMPTY_BLOCK = "░"
@@ -68,7 +69,10 @@ def render_status(snapshot: RunSnapshot, *, now: float | None = None, max_rows: 
     failed, skipped and cancelled all count as done) of all tasks, then the number in each of
     running, retrying, queued, waiting (pending), failed, skipped and cancelled when not zero,
     then the run's elapsed time once it has started. Running counts tasks that run themselves
-    (``snapshot.running_tasks()``): a fan-out whose items run is not one, its items are.
+    (``snapshot.running_tasks()``): a fan-out whose items run is not one, its items are. A run
+    with model steps (``snapshot.usage``) has a third line, what they used and the budget:
+    ``Tokens: 48k in / 3.1k out · $0.19 · budget: 51,210 of 50,000 tokens used — spent: model
+    steps stopped``.
 
     Then one row per task, ``<label>: <mark>``, in document order. Marks:
 
@@ -104,6 +108,8 @@ def render_status(snapshot: RunSnapshot, *, now: float | None = None, max_rows: 
         raise ValueError(f"max_rows must be at least 1, got {max_rows}")
     now = time.time() if now is None else now
     lines = [progress_bar(snapshot.percent), _count_line(snapshot, now)]
+    if snapshot.usage is not None:
+        lines.append(usage_line(snapshot.usage))
     lines.extend(_tree_lines(snapshot, now, max_rows))
     return "\n".join(lines)
 

@@ -37,6 +37,7 @@ from multi_task_orchestrator.engine.reports.timeline import (
 )
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
 from multi_task_orchestrator.engine.store import AttemptRow, Store
+from multi_task_orchestrator.engine.usage import usage_line
 
 ARTIFACTS_DIR = "artifacts"
 
@@ -49,6 +50,7 @@ section { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; paddi
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 16px; margin: 0 0 10px; }
 .id { color: #57606a; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; }
+.usage { margin-top: 6px; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; font-size: 12.5px;
   font-weight: 600; color: #fff; vertical-align: middle; margin-left: 8px; }
 .b-succeeded { background: #35a063; } .b-failed { background: #d64545; }
@@ -228,9 +230,12 @@ def _header(snapshot: RunSnapshot, now: float) -> str:
         f"<div class='card'><b>{_e(v)}</b><span>{_e(k)}</span></div>" for v, k in cards
     )
     error = f"<p class='err'>{_e(snapshot.error)}</p>" if snapshot.error else ""
+    usage = ""
+    if snapshot.usage is not None:
+        usage = f"<div class='usage'>{_e(usage_line(snapshot.usage))}</div>"
     return (
         f"<section><h1>{_e(snapshot.name)}<span class='badge b-{_e(status)}'>{_e(status)}</span>"
-        f"</h1><div class='id'>{_e(snapshot.id)} · started {_e(started)}</div>{error}"
+        f"</h1><div class='id'>{_e(snapshot.id)} · started {_e(started)}</div>{usage}{error}"
         f"<div class='cards'>{card_html}</div></section>"
     )
 

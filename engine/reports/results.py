@@ -26,7 +26,9 @@ def aggregated_results(snapshot: RunSnapshot) -> dict[str, Any]:
 
     Times are ISO 8601 UTC strings with milliseconds (``"2026-11-24T09:15:02.123Z"``) or None;
     durations are seconds rounded to 3 decimals, None until both ends are known. Tasks are in
-    document order; ``output`` is None for a task that has none.
+    document order; ``output`` is None for a task that has none. A run with model steps also
+    has ``"usage": {"input_tokens", "output_tokens", "cost_usd", "calls", "unpriced_calls",
+    "budget"}`` after ``counts``: the totals of every attempt, retries included.
     """
     return {
         **_run_fields(snapshot),
@@ -63,7 +65,7 @@ _position = operator.attrgetter("position")
 
 def _run_fields(snapshot: RunSnapshot) -> dict[str, Any]:
     """Everything ``aggregated_results`` holds but ``tasks``, in its order."""
-    return {
+    fields = {
         "id": snapshot.id,
         "name": snapshot.name,
         "status": snapshot.status.value,
@@ -74,6 +76,9 @@ def _run_fields(snapshot: RunSnapshot) -> dict[str, Any]:
         "error": snapshot.error,
         "counts": {"total": len(snapshot.tasks), **snapshot.counts()},
     }
+    if snapshot.usage is not None:
+        fields["usage"] = snapshot.usage.model_dump(mode="json")
+    return fields
 
 
 def _task_values(task: TaskSnapshot) -> tuple[Any, ...]:

@@ -14,6 +14,7 @@ from multi_task_orchestrator.engine.reports.text import (
     task_reason,
 )
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.usage import budget_text, usage_text
 
 RULE = "═" * 39
 
@@ -66,8 +67,11 @@ def render_summary(
     ``Skipped``, ``Cancelled`` and ``Remaining`` (not finished yet) only when not zero.
     Percentages are of all tasks, rounded half up to whole numbers. ``Duration`` is the run's
     elapsed time: ``45.2 seconds`` under a minute, else as ``format_duration`` (``1m 05s``).
-    ``Parallel`` is ``snapshot.max_parallel``. An ``Error:`` line follows when
-    ``snapshot.error`` is set.
+    ``Parallel`` is ``snapshot.max_parallel``. A run with model steps (``snapshot.usage``) adds
+    ``Tokens:     182k in / 41k out · $1.37`` (every attempt's calls, retries included) and,
+    with a budget, ``Budget:     48,210 of 50,000 tokens used`` (``— spent: model steps
+    stopped`` once a limit was reached). An ``Error:`` line follows when ``snapshot.error`` is
+    set.
 
     ``FAILURES`` lists every failed, skipped and cancelled task in document order, as
     ``- <task_id> (<label>): <what happened>`` (the label only when it differs from the id). A
@@ -95,6 +99,11 @@ def render_summary(
         lines.append(_field("Remaining", _share(remaining, total)))
     lines.append(_field("Duration", _summary_duration(snapshot.elapsed(now))))
     lines.append(_field("Parallel", f"{snapshot.max_parallel} concurrent max"))
+    usage = snapshot.usage
+    if usage is not None:
+        lines.append(_field("Tokens", usage_text(usage)))
+        if usage.budget is not None:
+            lines.append(_field("Budget", budget_text(usage.budget).removeprefix("budget: ")))
     if snapshot.error:
         lines.append(_field("Error", one_line(snapshot.error, SUMMARY_TEXT_LIMIT)))
 

@@ -1,5 +1,6 @@
-"""One running orchestration: readiness and dispatch, attempts, retries, fan-out, records,
-snapshots, finishing — each a small module; ``Run`` (in ``scheduler``) wires them together.
+"""One running orchestration: readiness and dispatch, attempts, retries, fan-out, budgets,
+records, snapshots, finishing — each a small module; ``Run`` (in ``scheduler``) wires them
+together.
 
 The engine imports ``Run``, ``RunServices`` (all a run needs from outside it), ``Node``,
 ``task_snapshot`` and ``make_run_id`` from here; no module of this package imports the engine,

@@ -1,6 +1,7 @@
 """Attempts: running one dispatched task once — its config resolved, its runner called through
-the backend under the task's timeout, the attempt recorded — and what follows a failure: a
-retry after the policy's delay, or the task's end."""
+the backend under the task's timeout, the attempt recorded (with what its model calls used) —
+and what follows a failure: a retry after the policy's delay, or the task's end. A model step
+whose budget is spent does not start: it fails with class ``budget``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +18,7 @@ from multi_task_orchestrator.engine import outputs
 from multi_task_orchestrator.engine.document.models import RunIf
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import ExpressionError, resolve
+from multi_task_orchestrator.engine.run.budget import Budgets
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.dispatch import Dispatcher
 from multi_task_orchestrator.engine.run.node import Node
@@ -27,6 +30,7 @@ from multi_task_orchestrator.engine.run.scope import scope_of
 from multi_task_orchestrator.engine.runners.base import RunContext
 from multi_task_orchestrator.engine.state import TaskState
 from multi_task_orchestrator.engine.store import AttemptRow, StoreError
+from multi_task_orchestrator.engine.usage import Totals, UsageRecord
 
 MAX_ERROR_LENGTH = 2000
 
@@ -37,12 +41,18 @@ class Attempts:
     """Runs the attempts of one run's tasks."""
 
     def __init__(
-        self, core: RunCore, records: Records, dispatcher: Dispatcher, readiness: Readiness
+        self,
+        core: RunCore,
+        records: Records,
+        dispatcher: Dispatcher,
+        readiness: Readiness,
+        budgets: Budgets,
     ) -> None:
         self._core = core
         self._records = records
         self._dispatcher = dispatcher
         self._readiness = readiness
+        self._budgets = budgets
         self._static_configs: dict[str, Any] = {}  # parsed configs that hold no reference
 
     async def execute(self, node: Node) -> None:
@@ -50,6 +60,11 @@ class Attempts:
         core = self._core
         if asyncio.get_running_loop().time() >= core.lease_valid_until or core.taken_over:
             self._dispatcher.undispatch(node)  # the process stalled between dispatch and here
+            return
+        spent = self._budgets.stop_reason(node)
+        if spent is not None:  # a hard stop: the model step does not start
+            self._dispatcher.release(node)
+            self._readiness.fail_now(node, spent, "budget")
             return
         services = core.services
         node.executing = True
@@ -60,21 +75,33 @@ class Attempts:
             node.started_at = now
         self._records.persist(node)
         store = services.store
+        used = Totals()  # by this attempt's model calls
+        ended: dict[str, Any] = {}  # how the attempt ended: outcome, finished_at, error...
 
-        def record(outcome: str | None = None, finished: float | None = None, **error: Any) -> None:
+        def write() -> None:
             store.put_attempt(
                 AttemptRow(
                     core.id,
                     node.task_id,
                     attempt,
                     now,
-                    finished,
-                    outcome,
                     queued_at=node.queued_at,
                     waited_for=node.wait_reason,
-                    **error,
+                    **ended,
+                    **used.columns(),
                 )
             )
+
+        def record(outcome: str | None = None, finished: float | None = None, **error: Any) -> None:
+            ended.update(outcome=outcome, finished_at=finished, **error)
+            write()
+
+        def on_usage(entry: UsageRecord) -> None:
+            # counted at once (a call of an attempt that fails later counts too), and kept
+            # with the attempt's row, which the next commit writes
+            used.add(entry)
+            self._budgets.add(node, entry)
+            write()
 
         record()
         self._records.event(node, "started", f"attempt {attempt}/{node.max_attempts}")
@@ -83,7 +110,7 @@ class Attempts:
         try:
             if core.durable_starts:
                 await store.flush()
-            output = services.redact_data(await self._call_runner(node, attempt))
+            output = services.redact_data(await self._call_runner(node, attempt, on_usage))
             node.output_json = core.keep_output(node, json.dumps(output, default=str))
         except asyncio.CancelledError:
             self._dispatcher.release(node)
@@ -126,7 +153,9 @@ class Attempts:
         self._readiness.set_terminal(node, TaskState.failed, finished_at=finished)
         self._readiness.after_commit(node)
 
-    async def _call_runner(self, node: Node, attempt: int) -> Any:
+    async def _call_runner(
+        self, node: Node, attempt: int, on_usage: Callable[[UsageRecord], None]
+    ) -> Any:
         core = self._core
         services = core.services
         runner = services.runner(node.spec.type)
@@ -156,6 +185,8 @@ class Attempts:
             item=node.item,
             index=node.index,
             on_wait=lambda what: self._note_waiting(node, what),
+            usage_sink=on_usage,
+            budget_probe=lambda: self._budgets.left(node),
         )
         timeout = node.spec.timeout
         work = services.backend.run_attempt(runner, parsed, ctx)

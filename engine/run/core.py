@@ -13,12 +13,22 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from multi_task_orchestrator.engine import outputs
+from multi_task_orchestrator.engine import outputs, registry
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.run.node import Node
 from multi_task_orchestrator.engine.run.services import RunServices
 from multi_task_orchestrator.engine.run.table import NodeTable
 from multi_task_orchestrator.engine.state import RunStatus
+
+
+def spends_budget(services: RunServices, task_type: str) -> bool:
+    """Whether tasks of ``task_type`` are model steps (their runner says so)."""
+    try:
+        return services.runner(task_type).spends_budget
+    except KeyError:  # a type this engine leaves off (a stored run's): as its class declares
+        runner = registry.runner_classes().get(task_type)
+        return runner is not None and runner.spends_budget
+
 
 STOP_REASONS = {
     "cancel": "orchestration cancelled",
@@ -72,6 +82,17 @@ class RunCore:
         self.finished = asyncio.Event()
         self.changed = asyncio.Event()
         self.background: set[asyncio.Task[Any]] = set()
+        # whether any task is a model step (its runner spends budget): usage is shown then
+        self.model_steps = any(
+            spends_budget(services, task_type) for task_type in {t.type for t in spec.tasks}
+        )
+
+    def stored_budget(self) -> dict[str, Any] | None:
+        """What the run's row keeps of its budget: None for a run without model steps, else
+        the budget's limits (``{}`` when it has none)."""
+        if not self.model_steps:
+            return None
+        return self.spec.budget.limits() if self.spec.budget else {}
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run bookkeeping in the background; the engine waits for it before closing."""

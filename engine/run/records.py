@@ -84,6 +84,7 @@ class Records:
             owner=services.owner,
             lease_until=services.lease_deadline(),
             owner_process=services.owner_process,
+            budget=core.stored_budget(),
         )
 
     def persist(self, node: Node) -> None:

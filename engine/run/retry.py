@@ -8,7 +8,7 @@ from multi_task_orchestrator.engine.document.models import RetryPolicy
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.run.node import Node
 
-NOT_RETRIED = frozenset({"config", "cancelled", "policy"})
+NOT_RETRIED = frozenset({"config", "cancelled", "policy", "budget"})
 
 
 def should_retry(node: Node, failure: TaskError, *, stopping: bool) -> bool:

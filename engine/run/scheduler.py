@@ -2,8 +2,9 @@
 
 A task becomes ready when its dependencies are terminal and its stage is open (``readiness``);
 ready tasks wait in queues grouped by the pools they need, and ``dispatch`` starts as many as
-the pools allow; each start is one attempt (``attempts``), retried as the task's policy says
-(``retry``) or fanned out into items (``fanout``); a finished task's state is committed
+the pools allow; each start is one attempt (``attempts``; a model step only while its budgets
+last, ``budget``), retried as the task's policy says (``retry``) or fanned out into items
+(``fanout``); a finished task's state is committed
 (``records``) before its dependents are released; once every task has ended the run commits
 its end and hands it to the run-end listeners (``finish``). Everything happens on the event
 loop thread, so the state (``core``) needs no locks. The run reaches the engine only through
@@ -21,6 +22,7 @@ from typing import Any
 
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.run.attempts import Attempts
+from multi_task_orchestrator.engine.run.budget import Budgets
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.dispatch import Dispatcher
 from multi_task_orchestrator.engine.run.fanout import FanOut
@@ -75,17 +77,18 @@ class Run:
             durable_starts=durable_starts,
         )
         records = self._records = Records(core)
+        budgets = self._budgets = Budgets(core, records)
         dispatcher = self._dispatcher = Dispatcher(
             core, records, attempt=self._attempt, released=self._released
         )
-        self._snapshots = Snapshots(core, dispatcher.waiting_for)
+        self._snapshots = Snapshots(core, dispatcher.waiting_for, budgets.usage)
         finisher = self._finisher = Finisher(
             core, records, self._snapshots, close=dispatcher.close, ended=self._ended
         )
         readiness = self._readiness = Readiness(
             core, records, dispatcher, FanOut(core, records), finisher
         )
-        self._attempts = Attempts(core, records, dispatcher, readiness)
+        self._attempts = Attempts(core, records, dispatcher, readiness, budgets)
 
     @classmethod
     async def build(
@@ -189,6 +192,12 @@ class Run:
     def restore(self, rows: list[TaskRow]) -> tuple[int, int]:
         """Apply persisted task rows after a restart; return (kept, to_run_again)."""
         return self._records.restore(rows)
+
+    async def restore_usage(self) -> None:
+        """Count what the stored run's attempts used against its budgets (a resumed or
+        retried run goes on from there)."""
+        if self._core.model_steps:
+            self._budgets.restore(await self._services.store.load_attempts(self._core.id))
 
     def start(self) -> None:
         """Begin (or continue, after restore) running; returns at once."""

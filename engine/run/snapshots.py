@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.node import Node, held_output
 from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.usage import RunUsage
 
 
 class TaskFields(Protocol):
@@ -82,9 +83,15 @@ def task_snapshot(
 class Snapshots:
     """Snapshots of one run of this process, from its nodes."""
 
-    def __init__(self, core: RunCore, waiting_for: Callable[[Node], str | None]) -> None:
+    def __init__(
+        self,
+        core: RunCore,
+        waiting_for: Callable[[Node], str | None],
+        usage: Callable[[], RunUsage | None],
+    ) -> None:
         self._core = core
         self._waiting_for = waiting_for
+        self._usage = usage
 
     def snapshot(
         self, *, include_outputs: bool = False, load_output_files: bool = True
@@ -135,6 +142,7 @@ class Snapshots:
             run_dir=str(core.run_dir),
             tasks=tasks,
             task_counts=task_counts,
+            usage=self._usage(),
         )
 
 

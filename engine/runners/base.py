@@ -2,7 +2,9 @@
 
 A runner never sees the scheduler. It gets its validated config and a ``RunContext`` that offers
 a logger (lands in the event log), the run's artifacts folder, the secret resolver, and the means
-to fail with an error class and a requested retry delay.
+to fail with an error class and a requested retry delay. A runner that calls models declares
+``spends_budget`` and reports each call's usage with ``ctx.record_usage``; ``ctx.budget_left()``
+says what the budgets over the task leave it, so a loop can stop mid-task.
 
 A runner may declare a settings model (``settings_model``): a pydantic model whose fields have
 defaults and descriptions. The server reads each field from the environment variable
@@ -26,6 +28,7 @@ from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import reveal_secrets
 from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.secrets import SecretResolver
+from multi_task_orchestrator.engine.usage import BudgetLeft, UsageRecord
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
@@ -54,6 +57,8 @@ class RunContext:
     item: Any = None  # the fan-out item this attempt works on (for_each or the runner's own)
     index: int | None = None
     on_wait: Callable[[str | None], None] | None = None
+    usage_sink: Callable[[UsageRecord], None] | None = None  # where record_usage goes
+    budget_probe: Callable[[], BudgetLeft | None] | None = None  # what budget_left asks
 
     def waiting(self, what: str | None) -> None:
         """Show in the status what the task waits for (``None`` when it stops waiting)."""
@@ -63,6 +68,31 @@ class RunContext:
     def log(self, message: str, level: str = "info", **data: Any) -> None:
         """Write a line to the orchestration's event log."""
         self.log_sink(level, message, data or None)
+
+    def record_usage(
+        self,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Count a model call's tokens (and its cost in US dollars; None when the model has no
+        price) against the attempt, the task and the run: call it once per call, as it is made,
+        so that a call of an attempt that fails later still counts."""
+        if self.usage_sink is None:
+            return
+        cost = None if cost_usd is None else max(0.0, float(cost_usd))
+        self.usage_sink(
+            UsageRecord(max(0, int(input_tokens)), max(0, int(output_tokens)), cost, model)
+        )
+
+    def budget_left(self) -> BudgetLeft | None:
+        """What the budgets over this task leave it (``.tokens``, ``.cost_usd``, ``.spent``,
+        ``.stop_message()``); None when no budget applies."""
+        if self.budget_probe is None:
+            return None
+        return self.budget_probe()
 
     @property
     def artifacts_dir(self) -> Path:
@@ -101,6 +131,9 @@ class Runner(ABC, Generic[ConfigT]):
     error_classes: ClassVar[frozenset[str]] = frozenset()
     # Of those, the ones a ``retry`` without ``on`` retries, as it retries ``http_5xx``.
     retried_by_default: ClassVar[frozenset[str]] = frozenset()
+    # Whether its attempts call models: budgets stop them from starting once spent, and it
+    # reports each call with ``ctx.record_usage``.
+    spends_budget: ClassVar[bool] = False
     # Where the type stands in listings and messages (lower first; ties by name).
     listing_rank: ClassVar[int] = 1000
     # The runner's settings (see the module docstring); None: it has none. Runners that share

@@ -66,6 +66,7 @@ class Store:
         self.load_ranked_tasks = reader.load_ranked_tasks
         self.load_tasks_by_id = reader.load_tasks_by_id
         self.load_attempts = reader.load_attempts
+        self.usage_totals = reader.usage_totals
         self.event_pages = reader.event_pages
         self.load_events = reader.load_events
 

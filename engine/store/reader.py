@@ -19,6 +19,7 @@ from multi_task_orchestrator.engine.store.rows import (
     status_row,
     task_row,
 )
+from multi_task_orchestrator.engine.usage import Totals
 
 
 class Reader:
@@ -74,8 +75,8 @@ class Reader:
         document = "document" if with_document else "'{}'"
         cursor = await self._db.execute(
             f"SELECT id, name, status, {document}, created_at, started_at, finished_at, error, "
-            "max_parallel, run_dir, idempotency_key, source, owner, lease_until, owner_process "
-            f"FROM orchestrations {clause}",
+            "max_parallel, run_dir, idempotency_key, source, owner, lease_until, owner_process, "
+            f"budget FROM orchestrations {clause}",
             params,
         )
         rows = await cursor.fetchall()
@@ -96,6 +97,7 @@ class Reader:
                 owner=r[12],
                 lease_until=r[13],
                 owner_process=r[14],
+                budget=json.loads(r[15]) if r[15] is not None else None,
             )
             for r in rows
         ]
@@ -175,11 +177,29 @@ class Reader:
     async def load_attempts(self, orchestration_id: str) -> list[AttemptRow]:
         cursor = await self._db.execute(
             "SELECT orchestration_id, task_id, attempt, started_at, finished_at, outcome, error, "
-            "error_class, queued_at, waited_for FROM attempts WHERE orchestration_id = ? "
+            "error_class, queued_at, waited_for, input_tokens, output_tokens, cost_usd, "
+            "model_calls, unpriced_calls, model FROM attempts WHERE orchestration_id = ? "
             "ORDER BY started_at",
             (orchestration_id,),
         )
         return [AttemptRow(*r) for r in await cursor.fetchall()]
+
+    async def usage_totals(self, orchestration_id: str) -> Totals:
+        """What every attempt's model calls used in all (retried attempts included)."""
+        rows = await self._db.execute_fetchall(
+            "SELECT sum(input_tokens), sum(output_tokens), sum(cost_usd), sum(model_calls), "
+            "sum(unpriced_calls) FROM attempts WHERE orchestration_id = ? "
+            "AND model_calls IS NOT NULL",
+            (orchestration_id,),
+        )
+        values = next(iter(rows))
+        return Totals(
+            input_tokens=values[0] or 0,
+            output_tokens=values[1] or 0,
+            cost_usd=values[2] or 0.0,
+            calls=values[3] or 0,
+            unpriced_calls=values[4] or 0,
+        )
 
     async def event_pages(
         self, orchestration_id: str, size: int = 5000

@@ -26,6 +26,8 @@ class OrchestrationRow:
     owner: str | None = None  # the engine running it; it holds the lease until lease_until
     lease_until: float | None = None
     owner_process: str | None = None  # the owner's host, pid, start time (engine.owner)
+    # None: the run has no model step; else its budget's limits ({} when it has none)
+    budget: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -74,12 +76,19 @@ class AttemptRow:
     error_class: str | None = None
     queued_at: float | None = None  # when the attempt became ready (waiting = started - queued)
     waited_for: str | None = None  # the pool that made it wait, e.g. "rate limit api (10/s)"
+    # what its model calls used (``ctx.record_usage``); None when it made none
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None  # of the calls with a price
+    model_calls: int | None = None
+    unpriced_calls: int | None = None
+    model: str | None = None
 
 
 UPSERT_ORCHESTRATION = """
 INSERT INTO orchestrations (id, name, status, document, created_at, started_at, finished_at, error,
-    max_parallel, run_dir, idempotency_key, source, owner, lease_until, owner_process)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+    max_parallel, run_dir, idempotency_key, source, owner, lease_until, owner_process, budget)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
     finished_at=excluded.finished_at, error=excluded.error, max_parallel=excluded.max_parallel,
     run_dir=excluded.run_dir
@@ -97,10 +106,14 @@ ON CONFLICT (orchestration_id, task_id) DO UPDATE SET state=excluded.state,
 """
 UPSERT_ATTEMPT = """
 INSERT INTO attempts (orchestration_id, task_id, attempt, started_at, finished_at, outcome, error,
-    error_class, queued_at, waited_for)
-VALUES (?,?,?,?,?,?,?,?,?,?)
+    error_class, queued_at, waited_for, input_tokens, output_tokens, cost_usd, model_calls,
+    unpriced_calls, model)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (orchestration_id, task_id, attempt) DO UPDATE SET finished_at=excluded.finished_at,
-    outcome=excluded.outcome, error=excluded.error, error_class=excluded.error_class
+    outcome=excluded.outcome, error=excluded.error, error_class=excluded.error_class,
+    input_tokens=excluded.input_tokens, output_tokens=excluded.output_tokens,
+    cost_usd=excluded.cost_usd, model_calls=excluded.model_calls,
+    unpriced_calls=excluded.unpriced_calls, model=excluded.model
 """
 INSERT_EVENT = """
 INSERT INTO events (orchestration_id, task_id, ts, kind, level, message, data)
@@ -139,7 +152,8 @@ def shallow_values(row: Any) -> tuple[Any, ...]:
 def orchestration_params(row: OrchestrationRow) -> tuple[Any, ...]:
     values = shallow_values(row)
     document = "{}" if row.document is None else json.dumps(row.document)
-    return (*values[:3], document, *values[4:])
+    budget = None if row.budget is None else json.dumps(row.budget)
+    return (*values[:3], document, *values[4:-1], budget)
 
 
 # A task row as a status reads it: no output (it can be large) or item, whether there is an

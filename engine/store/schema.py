@@ -7,7 +7,7 @@ import aiosqlite
 
 from multi_task_orchestrator.engine.store.errors import BUSY_TIMEOUT_MS, StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS orchestrations (
     owner TEXT,
     lease_until REAL,
     owner_process TEXT,
-    generation INTEGER NOT NULL DEFAULT 0
+    generation INTEGER NOT NULL DEFAULT 0,
+    budget TEXT
 );
 CREATE INDEX IF NOT EXISTS orchestrations_by_status ON orchestrations (status, created_at);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -62,6 +63,12 @@ CREATE TABLE IF NOT EXISTS attempts (
     error_class TEXT,
     queued_at REAL,
     waited_for TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    model_calls INTEGER,
+    unpriced_calls INTEGER,
+    model TEXT,
     PRIMARY KEY (orchestration_id, task_id, attempt)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -86,6 +93,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE orchestrations ADD COLUMN lease_until REAL",),
     3: ("ALTER TABLE orchestrations ADD COLUMN owner_process TEXT",),
     4: ("ALTER TABLE orchestrations ADD COLUMN generation INTEGER NOT NULL DEFAULT 0",),
+    5: (
+        "ALTER TABLE orchestrations ADD COLUMN budget TEXT",
+        "ALTER TABLE attempts ADD COLUMN input_tokens INTEGER",
+        "ALTER TABLE attempts ADD COLUMN output_tokens INTEGER",
+        "ALTER TABLE attempts ADD COLUMN cost_usd REAL",
+        "ALTER TABLE attempts ADD COLUMN model_calls INTEGER",
+        "ALTER TABLE attempts ADD COLUMN unpriced_calls INTEGER",
+        "ALTER TABLE attempts ADD COLUMN model TEXT",
+    ),
 }
 
 

@@ -1,11 +1,15 @@
 """``orchestrator demo``: the seed's patterns 1 and 2 against built-in local sites, offline.
 
-It serves the demo sites (``server.demo.sites``) on 127.0.0.1, then runs two shipped documents
-with the live progress display: pattern 1 collects from three sites at once in Chromium (one of
-them behind a login whose credentials come from a vault) and aggregates; pattern 2 runs serial
-content steps, then publishes to three sites in parallel. The demo's credentials live in an
-in-memory vault, so the user's own vault is never touched. Without a browser, pattern 1 is
-skipped with a note saying how to install one, and pattern 2 still runs.
+It serves the demo sites (``server.demo.sites``) and a local stand-in model
+(``server.standin_model``) on 127.0.0.1, then runs two shipped documents with the live progress
+display: pattern 1 collects from three sites at once in Chromium (one of them behind a login
+whose credentials come from a vault) and aggregates; pattern 2 — the document of
+``examples/pattern2_content_pipeline.yaml`` — fetches its sources, writes, edits and optimizes
+a post with three model calls (the stand-in: the demo says so), then publishes it to three
+WordPress-style sites in parallel. The demo's credentials (the sites' logins, the model key,
+the application passwords) live in an in-memory vault, so the user's own vault is never
+touched. Without a browser, pattern 1 is skipped with a note saying how to install one, and
+pattern 2 still runs.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ from multi_task_orchestrator.engine import (
     run_files,
 )
 from multi_task_orchestrator.server.build import build_engine
+from multi_task_orchestrator.server.demo.content import WP_SECRETS, WP_USER
 from multi_task_orchestrator.server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
 from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.server.standin_model import StandinModel
 
 DOCUMENTS = Path(__file__).parent
 PATTERN_1 = DOCUMENTS / "pattern1_collect.yaml"
-PATTERN_2 = DOCUMENTS / "pattern2_publish.yaml"
+PATTERN_2 = DOCUMENTS / "pattern2_content.yaml"
+MODEL_KEY = "demo-standin-key"  # what the demo's vault holds for the stand-in model
 
 Follow = Callable[[Engine, str], Awaitable[RunSnapshot]]
 
@@ -90,7 +97,8 @@ async def plan(browser: BrowserSettings) -> DemoPlan:
 
 
 async def run_demo(settings: Settings, out: Console, follow: Follow) -> int:
-    """Serve the sites, run the patterns one after the other, print each summary.
+    """Serve the sites and the stand-in model, run the patterns one after the other, print
+    each summary.
 
     The engine is the one the settings describe, except that attempts run in this process
     (the sites and the in-memory credentials live here) under the default network policy (the
@@ -101,28 +109,62 @@ async def run_demo(settings: Settings, out: Console, follow: Follow) -> int:
     if demo.skipped:
         out.print(demo.skipped, markup=False)
     worst = 0
-    async with DemoSites() as sites:
+    async with DemoSites() as sites, StandinModel(keys=frozenset({MODEL_KEY})) as model:
         secrets = DemoSecrets(
-            {"DEMO_USER": DEMO_USER, "DEMO_PASSWORD": DEMO_PASSWORD}, allowed_hosts=["127.0.0.1"]
+            {
+                "DEMO_USER": DEMO_USER,
+                "DEMO_PASSWORD": DEMO_PASSWORD,
+                "LLM_API_KEY": MODEL_KEY,
+                **WP_SECRETS,
+            },
+            allowed_hosts=["127.0.0.1"],
         )
         async with build_engine(settings, secrets=secrets, network=Network()) as built:
             engine = built.engine
             for document in demo.documents:
                 source = load_file(document)
+                extra = {"base": sites.url}
+                if document == PATTERN_2:
+                    extra = pattern_2_vars(sites.url, model.url)
                 orchestration = engine.validate(
-                    source, extra_vars={"base": sites.url}, require_runners=True
+                    source, extra_vars=extra, require_runners=True
                 ).raise_for_errors()
                 out.print(f"\n▶ {orchestration.name}", markup=False)
+                if document == PATTERN_2:
+                    out.print(stand_in_note(model), markup=False)
                 run_id, _ = await engine.start(orchestration, source_name="demo")
                 snapshot = await follow(engine, run_id)
                 full = await engine.snapshot(run_id, include_outputs=True)
                 out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)
                 if snapshot.status != RunStatus.succeeded:
                     worst = 1
-        published = sum(len(posts) for posts in sites.state.published.values())
         if PATTERN_2 in demo.documents:
+            published = sites.state.published_count()
             out.print(f"\nThe demo sites received {published} published post(s).", markup=False)
     return worst
+
+
+def pattern_2_vars(sites: str, model: str) -> dict[str, str]:
+    """Pattern 2's vars for the demo: its sources, model and WordPress sites, all local."""
+    return {
+        "sources_base": sites,
+        "base_url": model,
+        "wp_user": WP_USER,
+        "site_a": f"{sites}/wp/site-a",
+        "site_b": f"{sites}/wp/site-b",
+        "site_c": f"{sites}/wp/site-c",
+        "post_status": "publish",
+    }
+
+
+def stand_in_note(model: StandinModel) -> str:
+    """What the demo says before pattern 2: its model is not a real one."""
+    return (
+        f"The model in this pattern is a local stand-in, not a real one ({model.url}): its\n"
+        "answers are canned, not generated; token counts are estimates, priced as the model\n"
+        "named. With a key in your vault, examples/pattern2_content_pipeline.yaml runs the same\n"
+        "pipeline against a real model."
+    )
 
 
 async def serve_sites(out: Console) -> int:

@@ -7,7 +7,8 @@ Served on 127.0.0.1 by ``orchestrator demo`` so the seed's patterns run with no 
 - ``/site-c/`` — members-only stories behind ``/site-c/login`` (a session cookie);
 - ``/content/{step}`` — research, write, edit and optimize steps of a content pipeline;
 - ``/publish/{site}`` — three "WordPress" sites; site-b fails its first request (503) to show a
-  retry. ``GET /publish`` lists what was published.
+  retry. ``GET /publish`` lists what was published;
+- pattern 2's source pages and three WordPress-style REST sites (``server.demo.content``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from multi_task_orchestrator.server.demo.content import ContentState, content_routes
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "orchestrate-me"
@@ -66,6 +69,12 @@ class DemoState:
     sessions: set[str] = field(default_factory=set)
     published: dict[str, list[Any]] = field(default_factory=dict)
     failures_left: dict[str, int] = field(default_factory=lambda: {"site-b": 1})
+    content: ContentState = field(default_factory=ContentState)
+
+    def published_count(self) -> int:
+        """Posts received, by the plain publishing endpoints and the WordPress-style sites."""
+        sites = [*self.published.values(), *self.content.posts.values()]
+        return sum(len(posts) for posts in sites)
 
 
 def create_app(state: DemoState) -> Starlette:
@@ -157,6 +166,7 @@ def create_app(state: DemoState) -> Starlette:
             Route("/content/{step}", content, methods=["POST"]),
             Route("/publish/{site}", publish, methods=["POST"]),
             Route("/publish", published),
+            *content_routes(state.content),
         ]
     )
 

@@ -15,7 +15,8 @@ the host each request goes to, and never reaches a prompt, an output, an event o
 Error classes, for ``retry.on``: ``http_429``, ``overloaded`` (Anthropic's 529; retried when
 ``retry.on`` is not given, like ``http_5xx``), ``http_5xx``, ``auth`` (401/403), ``http_4xx``,
 ``timeout``, ``network``, ``policy``, ``invalid_output`` (a JSON answer still wrong after its
-repair), ``too_large``.
+repair), ``too_large``; and ``budget`` when a budget is spent before the repair call. Each call
+is counted with ``ctx.record_usage`` as it is made (``spends_budget``).
 """
 
 from __future__ import annotations

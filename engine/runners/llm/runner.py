@@ -35,6 +35,7 @@ class LlmRunner(Runner[LlmConfig]):
     secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
     error_classes: ClassVar[frozenset[str]] = frozenset({"invalid_output", "overloaded", "auth"})
     retried_by_default: ClassVar[frozenset[str]] = frozenset({"overloaded"})
+    spends_budget: ClassVar[bool] = True
     summary: ClassVar[str] = (
         "Calls a model once: Anthropic or any OpenAI-compatible endpoint (Ollama, vLLM, "
         "OpenRouter...), key from the vault; prompt fed by other tasks' outputs; text or JSON "
@@ -88,6 +89,13 @@ class LlmRunner(Runner[LlmConfig]):
             try:
                 data = parse_answer(answers[-1].text, schema)
             except InvalidAnswer as problem:
+                left = ctx.budget_left()
+                if left is not None and left.spent:
+                    raise TaskError(
+                        f"the answer is not the JSON asked for ({problem}), and the repair "
+                        f"call was not made: {left.stop_message()}",
+                        "budget",
+                    ) from None
                 ctx.log(f"the answer is not the JSON asked for: {problem}; asking once more")
                 messages += [
                     {"role": "assistant", "content": answers[-1].text or "(no answer)"},
@@ -115,11 +123,19 @@ class LlmRunner(Runner[LlmConfig]):
         }
 
     def _note(self, ctx: RunContext, config: LlmConfig, answer: Any) -> None:
+        """Log the call and count it against the attempt, the task, the run and budgets."""
         ctx.log(
             f"{config.provider} answered ({answer.stop_reason or 'no stop reason'})",
             model=answer.model,
             input_tokens=answer.input_tokens,
             output_tokens=answer.output_tokens,
+        )
+        price = price_of(self.prices, answer.model)
+        ctx.record_usage(
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            cost_usd=price.cost(answer.input_tokens, answer.output_tokens) if price else None,
+            model=answer.model,
         )
 
     def _cost(self, ctx: RunContext, answers: list[Any]) -> float | None:
