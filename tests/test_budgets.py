@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -304,7 +305,8 @@ def test_a_budget_is_checked_when_the_document_is(home: Path, tmp_path: Path) ->
     assert done.code == 2, shown
     assert "budget.tokenz" in shown and "did you mean" in shown.lower()
     assert "a budget needs tokens, cost_usd, or both" in shown
-    assert "budget only applies to model steps (llm)" in shown
+    model_steps = re.search(r"budget only applies to model steps \(([^)]*)\)", shown)
+    assert model_steps and set(model_steps[1].split(", ")) == {"agent", "llm"}, shown
 
 
 # --- a run without model steps ----------------------------------------------------------------

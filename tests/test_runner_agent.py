@@ -89,7 +89,9 @@ def servers(tmp_path: Path, node: str, folder: Path) -> Path:
 
 
 def agent(task_id: str, server: StandinModel, provider: str = "anthropic", **config: Any) -> Any:
-    extra = {name: config.pop(name) for name in ("retry", "dependencies") if name in config}
+    extra = {
+        name: config.pop(name) for name in ("retry", "dependencies", "budget") if name in config
+    }
     settings = {
         "provider": provider,
         "model": "claude-sonnet-4-5" if provider == "anthropic" else "gpt-4o-mini",
@@ -277,6 +279,26 @@ def test_max_steps_and_max_tokens_stop_the_loop_with_their_class(
     assert "of 10 tokens used in 1 steps" in tokens["error"]
     assert len(model.state.calls("/v1/messages")) == 2
     assert len(model.state.calls("/v1/chat/completions")) == 1
+    assert_key_nowhere(home, model, shown)
+
+
+def test_a_spent_budget_stops_the_loop_before_its_next_step(
+    home: Path, servers: Path, folder: Path, model: StandinModel
+) -> None:
+    endless = f"list_directory path={folder} " * 5
+    tasks, shown = run(
+        home,
+        servers,
+        agent("budgeted", model, prompt=endless, max_steps=5, budget={"tokens": 10}),
+    )
+
+    budgeted = tasks["budgeted"]
+    assert (budgeted["state"], budgeted["error_class"]) == ("failed", "budget"), budgeted
+    assert "the agent stopped before step 2: budget spent: " in budgeted["error"]
+    assert "of 10 tokens used (task budgeted's budget)" in budgeted["error"]
+    assert len(model.state.calls("/v1/messages")) == 1  # the first step's call, no more
+    saved = transcript(home, "budgeted-transcript.json")
+    assert saved["stop_reason"] == "budget"
     assert_key_nowhere(home, model, shown)
 
 
