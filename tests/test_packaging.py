@@ -32,5 +32,11 @@ def test_the_wheel_has_one_top_level_package_with_every_module(tmp_path: Path) -
         if "__pycache__" not in path.parts
     }
     assert expected - set(names) == set()
+    shipped = {name for name in names if name.endswith(".py")} - {
+        "multi_task_orchestrator/__init__.py"
+    }
+    # setuptools builds in the repository's build/ and keeps what an earlier build put there:
+    # a module since turned into a package (runners/data.py -> runners/data/) would ship too
+    assert shipped - expected == set(), "stale modules in the wheel: remove build/ and build again"
     assert "multi_task_orchestrator/py.typed" in names
     assert "multi_task_orchestrator/server/demo/pattern1_collect.yaml" in names
