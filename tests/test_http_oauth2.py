@@ -87,6 +87,13 @@ class OAuthServer:
             def do_GET(self) -> None:
                 sent = self.headers.get("authorization")
                 state.api_calls.append(sent)
+                if self.path == "/api/elsewhere":  # on to the same server, by another name
+                    port = self.server.server_address[1]
+                    self.send_response(302)
+                    self.send_header("Location", f"http://localhost:{port}/api/me")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if sent and sent.removeprefix("Bearer ") in state.valid:
                     self.answer(200, {"user": "alice", "echo": sent})
                 else:
@@ -124,15 +131,15 @@ def home(tmp_path: Path) -> Path:
     )
 
 
-def document(tmp_path: Path, grant: str) -> Path:
-    path = tmp_path / f"{grant}.yaml"
-    path.write_text(
+def document(tmp_path: Path, grant: str, path: str = "/api/me") -> Path:
+    written = tmp_path / "oauth2.yaml"
+    written.write_text(
         f"""
 tasks:
   - id: me
     type: http
     config:
-      url: "${{vars.api}}/api/me"
+      url: "${{vars.api}}{path}"
       auth:
         type: oauth2
         token_url: "${{vars.api}}/token"
@@ -143,7 +150,7 @@ tasks:
 """,
         encoding="utf-8",
     )
-    return path
+    return written
 
 
 CLIENT_CREDENTIALS = "grant: client_credentials"
@@ -261,4 +268,34 @@ def test_a_refused_refresh_fails_with_class_auth_naming_the_endpoint(
     )
     # the saved rotated refresh token was tried, then the configured one
     assert server.token_grants() == ["refresh_token"] * 3
+    assert_no_canary(home, server)
+
+
+def test_the_access_token_is_not_sent_to_a_host_a_redirect_leads_to(
+    home: Path, tmp_path: Path, server: OAuthServer
+) -> None:
+    path = document(tmp_path, CLIENT_CREDENTIALS, "/api/elsewhere")
+    failed = run(home, path, server)
+    assert failed["state"] == "failed", failed
+    assert failed["error_class"] == "config"
+    assert "localhost" in failed["error"]
+    assert "oauth2.127.0.0.1." in failed["error"]  # the cached token, bound to 127.0.0.1
+    assert len(server.state.api_calls) == 1  # the redirect; nothing reached it by 'localhost'
+    assert_no_canary(home, server)
+
+
+def test_parallel_tasks_of_a_run_share_one_token(
+    home: Path, tmp_path: Path, server: OAuthServer
+) -> None:
+    one = document(tmp_path, CLIENT_CREDENTIALS).read_text(encoding="utf-8")
+    task = one.split("tasks:\n", 1)[1]
+    path = tmp_path / "parallel.yaml"
+    tasks = "".join(task.replace("id: me", f"id: me{n}") for n in range(4))
+    path.write_text("tasks:\n" + tasks, encoding="utf-8")
+    ran = cli(home, "run", path, "--var", f"api={server.url}", "--json")
+    shown.append(ran.stdout + ran.stderr)
+    states = {name: task["state"] for name, task in json.loads(ran.stdout)["tasks"].items()}
+    assert states == {f"me{n}": "succeeded" for n in range(4)}, ran.stdout
+    assert len(server.state.token_requests) == 1
+    assert len(server.state.api_calls) == 4
     assert_no_canary(home, server)

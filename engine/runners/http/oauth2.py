@@ -38,8 +38,9 @@ EXPIRY_MARGIN = 30.0  # seconds before its expiry a token is renewed
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
-# This process's knowledge, per cache name: locks (one fetch at a time), expiry, when fetched.
-_locks: dict[str, asyncio.Lock] = {}
+# This process's knowledge, per cache name: locks (one fetch at a time; one per event loop, as
+# an asyncio lock belongs to one), expiry, when fetched.
+_locks: dict[tuple[int, str], asyncio.Lock] = {}
 _expires_at: dict[str, float] = {}
 _obtained_at: dict[str, float] = {}
 
@@ -52,7 +53,7 @@ async def access_token(
     token_host, name = await _cache_name(ctx, auth)
     if not may_fetch:
         return await ctx.secrets.resolve(name, host=host)
-    async with _locks.setdefault(name, asyncio.Lock()):
+    async with _lock(name):
         if time.time() < _expires_at.get(name, float("inf")) - EXPIRY_MARGIN:
             try:
                 return await ctx.secrets.resolve(name, host=host)
@@ -67,10 +68,14 @@ async def renew(
     """Fetch a new token for ``host`` after the API refused the one sent at ``since``
     (``time.monotonic()``), unless another task of this process renewed it meanwhile."""
     token_host, name = await _cache_name(ctx, auth)
-    async with _locks.setdefault(name, asyncio.Lock()):
+    async with _lock(name):
         if _obtained_at.get(name, float("-inf")) > since:
             return
         await _obtain(ctx, auth, name, token_host, host, limit)
+
+
+def _lock(name: str) -> asyncio.Lock:
+    return _locks.setdefault((id(asyncio.get_running_loop()), name), asyncio.Lock())
 
 
 async def _cache_name(ctx: RunContext, auth: OAuth2Auth) -> tuple[str, str]:
