@@ -18,8 +18,8 @@ import httpx
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.network import PolicyError
 from multi_task_orchestrator.engine.runners.base import RunContext
-from multi_task_orchestrator.engine.runners.http import oauth2
 from multi_task_orchestrator.engine.runners.http.config import MAX_REDIRECTS, OAuth2Auth
+from multi_task_orchestrator.engine.runners.http.oauth2 import access_token, renew
 from multi_task_orchestrator.engine.runners.http.receive import ResponseLimit, receive, redacted
 from multi_task_orchestrator.engine.runners.http.reply import Reply, check_status
 from multi_task_orchestrator.engine.runners.http.request import Request, build
@@ -37,7 +37,7 @@ async def exchange(ctx: RunContext, request: Request, max_response_bytes: int) -
     reply, host = await _send(ctx, request, limit)
     if reply.status == 401 and isinstance(request.auth, OAuth2Auth):
         ctx.log(f"{reply.label} -> 401: renewing the OAuth2 access token, sending again")
-        await oauth2.renew(ctx, request.auth, host, since=sent_at, limit=limit)
+        await renew(ctx, request.auth, host, since=sent_at, limit=limit)
         reply, host = await _send(ctx, request, limit)
     check_status(reply, request.expect_status)
     return reply
@@ -60,9 +60,7 @@ async def _send(ctx: RunContext, request: Request, limit: ResponseLimit) -> tupl
             raise PolicyError(f"{request.method} {request.url} redirected: {exc.message}") from None
         bearer = None
         if isinstance(request.auth, OAuth2Auth):
-            bearer = await oauth2.access_token(
-                ctx, request.auth, host, may_fetch=first, limit=limit
-            )
+            bearer = await access_token(ctx, request.auth, host, may_fetch=first, limit=limit)
         outgoing = await build(ctx, client, request, url, host, method, first, keep_body, bearer)
         try:
             async with network.host_limits.slot(host, on_wait=ctx.waiting):
