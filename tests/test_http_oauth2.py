@@ -299,3 +299,32 @@ def test_parallel_tasks_of_a_run_share_one_token(
     assert len(server.state.token_requests) == 1
     assert len(server.state.api_calls) == 4
     assert_no_canary(home, server)
+
+
+@pytest.mark.parametrize(
+    "auth, message",
+    [
+        ("{client_id: a}", "oauth2 needs refresh_token, or grant: client_credentials"),
+        ("{client_id: a, grant: refresh_token}", "grant: refresh_token needs refresh_token"),
+        (
+            "{client_id: a, grant: client_credentials, refresh_token: b}",
+            "refresh_token goes with grant: refresh_token, not client_credentials",
+        ),
+        ("{client_id: a, grant: client_credentials, token_url: 'ftp://x/t'}", "token_url"),
+    ],
+)
+def test_an_oauth2_auth_without_one_clear_grant_is_refused_at_validation(
+    tmp_path: Path, auth: str, message: str
+) -> None:
+    fields = auth.strip("{}")
+    if "token_url" not in fields:
+        fields += ", token_url: 'https://auth.example.org/token'"
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "tasks:\n  - {id: a, type: http, config: {url: 'https://api.example.org/x', "
+        f"auth: {{type: oauth2, {fields}}}}}}}\n",
+        encoding="utf-8",
+    )
+    checked = cli(tmp_path / "home", "validate", path)
+    assert checked.code == 2
+    assert message in checked.stdout + checked.stderr

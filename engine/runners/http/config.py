@@ -141,13 +141,17 @@ class OAuth2Auth(RunnerConfig):
                 "oauth2 needs refresh_token, or grant: client_credentials",
                 "add refresh_token: ${vault.NAME}, or grant: client_credentials",
             )
-        if (self.grant == "refresh_token") != (self.refresh_token is not None):
+        if self.grant == "refresh_token" and self.refresh_token is None:
             raise _config_error(
                 "oauth2",
-                "grant {grant} does not go with {given}",
-                "give refresh_token for the refresh_token grant, and only then",
-                grant=self.grant,
-                given="refresh_token" if self.refresh_token is not None else "no refresh_token",
+                "grant: refresh_token needs refresh_token",
+                "add refresh_token: ${vault.NAME}",
+            )
+        if self.grant == "client_credentials" and self.refresh_token is not None:
+            raise _config_error(
+                "oauth2",
+                "refresh_token goes with grant: refresh_token, not client_credentials",
+                "remove grant (refresh_token implies it), or remove refresh_token",
             )
         return self
 
