@@ -21,7 +21,11 @@ of every page in order and the output also has ``pages``.
 
 Error classes, for ``retry.on``: ``http_429`` (with ``Retry-After``, seconds or an HTTP date, as
 the next delay), ``http_5xx``, ``http_4xx`` (not retried by default), ``timeout``, ``network``
-(connect and read errors), ``policy`` (refused by the network policy; never retried).
+(connect and read errors), ``policy`` (refused by the network policy; never retried), ``auth``
+(an OAuth2 token endpoint refused to give a token).
+
+``auth: {type: oauth2, ...}`` sends an OAuth2 access token (client credentials or refresh token
+grant) that is fetched from the token endpoint and cached in the vault (``oauth2``).
 
 Settings (``HttpSettings``): ``ORCHESTRATOR_MAX_RESPONSE_BYTES``, the largest body a task reads.
 
@@ -32,6 +36,7 @@ shared with ``multi_publish``, which imports them from here.
 - ``request``: one request as configured, and each hop's request with its secrets revealed.
 - ``exchange``: sending a request hop by hop through the network policy and the host limits.
 - ``receive``: reading a body as it streams, under the size limit, and redacting it.
+- ``oauth2``: OAuth2 access tokens: fetched, cached in the vault, renewed on a 401.
 - ``reply``: the final status, the body as ``response`` says, ``extract``, the output.
 - ``pagination``: the series of pages of ``paginate``.
 - ``runner``: the ``HttpRunner``.
@@ -45,6 +50,7 @@ from multi_task_orchestrator.engine.runners.http.config import (
     HttpConfig,
     HttpSettings,
     Method,
+    OAuth2Auth,
     Paginate,
     RequestFields,
     ResponseKind,
@@ -86,6 +92,7 @@ __all__ = [
     "HttpRunner",
     "HttpSettings",
     "Method",
+    "OAuth2Auth",
     "Paginate",
     "Reply",
     "Request",

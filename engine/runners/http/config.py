@@ -106,7 +106,57 @@ class BasicAuth(RunnerConfig):
     password: str
 
 
-Auth = Annotated[BearerAuth | BasicAuth, Field(discriminator="type")]
+class OAuth2Auth(RunnerConfig):
+    """An OAuth2 access token, fetched from ``token_url`` and cached in the vault (``oauth2``)."""
+
+    type: Literal["oauth2"]
+    token_url: str = Field(description="the token endpoint (http or https URL)")
+    client_id: str
+    client_secret: str | None = None
+    refresh_token: str | None = Field(None, description="use the refresh_token grant with it")
+    grant: Literal["client_credentials", "refresh_token"] | None = Field(
+        None, description="client_credentials, or refresh_token (implied by refresh_token)"
+    )
+    scope: str | None = None
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, url: str) -> str:
+        if "${" not in url and urlsplit(url.strip()).scheme.lower() not in ("http", "https"):
+            raise _config_error(
+                "url",
+                "token_url '{url}' is not an http or https URL",
+                "write the whole URL of the token endpoint, e.g. https://auth.example.org/token",
+                url=url,
+            )
+        return url.strip()
+
+    @model_validator(mode="after")
+    def _one_grant(self) -> OAuth2Auth:
+        if self.grant is None:
+            self.grant = "refresh_token" if self.refresh_token is not None else None
+        if self.grant is None:
+            raise _config_error(
+                "oauth2",
+                "oauth2 needs refresh_token, or grant: client_credentials",
+                "add refresh_token: ${vault.NAME}, or grant: client_credentials",
+            )
+        if self.grant == "refresh_token" and self.refresh_token is None:
+            raise _config_error(
+                "oauth2",
+                "grant: refresh_token needs refresh_token",
+                "add refresh_token: ${vault.NAME}",
+            )
+        if self.grant == "client_credentials" and self.refresh_token is not None:
+            raise _config_error(
+                "oauth2",
+                "refresh_token goes with grant: refresh_token, not client_credentials",
+                "remove grant (refresh_token implies it), or remove refresh_token",
+            )
+        return self
+
+
+Auth = Annotated[BearerAuth | BasicAuth | OAuth2Auth, Field(discriminator="type")]
 
 
 class Paginate(RunnerConfig):
@@ -143,8 +193,9 @@ class RequestFields(RunnerConfig):
     headers: dict[str, HeaderValue] = Field(default_factory=dict, description="request headers")
     auth: Auth | None = Field(
         None,
-        description="{type: bearer, token: ...} or {type: basic, username: ..., password: ...}; "
-        "values usually ${vault.NAME}",
+        description="{type: bearer, token: ...}, {type: basic, username: ..., password: ...} "
+        "or {type: oauth2, token_url: ..., client_id: ..., client_secret: ..., refresh_token: "
+        "... | grant: client_credentials, scope: ...}; values usually ${vault.NAME}",
     )
     timeout: Duration | None = Field(None, description="limit on each request, e.g. 10s")
     expect_status: Annotated[list[int | str], BeforeValidator(_one_or_many)] = Field(

@@ -2,12 +2,15 @@
 
 Redirects are followed here, never by the client: the network policy checks each hop's URL,
 the per-host limits give each hop a slot, and the secrets are revealed for each hop's host (so
-a redirect to a host a secret does not allow never carries it). Errors are classed for
-``retry.on``: ``timeout``, ``network``, ``policy``, and those of the final status (``reply``).
+a redirect to a host a secret does not allow never carries it). With oauth2 ``auth`` each hop
+carries the access token cached for its host (``oauth2``), and a 401 renews it once. Errors are
+classed for ``retry.on``: ``timeout``, ``network``, ``policy``, ``auth`` (``oauth2``), and those
+of the final status (``reply``).
 """
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urljoin
 
 import httpx
@@ -15,7 +18,8 @@ import httpx
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.network import PolicyError
 from multi_task_orchestrator.engine.runners.base import RunContext
-from multi_task_orchestrator.engine.runners.http.config import MAX_REDIRECTS
+from multi_task_orchestrator.engine.runners.http.config import MAX_REDIRECTS, OAuth2Auth
+from multi_task_orchestrator.engine.runners.http.oauth2 import access_token, renew
 from multi_task_orchestrator.engine.runners.http.receive import ResponseLimit, receive, redacted
 from multi_task_orchestrator.engine.runners.http.reply import Reply, check_status
 from multi_task_orchestrator.engine.runners.http.request import Request, build
@@ -26,14 +30,27 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 async def exchange(ctx: RunContext, request: Request, max_response_bytes: int) -> Reply:
     """Send ``request``, following redirects hop by hop; raise TaskError unless the final
     status is one ``request.expect_status`` accepts. ``max_response_bytes`` is the server's
-    limit on a body (``HttpSettings``); the request's own can only lower it."""
+    limit on a body (``HttpSettings``); the request's own can only lower it. With oauth2
+    ``auth``, a 401 renews the access token once and sends the request again."""
+    limit = ResponseLimit.of(max_response_bytes, request)
+    sent_at = time.monotonic()
+    reply, host = await _send(ctx, request, limit)
+    if reply.status == 401 and isinstance(request.auth, OAuth2Auth):
+        ctx.log(f"{reply.label} -> 401: renewing the OAuth2 access token, sending again")
+        await renew(ctx, request.auth, host, since=sent_at, limit=limit)
+        reply, host = await _send(ctx, request, limit)
+    check_status(reply, request.expect_status)
+    return reply
+
+
+async def _send(ctx: RunContext, request: Request, limit: ResponseLimit) -> tuple[Reply, str]:
+    """The final reply of ``request`` (redirects followed) and the host it came from."""
     network = ctx.network
     client = network.client()
     url = shown = request.url
     method = request.method
     first = not request.literal_url
     keep_body = True
-    limit = ResponseLimit.of(max_response_bytes, request)
     for hop in range(MAX_REDIRECTS + 1):
         try:
             host = await network.policy.check(url)
@@ -41,7 +58,10 @@ async def exchange(ctx: RunContext, request: Request, max_response_bytes: int) -
             if hop == 0:
                 raise
             raise PolicyError(f"{request.method} {request.url} redirected: {exc.message}") from None
-        outgoing = await build(ctx, client, request, url, host, method, first, keep_body)
+        bearer = None
+        if isinstance(request.auth, OAuth2Auth):
+            bearer = await access_token(ctx, request.auth, host, may_fetch=first, limit=limit)
+        outgoing = await build(ctx, client, request, url, host, method, first, keep_body, bearer)
         try:
             async with network.host_limits.slot(host, on_wait=ctx.waiting):
                 response = await receive(client, outgoing, limit, f"{method} {shown}")
@@ -58,9 +78,7 @@ async def exchange(ctx: RunContext, request: Request, max_response_bytes: int) -
         if not (
             request.follow_redirects and location and response.status_code in REDIRECT_STATUSES
         ):
-            reply = Reply(method, shown, response)
-            check_status(reply, request.expect_status)
-            return reply
+            return Reply(method, shown, response), host
         if hop == MAX_REDIRECTS:
             raise TaskError(
                 f"{request.method} {request.url}: more than {MAX_REDIRECTS} redirects "

@@ -21,6 +21,7 @@ from multi_task_orchestrator.engine.runners.base import RunContext
 from multi_task_orchestrator.engine.runners.http.config import (
     BasicAuth,
     BearerAuth,
+    OAuth2Auth,
     RequestFields,
 )
 
@@ -50,7 +51,7 @@ class Request:
     url: str
     params: Mapping[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    auth: BearerAuth | BasicAuth | None = None
+    auth: BearerAuth | BasicAuth | OAuth2Auth | None = None
     json: Any = NO_BODY
     content: str | None = None
     form: Mapping[str, Any] | None = None
@@ -87,8 +88,10 @@ async def build(
     method: str,
     first: bool,
     keep_body: bool,
+    bearer: str | None = None,
 ) -> httpx.Request:
-    """The request of one hop, with the secrets revealed for that hop's host."""
+    """The request of one hop, with the secrets revealed for that hop's host; ``bearer`` is
+    the OAuth2 access token for that host (``oauth2``), when ``auth`` is oauth2."""
 
     async def reveal(text: str) -> str:
         return await ctx.reveal(text, host=host) if "${" in text else text
@@ -100,7 +103,11 @@ async def build(
             raise ConfigError(f"{method} {request.url}: a secret cannot be part of a URL's host")
         params = await _reveal_all(request.params, reveal)
     headers = {name: await reveal(value) for name, value in request.headers.items()}
-    if request.auth is not None:
+    if isinstance(request.auth, OAuth2Auth):
+        if bearer is None:
+            raise AssertionError("an oauth2 request is built with its access token")
+        headers["Authorization"] = f"Bearer {bearer}"
+    elif request.auth is not None:
         headers["Authorization"] = await _authorization(request.auth, reveal)
     for name, value in headers.items():
         if not value.isascii():  # httpx would fail with a bare UnicodeEncodeError

@@ -20,12 +20,14 @@ class HttpRunner(Runner[HttpConfig]):
     listing_rank: ClassVar[int] = 10
     config_model: ClassVar[type[HttpConfig]] = HttpConfig
     settings_model: ClassVar[type[HttpSettings]] = HttpSettings
+    error_classes: ClassVar[frozenset[str]] = frozenset({"auth"})  # a token endpoint refused
     secret_fields: ClassVar[frozenset[str]] = frozenset(
         {"url", "params", "headers", "auth", "json", "body", "form"}
     )
     summary: ClassVar[str] = (
         "Calls an HTTP API: method, url, params, headers, a json/body/form body, bearer or "
-        "basic auth from the vault, pagination, JMESPath extraction; 429 and 5xx are retryable."
+        "basic auth from the vault or OAuth2 (tokens cached in the vault), pagination, "
+        "JMESPath extraction; 429 and 5xx are retryable."
     )
     example: ClassVar[dict[str, Any]] = {
         "id": "fetch_posts",
