@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine import registry
+from multi_task_orchestrator.engine.document.notify_models import NotifyChannel
 from multi_task_orchestrator.engine.document.units import Duration, RateValue
 from multi_task_orchestrator.engine.issues import did_you_mean
 
@@ -298,6 +299,10 @@ class Orchestration(_Strict):
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
     budget: Budget | None = Field(
         None, description="what the run's model steps may use in all: a hard stop"
+    )
+    notify: bool | list[NotifyChannel] = Field(
+        False,
+        description="true: the settings' default channel; or channels {url, events, secret}",
     )
 
     def task(self, task_id: str) -> TaskSpec:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.network import Network
+from multi_task_orchestrator.engine.notify.delivery import Notifier
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.run_end import RunEndListener
 from multi_task_orchestrator.engine.runners.base import Runner
@@ -57,3 +58,4 @@ class RunServices:
     store_failed: Callable[[StoreError], None]  # the state database cannot be written
     run_finished: Callable[[RunHandle], None]  # the run's end is committed and published
     run_end_listeners: Sequence[RunEndListener]
+    notifier: Notifier | None = None  # sends task_failed notifications (run ends: a listener)
