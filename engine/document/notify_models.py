@@ -7,7 +7,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.issues import did_you_mean
@@ -54,7 +62,7 @@ class NotifyChannel(BaseModel):
         description="webhook+https://host/path, or an Apprise URL (slack://, json://, mailto://...)"
     )
     events: tuple[NotifyEventName, ...] = Field(
-        tuple(DEFAULT_EVENTS), min_length=1, description="what this channel hears"
+        tuple(DEFAULT_EVENTS), description="what this channel hears"
     )
     secret: str | None = Field(
         None,
@@ -84,6 +92,17 @@ class NotifyChannel(BaseModel):
             )
         return value
 
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise PydanticCustomError(
+                "no_notify_events",
+                "a channel needs at least one event",
+                {"hint": "e.g. events: [finished, failed]; leave it out for those two"},
+            )
+        return value
+
     @field_validator("secret")
     @classmethod
     def _vault_reference(cls, value: str | None) -> str | None:
@@ -107,3 +126,14 @@ def secret_name(value: str) -> str | None:
         name = text[len("${vault.") : -1]
         return name or None
     return None
+
+
+_CHANNELS = TypeAdapter(list[NotifyChannel])
+
+
+def notify_setting(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """``notify:`` is true/false or a list of channels; a list's errors are reported at the
+    channel (not once per branch of the union, with a 'bool' error that does not apply)."""
+    if isinstance(value, bool):
+        return value
+    return _CHANNELS.validate_python(value)
