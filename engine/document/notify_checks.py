@@ -22,7 +22,7 @@ def check_notify(doc: ExaminedDocument) -> list[Issue]:
         elif ref.kind != "vault":
             issues.append(
                 doc.raw.issue(
-                    f"'{ref.text}' cannot be used in a notification channel: only secrets are",
+                    f"'${{{ref.text}}}' cannot be used in a notification channel: only secrets are",
                     loc,
                     "write the value itself, or a secret as ${vault.NAME}",
                 )

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +35,12 @@ logging.getLogger("apprise").setLevel(logging.CRITICAL)
 
 
 class DeliveryError(Exception):
-    """One try failed; the message says why (it never holds a secret value)."""
+    """One try failed; the message says why (it never holds a secret value). ``retry`` is
+    false when another try cannot do better (a refused secret or host)."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 def signature(key: str, body: bytes) -> str:
@@ -57,7 +63,7 @@ async def send(
     except TimeoutError:
         raise DeliveryError(f"no answer within {TRY_TIMEOUT:g}s") from None
     except TaskError as exc:  # a refused secret or host
-        raise DeliveryError(str(exc)) from None
+        raise DeliveryError(str(exc), retry=False) from None
 
 
 async def _webhook(
@@ -65,8 +71,8 @@ async def _webhook(
 ) -> str:
     written = channel.url.split("+", 1)[1]
     host = _host_of(written)
+    await network.policy.check(written)  # before any secret is revealed for it
     url = await reveal_secrets(written, secrets, host=host)
-    await network.policy.check(url)
     data = json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
     headers = {"content-type": "application/json"}
     name = secret_name(channel.secret) if channel.secret else None
@@ -89,9 +95,11 @@ async def _apprise(
 
     host = _host_of(channel.url)
     url = await reveal_secrets(channel.url, secrets, host=host)
-    plugin = apprise.Apprise.instantiate(url)
+    with warnings.catch_warnings():  # its PGP support imports the deprecated imghdr
+        warnings.simplefilter("ignore", DeprecationWarning)
+        plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
-        raise DeliveryError("Apprise does not understand this URL")
+        raise DeliveryError("Apprise does not understand this URL", retry=False)
     target_host, port = _apprise_destination(plugin)
     await network.policy.admit_host(target_host, port)
     title = f"{body['name']}: {body['event']}"
@@ -125,5 +133,7 @@ def _host_of(url: str) -> str:
     """The host a URL names; a secret may not stand in for it."""
     host = (urlsplit(url).hostname or "").lower()
     if not host or "${" in (urlsplit(url).netloc.rpartition("@")[2]):
-        raise DeliveryError("the channel URL has no host (a secret cannot be its host)")
+        raise DeliveryError(
+            "the channel URL has no host (a secret cannot be its host)", retry=False
+        )
     return host

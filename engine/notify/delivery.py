@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from multi_task_orchestrator.engine.document.models import Orchestration
@@ -26,7 +26,7 @@ TRIES = 3
 BACKOFF = (0.5, 1.5)  # seconds before the second and the third try
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notifier:
     """Sends a run's notifications. ``default_url`` is the channel ``notify: true`` means
     (the ``notify_url`` setting); without it, ``notify: true`` only writes a log event."""
@@ -37,6 +37,9 @@ class Notifier:
     redact: Callable[[str], str]
     default_url: str | None = None
     backoff: Sequence[float] = BACKOFF
+    # task_failed deliveries under way, by run: the run's end waits for them, so its log
+    # (written after) holds their tries and receivers hear of a task before of its run
+    _pending: dict[str, set[asyncio.Task[Any]]] = field(default_factory=dict)
 
     def channels(self, spec: Orchestration, event: str) -> list[NotifyChannel]:
         """The channels of ``spec`` that hear ``event``."""
@@ -52,6 +55,9 @@ class Notifier:
         """The run-end listener: the run's ``finished`` or ``failed`` event."""
         if end.spec is None:
             return
+        pending = self._pending.pop(end.snapshot.id, set())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         event = run_event(end.snapshot)
         channels = self.channels(end.spec, event)
         if not channels:
@@ -76,9 +82,16 @@ class Notifier:
     ) -> None:
         """A task failed for good: its ``task_failed`` event."""
         channels = self.channels(spec, "task_failed")
-        if channels:
+        current = asyncio.current_task()
+        if not channels or current is None:
+            return
+        pending = self._pending.setdefault(run_id, set())
+        pending.add(current)
+        try:
             body = task_body(run_id, spec.name, task_id, error_class, error)
             await self._deliver_all(run_id, task_id, channels, body)
+        finally:
+            pending.discard(current)
 
     async def _deliver_all(
         self,
@@ -100,12 +113,12 @@ class Notifier:
             try:
                 answer = await send(channel, body, network=self.network, secrets=self.secrets)
             except (DeliveryError, OSError, ValueError) as exc:
-                last = attempt == TRIES
+                last = attempt == TRIES or (isinstance(exc, DeliveryError) and not exc.retry)
                 outcome = "gave up" if last else "will retry"
                 self._record(
                     run_id,
                     "notify",
-                    f"{event} to {shown}: try {attempt} of {TRIES} failed ({exc}); {outcome}",
+                    f"{event} to {shown}: try {attempt} of {TRIES} failed: {exc}; {outcome}",
                     "error" if last else "warning",
                     task_id,
                 )
