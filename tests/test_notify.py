@@ -200,6 +200,25 @@ def test_a_host_the_secret_is_not_bound_to_gets_nothing(tmp_path: Path, receiver
     assert_canary_nowhere(home, result.stdout, result.stderr)
 
 
+def test_the_network_policy_stops_webhooks_and_apprise_alike(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    home = tmp_path / "home"
+    channels = [
+        {"url": receiver.url("webhook+http", "/hook")},
+        {"url": receiver.url("json", "/apprise")},
+    ]
+    doc = write(tmp_path, {"notify": channels, "tasks": [FINE_TASK]})
+
+    result = cli(home, "run", doc, ORCHESTRATOR_NET_DENY='["127.0.0.1"]')
+
+    assert result.code == 0, result.stderr
+    assert receiver.received == []
+    log = run_log(home)
+    assert log.count("try 1 of 3 failed: refused") == 2, log
+    assert "try 2 of 3" not in log
+
+
 def test_notify_true_sends_to_the_default_channel_of_the_settings(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -249,6 +268,7 @@ def test_unknown_events_and_schemes_are_refused_with_did_you_mean(tmp_path: Path
         {"url": "webhook+https://hooks.example.com/x", "secret": "${vault.HOOK_KEYS}"},
         {"url": "webhook+https://hooks.example.com/${vars.path}", "secret": "plain"},
         {"url": "json://127.0.0.1:9/x", "event": ["failed"]},
+        {"url": "slack://${vault.HOOK_KEY}/B/C"},
     ]
     doc = write(tmp_path, {"notify": channels, "tasks": [FINE_TASK]})
 
@@ -269,6 +289,7 @@ def test_unknown_events_and_schemes_are_refused_with_did_you_mean(tmp_path: Path
     assert "notify[4].secret: a channel's secret must be a vault reference" in out
     assert "'${vars.path}' cannot be used in a notification channel: only secrets are" in out
     assert "notify[5].event: unknown field 'event' (did you mean 'events'?)" in out
+    assert "notify[6].url: a secret cannot stand for a channel URL's host" in out
     assert CANARY not in out
 
 

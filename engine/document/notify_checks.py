@@ -4,6 +4,8 @@ stored secret."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from multi_task_orchestrator.engine.document.examined import ExaminedDocument
 from multi_task_orchestrator.engine.expressions import ExpressionError, find_references
 from multi_task_orchestrator.engine.issues import Issue, did_you_mean
@@ -16,6 +18,18 @@ def check_notify(doc: ExaminedDocument) -> list[Issue]:
     if not isinstance(channels, list):
         return []
     issues = []
+    for index, channel in enumerate(channels):
+        url = channel.get("url") if isinstance(channel, dict) else None
+        if isinstance(url, str) and "${" in urlsplit(url).netloc.rpartition("@")[2]:
+            issues.append(
+                doc.raw.issue(
+                    "a secret cannot stand for a channel URL's host: it is revealed only for "
+                    "the host it is bound to",
+                    ("notify", index, "url"),
+                    "use the service's own URL with the secret in its path, e.g. "
+                    "https://hooks.slack.com/services/${vault.NAME}",
+                )
+            )
     for loc, ref in find_references(channels, ("notify",)):
         if isinstance(ref, ExpressionError):
             issues.append(doc.raw.issue(ref.message, loc, ref.hint))

@@ -5,6 +5,7 @@ event, sends to each with retries and backoff, and records every try in the run'
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -100,6 +101,8 @@ class Notifier:
         channels: list[NotifyChannel],
         body: dict[str, Any],
     ) -> None:
+        # the snapshot's messages are masked already; this holds for anything added to them
+        body = json.loads(self.redact(json.dumps(body)))
         await asyncio.gather(
             *(self._deliver(run_id, task_id, channel, body) for channel in channels)
         )
