@@ -40,6 +40,7 @@ from multi_task_orchestrator.engine.gc_policy import tune_garbage_collector
 from multi_task_orchestrator.engine.issues import DocumentError
 from multi_task_orchestrator.engine.leases import LeaseKeeper
 from multi_task_orchestrator.engine.network import Network
+from multi_task_orchestrator.engine.notify.delivery import Notifier
 from multi_task_orchestrator.engine.owner import HeldRun, this_process
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.recovery import Recovery
@@ -99,21 +100,25 @@ class Engine:
         runner_settings: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         run_end_listeners: Sequence[RunEndListener] | None = None,
+        notify_url: str | None = None,
     ) -> None:
         self.store = store
-        # awaited in order as each run ends, before its end is published; by default the
-        # writer of the run's files (results, log, summary, report.html)
-        self.run_end_listeners: list[RunEndListener] = list(
-            (write_files_on_run_end,) if run_end_listeners is None else run_end_listeners
-        )
         self.runs_dir = runs_dir
         self.max_tasks = max_tasks
         self.secrets: SecretResolver = secrets or NoVault()
         self._redacting = not isinstance(self.secrets, NoVault)
+        self.network = network or Network()
+        # the documents' notify: channels; notify_url is the one ``notify: true`` means
+        self.notifier = Notifier(store, self.network, self.secrets, self.redact, notify_url)
+        # awaited in order as each run ends, before its end is published; by default the
+        # notifications, then the writer of the run's files (results, log, summary, report.html)
+        default_listeners = (self.notifier.on_run_end, write_files_on_run_end)
+        self.run_end_listeners: list[RunEndListener] = list(
+            default_listeners if run_end_listeners is None else run_end_listeners
+        )
         self.server_pool = Pool("server", max_concurrent, kind="server")
         # shared objects runners find in ctx.resources (settings go to each runner instead)
         self.resources: dict[str, Any] = dict(resources or {})
-        self.network = network or Network()
         self.backend: Backend = backend or LocalBackend()
         self.workspace = workspace or runs_dir.parent / "workspace"
         self.runs: dict[str, Run] = {}  # the runs this process executes, by id
@@ -161,6 +166,7 @@ class Engine:
             store_failed=self.store_failed,
             run_finished=self.run_finished,
             run_end_listeners=self.run_end_listeners,
+            notifier=self.notifier,
         )
         self._recovery = Recovery(self._services, self.runs, runs_dir)
         self._reads = StatusReads(store, self.runs, lambda: self.broken)

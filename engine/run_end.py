@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.state import RunSnapshot
 from multi_task_orchestrator.engine.store import Store
 
@@ -20,13 +21,14 @@ from multi_task_orchestrator.engine.store import Store
 class RunEnd:
     """A run as it ends: its final snapshot (with outputs, not loaded from their files), the
     store holding its events and attempts, its folder, each task's dependencies and the run's
-    barriers (lists of task ids)."""
+    barriers (lists of task ids), and its document (for the notifications it asks for)."""
 
     snapshot: RunSnapshot
     store: Store
     run_dir: Path
     dependencies: Mapping[str, Sequence[str]]
     stages: Sequence[Sequence[str]]
+    spec: Orchestration | None = None
 
 
 # Awaited with the ending run. An OSError or ValueError it raises is logged and recorded as an

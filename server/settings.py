@@ -245,6 +245,7 @@ class CoreSettings(BaseSettings):
             "shutdown_grace": self.shutdown_grace,
             "output_threshold": self.output_file_bytes,
             "max_document_bytes": self.max_document_bytes,
+            "notify_url": self.notify_url,
         }
 
     # --- the runners' settings (their fields are added by ``Settings``) ----------------------
@@ -270,6 +271,14 @@ class CoreSettings(BaseSettings):
         description="ORCHESTRATOR_MAX_DOCUMENT_BYTES: the largest document accepted, in bytes; "
         "a larger one is refused before it is parsed",
         json_schema_extra={"shown_default": "5242880 (5 MB)"},
+    )
+
+    # --- notifications -------------------------------------------------------------------------
+
+    notify_url: str | None = Field(
+        None,
+        description="ORCHESTRATOR_NOTIFY_URL: the channel a document's `notify: true` sends to "
+        "(`webhook+https://...` or an Apprise URL); unset, `notify: true` writes a log event",
     )
 
 

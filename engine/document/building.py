@@ -18,6 +18,7 @@ from multi_task_orchestrator.engine.document.models import (
     RetryPolicy,
     TaskSpec,
 )
+from multi_task_orchestrator.engine.document.notify_models import NotifyChannel
 from multi_task_orchestrator.engine.issues import Issue, Location, did_you_mean
 
 # --- building models ----------------------------------------------------------------------
@@ -59,6 +60,8 @@ def _unknown_field_hint(name: str, parent: Location) -> str:
         model = FailurePolicy
     elif parent[:1] == ("limits",):
         model = LimitSpec
+    elif parent[:1] == ("notify",):
+        model = NotifyChannel
     names = list(model.model_fields)
     if model is TaskSpec:
         names += ["depends_on", "needs"]

@@ -19,12 +19,14 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine import registry
+from multi_task_orchestrator.engine.document.notify_models import NotifyChannel, notify_setting
 from multi_task_orchestrator.engine.document.units import Duration, RateValue
 from multi_task_orchestrator.engine.issues import did_you_mean
 
@@ -298,6 +300,10 @@ class Orchestration(_Strict):
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
     budget: Budget | None = Field(
         None, description="what the run's model steps may use in all: a hard stop"
+    )
+    notify: Annotated[bool | list[NotifyChannel], WrapValidator(notify_setting)] = Field(
+        False,
+        description="true: the settings' default channel; or channels {url, events, secret}",
     )
 
     def task(self, task_id: str) -> TaskSpec:

@@ -33,6 +33,7 @@ from multi_task_orchestrator.engine.document.loader import (
     too_many_tasks,
 )
 from multi_task_orchestrator.engine.document.models import Orchestration
+from multi_task_orchestrator.engine.document.notify_checks import check_notify
 from multi_task_orchestrator.engine.document.plan import Plan, make_plan
 from multi_task_orchestrator.engine.document.runner_configs import check_configs
 from multi_task_orchestrator.engine.issues import DocumentError, Issue
@@ -115,6 +116,7 @@ def validate(
     issues += references.check_references(doc)
     issues += references.check_other_syntaxes(doc)
     issues += checks.check_limits(doc)
+    issues += check_notify(doc)
     issues += checks.check_task_fields(doc)
     if disabled_types:
         issues += checks.check_disabled(doc, disabled_types)

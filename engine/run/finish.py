@@ -145,6 +145,7 @@ class Finisher:
             run_dir=core.run_dir,
             dependencies={task.id: task.dependencies for task in core.spec.tasks},
             stages=[core.table.stage_ids(stage) for stage in core.table.stage_keys],
+            spec=core.spec,
         )
         for listener in listeners:
             await listener(end)

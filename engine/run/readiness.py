@@ -143,10 +143,23 @@ class Readiness:
         else:
             detail = node.error if state == TaskState.failed else node.reason
             records.event(node, state.value, detail or "", "warning")
-        if state == TaskState.failed and self._core.spec.on_failure.notify:
-            records.event(node, "notify", f"task {node.task_id} failed: {node.error}", "error")
+        if state == TaskState.failed:
+            self._notify_failed(node)
         if state in (TaskState.skipped, TaskState.cancelled):
             self.propagate(node)
+
+    def _notify_failed(self, node: Node) -> None:
+        """The seed's ``on_failure.notify`` log event, and the ``task_failed`` channels."""
+        core = self._core
+        notifier = core.services.notifier
+        if notifier is not None and notifier.wants_task_failed(core.spec):
+            sent = notifier.task_failed(
+                core.spec, core.id, node.task_id, node.error_class, node.error
+            )
+            core.spawn(sent)
+        elif core.spec.on_failure.notify:
+            message = f"task {node.task_id} failed: {node.error}"
+            self._records.event(node, "notify", message, "error")
 
     def fail_now(self, node: Node, message: str, error_class: str) -> None:
         """``node`` fails without an attempt (its config or items cannot be used)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.network import Network
@@ -15,6 +15,9 @@ from multi_task_orchestrator.engine.run_end import RunEndListener
 from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.secrets import SecretResolver
 from multi_task_orchestrator.engine.store import Store, StoreError
+
+if TYPE_CHECKING:  # the run never imports the notifications (nor the reports they use)
+    from multi_task_orchestrator.engine.notify.delivery import Notifier
 
 
 class RunHandle(Protocol):
@@ -57,3 +60,4 @@ class RunServices:
     store_failed: Callable[[StoreError], None]  # the state database cannot be written
     run_finished: Callable[[RunHandle], None]  # the run's end is committed and published
     run_end_listeners: Sequence[RunEndListener]
+    notifier: Notifier | None = None  # sends task_failed notifications (run ends: a listener)
