@@ -163,7 +163,7 @@ def search(
                     f"the message is {head.size_rfc822} bytes, more than "
                     f"ORCHESTRATOR_EMAIL_MAX_ATTACHMENT_BYTES ({max_bytes}); headers only"
                 )
-            elif config.bodies or config.save_attachments:
+            elif head.uid and (config.bodies or config.save_attachments):
                 full = next(iter(box.fetch(AND(uid=[head.uid]), mark_seen=False)), None)
                 if full is not None:
                     entry.update(_contents(config, full, root, max_chars))

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
-from multi_task_orchestrator.engine.runners.email import imap, smtp
 from multi_task_orchestrator.engine.runners.email.config import EmailConfig, EmailSettings
 from multi_task_orchestrator.engine.runners.email.connect import refuse_plain_off_loopback
+from multi_task_orchestrator.engine.runners.email.imap import count, mark, search
+from multi_task_orchestrator.engine.runners.email.smtp import build_message, send
 from multi_task_orchestrator.engine.runners.files.paths import workspace_root
 
 
@@ -57,7 +58,7 @@ class EmailRunner(Runner[EmailConfig]):
         root = self._workspace(config, ctx)
         message = None
         if config.action == "send":
-            message = await smtp.build_message(config, root, limit)
+            message = await build_message(config, root, limit)
         port = config.server_port()
         async with ctx.network.reach(config.host, port, on_wait=ctx.waiting) as destination:
             if config.security == "plain":
@@ -67,12 +68,12 @@ class EmailRunner(Runner[EmailConfig]):
                 password = await ctx.reveal(config.password, host=destination.host)
             where = f"{destination.host}:{destination.port}"
             if message is not None:
-                result = await smtp.send(config, destination, password, message)
+                result = await send(config, destination, password, message)
                 ctx.log(f"sent '{config.subject}' to {len(result['accepted'])} recipient(s)")
                 return result
             if config.action == "search":
                 found = await asyncio.to_thread(
-                    imap.search,
+                    search,
                     config,
                     destination,
                     password,
@@ -83,8 +84,8 @@ class EmailRunner(Runner[EmailConfig]):
                 ctx.log(f"found {found['count']} message(s) in {config.folder} at {where}")
                 return found
             if config.action == "count":
-                return await asyncio.to_thread(imap.count, config, destination, password)
-            marked = await asyncio.to_thread(imap.mark, config, destination, password)
+                return await asyncio.to_thread(count, config, destination, password)
+            marked = await asyncio.to_thread(mark, config, destination, password)
             ctx.log(f"marked {len(marked['uids'])} message(s) {config.set} at {where}")
             return marked
 
