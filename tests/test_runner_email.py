@@ -82,8 +82,10 @@ def imap_port() -> Iterator[int]:
     port = free_port()
     pymap = Path(sys.executable).parent / "pymap"
     process = subprocess.Popen(
-        [str(pymap), "--host", "127.0.0.1", "--port", str(port), "--no-tls"]
-        + ["--no-service", "admin", "dict", "--demo-data", "--demo-password", PASSWORD],
+        [
+            *(str(pymap), "--host", "127.0.0.1", "--port", str(port), "--no-tls"),
+            *("--no-service", "admin", "dict", "--demo-data", "--demo-password", PASSWORD),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
