@@ -211,9 +211,19 @@ def test_imap_search_fetch_count_and_mark(home: Path, imap_port: int) -> None:
     search = mail_task(
         "search", imap_port, action="search", criteria=criteria, save_attachments="mail"
     )
-    results, shown = run(home, before, search)
+    uids = {"uids": "${search.output.messages[*].uid}"}
+    mark = mail_task("mark", imap_port, action="mark", criteria=uids, set="seen")
+    after = mail_task("after", imap_port, action="count", criteria=criteria)
+    results, shown = run(
+        home,
+        before,
+        search.replace('"config"', '"dependencies": ["before"], "config"'),
+        mark.replace('"config"', '"dependencies": ["search"], "config"'),
+        after.replace('"config"', '"dependencies": ["mark"], "config"'),
+    )
 
-    assert task(results, "before")["output"]["matching"] == 1, results
+    counted = task(results, "before")["output"]
+    assert counted["matching"] == 1, results
     found = task(results, "search")["output"]
     assert found["count"] == 1, found
     [message] = found["messages"]
@@ -224,14 +234,27 @@ def test_imap_search_fetch_count_and_mark(home: Path, imap_port: int) -> None:
     assert (home / "workspace" / attachment["path"]).read_bytes() == b"a,b\n1,2\n"
     assert "\\Seen" not in message["flags"]
 
-    unread = task(results, "before")["output"]["unseen"]
-    mark = mail_task("mark", imap_port, action="mark", criteria=criteria, set="seen")
-    after = mail_task("after", imap_port, action="count", criteria=criteria)
-    results, more = run(home, mark, after)
     assert task(results, "mark")["output"]["uids"] == [message["uid"]], results
-    counted = task(results, "after")["output"]
-    assert counted["matching"] == 0 and counted["unseen"] == unread - 1, counted
-    assert_password_nowhere(home, shown + more)
+    later = task(results, "after")["output"]
+    assert later["matching"] == 0 and later["unseen"] == counted["unseen"] - 1, later
+    assert_password_nowhere(home, shown)
+
+
+def test_a_line_break_in_a_header_is_refused(home: Path, smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    sent = mail_task(
+        "send",
+        port,
+        action="send",
+        **{"from": "a@example.org"},
+        to="b@example.org",
+        subject="Hello\r\nBcc: victim@example.org",
+        text="hi",
+    )
+    results, _ = run(home, sent)
+    send = task(results, "send")
+    assert send["state"] == "failed" and send["error_class"] == "config", send
+    assert inbox.messages == [] and inbox.logins == []
 
 
 def test_a_wrong_password_fails_with_auth(

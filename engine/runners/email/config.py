@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.runners.base import RunnerConfig
@@ -96,6 +96,11 @@ class EmailConfig(RunnerConfig):
     )
     mark_seen: bool = Field(False, description="search: mark the fetched messages as read")
     set: Mark | None = Field(None, description="mark: seen, unseen, flagged or unflagged")
+
+    @field_validator("to", "cc", "bcc", "attachments", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _fits_action(self) -> EmailConfig:

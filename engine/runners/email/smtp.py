@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosmtplib
 
-from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.network import Destination
 from multi_task_orchestrator.engine.runners.email.config import EmailConfig
 from multi_task_orchestrator.engine.runners.email.connect import (
@@ -37,8 +37,7 @@ def _read_attachment(root: Path, given: str, limit: int) -> tuple[str, bytes]:
     return path.name, data
 
 
-async def build_message(config: EmailConfig, root: Path | None, limit: int) -> EmailMessage:
-    """The message the task describes; attachments over ``limit`` bytes in all are refused."""
+def _headers(config: EmailConfig) -> EmailMessage:
     message = EmailMessage()
     message["From"] = config.sender or ""
     if config.to:
@@ -50,6 +49,15 @@ async def build_message(config: EmailConfig, root: Path | None, limit: int) -> E
     message["Subject"] = config.subject
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=(config.sender or "x@localhost").split("@")[-1])
+    return message
+
+
+async def build_message(config: EmailConfig, root: Path | None, limit: int) -> EmailMessage:
+    """The message the task describes; attachments over ``limit`` bytes in all are refused."""
+    try:
+        message = _headers(config)
+    except ValueError as exc:  # a line break in a header: it could add headers of its own
+        raise ConfigError(f"a header of the message cannot be used: {exc}") from None
     if config.text is not None:
         message.set_content(config.text)
     if config.html is not None:
