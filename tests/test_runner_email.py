@@ -295,3 +295,48 @@ def test_a_host_the_password_is_not_bound_to_gets_nothing(
     assert send["state"] == "failed" and "MAIL_PASSWORD" in send["error"], send
     assert inbox.logins == [] and inbox.messages == []
     assert_password_nowhere(home, shown)
+
+
+def test_starttls_the_server_does_not_offer_sends_no_password(
+    home: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    sent = mail_task("send", port, action="send", **{"from": "a@x.org"}, to="b@x.org", text="hi")
+    results, shown = run(home, sent.replace('"plain"', '"starttls"'))
+    send = task(results, "send")
+    assert send["state"] == "failed" and send["error_class"] == "smtp", send
+    assert "STARTTLS" in send["error"], send
+    assert inbox.logins == [] and inbox.messages == []
+    assert_password_nowhere(home, shown)
+
+
+def local_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_plain_text_off_loopback_is_refused_before_connecting(home: Path) -> None:
+    address = local_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback")
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname=address, port=port, auth_require_tls=False)
+    controller.start()
+    try:
+        sent = mail_task(
+            "send", port, action="send", **{"from": "a@x.org"}, to="b@x.org", text="hi"
+        )
+        results, shown = run(home, sent.replace("127.0.0.1", address))
+    finally:
+        controller.stop()
+    send = task(results, "send")
+    assert send["state"] == "failed" and send["error_class"] == "policy", send
+    assert "not a loopback address" in send["error"]
+    assert inbox.messages == [] and inbox.logins == []
+    assert_password_nowhere(home, shown)
