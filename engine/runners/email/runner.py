@@ -34,12 +34,13 @@ class EmailRunner(Runner[EmailConfig]):
     example: ClassVar[dict[str, Any]] = {
         "id": "mail_report",
         "type": "email",
+        # a relay on this machine, which needs no login; for a mail provider: host,
+        # security: starttls, username and password: ${vault.SMTP_PASSWORD}
         "config": {
             "action": "send",
-            "host": "smtp.example.com",
-            "security": "starttls",
-            "username": "reports@example.com",
-            "password": "${vault.SMTP_PASSWORD}",
+            "host": "127.0.0.1",
+            "port": 25,
+            "security": "plain",
             "from": "reports@example.com",
             "to": ["team@example.com"],
             "subject": "Daily report",
