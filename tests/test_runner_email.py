@@ -340,3 +340,16 @@ def test_plain_text_off_loopback_is_refused_before_connecting(home: Path) -> Non
     assert "not a loopback address" in send["error"]
     assert inbox.messages == [] and inbox.logins == []
     assert_password_nowhere(home, shown)
+
+
+def test_a_password_written_into_the_document_is_refused_at_validation(home: Path) -> None:
+    path = home.parent / "leaky.yaml"
+    literal = mail_task("count", 143, action="count").replace(
+        "${vault.MAIL_PASSWORD}", "hunter2-literal-mail"
+    )
+    path.write_text("name: Mail\ntasks:\n" + literal + "\n", encoding="utf-8")
+    done = cli(home, "validate", path)
+    shown = done.stdout + done.stderr
+    assert done.code != 0
+    assert "password must be a ${vault.NAME} reference" in shown
+    assert "hunter2-literal-mail" not in shown

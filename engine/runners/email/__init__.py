@@ -7,8 +7,9 @@ and then to exactly an address the policy checked, so a name that resolves elsew
 later cannot redirect the login. ``security`` is ``tls`` (implicit TLS, the default),
 ``starttls`` or ``plain``; certificates are checked against ``host``, and ``plain`` (the
 password in clear) is refused unless every address is a loopback one. ``password`` is the only
-field that may hold ``${vault.NAME}``; it is revealed at the moment of use for ``host`` (the
-secret's allowed hosts must name it) and is replaced by ``***`` in any server message.
+field that may hold ``${vault.NAME}``, and must (a password written into a document is
+refused); it is revealed at the moment of use for ``host`` (the secret's allowed hosts must
+name it) and is replaced by ``***`` in any server message.
 
 Actions:
 

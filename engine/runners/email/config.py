@@ -3,6 +3,7 @@ the fields it uses, checked against each other), and the runner's settings (``Em
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Literal
 
@@ -14,6 +15,8 @@ from multi_task_orchestrator.engine.runners.base import RunnerConfig
 Action = Literal["send", "search", "count", "mark"]
 Security = Literal["tls", "starttls", "plain"]
 Mark = Literal["seen", "unseen", "flagged", "unflagged"]
+
+_VAULT_REFERENCE = re.compile(r"\$\{vault\.[A-Za-z_][A-Za-z0-9_.-]*\}")
 
 DEFAULT_PORTS: dict[tuple[str, Security], int] = {
     ("smtp", "tls"): 465,
@@ -96,6 +99,21 @@ class EmailConfig(RunnerConfig):
     )
     mark_seen: bool = Field(False, description="search: mark the fetched messages as read")
     set: Mark | None = Field(None, description="mark: seen, unseen, flagged or unflagged")
+
+    @field_validator("password")
+    @classmethod
+    def _from_the_vault(cls, value: str | None) -> str | None:
+        # the value itself is never repeated: it may be a password written by mistake
+        if value is not None and not _VAULT_REFERENCE.fullmatch(value.strip()):
+            raise PydanticCustomError(
+                "email_password",
+                "password must be a ${vault.NAME} reference, not the password itself",
+                {
+                    "hint": "store it in the vault for the mail host (orchestrator vault set "
+                    "NAME --hosts mail.example.com), then write password: ${vault.NAME}"
+                },
+            )
+        return value.strip() if value is not None else None
 
     @field_validator("to", "cc", "bcc", "attachments", mode="before")
     @classmethod
