@@ -12,6 +12,7 @@ import email.policy
 import imaplib
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -353,3 +354,72 @@ def test_a_password_written_into_the_document_is_refused_at_validation(home: Pat
     assert done.code != 0
     assert "password must be a ${vault.NAME} reference" in shown
     assert "hunter2-literal-mail" not in shown
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no authority signed, and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_with_a_certificate_no_authority_signed_sends_no_password(
+    home: Path, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox, port = Inbox(), free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        ssl_context=context,
+        authenticator=inbox.authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        sent = mail_task(
+            "send", port, action="send", **{"from": "a@x.org"}, to="b@x.org", text="hi"
+        )
+        results, shown = run(home, sent.replace('"plain"', '"tls"'))
+    finally:
+        controller.stop()
+    send = task(results, "send")
+    assert send["state"] == "failed" and send["error_class"] == "network", send
+    assert "certificate" in send["error"].lower(), send
+    assert inbox.logins == [] and inbox.messages == []
+    assert_password_nowhere(home, shown)
