@@ -123,8 +123,9 @@ def test_a_secret_in_a_type_that_never_reveals_one_is_refused(tmp_path: Path) ->
     )
     # where secrets may be used, from the runners themselves
     assert delay["hint"] == (
-        "secrets may be used in agent (api_key); browser_automation (login, steps, url); http "
-        "(auth, body, form, headers, json, params, url); llm (api_key); multi_publish (targets)"
+        "secrets may be used in agent (api_key); browser_automation (login, steps, url); email "
+        "(password); http (auth, body, form, headers, json, params, url); llm (api_key); "
+        "multi_publish (targets)"
     )
     assert "file_processing never reveals secrets" in issues["tasks[1].config.content"]["message"]
     assert issues["tasks[2].config.extract"]["message"] == (
