@@ -5,19 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from multi_task_orchestrator.engine.document.units import Duration
-from multi_task_orchestrator.engine.runners.base import RunnerConfig
 from multi_task_orchestrator.engine.runners.llm.config import (
-    DEFAULT_BASE_URLS,
     DEFAULT_TIMEOUT,
     LlmConfig,
+    ModelCallConfig,
     PromptText,
     Provider,
-    checked_schema,
-    vault_reference,
-    web_url,
 )
 
 DEFAULT_MAX_STEPS = 10
@@ -46,7 +42,7 @@ def _short_form(value: Any) -> Any:
     return {"server": value} if isinstance(value, str) else value
 
 
-class AgentConfig(RunnerConfig):
+class AgentConfig(ModelCallConfig):
     """Config of an ``agent`` task: a bounded tool-use loop."""
 
     provider: Provider = Field(description=_described_as_in_llm("provider"))
@@ -102,31 +98,6 @@ class AgentConfig(RunnerConfig):
     @classmethod
     def _short_forms(cls, value: Any) -> Any:
         return [_short_form(item) for item in value] if isinstance(value, list) else value
-
-    @field_validator("api_key")
-    @classmethod
-    def _a_vault_reference(cls, value: str | None) -> str | None:
-        return vault_reference(value)
-
-    @field_validator("base_url")
-    @classmethod
-    def _web_url(cls, value: str | None) -> str | None:
-        return web_url(value)
-
-    @field_validator("json_schema")
-    @classmethod
-    def _valid_schema(
-        cls, schema: dict[str, Any] | None, info: ValidationInfo
-    ) -> dict[str, Any] | None:
-        return checked_schema(schema, info.data.get("output"))
-
-    @property
-    def wants_json(self) -> bool:
-        return self.output == "json" or self.json_schema is not None
-
-    @property
-    def endpoint(self) -> str:
-        return self.base_url or DEFAULT_BASE_URLS[self.provider]
 
     def step_config(self, max_tokens: int, timeout: float | None) -> LlmConfig:
         """One step's model call, as the ``llm`` providers take it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -105,7 +105,47 @@ def checked_schema(schema: dict[str, Any] | None, output: Any) -> dict[str, Any]
     return schema
 
 
-class LlmConfig(RunnerConfig):
+class ModelCallConfig(RunnerConfig):
+    """What the configs of model steps (``llm``, ``agent``) share: the checks of their
+    ``api_key``, ``base_url`` and ``schema`` fields and where the call goes. Each subclass
+    declares the fields itself, so that each keeps its own field order."""
+
+    if TYPE_CHECKING:  # declared by the subclasses
+        provider: Provider
+        base_url: str | None
+        output: Literal["text", "json"] | None
+        json_schema: dict[str, Any] | None
+
+    @field_validator("api_key", check_fields=False)
+    @classmethod
+    def _a_vault_reference(cls, value: str | None) -> str | None:
+        return vault_reference(value)
+
+    @field_validator("base_url", check_fields=False)
+    @classmethod
+    def _web_url(cls, value: str | None) -> str | None:
+        return web_url(value)
+
+    @field_validator("json_schema", check_fields=False)
+    @classmethod
+    def _valid_schema(
+        cls, schema: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
+        # checked here, not on the whole config: a config-wide problem waits until the
+        # config's references are resolved, and api_key always holds one
+        return checked_schema(schema, info.data.get("output"))
+
+    @property
+    def wants_json(self) -> bool:
+        return self.output == "json" or self.json_schema is not None
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL the call goes to."""
+        return self.base_url or DEFAULT_BASE_URLS[self.provider]
+
+
+class LlmConfig(ModelCallConfig):
     """Config of an ``llm`` task: one model call."""
 
     provider: Provider = Field(
@@ -142,34 +182,6 @@ class LlmConfig(RunnerConfig):
         "https://api.openai.com/v1 (e.g. http://127.0.0.1:11434/v1 for Ollama)",
     )
     timeout: Duration = Field(DEFAULT_TIMEOUT, gt=0, description="limit on each model call")
-
-    @field_validator("api_key")
-    @classmethod
-    def _a_vault_reference(cls, value: str | None) -> str | None:
-        return vault_reference(value)
-
-    @field_validator("base_url")
-    @classmethod
-    def _web_url(cls, value: str | None) -> str | None:
-        return web_url(value)
-
-    @field_validator("json_schema")
-    @classmethod
-    def _valid_schema(
-        cls, schema: dict[str, Any] | None, info: ValidationInfo
-    ) -> dict[str, Any] | None:
-        # checked here, not on the whole config: a config-wide problem waits until the
-        # config's references are resolved, and api_key always holds one
-        return checked_schema(schema, info.data.get("output"))
-
-    @property
-    def wants_json(self) -> bool:
-        return self.output == "json" or self.json_schema is not None
-
-    @property
-    def endpoint(self) -> str:
-        """The base URL the call goes to."""
-        return self.base_url or DEFAULT_BASE_URLS[self.provider]
 
 
 def _readable_prices(value: str | None) -> str | None:
