@@ -16,9 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from mcp.types import CallToolResult, Tool
+from typing import TYPE_CHECKING, Any
 
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.issues import did_you_mean
@@ -27,7 +25,11 @@ from multi_task_orchestrator.engine.runners.base import RunContext
 from multi_task_orchestrator.engine.runners.llm.tool_use import ToolCall, ToolResult, ToolSpec
 from multi_task_orchestrator.engine.runners.mcp import McpRunner
 from multi_task_orchestrator.engine.runners.mcp.results import tool_output, tool_text
-from multi_task_orchestrator.engine.runners.mcp.session import ServerSession
+
+if TYPE_CHECKING:  # the MCP SDK's client stack takes ~1 s to import: only a run needs it
+    from mcp.types import CallToolResult, Tool
+
+    from multi_task_orchestrator.engine.runners.mcp.session import ServerSession
 
 MAX_NAME = 64  # OpenAI's limit on a function's name (Anthropic's is 128)
 MAX_DESCRIPTION = 1024

@@ -8,9 +8,10 @@ each text item as its text and every other item (an image, a resource link...) a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp.types import CallToolResult, ContentBlock, TextContent, Tool
+if TYPE_CHECKING:  # the MCP SDK's client stack takes ~1 s to import: only a run needs it
+    from mcp.types import CallToolResult, ContentBlock, Tool
 
 DESCRIPTION_LENGTH = 160
 
@@ -20,21 +21,19 @@ def tool_output(result: CallToolResult) -> Any:
     if result.structured_content is not None:
         return result.structured_content
     items = result.content
-    if all(isinstance(item, TextContent) for item in items):
-        return "\n".join(item.text for item in items if isinstance(item, TextContent))
+    if all(item.type == "text" for item in items):
+        return "\n".join(item.text for item in items if item.type == "text")
     return [_item(item) for item in items]
 
 
 def tool_text(result: CallToolResult) -> str:
     """The text a result carries (an error's message), its other items named by type."""
-    parts = [
-        item.text if isinstance(item, TextContent) else f"<{item.type}>" for item in result.content
-    ]
+    parts = [item.text if item.type == "text" else f"<{item.type}>" for item in result.content]
     return "\n".join(parts).strip() or "(the tool gave no text)"
 
 
 def _item(item: ContentBlock) -> Any:
-    if isinstance(item, TextContent):
+    if item.type == "text":
         return item.text
     return item.model_dump(mode="json", by_alias=True, exclude_none=True)
 

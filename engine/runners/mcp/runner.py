@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -30,9 +30,11 @@ from multi_task_orchestrator.engine.runners.mcp.results import (
     tool_text,
 )
 from multi_task_orchestrator.engine.runners.mcp.servers import RemoteServer
-from multi_task_orchestrator.engine.runners.mcp.session import ServerSession, describe
 from multi_task_orchestrator.engine.runners.mcp.settings import McpSettings
 from multi_task_orchestrator.engine.secrets import NoVault, SecretResolver, redact_data
+
+if TYPE_CHECKING:
+    from multi_task_orchestrator.engine.runners.mcp.session import ServerSession
 
 NAMES_SHOWN = 30  # tool names an error lists
 
@@ -94,12 +96,18 @@ class McpRunner(Runner[McpConfig]):
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)
         chosen = self.settings_as(McpSettings)
-        self._sessions = {
-            name: ServerSession(
-                spec, concurrency=chosen.concurrency, connect_timeout=chosen.connect_timeout
-            )
-            for name, spec in chosen.configured().items()
-        }
+        configured = chosen.configured()
+        self._sessions: dict[str, ServerSession] = {}
+        if configured:
+            # the MCP SDK's client stack takes ~1 s to import: only when servers are configured
+            from multi_task_orchestrator.engine.runners.mcp.session import ServerSession
+
+            self._sessions = {
+                name: ServerSession(
+                    spec, concurrency=chosen.concurrency, connect_timeout=chosen.connect_timeout
+                )
+                for name, spec in configured.items()
+            }
 
     def session(self, server: str) -> ServerSession:
         """The session of a configured server; ConfigError naming the configured ones if not."""
@@ -208,6 +216,8 @@ class McpRunner(Runner[McpConfig]):
         except TaskError as exc:
             shown.error = exc.message
         except Exception as exc:  # one server's trouble must not hide the others
+            from multi_task_orchestrator.engine.runners.mcp.session import describe
+
             shown.error = describe(exc)
         else:
             shown.tools = [summarize(tool) for tool in tools]
