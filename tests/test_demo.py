@@ -1,6 +1,7 @@
-"""``orchestrator demo`` (both seed patterns against the built-in sites and, for pattern 2's
-model steps, the local stand-in model), the seed's pattern 1 example against those sites, and
-``orchestrator doctor`` — with real Chromium."""
+"""``orchestrator demo`` (the seed's three patterns against the built-in sites, pattern 2's
+model steps against the local stand-in model, pattern 3's inbox against the demo's IMAP server),
+the seed's pattern 1 example against those sites, and ``orchestrator doctor`` — with real
+Chromium."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_runs_both_patterns(tmp_path: Path) -> None:
+def test_demo_runs_the_three_patterns(tmp_path: Path) -> None:
     result = cli(tmp_path / "home", "demo")
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -42,16 +43,24 @@ def test_demo_runs_both_patterns(tmp_path: Path) -> None:
     assert "▶ Demo · Pattern 1: multi-site data collection" in out
     assert "▶ Demo · Pattern 2: content publishing pipeline" in out
     assert "The model in this pattern is a local stand-in, not a real one" in out
-    assert out.count("ORCHESTRATION COMPLETE\n") == 2
+    assert "▶ Demo · Pattern 3: account checks" in out
+    assert out.count("ORCHESTRATION COMPLETE\n") == 3
     assert "The demo sites received 3 published post(s)." in out
+    assert (
+        "The demo's token endpoint issued 2 access token(s); its social API refused 1 as "
+        "expired\nand received 1 post(s); its profile API took 1 update(s); its notification "
+        "receiver got 1."
+    ) in out
     # pattern 2's model calls, counted against its budget, in its summary and its display
     assert "Tokens:     " in out and "Budget:     " in out and "of 60,000 tokens used" in out
     assert "├─ optimize: ✓ Complete" in result.stderr and "Tokens: " in result.stderr
     assert "Site C (behind a login): ✓ Complete" in result.stderr
     assert "Publish[site_b]: ✓ Complete" in result.stderr  # after a 503 and a retry
+    assert "Social · post status: ✓ Complete" in result.stderr  # after a 401 and a refresh
+    assert "Report summary: ✓ Complete" in result.stderr
     assert "Traceback" not in result.stderr
     listed = cli(tmp_path / "home", "list").stdout
-    assert listed.count("succeeded") == 2
+    assert listed.count("succeeded") == 3
 
 
 def test_demo_without_a_browser_runs_pattern_2_and_says_how_to_get_one(tmp_path: Path) -> None:
@@ -62,7 +71,7 @@ def test_demo_without_a_browser_runs_pattern_2_and_says_how_to_get_one(tmp_path:
     assert "playwright install chromium" in result.stdout
     assert "apt-get install chromium" in result.stdout
     assert "Pattern 1: multi-site" not in result.stdout
-    assert "ORCHESTRATION COMPLETE" in result.stdout
+    assert result.stdout.count("ORCHESTRATION COMPLETE\n") == 2  # patterns 2 and 3
 
 
 def test_the_seeds_pattern_1_example_is_the_seed_with_local_urls() -> None:

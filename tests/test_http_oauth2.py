@@ -35,6 +35,7 @@ class OAuthState:
     issued: list[str] = field(default_factory=list)  # every token handed out
     refresh: str = REFRESH_TOKEN  # the refresh token the endpoint accepts now
     refuse: bool = False  # answer every token request with 400 invalid_grant
+    expire_fresh: int = 0  # valid tokens the API still refuses (401) the first time it sees them
     api_calls: list[str | None] = field(default_factory=list)
 
 
@@ -94,7 +95,11 @@ class OAuthServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                if sent and sent.removeprefix("Bearer ") in state.valid:
+                token = (sent or "").removeprefix("Bearer ")
+                if token in state.valid and state.expire_fresh > 0:
+                    state.expire_fresh -= 1
+                    state.valid.discard(token)
+                if token in state.valid:
                     self.answer(200, {"user": "alice", "echo": sent})
                 else:
                     self.answer(401, {"error": "invalid_token"})
@@ -249,6 +254,20 @@ def test_an_expired_token_is_renewed_after_a_401_and_the_request_sent_again(
     assert again["state"] == "succeeded", again
     assert server.token_grants() == ["client_credentials"] * 2
     assert_expired_then_renewed(server, server.state.issued[1])
+    assert_no_canary(home, server)
+
+
+def test_a_token_fetched_for_the_request_and_refused_is_renewed_once(
+    home: Path, tmp_path: Path, server: OAuthServer
+) -> None:
+    """The session ended between the token's issue and its use: the 401 renews it (the token
+    was fetched within the same request, not by another task meanwhile)."""
+    server.state.expire_fresh = 1
+    ran = run(home, document(tmp_path, CLIENT_CREDENTIALS), server)
+    assert ran["state"] == "succeeded", ran
+    assert ran["attempts"] == 1
+    assert server.token_grants() == ["client_credentials"] * 2
+    assert server.state.api_calls == [f"Bearer {token}" for token in server.state.issued]
     assert_no_canary(home, server)
 
 

@@ -181,10 +181,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=cmd_worker)
 
     demo = commands.add_parser(
-        "demo", help="run the seed's patterns 1 and 2 against built-in local sites (offline)"
+        "demo", help="run the seed's patterns 1, 2 and 3 against built-in local servers (offline)"
     )
     demo.add_argument(
-        "--sites", action="store_true", help="only serve the demo sites, until Ctrl-C"
+        "--sites", action="store_true", help="only serve the demo sites and inbox, until Ctrl-C"
     )
     demo.set_defaults(handler=cmd_demo)
 

@@ -8,7 +8,9 @@ Served on 127.0.0.1 by ``orchestrator demo`` so the seed's patterns run with no 
 - ``/content/{step}`` — research, write, edit and optimize steps of a content pipeline;
 - ``/publish/{site}`` — three "WordPress" sites; site-b fails its first request (503) to show a
   retry. ``GET /publish`` lists what was published;
-- pattern 2's source pages and three WordPress-style REST sites (``server.demo.content``).
+- pattern 2's source pages and three WordPress-style REST sites (``server.demo.content``);
+- pattern 3's OAuth2 token endpoint, social and profile APIs and a notification receiver
+  (``server.demo.accounts``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from multi_task_orchestrator.server.demo.accounts import AccountsState, account_routes
 from multi_task_orchestrator.server.demo.content import ContentState, content_routes
 
 DEMO_USER = "demo"
@@ -70,6 +73,7 @@ class DemoState:
     published: dict[str, list[Any]] = field(default_factory=dict)
     failures_left: dict[str, int] = field(default_factory=lambda: {"site-b": 1})
     content: ContentState = field(default_factory=ContentState)
+    accounts: AccountsState = field(default_factory=AccountsState)
 
     def published_count(self) -> int:
         """Posts received, by the plain publishing endpoints and the WordPress-style sites."""
@@ -109,8 +113,8 @@ def create_app(state: DemoState) -> Starlette:
 
     async def site_c_login(request: Request) -> Response:
         if request.method == "POST":
-            form = await request.form()
-            if form.get("username") == DEMO_USER and form.get("password") == DEMO_PASSWORD:
+            sent = await request.form()
+            if sent.get("username") == DEMO_USER and sent.get("password") == DEMO_PASSWORD:
                 session = secrets.token_hex(8)
                 state.sessions.add(session)
                 response = RedirectResponse("/site-c/", status_code=303)
@@ -167,6 +171,7 @@ def create_app(state: DemoState) -> Starlette:
             Route("/publish/{site}", publish, methods=["POST"]),
             Route("/publish", published),
             *content_routes(state.content),
+            *account_routes(state.accounts),
         ]
     )
 

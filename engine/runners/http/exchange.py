@@ -33,18 +33,21 @@ async def exchange(ctx: RunContext, request: Request, max_response_bytes: int) -
     limit on a body (``HttpSettings``); the request's own can only lower it. With oauth2
     ``auth``, a 401 renews the access token once and sends the request again."""
     limit = ResponseLimit.of(max_response_bytes, request)
-    sent_at = time.monotonic()
-    reply, host = await _send(ctx, request, limit)
+    reply, host, sent_at = await _send(ctx, request, limit)
     if reply.status == 401 and isinstance(request.auth, OAuth2Auth):
         ctx.log(f"{reply.label} -> 401: renewing the OAuth2 access token, sending again")
         await renew(ctx, request.auth, host, since=sent_at, limit=limit)
-        reply, host = await _send(ctx, request, limit)
+        reply, host, _ = await _send(ctx, request, limit)
     check_status(reply, request.expect_status)
     return reply
 
 
-async def _send(ctx: RunContext, request: Request, limit: ResponseLimit) -> tuple[Reply, str]:
-    """The final reply of ``request`` (redirects followed) and the host it came from."""
+async def _send(
+    ctx: RunContext, request: Request, limit: ResponseLimit
+) -> tuple[Reply, str, float]:
+    """The final reply of ``request`` (redirects followed), the host it came from, and when
+    (``time.monotonic()``) its last hop was sent: after any access token it carries was
+    fetched, so a 401 to a token fetched for this very request renews it too."""
     network = ctx.network
     client = network.client()
     url = shown = request.url
@@ -62,6 +65,7 @@ async def _send(ctx: RunContext, request: Request, limit: ResponseLimit) -> tupl
         if isinstance(request.auth, OAuth2Auth):
             bearer = await access_token(ctx, request.auth, host, may_fetch=first, limit=limit)
         outgoing = await build(ctx, client, request, url, host, method, first, keep_body, bearer)
+        sent_at = time.monotonic()
         try:
             async with network.host_limits.slot(host, on_wait=ctx.waiting):
                 response = await receive(client, outgoing, limit, f"{method} {shown}")
@@ -78,7 +82,7 @@ async def _send(ctx: RunContext, request: Request, limit: ResponseLimit) -> tupl
         if not (
             request.follow_redirects and location and response.status_code in REDIRECT_STATUSES
         ):
-            return Reply(method, shown, response), host
+            return Reply(method, shown, response), host, sent_at
         if hop == MAX_REDIRECTS:
             raise TaskError(
                 f"{request.method} {request.url}: more than {MAX_REDIRECTS} redirects "
