@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
-from multi_task_orchestrator.engine import SCHEMA_VERSION, BrowserNotFound, locate_browser
+from multi_task_orchestrator.engine import (
+    SCHEMA_VERSION,
+    BrowserNotFound,
+    BrowserSettings,
+    locate_browser,
+)
 from multi_task_orchestrator.server.settings import Settings, open_vault
 from multi_task_orchestrator.vault.errors import VaultError
 
@@ -68,7 +73,7 @@ def check_vault(settings: Settings) -> Check:
 
 async def check_browser(settings: Settings) -> Check:
     try:
-        found = await locate_browser(settings.browser_path)
+        found = await locate_browser(settings.runner_setting(BrowserSettings).path)
     except BrowserNotFound as exc:
         return Check("browser", "warning", f"{exc} (browser_automation tasks cannot run)")
     return Check("browser", "ok", found.describe())
@@ -79,6 +84,7 @@ async def diagnose(settings: Settings) -> list[Check]:
     versions = ", ".join(
         f"{name} {_version(name)}" for name in ("multi-task-orchestrator", "mcp", "playwright")
     )
+    browser_pages = settings.runner_setting(BrowserSettings).limit
     return [
         Check("python", "ok", f"{platform.python_version()} ({versions})"),
         Check("home", "ok", f"{settings.home} (ORCHESTRATOR_HOME)"),
@@ -89,7 +95,7 @@ async def diagnose(settings: Settings) -> list[Check]:
             "limits",
             "ok",
             f"{settings.max_concurrent} tasks at once server-wide, {settings.per_host_limit} "
-            f"per host, {settings.browser_limit} browser pages, {settings.max_tasks} tasks per "
+            f"per host, {browser_pages} browser pages, {settings.max_tasks} tasks per "
             "orchestration",
         ),
     ]

@@ -34,8 +34,9 @@ def settings_table() -> str:
 
 def _shown_default(info: FieldInfo) -> str:
     extra = info.json_schema_extra
-    if isinstance(extra, dict) and isinstance(extra.get("shown_default"), str):
-        return extra["shown_default"]
+    shown = extra.get("shown_default") if isinstance(extra, dict) else None
+    if isinstance(shown, str):
+        return shown
     value: Any = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
     if value is None:
         return "unset"

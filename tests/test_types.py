@@ -1,7 +1,7 @@
 """mypy over the installed package: the package's layout exists only once installed (the
 repository's folders are mapped under ``multi_task_orchestrator``), so the tree is installed
-into a temporary folder first and checked there: the engine, the vault and the tools, with
-pydantic's plugin (pyproject's ``[tool.mypy]``)."""
+into a temporary folder first and checked there: the engine, the vault, the tools and the
+server, with pydantic's plugin (pyproject's ``[tool.mypy]``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CHECKED = ("engine", "vault", "tools")
+CHECKED = ("engine", "vault", "tools", "server")
 
 
 def test_mypy_finds_no_error(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import time
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -66,7 +67,7 @@ def cmd_status(args: argparse.Namespace, out: Console, err: Console) -> int:
             else:
                 snapshot = await engine.status(args.id, display_rows=STATUS_ROWS)
         if args.json:
-            exclude = {"task_counts": True, "tasks": {"__all__": {"output"}}}
+            exclude: dict[str, Any] = {"task_counts": True, "tasks": {"__all__": {"output"}}}
             out.print_json(snapshot.model_dump_json(exclude=exclude))
         else:
             out.print(f"{snapshot.id}  {snapshot.name}  [{snapshot.status.value}]", markup=False)
