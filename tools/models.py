@@ -108,7 +108,11 @@ class TaskStatus(BaseModel):
     error_class: str | None = None
     reason: str | None = Field(None, description="why it was skipped or cancelled")
     waiting_for: str | None = Field(None, description="what a queued task waits for")
-    approval: ApprovalInfo | None = Field(
+    # written in place (the rows' schema is inlined into the status's, see below)
+    approval: Annotated[
+        ApprovalInfo | None,
+        WithJsonSchema({"anyOf": [ApprovalInfo.model_json_schema(), {"type": "null"}]}),
+    ] = Field(
         None,
         description="an approval task's request and decision (left out for other tasks)",
         exclude_if=lambda value: value is None,
