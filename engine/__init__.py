@@ -64,7 +64,12 @@ if TYPE_CHECKING:
         TaskSnapshot,
         TaskState,
     )
-    from multi_task_orchestrator.engine.store import SCHEMA_VERSION, Store, StoreError
+    from multi_task_orchestrator.engine.store import (
+        SCHEMA_VERSION,
+        ApprovalRow,
+        Store,
+        StoreError,
+    )
     from multi_task_orchestrator.engine.usage import (
         BudgetState,
         RunUsage,
@@ -76,6 +81,7 @@ if TYPE_CHECKING:
 # each public name, and the module (under this package) that defines it
 _EXPORTS: dict[str, str] = {
     "aggregated_results": "reports.results",
+    "ApprovalRow": "store",
     "Backend": "backends",
     "BrowserNotFound": "runners.browser.discovery",
     "BrowserSettings": "runners.browser.pool",
@@ -136,6 +142,7 @@ __all__ = [
     "DEFAULT_PER_HOST",
     "REPORT_FILE",
     "SCHEMA_VERSION",
+    "ApprovalRow",
     "Backend",
     "BrowserNotFound",
     "BrowserSettings",

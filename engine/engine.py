@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from multi_task_orchestrator.engine import outputs, registry
+from multi_task_orchestrator.engine.approvals import ApprovalDesk
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
@@ -58,7 +59,7 @@ from multi_task_orchestrator.engine.secrets import (
 from multi_task_orchestrator.engine.shutdown import interrupt_runs
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskState
 from multi_task_orchestrator.engine.status_reads import StatusReads
-from multi_task_orchestrator.engine.store import OrchestrationRow, Store, StoreError
+from multi_task_orchestrator.engine.store import ApprovalRow, OrchestrationRow, Store, StoreError
 
 DEFAULT_MAX_CONCURRENT = 64
 DEFAULT_MAX_TASKS = 10_000
@@ -143,6 +144,8 @@ class Engine:
             store_failed=self.store_failed,
         )
         store.on_fenced = self._leases.fenced
+        # where approval tasks wait; a new request sends the run's approval_needed event
+        self.approvals = ApprovalDesk(store, redact=self.redact, announce=self._approval_needed)
         self._services = RunServices(
             store=store,
             runner=self.runner,
@@ -167,6 +170,7 @@ class Engine:
             run_finished=self.run_finished,
             run_end_listeners=self.run_end_listeners,
             notifier=self.notifier,
+            approvals=self.approvals,
         )
         self._recovery = Recovery(self._services, self.runs, runs_dir)
         self._reads = StatusReads(store, self.runs, lambda: self.broken)
@@ -212,6 +216,7 @@ class Engine:
         await self._leases.stop()
         grace = self.shutdown_grace if grace is None else grace
         interrupted = await interrupt_runs(self.runs, self.store, grace)
+        await self.approvals.aclose()
         try:
             if self.broken is None:
                 await self.store.flush()
@@ -477,6 +482,36 @@ class Engine:
         orchestration_id = await self.resolve_id(orchestration_id)
         await self.store.flush()
         return await self.store.load_events(orchestration_id, after_seq)
+
+    # --- approvals ------------------------------------------------------------------------
+
+    async def approve(
+        self, orchestration_id: str, task_id: str, *, note: str | None = None, by: str = "api"
+    ) -> ApprovalRow:
+        """Approve a waiting ``approval`` task (of a run of any process): it succeeds. Raises
+        UnknownTask, or NotAllowedNow naming the state when it is not waiting."""
+        run_id = await self.resolve_id(orchestration_id)
+        return await self.approvals.decide(run_id, task_id, "approved", note=note, decided_by=by)
+
+    async def reject(
+        self, orchestration_id: str, task_id: str, *, note: str | None = None, by: str = "api"
+    ) -> ApprovalRow:
+        """Reject a waiting ``approval`` task: it fails with class ``rejected`` (never
+        retried), and its dependents are skipped as after any failure."""
+        run_id = await self.resolve_id(orchestration_id)
+        return await self.approvals.decide(run_id, task_id, "rejected", note=note, decided_by=by)
+
+    async def pending_approvals(
+        self, orchestration_id: str | None = None
+    ) -> builtins.list[ApprovalRow]:
+        """The approval tasks waiting for a decision (of one run, or of every run)."""
+        run_id = None if orchestration_id is None else await self.resolve_id(orchestration_id)
+        return await self.approvals.waiting(run_id)
+
+    async def _approval_needed(self, row: ApprovalRow) -> None:
+        run = self.runs.get(row.orchestration_id)
+        if run is not None:
+            await self.notifier.approval_needed(run.spec, row)
 
     # --- called by runs -------------------------------------------------------------------
 

@@ -163,6 +163,7 @@ class Recovery:
         rerun = {r.task_id for r in rows if r.state not in (TaskState.succeeded, TaskState.pending)}
         rerun |= {r.parent_id for r in rows if r.task_id in rerun and r.parent_id}
         rows = [_fresh(r) if r.task_id in rerun else r for r in rows]
+        await store.forget_approvals(orchestration_id, rerun)  # approval tasks ask again
         started_at = time.time()
         run = await self._stored_run(
             row, lease_valid_until=claiming + services.lease_seconds, started_at=started_at

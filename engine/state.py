@@ -42,6 +42,18 @@ class RunStatus(StrEnum):
         return self in {RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled}
 
 
+class ApprovalView(BaseModel):
+    """An ``approval`` task's request, and the decision on it once one is made."""
+
+    message: str
+    requested_at: float
+    deadline: float | None = Field(None, description="when its timeout decides; None: never")
+    decision: str | None = Field(None, description="approved | rejected; None while it waits")
+    note: str | None = None
+    decided_by: str | None = Field(None, description="'cli', 'mcp', 'api' or 'timeout'")
+    decided_at: float | None = None
+
+
 class TaskSnapshot(BaseModel):
     """One task as status and reports see it."""
 
@@ -62,6 +74,21 @@ class TaskSnapshot(BaseModel):
     waiting_for: str | None = Field(None, description="what a queued task waits for")
     output: Any = None
     has_output: bool = False
+    approval: ApprovalView | None = Field(
+        None,
+        description="an approval task's request and decision, once it asked; None (and left "
+        "out of a dump) otherwise",
+        exclude_if=lambda value: value is None,
+    )
+
+    @property
+    def awaits_approval(self) -> bool:
+        """Running, and waiting for a person's decision."""
+        return (
+            self.state is TaskState.running
+            and self.approval is not None
+            and self.approval.decision is None
+        )
 
     @property
     def duration(self) -> float | None:

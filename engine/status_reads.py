@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from operator import attrgetter
 
 from multi_task_orchestrator.engine import outputs, status_rows
+from multi_task_orchestrator.engine.approvals import with_approvals
 from multi_task_orchestrator.engine.facade_errors import UnknownOrchestration
 from multi_task_orchestrator.engine.run import Run, task_snapshot
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
@@ -59,12 +60,12 @@ class StatusReads:
         orchestration_id = await self.resolve_id(orchestration_id)
         run = self._runs.get(orchestration_id)
         if run is not None:
-            return run.snapshot(include_outputs=include_outputs)
+            return await with_approvals(self._store, run.snapshot(include_outputs=include_outputs))
         row = await self._store.get_orchestration(orchestration_id, with_document=False)
         assert row is not None
         tasks = await self._store.load_tasks(orchestration_id)
         snapshot = _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
-        return await self._with_usage(snapshot, row)
+        return await with_approvals(self._store, await self._with_usage(snapshot, row))
 
     async def run_status(self, orchestration_id: str) -> RunStatus:
         """The run's own state, without reading any of its tasks."""
@@ -93,6 +94,16 @@ class StatusReads:
         alone without ``rank``), and the ancestors of each; in document order, without outputs.
         A run of at most ``max(display_rows, top)`` tasks comes whole, as ``snapshot`` gives it.
         """
+        snapshot = await self._status(orchestration_id, display_rows, top, rank)
+        return await with_approvals(self._store, snapshot)
+
+    async def _status(
+        self,
+        orchestration_id: str,
+        display_rows: int,
+        top: int,
+        rank: Mapping[TaskState, int] | None,
+    ) -> RunSnapshot:
         if display_rows < 1:
             raise ValueError(f"display_rows must be at least 1, got {display_rows}")
         self._check_store()
@@ -192,7 +203,7 @@ class StatusReads:
         await self.wait_until_finished(orchestration_id, timeout)
         if run is not None and run.finished.is_set() and not run.taken_over and not self._broken():
             # it ended here, and committed all it holds: no need to read it back
-            return run.snapshot(include_outputs=include_outputs)
+            return await with_approvals(self._store, run.snapshot(include_outputs=include_outputs))
         return await self.snapshot(orchestration_id, include_outputs=include_outputs)
 
     async def wait_until_finished(self, orchestration_id: str, timeout: float | None = None) -> str:

@@ -11,6 +11,8 @@ TOOL_NAMES = frozenset(
         "list_orchestrations",
         "cancel_orchestration",
         "retry_orchestration",
+        "approve_task",
+        "reject_task",
         "list_task_types",
         "list_mcp_tools",
         "vault_set",

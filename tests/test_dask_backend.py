@@ -382,3 +382,32 @@ async def test_model_usage_comes_back_from_the_workers_and_budgets_hold_there(
     # the calls were made on the workers
     records = [r for status in statuses.values() for r in status["records"]]
     assert {record["task_id"] for record in records} >= {"tagged", "meta", "pages[0]"}
+
+
+async def test_an_approval_waits_in_the_server_not_on_a_worker(
+    cluster: tuple[LocalCluster, Client], tmp_path: Path
+) -> None:
+    local_cluster, client = cluster
+    document = {
+        "name": "gated",
+        "tasks": [
+            {"id": "gate", "type": "approval", "config": {"message": "go?"}},
+            {"id": "after", "type": "delay", "dependencies": ["gate"], "config": {"value": 1}},
+        ],
+    }
+    backend = DaskBackend(local_cluster.scheduler_address)
+    async with await _engine(tmp_path, backend) as engine:
+        run_id = await engine.submit(document)
+        for _ in range(400):
+            if await engine.pending_approvals():
+                break
+            await asyncio.sleep(0.05)
+        waiting = await _statuses(client)
+        await engine.approve(run_id, "gate", note="yes", by="test")
+        snapshot = await engine.wait(run_id, timeout=30)
+        statuses = await _statuses(client)
+
+    assert [status["running"] for status in waiting.values()] == [[], []]
+    assert snapshot.status == RunStatus.succeeded
+    records = [r for status in statuses.values() for r in status["records"]]
+    assert [(r["task_id"], r["outcome"]) for r in records] == [("after", "succeeded")]

@@ -47,7 +47,7 @@ READ_ONLY = {
     "get_report",
     "vault_list",
 }
-DESTRUCTIVE = {"cancel_orchestration", "vault_delete"}
+DESTRUCTIVE = {"cancel_orchestration", "vault_delete", "approve_task", "reject_task"}
 VAULT_TOOLS = {"vault_set", "vault_list", "vault_delete"}
 CONTENT_TOOLS = {"get_report"}  # answer with content blocks (text and a PNG), not a schema
 

@@ -11,6 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
 
 from multi_task_orchestrator.tools import (
+    approvals,
     catalog,
     mcp_servers,
     orchestrations,
@@ -24,6 +25,7 @@ from multi_task_orchestrator.tools import (
 def all_tools() -> list[Tool]:
     return [
         *orchestrations.tools(),
+        *approvals.tools(),
         *catalog.tools(),
         *mcp_servers.tools(),
         *reports.tools(),

@@ -64,6 +64,31 @@ class ValidationReport(BaseModel):
     plan: PlanInfo | None = None
 
 
+class ApprovalInfo(BaseModel):
+    """An approval task's request and, once made, the decision on it."""
+
+    message: str = Field(description="what the person is asked")
+    waiting: bool = Field(description="true while nobody has decided")
+    requested_at: str
+    deadline: str | None = Field(None, description="when its timeout decides; null: never")
+    decision: str | None = Field(None, description="approved or rejected")
+    note: str | None = None
+    decided_by: str | None = Field(None, description="mcp, cli, api or timeout")
+    decided_at: str | None = None
+
+
+class ApprovalDecision(BaseModel):
+    """A decision recorded on an approval task; the task goes on (or fails) at once."""
+
+    id: str = Field(description="the orchestration id")
+    task_id: str
+    decision: str = Field(description="approved or rejected")
+    note: str | None = None
+    decided_by: str
+    decided_at: str
+    next_step: str = Field(description="what to call next")
+
+
 class TaskStatus(BaseModel):
     """One task (or fan-out child, e.g. publish_all[2]) of an orchestration."""
 
@@ -83,6 +108,15 @@ class TaskStatus(BaseModel):
     error_class: str | None = None
     reason: str | None = Field(None, description="why it was skipped or cancelled")
     waiting_for: str | None = Field(None, description="what a queued task waits for")
+    # written in place (the rows' schema is inlined into the status's, see below)
+    approval: Annotated[
+        ApprovalInfo | None,
+        WithJsonSchema({"anyOf": [ApprovalInfo.model_json_schema(), {"type": "null"}]}),
+    ] = Field(
+        None,
+        description="an approval task's request and decision (left out for other tasks)",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class UsageInfo(BaseModel):

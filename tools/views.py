@@ -18,12 +18,14 @@ from multi_task_orchestrator.engine import (
     TaskState,
     Validation,
     budget_text,
+    iso,
     render_status,
     render_summary,
     run_files,
     usage_text,
 )
 from multi_task_orchestrator.tools.models import (
+    ApprovalInfo,
     Artifact,
     BudgetAmount,
     BudgetInfo,
@@ -142,6 +144,23 @@ def task_status(task: TaskSnapshot) -> TaskStatus:
         error_class=task.error_class,
         reason=task.reason,
         waiting_for=task.waiting_for,
+        approval=approval_info(task),
+    )
+
+
+def approval_info(task: TaskSnapshot) -> ApprovalInfo | None:
+    approval = task.approval
+    if approval is None:
+        return None
+    return ApprovalInfo(
+        message=approval.message,
+        waiting=task.awaits_approval,
+        requested_at=iso(approval.requested_at) or "",
+        deadline=iso(approval.deadline),
+        decision=approval.decision,
+        note=approval.note,
+        decided_by=approval.decided_by,
+        decided_at=iso(approval.decided_at),
     )
 
 
@@ -176,6 +195,12 @@ def orchestration_status(snapshot: RunSnapshot, *, max_rows: int) -> Orchestrati
         next_step = (
             f"call wait_for_orchestration(id='{snapshot.id}') to wait, or get_status again later"
         )
+        asking = [task.task_id for task in snapshot.tasks if task.awaits_approval]
+        if asking:
+            next_step = (
+                f"task {asking[0]} waits for a person: ask the user, then call approve_task or "
+                f"reject_task(id='{snapshot.id}', task_id='{asking[0]}'); or {next_step}"
+            )
     usage, budget = usage_info(snapshot)
     return OrchestrationStatus(
         id=snapshot.id,

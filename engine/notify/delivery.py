@@ -16,10 +16,15 @@ from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.document.notify_models import NotifyChannel
 from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.notify.channels import DeliveryError, send
-from multi_task_orchestrator.engine.notify.payload import run_body, run_event, task_body
+from multi_task_orchestrator.engine.notify.payload import (
+    approval_body,
+    run_body,
+    run_event,
+    task_body,
+)
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.secrets import SecretResolver
-from multi_task_orchestrator.engine.store import Store
+from multi_task_orchestrator.engine.store import ApprovalRow, Store
 
 logger = logging.getLogger("orchestrator.notify")
 
@@ -93,6 +98,14 @@ class Notifier:
             await self._deliver_all(run_id, task_id, channels, body)
         finally:
             pending.discard(current)
+
+    async def approval_needed(self, spec: Orchestration, row: ApprovalRow) -> None:
+        """An approval task of the run started waiting: its ``approval_needed`` event."""
+        channels = self.channels(spec, "approval_needed")
+        if not channels:
+            return
+        body = approval_body(spec.name, row)
+        await self._deliver_all(row.orchestration_id, row.task_id, channels, body)
 
     async def _deliver_all(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 
 from multi_task_orchestrator.engine.reports.text import format_duration, iso, one_line
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
+from multi_task_orchestrator.engine.store import ApprovalRow
 
 ERROR_CHARS = 500  # a failed task's message in a body is cut to this
 
@@ -50,6 +51,24 @@ def task_body(
         "status": "running",
         "summary": f"{name}: task {task_id} failed ({error_class or 'error'})",
         "failed_tasks": [failed],
+        "sent_at": iso(time.time()),
+    }
+
+
+def approval_body(name: str, row: ApprovalRow) -> dict[str, Any]:
+    """The body sent when an approval task starts waiting for a person."""
+    return {
+        "event": "approval_needed",
+        "run_id": row.orchestration_id,
+        "name": name,
+        "status": "running",
+        "summary": f"{name}: task {row.task_id} waits for approval: {one_line(row.message, 200)}",
+        "task_id": row.task_id,
+        "message": row.message,
+        "requested_at": iso(row.requested_at),
+        "deadline": iso(row.deadline),
+        "approve": f"orchestrator approve {row.orchestration_id} {row.task_id}",
+        "reject": f"orchestrator reject {row.orchestration_id} {row.task_id}",
         "sent_at": iso(time.time()),
     }
 

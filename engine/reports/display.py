@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 
+from multi_task_orchestrator.engine.reports.approval_text import waiting_mark
 from multi_task_orchestrator.engine.reports.text import (
     format_duration,
     one_line,
@@ -79,6 +80,8 @@ def render_status(snapshot: RunSnapshot, *, now: float | None = None, max_rows: 
     - succeeded: ``✓ Complete (2.3s)`` (the duration when known; ``after N attempts`` if retried)
     - running: ``⏳ Running... (4.1s)`` (time since it started, when known; from the second
       attempt on also ``attempt n/m``: ``⏳ Running... (4.1s, attempt 2/3)``)
+    - running, waiting for a person (an ``approval`` task): ``🙋 Waiting for approval —
+      <message> (since 4.1s, deadline <time>)`` (the deadline when it has a timeout)
     - queued: ``⏳ Queued``, plus ``— waiting: <waiting_for>`` when set
     - pending: ``… Waiting``
     - retrying: ``↻ Retrying (retry n/m)`` where n is the attempts made so far and m the
@@ -131,6 +134,8 @@ def _task_mark(task: TaskSnapshot, now: float) -> str:
         if task.attempts > 1:
             details.append(f"after {task.attempts} attempts")
         return "✓ Complete" + (f" ({', '.join(details)})" if details else "")
+    if task.awaits_approval:
+        return waiting_mark(task, now, STATUS_TEXT_LIMIT)
     if state is TaskState.running:
         details = []
         if task.started_at is not None:

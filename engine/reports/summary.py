@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from multi_task_orchestrator.engine.reports.approval_text import approval_lines
 from multi_task_orchestrator.engine.reports.text import (
     format_duration,
     one_line,
@@ -78,8 +79,9 @@ def render_summary(
     failed task shows its error, then in brackets its error class when the message does not
     already say it (and it is not the generic ``error``) and its attempts when more than one.
     A skipped task shows ``skipped: <reason>`` (or its chain when no reason was recorded), a
-    cancelled one ``cancelled`` with its reason when set. ``OUTPUTS`` lists ``output_files`` as
-    given; each section appears only when it has lines.
+    cancelled one ``cancelled`` with its reason when set. ``APPROVALS`` lists each approval task
+    that asked: who decided, when, and their note (``engine.reports.approval_text``).
+    ``OUTPUTS`` lists ``output_files`` as given; each section appears only when it has lines.
     """
     now = time.time() if now is None else now
     total = len(snapshot.tasks)
@@ -111,6 +113,9 @@ def render_summary(
     failures = [_failure_line(task) for task in sorted(failed, key=_position)]
     if failures:
         lines.extend(["", "FAILURES:", *failures])
+    approvals = approval_lines(snapshot, SUMMARY_TEXT_LIMIT)
+    if approvals:
+        lines.extend(["", "APPROVALS:", *approvals])
     if output_files:
         lines.extend(["", "OUTPUTS:", *(f"- {path}" for path in output_files)])
     lines.append(RULE)

@@ -187,9 +187,13 @@ class Attempts:
             on_wait=lambda what: self._note_waiting(node, what),
             usage_sink=on_usage,
             budget_probe=lambda: self._budgets.left(node),
+            approvals=services.approvals,
         )
         timeout = node.spec.timeout
-        work = services.backend.run_attempt(runner, parsed, ctx)
+        if runner.runs_in_engine:  # it waits on the engine's own services (approvals)
+            work = runner.run(parsed, ctx)
+        else:
+            work = services.backend.run_attempt(runner, parsed, ctx)
         scope: asyncio.Timeout | None = None
         try:
             if timeout is None:

@@ -30,6 +30,15 @@ def spends_budget(services: RunServices, task_type: str) -> bool:
         return runner is not None and runner.spends_budget
 
 
+def holds_slot(services: RunServices, task_type: str) -> bool:
+    """Whether a running task of ``task_type`` holds a slot of its pools (its runner says)."""
+    try:
+        return services.runner(task_type).holds_slot
+    except KeyError:  # a type this engine leaves off (a stored run's): as its class declares
+        runner = registry.runner_classes().get(task_type)
+        return runner is None or runner.holds_slot
+
+
 STOP_REASONS = {
     "cancel": "orchestration cancelled",
     "abort": "orchestration aborted",

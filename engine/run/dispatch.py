@@ -91,7 +91,9 @@ class Dispatcher:
                     heapq.heappop(queue)  # cancelled while it waited
                 if not queue:
                     continue
-                blocked = max(pool.blocked_until(now) or -math.inf for pool in pools)
+                blocked = max(
+                    (pool.blocked_until(now) or -math.inf for pool in pools), default=-math.inf
+                )
                 if blocked != -math.inf:
                     wake_at = min(wake_at, blocked)
                     # every task behind this head waits for the same thing; it learns the
@@ -111,8 +113,9 @@ class Dispatcher:
                 node.wait_reason = self._queue_blocked_by.get(_queue_key(best_pools))
             node.state = TaskState.running
             node.held = best_pools
-            core.running += 1
-            core.max_parallel = max(core.max_parallel, core.running)
+            if best_pools:  # a task that holds no slot (an approval waiting) is not counted
+                core.running += 1
+                core.max_parallel = max(core.max_parallel, core.running)
             node.worker = asyncio.create_task(self._attempt(node))
         if wake_at != math.inf and wake_at < self._wake_at:
             if self._wake_handle is not None:

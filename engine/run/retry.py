@@ -8,7 +8,8 @@ from multi_task_orchestrator.engine.document.models import RetryPolicy
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.run.node import Node
 
-NOT_RETRIED = frozenset({"config", "cancelled", "policy", "budget"})
+# "rejected": a person said no (an approval task); asking again at once changes nothing
+NOT_RETRIED = frozenset({"config", "cancelled", "policy", "budget", "rejected"})
 
 
 def should_retry(node: Node, failure: TaskError, *, stopping: bool) -> bool:

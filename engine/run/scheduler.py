@@ -23,7 +23,7 @@ from typing import Any
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.run.attempts import Attempts
 from multi_task_orchestrator.engine.run.budget import Budgets
-from multi_task_orchestrator.engine.run.core import RunCore
+from multi_task_orchestrator.engine.run.core import RunCore, holds_slot
 from multi_task_orchestrator.engine.run.dispatch import Dispatcher
 from multi_task_orchestrator.engine.run.fanout import FanOut
 from multi_task_orchestrator.engine.run.finish import Finisher
@@ -96,7 +96,8 @@ class Run:
     ) -> Run:
         """A run of ``spec`` (``options``: as ``Run`` takes them); a large document's nodes are
         built a slice at a time, the event loop running other work in between."""
-        table = await build_table(spec, services.server_pool)
+        slotless = {t.type for t in spec.tasks if not holds_slot(services, t.type)}
+        table = await build_table(spec, services.server_pool, slotless)
         return cls(services, orchestration_id, spec, table, **options)
 
     # --- what the engine reads ------------------------------------------------------------
@@ -108,6 +109,11 @@ class Run:
     @property
     def status(self) -> RunStatus:
         return self._core.status
+
+    @property
+    def spec(self) -> Orchestration:
+        """The document the run runs."""
+        return self._core.spec
 
     @property
     def created_at(self) -> float:

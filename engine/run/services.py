@@ -17,6 +17,7 @@ from multi_task_orchestrator.engine.secrets import SecretResolver
 from multi_task_orchestrator.engine.store import Store, StoreError
 
 if TYPE_CHECKING:  # the run never imports the notifications (nor the reports they use)
+    from multi_task_orchestrator.engine.approvals import ApprovalDesk
     from multi_task_orchestrator.engine.notify.delivery import Notifier
 
 
@@ -61,3 +62,4 @@ class RunServices:
     run_finished: Callable[[RunHandle], None]  # the run's end is committed and published
     run_end_listeners: Sequence[RunEndListener]
     notifier: Notifier | None = None  # sends task_failed notifications (run ends: a listener)
+    approvals: ApprovalDesk | None = None  # where approval tasks wait for a person

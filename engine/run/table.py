@@ -6,7 +6,7 @@ the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from multi_task_orchestrator.engine.document.models import (
@@ -82,9 +82,12 @@ class NodeTable:
         return open_nodes
 
 
-async def build_table(spec: Orchestration, server_pool: Pool) -> NodeTable:
+async def build_table(
+    spec: Orchestration, server_pool: Pool, slotless: Collection[str] = ()
+) -> NodeTable:
     """The nodes of ``spec``'s tasks, linked to their dependencies and stages; the event loop
-    runs other work between slices of ``SLICE`` tasks."""
+    runs other work between slices of ``SLICE`` tasks. Tasks of the types ``slotless`` names
+    (their runner holds no slot while it runs, e.g. ``approval``) need no pool."""
     table = NodeTable()
     default_retry = None
     if spec.on_failure.strategy == Strategy.retry:
@@ -114,6 +117,8 @@ async def build_table(spec: Orchestration, server_pool: Pool) -> NodeTable:
             else:
                 table.static_ids.add(task.id)
             pools = (server_pool, orchestration_pool, *(limit_pools[name] for name in task.limit))
+            if task.type in slotless:
+                pools = ()
             node = Node(
                 spec=task,
                 task_id=task.id,

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,6 +29,9 @@ from multi_task_orchestrator.engine.expressions import reveal_secrets
 from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.secrets import SecretResolver
 from multi_task_orchestrator.engine.usage import BudgetLeft, UsageRecord
+
+if TYPE_CHECKING:  # the desk is the engine's; a runner only calls it
+    from multi_task_orchestrator.engine.approvals import ApprovalDesk
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
@@ -59,6 +62,7 @@ class RunContext:
     on_wait: Callable[[str | None], None] | None = None
     usage_sink: Callable[[UsageRecord], None] | None = None  # where record_usage goes
     budget_probe: Callable[[], BudgetLeft | None] | None = None  # what budget_left asks
+    approvals: ApprovalDesk | None = None  # where an approval task waits for a person
 
     def waiting(self, what: str | None) -> None:
         """Show in the status what the task waits for (``None`` when it stops waiting)."""
@@ -139,6 +143,13 @@ class Runner(ABC, Generic[ConfigT]):
     # The runner's settings (see the module docstring); None: it has none. Runners that share
     # a model (http and multi_publish) share its environment variables.
     settings_model: ClassVar[type[BaseModel] | None] = None
+    # Whether a running attempt holds a slot of the pools over the task (server-wide,
+    # orchestration max_concurrent, named limits). A task that only waits (for a person) for
+    # hours says False: it is started at once and keeps nobody else from running.
+    holds_slot: ClassVar[bool] = True
+    # Whether its attempts run in the engine's process whatever the backend (Dask included):
+    # a runner that waits on the engine's own services (the approval desk) says True.
+    runs_in_engine: ClassVar[bool] = False
 
     def __init__(self, settings: BaseModel | Mapping[str, Any] | None = None) -> None:
         """A runner of a type with a settings model gets its settings here: a subclass that

@@ -7,6 +7,7 @@ queue and the writer coroutine (``writer``), queries (``reader``), leases (``lea
 the error the store raises (``errors``).
 """
 
+from multi_task_orchestrator.engine.store.approvals import ApprovalRow
 from multi_task_orchestrator.engine.store.batch import LOST, ROWS_PER_SLICE
 from multi_task_orchestrator.engine.store.database import Store
 from multi_task_orchestrator.engine.store.errors import BUSY_RETRIES, BUSY_TIMEOUT_MS, StoreError
@@ -28,6 +29,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "_MIGRATIONS",
     "_SCHEMA",
+    "ApprovalRow",
     "AttemptRow",
     "OrchestrationRow",
     "Store",

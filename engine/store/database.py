@@ -4,9 +4,10 @@ name.
 One SQLite file in WAL mode, two connections: reads go through an aiosqlite connection, writes
 through a connection of their own on one thread (``connection``). ``Store`` opens both and
 hands them to the collaborators that do the work: ``Writer`` (group commit, fencing, single
-statements), ``Reader`` (queries), ``Leases`` (which process runs a run). Their methods are
-bound onto the store once, when it is made, so that a call on the hot path (``put_task_later``,
-``add_event``, ``flush``) costs what it would if they were the store's own.
+statements), ``Reader`` (queries), ``Leases`` (which process runs a run), ``Approvals``
+(approval requests and decisions). Their methods are bound onto the store once, when it is
+made, so that a call on the hot path (``put_task_later``, ``add_event``, ``flush``) costs what
+it would if they were the store's own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from multi_task_orchestrator.engine.store.approvals import Approvals
 from multi_task_orchestrator.engine.store.connection import WriteConnection
 from multi_task_orchestrator.engine.store.errors import StoreError
 from multi_task_orchestrator.engine.store.leases import Leases
@@ -35,6 +37,7 @@ class Store:
         writer = self._writer = Writer(path, writes)
         reader = Reader(connection)
         leases = Leases(writer, connection)
+        approvals = Approvals(writer, connection)
         # fencing: which generation of a run this store writes (``Writer``)
         self.hold = writer.hold
         self.let_go = writer.let_go
@@ -69,6 +72,13 @@ class Store:
         self.usage_totals = reader.usage_totals
         self.event_pages = reader.event_pages
         self.load_events = reader.load_events
+        # approval requests and decisions, seen by other processes at once (``Approvals``)
+        self.request_approval = approvals.request_approval
+        self.decide_approval = approvals.decide_approval
+        self.forget_approvals = approvals.forget_approvals
+        self.get_approval = approvals.get_approval
+        self.approvals_of = approvals.approvals_of
+        self.waiting_approvals = approvals.waiting_approvals
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:

@@ -7,9 +7,24 @@ import aiosqlite
 
 from multi_task_orchestrator.engine.store.errors import BUSY_TIMEOUT_MS, StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
-SCHEMA = """
+# An approval task's request (kept across restarts: a resumed attempt waits for the same
+# deadline) and the person's decision on it.
+APPROVALS_TABLE = """CREATE TABLE IF NOT EXISTS approvals (
+    orchestration_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    deadline REAL,
+    decision TEXT,
+    note TEXT,
+    decided_by TEXT,
+    decided_at REAL,
+    PRIMARY KEY (orchestration_id, task_id)
+) WITHOUT ROWID"""
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS orchestrations (
     id TEXT PRIMARY KEY,
@@ -82,6 +97,7 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, seq);
+{APPROVALS_TABLE};
 """
 
 # Each step brings a database of the version before it up to the next one.
@@ -102,6 +118,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE attempts ADD COLUMN unpriced_calls INTEGER",
         "ALTER TABLE attempts ADD COLUMN model TEXT",
     ),
+    6: (APPROVALS_TABLE,),
 }
 
 

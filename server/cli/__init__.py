@@ -6,7 +6,8 @@ message on stderr, never a traceback.
 
 This module assembles the parser and runs a command; the commands live by family in
 ``runs`` (run, retry, resume), ``history`` (list, status, results, report), ``documents``
-(validate, schema), ``serving`` (serve, worker, demo, doctor; ``relay`` for stdio) and ``vault``.
+(validate, schema), ``serving`` (serve, worker, demo, doctor; ``relay`` for stdio), ``vault``
+and ``approvals`` (approve, reject, approvals).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from multi_task_orchestrator.engine import (
     StoreError,
     UnknownOrchestration,
 )
+from multi_task_orchestrator.server.cli.approvals import add_approval_commands
 from multi_task_orchestrator.server.cli.common import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -194,4 +196,5 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the document's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
     add_vault_commands(commands)
+    add_approval_commands(commands)
     return parser
