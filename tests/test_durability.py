@@ -686,6 +686,7 @@ def _schema_1() -> str:
         statement.split("ADD COLUMN ")[1]
         for step in range(1, SCHEMA_VERSION)
         for statement in _MIGRATIONS[step]
+        if "ADD COLUMN " in statement  # (later steps also create tables)
     ]
     lines = [
         line

@@ -4,9 +4,10 @@ name.
 One SQLite file in WAL mode, two connections: reads go through an aiosqlite connection, writes
 through a connection of their own on one thread (``connection``). ``Store`` opens both and
 hands them to the collaborators that do the work: ``Writer`` (group commit, fencing, single
-statements), ``Reader`` (queries), ``Leases`` (which process runs a run). Their methods are
-bound onto the store once, when it is made, so that a call on the hot path (``put_task_later``,
-``add_event``, ``flush``) costs what it would if they were the store's own.
+statements), ``Reader`` (queries), ``Leases`` (which process runs a run), ``Schedules``
+(recurring runs). Their methods are bound onto the store once, when it is made, so that a call
+on the hot path (``put_task_later``, ``add_event``, ``flush``) costs what it would if they were
+the store's own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from multi_task_orchestrator.engine.store.connection import WriteConnection
 from multi_task_orchestrator.engine.store.errors import StoreError
 from multi_task_orchestrator.engine.store.leases import Leases
 from multi_task_orchestrator.engine.store.reader import Reader
+from multi_task_orchestrator.engine.store.schedules import Schedules
 from multi_task_orchestrator.engine.store.schema import prepare
 from multi_task_orchestrator.engine.store.writer import Writer
 
@@ -69,6 +71,22 @@ class Store:
         self.usage_totals = reader.usage_totals
         self.event_pages = reader.event_pages
         self.load_events = reader.load_events
+        # the schedules and their fires (``Schedules``)
+        schedules = Schedules(writer, connection)
+        self.insert_schedule = schedules.insert_schedule
+        self.get_schedule = schedules.get_schedule
+        self.list_schedules = schedules.list_schedules
+        self.due_schedules = schedules.due_schedules
+        self.next_fire = schedules.next_fire
+        self.matching_schedule_ids = schedules.matching_schedule_ids
+        self.delete_schedule = schedules.delete_schedule
+        self.set_schedule_paused = schedules.set_schedule_paused
+        self.claim_fire = schedules.claim_fire
+        self.queue_fire = schedules.queue_fire
+        self.take_queued = schedules.take_queued
+        self.record_fire = schedules.record_fire
+        self.record_skip = schedules.record_skip
+        self.record_schedule_error = schedules.record_schedule_error
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:

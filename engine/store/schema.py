@@ -7,7 +7,29 @@ import aiosqlite
 
 from multi_task_orchestrator.engine.store.errors import BUSY_TIMEOUT_MS, StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+
+# version 7 (migration step 6): the schedules (engine/store/schedules.py)
+SCHEDULES_TABLE = """CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    vars TEXT,
+    cron TEXT,
+    every REAL,
+    timezone TEXT NOT NULL,
+    overlap TEXT NOT NULL,
+    catch_up TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_fire_at REAL,
+    queued_at REAL,
+    last_fire_at REAL,
+    last_run_id TEXT,
+    fires INTEGER NOT NULL DEFAULT 0,
+    skips INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+)"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -83,6 +105,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, seq);
 """
+SCHEMA += SCHEDULES_TABLE + ";\n"
 
 # Each step brings a database of the version before it up to the next one.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -102,6 +125,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE attempts ADD COLUMN unpriced_calls INTEGER",
         "ALTER TABLE attempts ADD COLUMN model TEXT",
     ),
+    6: (SCHEDULES_TABLE,),
 }
 
 
