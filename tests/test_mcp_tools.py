@@ -46,8 +46,9 @@ READ_ONLY = {
     "wait_for_orchestration",
     "get_report",
     "vault_list",
+    "list_schedules",
 }
-DESTRUCTIVE = {"cancel_orchestration", "vault_delete"}
+DESTRUCTIVE = {"cancel_orchestration", "vault_delete", "delete_schedule"}
 VAULT_TOOLS = {"vault_set", "vault_list", "vault_delete"}
 CONTENT_TOOLS = {"get_report"}  # answer with content blocks (text and a PNG), not a schema
 
