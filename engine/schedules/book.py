@@ -83,7 +83,8 @@ class ScheduleBook:
         row = await self._row(schedule_id)
         if not await self._store.delete_schedule(row.id):
             raise UnknownSchedule(f"schedule {row.id} was deleted meanwhile")
-        return await self._view(row)
+        view = await self._view(row)
+        return Schedule(view.row, [], view.last_run_status)  # it will not fire again
 
     async def pause(self, schedule_id: str) -> Schedule:
         """Stop firing (a fire waiting to start is dropped) until ``resume``."""
