@@ -377,3 +377,24 @@ async def test_a_schema_6_database_gains_the_schedules_table(tmp_path: Path) -> 
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     db.close()
+
+
+async def test_a_fire_that_fails_before_its_claim_is_recorded_and_retried_later(
+    engine: Engine,
+) -> None:
+    clock = Clock()
+    schedule = await ScheduleBook(engine, now=clock.now).add(
+        ScheduleSpec.parse({"cron": "0 * * * *"}), QUICK
+    )
+    with sqlite3.connect(engine.store.path) as db:  # a zone this machine no longer knows
+        db.execute("UPDATE schedules SET timezone = 'Mars/Olympus' WHERE id = ?", (schedule.id,))
+    db.close()
+    firer = ScheduleFirer(engine, now=clock.now, poll_seconds=5)
+    clock.t = schedule.next_fires[0] + 1
+    (fire,) = await firer.tick()
+    assert fire.outcome == "error" and "Mars/Olympus" in fire.detail
+    assert await firer.tick() == []  # not again at once: the loop does not spin on it
+    row = await engine.store.get_schedule(schedule.id)
+    assert row is not None and row.next_fire_at == clock.t + 5
+    assert row.last_error is not None and "Mars/Olympus" in row.last_error
+    assert await engine.list() == []

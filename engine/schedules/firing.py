@@ -122,11 +122,19 @@ class ScheduleFirer:
                 fire = await self._handle(row)
             except Exception as exc:
                 logger.exception("schedule %s (%s) could not be fired", row.id, row.name)
-                await self._store.record_schedule_error(row.id, f"{type(exc).__name__}: {exc}")
-                fire = Fire(row.id, row.next_fire_at or 0.0, "error", detail=str(exc))
+                fire = await self._failed(row, exc)
             if fire is not None:
                 fires.append(fire)
         return fires
+
+    async def _failed(self, row: ScheduleRow, error: Exception) -> Fire:
+        """Record why a fire failed; one that failed before it was claimed is tried again
+        after ``poll_seconds``, not at once (the loop would spin on it)."""
+        due = row.next_fire_at or 0.0
+        await self._store.record_schedule_error(row.id, f"{type(error).__name__}: {error}")
+        if row.next_fire_at is not None and row.next_fire_at <= self._now():
+            await self._store.claim_fire(row.id, row.next_fire_at, self._now() + self._poll)
+        return Fire(row.id, due, "error", detail=str(error))
 
     async def _handle(self, row: ScheduleRow) -> Fire | None:
         now = self._now()
