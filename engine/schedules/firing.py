@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 5.0  # the longest the loop sleeps: how soon it sees schedules added elsewhere
 GRACE_SECONDS = 60.0  # a fire later than this is missed (catch-up policy)
+STOP_WAIT = 10.0  # seconds ``aclose`` lets a pass under way finish
 
 logger = logging.getLogger("orchestrator.schedules")
 
@@ -70,6 +71,7 @@ class ScheduleFirer:
         self._grace = grace_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         """Run the loop in the background; a run ending wakes it (a queued fire may start)."""
@@ -78,17 +80,25 @@ class ScheduleFirer:
             self._task = asyncio.create_task(self._loop(), name="orchestrator-schedules")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the loop: a pass under way may finish (a run half-started is not left behind),
+        for up to ``STOP_WAIT`` seconds; a pause is cut short."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._closing = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_WAIT)
+        except TimeoutError:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
 
     async def _run_ended(self, _: RunEnd) -> None:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self.tick()
                 upcoming = await self._store.next_fire()
@@ -102,7 +112,9 @@ class ScheduleFirer:
             await self._pause(max(delay, 0.0))
 
     async def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds`` or until a run ends, whichever comes first."""
+        """Sleep ``seconds`` or until a run ends (or ``aclose``), whichever comes first."""
+        if self._closing:
+            return
         self._wake.clear()
         sleeping = asyncio.ensure_future(self._sleep(seconds))
         woken = asyncio.ensure_future(self._wake.wait())
@@ -114,7 +126,7 @@ class ScheduleFirer:
 
     async def tick(self) -> list[Fire]:
         """Handle every fire due now (and queued fires whose previous run ended)."""
-        if self._engine.draining:
+        if self._engine.draining or self._closing:
             return []
         fires: list[Fire] = []
         for row in await self._store.due_schedules(self._now()):
