@@ -1,10 +1,11 @@
 """The embedded executor's public API: what ``server/`` and ``tools/`` may import.
 
 The engine runs orchestration documents: it loads and validates them (``document/``), runs them
-(``engine.py`` over ``run/``), persists every change (``store/``), guards egress (``network``)
-and renders what a run looks like (``reports/``). It knows nothing of MCP; secrets reach it only
-through the resolver interface (``SecretResolver``). Everything outside the engine imports from
-here, never from its modules, so the inside can move without breaking the callers.
+(``engine.py`` over ``run/``), persists every change (``store/``), guards egress (``network``),
+renders what a run looks like (``reports/``) and fires schedules (``schedules/``). It knows
+nothing of MCP; secrets reach it only through the resolver interface (``SecretResolver``).
+Everything outside the engine imports from here, never from its modules, so the inside can move
+without breaking the callers.
 
 Names are loaded on first use (PEP 562): ``from multi_task_orchestrator.engine import Engine``
 imports the modules ``Engine`` needs and nothing else, which keeps the CLI's start quick.
