@@ -1,10 +1,11 @@
 """The embedded executor's public API: what ``server/`` and ``tools/`` may import.
 
 The engine runs orchestration documents: it loads and validates them (``document/``), runs them
-(``engine.py`` over ``run/``), persists every change (``store/``), guards egress (``network``)
-and renders what a run looks like (``reports/``). It knows nothing of MCP; secrets reach it only
-through the resolver interface (``SecretResolver``). Everything outside the engine imports from
-here, never from its modules, so the inside can move without breaking the callers.
+(``engine.py`` over ``run/``), persists every change (``store/``), guards egress (``network``),
+renders what a run looks like (``reports/``) and fires schedules (``schedules/``). It knows
+nothing of MCP; secrets reach it only through the resolver interface (``SecretResolver``).
+Everything outside the engine imports from here, never from its modules, so the inside can move
+without breaking the callers.
 
 Names are loaded on first use (PEP 562): ``from multi_task_orchestrator.engine import Engine``
 imports the modules ``Engine`` needs and nothing else, which keeps the CLI's start quick.
@@ -56,6 +57,18 @@ if TYPE_CHECKING:
     )
     from multi_task_orchestrator.engine.runners.browser.pool import BrowserSettings
     from multi_task_orchestrator.engine.runners.mcp import McpRunner, McpSettings, ServerTools
+    from multi_task_orchestrator.engine.schedules import (
+        GRACE_SECONDS,
+        POLL_SECONDS,
+        Fire,
+        Schedule,
+        ScheduleBook,
+        ScheduleError,
+        ScheduleFirer,
+        ScheduleSpec,
+        UnknownSchedule,
+        explain_cron,
+    )
     from multi_task_orchestrator.engine.secret_hosts import host_allowed
     from multi_task_orchestrator.engine.secrets import SecretResolver
     from multi_task_orchestrator.engine.state import (
@@ -96,7 +109,10 @@ _EXPORTS: dict[str, str] = {
     "document_json_schema": "document.schema",
     "DocumentError": "issues",
     "Engine": "engine",
+    "explain_cron": "schedules",
     "find_browser": "runners.browser.discovery",
+    "Fire": "schedules",
+    "GRACE_SECONDS": "schedules",
     "host_allowed": "secret_hosts",
     "HostLimits": "network",
     "iso": "reports.text",
@@ -109,6 +125,7 @@ _EXPORTS: dict[str, str] = {
     "NetworkPolicy": "network",
     "NotAllowedNow": "facade_errors",
     "Plan": "document.plan",
+    "POLL_SECONDS": "schedules",
     "RasterizeError": "reports.png",
     "RateValue": "document.units",
     "Redactor": "redaction",
@@ -118,8 +135,13 @@ _EXPORTS: dict[str, str] = {
     "REPORT_FILE": "reports.files",
     "run_files": "reports.files",
     "RunSnapshot": "state",
-    "RunUsage": "usage",
     "RunStatus": "state",
+    "RunUsage": "usage",
+    "Schedule": "schedules",
+    "ScheduleBook": "schedules",
+    "ScheduleError": "schedules",
+    "ScheduleFirer": "schedules",
+    "ScheduleSpec": "schedules",
     "SCHEMA_VERSION": "store",
     "SecretResolver": "secrets",
     "serve_worker": "backends.dask_worker",
@@ -131,6 +153,7 @@ _EXPORTS: dict[str, str] = {
     "TaskSnapshot": "state",
     "TaskState": "state",
     "UnknownOrchestration": "facade_errors",
+    "UnknownSchedule": "schedules",
     "UnknownTask": "facade_errors",
     "usage_line": "usage",
     "usage_text": "usage",
@@ -140,6 +163,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_PER_HOST",
+    "GRACE_SECONDS",
+    "POLL_SECONDS",
     "REPORT_FILE",
     "SCHEMA_VERSION",
     "ApprovalRow",
@@ -150,6 +175,7 @@ __all__ = [
     "DaskBackend",
     "DocumentError",
     "Engine",
+    "Fire",
     "HostLimits",
     "Issue",
     "McpRunner",
@@ -164,6 +190,11 @@ __all__ = [
     "RunSnapshot",
     "RunStatus",
     "RunUsage",
+    "Schedule",
+    "ScheduleBook",
+    "ScheduleError",
+    "ScheduleFirer",
+    "ScheduleSpec",
     "SecretResolver",
     "ServerTools",
     "Store",
@@ -172,6 +203,7 @@ __all__ = [
     "TaskSnapshot",
     "TaskState",
     "UnknownOrchestration",
+    "UnknownSchedule",
     "UnknownTask",
     "Validation",
     "aggregated_results",
@@ -181,6 +213,7 @@ __all__ = [
     "did_you_mean",
     "discover",
     "document_json_schema",
+    "explain_cron",
     "find_browser",
     "host_allowed",
     "iso",

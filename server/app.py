@@ -1,9 +1,9 @@
 """The MCP server: an ``MCPServer`` whose lifespan owns the engine, with every tool attached.
 
 The lifespan opens the state database, starts the engine (resuming what a previous process left
-running) and closes it cleanly at the end. Orchestrations run in the background inside this
-process; a tool call never waits for work unless asked to. Over streamable HTTP the lifespan is
-entered once, so every session shares one engine.
+running) and the schedules' firing loop, and closes both cleanly at the end. Orchestrations run
+in the background inside this process; a tool call never waits for work unless asked to. Over
+streamable HTTP the lifespan is entered once, so every session shares one engine.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 import anyio
 from mcp.server.mcpserver import MCPServer
 
+from multi_task_orchestrator.engine import ScheduleFirer
 from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.logs import REDACTION
 from multi_task_orchestrator.server.settings import Settings
@@ -50,6 +51,10 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
         built = await opened.enter_async_context(build_engine(settings, resume=True, vault="warm"))
         REDACTION.use(built.engine.redact)
         opened.callback(REDACTION.use, None)
+        # the schedules fire while the server runs (and only then); stopped before the engine
+        firer = ScheduleFirer(built.engine)
+        firer.start()
+        opened.push_async_callback(firer.aclose)
         resumed = list(built.engine.runs)
         if resumed:
             logger.info("resumed %d orchestration(s): %s", len(resumed), ", ".join(resumed))

@@ -46,8 +46,15 @@ READ_ONLY = {
     "wait_for_orchestration",
     "get_report",
     "vault_list",
+    "list_schedules",
 }
-DESTRUCTIVE = {"cancel_orchestration", "vault_delete", "approve_task", "reject_task"}
+DESTRUCTIVE = {
+    "cancel_orchestration",
+    "vault_delete",
+    "approve_task",
+    "reject_task",
+    "delete_schedule",
+}
 VAULT_TOOLS = {"vault_set", "vault_list", "vault_delete"}
 CONTENT_TOOLS = {"get_report"}  # answer with content blocks (text and a PNG), not a schema
 

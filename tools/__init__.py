@@ -18,6 +18,7 @@ from multi_task_orchestrator.tools import (
     prompts,
     reports,
     resources,
+    schedules,
     vault,
 )
 
@@ -29,6 +30,7 @@ def all_tools() -> list[Tool]:
         *catalog.tools(),
         *mcp_servers.tools(),
         *reports.tools(),
+        *schedules.tools(),
         *vault.tools(),
     ]
 

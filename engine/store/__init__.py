@@ -3,8 +3,8 @@
 ``Store`` (``database``) is the one object the engine uses. Inside, one job per module: the row
 types and their SQL (``rows``), the tables and their versions (``schema``), the write
 connection and its thread (``connection``), one group commit's transaction (``batch``), the
-queue and the writer coroutine (``writer``), queries (``reader``), leases (``leases``), and
-the error the store raises (``errors``).
+queue and the writer coroutine (``writer``), queries (``reader``), leases (``leases``),
+schedules (``schedules``), and the error the store raises (``errors``).
 """
 
 from multi_task_orchestrator.engine.store.approvals import ApprovalRow
@@ -13,6 +13,7 @@ from multi_task_orchestrator.engine.store.database import Store
 from multi_task_orchestrator.engine.store.errors import BUSY_RETRIES, BUSY_TIMEOUT_MS, StoreError
 from multi_task_orchestrator.engine.store.leases import PROCESS_DIED
 from multi_task_orchestrator.engine.store.rows import AttemptRow, OrchestrationRow, TaskRow
+from multi_task_orchestrator.engine.store.schedules import ScheduleRow
 from multi_task_orchestrator.engine.store.schema import MIGRATIONS as _MIGRATIONS
 from multi_task_orchestrator.engine.store.schema import SCHEMA as _SCHEMA
 from multi_task_orchestrator.engine.store.schema import SCHEMA_VERSION
@@ -32,6 +33,7 @@ __all__ = [
     "ApprovalRow",
     "AttemptRow",
     "OrchestrationRow",
+    "ScheduleRow",
     "Store",
     "StoreError",
     "TaskRow",

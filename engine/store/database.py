@@ -5,9 +5,9 @@ One SQLite file in WAL mode, two connections: reads go through an aiosqlite conn
 through a connection of their own on one thread (``connection``). ``Store`` opens both and
 hands them to the collaborators that do the work: ``Writer`` (group commit, fencing, single
 statements), ``Reader`` (queries), ``Leases`` (which process runs a run), ``Approvals``
-(approval requests and decisions). Their methods are bound onto the store once, when it is
-made, so that a call on the hot path (``put_task_later``, ``add_event``, ``flush``) costs what
-it would if they were the store's own.
+(approval requests and decisions), ``Schedules`` (recurring runs). Their methods are bound onto
+the store once, when it is made, so that a call on the hot path (``put_task_later``,
+``add_event``, ``flush``) costs what it would if they were the store's own.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from multi_task_orchestrator.engine.store.connection import WriteConnection
 from multi_task_orchestrator.engine.store.errors import StoreError
 from multi_task_orchestrator.engine.store.leases import Leases
 from multi_task_orchestrator.engine.store.reader import Reader
+from multi_task_orchestrator.engine.store.schedules import Schedules
 from multi_task_orchestrator.engine.store.schema import prepare
 from multi_task_orchestrator.engine.store.writer import Writer
 
@@ -79,6 +80,22 @@ class Store:
         self.get_approval = approvals.get_approval
         self.approvals_of = approvals.approvals_of
         self.waiting_approvals = approvals.waiting_approvals
+        # the schedules and their fires (``Schedules``)
+        schedules = Schedules(writer, connection)
+        self.insert_schedule = schedules.insert_schedule
+        self.get_schedule = schedules.get_schedule
+        self.list_schedules = schedules.list_schedules
+        self.due_schedules = schedules.due_schedules
+        self.next_fire = schedules.next_fire
+        self.matching_schedule_ids = schedules.matching_schedule_ids
+        self.delete_schedule = schedules.delete_schedule
+        self.set_schedule_paused = schedules.set_schedule_paused
+        self.claim_fire = schedules.claim_fire
+        self.queue_fire = schedules.queue_fire
+        self.take_queued = schedules.take_queued
+        self.record_fire = schedules.record_fire
+        self.record_skip = schedules.record_skip
+        self.record_schedule_error = schedules.record_schedule_error
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:

@@ -9,6 +9,28 @@ from multi_task_orchestrator.engine.store.errors import BUSY_TIMEOUT_MS, StoreEr
 
 SCHEMA_VERSION = 7
 
+# The schedules (engine/store/schedules.py): what runs when, and what each fire did.
+SCHEDULES_TABLE = """CREATE TABLE IF NOT EXISTS schedules (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    vars TEXT,
+    cron TEXT,
+    every REAL,
+    timezone TEXT NOT NULL,
+    overlap TEXT NOT NULL,
+    catch_up TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_fire_at REAL,
+    queued_at REAL,
+    last_fire_at REAL,
+    last_run_id TEXT,
+    fires INTEGER NOT NULL DEFAULT 0,
+    skips INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+)"""
+
 # An approval task's request (kept across restarts: a resumed attempt waits for the same
 # deadline) and the person's decision on it.
 APPROVALS_TABLE = """CREATE TABLE IF NOT EXISTS approvals (
@@ -98,6 +120,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_orchestration ON events (orchestration_id, seq);
 {APPROVALS_TABLE};
+{SCHEDULES_TABLE};
 """
 
 # Each step brings a database of the version before it up to the next one.
@@ -118,7 +141,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE attempts ADD COLUMN unpriced_calls INTEGER",
         "ALTER TABLE attempts ADD COLUMN model TEXT",
     ),
-    6: (APPROVALS_TABLE,),
+    6: (APPROVALS_TABLE, SCHEDULES_TABLE),
 }
 
 

@@ -1,4 +1,5 @@
-"""The ``orchestrator`` command: run, validate, list, status, results, report, resume, vault.
+"""The ``orchestrator`` command: run, validate, list, status, results, report, resume, schedule,
+vault.
 
 Exit codes: 0 when every task succeeded, 1 when any failed, 2 for bad input (an invalid document,
 an unknown id, a bad setting), 130 when a run was cancelled with Ctrl-C. Errors are one clear
@@ -6,8 +7,8 @@ message on stderr, never a traceback.
 
 This module assembles the parser and runs a command; the commands live by family in
 ``runs`` (run, retry, resume), ``history`` (list, status, results, report), ``documents``
-(validate, schema), ``serving`` (serve, worker, demo, doctor; ``relay`` for stdio), ``vault``
-and ``approvals`` (approve, reject, approvals).
+(validate, schema), ``serving`` (serve, worker, demo, doctor; ``relay`` for stdio), ``schedules``
+(schedule add, list, rm, pause, resume), ``vault`` and ``approvals`` (approve, reject, approvals).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from multi_task_orchestrator.server.cli.common import (
 from multi_task_orchestrator.server.cli.documents import cmd_schema, cmd_validate
 from multi_task_orchestrator.server.cli.history import cmd_list, cmd_report, cmd_results, cmd_status
 from multi_task_orchestrator.server.cli.runs import cmd_resume, cmd_retry, cmd_run
+from multi_task_orchestrator.server.cli.schedules import add_schedule_commands
 from multi_task_orchestrator.server.cli.serving import (
     DEFAULT_HTTP_PORT,
     cmd_demo,
@@ -195,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the document's JSON Schema")
     schema.set_defaults(handler=cmd_schema)
+    add_schedule_commands(commands)
     add_vault_commands(commands)
     add_approval_commands(commands)
     return parser
