@@ -19,8 +19,7 @@ async def interrupt_runs(runs: dict[str, Run], store: Store, grace: float) -> li
     for worker in workers:
         worker.cancel()
     await asyncio.gather(*workers, return_exceptions=True)
-    background = [task for run in list(runs.values()) for task in run.background_tasks()]
-    await asyncio.gather(*background, return_exceptions=True)
+    await _let_bookkeeping_end(runs)
     interrupted = list(runs)
     for run_id in interrupted:
         store.add_event(
@@ -42,3 +41,19 @@ async def _let_running_finish(runs: dict[str, Run], grace: float) -> None:
         if not busy:
             return
         await asyncio.sleep(0.05)
+
+
+async def _let_bookkeeping_end(runs: dict[str, Run]) -> None:
+    """Wait for the runs' commits and ends under way, including those that the ones awaited
+    start (a commit that ends a run's last task begins its end): the store closes next, and an
+    end still writing its files then would read a closed database."""
+    while True:
+        background = [
+            task
+            for run in list(runs.values())
+            for task in run.background_tasks()
+            if not task.done()
+        ]
+        if not background:
+            return
+        await asyncio.gather(*background, return_exceptions=True)

@@ -4,6 +4,7 @@ imports the reports."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,20 @@ def test_the_scheduler_does_not_import_the_reports() -> None:
     assert "multi_task_orchestrator.engine.run.scheduler" in loaded  # the probe saw the modules
     assert "multi_task_orchestrator.engine.run_end" in loaded
     assert "multi_task_orchestrator.engine.reports" not in loaded
+
+
+async def test_closing_at_once_waits_for_an_end_that_a_last_commit_begins(home: Path) -> None:
+    """Closing with no grace right as a run's last task ends: the end that its commit begins
+    (writing the run's files) finishes before the store closes, instead of failing on a closed
+    database in the background. Timing decides where the close lands, so it is tried often."""
+    failures: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _, context: failures.append(str(context.get("exception") or context["message"]))
+    )
+    for attempt in range(30):
+        folder = home / str(attempt)
+        engine = await Engine.open(folder / "state.db", folder / "runs", shutdown_grace=0)
+        await engine.submit({"tasks": [{"id": "a", "type": "delay", "config": {"seconds": 0}}]})
+        await asyncio.sleep(0.002 * (attempt % 10))
+        await engine.aclose()
+    assert failures == []
