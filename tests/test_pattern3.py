@@ -2,8 +2,9 @@
 ``orchestrator run`` against the demo's servers, started here on 127.0.0.1 — an IMAP server
 (pymap), an OAuth2 token endpoint, a social API whose first token has expired, a profile API
 behind an API key and a notification receiver — with the credentials in the user's vault.
-Also: the demo's copy is the example's document, and ``orchestrator demo --sites`` says how to
-run the example against it."""
+The scheduled variant: ``orchestrator serve`` fires the example on a schedule an agent made with
+``schedule_orchestration``, and each run notifies. Also: the demo's copy is the example's
+document, and ``orchestrator demo --sites`` says how to run the example against it."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 from cli_process import REPO, Result, child_env, cli, home_with_secrets
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from multi_task_orchestrator.server.demo import ACCOUNT_SECRETS, PATTERN_3, notify_url
 from multi_task_orchestrator.server.demo.accounts import SOCIAL_CLIENT_ID
@@ -35,13 +39,18 @@ async def servers() -> AsyncIterator[tuple[DemoSites, DemoInbox]]:
         yield sites, inbox
 
 
-def run_example(home: Path, sites: DemoSites, inbox: DemoInbox) -> Result:
-    given = {
+def example_vars(sites: DemoSites, inbox: DemoInbox) -> dict[str, str]:
+    """The example's vars that point it at the servers started here."""
+    return {
         "imap_port": str(inbox.port),
         "token_url": f"{sites.url}/oauth/token",
         "social_api": f"{sites.url}/social/api",
         "profile_api": f"{sites.url}/profile/api",
     }
+
+
+def run_example(home: Path, sites: DemoSites, inbox: DemoInbox) -> Result:
+    given = example_vars(sites, inbox)
     pairs = [arg for name, value in given.items() for arg in ("--var", f"{name}={value}")]
     return cli(
         home,
@@ -114,6 +123,50 @@ async def test_pattern_3_checks_the_inbox_posts_with_oauth2_updates_the_profile_
     assert "notify: finished sent to webhook+http://127.0.0.1" in log
 
     assert_no_canary(home, ran, [*ACCOUNT_SECRETS.values(), *accounts.issued])
+
+
+@pytest.mark.anyio
+async def test_pattern_3_on_a_schedule_runs_from_serve_and_notifies(
+    tmp_path: Path, servers: tuple[DemoSites, DemoInbox]
+) -> None:
+    """The scheduled variant as a user sets it up: ``serve`` with a default notification
+    channel, an agent schedules the example through MCP; the server fires it, the run checks
+    the accounts and the receiver hears it finished."""
+    sites, inbox = servers
+    home = home_with_secrets(tmp_path / "home", **ACCOUNT_SECRETS)
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "multi_task_orchestrator.server.cli", "serve"],
+        env={"ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_NOTIFY_URL": notify_url(sites.url)},
+        cwd=str(REPO),
+    )
+    accounts = sites.state.accounts
+    with (tmp_path / "serve.log").open("w", encoding="utf-8") as errlog:
+        async with Client(stdio_client(server, errlog=errlog)) as client:
+            scheduled = await client.call_tool(
+                "schedule_orchestration",
+                {
+                    "spec": EXAMPLE.read_text(encoding="utf-8"),
+                    "every": "1s",
+                    "vars": example_vars(sites, inbox),
+                    "name": "morning checks",
+                },
+            )
+            assert not scheduled.is_error, scheduled.content
+            assert scheduled.structured_content is not None
+            schedule_id = scheduled.structured_content["schedule"]["id"]
+            with anyio.fail_after(60):
+                while not accounts.notifications:
+                    await anyio.sleep(0.1)
+            await client.call_tool("pause_schedule", {"id": schedule_id})
+            listing = await client.call_tool("list_orchestrations", {"limit": 50})
+    assert listing.structured_content is not None
+    runs = {run["id"]: run for run in listing.structured_content["orchestrations"]}
+    notification = accounts.notifications[0]
+    assert notification["event"] == "finished"
+    assert notification["status"] == "succeeded"
+    assert runs[notification["run_id"]]["source"] == f"schedule:{schedule_id}"
+    assert accounts.posts[0]["text"] == f"Morning check done: {UNREAD} unread in the inbox."
 
 
 def assert_no_canary(home: Path, ran: Result, values: list[str]) -> None:
