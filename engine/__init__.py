@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         UnknownTask,
     )
     from multi_task_orchestrator.engine.issues import DocumentError, Issue, did_you_mean
+    from multi_task_orchestrator.engine.limits import run_query
     from multi_task_orchestrator.engine.network import (
         DEFAULT_PER_HOST,
         HostLimits,
@@ -64,7 +65,12 @@ if TYPE_CHECKING:
         TaskSnapshot,
         TaskState,
     )
-    from multi_task_orchestrator.engine.store import SCHEMA_VERSION, Store, StoreError
+    from multi_task_orchestrator.engine.store import (
+        SCHEMA_VERSION,
+        OrchestrationRow,
+        Store,
+        StoreError,
+    )
     from multi_task_orchestrator.engine.usage import (
         BudgetState,
         RunUsage,
@@ -102,6 +108,7 @@ _EXPORTS: dict[str, str] = {
     "Network": "network",
     "NetworkPolicy": "network",
     "NotAllowedNow": "facade_errors",
+    "OrchestrationRow": "store",
     "Plan": "document.plan",
     "RasterizeError": "reports.png",
     "RateValue": "document.units",
@@ -111,6 +118,7 @@ _EXPORTS: dict[str, str] = {
     "render_summary": "reports.summary",
     "REPORT_FILE": "reports.files",
     "run_files": "reports.files",
+    "run_query": "limits",
     "RunSnapshot": "state",
     "RunUsage": "usage",
     "RunStatus": "state",
@@ -150,6 +158,7 @@ __all__ = [
     "Network",
     "NetworkPolicy",
     "NotAllowedNow",
+    "OrchestrationRow",
     "Plan",
     "RasterizeError",
     "RateValue",
@@ -183,6 +192,7 @@ __all__ = [
     "render_status",
     "render_summary",
     "run_files",
+    "run_query",
     "serve_worker",
     "svg_to_png",
     "usage_line",
