@@ -34,6 +34,7 @@ def tools() -> list[Tool]:
                 title="Report with timeline",
                 read_only_hint=True,
                 destructive_hint=False,
+                idempotent_hint=True,
                 open_world_hint=False,
             ),
         )

@@ -36,7 +36,7 @@ def tools() -> list[Tool]:
             annotations=ToolAnnotations(
                 title="Store a secret",
                 read_only_hint=False,
-                destructive_hint=False,
+                destructive_hint=True,  # replaces a secret of the same name, and its hosts
                 idempotent_hint=True,
                 open_world_hint=False,
             ),
@@ -47,6 +47,7 @@ def tools() -> list[Tool]:
                 title="List secrets",
                 read_only_hint=True,
                 destructive_hint=False,
+                idempotent_hint=True,
                 open_world_hint=False,
             ),
         ),
@@ -56,6 +57,7 @@ def tools() -> list[Tool]:
                 title="Delete a secret",
                 read_only_hint=False,
                 destructive_hint=True,
+                idempotent_hint=False,
                 open_world_hint=False,
             ),
         ),
