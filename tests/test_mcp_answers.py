@@ -238,3 +238,47 @@ async def test_one_task_type_in_full_and_a_misspelt_one_refused(client: Client) 
     assert http["config_schema"]["properties"]["url"]
     message = await refusal(client, "list_task_types", {"type": "htp"})
     assert "no task type 'htp'; did you mean 'http'?" in message
+
+
+# --- a thousand failures: every answer and resource stays bounded ---------------------------
+
+
+async def test_a_run_with_a_thousand_failures_answers_within_bounds(client: Client) -> None:
+    root = {**delay("root", fail="network", message="refused"), "retry": {"max_attempts": 1}}
+    dependents = [{**delay(f"t{n}"), "dependencies": ["root"]} for n in range(1000)]
+    spec = {"name": "answers", "tasks": [*dependents, root]}  # the root cause listed last
+    submitted = await answer(client, "submit_orchestration", {"spec": spec, "wait_seconds": 30})
+    run_id = submitted["id"]
+
+    result = await client.call_tool("get_results", {"id": run_id})
+    assert result.structured_content is not None
+    results = result.structured_content
+    assert len(result.content[0].text) < 10_000  # type: ignore[union-attr]
+    assert [failure["task"] for failure in results["failures"][:2]] == ["root", "t0"]
+    assert (len(results["failures"]), results["failures_omitted"]) == (20, 981)
+    listed = results["summary"].split("FAILURES:\n")[1].split("\n\n")[0].splitlines()
+    assert len(listed) == 21
+    assert (listed[0], listed[-1]) == ("- root: refused [network]", "- … and 981 more")
+    assert (
+        f"20 of 1,001 failures shown (failed tasks first); every task's state is in "
+        f"orchestration://{run_id}/results" in results["note"]
+    )
+
+    status = await client.read_resource(f"orchestration://{run_id}", cache_mode="bypass")
+    assert len(json.loads(status.contents[0].text)["tasks"]) == 500  # type: ignore[union-attr]
+
+    report = await client.read_resource(f"orchestration://{run_id}/report", cache_mode="bypass")
+    page = report.contents[0].text  # type: ignore[union-attr]
+    assert len(page) < 1_000
+    assert f"Run <code>orchestrator report {run_id}</code>" in page
+
+    seen: list[str] = []
+    uri: str | None = f"orchestration://{run_id}/results"
+    while uri is not None:
+        read = await client.read_resource(uri, cache_mode="bypass")
+        text = read.contents[0].text  # type: ignore[union-attr]
+        assert len(text) <= 200_000
+        part = json.loads(text)
+        seen += list(part["tasks"])
+        uri = part["page"]["next"]
+    assert seen == [*(f"t{n}" for n in range(1000)), "root"]

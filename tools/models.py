@@ -212,7 +212,10 @@ class Results(BaseModel):
     part: OutputPart | None = Field(
         None, description="set when one output (or the query result) is shown in part"
     )
-    failures: list[Failure] = Field(default_factory=list)
+    failures: list[Failure] = Field(
+        default_factory=list, description="failed tasks first when some are left out"
+    )
+    failures_omitted: int = Field(0, description="failures left out to keep the answer short")
     artifacts: list[Artifact] = Field(default_factory=list)
     usage: UsageInfo | None = Field(
         None,

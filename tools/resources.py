@@ -2,7 +2,8 @@
 
 ``orchestration://{id}`` (status JSON), ``.../results{?offset}`` (every task with its output,
 paged past ``RESOURCE_MAX_CHARS``), ``.../log`` (the execution log, its last part when long),
-``.../summary`` (the summary report), ``.../report`` (the HTML report with the timeline) and
+``.../summary`` (the summary report), ``.../report`` (the HTML report with the timeline, or
+where to get it when it is too large) and
 ``.../artifacts/{name}`` (files such as screenshots, served with their mime type).
 ``resources/list`` lists the recent orchestrations (``RecentRuns``). A read of a run or file
 that does not exist is refused as "resource not found" (JSON-RPC -32602, SEP-2164).
@@ -11,6 +12,7 @@ that does not exist is refused as "resource not found" (JSON-RPC -32602, SEP-216
 from __future__ import annotations
 
 import functools
+import html
 import json
 import mimetypes
 import re
@@ -38,7 +40,7 @@ from multi_task_orchestrator.tools.pages import size
 from multi_task_orchestrator.tools.views import orchestration_status
 
 RESOURCE_MAX_CHARS = 200_000  # the most a resource read answers with (artifacts aside)
-STATUS_ROWS = 1_000  # task rows of the status resource; get_status shows the telling ones
+STATUS_ROWS = 500  # task rows of the status resource (~250 characters each)
 RECENT_RUNS = 20  # orchestrations resources/list shows
 RUN_PARTS = "more at orchestration://{id}/results, /log, /summary and /report"
 _ARTIFACT_URI = re.compile(r"^orchestration://[^/]+/artifacts/(?P<name>[^/]+)$")
@@ -99,7 +101,7 @@ async def read_results(id: str, ctx: Context, offset: str = "0") -> str:
         )
     snapshot = await _snapshot(ctx, id, include_outputs=True)
     page = await cpu_bound(functools.partial(results_page, snapshot, int(offset)))
-    return json.dumps(page, indent=1, default=str, ensure_ascii=False)
+    return json.dumps(page, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 async def read_log(id: str, ctx: Context) -> str:
@@ -124,7 +126,17 @@ async def read_summary(id: str, ctx: Context) -> str:
 
 async def read_report(id: str, ctx: Context) -> str:
     snapshot = await _snapshot(ctx, id)
-    return (await build_report(tool_context(ctx).engine.store, snapshot)).html
+    page = (await build_report(tool_context(ctx).engine.store, snapshot)).html
+    if len(page) <= RESOURCE_MAX_CHARS:
+        return page
+    return (
+        f"<!doctype html><meta charset=utf-8><title>Report of {snapshot.id}</title><p>The "
+        f"report of orchestration {snapshot.id} has {len(page):,} characters, more than a "
+        f"resource read answers with ({RESOURCE_MAX_CHARS:,}). Run <code>orchestrator report "
+        f"{snapshot.id}</code> to write it as report.html in the run's folder "
+        f"({html.escape(snapshot.run_dir or '')}); orchestration://{snapshot.id}/summary and "
+        "the get_report tool give its summary.</p>"
+    )
 
 
 async def read_artifact(id: str, name: str, ctx: Context) -> bytes:

@@ -44,6 +44,9 @@ def results(
                 "dashes: '\"fetch-1\".items')"
             ) from None
     page = page_outputs(pairs, offset=offset, item_offset=item_offset, max_chars=max_chars)
+    failed = failures(snapshot)
+    if len(failed) > FAILURES_SHOWN:  # the root causes first
+        failed = sorted(failed, key=lambda failure: failure.state != "failed")
     asked = {"id": snapshot.id, "task_ids": task_ids, "query": query, "max_chars": max_chars}
     next_call = None
     if page.next_offset is not None:
@@ -53,11 +56,12 @@ def results(
         id=snapshot.id,
         name=snapshot.name,
         status=snapshot.status.value,
-        summary=render_summary(snapshot, run_files(snapshot.run_dir)),
+        summary=render_summary(snapshot, run_files(snapshot.run_dir), max_failures=FAILURES_SHOWN),
         outputs={} if query is not None else page.outputs,
         query_result=page.outputs.get(QUERY) if query is not None else None,
         part=_output_part(page.part) if page.part else None,
-        failures=failures(snapshot),
+        failures=failed[:FAILURES_SHOWN],
+        failures_omitted=max(0, len(failed) - FAILURES_SHOWN),
         artifacts=artifacts(snapshot),
         usage=usage,
         budget=budget,
@@ -65,12 +69,13 @@ def results(
         next_offset=page.next_offset,
         next_item_offset=page.next_item_offset if page.next_offset is not None else None,
         next_call=next_call,
-        note=_left_out(page, len(pairs) - offset, query, next_call, asked),
+        note=_left_out(page, len(pairs) - offset, query, next_call, asked, len(failed)),
         results_uri=f"orchestration://{snapshot.id}/results",
     )
 
 
 QUERY = "query"  # the one "output" a page holds when a query was asked
+FAILURES_SHOWN = 20  # failures listed in an answer (and in its summary); failed tasks first
 
 
 def _output_part(part: Part) -> OutputPart:
@@ -97,10 +102,20 @@ def _call(asked: dict[str, Any], **position: int) -> str:
 
 
 def _left_out(
-    page: Page, wanted: int, query: str | None, next_call: str | None, asked: dict[str, Any]
+    page: Page,
+    wanted: int,
+    query: str | None,
+    next_call: str | None,
+    asked: dict[str, Any],
+    failure_count: int,
 ) -> str | None:
     """What the page leaves out, and the exact call that gets it."""
     notes = []
+    if failure_count > FAILURES_SHOWN:
+        notes.append(
+            f"{FAILURES_SHOWN} of {failure_count:,} failures shown (failed tasks first); "
+            f"every task's state is in orchestration://{asked['id']}/results"
+        )
     part = page.part
     if part is not None:
         what = "the query's result" if query is not None else f"the output of {part.task}"
