@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from mcp import Client, MCPError
 from mcp.types import ResourceLink, TextContent, TextResourceContents
 
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.tools.pages import page_outputs, size
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +78,7 @@ async def test_query_picks_part_of_the_outputs(client: Client) -> None:
     assert picked["truncated"] is False
 
     message = await refusal(client, "get_results", {"id": run_id, "query": "fetch.rows[?"})
-    assert "query is not a JMESPath expression" in message
+    assert "the query could not be run: the expression ends too early" in message
     assert "fetch.items[0:10].name" in message  # an example of the form that works
 
 
@@ -109,11 +112,23 @@ async def test_a_list_too_large_for_one_answer_comes_in_valid_parts(client: Clie
 
 async def test_an_item_larger_than_an_answer_is_named_with_a_query_for_it(client: Client) -> None:
     items = ["a", "y" * 600, "b"]
-    run_id = await finished_run(client, delay("big", value=items))
+    keys = {"small": 1, "huge text": "y" * 600}
+    run_id = await finished_run(client, delay("big", value=items), delay("obj", value=keys))
     page = await answer(client, "get_results", {"id": run_id, "max_chars": 300})
     assert page["outputs"] == {"big": ["a", "b"]}
     assert page["part"]["too_large"] == [1]
     assert 'query="big[1]"' in page["note"]
+
+    page = await answer(client, "get_results", {"id": run_id, "max_chars": 300, "offset": 1})
+    assert page["outputs"] == {"obj": {"small": 1}}
+    assert (page["part"]["kind"], page["part"]["too_large"]) == ("keys", [1])
+    reach = json.dumps('obj."huge text"')
+    assert f"query={reach}" in page["note"]
+    picked = await answer(
+        client, "get_results", {"id": run_id, "query": 'obj."huge text"', "max_chars": 300}
+    )
+    assert picked["query_result"] == "y" * 298  # a text too large is cut into valid parts too
+    assert picked["part"]["task"] == "query"
 
 
 async def test_results_link_their_bulk_data_as_resource_links(client: Client) -> None:
@@ -282,3 +297,56 @@ async def test_a_run_with_a_thousand_failures_answers_within_bounds(client: Clie
         seen += list(part["tasks"])
         uri = part["page"]["next"]
     assert seen == [*(f"t{n}" for n in range(1000)), "root"]
+
+
+# --- the paging itself: every page fits, and the pages put together are the outputs ---------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    outputs=st.lists(
+        st.tuples(st.text(min_size=1, max_size=6), JSON), max_size=6, unique_by=lambda p: p[0]
+    ),
+    max_chars=st.integers(min_value=80, max_value=400),
+)
+def test_pages_fit_and_put_together_give_every_output(
+    outputs: list[tuple[str, Any]], max_chars: int
+) -> None:
+    assume(all(size(piece) + 10 <= max_chars for _, value in outputs for piece in _pieces(value)))
+    collected: dict[str, Any] = {}
+    offset, item_offset = 0, 0
+    for _ in range(10_000):
+        page = page_outputs(outputs, offset=offset, item_offset=item_offset, max_chars=max_chars)
+        assert sum(size(value) for value in page.outputs.values()) <= max_chars
+        for task_id, value in page.outputs.items():
+            if page.part is not None and page.part.task == task_id:
+                assert not page.part.too_large  # no piece here is larger than a page
+                collected[task_id] = _joined(collected.get(task_id), value, page.part.kind)
+            else:
+                collected[task_id] = value
+        if page.next_offset is None:
+            break
+        assert (page.next_offset, page.next_item_offset) > (offset, item_offset)
+        offset, item_offset = page.next_offset, page.next_item_offset
+    assert collected == dict(outputs)
+
+
+def _pieces(value: Any) -> list[Any]:
+    """What a value too large for a page is cut into."""
+    if isinstance(value, dict):
+        return [{key: item} for key, item in value.items()]
+    return value if isinstance(value, list) else []
+
+
+def _joined(before: Any, part: Any, kind: str) -> Any:
+    if before is None:
+        return part
+    if kind == "keys":
+        return {**before, **part}
+    return before + part

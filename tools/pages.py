@@ -25,6 +25,7 @@ class Part:
     end: int
     total: int
     too_large: list[int] = field(default_factory=list)  # positions skipped: each alone too large
+    reach: str | None = None  # how a query reaches the first of them: "[3]" or '."name"'
 
 
 @dataclass(slots=True)
@@ -49,9 +50,10 @@ def page_outputs(
     for index in range(offset, len(outputs)):
         task_id, value = outputs[index]
         start = item_offset if index == offset else 0
-        if start == 0 and used + size(value) <= max_chars:
+        cost = size(value) if start == 0 else None
+        if cost is not None and used + cost <= max_chars:
             page.outputs[task_id] = value
-            used += size(value)
+            used += cost
             continue
         if page.outputs:  # the next page starts with it
             page.next_offset = index
@@ -92,17 +94,21 @@ def _run(
 ) -> tuple[list[Any], Part]:
     chosen: list[Any] = []
     too_large: list[int] = []
+    reach: str | None = None
     used = 2  # the brackets
     position = start
     while position < len(items):
         item = items[position]
-        cost = size(item if kind == "items" else {item[0]: item[1]}) + 1
+        # with the ", " before it; {key: value} counts its braces in place of the ", "
+        cost = size(item) + 2 if kind == "items" else size({item[0]: item[1]})
         if cost + 2 > budget:
             too_large.append(position)
+            if reach is None:
+                reach = f"[{position}]" if kind == "items" else f".{json.dumps(item[0])}"
         elif used + cost > budget:
             break
         else:
             chosen.append(item)
             used += cost
         position += 1
-    return chosen, Part(task_id, kind, start, position, len(items), too_large)
+    return chosen, Part(task_id, kind, start, position, len(items), too_large, reach)

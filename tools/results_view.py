@@ -39,7 +39,7 @@ def results(
             pairs = [(QUERY, run_query(query, dict(pairs)))]
         except ValueError as exc:
             raise ToolError(
-                f"query is not a JMESPath expression this server can run: {exc}. It is searched "
+                f"the query could not be run: {exc}. It is a JMESPath expression searched "
                 'over {task_id: output}, e.g. query="fetch.items[0:10].name" (quote ids with '
                 "dashes: '\"fetch-1\".items')"
             ) from None
@@ -125,7 +125,7 @@ def _left_out(
         )
         if part.too_large:
             shown = ", ".join(str(position) for position in part.too_large[:10])
-            example = _call({**asked, "query": f"{_path(part.task, query)}[{part.too_large[0]}]"})
+            example = _call({**asked, "query": f"{_path(part.task, query)}{part.reach}"})
             notes.append(
                 f"{part.kind} at {shown} are each larger than max_chars alone and left out: "
                 f"reach into one with a query, e.g. {example}"
