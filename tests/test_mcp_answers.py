@@ -210,6 +210,18 @@ async def test_resources_list_shows_recent_runs(client: Client) -> None:
 
 async def test_text_content_is_compact_json_without_null_fields(client: Client) -> None:
     run_id = await finished_run(client, delay("a"))
+    for tool, arguments in [
+        ("validate_orchestration", {"spec": {"tasks": [delay("a")]}}),
+        ("list_orchestrations", {}),
+        ("list_task_types", {}),
+        ("vault_list", {}),
+        ("get_results", {"id": run_id}),
+    ]:
+        result = await client.call_tool(tool, arguments)
+        text = result.content[0]
+        assert isinstance(text, TextContent), tool
+        assert "\n" not in text.text and ":null" not in text.text, tool
+        assert json.loads(text.text), tool
     result = await client.call_tool("get_status", {"id": run_id})
     (text,) = result.content
     assert isinstance(text, TextContent)
@@ -271,6 +283,7 @@ async def test_a_run_with_a_thousand_failures_answers_within_bounds(client: Clie
     assert len(result.content[0].text) < 10_000  # type: ignore[union-attr]
     assert [failure["task"] for failure in results["failures"][:2]] == ["root", "t0"]
     assert (len(results["failures"]), results["failures_omitted"]) == (20, 981)
+    assert results["truncated"] is True
     listed = results["summary"].split("FAILURES:\n")[1].split("\n\n")[0].splitlines()
     assert len(listed) == 21
     assert (listed[0], listed[-1]) == ("- root: refused [network]", "- … and 981 more")

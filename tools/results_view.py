@@ -14,6 +14,10 @@ from multi_task_orchestrator.tools.models import DEFAULT_RESULT_CHARS, OutputPar
 from multi_task_orchestrator.tools.pages import Page, Part, page_outputs
 from multi_task_orchestrator.tools.views import artifacts, failures, usage_info
 
+QUERY = "query"  # the one "output" a page holds when a query was asked
+FAILURES_SHOWN = 20  # failures listed in an answer (and in its summary); failed tasks first
+ARTIFACT_LINKS = 20  # artifacts linked as content blocks; `artifacts` lists every one
+
 
 def results(
     snapshot: RunSnapshot,
@@ -65,17 +69,13 @@ def results(
         artifacts=artifacts(snapshot),
         usage=usage,
         budget=budget,
-        truncated=next_call is not None or page.part is not None,
+        truncated=next_call is not None or page.part is not None or len(failed) > FAILURES_SHOWN,
         next_offset=page.next_offset,
         next_item_offset=page.next_item_offset if page.next_offset is not None else None,
         next_call=next_call,
         note=_left_out(page, len(pairs) - offset, query, next_call, asked, len(failed)),
         results_uri=f"orchestration://{snapshot.id}/results",
     )
-
-
-QUERY = "query"  # the one "output" a page holds when a query was asked
-FAILURES_SHOWN = 20  # failures listed in an answer (and in its summary); failed tasks first
 
 
 def _output_part(part: Part) -> OutputPart:
@@ -144,9 +144,6 @@ def _path(task: str, query: str | None) -> str:
     if query is not None:
         return f"({query})"
     return task if task.isidentifier() else json.dumps(task)
-
-
-ARTIFACT_LINKS = 20  # artifacts linked as content blocks; `artifacts` lists every one
 
 
 def result_links(answer: Results) -> list[ResourceLink]:
