@@ -1,9 +1,10 @@
 """``list_task_types``: a short guide to every task type, or one type's full config schema.
 
 The default answer is a summary an agent reads before writing a document (about 2k tokens):
-each type's one-line summary, its config fields (required and optional) and an example
-task. ``list_task_types(type=...)`` adds that type's config JSON Schema, which for some types
-alone is larger than the whole summary.
+each type's one-line summary, its config fields (required and optional) and an example task
+(its id, type, config and dependencies). ``list_task_types(type=...)`` adds that type's
+config JSON Schema and its full example; the schema alone is larger than the whole summary for
+some types.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _known_type(name: str) -> str:
 
 
 def _info(engine: Engine, name: str, *, detailed: bool) -> TaskTypeInfo:
-    aliases = sorted(registry.aliases_of(name))
+    aliases = sorted(registry.aliases_of(name)) or None
     runner = engine.runners().get(name)
     if runner is None:
         reason = engine.disabled_types.get(name)
@@ -97,6 +98,15 @@ def _info(engine: Engine, name: str, *, detailed: bool) -> TaskTypeInfo:
         summary=runner.summary,
         required=required,
         optional=[name for name in schema.get("properties", {}) if name not in required],
-        example=runner.example,
+        example=runner.example if detailed else _minimal(runner.example),
         config_schema=schema if detailed else None,
     )
+
+
+def _minimal(example: dict[str, Any]) -> dict[str, Any]:
+    """An example task without what every type shares (retry, an empty dependency list)."""
+    return {
+        key: value
+        for key, value in example.items()
+        if key in ("id", "type", "config") or (key == "dependencies" and value)
+    }

@@ -250,7 +250,7 @@ class OrchestrationList(BaseModel):
 
 class TaskTypeInfo(BaseModel):
     type: str
-    aliases: list[str]
+    aliases: list[str] | None = Field(None, description="other names for it, when it has any")
     available: bool = Field(description="false when this server cannot run it")
     summary: str
     required: list[str] | None = Field(None, description="the config fields it requires")
