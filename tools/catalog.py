@@ -14,14 +14,13 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from multi_task_orchestrator.engine import Engine, did_you_mean, registry
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import TaskTypeInfo, TaskTypeList
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.strict import read_only, strict_tool
 
 NOT_YET = "part of the document format; its runner arrives in a later release of this server"
 DOCUMENT_HINT = (
@@ -36,13 +35,7 @@ def tools() -> list[Tool]:
     return [
         strict_tool(
             list_task_types,
-            annotations=ToolAnnotations(
-                title="Task types",
-                read_only_hint=True,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
+            annotations=read_only("Task types"),
         )
     ]
 

@@ -32,7 +32,7 @@ from multi_task_orchestrator.tools.models import (
     ValidationReport,
 )
 from multi_task_orchestrator.tools.results_view import result_links, results
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.strict import read_only, runs_tasks, strict_tool
 from multi_task_orchestrator.tools.views import (
     orchestration_status,
     plan_info,
@@ -54,29 +54,6 @@ VarsInput = Annotated[
     Field(description="values for ${vars.NAME} references; they override the document's vars"),
 ]
 IdInput = Annotated[str, Field(description="the orchestration id (or a unique prefix of it)")]
-
-
-def read_only(title: str) -> ToolAnnotations:
-    """A tool that only reads this server's own state."""
-    return ToolAnnotations(
-        title=title,
-        read_only_hint=True,
-        destructive_hint=False,
-        idempotent_hint=True,
-        open_world_hint=False,
-    )
-
-
-def runs_tasks(title: str) -> ToolAnnotations:
-    """A tool that starts tasks: they may call any API (PUT, DELETE), send email, publish and
-    overwrite files."""
-    return ToolAnnotations(
-        title=title,
-        read_only_hint=False,
-        destructive_hint=True,
-        idempotent_hint=False,
-        open_world_hint=True,
-    )
 
 
 def tools(max_wait_seconds: float) -> list[Tool]:

@@ -114,6 +114,29 @@ def _unknown_argument(name: str, known: list[str]) -> InitErrorDetails:
     )
 
 
+def read_only(title: str) -> ToolAnnotations:
+    """The annotations of a tool that only reads this server's own state."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=True,
+        destructive_hint=False,
+        idempotent_hint=True,
+        open_world_hint=False,
+    )
+
+
+def runs_tasks(title: str) -> ToolAnnotations:
+    """The annotations of a tool that starts tasks (now or later): they may call any API (PUT,
+    DELETE), send email, publish and overwrite files."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=False,
+        destructive_hint=True,
+        idempotent_hint=False,
+        open_world_hint=True,
+    )
+
+
 def strict_tool(
     fn: Callable[..., Any], *, annotations: ToolAnnotations, description: str | None = None
 ) -> Tool:

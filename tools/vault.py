@@ -20,7 +20,7 @@ from pydantic import Field
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import DeletedSecret, SecretList, StoredSecret
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.strict import read_only, strict_tool
 from multi_task_orchestrator.vault.errors import VaultError
 from multi_task_orchestrator.vault.store import Vault
 
@@ -43,13 +43,7 @@ def tools() -> list[Tool]:
         ),
         strict_tool(
             vault_list,
-            annotations=ToolAnnotations(
-                title="List secrets",
-                read_only_hint=True,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
+            annotations=read_only("List secrets"),
         ),
         strict_tool(
             vault_delete,
