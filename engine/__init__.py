@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         UnknownTask,
     )
     from multi_task_orchestrator.engine.issues import DocumentError, Issue, did_you_mean
+    from multi_task_orchestrator.engine.limits import run_query
     from multi_task_orchestrator.engine.network import (
         DEFAULT_PER_HOST,
         HostLimits,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.store import (
         SCHEMA_VERSION,
         ApprovalRow,
+        OrchestrationRow,
         Store,
         StoreError,
     )
@@ -124,6 +126,7 @@ _EXPORTS: dict[str, str] = {
     "Network": "network",
     "NetworkPolicy": "network",
     "NotAllowedNow": "facade_errors",
+    "OrchestrationRow": "store",
     "Plan": "document.plan",
     "POLL_SECONDS": "schedules",
     "RasterizeError": "reports.png",
@@ -134,6 +137,7 @@ _EXPORTS: dict[str, str] = {
     "render_summary": "reports.summary",
     "REPORT_FILE": "reports.files",
     "run_files": "reports.files",
+    "run_query": "limits",
     "RunSnapshot": "state",
     "RunStatus": "state",
     "RunUsage": "usage",
@@ -183,6 +187,7 @@ __all__ = [
     "Network",
     "NetworkPolicy",
     "NotAllowedNow",
+    "OrchestrationRow",
     "Plan",
     "RasterizeError",
     "RateValue",
@@ -223,6 +228,7 @@ __all__ = [
     "render_status",
     "render_summary",
     "run_files",
+    "run_query",
     "serve_worker",
     "svg_to_png",
     "usage_line",

@@ -158,3 +158,15 @@ def _tree_depth(node: Any) -> int:
         deepest = max(deepest, depth)
         stack.extend((child, depth + 1) for child in item.get("children", ()))
     return deepest
+
+
+def run_query(text: str, data: Any) -> Any:
+    """A JMESPath expression a caller asks of ``data`` (``get_results``' ``query``), compiled
+    and searched within the bounds of a document's expressions; ``ValueError`` saying in one
+    line what is wrong otherwise."""
+    try:
+        return search(compile_expression(text), data)
+    except JMESPathError as exc:
+        raise ValueError(jmespath_problem(exc)) from None
+    except TaskError as exc:
+        raise ValueError(str(exc)) from None

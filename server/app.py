@@ -22,7 +22,7 @@ from multi_task_orchestrator.server.logs import REDACTION
 from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.tools import all_tools, register_all
 from multi_task_orchestrator.tools.context import ToolContext
-from multi_task_orchestrator.tools.resources import ArtifactMimeTypes
+from multi_task_orchestrator.tools.resources import ArtifactMimeTypes, RecentRuns
 
 logger = logging.getLogger("orchestrator.server")
 
@@ -77,8 +77,8 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
         instructions=INSTRUCTIONS,
         version=_version(),
         lifespan=lifespan,
-        middleware=[ArtifactMimeTypes()],
-        tools=all_tools(),
+        middleware=[ArtifactMimeTypes(), RecentRuns()],
+        tools=all_tools(max_wait_seconds=settings.max_wait_seconds),
         log_level="WARNING",
     )
     register_all(mcp)

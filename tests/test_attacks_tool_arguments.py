@@ -1,5 +1,6 @@
 """Tool arguments through the MCP client: a mistake in a call never sends a value back to the
-model (``vault_set``'s secret above all), and unknown arguments are refused, not ignored."""
+model (``vault_set``'s secret above all), unknown arguments are refused, not ignored, and every
+problem is listed the way document problems are (issue 19, findings 1 and 2)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.types import ToolAnnotations
 
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.tools.strict import strict_tool
 
 pytestmark = pytest.mark.anyio
 SECRET = "hunter2pw-canary-51c0"
@@ -55,3 +58,75 @@ async def test_an_unknown_argument_is_refused_with_the_closest_name(client: Clie
     assert "timeout_seconds" in message
     listing = await client.list_tools()
     assert all(tool.input_schema.get("additionalProperties") is False for tool in listing.tools)
+
+
+async def test_an_unknown_argument_starts_nothing(client: Client) -> None:
+    """``dry_run`` is no argument of submit: the call is refused, and no run starts."""
+    spec = "tasks: [{id: a, type: delay}]"
+    message = await refusal(client, "submit_orchestration", {"spec": spec, "dry_run": True})
+    assert message.startswith("The arguments of submit_orchestration have 1 problem:\n")
+    assert "- dry_run: unknown argument 'dry_run'" in message
+    assert message.endswith(
+        "Fix them and call submit_orchestration again (tools/list shows its input schema)."
+    )
+    listed = await client.call_tool("list_orchestrations", {})
+    assert listed.structured_content == {"orchestrations": []}
+
+
+async def test_a_tool_without_parameters_refuses_any(client: Client) -> None:
+    message = await refusal(client, "vault_list", {"verbose": True})
+    assert "unknown argument 'verbose' (this tool takes: no arguments)" in message
+    (vault_list,) = [
+        tool for tool in (await client.list_tools()).tools if tool.name == "vault_list"
+    ]
+    assert vault_list.input_schema == {
+        "type": "object",
+        "properties": {},
+        "title": "vault_listArguments",
+        "additionalProperties": False,
+    }
+
+
+async def test_every_problem_is_listed_without_pydantic_noise(client: Client) -> None:
+    message = await refusal(
+        client, "get_results", {"id": SECRET + "x" * 10, "max_chars": SECRET, "task_id": SECRET}
+    )
+    assert "have 2 problems" in message
+    assert "- max_chars: Input should be a valid integer" in message
+    assert "- task_id: unknown argument 'task_id'" in message
+    assert "did you mean 'task_ids'?" in message
+    for noise in (SECRET, "input_value", "errors.pydantic.dev", "[type="):
+        assert noise not in message
+
+
+def test_a_tool_that_leaves_a_hint_unset_cannot_be_built() -> None:
+    """What every tool must declare (other modules' tools too): a title and all four hints."""
+
+    async def peek() -> None:
+        """Looks."""
+
+    with pytest.raises(ValueError, match="must set idempotent_hint, open_world_hint explicitly"):
+        strict_tool(
+            peek,
+            annotations=ToolAnnotations(title="Peek", read_only_hint=True, destructive_hint=False),
+        )
+    with pytest.raises(ValueError, match="must set title explicitly"):
+        strict_tool(
+            peek,
+            annotations=ToolAnnotations(
+                read_only_hint=True,
+                destructive_hint=False,
+                idempotent_hint=True,
+                open_world_hint=False,
+            ),
+        )
+
+
+async def test_tools_are_listed_in_the_same_order_by_every_server(
+    client: Client, tmp_path: Path
+) -> None:
+    first = [tool.name for tool in (await client.list_tools()).tools]
+    assert first == [tool.name for tool in (await client.list_tools()).tools]
+    async with Client(create_server(Settings(home=tmp_path / "other", shutdown_grace=1))) as other:
+        assert first == [tool.name for tool in (await other.list_tools()).tools]
+    assert first[:3] == ["submit_orchestration", "validate_orchestration", "get_status"]

@@ -94,6 +94,27 @@ def test_inspector_lists_every_tool(inspector: Path, tmp_path: Path) -> None:
     assert set(submit["outputSchema"]["required"]) >= {"id", "status", "task_count", "plan"}
     assert tools["get_results"]["annotations"]["readOnlyHint"] is True
     assert tools["cancel_orchestration"]["annotations"]["destructiveHint"] is True
+    # issue 19: strict schemas, a title and every hint explicit, on every tool
+    for name, tool in tools.items():
+        assert tool["inputSchema"]["additionalProperties"] is False, name
+        assert tool["title"] == tool["annotations"]["title"], name
+        hints = {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}
+        assert hints <= set(tool["annotations"]), name
+    assert submit["annotations"]["destructiveHint"] is True
+    assert submit["annotations"]["openWorldHint"] is True
+
+
+def test_inspector_sees_an_unknown_argument_refused(inspector: Path, tmp_path: Path) -> None:
+    answer = run_inspector(
+        inspector,
+        tmp_path / "home",
+        *("--method", "tools/call", "--tool-name", "list_task_types"),
+        *("--tool-arg", "types=delay"),
+    )
+    assert answer["isError"] is True
+    (text,) = answer["content"]
+    assert "unknown argument 'types'" in text["text"]
+    assert "did you mean 'type'?" in text["text"]
 
 
 def test_inspector_submits_waits_and_fetches_results(inspector: Path, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.session import IncomingMessage
 from mcp.client.stdio import stdio_client
 from mcp.types import TextResourceContents
@@ -218,6 +218,14 @@ async def test_stdio_session_runs_a_multi_stage_orchestration(tmp_path: Path) ->
             }
             assert outputs["failures"] == []
             assert outputs["results_uri"] == f"orchestration://{run_id}/results"
+            links = [block for block in results.content if block.type == "resource_link"]
+            assert [str(link.uri) for link in links] == [outputs["results_uri"]]
+
+            listed_runs = (await client.list_resources()).resources
+            assert [str(resource.uri) for resource in listed_runs] == [f"orchestration://{run_id}"]
+            with pytest.raises(MCPError) as missing:
+                await client.read_resource("orchestration://orch-nothere/log")
+            assert missing.value.error.code == -32602  # resource not found (SEP-2164)
 
             text, mime = await _read_text(client, f"orchestration://{run_id}")
             assert mime == "application/json"

@@ -8,6 +8,7 @@ the offline ``delay`` and ``data_processing`` task types. Every successful tool 
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import anyio
 import jsonschema
 import pytest
 from mcp import Client, MCPError
-from mcp.types import BlobResourceContents, CallToolResult, TextResourceContents
+from mcp.types import BlobResourceContents, CallToolResult, TextContent, TextResourceContents
 from mcp_contract import TOOL_NAMES as TOOLS
 
 from multi_task_orchestrator.engine.document.validation import validate
@@ -48,12 +49,26 @@ READ_ONLY = {
     "vault_list",
     "list_schedules",
 }
+# what a run's tasks may do (PUT, DELETE, overwrite files) counts; vault_set replaces a secret
 DESTRUCTIVE = {
+    "submit_orchestration",
+    "retry_orchestration",
     "cancel_orchestration",
+    "vault_set",
     "vault_delete",
     "approve_task",
     "reject_task",
+    "schedule_orchestration",
+    "resume_schedule",
     "delete_schedule",
+}
+OPEN_WORLD = {
+    "submit_orchestration",
+    "retry_orchestration",
+    "list_mcp_tools",
+    "approve_task",
+    "schedule_orchestration",
+    "resume_schedule",
 }
 VAULT_TOOLS = {"vault_set", "vault_list", "vault_delete"}
 CONTENT_TOOLS = {"get_report"}  # answer with content blocks (text and a PNG), not a schema
@@ -190,10 +205,15 @@ async def test_every_tool_is_listed_with_description_annotations_and_output_sche
     assert set(tools) == TOOLS
     for name, tool in tools.items():
         assert tool.description and len(tool.description) > 20, name
+        assert tool.description == inspect.cleandoc(tool.description), f"{name} not dedented"
         assert tool.annotations is not None, name
         assert tool.annotations.title, name
+        assert tool.title == tool.annotations.title, name
+        hints = tool.annotations.model_dump(exclude={"title"}, exclude_none=False)
+        assert None not in hints.values(), f"{name} leaves a hint to the default: {hints}"
         assert (tool.annotations.read_only_hint is True) == (name in READ_ONLY), name
         assert (tool.annotations.destructive_hint is True) == (name in DESTRUCTIVE), name
+        assert (tool.annotations.open_world_hint is True) == (name in OPEN_WORLD), name
         if name not in VAULT_TOOLS | CONTENT_TOOLS:
             assert tool.output_schema is not None, name
             assert tool.output_schema["type"] == "object", name
@@ -480,15 +500,37 @@ async def test_get_results_pages_through_outputs_exactly_once(client: Client) ->
 
 
 @pytest.mark.anyio
-async def test_get_results_cuts_one_oversized_output(client: Client) -> None:
-    run_id = (await run(client, document(delay("big", value="x" * 1000))))["id"]
+async def test_get_results_pages_inside_one_oversized_text(client: Client) -> None:
+    text = "".join(f"{n:04d}" for n in range(250))  # 1,000 characters
+    run_id = (await run(client, document(delay("big", value=text))))["id"]
     answer = await ok(client, "get_results", {"id": run_id, "max_chars": 200})
     assert answer["truncated"] is True
-    assert answer["next_offset"] is None
-    cut = answer["outputs"]["big"]
-    assert cut == '"' + "x" * 199 + "…"
-    assert f"orchestration://{run_id}/results" in answer["note"]
-    assert "1,002 characters" in answer["note"]
+    assert answer["outputs"]["big"] == text[:198]  # a whole JSON string, quotes included
+    assert answer["part"] == {
+        "task": "big",
+        "kind": "characters",
+        "start": 0,
+        "end": 198,
+        "total": 1000,
+        "too_large": [],
+    }
+    assert (answer["next_offset"], answer["next_item_offset"]) == (0, 198)
+    assert answer["next_call"] == f'get_results(id="{run_id}", max_chars=200, item_offset=198)'
+    assert "1,000 characters" in answer["note"] and answer["next_call"] in answer["note"]
+    collected = answer["outputs"]["big"]
+    while answer["next_offset"] is not None:
+        answer = await ok(
+            client,
+            "get_results",
+            {
+                "id": run_id,
+                "max_chars": 200,
+                "offset": answer["next_offset"],
+                "item_offset": answer["next_item_offset"],
+            },
+        )
+        collected += answer["outputs"]["big"]
+    assert collected == text
 
 
 # --- list, cancel, retry -------------------------------------------------------------------
@@ -599,7 +641,13 @@ async def test_retry_a_succeeded_run_has_nothing_to_retry(client: Client) -> Non
 
 @pytest.mark.anyio
 async def test_list_task_types_and_each_example_validates(client: Client) -> None:
-    answer = await ok(client, "list_task_types")
+    result = await call(client, "list_task_types")
+    (text,) = result.content
+    assert isinstance(text, TextContent)
+    assert len(text.text) < 8_000  # ~2k tokens: the summary an agent reads first
+    answer = result.structured_content
+    assert answer is not None
+    assert "list_task_types(type=" in answer["detail"]
     types = {info["type"]: info for info in answer["task_types"]}
     available = {name for name, info in types.items() if info["available"]}
     assert available == set(discover()) - {"shell"}  # off unless ORCHESTRATOR_ALLOW_SHELL=1
@@ -611,9 +659,17 @@ async def test_list_task_types_and_each_example_validates(client: Client) -> Non
     assert "api_call" in types["http"]["aliases"]
     assert "data" in types["data_processing"]["aliases"]
 
+    assert types["http"]["required"] == ["url"]
+    assert "method" in types["http"]["optional"]
     for name in sorted(available):
         info = types[name]
-        assert info["config_schema"]["type"] == "object"
+        assert info["config_schema"] is None
+        (detail,) = (await ok(client, "list_task_types", {"type": name}))["task_types"]
+        assert detail["config_schema"]["type"] == "object"
+        assert set(detail["config_schema"]["properties"]) == {
+            *info["required"],
+            *info["optional"],
+        }
         assert info["summary"]
         example = info["example"]
         assert example["type"] == name
@@ -632,7 +688,7 @@ async def test_resource_templates_are_listed(client: Client) -> None:
     templates = {t.uri_template: t.mime_type for t in listing.resource_templates}
     assert templates == {
         "orchestration://{id}": "application/json",
-        "orchestration://{id}/results": "application/json",
+        "orchestration://{id}/results{?offset}": "application/json",
         "orchestration://{id}/log": "text/plain",
         "orchestration://{id}/summary": "text/plain",
         "orchestration://{id}/report": "text/html",

@@ -204,6 +204,7 @@ async def test_list_task_types_over_mcp_includes_the_plugin_type(
     with (tmp_path / "server.log").open("w") as errlog:
         async with Client(stdio_client(params, errlog=errlog)) as client:
             result = await client.call_tool("list_task_types", {})
+            detail = await client.call_tool("list_task_types", {"type": "shout"})
 
     listed = {entry["type"]: entry for entry in result.structured_content["task_types"]}
     assert list(listed)[:1] == ["http"]  # built-ins first, in their order
@@ -213,7 +214,10 @@ async def test_list_task_types_over_mcp_includes_the_plugin_type(
         ["shout"],
         "Echo a text in upper case.",
     )
-    assert echo["config_schema"]["required"] == ["text"]
+    assert echo["required"] == ["text"]
+    (described,) = detail.structured_content["task_types"]  # found by its alias
+    assert described["type"] == "echo_upper"
+    assert described["config_schema"]["required"] == ["text"]
 
 
 @pytest.mark.parametrize(("retry_on", "attempts"), [("[echo_refused]", 2), ("[timeout]", 1)])

@@ -23,9 +23,11 @@ from multi_task_orchestrator.tools import (
 )
 
 
-def all_tools() -> list[Tool]:
+def all_tools(*, max_wait_seconds: float) -> list[Tool]:
+    """Every tool, in the order tools/list shows them (the same on every call and restart);
+    descriptions state the caps this server is configured with."""
     return [
-        *orchestrations.tools(),
+        *orchestrations.tools(max_wait_seconds),
         *approvals.tools(),
         *catalog.tools(),
         *mcp_servers.tools(),

@@ -14,7 +14,7 @@ from multi_task_orchestrator.engine import ApprovalRow, iso
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import ApprovalDecision
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.strict import runs_tasks, strict_tool
 
 IdInput = Annotated[str, Field(description="the orchestration id (or a unique prefix of it)")]
 TaskInput = Annotated[str, Field(description="the id of the approval task that waits")]
@@ -31,13 +31,7 @@ def tools() -> list[Tool]:
     return [
         strict_tool(
             approve_task,
-            annotations=ToolAnnotations(
-                title="Approve a waiting task",
-                read_only_hint=False,
-                destructive_hint=True,
-                idempotent_hint=False,
-                open_world_hint=False,
-            ),
+            annotations=runs_tasks("Approve a waiting task"),  # the run goes on
         ),
         strict_tool(
             reject_task,

@@ -42,7 +42,8 @@ def tools() -> list[Tool]:
                 title="Other MCP servers' tools",
                 read_only_hint=True,
                 destructive_hint=False,
-                open_world_hint=True,
+                idempotent_hint=True,
+                open_world_hint=True,  # starts or calls the configured servers
             ),
         )
     ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from multi_task_orchestrator.vault.store import SecretInfo
+
+DEFAULT_RESULT_CHARS = 20_000  # get_results' default size bound
 
 
 def _types_not_any_of(schema: dict[str, Any]) -> None:
@@ -180,6 +182,11 @@ class OrchestrationStatus(BaseModel):
         None, description="the orchestration's budget, when it has one", exclude_if=_absent
     )
     next_step: str = Field(description="what to call next")
+    wait_note: str | None = Field(
+        None,
+        description="when the wait asked for was cut short by this server's cap, and which",
+        exclude_if=_absent,
+    )
 
 
 class Submission(BaseModel):
@@ -210,13 +217,39 @@ class Artifact(BaseModel):
     size: int
 
 
+class OutputPart(BaseModel):
+    """The part of one output an answer shows, when the output is too large for one answer."""
+
+    task: str = Field(description='whose output ("query": the query\'s result)')
+    kind: Literal["items", "keys", "characters"] = Field(
+        description="what the output is cut into: a list's items, an object's keys, a text's "
+        "characters"
+    )
+    start: int
+    end: int = Field(description="the part is [start, end) of total")
+    total: int
+    too_large: list[int] = Field(
+        default_factory=list,
+        description="positions left out because each alone is larger than max_chars",
+    )
+
+
 class Results(BaseModel):
     id: str
     name: str
     status: str
     summary: str = Field(description="the summary report")
-    outputs: dict[str, Any] = Field(description="task id -> output, for finished tasks")
-    failures: list[Failure] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(
+        description="task id -> output, for finished tasks (empty when a query was given)"
+    )
+    query_result: Any = Field(None, description="what the query picked (when one was given)")
+    part: OutputPart | None = Field(
+        None, description="set when one output (or the query result) is shown in part"
+    )
+    failures: list[Failure] = Field(
+        default_factory=list, description="failed tasks first when some are left out"
+    )
+    failures_omitted: int = Field(0, description="failures left out to keep the answer short")
     artifacts: list[Artifact] = Field(default_factory=list)
     usage: UsageInfo | None = Field(
         None,
@@ -226,9 +259,13 @@ class Results(BaseModel):
     budget: BudgetInfo | None = Field(
         None, description="the orchestration's budget, when it has one", exclude_if=_absent
     )
-    truncated: bool = False
+    truncated: bool = Field(False, description="true when this answer leaves something out")
     next_offset: int | None = Field(None, description="pass as offset to get the next page")
-    note: str | None = None
+    next_item_offset: int | None = Field(
+        None, description="pass as item_offset with next_offset, to go on inside an output"
+    )
+    next_call: str | None = Field(None, description="the exact call that gets the next page")
+    note: str | None = Field(None, description="what this answer leaves out, and how to get it")
     results_uri: str = Field(description="the full results as a resource")
 
 
@@ -247,16 +284,21 @@ class OrchestrationList(BaseModel):
 
 class TaskTypeInfo(BaseModel):
     type: str
-    aliases: list[str]
-    available: bool = Field(description="false when this version cannot run it yet")
+    aliases: list[str] | None = Field(None, description="other names for it, when it has any")
+    available: bool = Field(description="false when this server cannot run it")
     summary: str
-    config_schema: dict[str, Any] | None = None
+    required: list[str] | None = Field(None, description="the config fields it requires")
+    optional: list[str] | None = Field(None, description="the other config fields it takes")
     example: dict[str, Any] | None = None
+    config_schema: dict[str, Any] | None = Field(
+        None, description="its config JSON Schema (when asked for with type=...)"
+    )
 
 
 class TaskTypeList(BaseModel):
     task_types: list[TaskTypeInfo]
     document_schema_hint: str
+    detail: str | None = Field(None, description="how to get one type's full config schema")
 
 
 # --- other MCP servers (the mcp task type) ----------------------------------------------------

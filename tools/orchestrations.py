@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from multi_task_orchestrator.engine import Engine, RunSnapshot, cpu_bound, iso
+from multi_task_orchestrator.engine import (
+    Engine,
+    OrchestrationRow,
+    RunSnapshot,
+    cpu_bound,
+    iso,
+)
 from multi_task_orchestrator.tools.context import ToolContext, tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import (
+    DEFAULT_RESULT_CHARS,
     OrchestrationList,
     OrchestrationStatus,
     OrchestrationSummary,
@@ -23,11 +31,11 @@ from multi_task_orchestrator.tools.models import (
     Submission,
     ValidationReport,
 )
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.results_view import result_links, results
+from multi_task_orchestrator.tools.strict import read_only, runs_tasks, strict_tool
 from multi_task_orchestrator.tools.views import (
     orchestration_status,
     plan_info,
-    results,
     snapshot_for_status,
     validation_report,
 )
@@ -47,43 +55,42 @@ VarsInput = Annotated[
 ]
 IdInput = Annotated[str, Field(description="the orchestration id (or a unique prefix of it)")]
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
-
-def tools() -> list[Tool]:
-    """The orchestration tools."""
+def tools(max_wait_seconds: float) -> list[Tool]:
+    """The orchestration tools; their descriptions state this server's wait cap."""
+    cap = (
+        f"\n\nThis server waits at most {max_wait_seconds:g} s per call "
+        "(ORCHESTRATOR_MAX_WAIT_SECONDS); a longer wait is cut to that and the answer's "
+        "wait_note says so. Call wait_for_orchestration again to keep waiting."
+    )
     return [
         strict_tool(
             submit_orchestration,
-            annotations=ToolAnnotations(
-                title="Submit an orchestration", read_only_hint=False, destructive_hint=False
-            ),
+            annotations=runs_tasks("Submit an orchestration"),
+            description=inspect.cleandoc(submit_orchestration.__doc__ or "") + cap,
         ),
-        strict_tool(
-            validate_orchestration,
-            annotations=READ_ONLY.model_copy(update={"title": "Check a document"}),
-        ),
-        strict_tool(get_status, annotations=READ_ONLY.model_copy(update={"title": "Status"})),
+        strict_tool(validate_orchestration, annotations=read_only("Check a document")),
+        strict_tool(get_status, annotations=read_only("Status")),
         strict_tool(
             wait_for_orchestration,
-            annotations=READ_ONLY.model_copy(update={"title": "Wait for an orchestration"}),
+            annotations=read_only("Wait for an orchestration"),
+            description=inspect.cleandoc(wait_for_orchestration.__doc__ or "") + cap,
         ),
-        strict_tool(get_results, annotations=READ_ONLY.model_copy(update={"title": "Results"})),
-        strict_tool(
-            list_orchestrations,
-            annotations=READ_ONLY.model_copy(update={"title": "List orchestrations"}),
-        ),
+        strict_tool(get_results, annotations=read_only("Results")),
+        strict_tool(list_orchestrations, annotations=read_only("List orchestrations")),
         strict_tool(
             cancel_orchestration,
             annotations=ToolAnnotations(
-                title="Cancel an orchestration", read_only_hint=False, destructive_hint=True
+                title="Cancel an orchestration",
+                read_only_hint=False,
+                destructive_hint=True,
+                idempotent_hint=False,
+                open_world_hint=False,
             ),
         ),
         strict_tool(
             retry_orchestration,
-            annotations=ToolAnnotations(
-                title="Retry what failed", read_only_hint=False, destructive_hint=False
-            ),
+            annotations=runs_tasks("Retry what failed"),
         ),
     ]
 
@@ -95,11 +102,14 @@ async def submit_orchestration(
     vars: VarsInput = None,
     wait_seconds: Annotated[
         float,
-        Field(ge=0, description="wait up to this long (capped at 50 s) and return the status"),
+        Field(ge=0, description="wait up to this long and return the status reached"),
     ] = 0,
     idempotency_key: Annotated[
         str | None,
-        Field(description="submitting again with this key returns the first run, not a new one"),
+        Field(
+            description="submitting the same document again with this key returns the first "
+            "run, not a new one; a different document with the key is refused"
+        ),
     ] = None,
 ) -> Submission:
     """Start a batch of tasks (a DAG) running in the background; returns its id at once.
@@ -124,22 +134,22 @@ async def submit_orchestration(
     """
     tools = tool_context(ctx)
     engine = tools.engine
+    validation = await engine.validate_in_thread(spec, extra_vars=vars, require_runners=True)
+    orchestration = validation.raise_for_errors()
     earlier = await engine.earlier_submission(idempotency_key)
-    if earlier is not None:
-        assert earlier.document is not None  # earlier_submission reads the stored document
-        validation = await engine.validate_in_thread(earlier.document)
-        run_id, existing = earlier.id, True
-    else:
-        validation = await engine.validate_in_thread(spec, extra_vars=vars, require_runners=True)
-        orchestration = validation.raise_for_errors()
+    if earlier is None:
         run_id, existing = await engine.start(
             orchestration, idempotency_key=idempotency_key, source_name="mcp"
         )
+        if existing:  # another submission with the key won the race
+            earlier = await engine.earlier_submission(idempotency_key)
+    if earlier is not None:
+        _same_document(earlier, orchestration.model_dump(mode="json", exclude_none=True))
+        run_id, existing = earlier.id, True
     assert validation.plan is not None
     progress = None
     if wait_seconds > 0:
-        snapshot = await _wait(ctx, tools, run_id, wait_seconds)
-        progress = orchestration_status(snapshot, max_rows=tools.max_status_rows)
+        progress = await _waited(ctx, tools, run_id, wait_seconds)
     status = progress.status if progress else (await engine.run_status(run_id)).value
     return Submission(
         id=run_id,
@@ -192,17 +202,14 @@ async def wait_for_orchestration(
         float,
         Field(
             ge=0,
-            description="how long to wait at most; capped at 50 s so the call returns "
-            "before the client times out — call again to keep waiting",
+            description="how long to wait at most (the server's cap, below, applies)",
         ),
     ] = 30,
 ) -> OrchestrationStatus:
     """Wait until an orchestration finishes or the timeout passes, sending progress
     notifications meanwhile; returns the status reached (check `finished`).
     """
-    tools = tool_context(ctx)
-    snapshot = await _wait(ctx, tools, id, timeout_seconds)
-    return orchestration_status(snapshot, max_rows=tools.max_status_rows)
+    return await _waited(ctx, tool_context(ctx), id, timeout_seconds)
 
 
 @friendly_errors
@@ -212,17 +219,37 @@ async def get_results(
     task_ids: Annotated[
         list[str] | None, Field(description="only these tasks' outputs (default: all)")
     ] = None,
+    query: Annotated[
+        str | None,
+        Field(
+            description="a JMESPath expression over {task_id: output}; the answer's "
+            'query_result is what it picks, e.g. "fetch.items[?price > `10`].name"'
+        ),
+    ] = None,
     max_chars: Annotated[
         int, Field(ge=200, le=200_000, description="size bound for the outputs, in characters")
-    ] = 20_000,
+    ] = DEFAULT_RESULT_CHARS,
     offset: Annotated[
-        int, Field(ge=0, description="skip this many outputs (from next_offset of a previous call)")
+        int, Field(ge=0, description="skip this many outputs (next_offset of a previous answer)")
     ] = 0,
-) -> Results:
+    item_offset: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="inside the first output of the page, start at this item, key or "
+            "character (next_item_offset of a previous answer)",
+        ),
+    ] = 0,
+) -> Annotated[CallToolResult, Results]:
     """Outputs of finished tasks, the summary report, failures with their cause chains, and
-    artifact links. Bounded in size: when cut, `next_offset` pages on and `results_uri` holds
-    everything. Works while the run is still going (outputs so far). A fan-out's output is the
-    list of its items' outputs; ask for items such as "publish[2]" by task_ids to see one alone.
+    artifact links. Works while the run is still going (outputs so far). A fan-out's output is
+    the list of its items' outputs; ask for items such as "publish[2]" by task_ids.
+
+    Bounded in size: outputs come whole while they fit in max_chars; one output too large on
+    its own comes in parts that are still valid JSON (a list's items, an object's keys, a
+    text's characters; `part` says which). `note` says what was left out and `next_call` is the
+    exact call for the rest. `query` picks what you need instead (JMESPath over
+    {task_id: output}; quote ids with dashes: '"fetch-1".items[0]').
     """
     tools = tool_context(ctx)
     snapshot = await tools.engine.snapshot(id, include_outputs=True)
@@ -233,8 +260,23 @@ async def get_results(
             listing = ", ".join(sorted(known)[:30])
             missing = ", ".join(unknown)
             raise ToolError(f"orchestration {snapshot.id} has no task {missing}; tasks: {listing}")
-    return results(
-        snapshot, task_ids=task_ids or None, offset=offset, max_chars=min(max_chars, 200_000)
+    answer = await cpu_bound(
+        functools.partial(
+            results,
+            snapshot,
+            task_ids=task_ids or None,
+            query=query,
+            offset=offset,
+            item_offset=item_offset,
+            max_chars=max_chars,
+        )
+    )
+    return CallToolResult(
+        content=[
+            TextContent(type="text", text=answer.model_dump_json(exclude_none=True)),
+            *result_links(answer),
+        ],
+        structured_content=answer.model_dump(mode="json"),
     )
 
 
@@ -304,6 +346,37 @@ async def retry_orchestration(id: IdInput, ctx: Context) -> OrchestrationStatus:
     run_id = await tools.engine.retry(id)
     snapshot = await snapshot_for_status(tools.engine, run_id, max_rows=tools.max_status_rows)
     return orchestration_status(snapshot, max_rows=tools.max_status_rows)
+
+
+def _same_document(earlier: OrchestrationRow, document: dict[str, Any]) -> None:
+    """Refuse a submission whose idempotency key started a run of another document."""
+    stored = earlier.document or {}
+    if stored == document:
+        return
+    fields = sorted(
+        name for name in stored.keys() | document.keys() if stored.get(name) != document.get(name)
+    )
+    raise ToolError(
+        f"idempotency key '{earlier.idempotency_key}' already started orchestration {earlier.id} "
+        f"with a different document (they differ in: {', '.join(fields)}). Submit this document "
+        f"with a new idempotency key, or follow {earlier.id} with get_status(id='{earlier.id}')."
+    )
+
+
+async def _waited(
+    ctx: Context, tools: ToolContext, run_id: str, seconds: float
+) -> OrchestrationStatus:
+    """The status after waiting up to ``seconds``, saying so when the server's cap cut it."""
+    snapshot = await _wait(ctx, tools, run_id, seconds)
+    status = orchestration_status(snapshot, max_rows=tools.max_status_rows)
+    cap = tools.max_wait_seconds
+    if seconds > cap and not status.finished:
+        status.wait_note = (
+            f"waited {cap:g} s, not the {seconds:g} s asked for: this server caps a wait at "
+            f"{cap:g} s (ORCHESTRATOR_MAX_WAIT_SECONDS). Call wait_for_orchestration(id="
+            f"'{snapshot.id}') again to keep waiting."
+        )
+    return status
 
 
 async def _wait(ctx: Context, tools: ToolContext, run_id: str, seconds: float) -> RunSnapshot:

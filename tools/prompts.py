@@ -30,8 +30,9 @@ How to write the document (YAML or JSON):
   timeout: 30s per task, on_failure: {{strategy: continue | abort | retry}},
   run_if: all_done or any_failed for clean-up and fallback tasks.
 - Secrets are never written in a document: use "${{vault.NAME}}".
-- Call list_task_types for each type's config schema; call validate_orchestration before
-  submitting; then submit_orchestration, wait_for_orchestration and get_results.
+- Call list_task_types for the types' fields and examples, list_task_types(type=...) for
+  one type's full config schema; call validate_orchestration before submitting; then
+  submit_orchestration, wait_for_orchestration and get_results.
 
 Modes: parallel (default; dependencies are the only ordering), sequential (one at a time,
 in order), mixed (stages are barriers: stage: 1, 2, ... or the DAG's levels).

@@ -7,7 +7,7 @@ import base64
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ImageContent, TextContent, ToolAnnotations
+from mcp.types import ImageContent, TextContent
 
 from multi_task_orchestrator.engine import (
     BrowserNotFound,
@@ -22,7 +22,7 @@ from multi_task_orchestrator.engine import (
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.orchestrations import IdInput
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.strict import read_only, strict_tool
 
 
 def tools() -> list[Tool]:
@@ -30,12 +30,7 @@ def tools() -> list[Tool]:
     return [
         strict_tool(
             get_report,
-            annotations=ToolAnnotations(
-                title="Report with timeline",
-                read_only_hint=True,
-                destructive_hint=False,
-                open_world_hint=False,
-            ),
+            annotations=read_only("Report with timeline"),
         )
     ]
 

@@ -29,7 +29,7 @@ from multi_task_orchestrator.engine import (
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.orchestrations import SpecInput, VarsInput
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.strict import read_only, runs_tasks, strict_tool
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,23 +80,11 @@ def tools() -> list[Tool]:
     return [
         strict_tool(
             schedule_orchestration,
-            annotations=ToolAnnotations(
-                title="Schedule an orchestration",
-                read_only_hint=False,
-                destructive_hint=False,
-                idempotent_hint=False,
-                open_world_hint=True,  # the runs it starts may reach out
-            ),
+            annotations=runs_tasks("Schedule an orchestration"),
         ),
         strict_tool(
             list_schedules,
-            annotations=ToolAnnotations(
-                title="List schedules",
-                read_only_hint=True,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
+            annotations=read_only("List schedules"),
         ),
         strict_tool(
             pause_schedule,
@@ -110,12 +98,9 @@ def tools() -> list[Tool]:
         ),
         strict_tool(
             resume_schedule,
-            annotations=ToolAnnotations(
-                title="Resume a schedule",
-                read_only_hint=False,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
+            # its fires start tasks again, which may do anything a run does
+            annotations=runs_tasks("Resume a schedule").model_copy(
+                update={"idempotent_hint": True}
             ),
         ),
         strict_tool(

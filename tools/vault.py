@@ -20,7 +20,7 @@ from pydantic import Field
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import DeletedSecret, SecretList, StoredSecret
-from multi_task_orchestrator.tools.strict import strict_tool
+from multi_task_orchestrator.tools.strict import read_only, strict_tool
 from multi_task_orchestrator.vault.errors import VaultError
 from multi_task_orchestrator.vault.store import Vault
 
@@ -36,19 +36,14 @@ def tools() -> list[Tool]:
             annotations=ToolAnnotations(
                 title="Store a secret",
                 read_only_hint=False,
-                destructive_hint=False,
+                destructive_hint=True,  # replaces a secret of the same name, and its hosts
                 idempotent_hint=True,
                 open_world_hint=False,
             ),
         ),
         strict_tool(
             vault_list,
-            annotations=ToolAnnotations(
-                title="List secrets",
-                read_only_hint=True,
-                destructive_hint=False,
-                open_world_hint=False,
-            ),
+            annotations=read_only("List secrets"),
         ),
         strict_tool(
             vault_delete,
@@ -56,6 +51,7 @@ def tools() -> list[Tool]:
                 title="Delete a secret",
                 read_only_hint=False,
                 destructive_hint=True,
+                idempotent_hint=False,
                 open_world_hint=False,
             ),
         ),

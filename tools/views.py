@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import time
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from multi_task_orchestrator.engine import (
     Engine,
@@ -20,8 +17,6 @@ from multi_task_orchestrator.engine import (
     budget_text,
     iso,
     render_status,
-    render_summary,
-    run_files,
     usage_text,
 )
 from multi_task_orchestrator.tools.models import (
@@ -34,7 +29,6 @@ from multi_task_orchestrator.tools.models import (
     OrchestrationStatus,
     PlanInfo,
     Problem,
-    Results,
     TaskStatus,
     UsageInfo,
     ValidationReport,
@@ -282,62 +276,3 @@ def artifacts(snapshot: RunSnapshot) -> list[Artifact]:
                 )
             )
     return found
-
-
-def results(
-    snapshot: RunSnapshot,
-    *,
-    task_ids: Iterable[str] | None,
-    offset: int,
-    max_chars: int,
-) -> Results:
-    """Outputs of finished tasks from ``offset`` on, until ``max_chars`` of JSON is used."""
-    finished = [t for t in snapshot.tasks if t.has_output]
-    if task_ids is not None:
-        wanted = set(task_ids)
-        finished = [t for t in finished if t.task_id in wanted]
-    else:  # a fan-out's output already lists its children's: do not send them twice
-        with_output = {t.task_id for t in finished}
-        finished = [t for t in finished if t.parent_id not in with_output]
-    outputs: dict[str, Any] = {}
-    used = 0
-    note = None
-    next_offset = None
-    for index in range(offset, len(finished)):
-        task = finished[index]
-        text = json.dumps(task.output, default=str)
-        if used + len(text) > max_chars:
-            if not outputs:  # one output alone is too large: show its start
-                outputs[task.task_id] = text[: max(0, max_chars - used)] + "…"
-                note = (
-                    f"the output of {task.task_id} has {len(text):,} characters; it is cut "
-                    f"here. Read orchestration://{snapshot.id}/results for all of it."
-                )
-                index += 1
-            next_offset = index if index < len(finished) else None
-            break
-        outputs[task.task_id] = task.output
-        used += len(text)
-    if next_offset is not None and note is None:
-        note = (
-            f"{len(outputs)} of {len(finished) - offset} outputs shown to stay under "
-            f"{max_chars:,} characters; call get_results again with offset={next_offset}, or "
-            f"read orchestration://{snapshot.id}/results"
-        )
-    existing = run_files(snapshot.run_dir)
-    usage, budget = usage_info(snapshot)
-    return Results(
-        id=snapshot.id,
-        name=snapshot.name,
-        status=snapshot.status.value,
-        summary=render_summary(snapshot, existing),
-        outputs=outputs,
-        failures=failures(snapshot),
-        artifacts=artifacts(snapshot),
-        usage=usage,
-        budget=budget,
-        truncated=next_offset is not None or note is not None,
-        next_offset=next_offset,
-        note=note,
-        results_uri=f"orchestration://{snapshot.id}/results",
-    )

@@ -38,7 +38,11 @@ _position = operator.attrgetter("position")
 
 
 def render_summary(
-    snapshot: RunSnapshot, output_files: Sequence[str | Path] = (), *, now: float | None = None
+    snapshot: RunSnapshot,
+    output_files: Sequence[str | Path] = (),
+    *,
+    now: float | None = None,
+    max_failures: int | None = None,
 ) -> str:
     """The seed's summary report, without a trailing newline::
 
@@ -79,8 +83,10 @@ def render_summary(
     failed task shows its error, then in brackets its error class when the message does not
     already say it (and it is not the generic ``error``) and its attempts when more than one.
     A skipped task shows ``skipped: <reason>`` (or its chain when no reason was recorded), a
-    cancelled one ``cancelled`` with its reason when set. ``APPROVALS`` lists each approval task
-    that asked: who decided, when, and their note (``engine.reports.approval_text``).
+    cancelled one ``cancelled`` with its reason when set. With ``max_failures``, at most that
+    many are listed, failed ones before skipped and cancelled ones, then ``- … and N more``.
+    ``APPROVALS`` lists each approval task that asked: who decided, when, and their note
+    (``engine.reports.approval_text``).
     ``OUTPUTS`` lists ``output_files`` as given; each section appears only when it has lines.
     """
     now = time.time() if now is None else now
@@ -109,8 +115,15 @@ def render_summary(
     if snapshot.error:
         lines.append(_field("Error", one_line(snapshot.error, SUMMARY_TEXT_LIMIT)))
 
-    failed = [task for task in snapshot.tasks if task.state in _FAILURE_STATES]
-    failures = [_failure_line(task) for task in sorted(failed, key=_position)]
+    failed = sorted(
+        (task for task in snapshot.tasks if task.state in _FAILURE_STATES), key=_position
+    )
+    shown = failed
+    if max_failures is not None and len(failed) > max_failures:
+        shown = sorted(failed, key=lambda task: task.state is not TaskState.failed)[:max_failures]
+    failures = [_failure_line(task) for task in shown]
+    if len(shown) < len(failed):
+        failures.append(f"- … and {len(failed) - len(shown):,} more")
     if failures:
         lines.extend(["", "FAILURES:", *failures])
     approvals = approval_lines(snapshot, SUMMARY_TEXT_LIMIT)
