@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.engine import Engine
     from multi_task_orchestrator.engine.errors import TaskError
     from multi_task_orchestrator.engine.facade_errors import (
+        IdempotencyConflict,
         NotAllowedNow,
         UnknownOrchestration,
         UnknownTask,
@@ -125,6 +126,7 @@ _EXPORTS: dict[str, str] = {
     "McpSettings": "runners.mcp",
     "Network": "network",
     "NetworkPolicy": "network",
+    "IdempotencyConflict": "facade_errors",
     "NotAllowedNow": "facade_errors",
     "OrchestrationRow": "store",
     "Plan": "document.plan",
@@ -181,6 +183,7 @@ __all__ = [
     "Engine",
     "Fire",
     "HostLimits",
+    "IdempotencyConflict",
     "Issue",
     "McpRunner",
     "McpSettings",

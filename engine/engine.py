@@ -33,6 +33,7 @@ from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES, R
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.document.validation import Validation, validate
 from multi_task_orchestrator.engine.facade_errors import (
+    IdempotencyConflict,
     NotAllowedNow,
     UnknownOrchestration,
     UnknownTask,
@@ -325,12 +326,10 @@ class Engine:
     ) -> str:
         """Validate and start an orchestration; return its id once its start is durable.
 
-        Raises DocumentError listing every problem. With an ``idempotency_key`` already used,
-        returns the existing orchestration's id and starts nothing.
+        Raises DocumentError listing every problem. With an ``idempotency_key`` already used
+        for the same document, returns the existing orchestration's id and starts nothing; for
+        another document, raises ``IdempotencyConflict``.
         """
-        existing = await self.earlier_submission(idempotency_key)
-        if existing is not None:
-            return existing.id
         validation = await self.validate_in_thread(
             source, extra_vars=extra_vars, require_runners=True
         )
@@ -357,7 +356,8 @@ class Engine:
         """Start an orchestration that ``validate(..., require_runners=True)`` accepted.
 
         Returns ``(id, existing)``: ``existing`` is true when the idempotency key was already
-        used, and then the earlier orchestration's id is returned and nothing starts.
+        used for the same document, and then the earlier orchestration's id is returned and
+        nothing starts; the key used for another document raises ``IdempotencyConflict``.
         """
         if self.broken is not None:
             raise StoreError(str(self.broken))
@@ -366,6 +366,7 @@ class Engine:
         async with self._submit_lock:
             existing = await self.earlier_submission(idempotency_key)
             if existing is not None:
+                _same_document(existing, orchestration)
                 return existing.id, True
             orchestration_id = make_run_id()
             run = await Run.build(
@@ -526,9 +527,22 @@ class Engine:
             del self.runs[run.id]
 
 
+def _same_document(earlier: OrchestrationRow, orchestration: Orchestration) -> None:
+    """Refuse a submission whose idempotency key started a run of another document."""
+    stored = earlier.document or {}
+    document = orchestration.model_dump(mode="json", exclude_none=True)
+    if stored == document:
+        return
+    fields = sorted(
+        name for name in stored.keys() | document.keys() if stored.get(name) != document.get(name)
+    )
+    raise IdempotencyConflict(earlier.idempotency_key or "", earlier.id, fields)
+
+
 __all__ = [
     "DocumentError",
     "Engine",
+    "IdempotencyConflict",
     "NotAllowedNow",
     "UnknownOrchestration",
     "UnknownTask",

@@ -24,3 +24,17 @@ class UnknownTask(LookupError):
 
 class NotAllowedNow(Exception):
     """The request does not fit the orchestration's state; the message says why and what to do."""
+
+
+class IdempotencyConflict(NotAllowedNow):
+    """The idempotency key already started a run of another document."""
+
+    def __init__(self, key: str, orchestration_id: str, fields: list[str]) -> None:
+        super().__init__(
+            f"idempotency key '{key}' already started orchestration {orchestration_id} with a "
+            f"different document (they differ in: {', '.join(fields)}). Submit this document "
+            f"with a new idempotency key, or follow {orchestration_id} with "
+            f"get_status(id='{orchestration_id}')."
+        )
+        self.orchestration_id = orchestration_id
+        self.fields = fields

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from multi_task_orchestrator.engine.engine import Engine, NotAllowedNow
+from multi_task_orchestrator.engine.engine import Engine, IdempotencyConflict, NotAllowedNow
 from multi_task_orchestrator.engine.issues import DocumentError
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskState
 from multi_task_orchestrator.engine.store import AttemptRow
@@ -453,6 +453,11 @@ async def test_idempotency_key_returns_the_existing_run(engine: Engine) -> None:
     first = await engine.submit({"tasks": [task("a", 0)]}, idempotency_key="k1")
     second = await engine.submit({"tasks": [task("a", 0)]}, idempotency_key="k1")
     assert first == second
+    assert len(await engine.list()) == 1
+    with pytest.raises(IdempotencyConflict) as caught:  # the key, with another document
+        await engine.submit({"tasks": [task("a", 1)]}, idempotency_key="k1")
+    assert caught.value.orchestration_id == first
+    assert caught.value.fields == ["tasks"]
     assert len(await engine.list()) == 1
 
 

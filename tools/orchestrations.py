@@ -15,7 +15,6 @@ from pydantic import Field
 
 from multi_task_orchestrator.engine import (
     Engine,
-    OrchestrationRow,
     RunSnapshot,
     cpu_bound,
     iso,
@@ -136,16 +135,9 @@ async def submit_orchestration(
     engine = tools.engine
     validation = await engine.validate_in_thread(spec, extra_vars=vars, require_runners=True)
     orchestration = validation.raise_for_errors()
-    earlier = await engine.earlier_submission(idempotency_key)
-    if earlier is None:
-        run_id, existing = await engine.start(
-            orchestration, idempotency_key=idempotency_key, source_name="mcp"
-        )
-        if existing:  # another submission with the key won the race
-            earlier = await engine.earlier_submission(idempotency_key)
-    if earlier is not None:
-        _same_document(earlier, orchestration.model_dump(mode="json", exclude_none=True))
-        run_id, existing = earlier.id, True
+    run_id, existing = await engine.start(
+        orchestration, idempotency_key=idempotency_key, source_name="mcp"
+    )
     assert validation.plan is not None
     progress = None
     if wait_seconds > 0:
@@ -346,21 +338,6 @@ async def retry_orchestration(id: IdInput, ctx: Context) -> OrchestrationStatus:
     run_id = await tools.engine.retry(id)
     snapshot = await snapshot_for_status(tools.engine, run_id, max_rows=tools.max_status_rows)
     return orchestration_status(snapshot, max_rows=tools.max_status_rows)
-
-
-def _same_document(earlier: OrchestrationRow, document: dict[str, Any]) -> None:
-    """Refuse a submission whose idempotency key started a run of another document."""
-    stored = earlier.document or {}
-    if stored == document:
-        return
-    fields = sorted(
-        name for name in stored.keys() | document.keys() if stored.get(name) != document.get(name)
-    )
-    raise ToolError(
-        f"idempotency key '{earlier.idempotency_key}' already started orchestration {earlier.id} "
-        f"with a different document (they differ in: {', '.join(fields)}). Submit this document "
-        f"with a new idempotency key, or follow {earlier.id} with get_status(id='{earlier.id}')."
-    )
 
 
 async def _waited(
