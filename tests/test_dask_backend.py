@@ -11,7 +11,9 @@ calls made on a worker come back counted (a failed attempt's too), and budgets h
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,6 +45,7 @@ from multi_task_orchestrator.vault.resolver import VaultResolver
 from multi_task_orchestrator.vault.store import Vault
 from tests.browser_site import ARTICLES
 from tests.browser_site import serve_site as _serve_site
+from tests.test_runner_mcp import EVERYTHING
 
 pytestmark = pytest.mark.anyio
 
@@ -409,5 +412,40 @@ async def test_an_approval_waits_in_the_server_not_on_a_worker(
 
     assert [status["running"] for status in waiting.values()] == [[], []]
     assert snapshot.status == RunStatus.succeeded
+    records = [r for status in statuses.values() for r in status["records"]]
+    assert [(r["task_id"], r["outcome"]) for r in records] == [("after", "succeeded")]
+
+
+async def test_an_mcp_call_runs_in_the_server_with_its_sessions(
+    cluster: tuple[LocalCluster, Client], tmp_path: Path
+) -> None:
+    """The servers file and the sessions are the server's: an ``mcp`` task under the Dask
+    backend calls the tool from the server, and no worker runs it."""
+    node = shutil.which("node")
+    if node is None or not EVERYTHING.exists():
+        pytest.skip("the npm MCP servers are not installed in .ci/node (scripts/test does it)")
+    local_cluster, client = cluster
+    servers = tmp_path / "servers.json"
+    servers.write_text(
+        json.dumps({"mcpServers": {"everything": {"command": node, "args": [str(EVERYTHING)]}}})
+    )
+    document = {
+        "name": "echo",
+        "tasks": [
+            {
+                "id": "echo",
+                "type": "mcp",
+                "config": {"server": "everything", "tool": "echo", "arguments": {"message": "hi"}},
+            },
+            {"id": "after", "type": "delay", "dependencies": ["echo"], "config": {"value": 1}},
+        ],
+    }
+    backend = DaskBackend(local_cluster.scheduler_address)
+    options = {"runner_settings": {"mcp": {"servers": servers}}}
+    async with await _engine(tmp_path, backend, **options) as engine:
+        snapshot = await engine.wait(await engine.submit(document), timeout=60)
+        statuses = await _statuses(client)
+
+    assert snapshot.status == RunStatus.succeeded, [t.error for t in snapshot.tasks]
     records = [r for status in statuses.values() for r in status["records"]]
     assert [(r["task_id"], r["outcome"]) for r in records] == [("after", "succeeded")]

@@ -148,7 +148,8 @@ class Runner(ABC, Generic[ConfigT]):
     # hours says False: it is started at once and keeps nobody else from running.
     holds_slot: ClassVar[bool] = True
     # Whether its attempts run in the engine's process whatever the backend (Dask included):
-    # a runner that waits on the engine's own services (the approval desk) says True.
+    # a runner that waits on the engine's own services (the approval desk) or uses what lives
+    # only in the server (the MCP servers of its servers file and their sessions) says True.
     runs_in_engine: ClassVar[bool] = False
 
     def __init__(self, settings: BaseModel | Mapping[str, Any] | None = None) -> None:

@@ -38,6 +38,7 @@ class AgentRunner(Runner[AgentConfig]):
     retried_by_default: ClassVar[frozenset[str]] = frozenset({"overloaded"})
     # its attempts call models: budgets keep them from starting once spent
     spends_budget: ClassVar[bool] = True
+    runs_in_engine: ClassVar[bool] = True  # its tools are the server's MCP sessions
     summary: ClassVar[str] = (
         "A model in a bounded tool-use loop with tools from named MCP servers (the servers "
         "file): max_steps, max_tokens, timeout and budgets stop it; each step an event; the "

@@ -93,6 +93,9 @@ class McpRunner(Runner[McpConfig]):
         "dependencies": [],
     }
 
+    # the servers file, its stdio servers and the pooled sessions are the server's
+    runs_in_engine: ClassVar[bool] = True
+
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)
         chosen = self.settings_as(McpSettings)
