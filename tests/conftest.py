@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,14 @@ from multi_task_orchestrator.engine.runners.base import RunContext
 from multi_task_orchestrator.engine.secrets import NoVault
 
 LogLine = tuple[str, str, dict[str, Any] | None]
+
+
+@pytest.fixture(autouse=True)
+def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from each test alone, never from the environment running the tests."""
+    for name in list(os.environ):
+        if name.startswith("ORCHESTRATOR_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

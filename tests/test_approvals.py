@@ -6,7 +6,6 @@ waiting approval holds no concurrency slot; ``approval_needed`` is sent once."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -47,13 +46,6 @@ GATED = {
         {"id": "publish", "type": "delay", "dependencies": ["gate"], "config": {"value": "out"}},
     ],
 }
-
-
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

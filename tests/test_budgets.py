@@ -13,7 +13,6 @@ The key is a canary: never at rest in the data folder, never in an answer.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -328,14 +327,7 @@ def test_a_run_without_model_steps_shows_no_usage(home: Path) -> None:
 
 
 @pytest.fixture
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-async def client(home: Path, no_orchestrator_env: None) -> AsyncIterator[Client]:
+async def client(home: Path) -> AsyncIterator[Client]:
     async with Client(create_server(Settings(home=home, shutdown_grace=0))) as connected:
         yield connected
 

@@ -16,8 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from test_mcp_tools import (  # noqa: F401 (fixtures)
-    no_orchestrator_env,
+from test_mcp_tools import (
     ok,
     refused,
     run,

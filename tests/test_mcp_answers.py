@@ -9,7 +9,6 @@ task type.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.anyio
 
 def delay(task_id: str, **config: Any) -> dict[str, Any]:
     return {"id": task_id, "type": "delay", "config": config}
-
-
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

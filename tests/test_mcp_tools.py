@@ -11,7 +11,6 @@ import base64
 import inspect
 import json
 import logging
-import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -109,14 +108,6 @@ def delay(task_id: str, seconds: float = 0, **config: Any) -> dict[str, Any]:
 
 def document(*tasks: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"name": "Test", **fields, "tasks": list(tasks)}
-
-
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from the test alone, not from the environment running it."""
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
 
 
 def settings(home: Path, **fields: Any) -> Settings:

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -76,13 +75,6 @@ def receiver() -> Iterator[Receiver]:
     yield state
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
 
 
 def write(tmp_path: Path, document: dict[str, Any]) -> Path:

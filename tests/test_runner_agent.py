@@ -51,13 +51,6 @@ def node() -> str:
     return found
 
 
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture
 def model() -> Iterator[StandinModel]:
     with StandinModel(keys=frozenset({KEY})) as running:

@@ -10,7 +10,6 @@ counts the calls it got, so retries and repairs are counted where they happen.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -410,14 +409,7 @@ def test_the_price_table_finds_dated_models_and_takes_overrides(tmp_path: Path) 
 
 
 @pytest.fixture
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-async def client(home: Path, no_orchestrator_env: None) -> AsyncIterator[Client]:
+async def client(home: Path) -> AsyncIterator[Client]:
     async with Client(create_server(Settings(home=home, shutdown_grace=0))) as connected:
         yield connected
 

@@ -55,13 +55,6 @@ def node() -> str:
     return found
 
 
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
-
-
 def counted(folder: Path, node: str, script: Path, *args: str) -> dict[str, Any]:
     """A stdio server entry that starts ``script`` through a wrapper appending its pid to
     ``folder/starts`` (``starts`` below reads them)."""

@@ -5,7 +5,6 @@ invalid document."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,13 +17,6 @@ from tests.test_mcp_tools import ok, refused, settings
 pytestmark = pytest.mark.anyio
 
 DOC = "name: Morning check\ntasks:\n  - {id: look, type: delay, config: {value: '${vars.who}'}}\n"
-
-
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

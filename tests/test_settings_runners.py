@@ -6,7 +6,6 @@ setting already has."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,13 +49,6 @@ BAD = {
     "ORCHESTRATOR_MCP_CONCURRENCY": "0",
     "ORCHESTRATOR_MCP_SERVERS": "/nonexistent/servers.json",
 }
-
-
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize("variable", sorted(DOCUMENTED))

@@ -21,7 +21,6 @@ from test_mcp_tools import (  # noqa: F401 (fixtures)
     client,
     delay,
     document,
-    no_orchestrator_env,
     ok,
     status_when,
 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +50,6 @@ def passphrase_vault(home: Path, passphrase: str) -> None:
     vault = Vault.open(home / "vault.db", passphrase=passphrase, kdf_cost=10)
     vault.set("API_TOKEN", "token-value-1", allowed_hosts=["127.0.0.1"])
     vault.close()
-
-
-@pytest.fixture(autouse=True)
-def no_orchestrator_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("ORCHESTRATOR_"):
-            monkeypatch.delenv(name)
 
 
 # --- unknown secrets ------------------------------------------------------------------------
