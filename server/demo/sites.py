@@ -19,11 +19,9 @@ import asyncio
 import html
 import json
 import secrets
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -31,6 +29,7 @@ from starlette.routing import Route
 
 from multi_task_orchestrator.server.demo.accounts import AccountsState, account_routes
 from multi_task_orchestrator.server.demo.content import ContentState, content_routes
+from multi_task_orchestrator.server.loopback import LoopbackServer
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "orchestrate-me"
@@ -176,34 +175,9 @@ def create_app(state: DemoState) -> Starlette:
     )
 
 
-class DemoSites:
+class DemoSites(LoopbackServer):
     """The sites served by uvicorn inside the running event loop, on a free loopback port."""
 
     def __init__(self) -> None:
         self.state = DemoState()
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(self.state), log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> DemoSites:
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-        self._socket.close()
+        super().__init__(create_app(self.state), name="the demo sites")
