@@ -22,10 +22,11 @@ import anyio
 import httpx
 import httpx2
 import pytest
+from cli_process import cli
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from playwright.async_api import Browser, Page, async_playwright, expect
-from test_mcp_http import HttpServer, start_server
+from test_mcp_http import HttpServer, free_port, start_server
 
 from multi_task_orchestrator.engine.runners.browser import discovery
 
@@ -277,3 +278,18 @@ async def test_a_page_a_task_wrote_is_downloaded_not_opened(server: HttpServer) 
     assert outside.status_code == 404
     view = httpx.get(f"{base(server)}/ui/api/runs/{run_id}", headers=auth).json()
     assert {a["name"] for a in view["artifacts"]} == {"evil.html", "chart.png"}
+
+
+def test_orchestrator_ui_prints_the_address_of_a_running_server(
+    server: HttpServer, tmp_path: Path
+) -> None:
+    port = str(server.port)
+    found = cli(tmp_path, "ui", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN=TOKEN)
+    assert (found.code, found.stdout.strip()) == (0, f"{base(server)}/ui/")
+    assert "?token=<ORCHESTRATOR_HTTP_TOKEN>" in found.stderr
+    assert TOKEN not in found.stdout + found.stderr
+    one = cli(tmp_path, "ui", "orch-1", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN="no")
+    assert one.code == 2 and "ORCHESTRATOR_HTTP_TOKEN" in one.stderr
+    closed = cli(tmp_path, "ui", "--port", str(free_port()), "--no-open")
+    assert closed.code == 2
+    assert "no server answers" in closed.stderr and "orchestrator serve --http" in closed.stderr
