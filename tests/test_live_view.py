@@ -142,9 +142,13 @@ async def test_a_run_followed_on_the_page(
             ]
             assert TOKEN not in cookies[0]["value"]
 
+            nightly = {"spec": {"tasks": [{"id": "a", "type": "delay"}]}, "cron": "0 3 * * *"}
+            nightly["name"] = f"Nightly {XSS}"
+            await call(client, "schedule_orchestration", nightly)
             run_id = (await call(client, "submit_orchestration", {"spec": STORY}))["id"]
             row = page.locator(f'#runs tr[data-run="{run_id}"]')
             await expect(row).to_be_visible()
+            await expect(page.locator("#schedules tbody tr")).to_contain_text(f"Nightly {XSS}")
             await row.locator("a").click()
             await page.wait_for_url(f"**/ui/runs/{run_id}")
 

@@ -1,9 +1,10 @@
 """The routes of ``/ui``: two pages and the JSON they poll, plus approve and reject.
 
-Pages: ``/ui/`` (runs list) and ``/ui/runs/{id}`` (one run, live). API: ``/ui/api/runs``,
-``/ui/api/runs/{id}`` (``tools.live_view.LiveRun``), ``.../tasks/{task}`` (its output, bounded),
-``.../log``, ``.../artifacts/{name}``, and ``POST .../tasks/{task}/approve|reject``. Every
-answer comes from the engine, which redacts secrets before anything is stored.
+Pages: ``/ui/`` (runs list and schedules) and ``/ui/runs/{id}`` (one run, live). API:
+``/ui/api/runs``, ``/ui/api/schedules``, ``/ui/api/runs/{id}`` (``tools.live_view.LiveRun``),
+``.../tasks/{task}`` (its output, bounded), ``.../log``, ``.../artifacts/{name}``, and
+``POST .../tasks/{task}/approve|reject``. Every answer comes from the engine, which redacts
+secrets before anything is stored.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from multi_task_orchestrator.engine import (
     Engine,
     NotAllowedNow,
     RunStatus,
+    ScheduleBook,
     UnknownOrchestration,
     UnknownTask,
     iso,
@@ -41,6 +43,7 @@ from multi_task_orchestrator.server.app import Running
 from multi_task_orchestrator.server.ui.access import Access
 from multi_task_orchestrator.tools.app import page
 from multi_task_orchestrator.tools.live_view import live_run
+from multi_task_orchestrator.tools.schedules import ScheduleList, schedule_info
 
 OUTPUT_CHARS = 20_000  # of one task's output on its detail panel
 LOG_LINES = 2_000  # the last lines of a run's log
@@ -119,6 +122,16 @@ def build_ui_app(running: Running, access: Access) -> Starlette:
                 }
                 for row in rows
             ]
+        )
+
+    async def schedules(request: Request, engine: Engine) -> Response:
+        listed = ScheduleList(
+            schedules=[schedule_info(schedule) for schedule in await ScheduleBook(engine).list()]
+        )
+        return Response(
+            listed.model_dump_json(exclude_none=True),
+            media_type="application/json",
+            headers=_api_headers(),
         )
 
     async def run(request: Request, engine: Engine) -> Response:
@@ -202,6 +215,7 @@ def build_ui_app(running: Running, access: Access) -> Starlette:
             Route("/ui/", pages),
             Route("/ui/runs/{run}", pages),
             Route("/ui/api/runs", guarded(runs)),
+            Route("/ui/api/schedules", guarded(schedules)),
             Route("/ui/api/runs/{run}", guarded(run)),
             Route("/ui/api/runs/{run}/log", guarded(log)),
             Route("/ui/api/runs/{run}/artifacts/{name}", guarded(artifact)),
