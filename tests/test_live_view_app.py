@@ -18,36 +18,58 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from cli_process import home_with_secrets
 from mcp import Client
 from playwright.async_api import async_playwright, expect
 
 from multi_task_orchestrator.engine.runners.browser import discovery
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.server.standin_model import StandinModel
 
 expect.set_options(timeout=20_000)
 APP_MIME = "text/html;profile=mcp-app"
 XSS = '<img src=x onerror="window.__xss=1">'
-DOCUMENT = {
-    "name": f"App run {XSS}",
-    "tasks": [
-        {"id": "fetch", "type": "delay", "config": {"seconds": 0.2, "value": XSS}},
-        {"id": "broken", "type": "delay", "config": {"fail": "timeout", "message": XSS}},
-        {"id": "after", "type": "delay", "dependencies": ["broken"], "config": {}},
-        {
-            "id": "gate",
-            "type": "approval",
-            "dependencies": ["fetch"],
-            "config": {"message": f"Ship it? {XSS}"},
-        },
-    ],
-}
+KEY = "sk-live-view-canary-7f3a"
+
+
+def document(model: StandinModel) -> dict[str, Any]:
+    """A run with everything the view draws: a model step (usage, a budget), a failure and
+    its dependent, an approval, hostile text everywhere."""
+    summarise = {
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-5",
+        "base_url": model.url,
+        "api_key": "${vault.LLM_KEY}",
+        "prompt": "Summarise ${fetch.output}",
+    }
+    return {
+        "name": f"App run {XSS}",
+        "budget": {"tokens": 100_000},
+        "tasks": [
+            *TASKS,
+            {"id": "summarise", "type": "llm", "dependencies": ["fetch"], "config": summarise},
+        ],
+    }
+
+
+TASKS = [
+    {"id": "fetch", "type": "delay", "config": {"seconds": 0.2, "value": XSS}},
+    {"id": "broken", "type": "delay", "config": {"fail": "timeout", "message": XSS}},
+    {"id": "after", "type": "delay", "dependencies": ["broken"], "config": {}},
+    {
+        "id": "gate",
+        "type": "approval",
+        "dependencies": ["fetch"],
+        "config": {"message": f"Ship it? {XSS}"},
+    },
+]
 # The spec's default policy for an app that declares no domains (SEP-1865, "Host Behavior").
 DEFAULT_CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -97,8 +119,15 @@ window.startApp = function (html, csp, toolInput, toolResult) {
 
 
 @pytest.fixture
+def model() -> Iterator[StandinModel]:
+    with StandinModel(keys=frozenset({KEY})) as running:
+        yield running
+
+
+@pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    settings = Settings(home=tmp_path / "home", shutdown_grace=0)
+    home = home_with_secrets(tmp_path / "home", LLM_KEY=KEY)
+    settings = Settings(home=home, shutdown_grace=0)
     async with Client(create_server(settings)) as connected:
         yield connected
 
@@ -108,7 +137,9 @@ def dumped(result: Any) -> dict[str, Any]:
 
 
 @pytest.mark.anyio
-async def test_the_app_follows_a_run_through_the_host(client: Client, tmp_path: Path) -> None:
+async def test_the_app_follows_a_run_through_the_host(
+    client: Client, model: StandinModel, tmp_path: Path
+) -> None:
     capabilities = client.server_capabilities
     assert capabilities.extensions is not None
     assert "io.modelcontextprotocol/ui" in capabilities.extensions
@@ -121,7 +152,7 @@ async def test_the_app_follows_a_run_through_the_host(client: Client, tmp_path: 
     html = resource.text  # type: ignore[union-attr]
     assert "http://" not in html and "https://" not in html  # nothing from elsewhere
 
-    arguments = {"spec": DOCUMENT}
+    arguments = {"spec": document(model)}
     submitted = await client.call_tool("submit_orchestration", arguments)
     assert not submitted.is_error, submitted.content
     run_id = submitted.structured_content["id"]  # type: ignore[index]
@@ -157,6 +188,11 @@ async def test_the_app_follows_a_run_through_the_host(client: Client, tmp_path: 
             await app.locator('#tasks tr[data-task="fetch"]').click()
             await expect(app.locator("#task-output")).to_have_text(XSS)
             await expect(app.locator("h1")).to_contain_text(f"App run {XSS}")
+            await expect(app.locator("#usage")).to_contain_text("budget")
+            await expect(app.locator('#tasks tr[data-task="summarise"] .badge')).to_have_text(
+                "succeeded"
+            )
+            shown = await app.locator("body").inner_text()
             shots = Path(os.environ.get("LIVE_VIEW_SCREENSHOTS") or tmp_path)
             shots.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=shots / "live-view-app.png", full_page=True)
@@ -164,13 +200,27 @@ async def test_the_app_follows_a_run_through_the_host(client: Client, tmp_path: 
             frame = page.frames[1]
             xss = await frame.evaluate("window.__xss")
             seen = await page.evaluate("window.__seen")
+
+            # opened without a run (a result that names none): the runs list, then a run
+            other = await browser.new_page()
+            await other.expose_function("forwardToServer", forward)
+            await other.set_content(HOST_PAGE)
+            await other.evaluate(
+                "([html, csp]) => window.startApp(html, csp, {}, {content: []})",
+                [html, DEFAULT_CSP],
+            )
+            listed = other.frame_locator("#view").locator(f'#runs tr[data-run="{run_id}"]')
+            await listed.click()
+            await expect(other.frame_locator("#view").locator("#run-id")).to_contain_text(run_id)
             await browser.close()
 
     assert xss is None
+    assert KEY not in shown
     assert seen[:2] == ["ui/initialize", "ui/notifications/initialized"]
     assert "get_status" in calls  # the refresh goes through the host
     assert f"read orchestration://{run_id}/live" in calls
     assert "approve_task" in calls and "get_results" in calls
+    assert "list_orchestrations" in calls and "list_schedules" in calls
     status = await client.call_tool("get_status", {"id": run_id})
     gate_row = next(t for t in status.structured_content["tasks"] if t["id"] == "gate")  # type: ignore[index]
     assert gate_row["approval"]["decided_by"] == "mcp"
