@@ -188,6 +188,10 @@ async def test_a_run_followed_on_the_page(
     gate = next(task for task in status["tasks"] if task["id"] == "gate")
     assert gate["state"] == "succeeded"
     assert (gate["approval"]["decided_by"], gate["approval"]["note"]) == ("web", "looks right")
+    await page.goto(base(server) + "/ui/runs/orch-nope")
+    await expect(page.locator("#run-error")).to_contain_text(
+        "no orchestration has the id 'orch-nope'"
+    )
     await page.close()
 
 
