@@ -212,6 +212,7 @@ def test_without_the_token_nothing_is_shown(server: HttpServer) -> None:
     assert session.get("orchestrator_ui")
     mcp = httpx.post(server.url, cookies=session, json={}, timeout=10)
     assert mcp.status_code == 401
+    assert TOKEN not in server.log() + server.stderr()  # not even the address that carried it
 
 
 def test_changes_come_only_from_the_page_itself(server: HttpServer) -> None:
