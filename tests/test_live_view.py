@@ -68,6 +68,7 @@ STORY = {
             "dependencies": ["fetch"],
             "config": {"message": f"Publish <b>now</b>? {XSS}"},
         },
+        {"id": "veto", "type": "approval", "config": {"message": "Delete the old pages?"}},
         {
             "id": "publish",
             "type": "delay",
@@ -160,10 +161,12 @@ async def test_a_run_followed_on_the_page(
             await page.screenshot(path=shots / "live-view-waiting.png", full_page=True)
             await box.locator("input.note").fill("looks right")
             await box.locator('button[data-action="approve"]').click()
+            veto = page.locator('.approval[data-approval="veto"]')
+            await veto.locator('button[data-action="reject"]').click()
 
             final = page.locator("h1 .badge")
             await expect(final).to_have_attribute("data-state", "failed")
-            await expect(page.locator("#counts")).to_contain_text("9/9 done")
+            await expect(page.locator("#counts")).to_contain_text("10/10 done")
             # the failed task's dependent: its chain leads to the cause
             await page.locator('#tasks tr[data-task="after_broken"]').click()
             await expect(page.locator("#task-chain")).to_have_text("Chain: after_broken ← broken")
@@ -172,6 +175,9 @@ async def test_a_run_followed_on_the_page(
             await page.locator('#tasks tr[data-task="publish"]').click()
             await expect(page.locator("#task-output")).to_have_text(XSS)
             await expect(page.locator('#failures li[data-failure="broken"]')).to_be_visible()
+            await expect(page.locator('#failures li[data-failure="veto"]')).to_contain_text(
+                "[rejected]"
+            )
             await expect(page.locator('#tasks tr[data-task="flaky"]')).to_contain_text("2/2")
             await page.locator("#log-box summary").click()
             await expect(page.locator("#log")).to_contain_text("gate")
