@@ -20,7 +20,8 @@ from multi_task_orchestrator.engine import ScheduleFirer
 from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.logs import REDACTION
 from multi_task_orchestrator.server.settings import Settings
-from multi_task_orchestrator.tools import all_tools, register_all
+from multi_task_orchestrator.tools import all_tools, live_view, register_all
+from multi_task_orchestrator.tools.app import bind_live_view, live_view_app
 from multi_task_orchestrator.tools.context import ToolContext
 from multi_task_orchestrator.tools.resources import ArtifactMimeTypes, RecentRuns
 
@@ -42,8 +43,17 @@ def _version() -> str:
         return "0"
 
 
-def create_server(settings: Settings) -> MCPServer[ToolContext]:
-    """The server for these settings; nothing is opened until a transport runs it."""
+class Running:
+    """The running server's ToolContext for what serves beside MCP (the ``/ui`` pages):
+    set while the lifespan runs, None before and after."""
+
+    def __init__(self) -> None:
+        self.context: ToolContext | None = None
+
+
+def create_server(settings: Settings, running: Running | None = None) -> MCPServer[ToolContext]:
+    """The server for these settings; nothing is opened until a transport runs it. ``running``
+    is handed the ToolContext while the server runs."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ToolContext]) -> AsyncIterator[ToolContext]:
@@ -58,13 +68,17 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
         resumed = list(built.engine.runs)
         if resumed:
             logger.info("resumed %d orchestration(s): %s", len(resumed), ", ".join(resumed))
+        context = ToolContext(
+            engine=built.engine,
+            home=settings.home,
+            max_wait_seconds=settings.max_wait_seconds,
+            vault=built.vault,
+        )
+        if running is not None:
+            running.context = context
+            opened.callback(setattr, running, "context", None)
         try:
-            yield ToolContext(
-                engine=built.engine,
-                home=settings.home,
-                max_wait_seconds=settings.max_wait_seconds,
-                vault=built.vault,
-            )
+            yield context
         finally:
             # shielded: a signal cancels the transport, but the shutdown itself must complete
             with anyio.CancelScope(shield=True):
@@ -78,8 +92,10 @@ def create_server(settings: Settings) -> MCPServer[ToolContext]:
         version=_version(),
         lifespan=lifespan,
         middleware=[ArtifactMimeTypes(), RecentRuns()],
-        tools=all_tools(max_wait_seconds=settings.max_wait_seconds),
+        tools=bind_live_view(all_tools(max_wait_seconds=settings.max_wait_seconds)),
+        extensions=[live_view_app()],
         log_level="WARNING",
     )
     register_all(mcp)
+    live_view.register(mcp)
     return mcp

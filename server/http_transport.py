@@ -2,7 +2,8 @@
 
 Bound to a non-loopback address the server refuses to start without ``ORCHESTRATOR_HTTP_TOKEN``;
 with a token set, every request must carry ``Authorization: Bearer <token>``. Host and Origin
-headers are checked against DNS rebinding. The port is bound before anything else starts, so a
+headers are checked against DNS rebinding. Beside ``/mcp``, ``/ui`` serves the live view in a
+browser (``server.ui``), behind the same token. The port is bound before anything else starts, so a
 port in use is one clear error; once the server accepts connections its URL is printed on stderr.
 """
 
@@ -17,8 +18,10 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.app import Running, create_server
 from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.server.ui import build_ui_app
+from multi_task_orchestrator.server.ui.access import Access
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -87,17 +90,35 @@ def build_http_app(settings: Settings, host: str) -> ASGIApp:
             "ORCHESTRATOR_HTTP_TOKEN (clients then send 'Authorization: Bearer <token>'), "
             "or bind to 127.0.0.1"
         )
-    mcp = create_server(settings)
-    app: ASGIApp = mcp.streamable_http_app(
-        transport_security=security_for(host, settings.http_allowed_hosts), host=host
-    )
-    return BearerToken(app, token) if token else app
+    running = Running()
+    mcp = create_server(settings, running)
+    security = security_for(host, settings.http_allowed_hosts)
+    app: ASGIApp = mcp.streamable_http_app(transport_security=security, host=host)
+    ui = build_ui_app(running, Access(token, security))
+    return UiBeside(BearerToken(app, token) if token else app, ui)
 
 
-def url_for(host: str, port: int) -> str:
-    """The MCP endpoint's URL for a bind address (IPv6 addresses in brackets)."""
+class UiBeside:
+    """ASGI: ``/ui`` and below to the live view (which checks the token itself: a browser
+    brings it as a cookie), everything else — the lifespan too — to the MCP app."""
+
+    def __init__(self, mcp: ASGIApp, ui: ASGIApp) -> None:
+        self.mcp = mcp
+        self.ui = ui
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == "/ui" or path.startswith("/ui/"):
+            await self.ui(scope, receive, send)
+        else:
+            await self.mcp(scope, receive, send)
+
+
+def url_for(host: str, port: int, path: str = "/mcp") -> str:
+    """The URL of ``path`` (the MCP endpoint by default) for a bind address (IPv6 addresses in
+    brackets)."""
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/mcp"
+    return f"http://{shown}:{port}{path}"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -134,6 +155,8 @@ class _AnnouncingServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
             print(f"serving MCP (streamable HTTP) on {self.url}", file=sys.stderr, flush=True)
+            live = self.url.removesuffix("/mcp") + "/ui/"
+            print(f"live view: {live}", file=sys.stderr, flush=True)
 
 
 def serve_http(settings: Settings, host: str, port: int) -> None:

@@ -684,6 +684,7 @@ async def test_resource_templates_are_listed(client: Client) -> None:
         "orchestration://{id}/summary": "text/plain",
         "orchestration://{id}/report": "text/html",
         "orchestration://{id}/artifacts/{name}": "application/octet-stream",
+        "orchestration://{id}/live": "application/json",
     }
 
 

@@ -8,7 +8,8 @@ message on stderr, never a traceback.
 This module assembles the parser and runs a command; the commands live by family in
 ``runs`` (run, retry, resume), ``history`` (list, status, results, report), ``documents``
 (validate, schema), ``serving`` (serve, worker, demo, doctor; ``relay`` for stdio), ``schedules``
-(schedule add, list, rm, pause, resume), ``vault`` and ``approvals`` (approve, reject, approvals).
+(schedule add, list, rm, pause, resume), ``vault``, ``approvals`` (approve, reject, approvals)
+and ``ui`` (open the live view of a running server).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from multi_task_orchestrator.server.cli.serving import (
     cmd_serve,
     cmd_worker,
 )
+from multi_task_orchestrator.server.cli.ui import add_ui_command
 from multi_task_orchestrator.server.cli.vault import add_vault_commands
 from multi_task_orchestrator.server.settings import SettingsError
 from multi_task_orchestrator.vault.errors import VaultError
@@ -163,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_backend(serve)
     serve.set_defaults(handler=cmd_serve)
+    add_ui_command(commands)
 
     worker = commands.add_parser(
         "worker", help="run a Dask worker that runs task attempts for 'serve --backend dask'"
