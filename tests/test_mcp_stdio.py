@@ -221,8 +221,8 @@ async def test_stdio_session_runs_a_multi_stage_orchestration(tmp_path: Path) ->
             links = [block for block in results.content if block.type == "resource_link"]
             assert [str(link.uri) for link in links] == [outputs["results_uri"]]
 
-            listed_runs = (await client.list_resources()).resources
-            assert [str(resource.uri) for resource in listed_runs] == [f"orchestration://{run_id}"]
+            listed = [str(resource.uri) for resource in (await client.list_resources()).resources]
+            assert listed == ["ui://orchestrator/live-view.html", f"orchestration://{run_id}"]
             with pytest.raises(MCPError) as missing:
                 await client.read_resource("orchestration://orch-nothere/log")
             assert missing.value.error.code == -32602  # resource not found (SEP-2164)
