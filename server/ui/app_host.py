@@ -4,9 +4,10 @@ No ext-apps host library is installed, and the host side of the bridge is small:
 the ``ui://`` resource in a sandboxed iframe (scripts only, an opaque origin, the spec's
 restrictive default CSP: no network) and speaks JSON-RPC over ``postMessage`` — it answers
 ``ui/initialize``, sends ``ui/notifications/tool-input`` and ``tool-result`` once the app says
-``initialized``, and passes the app's ``tools/call`` and ``resources/read`` on to the server
-through an MCP client. ``tests/test_live_view_app.py`` tests the app through it and
-``scripts/screenshots`` takes the README's picture of it.
+``initialized``, sizes the frame as the app's ``size-changed`` asks, and passes the app's
+``tools/call`` and ``resources/read`` on to the server through an MCP client.
+``tests/test_live_view_app.py`` tests the app through it and ``scripts/screenshots`` takes the
+README's picture of it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ HOST_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>MCP Apps host</title>
 <style>body{font:14px system-ui,sans-serif;margin:16px;background:#eef0f3;color:#333}
 .call{margin:0 0 8px;color:#555}.call code{background:#dde1e6;padding:1px 5px;border-radius:4px}
-iframe{width:100%;border:1px solid #c8ccd2;border-radius:8px;background:#fff;height:900px}
+iframe{width:100%;border:1px solid #c8ccd2;border-radius:8px;background:#fff;height:600px}
 </style></head>
 <body><div class="call" id="caption"></div><iframe id="view"
 sandbox="allow-scripts"></iframe>
@@ -52,6 +53,8 @@ window.startApp = function (html, csp, toolInput, toolResult, caption) {
       const input = { arguments: toolInput };
       send({ jsonrpc: "2.0", method: "ui/notifications/tool-input", params: input });
       send({ jsonrpc: "2.0", method: "ui/notifications/tool-result", params: toolResult });
+    } else if (m.method === "ui/notifications/size-changed") {
+      frame.style.height = Math.max(200, Math.ceil(m.params.height)) + "px";
     } else if (m.method === "tools/call" || m.method === "resources/read") {
       try {
         const result = await window.forwardToServer(m.method, m.params);
