@@ -30,8 +30,9 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Error as PlaywrightError
 
-from multi_task_orchestrator.engine import locate_browser
+from multi_task_orchestrator.engine import BrowserNotFound, locate_browser
 from multi_task_orchestrator.server.standin_model import StandinModel
 from multi_task_orchestrator.server.ui.app_host import AppHost, dumped
 
@@ -265,15 +266,16 @@ async def main_async(out: Path) -> None:
         home = Path(tmp) / "home"
         home.mkdir()
         with StandinModel(keys=frozenset({MODEL_KEY})) as model:
-            subprocess.run(
+            stored = subprocess.run(
                 orchestrator("vault", "set", "LLM_API_KEY", "--hosts", "127.0.0.1"),
                 input=MODEL_KEY,
                 text=True,
-                check=True,
                 cwd=REPO,
                 env=child_env(home),
                 capture_output=True,
             )
+            if stored.returncode != 0:
+                sys.exit(f"orchestrator vault set failed:\n{stored.stderr}")
             port, token = free_port(), secrets.token_urlsafe(16)
             server = start_server(home, port, token, Path(tmp) / "server.stderr")
             try:
@@ -286,7 +288,10 @@ async def main_async(out: Path) -> None:
                         await browser.close()
             finally:
                 server.terminate()
-                server.wait(10)
+                try:
+                    server.wait(10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
 
 
 def main() -> None:
@@ -297,7 +302,21 @@ def main() -> None:
     out: Path = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
     expect.set_options(timeout=30_000)
-    anyio.run(main_async, out)
+    try:
+        anyio.run(main_async, out)
+    except Exception as error:  # the MCP client's task group wraps what went wrong in a group
+        found = error
+        while isinstance(found, BaseExceptionGroup) and len(found.exceptions) == 1:
+            found = found.exceptions[0]
+        if isinstance(found, BrowserNotFound):
+            sys.exit(f"screenshots: {found}")
+        if isinstance(found, AssertionError | PlaywrightError | TimeoutError):
+            first = "\n".join(str(found).splitlines()[:6])
+            sys.exit(
+                "screenshots: the live view did not show what scripts/screenshots.py waits for "
+                f"(has the page changed?):\n{first}"
+            )
+        raise
 
 
 if __name__ == "__main__":
