@@ -189,10 +189,14 @@ def start_server(home: Path, port: int, token: str, log: Path) -> subprocess.Pop
             time.sleep(0.05)
 
 
+class ToolRefused(Exception):
+    """A tool call the server answered with an error."""
+
+
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> Any:
     result = await client.call_tool(tool, arguments)
     if result.is_error:
-        raise SystemExit(f"{tool} failed: {result.content}")
+        raise ToolRefused(f"{tool} failed: {result.content[0].text}")  # type: ignore[union-attr]
     return result
 
 
@@ -305,10 +309,10 @@ def main() -> None:
     try:
         anyio.run(main_async, out)
     except Exception as error:  # the MCP client's task group wraps what went wrong in a group
-        found = error
+        found: BaseException = error
         while isinstance(found, BaseExceptionGroup) and len(found.exceptions) == 1:
             found = found.exceptions[0]
-        if isinstance(found, BrowserNotFound):
+        if isinstance(found, BrowserNotFound | ToolRefused):
             sys.exit(f"screenshots: {found}")
         if isinstance(found, AssertionError | PlaywrightError | TimeoutError):
             first = "\n".join(str(found).splitlines()[:6])
