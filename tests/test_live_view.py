@@ -7,13 +7,12 @@ from the page, a failed task's chain, and task ids, names, messages and outputs 
 inject markup shown as plain text. The other tests knock on the door with plain HTTP: no token,
 a forged cookie, a cross-site POST, a foreign Host, an artifact that is a web page.
 
-Screenshots go to ``LIVE_VIEW_SCREENSHOTS`` (a folder; the README's come from
-``LIVE_VIEW_SCREENSHOTS=docs``) or to the test's temporary folder; the test prints the path.
+The story's screenshots go to the test's temporary folder (the test prints the path); the
+README's come from ``scripts/screenshots``, which runs a realistic document instead.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -88,14 +87,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    chosen = os.environ.get("LIVE_VIEW_SCREENSHOTS")
-    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     chromium = discovery.find_browser(None, discovery.default_candidates(None))
@@ -119,7 +110,7 @@ def base(server: HttpServer) -> str:
 
 @pytest.mark.anyio
 async def test_a_run_followed_on_the_page(
-    server: HttpServer, browser: Browser, shots: Path
+    server: HttpServer, browser: Browser, tmp_path: Path
 ) -> None:
     authorized = httpx2.AsyncClient(
         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30, read=60)
@@ -158,7 +149,7 @@ async def test_a_run_followed_on_the_page(
             await expect(box).to_be_visible()
             await expect(box.locator(".msg")).to_have_text(f"Publish <b>now</b>? {XSS}")
             await expect(page.locator('#timeline .tl-row[data-row="fetch"]')).to_be_visible()
-            await page.screenshot(path=shots / "live-view-waiting.png", full_page=True)
+            await page.screenshot(path=tmp_path / "live-view-waiting.png", full_page=True)
             await box.locator("input.note").fill("looks right")
             await box.locator('button[data-action="approve"]').click()
             veto = page.locator('.approval[data-approval="veto"]')
@@ -181,7 +172,7 @@ async def test_a_run_followed_on_the_page(
             await expect(page.locator('#tasks tr[data-task="flaky"]')).to_contain_text("2/2")
             await page.locator("#log-box summary").click()
             await expect(page.locator("#log")).to_contain_text("gate")
-            shot = shots / "live-view.png"
+            shot = tmp_path / "live-view.png"
             await page.screenshot(path=shot, full_page=True)
             print(f"live view screenshot: {shot}")
 

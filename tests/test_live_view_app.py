@@ -1,23 +1,21 @@
-"""The live view as an MCP App, rendered by a host written here the way the Apps spec says.
+"""The live view as an MCP App, rendered by a host written the way the Apps spec says.
 
 The server is the real one (``create_server``) behind the SDK's client. The host is a page in
-Chromium: it reads the ``ui://`` resource the submit tool names in ``_meta.ui.resourceUri``,
-puts it in a sandboxed iframe (scripts only, an opaque origin, the spec's restrictive default
-CSP: no network) and speaks the host side of the bridge by hand — JSON-RPC over
-``postMessage``: it answers ``ui/initialize``, sends ``ui/notifications/tool-input`` and
-``tool-result`` once the app says ``initialized``, and passes the app's ``tools/call`` and
-``resources/read`` on to the server through the SDK client. (No ext-apps host library is
-installed beside the Inspector; the protocol is small enough to implement in the test.)
+Chromium (``server/ui/app_host.py``, shared with ``scripts/screenshots``): it reads the ``ui://``
+resource the submit tool names in ``_meta.ui.resourceUri``, puts it in a sandboxed iframe
+(scripts only, an opaque origin, the spec's restrictive default CSP: no network) and speaks the
+host side of the bridge — JSON-RPC over ``postMessage`` — passing the app's ``tools/call`` and
+``resources/read`` on to the server through the SDK client.
 
 The app must show the submitted run, refresh it by calling ``get_status`` through the host,
 release an approval with its button (``approve_task``), and show the failure's chain — with
-every hostile string as text.
+every hostile string as text. The screenshot goes to the test's temporary folder (the test
+prints the path); the README's comes from ``scripts/screenshots``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from multi_task_orchestrator.engine.runners.browser import discovery
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.server.standin_model import StandinModel
+from multi_task_orchestrator.server.ui.app_host import AppHost, dumped
 
 expect.set_options(timeout=20_000)
 APP_MIME = "text/html;profile=mcp-app"
@@ -70,52 +69,6 @@ TASKS = [
         "config": {"message": f"Ship it? {XSS}"},
     },
 ]
-# The spec's default policy for an app that declares no domains (SEP-1865, "Host Behavior").
-DEFAULT_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; media-src 'self' data:; connect-src 'none';"
-)
-HOST_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Test host</title>
-<style>body{font:14px sans-serif;margin:12px;background:#eef0f3}
-iframe{width:100%;border:1px solid #bbb;background:#fff;height:900px}</style></head>
-<body><div>Chat host · tool call: submit_orchestration</div><iframe id="view"
-sandbox="allow-scripts"></iframe>
-<script>
-window.startApp = function (html, csp, toolInput, toolResult) {
-  const frame = document.getElementById("view");
-  const meta = '<meta http-equiv="Content-Security-Policy" content="' + csp + '">';
-  frame.srcdoc = html.replace("<head>", "<head>" + meta);
-  const send = (message) => frame.contentWindow.postMessage(message, "*");
-  window.addEventListener("message", async (event) => {
-    if (event.source !== frame.contentWindow) return;
-    const m = event.data;
-    if (!m || m.jsonrpc !== "2.0" || !m.method) return;
-    window.__seen = (window.__seen || []).concat([m.method]);
-    if (m.method === "ui/initialize") {
-      send({ jsonrpc: "2.0", id: m.id, result: {
-        protocolVersion: "2026-01-26",
-        hostInfo: { name: "test-host", version: "1" },
-        hostCapabilities: { serverTools: {}, serverResources: {} },
-        hostContext: { theme: "light", displayMode: "inline", platform: "web" },
-      }});
-    } else if (m.method === "ui/notifications/initialized") {
-      const input = { arguments: toolInput };
-      send({ jsonrpc: "2.0", method: "ui/notifications/tool-input", params: input });
-      send({ jsonrpc: "2.0", method: "ui/notifications/tool-result", params: toolResult });
-    } else if (m.method === "tools/call" || m.method === "resources/read") {
-      try {
-        const result = await window.forwardToServer(m.method, m.params);
-        send({ jsonrpc: "2.0", id: m.id, result });
-      } catch (e) {
-        send({ jsonrpc: "2.0", id: m.id, error: { code: -32000, message: String(e) } });
-      }
-    } else if (m.id !== undefined) {
-      send({ jsonrpc: "2.0", id: m.id, error: { code: -32601, message: "not offered" } });
-    }
-  });
-};
-</script></body></html>"""
 
 
 @pytest.fixture
@@ -130,10 +83,6 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
     settings = Settings(home=home, shutdown_grace=0)
     async with Client(create_server(settings)) as connected:
         yield connected
-
-
-def dumped(result: Any) -> dict[str, Any]:
-    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 @pytest.mark.anyio
@@ -156,26 +105,14 @@ async def test_the_app_follows_a_run_through_the_host(
     submitted = await client.call_tool("submit_orchestration", arguments)
     assert not submitted.is_error, submitted.content
     run_id = submitted.structured_content["id"]  # type: ignore[index]
-    calls: list[str] = []
-
-    async def forward(method: str, params: dict[str, Any]) -> dict[str, Any]:
-        if method == "tools/call":
-            calls.append(params["name"])
-            return dumped(await client.call_tool(params["name"], params.get("arguments") or {}))
-        calls.append(f"read {params['uri']}")
-        return dumped(await client.read_resource(params["uri"]))
 
     chromium = discovery.find_browser(None, discovery.default_candidates(None))
     with anyio.fail_after(60):
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=str(chromium.path))
             page = await browser.new_page(viewport={"width": 1100, "height": 1000})
-            await page.expose_function("forwardToServer", forward)
-            await page.set_content(HOST_PAGE)
-            await page.evaluate(
-                "([html, csp, input, result]) => window.startApp(html, csp, input, result)",
-                [html, DEFAULT_CSP, arguments, dumped(submitted)],
-            )
+            host = AppHost(page, client)
+            await host.open(html, arguments, dumped(submitted))
             app = page.frame_locator("#view")
             await expect(app.locator("#run-id")).to_contain_text(run_id)
             gate = app.locator('.approval[data-approval="gate"]')
@@ -193,30 +130,24 @@ async def test_the_app_follows_a_run_through_the_host(
                 "succeeded"
             )
             shown = await app.locator("body").inner_text()
-            shots = Path(os.environ.get("LIVE_VIEW_SCREENSHOTS") or tmp_path)
-            shots.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=shots / "live-view-app.png", full_page=True)
-            print(f"MCP App screenshot: {shots / 'live-view-app.png'}")
+            await page.screenshot(path=tmp_path / "live-view-app.png", full_page=True)
+            print(f"MCP App screenshot: {tmp_path / 'live-view-app.png'}")
             frame = page.frames[1]
             xss = await frame.evaluate("window.__xss")
             seen = await page.evaluate("window.__seen")
 
             # opened without a run (a result that names none): the runs list, then a run
-            other = await browser.new_page()
-            await other.expose_function("forwardToServer", forward)
-            await other.set_content(HOST_PAGE)
-            await other.evaluate(
-                "([html, csp]) => window.startApp(html, csp, {}, {content: []})",
-                [html, DEFAULT_CSP],
-            )
-            listed = other.frame_locator("#view").locator(f'#runs tr[data-run="{run_id}"]')
-            await listed.click()
-            await expect(other.frame_locator("#view").locator("#run-id")).to_contain_text(run_id)
+            other = AppHost(await browser.new_page(), client)
+            await other.open(html, {}, {"content": []})
+            listing = other.page.frame_locator("#view")
+            await listing.locator(f'#runs tr[data-run="{run_id}"]').click()
+            await expect(listing.locator("#run-id")).to_contain_text(run_id)
             await browser.close()
 
     assert xss is None
     assert KEY not in shown
     assert seen[:2] == ["ui/initialize", "ui/notifications/initialized"]
+    calls = host.calls + other.calls
     assert "get_status" in calls  # the refresh goes through the host
     assert f"read orchestration://{run_id}/live" in calls
     assert "approve_task" in calls and "get_results" in calls
