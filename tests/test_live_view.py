@@ -158,6 +158,8 @@ async def test_a_run_followed_on_the_page(
             final = page.locator("h1 .badge")
             await expect(final).to_have_attribute("data-state", "failed")
             await expect(page.locator("#counts")).to_contain_text("10/10 done")
+            fan_out = page.locator('#tasks tr[data-task="each"] td.num').first
+            await expect(fan_out).to_have_text("2 items")  # its items ran, not the fan-out
             # the failed task's dependent: its chain leads to the cause
             await page.locator('#tasks tr[data-task="after_broken"]').click()
             await expect(page.locator("#task-chain")).to_have_text("Chain: after_broken ← broken")
