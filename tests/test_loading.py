@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mcp import Client
 
 from multi_task_orchestrator.engine.document import yaml_events
 from multi_task_orchestrator.engine.document.hardened_yaml import compose
@@ -29,6 +31,8 @@ from multi_task_orchestrator.engine.document.loader import (
 from multi_task_orchestrator.engine.document.raw import positions_in
 from multi_task_orchestrator.engine.document.validation import validate
 from multi_task_orchestrator.engine.issues import DocumentError
+from multi_task_orchestrator.server.app import create_server
+from multi_task_orchestrator.server.settings import Settings
 
 examples = settings(
     max_examples=300 if os.environ.get("CI") else 100,
@@ -207,3 +211,25 @@ def test_json_yaml_cannot_read_loads_without_positions() -> None:
     raw = load_text(text)
     assert raw.data["tasks"] == []
     assert raw.position(("tasks",)) is None
+
+
+ALIASED = """\
+vars:
+  wait: &wait {seconds: 0}
+tasks:
+  - {id: a, type: delay, config: *wait}
+  - {id: b, type: delay, config: *wait, dependencies: [a, c]}
+"""
+
+
+@pytest.mark.anyio
+async def test_an_agent_sees_where_the_problem_is_on_either_path(tmp_path: Path) -> None:
+    """Through the MCP door: a plain document (read quickly) and one with an alias (read
+    carefully) each get their problem reported at its line and column."""
+    async with Client(create_server(Settings(home=tmp_path, shutdown_grace=0))) as client:
+        for text, where in ((DOCUMENT, (8, 23)), (ALIASED, (5, 59))):
+            result = await client.call_tool("validate_orchestration", {"spec": text})
+            report = result.structured_content
+            assert report is not None and report["ok"] is False
+            found = [(e["line"], e["column"], e["message"]) for e in report["errors"]]
+            assert (*where, "unknown dependency 'c': no task has that id") in found

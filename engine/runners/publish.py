@@ -229,14 +229,13 @@ class MultiPublishRunner(Runner[PublishConfig]):
         self, name: str, config: PublishConfig, payload: Any, ctx: RunContext
     ) -> dict[str, Any]:
         # the request code (and httpx) loads with the first request, as for http tasks
-        from multi_task_orchestrator.engine.runners.http import (
-            NO_BODY,
-            Request,
-            exchange,
+        from multi_task_orchestrator.engine.runners.http.exchange import exchange
+        from multi_task_orchestrator.engine.runners.http.reply import (
             extract,
             read_body,
             reply_output,
         )
+        from multi_task_orchestrator.engine.runners.http.request import NO_BODY, Request
 
         if missing := config.missing_target(name):
             raise missing

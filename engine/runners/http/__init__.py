@@ -30,7 +30,7 @@ grant) that is fetched from the token endpoint and cached in the vault (``oauth2
 Settings (``HttpSettings``): ``ORCHESTRATOR_MAX_RESPONSE_BYTES``, the largest body a task reads.
 
 The request code (``Request``, ``exchange``, ``read_body``, ``reply_output``) and the settings are
-shared with ``multi_publish``, which imports them from here.
+shared with ``multi_publish``, which imports them from their modules.
 
 - ``config``: the config models (``HttpConfig``, ``RequestFields``) and ``HttpSettings``.
 - ``request``: one request as configured, and each hop's request with its secrets revealed.
@@ -42,7 +42,10 @@ shared with ``multi_publish``, which imports them from here.
 - ``runner``: the ``HttpRunner``.
 
 The request code loads on first use (it needs httpx, ~0.1 s to import): a command that only
-reads the runner's declaration (``--help``, ``validate``, the settings) does not load it.
+reads the runner's declaration (``--help``, ``validate``, the settings) does not load it. Its
+names are found here on first use too, except ``exchange``, which is also its module's name
+(once the module is loaded, the package's ``exchange`` is the module): import it from
+``http.exchange``.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from multi_task_orchestrator.engine.runners.http.config import (
 from multi_task_orchestrator.engine.runners.http.runner import HttpRunner
 
 if TYPE_CHECKING:
-    from multi_task_orchestrator.engine.runners.http.exchange import REDIRECT_STATUSES, exchange
+    from multi_task_orchestrator.engine.runners.http.exchange import REDIRECT_STATUSES
     from multi_task_orchestrator.engine.runners.http.receive import ResponseLimit, redacted
     from multi_task_orchestrator.engine.runners.http.reply import (
         EXCERPT_LENGTH,
@@ -91,7 +94,6 @@ RUNNER = HttpRunner
 # the request code's names, and the module (under this package) that defines each
 _LAZY = {
     "REDIRECT_STATUSES": "exchange",
-    "exchange": "exchange",
     "ResponseLimit": "receive",
     "redacted": "receive",
     "EXCERPT_LENGTH": "reply",
@@ -143,7 +145,6 @@ __all__ = [
     "body_excerpt",
     "check_status",
     "compile_jmespath",
-    "exchange",
     "extract",
     "read_body",
     "redacted",
