@@ -1,4 +1,4 @@
-"""The workloads (W1–W8), each measured against its baseline in the same run.
+"""The workloads (W1–W10), each measured against its baseline in the same run.
 
 Every workload is ``async def wN(sizes, home) -> Row``; ``home`` is a fresh folder for its
 databases and run folders. Times are wall-clock (``time.perf_counter``) from the submission of
@@ -426,6 +426,18 @@ async def w8(sizes: Sizes, home: Path) -> Row:
     return await answering_while_busy(sizes, home)
 
 
+async def w9(sizes: Sizes, home: Path) -> Row:
+    from bench.startup import loading  # it imports this module's Row and Sizes
+
+    return await loading(sizes, home)
+
+
+async def w10(sizes: Sizes, home: Path) -> Row:
+    from bench.startup import startup
+
+    return await startup(sizes, home)
+
+
 WORKLOADS: dict[str, Callable[[Sizes, Path], Awaitable[Row]]] = {
     "W1": w1,
     "W2": w2,
@@ -435,4 +447,6 @@ WORKLOADS: dict[str, Callable[[Sizes, Path], Awaitable[Row]]] = {
     "W6": w6,
     "W7": w7,
     "W8": w8,
+    "W9": w9,
+    "W10": w10,
 }

@@ -15,9 +15,9 @@ orchestration:
 - ``HostLimits.slot(host)`` caps concurrent requests per host (server-wide) and spaces them by
   an optional per-host rate.
 - ``client()`` is the shared ``httpx.AsyncClient`` (connection pooling), created on first use.
-  Its transport (``PinnedBackend``) checks every connection with the policy again and connects
-  to exactly an address it checked, so a name that resolves differently a moment later (DNS
-  rebinding) cannot reach an address the policy refuses.
+  Its transport (``network_transport.PinnedBackend``) checks every connection with the policy
+  again and connects to exactly an address it checked, so a name that resolves differently a
+  moment later (DNS rebinding) cannot reach an address the policy refuses.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from ssl import SSLContext
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpcore
-import httpx
 
 from multi_task_orchestrator.engine.document.units import Rate
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.pools import Pool
+
+if TYPE_CHECKING:  # loaded with the first request (httpx takes ~0.1 s to import)
+    import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -247,64 +247,6 @@ async def _resolve(host: str, port: int) -> list[Address]:
     )
 
 
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend with the policy at the socket: each TCP connection is made
-    to an address the policy has just checked for that host, never to a fresh resolution."""
-
-    def __init__(self, policy: Callable[[], NetworkPolicy]) -> None:
-        self._policy = policy
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._policy().addresses(host, port)
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None  # a resolution gives at least one address
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise PolicyError(f"refused a connection to the Unix socket {path}")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def pinned_transport(
-    policy: Callable[[], NetworkPolicy], limits: httpx.Limits
-) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose connections go through ``PinnedBackend``.
-
-    httpx takes no network backend, so the transport's httpcore pool is replaced by one built
-    with the same settings and the backend (httpx 0.27/0.28 keep it in ``_pool``)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=PinnedBackend(policy),
-    )
-    return transport
-
-
 class HostLimits:
     """Server-wide politeness: at most ``per_host`` requests at once to one host, and an optional
     rate per host. Shared by every orchestration and by the browser's navigations."""
@@ -380,6 +322,10 @@ class Network:
     def client(self) -> httpx.AsyncClient:
         """The shared client; redirects are not followed, so each hop is checked by the caller."""
         if self._client is None:
+            import httpx
+
+            from multi_task_orchestrator.engine.network_transport import pinned_transport
+
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
             self._client = httpx.AsyncClient(
                 follow_redirects=False,

@@ -28,8 +28,10 @@ from multi_task_orchestrator.server.runner_settings import (
     settings_of,
     with_runner_fields,
 )
-from multi_task_orchestrator.vault.lazy import LazyVaultResolver
-from multi_task_orchestrator.vault.store import Vault
+
+if TYPE_CHECKING:  # the vault loads when it is opened (its cryptography takes a while)
+    from multi_task_orchestrator.vault.lazy import LazyVaultResolver
+    from multi_task_orchestrator.vault.store import Vault
 
 
 def _default_home() -> Path:
@@ -290,6 +292,8 @@ else:
 
 def open_vault(settings: Settings) -> Vault:
     """Unlock (or create) the vault with the configured key source; VaultError if it cannot."""
+    from multi_task_orchestrator.vault.store import Vault
+
     key, passphrase = settings.vault_key, settings.vault_passphrase
     return Vault.open(
         settings.vault_path,
@@ -300,6 +304,8 @@ def open_vault(settings: Settings) -> Vault:
 
 def vault_resolver(settings: Settings) -> LazyVaultResolver:
     """The engine's secrets: the vault, opened the first time a secret is needed."""
+    from multi_task_orchestrator.vault.lazy import LazyVaultResolver
+
     return LazyVaultResolver(settings.vault_path, lambda: open_vault(settings))
 
 

@@ -1,4 +1,4 @@
-"""The benchmark suite still runs: ``python -m bench --quick`` prints all seven rows and its JSON.
+"""The benchmark suite still runs: ``python -m bench --quick`` prints every row and its JSON.
 
 Tiny sizes and no timing assertions; this only keeps the suite working. W6 (Chromium) is shown
 as skipped to keep the test fast; the full run measures it.
@@ -30,10 +30,10 @@ def test_quick_run_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     report = json.loads(output.read_text(encoding="utf-8"))
     assert report["quick"] is True
     rows = {row["id"]: row for row in report["rows"]}
-    assert list(rows) == ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"]
+    assert list(rows) == ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10"]
     assert rows.pop("W6")["details"] == {"skipped": True}
     assert all(row["passed"] in (True, False) for row in rows.values())
-    for row_id in ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"):
+    for row_id in ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10"):
         assert f"│ {row_id} " in finished.stdout
         assert f"\n| {row_id} | " in finished.stdout  # the Markdown table (--markdown)
     assert "| W6 | skipped (--skip) |  |  |  |  | — |" in finished.stdout
@@ -41,11 +41,14 @@ def test_quick_run_prints_every_row_and_writes_json(tmp_path: Path) -> None:
 
 def test_unknown_workload_is_named() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "W10"],
+        [sys.executable, "-m", "bench", "--only", "W11"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert finished.returncode == 2
-    assert "unknown workload(s) W10; choose from W1, W2, W3, W4, W5, W6, W7, W8" in finished.stderr
+    assert (
+        "unknown workload(s) W11; choose from W1, W2, W3, W4, W5, W6, W7, W8, W9, W10"
+        in finished.stderr
+    )

@@ -18,7 +18,8 @@ import pytest
 from mcp import Client
 
 from multi_task_orchestrator.server.app import create_server
-from multi_task_orchestrator.server.cli import EXIT_OK, EXIT_USAGE, _parser, main
+from multi_task_orchestrator.server.cli import EXIT_OK, EXIT_USAGE, main
+from multi_task_orchestrator.server.cli.parser import build_parser
 from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.vault import Vault
 from multi_task_orchestrator.vault import keys as vault_keys
@@ -119,7 +120,7 @@ def test_set_has_no_way_to_take_the_value_from_argv(
     assert exited.value.code == EXIT_USAGE
     assert not (cli_home / "vault.db").exists()
 
-    commands = next(a for a in _parser()._actions if a.dest == "command").choices["vault"]
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices["vault"]
     vault_set = next(a for a in commands._actions if a.dest == "vault_command").choices["set"]
     assert {action.dest for action in vault_set._actions} == {
         "help",

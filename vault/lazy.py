@@ -16,12 +16,15 @@ import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.secrets import SecretsUnavailable
 from multi_task_orchestrator.vault.errors import VaultError
-from multi_task_orchestrator.vault.resolver import VaultResolver
-from multi_task_orchestrator.vault.store import Vault
+
+if TYPE_CHECKING:  # loaded with the vault, not before (cryptography takes a while)
+    from multi_task_orchestrator.vault.resolver import VaultResolver
+    from multi_task_orchestrator.vault.store import Vault
 
 NO_VAULT_YET = (
     "there is no vault yet; store the secret with 'orchestrator vault set {name} --hosts HOST' "
@@ -52,6 +55,8 @@ class LazyVaultResolver:
             if self._resolver is None:
                 if not create and not self.path.exists():
                     return None
+                from multi_task_orchestrator.vault.resolver import VaultResolver
+
                 self._resolver = VaultResolver(self._open_vault())
             return self._resolver
 

@@ -33,7 +33,7 @@ def too_deep(limit: int, line: int | None = None, column: int | None = None) -> 
     )
 
 
-class _Constructor(yaml.constructor.SafeConstructor):
+class JsonConstructor(yaml.constructor.SafeConstructor):
     """Builds JSON values only; a value its tag cannot read is a YAML error with a position."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
@@ -56,7 +56,7 @@ class _Constructor(yaml.constructor.SafeConstructor):
         )
 
 
-class _Resolver(yaml.resolver.Resolver):
+class Yaml12Resolver(yaml.resolver.Resolver):
     """YAML 1.2 booleans: only true/false, so ``on:`` and ``no`` stay text."""
 
 
@@ -88,8 +88,8 @@ class _Loader(
     yaml.scanner.Scanner,
     yaml.parser.Parser,
     _DepthLimited,
-    _Constructor,
-    _Resolver,
+    JsonConstructor,
+    Yaml12Resolver,
 ):
     """Safe loading in pure Python: JSON values, YAML 1.2 booleans, bounded nesting."""
 
@@ -98,8 +98,8 @@ class _Loader(
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
         _DepthLimited.__init__(self)
-        _Constructor.__init__(self)
-        _Resolver.__init__(self)
+        JsonConstructor.__init__(self)
+        Yaml12Resolver.__init__(self)
         self.max_depth = max_depth
 
 
@@ -107,15 +107,15 @@ _FAST: bool = yaml.__with_libyaml__
 _CParser: type = yaml.cyaml.CParser if _FAST else object
 
 
-class _FastLoader(_DepthLimited, _Constructor, _Resolver, _CParser):  # type: ignore[misc]
+class _FastLoader(_DepthLimited, JsonConstructor, Yaml12Resolver, _CParser):  # type: ignore[misc]
     """The same loading over libyaml's scanner and parser: several times faster than PyYAML's
     on a large document (PyYAML's scanner also slows down with every open bracket)."""
 
     def __init__(self, stream: str, max_depth: int) -> None:
         _CParser.__init__(self, stream)  # type: ignore[misc]  # a class chosen at import
         _DepthLimited.__init__(self)
-        _Constructor.__init__(self)
-        _Resolver.__init__(self)
+        JsonConstructor.__init__(self)
+        Yaml12Resolver.__init__(self)
         self.max_depth = max_depth
 
 
@@ -128,13 +128,13 @@ def _tag_name(tag: str) -> str:
 
 # YAML 1.2's core schema: timestamps stay text, and only true/false are booleans.
 _NOT_IMPLICIT = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"}
-_Resolver.yaml_implicit_resolvers = {
+Yaml12Resolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NOT_IMPLICIT]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
-    _Constructor.add_constructor(f"tag:yaml.org,2002:{_tag}", _Constructor._not_json)
-_Resolver.add_implicit_resolver(
+    JsonConstructor.add_constructor(f"tag:yaml.org,2002:{_tag}", JsonConstructor._not_json)
+Yaml12Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),

@@ -1,21 +1,25 @@
 """The hardened YAML/JSON loader of orchestration documents.
 
 A document loads from a file, a string (YAML or JSON) or a mapping, within limits on its size,
-nesting depth, YAML alias expansion and task count. Loading keeps the line and column of every
-value so that problems can be reported where they are; the ``orchestration:`` wrapper is
-optional. YAML itself is read by ``hardened_yaml``.
+nesting depth, YAML alias expansion and task count; the ``orchestration:`` wrapper is optional.
+The line and column of every value, to report a problem where it is, are found when a problem
+is reported (``raw.RawDocument``). YAML is read straight from libyaml's events
+(``yaml_events``), or, when the text needs more care (aliases, tags, errors to report), by
+``hardened_yaml``; JSON by orjson.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
+from multi_task_orchestrator.engine.document import yaml_events
 from multi_task_orchestrator.engine.document.hardened_yaml import (
     YamlLoader,
     check_aliases,
@@ -23,29 +27,8 @@ from multi_task_orchestrator.engine.document.hardened_yaml import (
     index_positions,
     too_deep,
 )
-from multi_task_orchestrator.engine.issues import DocumentError, Issue, Location
-
-
-@dataclass(slots=True)
-class RawDocument:
-    """A loaded but unvalidated document, with the position of every value in the source."""
-
-    data: Any
-    positions: dict[Location, tuple[int, int]] = field(default_factory=dict)
-    source_name: str = "<document>"
-
-    def position(self, loc: Location) -> tuple[int, int] | None:
-        """The (line, column) of the value at ``loc``, or of its nearest enclosing value."""
-        for end in range(len(loc), -1, -1):
-            found = self.positions.get(tuple(loc[:end]))
-            if found:
-                return found
-        return None
-
-    def issue(self, message: str, loc: Location = (), hint: str | None = None, **kw: Any) -> Issue:
-        line, column = self.position(loc) or (None, None)
-        return Issue(message, loc, hint, line, column, **kw)
-
+from multi_task_orchestrator.engine.document.raw import RawDocument
+from multi_task_orchestrator.engine.issues import DocumentError, Issue
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_NESTING_DEPTH = 64
@@ -66,7 +49,8 @@ def _too_large(size: int, limit: int, what: str = "the document") -> DocumentErr
 
 
 def _check_size(text: str, max_bytes: int) -> None:
-    size = len(text.encode("utf-8", "surrogatepass"))
+    # ASCII text (the usual) has as many bytes as characters, and str knows if it is ASCII
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise _too_large(size, max_bytes)
 
@@ -156,8 +140,30 @@ def load_text(
     than ``max_tasks`` tasks (counted before they are built).
     """
     _check_size(text, max_bytes)
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
+    if text.lstrip()[:1] in ("{", "["):
+        data = _json(text, max_depth)
+        _check_task_count(_tasks_of(data), max_tasks)
+        return _unwrap(RawDocument(data, None, source_name, text=text, max_depth=max_depth))
+    try:
+        found, data = yaml_events.read(text, max_depth)
+    except yaml_events.Careful:
+        return _load_yaml_carefully(text, source_name, max_depth, max_tasks)
+    if not found:
+        raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
+    tasks = _tasks_of(data)
+    if max_tasks is not None and isinstance(tasks, list) and len(tasks) > max_tasks:
+        # the careful path says where the tasks are
+        return _load_yaml_carefully(text, source_name, max_depth, max_tasks)
+    return _unwrap(RawDocument(data, None, source_name, text=text, max_depth=max_depth))
+
+
+def _json(text: str, max_depth: int) -> Any:
+    """The value of JSON text within the nesting limit. orjson reads it; what orjson refuses
+    is read again by the standard library, which reads a little more (NaN, integers past 64
+    bits, lone surrogates) and whose messages say where the error is."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -165,24 +171,37 @@ def load_text(
             raise DocumentError([issue]) from None
         except RecursionError:
             raise too_deep(max_depth) from None
-        _check_data(data, max_depth)
-        _check_task_count(_tasks_of(data), max_tasks)
-        raw = RawDocument(data, source_name=source_name)
-        try:
-            json_loader, node = compose(text, max_depth)
-            json_loader.dispose()
-        except (yaml.YAMLError, DocumentError, RecursionError, ValueError):
-            node = None  # valid JSON that YAML cannot read: positions are lost, nothing else
-        if node is not None:
-            index_positions(node, raw.positions)
-        return _unwrap(raw)
+    _check_json_nesting(data, max_depth)
+    return data
+
+
+def _check_json_nesting(data: Any, max_depth: int) -> None:
+    """Refuse JSON values nested deeper than ``max_depth``: a walk one level at a time, each
+    level a few comprehensions (a value per step of a loop would take longer than reading the
+    JSON). Only for what a JSON parser returns: dicts and lists, none of them shared."""
+    level = [data] if type(data) is dict or type(data) is list else []
+    for _ in range(max_depth):
+        if not level:
+            return
+        values = chain.from_iterable(map(dict.values, [v for v in level if type(v) is dict]))
+        items = chain.from_iterable([v for v in level if type(v) is list])
+        level = [v for v in values if type(v) is dict or type(v) is list]
+        level += [v for v in items if type(v) is dict or type(v) is list]
+    if level:
+        raise too_deep(max_depth)
+
+
+def _load_yaml_carefully(
+    text: str, source_name: str, max_depth: int, max_tasks: int | None
+) -> RawDocument:
+    """YAML read through a node tree: aliases measured, errors and positions reported."""
     loader: YamlLoader | None = None
     try:
         loader, node = compose(text, max_depth)
         if node is None:
             raise DocumentError([Issue("the document is empty", hint="start with 'tasks:'")])
         _check_task_count(_tasks_of(node), max_tasks)
-        raw = RawDocument(None, source_name=source_name)
+        raw = RawDocument(None, {}, source_name)
         may_alias, duplicates = index_positions(node, raw.positions)
         if may_alias:
             check_aliases(node, max_depth)
@@ -273,8 +292,5 @@ def _unwrap(raw: RawDocument) -> RawDocument:
             [raw.issue(f"the document must be a mapping, not {kind}", hint="start with 'tasks:'")]
         )
     if set(data) == {"orchestration"} and isinstance(data["orchestration"], dict):
-        raw.data = data["orchestration"]
-        raw.positions = {
-            loc[1:]: pos for loc, pos in raw.positions.items() if loc[:1] == ("orchestration",)
-        }
+        raw.descend("orchestration")
     return raw

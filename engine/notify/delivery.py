@@ -15,7 +15,6 @@ from typing import Any
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.document.notify_models import NotifyChannel
 from multi_task_orchestrator.engine.network import Network
-from multi_task_orchestrator.engine.notify.channels import DeliveryError, send
 from multi_task_orchestrator.engine.notify.payload import (
     approval_body,
     run_body,
@@ -123,6 +122,9 @@ class Notifier:
     async def _deliver(
         self, run_id: str, task_id: str | None, channel: NotifyChannel, body: dict[str, Any]
     ) -> None:
+        # the channels (and httpx) load with the first delivery, not with every engine
+        from multi_task_orchestrator.engine.notify.channels import DeliveryError, send
+
         shown = _shown(channel.url)
         event = body["event"]
         for attempt in range(1, TRIES + 1):

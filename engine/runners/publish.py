@@ -52,17 +52,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 from multi_task_orchestrator.engine.runners.http import (
-    NO_BODY,
     HttpSettings,
     Method,
-    Request,
     RequestFields,
     ResponseKind,
     Scalar,
-    exchange,
-    extract,
-    read_body,
-    reply_output,
 )
 
 
@@ -234,6 +228,15 @@ class MultiPublishRunner(Runner[PublishConfig]):
     async def _publish(
         self, name: str, config: PublishConfig, payload: Any, ctx: RunContext
     ) -> dict[str, Any]:
+        # the request code (and httpx) loads with the first request, as for http tasks
+        from multi_task_orchestrator.engine.runners.http.exchange import exchange
+        from multi_task_orchestrator.engine.runners.http.reply import (
+            extract,
+            read_body,
+            reply_output,
+        )
+        from multi_task_orchestrator.engine.runners.http.request import NO_BODY, Request
+
         if missing := config.missing_target(name):
             raise missing
         target = config.targets[name]

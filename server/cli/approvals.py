@@ -19,20 +19,6 @@ from multi_task_orchestrator.server.settings import load_settings
 DECIDED_BY = "cli"
 
 
-def add_approval_commands(commands: Any) -> None:
-    """``approve``, ``reject`` and ``approvals`` on the ``orchestrator`` parser."""
-    for name, verb in (("approve", "approve"), ("reject", "reject")):
-        parser = commands.add_parser(name, help=f"{verb} an approval task that waits for a person")
-        parser.add_argument("id", help="an orchestration id (or a unique prefix)")
-        parser.add_argument("task", help="the approval task's id")
-        parser.add_argument("--note", help="why: kept with the decision and shown in the report")
-        parser.set_defaults(handler=cmd_decide, decision=name)
-    listing = commands.add_parser("approvals", help="approval tasks waiting for a person")
-    listing.add_argument("id", nargs="?", help="only this orchestration's")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=cmd_approvals)
-
-
 def cmd_decide(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
 

@@ -1,19 +1,19 @@
 """What every ``orchestrator`` command shares: exit codes, UsageError, the consoles, the
-``--backend``/``--var`` options and the engine a command opens for its work."""
+``--backend``/``--var`` values and the engine a command opens for its work. Light to import
+(``main`` imports it before any command): what a command needs is imported as it is used."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from multi_task_orchestrator.engine import Engine
-from multi_task_orchestrator.server.build import build_engine
-from multi_task_orchestrator.server.settings import Settings
+    from multi_task_orchestrator.engine import Engine
+    from multi_task_orchestrator.server.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -24,31 +24,9 @@ class UsageError(Exception):
 
 def console(*, stderr: bool = False) -> Console:
     """A console for plain text: no wrapping of long lines, no highlighting."""
+    from rich.console import Console
+
     return Console(stderr=stderr, soft_wrap=True, highlight=False)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def add_backend(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--backend",
-        choices=["local", "dask"],
-        help="where task attempts run (default: ORCHESTRATOR_BACKEND, else local)",
-    )
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="the Dask scheduler for --backend dask, e.g. tcp://host:8786 "
-        "(default: ORCHESTRATOR_DASK_SCHEDULER)",
-    )
 
 
 def with_backend(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -62,17 +40,9 @@ def with_backend(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=update) if update else settings
 
 
-def add_vars(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--var",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set or override a document var (VALUE is read as YAML: 3, true, [a, b])",
-    )
-
-
 def parse_vars(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
     values: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -92,6 +62,8 @@ async def open_engine(
     """An engine for one command; ``with_vault`` gives it the vault, opened when a secret is
     first needed (a document that names none runs even if the vault cannot be unlocked). Only
     a command that ``runs_tasks`` uses the configured backend (and so needs its scheduler)."""
+    from multi_task_orchestrator.server.build import build_engine
+
     if not runs_tasks:
         settings = settings.model_copy(update={"backend": "local"})
     err = console(stderr=True)

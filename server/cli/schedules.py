@@ -27,7 +27,6 @@ from multi_task_orchestrator.engine import (
 from multi_task_orchestrator.server.cli.common import (
     EXIT_OK,
     UsageError,
-    add_vars,
     open_engine,
     parse_vars,
 )
@@ -36,56 +35,7 @@ from multi_task_orchestrator.server.settings import load_settings
 SERVE_NOTE = "schedules fire while 'orchestrator serve' runs (stdio or --http)"
 
 
-def add_schedule_commands(commands: Any) -> None:
-    schedule = commands.add_parser(
-        "schedule",
-        help="run a document again and again: add, list, rm, pause, resume",
-        description="Schedules run a document by cron expression or interval, in a time zone. "
-        f"They are stored in the state database; {SERVE_NOTE}.",
-    )
-    actions = schedule.add_subparsers(dest="schedule_command", metavar="COMMAND", required=True)
-
-    add = actions.add_parser("add", help="schedule a document (checked now, every problem listed)")
-    add.add_argument("file", type=argparse.FileType("r", encoding="utf-8"))
-    timing = add.add_mutually_exclusive_group()
-    timing.add_argument(
-        "--cron", metavar="EXPR", help="five fields, e.g. '0 9 * * 1-5'; or @hourly, @daily"
-    )
-    timing.add_argument("--every", metavar="DURATION", help="an interval: 30s, 15m, 1h (>= 1s)")
-    add.add_argument("--tz", default="UTC", metavar="ZONE", help="IANA time zone (default UTC)")
-    add.add_argument(
-        "--overlap",
-        choices=["skip", "queue", "allow"],
-        default="skip",
-        help="a fire while the last run is unfinished: skip it (default), queue one, allow both",
-    )
-    add.add_argument(
-        "--catch-up",
-        choices=["skip", "run_once"],
-        default="skip",
-        help="fires missed while no server ran: skip them (default) or run once at start",
-    )
-    add_vars(add)
-    add.add_argument("--name", help="the schedule's name (default: the document's)")
-    add.add_argument("--json", action="store_true")
-    add.set_defaults(handler=_cmd_add)
-
-    listing = actions.add_parser("list", help="schedules with their next fires and last run")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=_cmd_list)
-
-    for name, help_text in (
-        ("rm", "delete a schedule (its runs stay)"),
-        ("pause", "stop a schedule firing until resume"),
-        ("resume", "let a paused schedule fire again, from its next time after now"),
-    ):
-        action = actions.add_parser(name, help=help_text)
-        action.add_argument("id", help="a schedule id (or a unique prefix)")
-        action.add_argument("--json", action="store_true")
-        action.set_defaults(handler=_cmd_change, change=name)
-
-
-def _cmd_add(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_add(args: argparse.Namespace, out: Console, err: Console) -> int:
     with args.file as handle:
         text = handle.read()
     values: dict[str, Any] = {
@@ -105,7 +55,7 @@ def _cmd_add(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
-def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     listed = _with_book(lambda book: book.list())
     if not listed and not args.json:
         out.print("no schedules; add one with 'orchestrator schedule add FILE --every 1h'")
@@ -114,7 +64,7 @@ def _cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
-def _cmd_change(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_change(args: argparse.Namespace, out: Console, err: Console) -> int:
     change: str = args.change
     actions: dict[str, Callable[[ScheduleBook], Awaitable[Schedule]]] = {
         "rm": lambda book: book.delete(args.id),

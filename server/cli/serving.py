@@ -18,9 +18,6 @@ from multi_task_orchestrator.server.progress import follow
 from multi_task_orchestrator.server.settings import Settings, SettingsError, load_settings
 from multi_task_orchestrator.vault.errors import VaultError
 
-# `serve --http`; not 8765, where `python -m tests.local_server` and the examples' URLs are.
-DEFAULT_HTTP_PORT = 7450
-
 
 def cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Serve MCP; stdout carries only protocol messages, logs go to stderr and server.log."""

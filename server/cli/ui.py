@@ -17,26 +17,10 @@ from urllib.parse import quote
 from rich.console import Console
 
 from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError
-from multi_task_orchestrator.server.cli.serving import DEFAULT_HTTP_PORT
+from multi_task_orchestrator.server.cli.parser import DEFAULT_HTTP_PORT
 from multi_task_orchestrator.server.settings import load_settings
 
 PROBE_SECONDS = 5.0
-
-
-def add_ui_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ui = commands.add_parser(
-        "ui", help="open the live view of a running 'orchestrator serve --http' in a browser"
-    )
-    ui.add_argument("run", nargs="?", help="open this orchestration's page (default: the list)")
-    ui.add_argument("--host", default="127.0.0.1", help="the server's address (default 127.0.0.1)")
-    ui.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_HTTP_PORT,
-        help=f"the server's port (default {DEFAULT_HTTP_PORT})",
-    )
-    ui.add_argument("--no-open", action="store_true", help="print the address only")
-    ui.set_defaults(handler=cmd_ui)
 
 
 def cmd_ui(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -7,68 +7,13 @@ import argparse
 import getpass
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError
+from multi_task_orchestrator.server.cli.parser import HOSTS_EXAMPLE
 from multi_task_orchestrator.server.settings import load_settings, open_vault
 from multi_task_orchestrator.vault.envfile import read_env_file
-
-HOSTS_EXAMPLE = "e.g. --hosts api.example.com,*.example.com (or --hosts '*' for any host)"
-
-
-def add_vault_commands(commands: Any) -> None:
-    vault = commands.add_parser(
-        "vault",
-        help="the encrypted credential vault: set, list, rm, rotate, import",
-        description="Secrets for ${vault.NAME} references. Values are read from a hidden prompt "
-        "or stdin, never from the command line, and are never printed.",
-    )
-    actions = vault.add_subparsers(dest="vault_command", metavar="COMMAND", required=True)
-
-    store = actions.add_parser(
-        "set",
-        help="store a secret; the value is read from a hidden prompt or stdin",
-        description="Store or replace secret NAME. The value is read from a hidden prompt on a "
-        "terminal, or from stdin (one trailing newline is dropped); it is never taken from "
-        "the command line, where other users and shell history could see it.",
-    )
-    store.add_argument("name", help="the secret's name, used as ${vault.NAME}")
-    store.add_argument("--hosts", help=f"the hosts it may be sent to (required), {HOSTS_EXAMPLE}")
-    store.add_argument("--description", help="what the secret is for")
-    store.set_defaults(handler=_cmd_vault_set)
-
-    listing = actions.add_parser("list", help="names, descriptions, hosts and times; no values")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=_cmd_vault_list)
-
-    remove = actions.add_parser("rm", help="delete a secret")
-    remove.add_argument("name")
-    remove.set_defaults(handler=_cmd_vault_rm)
-
-    rotate = actions.add_parser(
-        "rotate",
-        help="re-encrypt every secret under a new key",
-        description="Re-encrypt the vault under a new key: a new key file key, or the same "
-        "passphrase with a new salt. --new-passphrase switches to a passphrase, --new-key to a "
-        "given Fernet key; either is read from a hidden prompt (or stdin).",
-    )
-    new_secret = rotate.add_mutually_exclusive_group()
-    new_secret.add_argument(
-        "--new-passphrase", action="store_true", help="protect it with a passphrase"
-    )
-    new_secret.add_argument("--new-key", action="store_true", help="protect it with a Fernet key")
-    rotate.set_defaults(handler=_cmd_vault_rotate)
-
-    load = actions.add_parser("import", help="store every NAME=VALUE of a .env file")
-    load.add_argument("file", type=Path)
-    load.add_argument(
-        "--hosts", help=f"the hosts every imported secret may be sent to, {HOSTS_EXAMPLE}"
-    )
-    load.add_argument("--description", help="a description for every imported secret")
-    load.set_defaults(handler=_cmd_vault_import)
 
 
 def _hosts(args: argparse.Namespace) -> list[str]:
@@ -90,7 +35,7 @@ def _read_hidden(prompt: str, *, confirm: bool = False) -> str:
     return text.removesuffix("\n").removesuffix("\r")
 
 
-def _cmd_vault_set(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_set(args: argparse.Namespace, out: Console, err: Console) -> int:
     hosts = _hosts(args)
     vault = open_vault(load_settings())
     value = _read_hidden(f"value for {args.name} (hidden): ")
@@ -99,7 +44,7 @@ def _cmd_vault_set(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
-def _cmd_vault_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     vault = open_vault(load_settings())
     secrets = vault.list()
     if args.json:
@@ -119,13 +64,13 @@ def _cmd_vault_list(args: argparse.Namespace, out: Console, err: Console) -> int
     return EXIT_OK
 
 
-def _cmd_vault_rm(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_rm(args: argparse.Namespace, out: Console, err: Console) -> int:
     open_vault(load_settings()).delete(args.name)
     out.print(f"deleted {args.name}", markup=False)
     return EXIT_OK
 
 
-def _cmd_vault_rotate(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_rotate(args: argparse.Namespace, out: Console, err: Console) -> int:
     vault = open_vault(load_settings())
     if args.new_passphrase:
         vault.rotate(new_passphrase=_read_hidden("new passphrase (hidden): ", confirm=True))
@@ -150,7 +95,7 @@ def _cmd_vault_rotate(args: argparse.Namespace, out: Console, err: Console) -> i
     return EXIT_OK
 
 
-def _cmd_vault_import(args: argparse.Namespace, out: Console, err: Console) -> int:
+def cmd_import(args: argparse.Namespace, out: Console, err: Console) -> int:
     hosts = _hosts(args)
     values = read_env_file(args.file)
     vault = open_vault(load_settings())

@@ -11,8 +11,6 @@ from typing import Any, ClassVar
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.runners.email.config import EmailConfig, EmailSettings
 from multi_task_orchestrator.engine.runners.email.connect import refuse_plain_off_loopback
-from multi_task_orchestrator.engine.runners.email.imap import count, mark, search
-from multi_task_orchestrator.engine.runners.email.smtp import build_message, send
 from multi_task_orchestrator.engine.runners.files.paths import workspace_root
 
 
@@ -54,6 +52,11 @@ class EmailRunner(Runner[EmailConfig]):
         super().__init__(settings)
 
     async def run(self, config: EmailConfig, ctx: RunContext) -> Any:
+        # the mail libraries (imap_tools, aiosmtplib) load when mail is handled, not with the
+        # runner's declaration, which every command reads
+        from multi_task_orchestrator.engine.runners.email.imap import count, mark, search
+        from multi_task_orchestrator.engine.runners.email.smtp import build_message, send
+
         settings = self.settings_as(EmailSettings)
         limit = int(settings.max_attachment_bytes)
         root = self._workspace(config, ctx)

@@ -30,7 +30,7 @@ grant) that is fetched from the token endpoint and cached in the vault (``oauth2
 Settings (``HttpSettings``): ``ORCHESTRATOR_MAX_RESPONSE_BYTES``, the largest body a task reads.
 
 The request code (``Request``, ``exchange``, ``read_body``, ``reply_output``) and the settings are
-shared with ``multi_publish``, which imports them from here.
+shared with ``multi_publish``, which imports them from their modules.
 
 - ``config``: the config models (``HttpConfig``, ``RequestFields``) and ``HttpSettings``.
 - ``request``: one request as configured, and each hop's request with its secrets revealed.
@@ -40,7 +40,18 @@ shared with ``multi_publish``, which imports them from here.
 - ``reply``: the final status, the body as ``response`` says, ``extract``, the output.
 - ``pagination``: the series of pages of ``paginate``.
 - ``runner``: the ``HttpRunner``.
+
+The request code loads on first use (it needs httpx, ~0.1 s to import): a command that only
+reads the runner's declaration (``--help``, ``validate``, the settings) does not load it. Its
+names are found here on first use too, except ``exchange``, which is also its module's name
+(once the module is loaded, the package's ``exchange`` is the module): import it from
+``http.exchange``.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from multi_task_orchestrator.engine.runners.http.config import (
     MAX_REDIRECTS,
@@ -58,25 +69,56 @@ from multi_task_orchestrator.engine.runners.http.config import (
     compile_jmespath,
     status_matcher,
 )
-from multi_task_orchestrator.engine.runners.http.exchange import REDIRECT_STATUSES, exchange
-from multi_task_orchestrator.engine.runners.http.receive import ResponseLimit, redacted
-from multi_task_orchestrator.engine.runners.http.reply import (
-    EXCERPT_LENGTH,
-    SAFE_HEADERS,
-    Reply,
-    body_excerpt,
-    check_status,
-    extract,
-    read_body,
-    reply_output,
-    retry_after_seconds,
-    safe_headers,
-    save_artifact,
-)
-from multi_task_orchestrator.engine.runners.http.request import NO_BODY, Request
 from multi_task_orchestrator.engine.runners.http.runner import HttpRunner
 
+if TYPE_CHECKING:
+    from multi_task_orchestrator.engine.runners.http.exchange import REDIRECT_STATUSES
+    from multi_task_orchestrator.engine.runners.http.receive import ResponseLimit, redacted
+    from multi_task_orchestrator.engine.runners.http.reply import (
+        EXCERPT_LENGTH,
+        SAFE_HEADERS,
+        Reply,
+        body_excerpt,
+        check_status,
+        extract,
+        read_body,
+        reply_output,
+        retry_after_seconds,
+        safe_headers,
+        save_artifact,
+    )
+    from multi_task_orchestrator.engine.runners.http.request import NO_BODY, Request
+
 RUNNER = HttpRunner
+
+# the request code's names, and the module (under this package) that defines each
+_LAZY = {
+    "REDIRECT_STATUSES": "exchange",
+    "ResponseLimit": "receive",
+    "redacted": "receive",
+    "EXCERPT_LENGTH": "reply",
+    "SAFE_HEADERS": "reply",
+    "Reply": "reply",
+    "body_excerpt": "reply",
+    "check_status": "reply",
+    "extract": "reply",
+    "read_body": "reply",
+    "reply_output": "reply",
+    "retry_after_seconds": "reply",
+    "safe_headers": "reply",
+    "save_artifact": "reply",
+    "NO_BODY": "request",
+    "Request": "request",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EXCERPT_LENGTH",
@@ -103,7 +145,6 @@ __all__ = [
     "body_excerpt",
     "check_status",
     "compile_jmespath",
-    "exchange",
     "extract",
     "read_body",
     "redacted",

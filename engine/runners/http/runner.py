@@ -6,10 +6,6 @@ from typing import Any, ClassVar
 
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.runners.http.config import HttpConfig, HttpSettings
-from multi_task_orchestrator.engine.runners.http.exchange import exchange
-from multi_task_orchestrator.engine.runners.http.pagination import paginated
-from multi_task_orchestrator.engine.runners.http.reply import extract, read_body, reply_output
-from multi_task_orchestrator.engine.runners.http.request import Request
 
 
 class HttpRunner(Runner[HttpConfig]):
@@ -47,6 +43,16 @@ class HttpRunner(Runner[HttpConfig]):
         return int(self.settings_as(HttpSettings).max_response_bytes)
 
     async def run(self, config: HttpConfig, ctx: RunContext) -> Any:
+        # the request code (and httpx) loads with the first request, not with the declaration
+        from multi_task_orchestrator.engine.runners.http.exchange import exchange
+        from multi_task_orchestrator.engine.runners.http.pagination import paginated
+        from multi_task_orchestrator.engine.runners.http.reply import (
+            extract,
+            read_body,
+            reply_output,
+        )
+        from multi_task_orchestrator.engine.runners.http.request import Request
+
         body: dict[str, Any] = {}
         if "json_body" in config.model_fields_set:
             body["json"] = config.json_body

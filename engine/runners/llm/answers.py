@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-import jsonschema
-from jsonschema import exceptions as schema_errors
+from typing import TYPE_CHECKING, Any
 
 from multi_task_orchestrator.engine.limits import MAX_DATA_DEPTH, nests_deeper
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)\n?[ \t]*```", re.S)
 MAX_ERRORS_SHOWN = 5
@@ -63,6 +63,8 @@ def parse_answer(text: str, schema: dict[str, Any] | None) -> Any:
 
 
 def _schema_problems(data: Any, schema: dict[str, Any]) -> list[str]:
+    import jsonschema  # only an answer with a schema needs it (~50 ms to import)
+
     validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(data), key=lambda error: list(error.absolute_path))
     shown = [_describe(error) for error in errors[:MAX_ERRORS_SHOWN]]
@@ -71,7 +73,7 @@ def _schema_problems(data: Any, schema: dict[str, Any]) -> list[str]:
     return shown
 
 
-def _describe(error: schema_errors.ValidationError) -> str:
+def _describe(error: jsonschema.ValidationError) -> str:
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.path)
     message = error.message if len(error.message) <= 200 else error.message[:199] + "…"
     return f"{where.lstrip('.') or 'the answer'}: {message}"

@@ -12,8 +12,6 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import jsonschema
-from jsonschema import exceptions as schema_errors
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -90,9 +88,11 @@ def checked_schema(schema: dict[str, Any] | None, output: Any) -> dict[str, Any]
             "a schema needs a JSON answer, but output is 'text'",
             "remove output (schema implies json), or remove schema",
         )
+    import jsonschema  # only a config with a schema needs it (~50 ms to import)
+
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
-    except schema_errors.SchemaError as exc:
+    except jsonschema.SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
         raise _problem(
             "json_schema",
