@@ -72,6 +72,7 @@ class Store:
         self.load_attempts = reader.load_attempts
         self.usage_totals = reader.usage_totals
         self.event_pages = reader.event_pages
+        self.event_row_pages = reader.event_row_pages
         self.load_events = reader.load_events
         # approval requests and decisions, seen by other processes at once (``Approvals``)
         self.request_approval = approvals.request_approval

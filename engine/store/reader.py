@@ -14,6 +14,7 @@ from multi_task_orchestrator.engine.state import EventRecord
 from multi_task_orchestrator.engine.store.rows import (
     STATUS_COLUMNS,
     AttemptRow,
+    EventRow,
     OrchestrationRow,
     TaskRow,
     status_row,
@@ -210,6 +211,25 @@ class Reader:
         while page := await self.load_events(orchestration_id, after, size):
             yield page
             after = page[-1].seq
+
+    async def event_row_pages(
+        self, orchestration_id: str, size: int = 5000
+    ) -> AsyncIterator[list[EventRow]]:
+        """``event_pages`` as plain tuples (``EventRow``), for writing the log: building an
+        ``EventRecord`` per event cost more than reading it."""
+        after = 0
+        while True:
+            page: list[EventRow] = list(
+                await self._db.execute_fetchall(
+                    "SELECT seq, ts, task_id, kind, level, message, data FROM events "
+                    "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (orchestration_id, after, size),
+                )
+            )
+            if not page:
+                return
+            yield page
+            after = page[-1][0]
 
     async def load_events(
         self, orchestration_id: str, after_seq: int = 0, limit: int | None = None
