@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -219,13 +219,12 @@ class Reader:
         ``EventRecord`` per event cost more than reading it."""
         after = 0
         while True:
-            page: list[EventRow] = list(
-                await self._db.execute_fetchall(
-                    "SELECT seq, ts, task_id, kind, level, message, data FROM events "
-                    "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                    (orchestration_id, after, size),
-                )
+            rows = await self._db.execute_fetchall(
+                "SELECT seq, ts, task_id, kind, level, message, data FROM events "
+                "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (orchestration_id, after, size),
             )
+            page = cast(list[EventRow], list(rows))  # the connection makes rows plain tuples
             if not page:
                 return
             yield page
