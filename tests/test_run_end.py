@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from multi_task_orchestrator.engine.atomic import write_all_atomic
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.reports.files import (
     LOG_FILE,
@@ -55,6 +56,7 @@ async def test_an_added_listener_hears_the_end_after_the_files_and_before_it_is_
     end, status_then, written = heard[0]
     assert status_then == "running running"  # in memory and stored: not published yet
     assert set(RUN_FILES) <= set(written)  # the default listener, registered first, wrote them
+    assert not [name for name in written if name.endswith(".tmp")]  # all renamed into place
     assert end.snapshot.status is RunStatus.succeeded
     assert end.snapshot.finished_at is not None
     assert {key: list(value) for key, value in end.dependencies.items()} == {
@@ -122,3 +124,19 @@ async def test_closing_at_once_waits_for_an_end_that_a_last_commit_begins(home: 
         await asyncio.sleep(0.002 * (attempt % 10))
         await engine.aclose()
     assert failures == []
+
+
+def test_files_written_in_one_pass_are_whole_or_not_written(tmp_path: Path) -> None:
+    """The run's files are written together (one fsync pass): when one cannot be written, no
+    temporary file is left and no file is renamed into place; the error comes through."""
+    (tmp_path / "kept.txt").write_text("old")
+    with pytest.raises(FileNotFoundError):
+        write_all_atomic({tmp_path / "kept.txt": "new", tmp_path / "missing" / "other.txt": b"x"})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt"]
+    assert (tmp_path / "kept.txt").read_text() == "old"
+
+    write_all_atomic({tmp_path / "kept.txt": "new", tmp_path / "other.txt": b"\x00\x01"})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt", "other.txt"]
+    assert (tmp_path / "kept.txt").read_text() == "new"
+    assert (tmp_path / "other.txt").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "other.txt").stat().st_mode & 0o777 == 0o600

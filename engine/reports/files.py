@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from multi_task_orchestrator.engine.atomic import fsync_folder, write_atomic
+from multi_task_orchestrator.engine.atomic import write_all_atomic
 from multi_task_orchestrator.engine.reports.results import results_json
 from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.state import RunSnapshot
@@ -42,17 +42,30 @@ def write_run_files(
 
     The summary lists the three paths under ``OUTPUTS``. Each file is written to a temporary
     file in the same folder, flushed and fsynced, then renamed over the target, so a reader (or
-    a crash) never sees half a file. The files are readable by their owner only (mode 0600),
-    as they may hold task outputs.
+    a crash) never sees half a file (``write_all_atomic``). The files are readable by their
+    owner only (mode 0600), as they may hold task outputs.
     """
+    texts = run_file_texts(snapshot, log, run_dir, now=now)
+    write_all_atomic(texts)
+    return list(texts)
+
+
+def run_file_texts(
+    snapshot: RunSnapshot,
+    log: Iterable[str],
+    run_dir: Path,
+    *,
+    now: float | None = None,
+) -> dict[Path, str]:
+    """What ``write_run_files`` writes, by absolute path, in its order (the folder is created
+    if missing): for a caller writing more files in the same pass."""
     folder = Path(run_dir).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / RESULTS_FILE, folder / LOG_FILE, folder / SUMMARY_FILE]
     results_path, log_path, summary_path = paths
-
     # Joined once with their last newline: these texts can be megabytes.
-    write_atomic(results_path, results_json(snapshot) + "\n")
-    write_atomic(log_path, "\n".join([*log, ""]))  # no events: empty
-    write_atomic(summary_path, render_summary(snapshot, paths, now=now) + "\n")
-    fsync_folder(folder)
-    return paths
+    return {
+        results_path: results_json(snapshot) + "\n",
+        log_path: "\n".join([*log, ""]),  # no events: empty
+        summary_path: render_summary(snapshot, paths, now=now) + "\n",
+    }

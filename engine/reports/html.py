@@ -11,6 +11,7 @@ outputs are not shown (``aggregated_results.json`` has them).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from multi_task_orchestrator.engine.atomic import write_atomic
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.document.plan import execution_stages
-from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files, write_atomic
+from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files
 from multi_task_orchestrator.engine.reports.spans import wait_kind
 from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.reports.svg import render_svg
@@ -117,16 +119,28 @@ async def build_report(
         if stages is None:
             stages = _stages_of(document)
     attempts = await store.load_attempts(snapshot.id)
-    barriers = stages
+    # CPU work: off the event loop, which keeps scheduling meanwhile
+    return await cpu_bound(
+        functools.partial(lay_out_report, snapshot, attempts, dependencies, stages, now=now)
+    )
 
-    def lay_out() -> Report:  # CPU work: off the event loop, which keeps scheduling meanwhile
-        timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=barriers)
-        svg = render_svg(timeline)
-        run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
-        html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now)
-        return Report(snapshot, timeline, svg, html)
 
-    return await cpu_bound(lay_out)
+def lay_out_report(
+    snapshot: RunSnapshot,
+    attempts: Sequence[AttemptRow],
+    dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]],
+    *,
+    now: float,
+    files: Sequence[Path] | None = None,
+) -> Report:
+    """The report of ``snapshot`` from its attempts, as ``build_report`` lays it out; ``files``
+    are the run's files it links to (by default those in its folder now, ``run_files``)."""
+    timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
+    svg = render_svg(timeline)
+    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
+    html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
+    return Report(snapshot, timeline, svg, html)
 
 
 async def write_report(
@@ -172,10 +186,12 @@ def render_html(
     *,
     run_dir: Path | None,
     now: float,
+    files: Sequence[Path] | None = None,
 ) -> str:
-    """The whole page as text."""
+    """The whole page as text; ``files`` as for ``lay_out_report``."""
     status = snapshot.status.value
-    files = [Path(path) for path in run_files(run_dir)]
+    if files is None:
+        files = [Path(path) for path in run_files(run_dir)]
     # Each section as pieces, joined once at the end: the picture and the table of a large run
     # are hundreds of kilobytes each, and copying them from string to string shows.
     sections = [
