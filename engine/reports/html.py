@@ -143,6 +143,23 @@ def lay_out_report(
     return Report(snapshot, timeline, svg, html)
 
 
+def report_pieces(
+    snapshot: RunSnapshot,
+    attempts: Sequence[AttemptRow],
+    dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]],
+    *,
+    now: float,
+    files: Sequence[Path] | None = None,
+) -> list[str]:
+    """The page ``lay_out_report`` makes, as the pieces it is joined from: for writing a large
+    run's report without holding it whole twice."""
+    timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
+    svg = render_svg(timeline)
+    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
+    return html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
+
+
 async def write_report(
     store: Store,
     snapshot: RunSnapshot,
@@ -189,6 +206,22 @@ def render_html(
     files: Sequence[Path] | None = None,
 ) -> str:
     """The whole page as text; ``files`` as for ``lay_out_report``."""
+    return "".join(
+        html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
+    )
+
+
+def html_pieces(
+    snapshot: RunSnapshot,
+    timeline: Timeline,
+    svg: str,
+    attempts: Sequence[AttemptRow],
+    *,
+    run_dir: Path | None,
+    now: float,
+    files: Sequence[Path] | None = None,
+) -> list[str]:
+    """The page as the pieces ``render_html`` joins."""
     status = snapshot.status.value
     if files is None:
         files = [Path(path) for path in run_files(run_dir)]
@@ -217,7 +250,7 @@ def render_html(
             page.append("\n")
         page.extend(pieces)
     page.append("\n</main></body></html>\n")
-    return "".join(page)
+    return page
 
 
 def _section(title: str, *body: str) -> list[str]:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from multi_task_orchestrator.engine.approvals import with_approvals
-from multi_task_orchestrator.engine.atomic import write_all_atomic
+from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
-from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_file_texts
-from multi_task_orchestrator.engine.reports.html import lay_out_report
+from multi_task_orchestrator.engine.reports.files import REPORT_FILE, write_run_files_into
+from multi_task_orchestrator.engine.reports.html import report_pieces
 from multi_task_orchestrator.engine.reports.log import log_lines_of_rows
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.state import RunSnapshot
@@ -36,15 +36,16 @@ def _write_all(
     end: RunEnd, snapshot: RunSnapshot, log: list[str], attempts: Sequence[AttemptRow]
 ) -> None:
     # One snapshot for all: the report shows no outputs, so it may hold them.
-    texts = run_file_texts(snapshot, log, end.run_dir)
-    # the report links to the files its folder will hold once written, as ``run_files`` lists
-    # them: the three above, and itself when an earlier end of the run wrote it
-    folder = Path(snapshot.run_dir or end.run_dir)
-    linked = [folder / path.name for path in texts]
-    if (folder / REPORT_FILE).exists():
-        linked.append(folder / REPORT_FILE)
-    report = lay_out_report(
-        snapshot, attempts, end.dependencies, end.stages, now=time.time(), files=linked
-    )
-    texts[folder.absolute() / REPORT_FILE] = report.html
-    write_all_atomic(texts)
+    with AtomicFiles() as files:
+        written = write_run_files_into(files, snapshot, log, end.run_dir)
+        log.clear()  # written: its lines need not wait for the report
+        # the report links to the files its folder will hold once written, as ``run_files``
+        # lists them: the three above, and itself when an earlier end of the run wrote it
+        folder = Path(snapshot.run_dir or end.run_dir)
+        linked = [folder / path.name for path in written]
+        if (folder / REPORT_FILE).exists():
+            linked.append(folder / REPORT_FILE)
+        page = report_pieces(
+            snapshot, attempts, end.dependencies, end.stages, now=time.time(), files=linked
+        )
+        files.write(folder.absolute() / REPORT_FILE, page)
