@@ -94,6 +94,20 @@ async def test_a_listener_that_cannot_write_leaves_the_outcome_and_says_so(home:
     ]
 
 
+async def test_the_log_is_read_in_pages_of_plain_rows(engine: Engine) -> None:
+    """The run's end reads its events a page at a time, as plain rows: every event once, in
+    order, whatever the page size (a page that comes back full asks for the next)."""
+    run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+    await engine.wait(run_id, timeout=20)
+    events = await engine.store.load_events(run_id)
+    expected = [(e.seq, e.ts, e.task_id, e.kind, e.level, e.message) for e in events]
+    assert len(expected) >= 6  # submitted, started, ..., finished
+    for size in (1, 2, len(expected), len(expected) + 1):
+        pages = [page async for page in engine.store.event_row_pages(run_id, size)]
+        assert [row[:6] for page in pages for row in page] == expected
+        assert all(0 < len(page) <= size for page in pages)
+
+
 def test_the_scheduler_does_not_import_the_reports() -> None:
     """Not even through another module: a fresh interpreter that imports the scheduler has
     loaded no module of ``engine.reports``."""

@@ -176,14 +176,14 @@ class Reader:
         return found
 
     async def load_attempts(self, orchestration_id: str) -> list[AttemptRow]:
-        cursor = await self._db.execute(
+        rows = await self._db.execute_fetchall(  # one trip to the connection's thread, not two
             "SELECT orchestration_id, task_id, attempt, started_at, finished_at, outcome, error, "
             "error_class, queued_at, waited_for, input_tokens, output_tokens, cost_usd, "
             "model_calls, unpriced_calls, model FROM attempts WHERE orchestration_id = ? "
             "ORDER BY started_at",
             (orchestration_id,),
         )
-        return [AttemptRow(*r) for r in await cursor.fetchall()]
+        return [AttemptRow(*r) for r in rows]
 
     async def usage_totals(self, orchestration_id: str) -> Totals:
         """What every attempt's model calls used in all (retried attempts included)."""
@@ -225,9 +225,10 @@ class Reader:
                 (orchestration_id, after, size),
             )
             page = cast(list[EventRow], list(rows))  # the connection makes rows plain tuples
-            if not page:
+            if page:
+                yield page
+            if len(page) < size:  # the last page: no trip to find the next one empty
                 return
-            yield page
             after = page[-1][0]
 
     async def load_events(
