@@ -65,6 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         strangers = [p for p in args.peers if p not in PEERS]
         if strangers:
             parser.error(f"unknown peer(s) {', '.join(strangers)}; choose from {', '.join(PEERS)}")
+    if args.peers is not None:
+        beyond = [w for w in selected if w not in ("W1", "W2", "W3")]
+        if args.only and beyond:
+            parser.error(f"--peers compares W1, W2 and W3 only, not {', '.join(beyond)}")
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be 1 or more")
     args.json = args.json or (PEERS_JSON if args.peers is not None else DEFAULT_JSON)
@@ -139,7 +143,10 @@ def main_peers(args: argparse.Namespace, console: Console) -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as folder:
-        compared = asyncio.run(run_peers(sizes, rounds, args.peers, Path(folder), console))
+        workloads = tuple(w for w in ("W1", "W2", "W3") if w in args.selected)
+        compared = asyncio.run(
+            run_peers(sizes, rounds, args.peers, Path(folder), console, workloads)
+        )
     if args.markdown:
         print(compared["markdown"])
     args.json.parent.mkdir(parents=True, exist_ok=True)

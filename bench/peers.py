@@ -181,7 +181,12 @@ async def timed(work: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def compare(
-    sizes: Sizes, rounds: int, peers: list[str], home: Path, console: Console
+    sizes: Sizes,
+    rounds: int,
+    peers: list[str],
+    home: Path,
+    console: Console,
+    workloads: tuple[str, ...] = WORKLOADS,
 ) -> list[Column]:
     """Every workload on every system, ``rounds`` times, interleaved; the columns in order."""
     ours = Column("this engine", "submit of the document to the end of the run, files included")
@@ -197,7 +202,7 @@ async def compare(
         await run_document(engine, WARM_UP)
         for round_number in range(1, rounds + 1):
             console.print(f"[dim]round {round_number}/{rounds}…[/dim]")
-            for workload in WORKLOADS:
+            for workload in workloads:
                 seconds = await timed(lambda w=workload: plain_asyncio(w, sizes))  # type: ignore[misc]
                 base.seconds.setdefault(workload, []).append(seconds)
                 doc = document(workload, sizes)
@@ -235,7 +240,9 @@ def cell(column: Column, workload: str, ours: float | None) -> str:
     return f"{median:.3f} s ({median / ours:.2f}x)"
 
 
-def table(columns: list[Column], sizes: Sizes, rounds: int) -> tuple[Table, str]:
+def table(
+    columns: list[Column], sizes: Sizes, rounds: int, workloads: tuple[str, ...] = WORKLOADS
+) -> tuple[Table, str]:
     """The rich table and the same as Markdown: a row per workload, a column per system, the
     median of the rounds and (in brackets) its ratio to this engine's median."""
     title = f"W1–W3 side by side: medians of {rounds} interleaved round(s); (x) = / this engine"
@@ -244,7 +251,7 @@ def table(columns: list[Column], sizes: Sizes, rounds: int) -> tuple[Table, str]
     for name in names:
         rich_table.add_column(name)
     lines = [f"| {' | '.join(names)} |", "|" + "---|" * len(names)]
-    for workload in WORKLOADS:
+    for workload in workloads:
         ours = columns[1].median(workload)
         cells = [describe(workload, sizes), *(cell(c, workload, ours) for c in columns)]
         rich_table.add_row(*cells)
@@ -262,10 +269,15 @@ def notes(columns: list[Column]) -> list[str]:
 
 
 async def run_peers(
-    sizes: Sizes, rounds: int, peers: list[str], home: Path, console: Console
+    sizes: Sizes,
+    rounds: int,
+    peers: list[str],
+    home: Path,
+    console: Console,
+    workloads: tuple[str, ...] = WORKLOADS,
 ) -> dict[str, Any]:
-    columns = await compare(sizes, rounds, peers, home, console)
-    rich_table, markdown = table(columns, sizes, rounds)
+    columns = await compare(sizes, rounds, peers, home, console, workloads)
+    rich_table, markdown = table(columns, sizes, rounds, workloads)
     console.print(rich_table)
     for line in notes(columns):
         console.print(line, markup=False, highlight=False)
@@ -273,6 +285,6 @@ async def run_peers(
         "rounds": rounds,
         "sizes": sizes_of(sizes),
         "columns": [asdict(column) for column in columns],
-        "medians": {column.name: {w: column.median(w) for w in WORKLOADS} for column in columns},
+        "medians": {column.name: {w: column.median(w) for w in workloads} for column in columns},
         "markdown": markdown,
     }

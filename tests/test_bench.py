@@ -98,3 +98,12 @@ def test_unknown_peer_is_named() -> None:
     )
     assert finished.returncode == 2
     assert "unknown peer(s) airflow; choose from ray, dask, prefect" in finished.stderr
+    beyond = subprocess.run(
+        [sys.executable, "-m", "bench", "--peers", "--only", "W1,W5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert beyond.returncode == 2
+    assert "--peers compares W1, W2 and W3 only, not W5" in beyond.stderr
