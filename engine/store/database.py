@@ -50,6 +50,7 @@ class Store:
         self.put_attempt = writer.put_attempt
         self.add_event = writer.add_event
         self.flush = writer.flush
+        self.commit_now = writer.commit_now
         # leases, and what a dead process left open (``Leases``)
         self.claim = leases.claim
         self.claim_finished = leases.claim_finished
