@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,13 +32,6 @@ def write_atomic(path: Path, data: bytes | str) -> os.stat_result:
         Path(temporary).unlink(missing_ok=True)
         raise
     return written
-
-
-def write_all_atomic(files: Mapping[Path, bytes | str]) -> None:
-    """``write_atomic`` for several files at once (``AtomicFiles``): one fsync pass for all."""
-    with AtomicFiles() as batch:
-        for path, data in files.items():
-            batch.write(path, data)
 
 
 class AtomicFiles:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from multi_task_orchestrator.engine.atomic import write_all_atomic
+from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.reports.files import (
     LOG_FILE,
@@ -144,12 +144,15 @@ def test_files_written_in_one_pass_are_whole_or_not_written(tmp_path: Path) -> N
     """The run's files are written together (one fsync pass): when one cannot be written, no
     temporary file is left and no file is renamed into place; the error comes through."""
     (tmp_path / "kept.txt").write_text("old")
-    with pytest.raises(FileNotFoundError):
-        write_all_atomic({tmp_path / "kept.txt": "new", tmp_path / "missing" / "other.txt": b"x"})
+    with pytest.raises(FileNotFoundError), AtomicFiles() as files:
+        files.write(tmp_path / "kept.txt", "new")
+        files.write(tmp_path / "missing" / "other.txt", b"x")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt"]
     assert (tmp_path / "kept.txt").read_text() == "old"
 
-    write_all_atomic({tmp_path / "kept.txt": "new", tmp_path / "other.txt": b"\x00\x01"})
+    with AtomicFiles() as files:
+        files.write(tmp_path / "kept.txt", ["n", b"e", "w"])  # written a piece at a time
+        files.write(tmp_path / "other.txt", b"\x00\x01")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt", "other.txt"]
     assert (tmp_path / "kept.txt").read_text() == "new"
     assert (tmp_path / "other.txt").read_bytes() == b"\x00\x01"

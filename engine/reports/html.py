@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from multi_task_orchestrator.engine.atomic import write_atomic
+from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.document.plan import execution_stages
@@ -87,12 +87,17 @@ _STATE_TEXT = {state: state.value for state in TaskState}  # a member's .value i
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A run's report: the timeline data, its SVG, and the HTML page that holds both."""
+    """A run's report: the timeline data, its SVG, and the HTML page that holds both, as the
+    pieces it is joined from (a large run's page is written without being held whole twice)."""
 
     snapshot: RunSnapshot
     timeline: Timeline
     svg: str
-    html: str
+    pieces: list[str]
+
+    @property
+    def html(self) -> str:
+        return "".join(self.pieces)
 
 
 async def build_report(
@@ -139,25 +144,8 @@ def lay_out_report(
     timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
     svg = render_svg(timeline)
     run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
-    html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
-    return Report(snapshot, timeline, svg, html)
-
-
-def report_pieces(
-    snapshot: RunSnapshot,
-    attempts: Sequence[AttemptRow],
-    dependencies: Mapping[str, Sequence[str]],
-    stages: Sequence[Sequence[str]],
-    *,
-    now: float,
-    files: Sequence[Path] | None = None,
-) -> list[str]:
-    """The page ``lay_out_report`` makes, as the pieces it is joined from: for writing a large
-    run's report without holding it whole twice."""
-    timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
-    svg = render_svg(timeline)
-    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
-    return html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
+    pieces = html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
+    return Report(snapshot, timeline, svg, pieces)
 
 
 async def write_report(
@@ -181,7 +169,8 @@ async def write_report(
 
     def write() -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, report.html)
+        with AtomicFiles() as files:
+            files.write(path, report.pieces)
 
     await asyncio.to_thread(write)
     return path
@@ -195,22 +184,6 @@ def _stages_of(document: Mapping[str, Any]) -> list[list[str]]:
         return []
 
 
-def render_html(
-    snapshot: RunSnapshot,
-    timeline: Timeline,
-    svg: str,
-    attempts: Sequence[AttemptRow],
-    *,
-    run_dir: Path | None,
-    now: float,
-    files: Sequence[Path] | None = None,
-) -> str:
-    """The whole page as text; ``files`` as for ``lay_out_report``."""
-    return "".join(
-        html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
-    )
-
-
 def html_pieces(
     snapshot: RunSnapshot,
     timeline: Timeline,
@@ -221,7 +194,8 @@ def html_pieces(
     now: float,
     files: Sequence[Path] | None = None,
 ) -> list[str]:
-    """The page as the pieces ``render_html`` joins."""
+    """The whole page as text, in pieces to be joined (``Report.html``) or written one after
+    the other; ``files`` as for ``lay_out_report``."""
     status = snapshot.status.value
     if files is None:
         files = [Path(path) for path in run_files(run_dir)]

@@ -13,7 +13,7 @@ from multi_task_orchestrator.engine.approvals import with_approvals
 from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.reports.files import REPORT_FILE, write_run_files_into
-from multi_task_orchestrator.engine.reports.html import report_pieces
+from multi_task_orchestrator.engine.reports.html import lay_out_report
 from multi_task_orchestrator.engine.reports.log import log_lines_of_rows
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.state import RunSnapshot
@@ -45,7 +45,7 @@ def _write_all(
         linked = [folder / path.name for path in written]
         if (folder / REPORT_FILE).exists():
             linked.append(folder / REPORT_FILE)
-        page = report_pieces(
+        report = lay_out_report(
             snapshot, attempts, end.dependencies, end.stages, now=time.time(), files=linked
         )
-        files.write(folder.absolute() / REPORT_FILE, page)
+        files.write(folder.absolute() / REPORT_FILE, report.pieces)
