@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,11 @@ from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.reports.files import write_run_files
 from multi_task_orchestrator.engine.reports.html import build_report
 from multi_task_orchestrator.engine.reports.log import render_log
-from multi_task_orchestrator.engine.reports.results import aggregated_results, results_json
+from multi_task_orchestrator.engine.reports.results import (
+    aggregated_results,
+    results_json,
+    results_json_pieces,
+)
 from multi_task_orchestrator.engine.reports.spans import (
     attempts_band,
     concurrency_band,
@@ -100,6 +105,23 @@ def test_results_json_holds_the_aggregated_results(
 ) -> None:
     snapshot = snapshot_of(tasks, finished_at=finished_at, error=error)
     assert json.loads(results_json(snapshot)) == json.loads(dumps(aggregated_results(snapshot)))
+
+
+@settings(max_examples=100)
+@given(TASKS, st.integers(min_value=1, max_value=7))
+def test_results_json_in_pieces_is_the_text_of_the_whole(
+    tasks: list[TaskSnapshot], per_piece: int
+) -> None:
+    """Written a piece at a time (a large run's results are never held whole), the text is
+    the same, byte for byte, as orjson's for the whole dict, whatever the size of a piece."""
+    snapshot = snapshot_of(list({task.task_id: task for task in tasks}.values()))  # ids unique
+    whole = orjson.dumps(
+        aggregated_results(snapshot),
+        default=str,
+        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+    ).decode()
+    assert "".join(results_json_pieces(snapshot, per_piece)) == whole
+    assert results_json(snapshot) == whole
 
 
 def test_results_json_is_indented_and_keeps_what_orjson_cannot_write() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.reports.files import (
     LOG_FILE,
@@ -55,6 +56,7 @@ async def test_an_added_listener_hears_the_end_after_the_files_and_before_it_is_
     end, status_then, written = heard[0]
     assert status_then == "running running"  # in memory and stored: not published yet
     assert set(RUN_FILES) <= set(written)  # the default listener, registered first, wrote them
+    assert not [name for name in written if name.endswith(".tmp")]  # all renamed into place
     assert end.snapshot.status is RunStatus.succeeded
     assert end.snapshot.finished_at is not None
     assert {key: list(value) for key, value in end.dependencies.items()} == {
@@ -92,6 +94,20 @@ async def test_a_listener_that_cannot_write_leaves_the_outcome_and_says_so(home:
     ]
 
 
+async def test_the_log_is_read_in_pages_of_plain_rows(engine: Engine) -> None:
+    """The run's end reads its events a page at a time, as plain rows: every event once, in
+    order, whatever the page size (a page that comes back full asks for the next)."""
+    run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+    await engine.wait(run_id, timeout=20)
+    events = await engine.store.load_events(run_id)
+    expected = [(e.seq, e.ts, e.task_id, e.kind, e.level, e.message) for e in events]
+    assert len(expected) >= 6  # submitted, started, ..., finished
+    for size in (1, 2, len(expected), len(expected) + 1):
+        pages = [page async for page in engine.store.event_row_pages(run_id, size)]
+        assert [row[:6] for page in pages for row in page] == expected
+        assert all(0 < len(page) <= size for page in pages)
+
+
 def test_the_scheduler_does_not_import_the_reports() -> None:
     """Not even through another module: a fresh interpreter that imports the scheduler has
     loaded no module of ``engine.reports``."""
@@ -122,3 +138,22 @@ async def test_closing_at_once_waits_for_an_end_that_a_last_commit_begins(home: 
         await asyncio.sleep(0.002 * (attempt % 10))
         await engine.aclose()
     assert failures == []
+
+
+def test_files_written_in_one_pass_are_whole_or_not_written(tmp_path: Path) -> None:
+    """The run's files are written together (one fsync pass): when one cannot be written, no
+    temporary file is left and no file is renamed into place; the error comes through."""
+    (tmp_path / "kept.txt").write_text("old")
+    with pytest.raises(FileNotFoundError), AtomicFiles() as files:
+        files.write(tmp_path / "kept.txt", "new")
+        files.write(tmp_path / "missing" / "other.txt", b"x")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt"]
+    assert (tmp_path / "kept.txt").read_text() == "old"
+
+    with AtomicFiles() as files:
+        files.write(tmp_path / "kept.txt", ["n", b"e", "w"])  # written a piece at a time
+        files.write(tmp_path / "other.txt", b"\x00\x01")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept.txt", "other.txt"]
+    assert (tmp_path / "kept.txt").read_text() == "new"
+    assert (tmp_path / "other.txt").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "other.txt").stat().st_mode & 0o777 == 0o600

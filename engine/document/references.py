@@ -223,18 +223,34 @@ def _other_syntaxes(
                 yield match.group(), "${" + name + path + "}", "warning"
 
 
-def _texts(value: Any, loc: Location) -> Iterable[tuple[Location, str]]:
-    """Every string in ``value`` that holds ``$`` or ``{{``, with its location."""
-    pending = [(loc, value)]
-    while pending:
-        where, current = pending.pop()
-        if isinstance(current, str):
-            if "$" in current or "{{" in current:
-                yield where, current
-        elif isinstance(current, dict):
-            pending.extend(((*where, key), child) for key, child in current.items())
-        elif isinstance(current, list):
-            pending.extend(((*where, n), child) for n, child in enumerate(current))
+def _texts(value: Any, loc: Location) -> list[tuple[Location, str]]:
+    """Every string in ``value`` that holds ``$`` or ``{{``, with its location, in document
+    order."""
+    found: list[tuple[Location, str]] = []
+    _collect_texts(value, tuple(loc), found)
+    return found
+
+
+def _collect_texts(value: Any, loc: Location, out: list[tuple[Location, str]]) -> None:
+    # Strings inside a container are judged in its loop, as ``find_references`` does: most
+    # values of a config are plain, and a location made for each cost more than the rest.
+    if isinstance(value, str):
+        if "$" in value or "{{" in value:
+            out.append((loc, value))
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(child, str):
+                if "$" in child or "{{" in child:
+                    out.append(((*loc, key), child))
+            elif isinstance(child, dict | list):
+                _collect_texts(child, (*loc, key), out)
+    elif isinstance(value, list):
+        for position, child in enumerate(value):
+            if isinstance(child, str):
+                if "$" in child or "{{" in child:
+                    out.append(((*loc, position), child))
+            elif isinstance(child, dict | list):
+                _collect_texts(child, (*loc, position), out)
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -3,11 +3,12 @@ results, the log and the summary atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from multi_task_orchestrator.engine.atomic import fsync_folder, write_atomic
-from multi_task_orchestrator.engine.reports.results import results_json
+from multi_task_orchestrator.engine.atomic import AtomicFiles
+from multi_task_orchestrator.engine.reports.results import results_json_pieces
 from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.state import RunSnapshot
 
@@ -42,17 +43,36 @@ def write_run_files(
 
     The summary lists the three paths under ``OUTPUTS``. Each file is written to a temporary
     file in the same folder, flushed and fsynced, then renamed over the target, so a reader (or
-    a crash) never sees half a file. The files are readable by their owner only (mode 0600),
-    as they may hold task outputs.
+    a crash) never sees half a file (``AtomicFiles``). The files are readable by their owner
+    only (mode 0600), as they may hold task outputs.
     """
+    with AtomicFiles() as files:
+        return write_run_files_into(files, snapshot, log, run_dir, now=now)
+
+
+def write_run_files_into(
+    files: AtomicFiles,
+    snapshot: RunSnapshot,
+    log: Iterable[str],
+    run_dir: Path,
+    *,
+    now: float | None = None,
+) -> list[Path]:
+    """``write_run_files`` into ``files``, which a caller writing more files in the same pass
+    commits (the folder is created if missing). The results and the log are written a piece
+    at a time, never held whole."""
     folder = Path(run_dir).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / RESULTS_FILE, folder / LOG_FILE, folder / SUMMARY_FILE]
     results_path, log_path, summary_path = paths
-
-    # Joined once with their last newline: these texts can be megabytes.
-    write_atomic(results_path, results_json(snapshot) + "\n")
-    write_atomic(log_path, "\n".join([*log, ""]))  # no events: empty
-    write_atomic(summary_path, render_summary(snapshot, paths, now=now) + "\n")
-    fsync_folder(folder)
+    files.write(results_path, itertools.chain(results_json_pieces(snapshot), ("\n",)))
+    files.write(log_path, _lines(log))  # no events: empty
+    files.write(summary_path, render_summary(snapshot, paths, now=now) + "\n")
     return paths
+
+
+def _lines(lines: Iterable[str], per_piece: int = 2_000) -> Iterator[str]:
+    """Each line followed by a newline, a few thousand lines to a piece."""
+    remaining = iter(lines)
+    while piece := list(itertools.islice(remaining, per_piece)):
+        yield "\n".join(piece) + "\n"

@@ -11,6 +11,7 @@ outputs are not shown (``aggregated_results.json`` has them).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.document.plan import execution_stages
-from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files, write_atomic
+from multi_task_orchestrator.engine.reports.files import REPORT_FILE, run_files
 from multi_task_orchestrator.engine.reports.spans import wait_kind
 from multi_task_orchestrator.engine.reports.summary import render_summary
 from multi_task_orchestrator.engine.reports.svg import render_svg
@@ -85,12 +87,17 @@ _STATE_TEXT = {state: state.value for state in TaskState}  # a member's .value i
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A run's report: the timeline data, its SVG, and the HTML page that holds both."""
+    """A run's report: the timeline data, its SVG, and the HTML page that holds both, as the
+    pieces it is joined from (a large run's page is written without being held whole twice)."""
 
     snapshot: RunSnapshot
     timeline: Timeline
     svg: str
-    html: str
+    pieces: list[str]
+
+    @property
+    def html(self) -> str:
+        return "".join(self.pieces)
 
 
 async def build_report(
@@ -117,16 +124,28 @@ async def build_report(
         if stages is None:
             stages = _stages_of(document)
     attempts = await store.load_attempts(snapshot.id)
-    barriers = stages
+    # CPU work: off the event loop, which keeps scheduling meanwhile
+    return await cpu_bound(
+        functools.partial(lay_out_report, snapshot, attempts, dependencies, stages, now=now)
+    )
 
-    def lay_out() -> Report:  # CPU work: off the event loop, which keeps scheduling meanwhile
-        timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=barriers)
-        svg = render_svg(timeline)
-        run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
-        html = render_html(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now)
-        return Report(snapshot, timeline, svg, html)
 
-    return await cpu_bound(lay_out)
+def lay_out_report(
+    snapshot: RunSnapshot,
+    attempts: Sequence[AttemptRow],
+    dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]],
+    *,
+    now: float,
+    files: Sequence[Path] | None = None,
+) -> Report:
+    """The report of ``snapshot`` from its attempts, as ``build_report`` lays it out; ``files``
+    are the run's files it links to (by default those in its folder now, ``run_files``)."""
+    timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
+    svg = render_svg(timeline)
+    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
+    pieces = html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
+    return Report(snapshot, timeline, svg, pieces)
 
 
 async def write_report(
@@ -150,7 +169,8 @@ async def write_report(
 
     def write() -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, report.html)
+        with AtomicFiles() as files:
+            files.write(path, report.pieces)
 
     await asyncio.to_thread(write)
     return path
@@ -164,7 +184,7 @@ def _stages_of(document: Mapping[str, Any]) -> list[list[str]]:
         return []
 
 
-def render_html(
+def html_pieces(
     snapshot: RunSnapshot,
     timeline: Timeline,
     svg: str,
@@ -172,10 +192,13 @@ def render_html(
     *,
     run_dir: Path | None,
     now: float,
-) -> str:
-    """The whole page as text."""
+    files: Sequence[Path] | None = None,
+) -> list[str]:
+    """The whole page as text, in pieces to be joined (``Report.html``) or written one after
+    the other; ``files`` as for ``lay_out_report``."""
     status = snapshot.status.value
-    files = [Path(path) for path in run_files(run_dir)]
+    if files is None:
+        files = [Path(path) for path in run_files(run_dir)]
     # Each section as pieces, joined once at the end: the picture and the table of a large run
     # are hundreds of kilobytes each, and copying them from string to string shows.
     sections = [
@@ -201,7 +224,7 @@ def render_html(
             page.append("\n")
         page.extend(pieces)
     page.append("\n</main></body></html>\n")
-    return "".join(page)
+    return page
 
 
 def _section(title: str, *body: str) -> list[str]:

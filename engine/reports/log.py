@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from multi_task_orchestrator.engine.reports.text import iso
 from multi_task_orchestrator.engine.state import EventRecord
+from multi_task_orchestrator.engine.store import EventRow
 
 _LOG_LEVEL_NAMES = {"warning": "WARN"}
 
@@ -30,22 +31,34 @@ def render_log(events: Iterable[EventRecord]) -> str:
 
 
 def log_lines(events: Iterable[EventRecord]) -> list[str]:
-    return list(map(_log_line, sorted(events, key=_seq)))
+    return [
+        _line(e.ts, e.level, e.task_id, e.kind, e.message, e.data) for e in sorted(events, key=_seq)
+    ]
+
+
+def log_lines_of_rows(rows: Iterable[EventRow]) -> Iterator[str]:
+    """``log_lines`` of events read as plain rows (``Store.event_row_pages``), in their order:
+    what the end of a run writes, without an ``EventRecord`` per event."""
+    for _, ts, task_id, kind, level, message, data in rows:
+        yield _line(ts, level, task_id, kind, message, json.loads(data) if data else None)
 
 
 _seq = operator.attrgetter("seq")
 
 
-def _log_line(event: EventRecord) -> str:
-    message = event.message
+def _line(
+    ts: float,
+    level: str,
+    task_id: str | None,
+    kind: str,
+    message: str,
+    data: dict[str, Any] | None,
+) -> str:
     if "\n" in message or "\r" in message:
         message = message.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
-    line = (
-        f"{iso(event.ts)} {_log_level(event.level)} [{event.task_id or 'orchestration'}] "
-        f"{event.kind}: {message}"
-    )
-    if event.data:
-        line += "".join(f" {key}={_log_value(value)}" for key, value in event.data.items())
+    line = f"{iso(ts)} {_log_level(level)} [{task_id or 'orchestration'}] {kind}: {message}"
+    if data:
+        line += "".join(f" {key}={_log_value(value)}" for key, value in data.items())
     return line
 
 

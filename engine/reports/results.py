@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -40,17 +41,47 @@ def aggregated_results(snapshot: RunSnapshot) -> dict[str, Any]:
 
 
 def results_json(snapshot: RunSnapshot) -> str:
-    """``aggregated_results(snapshot)`` as the indented text of ``aggregated_results.json``.
+    """``aggregated_results(snapshot)`` as the indented text of ``aggregated_results.json``
+    (``results_json_pieces`` joined)."""
+    return "".join(results_json_pieces(snapshot))
+
+
+def results_json_pieces(snapshot: RunSnapshot, tasks_per_piece: int = 500) -> Iterator[str]:
+    """The text of ``results_json`` in pieces, ``tasks_per_piece`` tasks at a time, for
+    writing it without holding it whole: a 100,000-task run's results are ~40 MB of text,
+    and the dict ``aggregated_results`` builds for them three times that.
 
     Written with orjson: the standard library's encoder drops to pure Python whenever it
     indents, ~5x slower over a few thousand tasks. A value orjson refuses (an integer beyond 64
-    bits) takes the standard library's way.
+    bits) takes the standard library's way, for the whole text. Each piece is the text orjson
+    gives for its tasks, indented one level further, so the pieces joined are the text of the
+    whole dict.
     """
-    results = aggregated_results(snapshot)
+    head = _run_fields(snapshot)
+    tasks = sorted(snapshot.tasks, key=_position)
     try:
-        return orjson.dumps(results, default=str, option=_ORJSON_OPTIONS).decode()
+        pieces = [_dumps(head)[:-2]]  # without its closing "\n}"
+        if not tasks:
+            pieces.append(',\n  "tasks": {}\n}')
+        for start in range(0, len(tasks), tasks_per_piece):
+            chunk = {
+                task.task_id: dict(zip(_TASK_FIELDS, _task_values(task), strict=True))
+                for task in tasks[start : start + tasks_per_piece]
+            }
+            inner = _dumps(chunk)[2:-2].replace("\n", "\n  ")  # "{\n" and "\n}" cut off
+            opening = ',\n  "tasks": {\n  ' if start == 0 else ",\n  "
+            pieces.append(opening + inner)
+            if start + tasks_per_piece >= len(tasks):
+                pieces.append("\n  }\n}")
     except orjson.JSONEncodeError:
-        return json.dumps(results, indent=2, ensure_ascii=False, default=str)
+        results = aggregated_results(snapshot)
+        yield json.dumps(results, indent=2, ensure_ascii=False, default=str)
+        return
+    yield from pieces
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
 
 
 _ORJSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS

@@ -184,8 +184,10 @@ class Readiness:
         try:
             while self._uncommitted:
                 nodes, self._uncommitted = self._uncommitted, []
+                store = core.services.store
                 try:
-                    await core.services.store.flush()
+                    if not store.commit_now():  # a small batch is committed at once
+                        await store.flush()
                 except StoreError as exc:
                     core.services.store_failed(exc)  # nothing may start on an unsaved outcome
                     return

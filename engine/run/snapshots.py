@@ -59,7 +59,7 @@ def task_snapshot(
     """``task`` as status and reports see it; ``has_output`` says whether it has an output
     when it was read without one (by default: whether ``output_json`` holds one)."""
     state = task.state
-    return TaskSnapshot(
+    snapshot = TaskSnapshot(
         task_id=task.task_id,
         label=task.label,
         type=task.type,
@@ -78,6 +78,14 @@ def task_snapshot(
         output=output,
         has_output=task.output_json is not None if has_output is None else has_output,
     )
+    # Every snapshot has all its fields set: they share one set of their names (what
+    # ``model_construct(_fields_set=...)`` does) instead of a set each, ~0.7 KB of a ~1.5 KB
+    # snapshot, times every task of a run at its end and in each full status.
+    object.__setattr__(snapshot, "__pydantic_fields_set__", _ALL_FIELDS)
+    return snapshot
+
+
+_ALL_FIELDS = set(TaskSnapshot.model_fields)  # never changes: every name is in it already
 
 
 class Snapshots:

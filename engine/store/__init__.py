@@ -12,7 +12,12 @@ from multi_task_orchestrator.engine.store.batch import LOST, ROWS_PER_SLICE
 from multi_task_orchestrator.engine.store.database import Store
 from multi_task_orchestrator.engine.store.errors import BUSY_RETRIES, BUSY_TIMEOUT_MS, StoreError
 from multi_task_orchestrator.engine.store.leases import PROCESS_DIED
-from multi_task_orchestrator.engine.store.rows import AttemptRow, OrchestrationRow, TaskRow
+from multi_task_orchestrator.engine.store.rows import (
+    AttemptRow,
+    EventRow,
+    OrchestrationRow,
+    TaskRow,
+)
 from multi_task_orchestrator.engine.store.schedules import ScheduleRow
 from multi_task_orchestrator.engine.store.schema import MIGRATIONS as _MIGRATIONS
 from multi_task_orchestrator.engine.store.schema import SCHEMA as _SCHEMA
@@ -32,6 +37,7 @@ __all__ = [
     "_SCHEMA",
     "ApprovalRow",
     "AttemptRow",
+    "EventRow",
     "OrchestrationRow",
     "ScheduleRow",
     "Store",

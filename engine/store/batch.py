@@ -59,6 +59,16 @@ async def build_rows(batch: Batch, held: dict[str, int]) -> None:
             for row in queued[start : start + ROWS_PER_SLICE]
         ]
     batch.task_rows = rows
+    _note_fences(batch, held)
+
+
+def build_rows_here(batch: Batch, held: dict[str, int]) -> None:
+    """``build_rows`` for a small batch, at once (no turn of the event loop in between)."""
+    batch.task_rows = [row if isinstance(row, TaskRow) else row() for row in batch.tasks.values()]
+    _note_fences(batch, held)
+
+
+def _note_fences(batch: Batch, held: dict[str, int]) -> None:
     if not held:
         return
     runs = set(batch.orchestrations)

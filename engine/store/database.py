@@ -50,6 +50,7 @@ class Store:
         self.put_attempt = writer.put_attempt
         self.add_event = writer.add_event
         self.flush = writer.flush
+        self.commit_now = writer.commit_now
         # leases, and what a dead process left open (``Leases``)
         self.claim = leases.claim
         self.claim_finished = leases.claim_finished
@@ -72,6 +73,7 @@ class Store:
         self.load_attempts = reader.load_attempts
         self.usage_totals = reader.usage_totals
         self.event_pages = reader.event_pages
+        self.event_row_pages = reader.event_row_pages
         self.load_events = reader.load_events
         # approval requests and decisions, seen by other processes at once (``Approvals``)
         self.request_approval = approvals.request_approval

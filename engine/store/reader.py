@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -14,6 +14,7 @@ from multi_task_orchestrator.engine.state import EventRecord
 from multi_task_orchestrator.engine.store.rows import (
     STATUS_COLUMNS,
     AttemptRow,
+    EventRow,
     OrchestrationRow,
     TaskRow,
     status_row,
@@ -175,14 +176,14 @@ class Reader:
         return found
 
     async def load_attempts(self, orchestration_id: str) -> list[AttemptRow]:
-        cursor = await self._db.execute(
+        rows = await self._db.execute_fetchall(  # one trip to the connection's thread, not two
             "SELECT orchestration_id, task_id, attempt, started_at, finished_at, outcome, error, "
             "error_class, queued_at, waited_for, input_tokens, output_tokens, cost_usd, "
             "model_calls, unpriced_calls, model FROM attempts WHERE orchestration_id = ? "
             "ORDER BY started_at",
             (orchestration_id,),
         )
-        return [AttemptRow(*r) for r in await cursor.fetchall()]
+        return [AttemptRow(*r) for r in rows]
 
     async def usage_totals(self, orchestration_id: str) -> Totals:
         """What every attempt's model calls used in all (retried attempts included)."""
@@ -210,6 +211,25 @@ class Reader:
         while page := await self.load_events(orchestration_id, after, size):
             yield page
             after = page[-1].seq
+
+    async def event_row_pages(
+        self, orchestration_id: str, size: int = 5000
+    ) -> AsyncIterator[list[EventRow]]:
+        """``event_pages`` as plain tuples (``EventRow``), for writing the log: building an
+        ``EventRecord`` per event cost more than reading it."""
+        after = 0
+        while True:
+            rows = await self._db.execute_fetchall(
+                "SELECT seq, ts, task_id, kind, level, message, data FROM events "
+                "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (orchestration_id, after, size),
+            )
+            page = cast(list[EventRow], list(rows))  # the connection makes rows plain tuples
+            if page:
+                yield page
+            if len(page) < size:  # the last page: no trip to find the next one empty
+                return
+            after = page[-1][0]
 
     async def load_events(
         self, orchestration_id: str, after_seq: int = 0, limit: int | None = None

@@ -56,6 +56,9 @@ class TaskRow:
         return None if self.output_json is None else json.loads(self.output_json)
 
 
+# An event as the log reads it: (seq, ts, task_id, kind, level, message, data as JSON or None)
+EventRow = tuple[int, float, str | None, str, str, str, str | None]
+
 _TASK_ROW_FIELDS = tuple(item.name for item in fields(TaskRow))
 
 

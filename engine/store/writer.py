@@ -31,6 +31,7 @@ from multi_task_orchestrator.engine.store.batch import (
     LOST,
     Batch,
     build_rows,
+    build_rows_here,
     commit_batch,
     execute_one,
     execute_returning,
@@ -142,6 +143,53 @@ class Writer:
         batch.waiters.append(waiter)
         self._wakeup.set()
         await waiter
+
+    def commit_now(self) -> bool:
+        """Commit what is queued here and now, on the event loop, when it is a small batch,
+        nothing is being committed and no other process holds the database: True once
+        everything queued is committed (``flush`` would return at once), False when the caller
+        must ``flush``. A finished task's dependents start without waking the writer and
+        waiting for it, two turns of the event loop at every step of a chain."""
+        if self._failure is not None or self._in_flight is not None:
+            return False
+        batch = self._batch
+        if not batch:
+            return True
+        rows = len(batch.orchestrations) + len(batch.tasks)
+        rows += len(batch.attempts) + len(batch.events)
+        if rows > INLINE_COMMIT_ROWS or self._transactions.locked():
+            return False
+        build_rows_here(batch, self.held)
+        try:
+            fenced: set[str] = self._writes.run_here(commit_batch, batch)
+        except sqlite3.OperationalError as exc:
+            if busy(exc):
+                return False  # left queued, rows to be built again: the writer commits it
+            self._failed(batch, exc)
+            raise StoreError(f"the state database {self._path} cannot be written: {exc}") from None
+        except Exception as exc:
+            self._failed(batch, exc)
+            raise StoreError(f"the state database {self._path} cannot be written: {exc}") from None
+        self._batch = Batch()
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+            self._commit_timer = None
+        if fenced:
+            self._fenced(fenced)
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    def _failed(self, batch: Batch, exc: BaseException) -> None:
+        """The commit of ``batch`` failed (not for a lock): every later write fails too."""
+        self._batch = Batch()
+        self._failure = exc
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_exception(
+                    StoreError(f"the state database {self._path} cannot be written: {exc}")
+                )
 
     # --- the commit -----------------------------------------------------------------------
 
