@@ -94,6 +94,24 @@ async def test_a_listener_that_cannot_write_leaves_the_outcome_and_says_so(home:
     ]
 
 
+async def test_a_listener_with_a_bug_still_lets_the_run_end_and_commit(home: Path) -> None:
+    async def buggy(end: RunEnd) -> None:
+        raise RuntimeError("listener bug")
+
+    async with await Engine.open(
+        home / "state.db", home / "runs", resume=False, run_end_listeners=[buggy]
+    ) as engine:
+        run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+        snapshot = await engine.wait(run_id, timeout=20)
+        events = [event async for page in engine.store.event_pages(run_id) for event in page]
+    assert snapshot.status is RunStatus.succeeded
+    assert [event.message for event in events if event.kind == "files"] == [
+        "a run-end listener failed: RuntimeError: listener bug"
+    ]
+    async with await Engine.open(home / "state.db", home / "runs", resume=False) as reopened:
+        assert await reopened.run_status(run_id) is RunStatus.succeeded  # committed, not running
+
+
 async def test_the_log_is_read_in_pages_of_plain_rows(engine: Engine) -> None:
     """The run's end reads its events a page at a time, as plain rows: every event once, in
     order, whatever the page size (a page that comes back full asks for the next)."""

@@ -112,10 +112,20 @@ class Finisher:
                 return
             try:
                 await self._write_files(status, error, finished_at)
+            except StoreError:
+                raise
             except (OSError, ValueError) as exc:  # the run's outcome still counts
                 logger.error("orchestration %s: could not write its files: %s", core.id, exc)
                 self._records.event(
                     None, "files", f"could not write the run's files: {exc}", "error"
+                )
+            except Exception as exc:  # a listener's bug must not leave the run unfinished
+                logger.exception("orchestration %s: a run-end listener failed", core.id)
+                self._records.event(
+                    None,
+                    "files",
+                    f"a run-end listener failed: {type(exc).__name__}: {exc}",
+                    "error",
                 )
             core.status, core.error, core.finished_at = status, error, finished_at
             self._records.save_run()
