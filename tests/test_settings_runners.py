@@ -136,9 +136,12 @@ class GreedyRunner(Runner[RunnerConfig]):
 def greedy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     classes = {**registry.runner_classes(), "max": GreedyRunner}
     monkeypatch.setattr(registry, "runner_classes", lambda: classes)
-    runner_settings.declared.cache_clear()
+    derived = (runner_settings.declared, registry.type_names, registry.aliases)
+    for cached in derived:  # what the registry derives from its classes, cached
+        cached.cache_clear()
     yield
-    runner_settings.declared.cache_clear()
+    for cached in derived:
+        cached.cache_clear()
 
 
 def test_a_plugin_cannot_take_a_variable_another_setting_has(
