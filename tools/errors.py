@@ -17,6 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from multi_task_orchestrator.engine import (
     DocumentError,
     NotAllowedNow,
+    ScheduleError,
     StoreError,
     UnknownOrchestration,
     UnknownTask,
@@ -49,7 +50,13 @@ def friendly_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]
             raise
         except DocumentError as exc:
             raise ToolError(document_problems(exc)) from None
-        except (UnknownOrchestration, UnknownTask, NotAllowedNow, StoreError) as exc:
+        except (
+            UnknownOrchestration,
+            UnknownTask,
+            NotAllowedNow,
+            ScheduleError,
+            StoreError,
+        ) as exc:
             raise ToolError(str(exc)) from None
         except Exception as exc:
             logger.exception("tool %s failed", tool.__name__)

@@ -6,14 +6,11 @@ serve``); each answer shows the next fire times in UTC and in the schedule's own
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
@@ -21,7 +18,6 @@ from pydantic import BaseModel, Field
 from multi_task_orchestrator.engine import (
     Schedule,
     ScheduleBook,
-    ScheduleError,
     ScheduleSpec,
     explain_cron,
     iso,
@@ -30,9 +26,6 @@ from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.orchestrations import SpecInput, VarsInput
 from multi_task_orchestrator.tools.strict import read_only, runs_tasks, strict_tool
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 IdInput = Annotated[str, Field(description="the schedule id (or a unique prefix of it)")]
 
@@ -116,20 +109,7 @@ def tools() -> list[Tool]:
     ]
 
 
-def schedule_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """``friendly_errors``, with a bad schedule or an unknown id told as it is."""
-
-    @functools.wraps(tool)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await tool(*args, **kwargs)
-        except ScheduleError as exc:
-            raise ToolError(str(exc)) from None
-
-    return friendly_errors(wrapper)
-
-
-@schedule_errors
+@friendly_errors
 async def schedule_orchestration(
     spec: SpecInput,
     ctx: Context,
@@ -194,7 +174,7 @@ async def schedule_orchestration(
     )
 
 
-@schedule_errors
+@friendly_errors
 async def list_schedules(ctx: Context) -> ScheduleList:
     """Every schedule: its timing, the next three fire times (UTC and local), paused or not,
     the last run and its status, how many fires started runs or were skipped, the last error.
@@ -203,20 +183,20 @@ async def list_schedules(ctx: Context) -> ScheduleList:
     return ScheduleList(schedules=[schedule_info(schedule) for schedule in listed])
 
 
-@schedule_errors
+@friendly_errors
 async def pause_schedule(id: IdInput, ctx: Context) -> ScheduleInfo:
     """Stop a schedule firing until resume_schedule; runs already started go on."""
     return schedule_info(await ScheduleBook(tool_context(ctx).engine).pause(id))
 
 
-@schedule_errors
+@friendly_errors
 async def resume_schedule(id: IdInput, ctx: Context) -> ScheduleInfo:
     """Let a paused schedule fire again, from its next fire time after now (fires that fell
     in the pause are not made up)."""
     return schedule_info(await ScheduleBook(tool_context(ctx).engine).resume(id))
 
 
-@schedule_errors
+@friendly_errors
 async def delete_schedule(id: IdInput, ctx: Context) -> ScheduleInfo:
     """Delete a schedule for good; the runs it started stay. Returns it as it was."""
     return schedule_info(await ScheduleBook(tool_context(ctx).engine).delete(id))

@@ -12,8 +12,8 @@ from typing import Any
 
 from rich.console import Console
 
-from multi_task_orchestrator.engine import ApprovalRow, NotAllowedNow, UnknownTask, iso
-from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError, open_engine
+from multi_task_orchestrator.engine import ApprovalRow, iso
+from multi_task_orchestrator.server.cli.common import EXIT_OK, open_engine
 from multi_task_orchestrator.server.settings import load_settings
 
 DECIDED_BY = "cli"
@@ -25,10 +25,7 @@ def cmd_decide(args: argparse.Namespace, out: Console, err: Console) -> int:
     async def work() -> ApprovalRow:
         async with open_engine(settings) as engine:
             decide = engine.approve if args.decision == "approve" else engine.reject
-            try:
-                return await decide(args.id, args.task, note=args.note, by=DECIDED_BY)
-            except (NotAllowedNow, UnknownTask) as exc:
-                raise UsageError(str(exc)) from None
+            return await decide(args.id, args.task, note=args.note, by=DECIDED_BY)
 
     row = asyncio.run(work())
     out.print(

@@ -13,7 +13,6 @@ from rich.console import Console
 
 from multi_task_orchestrator.engine import (
     REPORT_FILE,
-    NotAllowedNow,
     RunStatus,
     aggregated_results,
     load_file,
@@ -90,10 +89,7 @@ def cmd_retry(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     async def work() -> int:
         async with open_engine(settings, runs_tasks=True, with_vault=True) as engine:
-            try:
-                run_id = await engine.retry(args.id)
-            except NotAllowedNow as exc:
-                raise UsageError(str(exc)) from None
+            run_id = await engine.retry(args.id)
             snapshot = await follow(engine, run_id, err)
             full = await engine.snapshot(run_id, include_outputs=True)
         out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)

@@ -19,14 +19,12 @@ from rich.console import Console
 from multi_task_orchestrator.engine import (
     Schedule,
     ScheduleBook,
-    ScheduleError,
     ScheduleSpec,
     explain_cron,
     iso,
 )
 from multi_task_orchestrator.server.cli.common import (
     EXIT_OK,
-    UsageError,
     open_engine,
     parse_vars,
 )
@@ -47,7 +45,7 @@ def cmd_add(args: argparse.Namespace, out: Console, err: Console) -> int:
     for field, value in (("cron", args.cron), ("every", args.every), ("name", args.name)):
         if value is not None:
             values[field] = value
-    spec = _checked(lambda: ScheduleSpec.parse(values))
+    spec = ScheduleSpec.parse(values)
     added = _with_book(lambda book: book.add(spec, text))
     _show([added], args.json, out, verb="scheduled")
     if not args.json:
@@ -77,13 +75,6 @@ def cmd_change(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_OK
 
 
-def _checked(make: Callable[[], ScheduleSpec]) -> ScheduleSpec:
-    try:
-        return make()
-    except ScheduleError as exc:
-        raise UsageError(str(exc)) from None
-
-
 def _with_book(work: Callable[[ScheduleBook], Awaitable[Any]]) -> Any:
     settings = load_settings()
 
@@ -91,10 +82,7 @@ def _with_book(work: Callable[[ScheduleBook], Awaitable[Any]]) -> Any:
         async with open_engine(settings, with_vault=True) as engine:
             return await work(ScheduleBook(engine))
 
-    try:
-        return asyncio.run(run())
-    except ScheduleError as exc:
-        raise UsageError(str(exc)) from None
+    return asyncio.run(run())
 
 
 def _show(schedules: list[Schedule], as_json: bool, out: Console, *, verb: str = "") -> None:
