@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multi_task_orchestrator.engine import outputs, registry
 from multi_task_orchestrator.engine.document.models import Orchestration
@@ -20,23 +20,29 @@ from multi_task_orchestrator.engine.run.services import RunServices
 from multi_task_orchestrator.engine.run.table import NodeTable
 from multi_task_orchestrator.engine.state import RunStatus
 
+if TYPE_CHECKING:
+    from multi_task_orchestrator.engine.runners.base import Runner
+
+
+def _declared(services: RunServices, task_type: str) -> Runner[Any] | type[Runner[Any]] | None:
+    """The runner of ``task_type``, or for a type this engine leaves off (a stored run's) its
+    class, whose declarations are the same; None for a type nobody knows."""
+    try:
+        return services.runner(task_type)
+    except KeyError:
+        return registry.runner_classes().get(task_type)
+
 
 def spends_budget(services: RunServices, task_type: str) -> bool:
     """Whether tasks of ``task_type`` are model steps (their runner says so)."""
-    try:
-        return services.runner(task_type).spends_budget
-    except KeyError:  # a type this engine leaves off (a stored run's): as its class declares
-        runner = registry.runner_classes().get(task_type)
-        return runner is not None and runner.spends_budget
+    runner = _declared(services, task_type)
+    return runner is not None and runner.spends_budget
 
 
 def holds_slot(services: RunServices, task_type: str) -> bool:
     """Whether a running task of ``task_type`` holds a slot of its pools (its runner says)."""
-    try:
-        return services.runner(task_type).holds_slot
-    except KeyError:  # a type this engine leaves off (a stored run's): as its class declares
-        runner = registry.runner_classes().get(task_type)
-        return runner is None or runner.holds_slot
+    runner = _declared(services, task_type)
+    return runner is None or runner.holds_slot
 
 
 STOP_REASONS = {

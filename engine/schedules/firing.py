@@ -210,23 +210,19 @@ class ScheduleFirer:
     async def _fire(self, row: ScheduleRow, due: float) -> Fire:
         """Start the schedule's run for the fire at ``due``; a document this server cannot run
         (a task type disabled since, a secret gone) is recorded on the schedule instead."""
-        engine = self._engine
-        validation = await engine.validate_in_thread(
-            row.document, extra_vars=row.vars, require_runners=True
-        )
         try:
-            orchestration = validation.raise_for_errors()
+            run_id = await self._engine.submit(
+                row.document,
+                extra_vars=row.vars,
+                idempotency_key=f"schedule:{row.id}:{due:.3f}",
+                source_name=f"schedule:{row.id}",
+            )
         except DocumentError as exc:
             problems = "; ".join(str(issue) for issue in exc.issues)
             error = f"the document no longer validates: {problems}"
             await self._store.record_schedule_error(row.id, error)
             logger.warning("schedule %s (%s) did not fire: %s", row.id, row.name, error)
             return Fire(row.id, due, "error", detail=error)
-        run_id, _ = await engine.start(
-            orchestration,
-            idempotency_key=f"schedule:{row.id}:{due:.3f}",
-            source_name=f"schedule:{row.id}",
-        )
         await self._store.record_fire(row.id, self._now(), run_id)
         logger.info("schedule %s (%s) started %s", row.id, row.name, run_id)
         return Fire(row.id, due, "started", run_id)
