@@ -78,36 +78,28 @@ async def test_an_engine_without_listeners_writes_no_run_files(home: Path) -> No
     assert not any((folder / name).exists() for name in RUN_FILES)
 
 
-async def test_a_listener_that_cannot_write_leaves_the_outcome_and_says_so(home: Path) -> None:
-    async def broken(end: RunEnd) -> None:
-        raise OSError("disk full")
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (OSError("disk full"), "could not write the run's files: disk full"),
+        (RuntimeError("listener bug"), "a run-end listener failed: RuntimeError: listener bug"),
+    ],
+    ids=["cannot-write", "a-bug"],
+)
+async def test_a_failing_listener_leaves_the_outcome_committed_and_says_so(
+    home: Path, failure: Exception, said: str
+) -> None:
+    async def failing(end: RunEnd) -> None:
+        raise failure
 
     async with await Engine.open(
-        home / "state.db", home / "runs", resume=False, run_end_listeners=[broken]
+        home / "state.db", home / "runs", resume=False, run_end_listeners=[failing]
     ) as engine:
         run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
         snapshot = await engine.wait(run_id, timeout=20)
         events = [event async for page in engine.store.event_pages(run_id) for event in page]
     assert snapshot.status is RunStatus.succeeded
-    assert [event.message for event in events if event.kind == "files"] == [
-        "could not write the run's files: disk full"
-    ]
-
-
-async def test_a_listener_with_a_bug_still_lets_the_run_end_and_commit(home: Path) -> None:
-    async def buggy(end: RunEnd) -> None:
-        raise RuntimeError("listener bug")
-
-    async with await Engine.open(
-        home / "state.db", home / "runs", resume=False, run_end_listeners=[buggy]
-    ) as engine:
-        run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
-        snapshot = await engine.wait(run_id, timeout=20)
-        events = [event async for page in engine.store.event_pages(run_id) for event in page]
-    assert snapshot.status is RunStatus.succeeded
-    assert [event.message for event in events if event.kind == "files"] == [
-        "a run-end listener failed: RuntimeError: listener bug"
-    ]
+    assert [event.message for event in events if event.kind == "files"] == [said]
     async with await Engine.open(home / "state.db", home / "runs", resume=False) as reopened:
         assert await reopened.run_status(run_id) is RunStatus.succeeded  # committed, not running
 
