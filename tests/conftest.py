@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from webhook_receiver import Receiver, serving
 
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.runners.base import RunContext
@@ -56,3 +57,10 @@ def ctx(tmp_path: Path, log_lines: list[LogLine]) -> RunContext:
         secrets=NoVault(),
         log_sink=lambda level, message, data: log_lines.append((level, message, data)),
     )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local webhook receiver (``webhook_receiver``) for notifications."""
+    with serving() as listening:
+        yield listening

@@ -10,8 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import yaml
 from cli_process import REPO, child_env, cli
 from mcp import Client
 from test_mcp_tools import ok, refused, status_when
+from webhook_receiver import Receiver
 
 from multi_task_orchestrator.engine import ApprovalRow, Engine, RunStatus, TaskState
 from multi_task_orchestrator.engine.store import SCHEMA_VERSION, Store
@@ -52,41 +52,6 @@ GATED = {
 async def client(home: Path) -> AsyncIterator[Client]:
     async with Client(create_server(Settings(home=home, shutdown_grace=0))) as connected:
         yield connected
-
-
-class Hooks:
-    """A local webhook receiver: the JSON bodies posted to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.port = 0
-
-    def channel(self, *events: str) -> dict[str, Any]:
-        return {"url": f"webhook+http://127.0.0.1:{self.port}/hook", "events": list(events)}
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    state = Hooks()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            state.bodies.append(json.loads(body))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def gated(**changes: Any) -> dict[str, Any]:
@@ -201,11 +166,11 @@ async def test_reject_over_mcp_fails_the_gate_once_and_skips_what_it_guards(
 
 @pytest.mark.anyio
 async def test_timeouts_decide_as_told_and_a_cancel_stops_a_wait(
-    engine: Engine, hooks: Hooks
+    engine: Engine, receiver: Receiver
 ) -> None:
     document = {
         "name": "Timeouts",
-        "notify": [hooks.channel("approval_needed")],
+        "notify": [{"url": receiver.url("webhook+http", "/hook"), "events": ["approval_needed"]}],
         "tasks": [
             {
                 "id": "yes",
@@ -243,7 +208,7 @@ async def test_timeouts_decide_as_told_and_a_cancel_stops_a_wait(
     assert "- forever: waiting since " in summary
 
     # one approval_needed per request, each naming its task, message and deadline
-    sent = sorted(hooks.bodies, key=lambda body: body["task_id"])
+    sent = sorted([posted.json() for posted in receiver.received], key=lambda body: body["task_id"])
     assert [(body["event"], body["task_id"]) for body in sent] == [
         ("approval_needed", "forever"),
         ("approval_needed", "no"),
@@ -259,11 +224,11 @@ async def test_timeouts_decide_as_told_and_a_cancel_stops_a_wait(
 
 @pytest.mark.anyio
 async def test_a_restart_keeps_the_request_and_the_cli_approves_it(
-    home: Path, hooks: Hooks
+    home: Path, receiver: Receiver
 ) -> None:
     document = {
         "name": "Restarted",
-        "notify": [hooks.channel("approval_needed")],
+        "notify": [{"url": receiver.url("webhook+http", "/hook"), "events": ["approval_needed"]}],
         "tasks": [
             {"id": "gate", "type": "approval", "config": {"message": "go?", "timeout": "1h"}},
             {"id": "after", "type": "delay", "dependencies": ["gate"], "config": {"value": 2}},
@@ -273,7 +238,7 @@ async def test_a_restart_keeps_the_request_and_the_cli_approves_it(
         run_id = await first.submit(document)
         (before,) = await pending(first)
         with anyio.fail_after(10):
-            while not hooks.bodies:
+            while not receiver.received:
                 await anyio.sleep(0.05)
     # the first process stopped while the gate waited; the next one resumes the run
     async with await Engine.open(home / "state.db", home / "runs", shutdown_grace=0) as second:
@@ -293,7 +258,9 @@ async def test_a_restart_keeps_the_request_and_the_cli_approves_it(
     assert snapshot.status is RunStatus.succeeded
     gate = snapshot.tasks[0]
     assert gate.output["decided_by"] == "cli" and gate.output["note"] == "fine by me"
-    assert [body["event"] for body in hooks.bodies] == ["approval_needed"]  # not again
+    assert [posted.json()["event"] for posted in receiver.received] == [
+        "approval_needed"
+    ]  # not again
 
 
 def waited_for_gate(db: Path, running: subprocess.Popen[str]) -> None:

@@ -13,10 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,57 +21,12 @@ import pytest
 import yaml
 from cli_process import cli, home_with_secrets
 from mcp import Client
+from webhook_receiver import Received, Receiver
 
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
 
 CANARY = "canary-hmac-key-5b8e1f"  # the signing key: never anywhere but the vault
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Receiver:
-    """A local HTTP server that keeps every POST and answers ``status``."""
-
-    port: int = 0
-    status: int = 200
-    received: list[Received] = field(default_factory=list)
-
-    def url(self, scheme: str, path: str, host: str = "127.0.0.1") -> str:
-        return f"{scheme}://{host}:{self.port}{path}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            state.received.append(Received(self.path, dict(self.headers.items()), body))
-            self.send_response(state.status)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 def write(tmp_path: Path, document: dict[str, Any]) -> Path:
