@@ -87,13 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the MCP server (stdio by default; --http for streamable HTTP)"
     )
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
-    serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
-    serve.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_HTTP_PORT,
-        help=f"HTTP port (default {DEFAULT_HTTP_PORT})",
-    )
+    _add_address(serve, "HTTP")
     add_backend(serve)
     serve.set_defaults(handler="serving:cmd_serve")
 
@@ -282,12 +276,25 @@ def _add_ui_command(commands: Any) -> None:
         "ui", help="open the live view of a running 'orchestrator serve --http' in a browser"
     )
     ui.add_argument("run", nargs="?", help="open this orchestration's page (default: the list)")
-    ui.add_argument("--host", default="127.0.0.1", help="the server's address (default 127.0.0.1)")
-    ui.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_HTTP_PORT,
-        help=f"the server's port (default {DEFAULT_HTTP_PORT})",
-    )
+    _add_address(ui, "the server's")
     ui.add_argument("--no-open", action="store_true", help="print the address only")
     ui.set_defaults(handler="ui:cmd_ui")
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    port = int(text)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {port}")
+    return port
+
+
+def _add_address(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``--host`` and ``--port`` of an HTTP server (``serve --http`` and ``ui``)."""
+    parser.add_argument("--host", default="127.0.0.1", help=f"{whose} address (default 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=tcp_port,
+        default=DEFAULT_HTTP_PORT,
+        help=f"{whose} port (default {DEFAULT_HTTP_PORT})",
+    )

@@ -26,8 +26,6 @@ def cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     from multi_task_orchestrator.server.logs import configure_logging
 
     settings = with_backend(load_settings(), args)
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     configure_logging(settings)
     # A damaged database or an unreachable Dask scheduler is reported here: once the stdio
     # transport reads stdin, an error in the lifespan waits for the client to close stdin,

@@ -24,8 +24,6 @@ PROBE_SECONDS = 5.0
 
 
 def cmd_ui(args: argparse.Namespace, out: Console, err: Console) -> int:
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     settings = load_settings()
     token = settings.http_token.get_secret_value() if settings.http_token else None
     shown = f"[{args.host}]" if ":" in args.host else args.host
