@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from multi_task_orchestrator.engine import outputs, registry
+from multi_task_orchestrator.engine.after_end import AfterEnd
 from multi_task_orchestrator.engine.approvals import ApprovalDesk
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
@@ -147,6 +148,7 @@ class Engine:
         store.on_fenced = self._leases.fenced
         # where approval tasks wait; a new request sends the run's approval_needed event
         self.approvals = ApprovalDesk(store, redact=self.redact, announce=self._approval_needed)
+        self._after_end = AfterEnd()  # what runs' ends leave to do (their reports)
         self._services = RunServices(
             store=store,
             runner=self.runner,
@@ -170,6 +172,7 @@ class Engine:
             store_failed=self.store_failed,
             run_finished=self.run_finished,
             run_end_listeners=self.run_end_listeners,
+            after_end=self._after_end.start,
             notifier=self.notifier,
             approvals=self.approvals,
         )
@@ -217,6 +220,7 @@ class Engine:
         await self._leases.stop()
         grace = self.shutdown_grace if grace is None else grace
         interrupted = await interrupt_runs(self.runs, self.store, grace)
+        await self._after_end.aclose()
         await self.approvals.aclose()
         try:
             if self.broken is None:
@@ -449,6 +453,12 @@ class Engine:
         A run of this process is awaited; one another process runs is polled in the database.
         """
         return await self._reads.wait(orchestration_id, timeout, include_outputs=include_outputs)
+
+    async def settled(self, orchestration_id: str) -> None:
+        """Return once what the run's end left to do in this process is done: its
+        ``report.html`` is written after the end is published. Whoever lists or reads the
+        files of a run that just finished waits for this first."""
+        await self._after_end.settled(orchestration_id)
 
     async def wait_until_finished(self, orchestration_id: str, timeout: float | None = None) -> str:
         """Wait as ``wait`` does, but build no snapshot; return the orchestration's full id."""

@@ -2,14 +2,16 @@
 
 A run calls the engine's run-end listeners once its outcome is committed and before it
 publishes its end (see ``engine.run.finish``), so whatever they write is there the moment any
-tool says the run finished. ``engine.reports.run_end`` is the listener that writes the run's files;
-the run itself knows nothing of reports.
+tool says the run finished — except what a listener leaves for after it (``RunEnd.after``:
+work nothing that says "finished" waits for, such as ``report.html``; ``Engine.settled`` waits
+for it). ``engine.reports.run_end`` is the listener that writes the run's files; the run itself
+knows nothing of reports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from multi_task_orchestrator.engine.document.models import Orchestration
@@ -21,7 +23,8 @@ from multi_task_orchestrator.engine.store import Store
 class RunEnd:
     """A run as it ends: its final snapshot (with outputs, not loaded from their files), the
     store holding its events and attempts, its folder, each task's dependencies and the run's
-    barriers (lists of task ids), and its document (for the notifications it asks for)."""
+    barriers (lists of task ids), its document (for the notifications it asks for), and what the
+    listeners leave to do once the end is published (``after``)."""
 
     snapshot: RunSnapshot
     store: Store
@@ -29,6 +32,8 @@ class RunEnd:
     dependencies: Mapping[str, Sequence[str]]
     stages: Sequence[Sequence[str]]
     spec: Orchestration | None = None
+    # work to run once the end is published (the run's own bookkeeping is done by then)
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 # Awaited with the ending run. An OSError or ValueError it raises is logged and recorded as an

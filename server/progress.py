@@ -17,7 +17,8 @@ async def follow(
     engine: Engine, run_id: str, console: Console, *, show: bool = True
 ) -> RunSnapshot:
     """Wait for a run of this engine to end; show its progress on ``console`` (live on a
-    terminal, once at the end otherwise, not at all without ``show``)."""
+    terminal, once at the end otherwise, not at all without ``show``). Its files are written
+    when this returns (``report.html`` included)."""
     run = engine.runs.get(run_id)
     if run is None:
         return await engine.snapshot(run_id)
@@ -40,4 +41,5 @@ async def follow(
             markup=False,
         )
         await engine.wait_until_finished(run_id)
+    await engine.settled(run_id)
     return await engine.snapshot(run_id)

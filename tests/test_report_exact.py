@@ -283,6 +283,7 @@ async def test_report_from_given_dependencies_is_the_report_from_the_store(
     run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
     snapshot = await engine.wait(run_id, timeout=10)
     assert snapshot.status is RunStatus.succeeded
+    await engine.settled(run_id)
     # written at the end of the run, from the dependencies the run handed over
     written = (Path(snapshot.run_dir or "") / "report.html").read_text(encoding="utf-8")
     assert "<span class='chain'>first → slow → last</span>" in written

@@ -79,9 +79,10 @@ async def test_report_html_is_written_with_every_task_and_no_secret(home: Path) 
         run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
         snapshot = await engine.wait(run_id, timeout=10)
         assert snapshot.status is RunStatus.failed
+        await engine.settled(run_id)
         run_dir = Path(snapshot.run_dir or "")
         written = run_dir / REPORT_FILE
-        assert str(written) in run_files(run_dir)  # written at the end of the run
+        assert str(written) in run_files(run_dir)  # written just after the end of the run
         html = written.read_text(encoding="utf-8")
 
         assert CANARY not in html

@@ -1,6 +1,7 @@
 """A run's end is heard by listeners: the reports' file writer by default, others added to the
-engine; each is awaited before the run's end is published, and the running of a run never
-imports the reports."""
+engine; each is awaited before the run's end is published (what a listener leaves in
+``RunEnd.after`` — the report — runs just after it), and the running of a run never imports
+the reports."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from multi_task_orchestrator.engine.state import RunStatus
 
 pytestmark = pytest.mark.anyio
 
-RUN_FILES = [RESULTS_FILE, LOG_FILE, SUMMARY_FILE, REPORT_FILE]
+RESULT_FILES = [RESULTS_FILE, LOG_FILE, SUMMARY_FILE]  # written before the end is published
+RUN_FILES = [*RESULT_FILES, REPORT_FILE]
 
 DOCUMENT = {
     "name": "heard at the end",
@@ -55,7 +57,7 @@ async def test_an_added_listener_hears_the_end_after_the_files_and_before_it_is_
     assert len(heard) == 1
     end, status_then, written = heard[0]
     assert status_then == "running running"  # in memory and stored: not published yet
-    assert set(RUN_FILES) <= set(written)  # the default listener, registered first, wrote them
+    assert set(RESULT_FILES) <= set(written)  # the default listener, registered first, wrote them
     assert not [name for name in written if name.endswith(".tmp")]  # all renamed into place
     assert end.snapshot.status is RunStatus.succeeded
     assert end.snapshot.finished_at is not None
@@ -65,6 +67,50 @@ async def test_an_added_listener_hears_the_end_after_the_files_and_before_it_is_
     }
     assert [list(stage) for stage in end.stages] == [["first", "second"]]
     assert end.run_dir == Path(snapshot.run_dir or "")
+
+
+async def test_the_report_is_written_once_the_end_is_published(engine: Engine) -> None:
+    """Work a listener leaves for after the end (the default one leaves ``report.html``) runs
+    once every reader sees the run finished; ``settled`` waits for it."""
+    seen_then: list[str] = []
+
+    async def listener(end: RunEnd) -> None:
+        async def after() -> None:
+            seen_then.append((await engine.run_status(end.snapshot.id)).value)
+
+        end.after.append(after)
+
+    engine.add_run_end_listener(listener)
+    run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+    snapshot = await engine.wait(run_id, timeout=20)
+    await engine.settled(run_id)
+    assert seen_then == ["succeeded"]
+    folder = Path(snapshot.run_dir or "")
+    assert all((folder / name).exists() for name in RUN_FILES)
+    report = (folder / REPORT_FILE).read_text(encoding="utf-8")
+    assert all(f"{folder / name}" in report for name in RUN_FILES)  # it links each file
+
+
+async def test_closing_waits_for_the_report(home: Path) -> None:
+    async with await Engine.open(home / "state.db", home / "runs", resume=False) as engine:
+        run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+        snapshot = await engine.wait(run_id, timeout=20)
+    assert (Path(snapshot.run_dir or "") / REPORT_FILE).exists()
+
+
+async def test_a_report_that_cannot_be_written_is_said_in_the_log(home: Path) -> None:
+    async def unwritable(end: RunEnd) -> None:
+        (end.run_dir / REPORT_FILE).mkdir(parents=True)  # a folder where the file goes
+
+    async with await Engine.open(home / "state.db", home / "runs", resume=False) as engine:
+        engine.run_end_listeners.insert(0, unwritable)
+        run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+        snapshot = await engine.wait(run_id, timeout=20)
+        await engine.settled(run_id)
+        events = await engine.events(run_id)
+    assert snapshot.status is RunStatus.succeeded
+    [said] = [event.message for event in events if event.kind == "files"]
+    assert said.startswith(f"could not write {REPORT_FILE}: ")
 
 
 async def test_an_engine_without_listeners_writes_no_run_files(home: Path) -> None:

@@ -245,6 +245,7 @@ async def get_results(
     """
     tools = tool_context(ctx)
     snapshot = await tools.engine.snapshot(id, include_outputs=True)
+    await tools.engine.settled(snapshot.id)  # the files it lists are all written
     if task_ids:
         known = {task.task_id for task in snapshot.tasks}
         unknown = [task_id for task_id in task_ids if task_id not in known]

@@ -47,6 +47,7 @@ async def get_report(id: IdInput, ctx: Context) -> list[TextContent | ImageConte
     """
     engine = tool_context(ctx).engine
     snapshot = await engine.snapshot(id)
+    await engine.settled(snapshot.id)  # its files are all written
     report = await build_report(engine.store, snapshot)
     timeline = report.timeline
     lines = [render_summary(snapshot, run_files(snapshot.run_dir))]

@@ -121,6 +121,7 @@ async def read_log(id: str, ctx: Context) -> str:
 
 async def read_summary(id: str, ctx: Context) -> str:
     snapshot = await _snapshot(ctx, id)
+    await tool_context(ctx).engine.settled(snapshot.id)  # its files are all written
     return render_summary(snapshot, run_files(snapshot.run_dir)) + "\n"
 
 

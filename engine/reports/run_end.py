@@ -1,5 +1,7 @@
 """The run-end listener that writes a finished run's files into its folder: the results, the
-execution log, the summary and ``report.html``. The engine registers it by default
+execution log and the summary before the end is published, then ``report.html`` just after it
+(``RunEnd.after``: laying out the timeline of a large run takes longer than the rest, and
+nothing that says "finished" needs it). The engine registers it by default
 (``Engine(run_end_listeners=...)``)."""
 
 from __future__ import annotations
@@ -21,31 +23,41 @@ from multi_task_orchestrator.engine.store import AttemptRow
 
 
 async def write_files_on_run_end(end: RunEnd) -> None:
-    """Write the result files and the report of the run as it ends: what they show is read
-    first (its events, as log lines, and its attempts), then all four are laid out and written
-    in one pass on a worker thread."""
+    """Write the result files of the run as it ends (what they show is read first: its
+    events, as log lines), on a worker thread; leave its report for after the end."""
     snapshot = await with_approvals(end.store, end.snapshot)  # who decided its approvals
     log: list[str] = []
     async for rows in end.store.event_row_pages(end.snapshot.id):  # one page in memory at once
         log.extend(log_lines_of_rows(rows))
-    attempts = await end.store.load_attempts(end.snapshot.id)
-    await cpu_bound(functools.partial(_write_all, end, snapshot, log, attempts))
+    folder = Path(snapshot.run_dir or end.run_dir)
+    written = await cpu_bound(functools.partial(_write_results, snapshot, log, folder))
+    end.after.append(functools.partial(_write_report, end, snapshot, written))
 
 
-def _write_all(
-    end: RunEnd, snapshot: RunSnapshot, log: list[str], attempts: Sequence[AttemptRow]
-) -> None:
-    # One snapshot for all: the report shows no outputs, so it may hold them.
+def _write_results(snapshot: RunSnapshot, log: list[str], folder: Path) -> list[Path]:
     with AtomicFiles() as files:
-        written = write_run_files_into(files, snapshot, log, end.run_dir)
-        log.clear()  # written: its lines need not wait for the report
-        # the report links to the files its folder will hold once written, as ``run_files``
-        # lists them: the three above, and itself when an earlier end of the run wrote it
-        folder = Path(snapshot.run_dir or end.run_dir)
-        linked = [folder / path.name for path in written]
-        if (folder / REPORT_FILE).exists():
-            linked.append(folder / REPORT_FILE)
-        report = lay_out_report(
-            snapshot, attempts, end.dependencies, end.stages, now=time.time(), files=linked
-        )
-        files.write(folder.absolute() / REPORT_FILE, report.pieces)
+        return write_run_files_into(files, snapshot, log, folder)
+
+
+async def _write_report(end: RunEnd, snapshot: RunSnapshot, written: list[Path]) -> None:
+    attempts = await end.store.load_attempts(snapshot.id)
+    try:
+        await cpu_bound(functools.partial(_write_report_file, end, snapshot, attempts, written))
+    except (OSError, ValueError) as exc:  # the run's log says so (``orchestrator logs``)
+        message = f"could not write {REPORT_FILE}: {exc}"
+        end.store.add_event(snapshot.id, None, "files", message, ts=time.time(), level="error")
+        raise
+
+
+def _write_report_file(
+    end: RunEnd, snapshot: RunSnapshot, attempts: Sequence[AttemptRow], written: list[Path]
+) -> None:
+    # the report links to the run's files by the names ``run_files`` lists: the three written
+    # already, and itself
+    folder = written[0].parent
+    linked = [*written, folder / REPORT_FILE]
+    report = lay_out_report(
+        snapshot, attempts, end.dependencies, end.stages, now=time.time(), files=linked
+    )
+    with AtomicFiles() as files:
+        files.write(folder / REPORT_FILE, report.pieces)

@@ -106,12 +106,16 @@ class Finisher:
         store = core.services.store
         took = finished_at - (core.started_at or core.created_at)
         self._records.event(None, "finished", f"{status.value} in {took:.2f}s")
+        end: RunEnd | None = None
         try:
             await store.flush()
             if core.taken_over:  # that flush was refused: another process owns the run now
                 return
             try:
-                await self._write_files(status, error, finished_at)
+                if listeners := core.services.run_end_listeners:
+                    end = self._end(status, error, finished_at)
+                    for listener in listeners:
+                        await listener(end)
             except StoreError:
                 raise
             except (OSError, ValueError) as exc:  # the run's outcome still counts
@@ -131,25 +135,26 @@ class Finisher:
             self._records.save_run()
             await store.flush()
         except StoreError as exc:
+            end = None  # nothing more is written
             core.services.store_failed(exc)
         finally:
             core.status, core.error, core.finished_at = status, error, finished_at
             self._ended()
             core.finished.set()
             core.changed.set()
+        if end is not None:
+            for work in end.after:
+                core.services.after_end(core.id, work)
 
-    async def _write_files(self, status: RunStatus, error: str | None, finished_at: float) -> None:
-        """Hand the run as it ends to the engine's run-end listeners (the default one writes
-        the result files and the report)."""
+    def _end(self, status: RunStatus, error: str | None, finished_at: float) -> RunEnd:
+        """The run as it ends, for the engine's run-end listeners (the default one writes the
+        result files, and leaves the report for after the end is published)."""
         core = self._core
-        listeners = core.services.run_end_listeners
-        if not listeners:
-            return
         snapshot = self._snapshots.snapshot(include_outputs=True, load_output_files=False)
         snapshot = snapshot.model_copy(
             update={"status": status, "error": error, "finished_at": finished_at}
         )
-        end = RunEnd(
+        return RunEnd(
             snapshot=snapshot,
             store=core.services.store,
             run_dir=core.run_dir,
@@ -157,5 +162,3 @@ class Finisher:
             stages=[core.table.stage_ids(stage) for stage in core.table.stage_keys],
             spec=core.spec,
         )
-        for listener in listeners:
-            await listener(end)

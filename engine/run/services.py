@@ -3,7 +3,7 @@ and hands it to every run, so a run never sees the engine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,5 +61,7 @@ class RunServices:
     store_failed: Callable[[StoreError], None]  # the state database cannot be written
     run_finished: Callable[[RunHandle], None]  # the run's end is committed and published
     run_end_listeners: Sequence[RunEndListener]
+    # run this work of the run's end once the end is published (``RunEnd.after``)
+    after_end: Callable[[str, Callable[[], Awaitable[None]]], None]
     notifier: Notifier | None = None  # sends task_failed notifications (run ends: a listener)
     approvals: ApprovalDesk | None = None  # where approval tasks wait for a person
