@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.state import RunSnapshot
@@ -21,12 +22,15 @@ from multi_task_orchestrator.engine.store import Store
 
 @dataclass(frozen=True, slots=True)
 class RunEnd:
-    """A run as it ends: its final snapshot (with outputs, not loaded from their files), the
-    store holding its events and attempts, its folder, each task's dependencies and the run's
-    barriers (lists of task ids), its document (for the notifications it asks for), and what the
-    listeners leave to do once the end is published (``after``)."""
+    """A run as it ends: its final snapshot (without outputs: the same object its waiters are
+    handed, to be read, not changed), the outputs of its tasks by task id (as held: a large
+    one's file reference stands in for it), the store holding its events and attempts, its
+    folder, each task's dependencies and the run's barriers (lists of task ids), its document
+    (for the notifications it asks for), and what the listeners leave to do once the end is
+    published (``after``)."""
 
     snapshot: RunSnapshot
+    outputs: Mapping[str, Any]
     store: Store
     run_dir: Path
     dependencies: Mapping[str, Sequence[str]]

@@ -4,8 +4,9 @@ results, the log and the summary atomically."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.reports.results import results_json_pieces
@@ -56,16 +57,19 @@ def write_run_files_into(
     log: Iterable[str],
     run_dir: Path,
     *,
+    outputs: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> list[Path]:
     """``write_run_files`` into ``files``, which a caller writing more files in the same pass
-    commits (the folder is created if missing). The results and the log are written a piece
-    at a time, never held whole."""
+    commits (the folder is created if missing); the results take the tasks' outputs from
+    ``outputs`` when given (``aggregated_results``). The results and the log are written a
+    piece at a time, never held whole."""
     folder = Path(run_dir).absolute()
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / RESULTS_FILE, folder / LOG_FILE, folder / SUMMARY_FILE]
     results_path, log_path, summary_path = paths
-    files.write(results_path, itertools.chain(results_json_pieces(snapshot), ("\n",)))
+    results = results_json_pieces(snapshot, outputs=outputs)
+    files.write(results_path, itertools.chain(results, ("\n",)))
     files.write(log_path, _lines(log))  # no events: empty
     files.write(summary_path, render_summary(snapshot, paths, now=now) + "\n")
     return paths

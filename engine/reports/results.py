@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -16,8 +16,11 @@ from multi_task_orchestrator.engine.state import RunSnapshot, TaskSnapshot, Task
 _STATE_TEXT = {state: state.value for state in TaskState}
 
 
-def aggregated_results(snapshot: RunSnapshot) -> dict[str, Any]:
-    """The whole run as JSON-able data (the content of ``aggregated_results.json``)::
+def aggregated_results(
+    snapshot: RunSnapshot, outputs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The whole run as JSON-able data (the content of ``aggregated_results.json``); each
+    task's output is its snapshot's, or the one ``outputs`` has for it when given::
 
         {"id", "name", "status", "started_at", "finished_at", "duration", "max_parallel",
          "error", "counts": {"total", "pending", "queued", ..., "cancelled"},
@@ -34,7 +37,7 @@ def aggregated_results(snapshot: RunSnapshot) -> dict[str, Any]:
     return {
         **_run_fields(snapshot),
         "tasks": {
-            task.task_id: dict(zip(_TASK_FIELDS, _task_values(task), strict=True))
+            task.task_id: dict(zip(_TASK_FIELDS, _task_values(task, outputs), strict=True))
             for task in sorted(snapshot.tasks, key=_position)
         },
     }
@@ -46,8 +49,14 @@ def results_json(snapshot: RunSnapshot) -> str:
     return "".join(results_json_pieces(snapshot))
 
 
-def results_json_pieces(snapshot: RunSnapshot, tasks_per_piece: int = 500) -> Iterator[str]:
-    """The text of ``results_json`` in pieces, ``tasks_per_piece`` tasks at a time, for
+def results_json_pieces(
+    snapshot: RunSnapshot,
+    tasks_per_piece: int = 500,
+    *,
+    outputs: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
+    """The text of ``results_json`` (with ``outputs``, as ``aggregated_results`` takes them)
+    in pieces, ``tasks_per_piece`` tasks at a time, for
     writing it without holding it whole: a 100,000-task run's results are ~40 MB of text,
     and the dict ``aggregated_results`` builds for them three times that.
 
@@ -65,7 +74,7 @@ def results_json_pieces(snapshot: RunSnapshot, tasks_per_piece: int = 500) -> It
             pieces.append(',\n  "tasks": {}\n}')
         for start in range(0, len(tasks), tasks_per_piece):
             chunk = {
-                task.task_id: dict(zip(_TASK_FIELDS, _task_values(task), strict=True))
+                task.task_id: dict(zip(_TASK_FIELDS, _task_values(task, outputs), strict=True))
                 for task in tasks[start : start + tasks_per_piece]
             }
             inner = _dumps(chunk)[2:-2].replace("\n", "\n  ")  # "{\n" and "\n}" cut off
@@ -74,7 +83,7 @@ def results_json_pieces(snapshot: RunSnapshot, tasks_per_piece: int = 500) -> It
             if start + tasks_per_piece >= len(tasks):
                 pieces.append("\n  }\n}")
     except orjson.JSONEncodeError:
-        results = aggregated_results(snapshot)
+        results = aggregated_results(snapshot, outputs)
         yield json.dumps(results, indent=2, ensure_ascii=False, default=str)
         return
     yield from pieces
@@ -112,9 +121,15 @@ def _run_fields(snapshot: RunSnapshot) -> dict[str, Any]:
     return fields
 
 
-def _task_values(task: TaskSnapshot) -> tuple[Any, ...]:
+def _task_values(task: TaskSnapshot, outputs: Mapping[str, Any] | None) -> tuple[Any, ...]:
     """A task's entry in ``aggregated_results``: its values in ``_TASK_FIELDS`` order."""
     started, finished = task.started_at, task.finished_at
+    if not task.has_output:
+        output = None
+    elif outputs is None:
+        output = task.output
+    else:
+        output = outputs.get(task.task_id)
     return (
         _STATE_TEXT[task.state],
         task.type,
@@ -129,5 +144,5 @@ def _task_values(task: TaskSnapshot) -> tuple[Any, ...]:
         task.error_class,
         task.reason,
         list(task.chain),
-        task.output if task.has_output else None,
+        output,
     )

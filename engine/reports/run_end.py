@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from multi_task_orchestrator.engine.approvals import with_approvals
 from multi_task_orchestrator.engine.atomic import AtomicFiles
@@ -30,13 +31,16 @@ async def write_files_on_run_end(end: RunEnd) -> None:
     async for rows in end.store.event_row_pages(end.snapshot.id):  # one page in memory at once
         log.extend(log_lines_of_rows(rows))
     folder = Path(snapshot.run_dir or end.run_dir)
-    written = await cpu_bound(functools.partial(_write_results, snapshot, log, folder))
+    write = functools.partial(_write_results, snapshot, end.outputs, log, folder)
+    written = await cpu_bound(write)
     end.after.append(functools.partial(_write_report, end, snapshot, written))
 
 
-def _write_results(snapshot: RunSnapshot, log: list[str], folder: Path) -> list[Path]:
+def _write_results(
+    snapshot: RunSnapshot, outputs: Mapping[str, Any], log: list[str], folder: Path
+) -> list[Path]:
     with AtomicFiles() as files:
-        return write_run_files_into(files, snapshot, log, folder)
+        return write_run_files_into(files, snapshot, log, folder, outputs=outputs)
 
 
 async def _write_report(end: RunEnd, snapshot: RunSnapshot, written: list[Path]) -> None:

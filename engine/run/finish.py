@@ -139,6 +139,8 @@ class Finisher:
             core.services.store_failed(exc)
         finally:
             core.status, core.error, core.finished_at = status, error, finished_at
+            if end is not None:
+                self._snapshots.final = end.snapshot  # what the run's waiters are handed
             self._ended()
             core.finished.set()
             core.changed.set()
@@ -150,12 +152,12 @@ class Finisher:
         """The run as it ends, for the engine's run-end listeners (the default one writes the
         result files, and leaves the report for after the end is published)."""
         core = self._core
-        snapshot = self._snapshots.snapshot(include_outputs=True, load_output_files=False)
-        snapshot = snapshot.model_copy(
+        snapshot = self._snapshots.snapshot().model_copy(
             update={"status": status, "error": error, "finished_at": finished_at}
         )
         return RunEnd(
             snapshot=snapshot,
+            outputs=self._snapshots.held_outputs(),
             store=core.services.store,
             run_dir=core.run_dir,
             dependencies={task.id: task.dependencies for task in core.spec.tasks},

@@ -100,18 +100,32 @@ class Snapshots:
         self._core = core
         self._waiting_for = waiting_for
         self._usage = usage
+        # the run as it ended (without outputs), built once for its run-end listeners and
+        # handed to whoever waited for the end: it no longer changes
+        self.final: RunSnapshot | None = None
 
     def snapshot(
         self, *, include_outputs: bool = False, load_output_files: bool = True
     ) -> RunSnapshot:
         """The run now. Outputs kept as files are read back unless ``load_output_files`` is
         false, when their reference (``{"$output_file": ..., "bytes": ...}``) stands in."""
+        if self.final is not None and not include_outputs:
+            return self.final
         loader = self._core.output_of if load_output_files else held_output
         tasks = [
             self._task(node, loader(node) if include_outputs else None)
             for node in self._core.table.ordered()
         ]
         return self._run(tasks)
+
+    def held_outputs(self) -> dict[str, Any]:
+        """The outputs of the tasks that have one, by task id, as held (the reference to the
+        file a large one went to stands in for it)."""
+        return {
+            node.task_id: held_output(node)
+            for node in self._core.table.ordered()
+            if node.output_json is not None or node.output is not None
+        }
 
     def status_snapshot(
         self, task_ids: set[str], by_state: Mapping[TaskState, list[Node]]
