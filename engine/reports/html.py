@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -145,7 +145,24 @@ def lay_out_report(
     svg = render_svg(timeline)
     run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
     pieces = html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
-    return Report(snapshot, timeline, svg, pieces)
+    return Report(snapshot, timeline, svg, list(pieces))
+
+
+def report_page(
+    snapshot: RunSnapshot,
+    attempts: Sequence[AttemptRow],
+    dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]],
+    *,
+    now: float,
+    files: Sequence[Path] | None = None,
+) -> Iterator[str]:
+    """The page ``lay_out_report`` lays out, as pieces made as they are read: written this way,
+    a large run's page (~36 MB for 100,000 tasks) is never held whole."""
+    timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
+    svg = render_svg(timeline)
+    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
+    yield from html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
 
 
 async def write_report(
@@ -193,43 +210,43 @@ def html_pieces(
     run_dir: Path | None,
     now: float,
     files: Sequence[Path] | None = None,
-) -> list[str]:
+) -> Iterator[str]:
     """The whole page as text, in pieces to be joined (``Report.html``) or written one after
-    the other; ``files`` as for ``lay_out_report``."""
+    the other, each made as it is asked for; ``files`` as for ``lay_out_report``."""
     status = snapshot.status.value
     if files is None:
         files = [Path(path) for path in run_files(run_dir)]
-    # Each section as pieces, joined once at the end: the picture and the table of a large run
-    # are hundreds of kilobytes each, and copying them from string to string shows.
-    sections = [
-        [_header(snapshot, now)],
-        _section("Timeline", '<div class="picture">', svg, "</div>"),
-        _section("Where the time went", _facts(snapshot, timeline, attempts)),
-    ]
-    failures = [task for task in _ordered(snapshot.tasks) if task.state in _FAILURE_STATES]
-    if failures:
-        sections.append(_section(f"Failures ({len(failures)})", _failures(failures)))
-    sections.append(_section(f"Tasks ({len(snapshot.tasks)})", *_task_table(snapshot)))
-    sections.append(_section("Files", _files(files, run_dir)))
-    summary = render_summary(snapshot, files, now=now)
-    sections.append(_section("Summary (text)", f"<pre>{_e(summary)}</pre>"))
-    page = [
+    # Pieces, never joined here: the picture and the table of a large run are hundreds of
+    # kilobytes each, and copying them from string to string shows.
+    yield (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(snapshot.name)} — {_e(status)}</title>\n"
         f"<style>{_STYLE}</style></head>\n<body><main>\n"
-    ]
-    for index, pieces in enumerate(sections):
-        if index:
-            page.append("\n")
-        page.extend(pieces)
-    page.append("\n</main></body></html>\n")
-    return page
+    )
+    yield _header(snapshot, now)
+    yield from _section("Timeline", '<div class="picture">', svg, "</div>")
+    yield from _section("Where the time went", _facts(snapshot, timeline, attempts))
+    failures = [task for task in _ordered(snapshot.tasks) if task.state in _FAILURE_STATES]
+    if failures:
+        yield from _section(f"Failures ({len(failures)})", _failures(failures))
+    yield from _section(f"Tasks ({len(snapshot.tasks)})", *_task_table(snapshot))
+    yield from _section("Files", _files(files, run_dir))
+    summary = render_summary(snapshot, files, now=now)
+    yield from _section("Summary (text)", f"<pre>{_e(summary)}</pre>")
+    yield "\n</main></body></html>\n"
 
 
-def _section(title: str, *body: str) -> list[str]:
-    """A section as pieces of text: its heading, then ``body``."""
-    return [f"<section><h2>{_e(title)}</h2>\n", *body, "\n</section>"]
+def _section(title: str, *body: str | Iterable[str]) -> Iterator[str]:
+    """A section as pieces of text, after the one before it: its heading, then ``body`` (a
+    part of it may be pieces to be made as they are read)."""
+    yield f"\n<section><h2>{_e(title)}</h2>\n"
+    for part in body:
+        if isinstance(part, str):
+            yield part
+        else:
+            yield from part
+    yield "\n</section>"
 
 
 def _header(snapshot: RunSnapshot, now: float) -> str:
@@ -330,10 +347,23 @@ def _failures(tasks: Iterable[TaskSnapshot]) -> str:
     return "<ul class='facts'>" + "".join(items) + "</ul>"
 
 
-def _task_table(snapshot: RunSnapshot) -> list[str]:
-    """The table of every task, as pieces of text."""
+def _task_table(snapshot: RunSnapshot) -> tuple[str, Iterator[str], str]:
+    """The table of every task, as pieces of text: its head, its rows (made as they are
+    read, a few hundred to a piece) and its end."""
+    head = (
+        "<tr><th>task</th><th>label</th><th>type</th><th>state</th><th>attempts</th>"
+        "<th>started</th><th>duration</th><th>error / reason</th></tr>"
+    )
+    return (
+        f"<table><thead>{head}</thead><tbody>",
+        _task_rows(snapshot),
+        "</tbody></table>",
+    )
+
+
+def _task_rows(snapshot: RunSnapshot, per_piece: int = 500) -> Iterator[str]:
     origin = snapshot.started_at or snapshot.created_at
-    rows = []
+    rows: list[str] = []
     for task in _ordered(snapshot.tasks):
         started = "" if task.started_at is None else f"+{task.started_at - origin:.2f}s"
         seconds = task.duration
@@ -351,11 +381,10 @@ def _task_table(snapshot: RunSnapshot) -> list[str]:
             f"<td class='num'>{started}</td><td class='num'>{duration}</td>"
             f"<td class='err'>{_e(problem)}</td></tr>"
         )
-    head = (
-        "<tr><th>task</th><th>label</th><th>type</th><th>state</th><th>attempts</th>"
-        "<th>started</th><th>duration</th><th>error / reason</th></tr>"
-    )
-    return [f"<table><thead>{head}</thead><tbody>", *rows, "</tbody></table>"]
+        if len(rows) == per_piece:
+            yield "".join(rows)
+            rows.clear()
+    yield "".join(rows)
 
 
 def _files(files: Sequence[Path], run_dir: Path | None) -> str:
