@@ -93,9 +93,21 @@ def build_http_app(settings: Settings, host: str) -> ASGIApp:
     running = Running()
     mcp = create_server(settings, running)
     security = security_for(host, settings.http_allowed_hosts)
-    app: ASGIApp = mcp.streamable_http_app(transport_security=security, host=host)
+    app: ASGIApp = mcp.streamable_http_app(
+        transport_security=security,
+        host=host,
+        max_request_body_size=request_body_limit(settings.max_document_bytes),
+    )
     ui = build_ui_app(running, Access(token, security))
     return UiBeside(BearerToken(app, token) if token else app, ui)
+
+
+def request_body_limit(max_document_bytes: int) -> int:
+    """The largest request the MCP endpoint reads: room for a document as large as the server
+    accepts, sent as a JSON string (escaping can make the text up to twice as long), and the
+    message around it. A larger request is refused (413) before it is parsed; a document within
+    it but over the limit gets the validator's error, which names the setting."""
+    return 2 * max_document_bytes + 64 * 1024
 
 
 class UiBeside:

@@ -271,7 +271,8 @@ class CoreSettings(BaseSettings):
         5 * 1024 * 1024,
         ge=1024,
         description="ORCHESTRATOR_MAX_DOCUMENT_BYTES: the largest document accepted, in bytes; "
-        "a larger one is refused before it is parsed",
+        "a larger one is refused before it is parsed (over HTTP, the MCP endpoint reads "
+        "requests up to twice this, for the JSON around the document)",
         json_schema_extra={"shown_default": "5242880 (5 MB)"},
     )
 

@@ -255,6 +255,23 @@ async def test_two_sessions_at_once_share_one_engine(server: HttpServer) -> None
         assert listed == {ids["A"]: "succeeded", ids["B"]: "succeeded"}
 
 
+@pytest.mark.anyio
+async def test_a_document_near_the_size_limit_gets_through_http(server: HttpServer) -> None:
+    """The HTTP endpoint reads a request as large as the largest document the server accepts
+    (5 MiB by default; the MCP SDK's own default, 4 MiB, refused it with a bare 413)."""
+    padding = "x" * 9_000
+    lines = ["name: near the limit", "tasks:"]
+    lines += [f"  - {{id: t{i}, type: delay, config: {{value: '{padding}'}}}}" for i in range(540)]
+    text = "\n".join(lines) + "\n"
+    assert 4.8e6 < len(text.encode()) < 5 * 1024 * 1024
+    async with Client(server.url) as client:
+        answer = await call(client, "validate_orchestration", {"spec": text})
+        too_large = await call(client, "validate_orchestration", {"spec": text * 2})
+    assert answer["ok"] is True and answer["plan"]["task_count"] == 540
+    assert too_large["ok"] is False  # read, and refused by the validator, which says why
+    assert "ORCHESTRATOR_MAX_DOCUMENT_BYTES" in too_large["errors"][0]["hint"]
+
+
 # --- what the user sees at start --------------------------------------------------------
 
 
