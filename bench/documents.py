@@ -58,6 +58,17 @@ def yaml_chain(length: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def yaml_wide(count: int, total_bytes: int) -> str:
+    """``count`` independent tasks whose values make the text about ``total_bytes`` long (a
+    large document for the validator, W8)."""
+    padding = "x" * max(0, total_bytes // count - 60)
+    lines = ["name: wide", "tasks:"]
+    lines += [
+        f"  - {{id: w{i}, type: delay, config: {{value: '{padding}'}}}}" for i in range(count)
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def chain_graph(length: int) -> dict[str, tuple[list[str], Work]]:
     graph: dict[str, tuple[list[str], Work]] = {"c0": ([], pass_on)}
     graph.update({f"c{i}": ([f"c{i - 1}"], pass_on) for i in range(1, length)})

@@ -1,7 +1,8 @@
 """A small local web site for the HTTP and browser workloads, served in its own process.
 
 ``/item/N`` answers a small JSON object; ``/page/N`` a small HTML page with a list of
-``.item`` elements. ``serve()`` starts ``python -m bench.site PORT`` and yields its base URL, so
+``.item`` elements; ``/large/MB`` a JSON list of strings of about MB megabytes (W8's large
+output). ``serve()`` starts ``python -m bench.site PORT`` and yields its base URL, so
 the server's work does not share the event loop (or the GIL) with what is measured.
 """
 
@@ -18,7 +19,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 ITEMS_PER_PAGE = 20
@@ -35,7 +36,20 @@ async def page(request: Request) -> HTMLResponse:
     return HTMLResponse(f"<html><head><title>page {number}</title></head><body><ul>{rows}</ul>")
 
 
-app = Starlette(routes=[Route("/item/{number:int}", item), Route("/page/{number:int}", page)])
+async def large(request: Request) -> Response:
+    megabytes = int(request.path_params["megabytes"])
+    entry = b'"' + b"x" * 998 + b'"'  # 1,000 bytes with its quotes
+    body = b"[" + b",".join([entry] * (megabytes * 1000)) + b"]"
+    return Response(body, media_type="application/json")
+
+
+app = Starlette(
+    routes=[
+        Route("/item/{number:int}", item),
+        Route("/page/{number:int}", page),
+        Route("/large/{megabytes:int}", large),
+    ]
+)
 
 
 def free_port() -> int:

@@ -50,6 +50,8 @@ class Sizes:
     status_tasks: int = 10_000
     status_calls: int = 20
     busy_tasks: int = 10_000
+    busy_document_bytes: int = 5_000_000
+    busy_output_megabytes: int = 200
 
 
 FULL = Sizes()
@@ -68,6 +70,8 @@ QUICK = Sizes(
     status_tasks=50,
     status_calls=3,
     busy_tasks=200,
+    busy_document_bytes=100_000,
+    busy_output_megabytes=1,
 )
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 from collections.abc import Callable, Mapping
 from operator import attrgetter
 
 from multi_task_orchestrator.engine import outputs, status_rows
 from multi_task_orchestrator.engine.approvals import with_approvals
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.facade_errors import UnknownOrchestration
 from multi_task_orchestrator.engine.run import Run, task_snapshot
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
@@ -60,12 +63,16 @@ class StatusReads:
         orchestration_id = await self.resolve_id(orchestration_id)
         run = self._runs.get(orchestration_id)
         if run is not None:
-            return await with_approvals(self._store, run.snapshot(include_outputs=include_outputs))
-        row = await self._store.get_orchestration(orchestration_id, with_document=False)
-        assert row is not None
-        tasks = await self._store.load_tasks(orchestration_id)
-        snapshot = _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
-        return await with_approvals(self._store, await self._with_usage(snapshot, row))
+            snapshot = run.snapshot(include_outputs=include_outputs, load_output_files=False)
+        else:
+            row = await self._store.get_orchestration(orchestration_id, with_document=False)
+            assert row is not None
+            tasks = await self._store.load_tasks(orchestration_id)
+            snapshot = _snapshot_from_rows(row, tasks, include_outputs=include_outputs)
+            snapshot = await self._with_usage(snapshot, row)
+        if include_outputs:
+            await _load_output_files(snapshot)
+        return await with_approvals(self._store, snapshot)
 
     async def run_status(self, orchestration_id: str) -> RunStatus:
         """The run's own state, without reading any of its tasks."""
@@ -203,7 +210,10 @@ class StatusReads:
         await self.wait_until_finished(orchestration_id, timeout)
         if run is not None and run.finished.is_set() and not run.taken_over and not self._broken():
             # it ended here, and committed all it holds: no need to read it back
-            return await with_approvals(self._store, run.snapshot(include_outputs=include_outputs))
+            snapshot = run.snapshot(include_outputs=include_outputs, load_output_files=False)
+            if include_outputs:
+                await _load_output_files(snapshot)
+            return await with_approvals(self._store, snapshot)
         return await self.snapshot(orchestration_id, include_outputs=include_outputs)
 
     async def wait_until_finished(self, orchestration_id: str, timeout: float | None = None) -> str:
@@ -228,16 +238,32 @@ class StatusReads:
 def _snapshot_from_rows(
     row: OrchestrationRow, tasks: list[TaskRow], *, include_outputs: bool
 ) -> RunSnapshot:
+    """The stored run; with ``include_outputs``, each output as held (``_load_output_files``
+    reads the large ones from their files)."""
     return _run_snapshot(
         row,
         [
             task_snapshot(
                 task,
-                output=outputs.load(task.output_json, row.run_dir) if include_outputs else None,
+                output=json.loads(task.output_json)
+                if include_outputs and task.output_json is not None
+                else None,
             )
             for task in tasks
         ],
     )
+
+
+async def _load_output_files(snapshot: RunSnapshot) -> None:
+    """Read the outputs kept as files into ``snapshot`` (which holds their references), on a
+    worker thread: a 200 MB one takes a second."""
+    held = {task.task_id: task.output for task in snapshot.tasks if outputs.referenced(task.output)}
+    if not held:
+        return
+    loaded = await cpu_bound(functools.partial(outputs.load_files, held, snapshot.run_dir))
+    for task in snapshot.tasks:
+        if task.task_id in loaded:
+            task.output = loaded[task.task_id]
 
 
 def _run_snapshot(

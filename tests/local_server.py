@@ -19,7 +19,9 @@ Endpoints (``KEY`` is any name a test picks, so tests never share counters):
 - ``/big/KEY?mb=M&length=1&gzip=1``: M MiB of filler, streamed (``mb=0``: endless); ``length=1``
   declares it in ``Content-Length``, ``gzip=1`` sends it gzip-compressed (a few KiB on the wire);
   ``state.sent[KEY]`` counts the bytes handed to the connection
-- ``/deep?levels=N``: a JSON object nested N levels deep (``{"a": {"a": ... 1}}``)
+- ``/deep?levels=N&pad=P``: a JSON object nested N levels deep (``{"a": {"a": ... 1}}``), then
+  P spaces
+- ``/large-json?items=N``: a JSON list of N strings of 1,000 characters
 - ``/publish/SITE``: records the JSON or form body posted to SITE and answers ``{site, id}``
 
 Every request is recorded in ``state.requests`` (method, host, path, headers, body).
@@ -221,8 +223,14 @@ def create_app(state: ServerState) -> Starlette:
     async def deep(request: Request) -> Response:
         await record(request)
         levels = _int(request, "levels", 800)
-        text = '{"a":' * levels + "1" + "}" * levels
+        padding = " " * _int(request, "pad", 0)  # a large body takes another path
+        text = '{"a":' * levels + "1" + "}" * levels + padding
         return Response(text, media_type="application/json")
+
+    async def large_json(request: Request) -> Response:
+        await record(request)
+        items = [f"{n:06d}" + "x" * 994 for n in range(_int(request, "items", 2000))]
+        return JSONResponse(items)
 
     async def publish(request: Request) -> Response:
         body = await record(request)
@@ -264,6 +272,7 @@ def create_app(state: ServerState) -> Starlette:
             Route("/bytes", raw_bytes),
             Route("/big/{key}", big),
             Route("/deep", deep),
+            Route("/large-json", large_json),
             Route("/publish/{site}", publish, methods=["POST", "PUT"]),
             Route("/login", login, methods=["POST"]),
             Route("/api/me", me),

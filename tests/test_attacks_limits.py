@@ -283,6 +283,30 @@ tasks:
     assert results["counts"]["running"] == 0
 
 
+def test_a_large_json_body_is_read_whole_and_checked_for_depth(
+    vaulted: Path, server: LocalServer
+) -> None:
+    """A body past ``LARGE_BODY`` (1 MiB) is parsed on a worker thread, not on the event
+    loop: it arrives whole, and one nested too deep is refused the same way."""
+    results = run(
+        vaulted,
+        f"""
+tasks:
+  - id: large
+    type: http
+    config: {{url: "{server.url("/large-json?items=2000")}"}}
+  - id: deep
+    type: http
+    config: {{url: "{server.url("/deep?levels=950&pad=2000000")}"}}
+""",
+    )
+    large, deep = results["tasks"]["large"], results["tasks"]["deep"]
+    assert large["state"] == "succeeded", large
+    data = large["output"]["data"]
+    assert len(data) == 2000 and data[1999].startswith("001999x")
+    assert (deep["state"], deep["error_class"]) == ("failed", "too_deep"), deep
+
+
 def test_json_nested_within_the_limit_is_still_read(vaulted: Path, server: LocalServer) -> None:
     results = run(
         vaulted,

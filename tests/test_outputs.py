@@ -1,4 +1,6 @@
-"""Large outputs are kept as files in the run folder, not in the database row or in memory."""
+"""Large outputs are kept as files in the run folder, not in the database row or in memory;
+very large ones are serialised off the event loop; a value that only looks like the reference
+to such a file is never read as one."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from cli_process import cli
 
 from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.outputs import LARGE_VALUES, looks_large
 from multi_task_orchestrator.engine.state import RunStatus
 
 pytestmark = pytest.mark.anyio
@@ -56,3 +60,63 @@ async def test_a_large_output_goes_to_a_file_and_still_flows(home: Path) -> None
     async with await Engine.open(home / "state.db", home / "runs", resume=False) as reopened:
         again = await reopened.snapshot(run_id, include_outputs=True)
     assert {t.task_id: t.output for t in again.tasks}["big"] == BIG
+
+
+def test_an_output_that_looks_like_a_file_reference_is_only_a_value(tmp_path: Path) -> None:
+    """A task's output (a web page's JSON, say) shaped like the reference to an output file
+    names no file to read: it stays the value it is, outside the run folder or inside it."""
+    home = tmp_path / "home"
+    (home / "runs").mkdir(parents=True)
+    (home / "runs" / "secret.json").write_text('{"stolen": true}')
+    outside = {"$output_file": "../secret.json", "bytes": 5}
+    absolute = {"$output_file": str(home / "runs" / "secret.json"), "bytes": 5}
+    inside = {"$output_file": "outputs/b.json", "bytes": 5}
+    document = {
+        "name": "look-alikes",
+        "tasks": [
+            {"id": "a", "type": "delay", "config": {"value": outside}},
+            {"id": "b", "type": "delay", "config": {"value": absolute}},
+            {"id": "c", "type": "delay", "config": {"value": inside}},
+            {
+                "id": "d",
+                "type": "delay",
+                "dependencies": ["a", "b", "c"],
+                "config": {"value": ["${a.output}", "${b.output}", "${c.output}"]},
+            },
+        ],
+    }
+    path = tmp_path / "look-alikes.json"
+    path.write_text(json.dumps(document))
+    result = cli(home, "run", path, "--json")
+    assert result.code == 0, result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert [tasks[task]["output"] for task in "abc"] == [outside, absolute, inside]
+    assert tasks["d"]["output"] == [outside, absolute, inside]
+    assert "stolen" not in result.stdout
+
+
+def test_an_output_too_large_for_the_event_loop_is_kept_off_it(tmp_path: Path) -> None:
+    """An output past ``LARGE_VALUES`` values is masked, serialised and kept on a worker
+    thread (``outputs.looks_large``); it comes back whole and flows to the next task."""
+    count = LARGE_VALUES + 5_000
+    assert looks_large(list(range(count))) and not looks_large(list(range(100)))
+    document = {
+        "name": "large",
+        "tasks": [
+            {"id": "big", "type": "delay", "config": {"value": list(range(count))}},
+            {
+                "id": "sum",
+                "type": "data_processing",
+                "dependencies": ["big"],
+                "config": {"action": "aggregate", "input": "${big.output}", "ops": {"n": "count"}},
+            },
+        ],
+    }
+    path = tmp_path / "large.json"
+    path.write_text(json.dumps(document))
+    home = tmp_path / "home"
+    result = cli(home, "run", path, "--json")
+    assert result.code == 0, result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert tasks["big"]["output"] == list(range(count))
+    assert tasks["sum"]["output"] == {"n": count}

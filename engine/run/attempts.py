@@ -10,11 +10,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
 from multi_task_orchestrator.engine import outputs
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.models import RunIf
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import ExpressionError, resolve
@@ -33,6 +35,7 @@ from multi_task_orchestrator.engine.store import AttemptRow, StoreError
 from multi_task_orchestrator.engine.usage import Totals, UsageRecord
 
 MAX_ERROR_LENGTH = 2000
+_dumps = partial(json.dumps, default=str)
 
 logger = logging.getLogger("orchestrator.scheduler")
 
@@ -110,8 +113,12 @@ class Attempts:
         try:
             if core.durable_starts:
                 await store.flush()
-            output = services.redact_data(await self._call_runner(node, attempt, on_usage))
-            node.output_json = core.keep_output(node, json.dumps(output, default=str))
+            output = await self._call_runner(node, attempt, on_usage)
+            if outputs.looks_large(output):  # not on the event loop, and faster
+                large = partial(self._kept, node, output, outputs.dumps_large)
+                output, node.output_json = await cpu_bound(large)
+            else:
+                output, node.output_json = self._kept(node, output, _dumps)
         except asyncio.CancelledError:
             self._dispatcher.release(node)
             if node.cancel_reason is None:
@@ -152,6 +159,15 @@ class Attempts:
         node.root_error = message
         self._readiness.set_terminal(node, TaskState.failed, finished_at=finished)
         self._readiness.after_commit(node)
+
+    def _kept(
+        self, node: Node, output: Any, dumps: Callable[[Any], str | bytes]
+    ) -> tuple[Any, str]:
+        """The output with secrets masked, and its JSON (by ``dumps``) as held: itself, or
+        the reference to the file a large one went to."""
+        core = self._core
+        output = core.services.redact_data(output)
+        return output, core.keep_output(node, dumps(output))
 
     async def _call_runner(
         self, node: Node, attempt: int, on_usage: Callable[[UsageRecord], None]

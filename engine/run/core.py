@@ -121,7 +121,7 @@ class RunCore:
             return node.output
         return outputs.load(node.output_json, self.run_dir)
 
-    def keep_output(self, node: Node, output_json: str) -> str:
+    def keep_output(self, node: Node, output_json: str | bytes) -> str:
         """``output_json`` as held: itself, or a reference to the file a large one went to."""
         threshold = self.services.output_threshold
         return outputs.keep(output_json, self.run_dir, node.task_id, threshold)

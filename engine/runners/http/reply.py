@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import mimetypes
 import re
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from multi_task_orchestrator.engine.atomic import write_atomic
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.limits import MAX_DATA_DEPTH, nests_deeper, search
 from multi_task_orchestrator.engine.runners.base import RunContext
@@ -41,6 +43,8 @@ SAFE_HEADERS = (
 )
 EXCERPT_LENGTH = 200
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+LARGE_BODY = 1024 * 1024  # a JSON body past this is parsed on a worker thread
 
 
 @dataclass(slots=True)
@@ -124,8 +128,12 @@ async def read_body(reply: Reply, kind: ResponseKind, ctx: RunContext) -> Any:
         return response.text
     if not response.content.strip():
         return None
+    content = response.content
     try:
-        data = json.loads(response.content)
+        if len(content) > LARGE_BODY:  # ~1 s per 100 MB: not on the event loop
+            data, deep = await cpu_bound(functools.partial(_parsed, content))
+        else:
+            data, deep = _parsed(content)
     except RecursionError:
         raise _too_deep(reply) from None
     except ValueError:
@@ -136,9 +144,15 @@ async def read_body(reply: Reply, kind: ResponseKind, ctx: RunContext) -> Any:
             f"{reply.label} returned {content_type}, not JSON: {body_excerpt(response)} "
             "(set response: text, or response: auto)"
         ) from None
-    if nests_deeper(data, MAX_DATA_DEPTH):
+    if deep:
         raise _too_deep(reply)
     return data
+
+
+def _parsed(content: bytes) -> tuple[Any, bool]:
+    """The JSON ``content`` holds, and whether it nests deeper than ``MAX_DATA_DEPTH``."""
+    data = json.loads(content)
+    return data, nests_deeper(data, MAX_DATA_DEPTH)
 
 
 def _too_deep(reply: Reply) -> TaskError:
