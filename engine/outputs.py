@@ -35,9 +35,8 @@ def keep(output_json: str | bytes, run_dir: Path, task_id: str, threshold: int) 
 
     An output that looks like a reference (a web page can answer with any JSON) goes to a file
     whatever its size, so that a value stored as it is is never taken for a reference."""
-    text = output_json if isinstance(output_json, str) else None
     if len(output_json) <= threshold:
-        text = text if text is not None else bytes(output_json).decode("utf-8")
+        text = output_json if isinstance(output_json, str) else output_json.decode("utf-8")
         if not text.startswith(_REFERENCE_START):
             return text
     encoded = output_json.encode("utf-8") if isinstance(output_json, str) else output_json

@@ -37,7 +37,7 @@ def log_lines(events: Iterable[EventRecord]) -> list[str]:
 
 
 def log_lines_of_rows(rows: Iterable[EventRow]) -> Iterator[str]:
-    """``log_lines`` of events read as plain rows (``Store.event_row_pages``), in their order:
+    """``log_lines`` of events read as plain rows (``Store.event_row_pages_here``), in their order:
     what the end of a run writes, without an ``EventRecord`` per event."""
     for _, ts, task_id, kind, level, message, data in rows:
         yield _line(ts, level, task_id, kind, message, json.loads(data) if data else None)

@@ -10,7 +10,6 @@ import functools
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from multi_task_orchestrator.engine.approvals import with_approvals
 from multi_task_orchestrator.engine.atomic import AtomicFiles
@@ -20,48 +19,56 @@ from multi_task_orchestrator.engine.reports.html import report_page
 from multi_task_orchestrator.engine.reports.log import log_lines_of_rows
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.state import RunSnapshot
-from multi_task_orchestrator.engine.store import AttemptRow
+from multi_task_orchestrator.engine.store import AttemptRow, Store
 
 
 async def write_files_on_run_end(end: RunEnd) -> None:
-    """Write the result files of the run as it ends (what they show is read first: its
-    events, as log lines), on a worker thread; leave its report for after the end."""
+    """Write the result files of the run as it ends on a worker thread, the log as its events
+    are read there, a page at a time; leave its report for after the end."""
     snapshot = await with_approvals(end.store, end.snapshot)  # who decided its approvals
-    log: list[str] = []
-    async for rows in end.store.event_row_pages(end.snapshot.id):  # one page in memory at once
-        log.extend(log_lines_of_rows(rows))
     folder = Path(snapshot.run_dir or end.run_dir)
-    write = functools.partial(_write_results, snapshot, end.outputs, log, folder)
+    write = functools.partial(_write_results, end, snapshot, folder)
     written = await cpu_bound(write)
-    end.after.append(functools.partial(_write_report, end, snapshot, written))
+    # the report needs none of the run's document: what it takes is all it holds on to
+    report = functools.partial(_write_report, end.store, end.dependencies, end.stages)
+    end.after.append(functools.partial(report, snapshot, written))
 
 
-def _write_results(
-    snapshot: RunSnapshot, outputs: Mapping[str, Any], log: list[str], folder: Path
-) -> list[Path]:
+def _write_results(end: RunEnd, snapshot: RunSnapshot, folder: Path) -> list[Path]:
+    pages = end.store.event_row_pages_here(snapshot.id)
+    log = (line for rows in pages for line in log_lines_of_rows(rows))
     with AtomicFiles() as files:
-        return write_run_files_into(files, snapshot, log, folder, outputs=outputs)
+        return write_run_files_into(files, snapshot, log, folder, outputs=end.outputs)
 
 
-async def _write_report(end: RunEnd, snapshot: RunSnapshot, written: list[Path]) -> None:
-    attempts = await end.store.load_attempts(snapshot.id)
+async def _write_report(
+    store: Store,
+    dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]],
+    snapshot: RunSnapshot,
+    written: list[Path],
+) -> None:
+    attempts = await store.load_attempts(snapshot.id)
+    page = functools.partial(_write_report_file, snapshot, attempts, dependencies, stages, written)
     try:
-        await cpu_bound(functools.partial(_write_report_file, end, snapshot, attempts, written))
+        await cpu_bound(page)
     except (OSError, ValueError) as exc:  # the run's log says so (``orchestrator logs``)
         message = f"could not write {REPORT_FILE}: {exc}"
-        end.store.add_event(snapshot.id, None, "files", message, ts=time.time(), level="error")
+        store.add_event(snapshot.id, None, "files", message, ts=time.time(), level="error")
         raise
 
 
 def _write_report_file(
-    end: RunEnd, snapshot: RunSnapshot, attempts: Sequence[AttemptRow], written: list[Path]
+    snapshot: RunSnapshot,
+    attempts: Sequence[AttemptRow],
+    dependencies: Mapping[str, Sequence[str]],
+    stages: Sequence[Sequence[str]],
+    written: list[Path],
 ) -> None:
     # the report links to the run's files by the names ``run_files`` lists: the three written
     # already, and itself
     folder = written[0].parent
     linked = [*written, folder / REPORT_FILE]
-    page = report_page(
-        snapshot, attempts, end.dependencies, end.stages, now=time.time(), files=linked
-    )
+    page = report_page(snapshot, attempts, dependencies, stages, now=time.time(), files=linked)
     with AtomicFiles() as files:
         files.write(folder / REPORT_FILE, page)

@@ -13,7 +13,7 @@ the store once, when it is made, so that a call on the hot path (``put_task_late
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiosqlite
@@ -22,7 +22,8 @@ from multi_task_orchestrator.engine.store.approvals import Approvals
 from multi_task_orchestrator.engine.store.connection import WriteConnection
 from multi_task_orchestrator.engine.store.errors import StoreError
 from multi_task_orchestrator.engine.store.leases import Leases
-from multi_task_orchestrator.engine.store.reader import Reader
+from multi_task_orchestrator.engine.store.reader import Reader, event_row_pages_here
+from multi_task_orchestrator.engine.store.rows import EventRow
 from multi_task_orchestrator.engine.store.schedules import Schedules
 from multi_task_orchestrator.engine.store.schema import prepare
 from multi_task_orchestrator.engine.store.writer import Writer
@@ -73,7 +74,6 @@ class Store:
         self.load_attempts = reader.load_attempts
         self.usage_totals = reader.usage_totals
         self.event_pages = reader.event_pages
-        self.event_row_pages = reader.event_row_pages
         self.load_events = reader.load_events
         # approval requests and decisions, seen by other processes at once (``Approvals``)
         self.request_approval = approvals.request_approval
@@ -133,6 +133,13 @@ class Store:
             await self._writer.stop()
             await self._db.close()
             await self._writes.close()
+
+    def event_row_pages_here(
+        self, orchestration_id: str, size: int = 5000
+    ) -> Iterator[list[EventRow]]:
+        """The run's events as plain rows, a page at a time, read on the calling thread (a
+        worker thread: ``reader.event_row_pages_here``)."""
+        return event_row_pages_here(self.path, orchestration_id, size)
 
     @property
     def on_fenced(self) -> Callable[[set[str]], None] | None:

@@ -4,9 +4,12 @@ way)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -212,25 +215,6 @@ class Reader:
             yield page
             after = page[-1].seq
 
-    async def event_row_pages(
-        self, orchestration_id: str, size: int = 5000
-    ) -> AsyncIterator[list[EventRow]]:
-        """``event_pages`` as plain tuples (``EventRow``), for writing the log: building an
-        ``EventRecord`` per event cost more than reading it."""
-        after = 0
-        while True:
-            rows = await self._db.execute_fetchall(
-                "SELECT seq, ts, task_id, kind, level, message, data FROM events "
-                "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (orchestration_id, after, size),
-            )
-            page = cast(list[EventRow], list(rows))  # the connection makes rows plain tuples
-            if page:
-                yield page
-            if len(page) < size:  # the last page: no trip to find the next one empty
-                return
-            after = page[-1][0]
-
     async def load_events(
         self, orchestration_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[EventRecord]:
@@ -251,3 +235,25 @@ class Reader:
             )
             for r in await cursor.fetchall()
         ]
+
+
+def event_row_pages_here(
+    path: Path, orchestration_id: str, size: int = 5000
+) -> Iterator[list[EventRow]]:
+    """All the orchestration's events as plain tuples (``EventRow``), ``size`` at a time, read
+    on the calling thread through a read-only connection of their own: for writing the log on
+    a worker thread, a page in memory at once (building an ``EventRecord`` per event cost more
+    than reading it)."""
+    with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as db:
+        after = 0
+        while True:
+            page: list[EventRow] = db.execute(
+                "SELECT seq, ts, task_id, kind, level, message, data FROM events "
+                "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (orchestration_id, after, size),
+            ).fetchall()
+            if page:
+                yield page
+            if len(page) < size:  # the last page: no trip to find the next one empty
+                return
+            after = page[-1][0]
