@@ -358,3 +358,13 @@ def _joined(before: Any, part: Any, kind: str) -> Any:
     if kind == "keys":
         return {**before, **part}
     return before + part
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=JSON, limit=st.integers(min_value=0, max_value=300))
+def test_a_bounded_size_is_exact_up_to_its_limit(value: Any, limit: int) -> None:
+    """``size(value, limit)`` tells "more than ``limit``" without writing a large value's JSON,
+    and is exact otherwise: paging decides the same either way."""
+    exact = size(value)
+    bounded = size(value, limit)
+    assert bounded == exact if exact <= limit else bounded > limit

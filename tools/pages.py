@@ -36,9 +36,39 @@ class Page:
     part: Part | None = None
 
 
-def size(value: Any) -> int:
-    """The characters ``value`` takes as JSON."""
+def size(value: Any, limit: int | None = None) -> int:
+    """The characters ``value`` takes as JSON; with ``limit``, any number above it stands for
+    "more than ``limit``" and is found without writing the JSON of a large value (a 200 MB
+    output took a second to write, the interpreter lock held all along)."""
+    if limit is not None and _longer_than(value, limit):
+        return limit + 1
     return len(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def _longer_than(value: Any, limit: int) -> bool:
+    """Whether the JSON of ``value`` surely has more than ``limit`` characters: its strings
+    with their quotes, one character at least for any other value, its brackets and commas,
+    counted until they pass ``limit`` (so the walk is never longer than ``limit`` steps)."""
+    counted = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            counted += len(item) + 2
+        elif isinstance(item, dict):
+            # braces, ": " after each key and ", " between entries
+            counted += 2 + 2 * len(item) + 2 * max(0, len(item) - 1)
+            for key, inner in item.items():
+                counted += len(key) + 2 if isinstance(key, str) else 1
+                pending.append(inner)
+        elif isinstance(item, list | tuple):
+            counted += 2 + 2 * max(0, len(item) - 1)  # brackets, ", " between items
+            pending.extend(item)
+        else:
+            counted += 1
+        if counted > limit:
+            return True
+    return False
 
 
 def page_outputs(
@@ -50,7 +80,7 @@ def page_outputs(
     for index in range(offset, len(outputs)):
         task_id, value = outputs[index]
         start = item_offset if index == offset else 0
-        cost = size(value) if start == 0 else None
+        cost = size(value, max_chars) if start == 0 else None
         if cost is not None and used + cost <= max_chars:
             page.outputs[task_id] = value
             used += cost
@@ -100,7 +130,7 @@ def _run(
     while position < len(items):
         item = items[position]
         # with the ", " before it; {key: value} counts its braces in place of the ", "
-        cost = size(item) + 2 if kind == "items" else size({item[0]: item[1]})
+        cost = size(item, budget) + 2 if kind == "items" else size({item[0]: item[1]}, budget)
         if cost + 2 > budget:
             too_large.append(position)
             if reach is None:
