@@ -97,7 +97,8 @@ def test_an_output_that_looks_like_a_file_reference_is_only_a_value(tmp_path: Pa
 
 def test_an_output_too_large_for_the_event_loop_is_kept_off_it(tmp_path: Path) -> None:
     """An output past ``LARGE_VALUES`` values is masked, serialised and kept on a worker
-    thread (``outputs.looks_large``); it comes back whole and flows to the next task."""
+    thread (``outputs.looks_large``); it comes back whole and flows to the next task, a
+    ``data_processing`` one, which works on such an input on a worker thread too."""
     count = LARGE_VALUES + 5_000
     assert looks_large(list(range(count))) and not looks_large(list(range(100)))
     document = {

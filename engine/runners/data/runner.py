@@ -3,8 +3,11 @@ actions and runs it over the task's already-resolved data (see the package's doc
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
+from multi_task_orchestrator.engine.outputs import looks_large
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.runners.data.aggregate import ACTIONS as AGGREGATE
 from multi_task_orchestrator.engine.runners.data.combine import ACTIONS as COMBINE
@@ -37,6 +40,9 @@ class DataProcessingRunner(Runner[DataConfig]):
     }
 
     async def run(self, config: DataConfig, ctx: RunContext) -> Any:
-        result, line = _ACTIONS[config.action](config, DataInput(config))
+        action = functools.partial(_ACTIONS[config.action], config, DataInput(config))
+        data = config.inputs if config.inputs is not None else config.input
+        # a large input is worked on off the event loop, which keeps answering meanwhile
+        result, line = await cpu_bound(action) if looks_large(data) else action()
         ctx.log(line)
         return result
