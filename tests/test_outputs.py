@@ -97,8 +97,9 @@ def test_an_output_that_looks_like_a_file_reference_is_only_a_value(tmp_path: Pa
 
 def test_an_output_too_large_for_the_event_loop_is_kept_off_it(tmp_path: Path) -> None:
     """An output past ``LARGE_VALUES`` values is masked, serialised and kept on a worker
-    thread (``outputs.looks_large``); it comes back whole and flows to the next task, a
-    ``data_processing`` one, which works on such an input on a worker thread too."""
+    thread (``outputs.looks_large``); it comes back whole and flows to the next task (its file
+    read on a worker thread), a ``data_processing`` one, which works on such an input on a
+    worker thread too."""
     count = LARGE_VALUES + 5_000
     assert looks_large(list(range(count))) and not looks_large(list(range(100)))
     document = {
@@ -116,8 +117,10 @@ def test_an_output_too_large_for_the_event_loop_is_kept_off_it(tmp_path: Path) -
     path = tmp_path / "large.json"
     path.write_text(json.dumps(document))
     home = tmp_path / "home"
-    result = cli(home, "run", path, "--json")
+    result = cli(home, "run", path, "--json", ORCHESTRATOR_OUTPUT_FILE_BYTES="10000")
     assert result.code == 0, result.stderr
+    run_dir = home / "runs" / json.loads(result.stdout)["id"]
+    assert (run_dir / "outputs" / "big.json").exists()  # kept as a file, read back for "sum"
     tasks = json.loads(result.stdout)["tasks"]
     assert tasks["big"]["output"] == list(range(count))
     assert tasks["sum"]["output"] == {"n": count}

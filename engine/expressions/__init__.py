@@ -30,7 +30,11 @@ references (``scanning``), finding them in a document (``finding``), resolving t
 (``resolving``) and revealing secrets (``revealing``).
 """
 
-from multi_task_orchestrator.engine.expressions.finding import find_references, secret_names
+from multi_task_orchestrator.engine.expressions.finding import (
+    find_references,
+    secret_names,
+    task_roots,
+)
 from multi_task_orchestrator.engine.expressions.model import (
     INPUT_KEYS,
     TASK_FIELDS,
@@ -64,4 +68,5 @@ __all__ = [
     "resolve",
     "reveal_secrets",
     "secret_names",
+    "task_roots",
 ]

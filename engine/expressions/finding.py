@@ -98,3 +98,13 @@ def secret_names(value: Any) -> set[str]:
         for _, reference in find_references(value)
         if isinstance(reference, Reference) and reference.kind == "vault"
     }
+
+
+def task_roots(value: Any) -> frozenset[str]:
+    """The tasks whose entries the references inside ``value`` read (``${fetch.output}``:
+    ``fetch``)."""
+    return frozenset(
+        reference.root
+        for _, reference in find_references(value)
+        if isinstance(reference, Reference) and reference.kind == "task"
+    )

@@ -19,7 +19,7 @@ from multi_task_orchestrator.engine import outputs
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.document.models import RunIf
 from multi_task_orchestrator.engine.errors import TaskError
-from multi_task_orchestrator.engine.expressions import ExpressionError, resolve
+from multi_task_orchestrator.engine.expressions import ExpressionError, resolve, task_roots
 from multi_task_orchestrator.engine.run.budget import Budgets
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.dispatch import Dispatcher
@@ -57,6 +57,7 @@ class Attempts:
         self._readiness = readiness
         self._budgets = budgets
         self._static_configs: dict[str, Any] = {}  # parsed configs that hold no reference
+        self._roots: dict[str, frozenset[str]] = {}  # the tasks each config refers to
 
     async def execute(self, node: Node) -> None:
         """One attempt of a dispatched task, from its start to what its outcome leads to."""
@@ -182,7 +183,8 @@ class Attempts:
                 if node.parent is not None or node.max_attempts > 1:
                     self._static_configs[node.spec.id] = parsed  # for its next attempts or items
             elif parsed is None:
-                parsed = runner.parse_config(resolve(node.spec.config, scope_of(core, node)))
+                read = await self._outputs_in_files(node)
+                parsed = runner.parse_config(resolve(node.spec.config, scope_of(core, node, read)))
         except (ExpressionError, ValidationError) as exc:
             raise TaskError(config_problem(exc), "config") from None
         ctx = RunContext(
@@ -226,6 +228,25 @@ class Attempts:
             raise
         except Exception as exc:
             raise TaskError(f"{type(exc).__name__}: {exc}", "error") from None
+
+    async def _outputs_in_files(self, node: Node) -> dict[str, Any]:
+        """The outputs kept as files (large ones) that ``node``'s config refers to, read on a
+        worker thread: a 200 MB one takes a second to read."""
+        roots = self._roots.get(node.spec.id)
+        if roots is None:
+            roots = self._roots[node.spec.id] = task_roots(node.spec.config)
+        nodes = self._core.nodes
+        held = {
+            root: json.loads(stored)
+            for root in roots
+            if (source := nodes.get(root)) is not None
+            and source.output is None
+            and outputs.reference(stored := source.output_json)
+            and stored is not None
+        }
+        if not held:
+            return held
+        return await cpu_bound(partial(outputs.load_files, held, self._core.run_dir))
 
     def _note_waiting(self, node: Node, what: str | None) -> None:
         node.waiting_note = what

@@ -11,10 +11,11 @@ from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.node import Node
 
 
-def scope_of(core: RunCore, node: Node) -> Scope:
-    """The scope ``node``'s config (or ``for_each``) is resolved in."""
+def scope_of(core: RunCore, node: Node, read: Mapping[str, Any] | None = None) -> Scope:
+    """The scope ``node``'s config (or ``for_each``) is resolved in; ``read`` holds outputs
+    already read from their files, by task id."""
     return Scope(
-        outputs=FinishedOutputs(core),
+        outputs=FinishedOutputs(core, read or {}),
         vars=core.spec.vars,
         item=node.item,
         index=node.index,
@@ -23,20 +24,27 @@ def scope_of(core: RunCore, node: Node) -> Scope:
 
 
 class FinishedOutputs(Mapping[str, Any]):
-    """The reference scope's view of finished tasks, built on demand (never copied)."""
+    """The reference scope's view of finished tasks, built on demand (never copied); an
+    output kept as a file is read from it unless ``read`` has it already."""
 
-    __slots__ = ("_core", "_nodes")
+    __slots__ = ("_core", "_nodes", "_read")
 
-    def __init__(self, core: RunCore) -> None:
+    def __init__(self, core: RunCore, read: Mapping[str, Any]) -> None:
         self._core = core
         self._nodes = core.nodes
+        self._read = read
+
+    def __contains__(self, task_id: object) -> bool:  # without reading the output
+        node = self._nodes.get(task_id) if isinstance(task_id, str) else None
+        return node is not None and node.state.terminal
 
     def __getitem__(self, task_id: str) -> dict[str, Any]:
         node = self._nodes[task_id]
         if not node.state.terminal:
             raise KeyError(task_id)
+        read = self._read
         return {
-            "output": self._core.output_of(node),
+            "output": read[task_id] if task_id in read else self._core.output_of(node),
             "state": node.state.value,
             "error": node.error,
         }
