@@ -127,7 +127,8 @@ async def read_summary(id: str, ctx: Context) -> str:
 
 async def read_report(id: str, ctx: Context) -> str:
     snapshot = await _snapshot(ctx, id)
-    page = (await build_report(tool_context(ctx).engine.store, snapshot)).html
+    report = await build_report(tool_context(ctx).engine.store, snapshot)
+    page = await cpu_bound(lambda: report.html)  # a large run's page takes a while to make
     if len(page) <= RESOURCE_MAX_CHARS:
         return page
     return (

@@ -87,17 +87,33 @@ _STATE_TEXT = {state: state.value for state in TaskState}  # a member's .value i
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A run's report: the timeline data, its SVG, and the HTML page that holds both, as the
-    pieces it is joined from (a large run's page is written without being held whole twice)."""
+    """A run's report: the timeline data and its SVG, laid out; the HTML page that holds both
+    is made when asked for, whole (``html``) or in pieces (``pieces``: a large run's page is
+    written without ever being held whole)."""
 
     snapshot: RunSnapshot
     timeline: Timeline
     svg: str
-    pieces: list[str]
+    attempts: Sequence[AttemptRow]
+    now: float
+    files: Sequence[Path] | None  # the run's files it links to (default: those there now)
+
+    def pieces(self) -> Iterator[str]:
+        snapshot = self.snapshot
+        run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
+        return html_pieces(
+            snapshot,
+            self.timeline,
+            self.svg,
+            self.attempts,
+            run_dir=run_dir,
+            now=self.now,
+            files=self.files,
+        )
 
     @property
     def html(self) -> str:
-        return "".join(self.pieces)
+        return "".join(self.pieces())
 
 
 async def build_report(
@@ -142,27 +158,7 @@ def lay_out_report(
     """The report of ``snapshot`` from its attempts, as ``build_report`` lays it out; ``files``
     are the run's files it links to (by default those in its folder now, ``run_files``)."""
     timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
-    svg = render_svg(timeline)
-    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
-    pieces = html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
-    return Report(snapshot, timeline, svg, list(pieces))
-
-
-def report_page(
-    snapshot: RunSnapshot,
-    attempts: Sequence[AttemptRow],
-    dependencies: Mapping[str, Sequence[str]],
-    stages: Sequence[Sequence[str]],
-    *,
-    now: float,
-    files: Sequence[Path] | None = None,
-) -> Iterator[str]:
-    """The page ``lay_out_report`` lays out, as pieces made as they are read: written this way,
-    a large run's page (~36 MB for 100,000 tasks) is never held whole."""
-    timeline = build_timeline(snapshot, attempts, dependencies, now=now, stages=stages)
-    svg = render_svg(timeline)
-    run_dir = Path(snapshot.run_dir) if snapshot.run_dir else None
-    yield from html_pieces(snapshot, timeline, svg, attempts, run_dir=run_dir, now=now, files=files)
+    return Report(snapshot, timeline, render_svg(timeline), attempts, now, files)
 
 
 async def write_report(
@@ -187,7 +183,7 @@ async def write_report(
     def write() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         with AtomicFiles() as files:
-            files.write(path, report.pieces)
+            files.write(path, report.pieces())
 
     await asyncio.to_thread(write)
     return path

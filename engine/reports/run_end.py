@@ -15,7 +15,7 @@ from multi_task_orchestrator.engine.approvals import with_approvals
 from multi_task_orchestrator.engine.atomic import AtomicFiles
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.reports.files import REPORT_FILE, write_run_files_into
-from multi_task_orchestrator.engine.reports.html import report_page
+from multi_task_orchestrator.engine.reports.html import lay_out_report
 from multi_task_orchestrator.engine.reports.log import log_lines_of_rows
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.state import RunSnapshot
@@ -69,6 +69,6 @@ def _write_report_file(
     # already, and itself
     folder = written[0].parent
     linked = [*written, folder / REPORT_FILE]
-    page = report_page(snapshot, attempts, dependencies, stages, now=time.time(), files=linked)
+    report = lay_out_report(snapshot, attempts, dependencies, stages, now=time.time(), files=linked)
     with AtomicFiles() as files:
-        files.write(folder / REPORT_FILE, page)
+        files.write(folder / REPORT_FILE, report.pieces())  # the page made as it is written
