@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from multi_task_orchestrator.engine.document.loader import load_text
-from multi_task_orchestrator.engine.document.models import TaskSpec
+from multi_task_orchestrator.engine.document.models import TaskSpec, parse_task
 from multi_task_orchestrator.engine.document.plan import (
     Plan,
     ancestors,
@@ -277,7 +277,7 @@ def test_reference_checks_agree_with_ancestors_on_any_graph() -> None:
             for n in range(count)
         ]
         result = validate({"tasks": tasks})
-        specs = [TaskSpec.model_validate(task) for task in tasks]
+        specs = [parse_task(task) for task in tasks]
         seen = ancestors(specs)
         expected = [
             n
