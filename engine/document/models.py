@@ -54,7 +54,7 @@ def canonical_type(name: str) -> str:
                 "hint": hint or "pick one of the known types",
             },
         )
-    return sys.intern(key)  # one string per type, not one per task
+    return sys.intern(str(key))  # one string per type, not one per task
 
 
 # --- the models ---------------------------------------------------------------------------
