@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict
 
 from multi_task_orchestrator.engine.document.loader import load_text
-from multi_task_orchestrator.engine.document.models import TaskSpec
+from multi_task_orchestrator.engine.document.models import TaskSpec, parse_task
 from multi_task_orchestrator.engine.document.plan import (
     Plan,
     ancestors,
@@ -277,7 +279,7 @@ def test_reference_checks_agree_with_ancestors_on_any_graph() -> None:
             for n in range(count)
         ]
         result = validate({"tasks": tasks})
-        specs = [TaskSpec.model_validate(task) for task in tasks]
+        specs = [parse_task(task) for task in tasks]
         seen = ancestors(specs)
         expected = [
             n
@@ -770,6 +772,27 @@ def test_raise_for_errors() -> None:
         "merge_content",
         "publish_all",
     ]
+
+
+def test_a_validated_task_holds_little_memory() -> None:
+    """A run holds every task's TaskSpec until it ends (100,000 of them in a large run): a task
+    is its fields, its config and its id, without a model's ``__dict__`` and fields-set (a
+    BaseModel measured 1,060 bytes a task here, the slotted dataclass 406)."""
+    document = {
+        "tasks": [{"id": f"t{n}", "type": "delay", "config": {"seconds": 0}} for n in range(2000)]
+    }
+    validate(document)  # what is built once (schemas, caches) is not counted
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        orchestration = validate(document).raise_for_errors()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(orchestration.tasks) == 2000
+    assert held / 2000 < 600
 
 
 # --- the plan -------------------------------------------------------------------------------

@@ -17,11 +17,16 @@ from multi_task_orchestrator.engine.document.models import (
     Orchestration,
     RetryPolicy,
     TaskSpec,
+    parse_task,
+    task_field_names,
 )
 from multi_task_orchestrator.engine.document.notify_models import NotifyChannel
 from multi_task_orchestrator.engine.issues import Issue, Location, did_you_mean
 
 # --- building models ----------------------------------------------------------------------
+
+# a field no model declares; a task (a dataclass) reports it as an unexpected argument
+_UNKNOWN_FIELD = ("extra_forbidden", "unexpected_keyword_argument")
 
 
 def issues_from_validation(
@@ -34,12 +39,16 @@ def issues_from_validation(
         ctx = err.get("ctx") or {}
         hint = ctx.get("hint")
         message = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in _UNKNOWN_FIELD:
             name = str(loc[-1])
             message = f"unknown field '{name}'"
             hint = _unknown_field_hint(name, loc[:-1])
         elif err["type"] == "missing":
             message = f"'{loc[-1]}' is required"
+        elif err["type"] in ("model_type", "dataclass_type"):  # e.g. ``tasks: [fetch]``
+            message = f"expected a mapping of fields, not {type(err['input']).__name__}"
+            if len(loc) == 2 and loc[0] == "tasks":
+                hint = "a task is a mapping, e.g. {id: fetch, type: http, config: {url: ...}}"
         issues.append(raw.issue(message, loc, hint))
     return issues
 
@@ -48,12 +57,11 @@ def _unknown_field_hint(name: str, parent: Location) -> str:
     if name in DEPENDENCY_SPELLINGS and parent[:1] == ("tasks",):
         return "dependencies, depends_on and needs are one field: use only one of them"
     model: type[BaseModel] = Orchestration
+    if parent[:1] == ("tasks",) and "retry" not in parent and "budget" not in parent:
+        fields = task_field_names()
+        return did_you_mean(name, [*fields, "depends_on", "needs"]) or _allowed(fields)
     if parent and parent[0] == "tasks":
-        model = TaskSpec
-        if "retry" in parent:
-            model = RetryPolicy
-        elif "budget" in parent:
-            model = Budget
+        model = RetryPolicy if "retry" in parent else Budget
     elif parent[:1] == ("budget",):
         model = Budget
     elif parent[:1] == ("on_failure",):
@@ -62,10 +70,11 @@ def _unknown_field_hint(name: str, parent: Location) -> str:
         model = LimitSpec
     elif parent[:1] == ("notify",):
         model = NotifyChannel
-    names = list(model.model_fields)
-    if model is TaskSpec:
-        names += ["depends_on", "needs"]
-    return did_you_mean(name, names) or f"allowed fields: {', '.join(model.model_fields)}"
+    return did_you_mean(name, list(model.model_fields)) or _allowed(list(model.model_fields))
+
+
+def _allowed(fields: list[str]) -> str:
+    return f"allowed fields: {', '.join(fields)}"
 
 
 def build(raw: RawDocument) -> tuple[Orchestration | None, list[TaskSpec], list[Issue]]:
@@ -85,7 +94,7 @@ def build(raw: RawDocument) -> tuple[Orchestration | None, list[TaskSpec], list[
     if isinstance(raw_tasks, list):
         for item in raw_tasks:
             try:
-                tasks.append(TaskSpec.model_validate(item))
+                tasks.append(parse_task(item))
             except ValidationError:
                 continue
     return None, tasks, issues

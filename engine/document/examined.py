@@ -16,6 +16,7 @@ from multi_task_orchestrator.engine.document.models import (
     Mode,
     Orchestration,
     TaskSpec,
+    parse_task,
 )
 from multi_task_orchestrator.engine.document.plan import stage_numbers, tasks_by_id
 from multi_task_orchestrator.engine.issues import Location
@@ -88,7 +89,7 @@ class ExaminedDocument:
         else:
             for index, item in enumerate(raw_tasks):
                 try:
-                    entries.append((index, TaskSpec.model_validate(item)))
+                    entries.append((index, parse_task(item)))
                 except ValidationError:
                     continue
         order: dict[str, int] = {}

@@ -8,6 +8,9 @@ The seed's format is accepted as written: the aliases ``depends_on`` / ``needs``
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import sys
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -18,11 +21,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     WithJsonSchema,
     WrapValidator,
     field_validator,
     model_validator,
 )
+from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine import registry
@@ -49,7 +54,7 @@ def canonical_type(name: str) -> str:
                 "hint": hint or "pick one of the known types",
             },
         )
-    return key
+    return sys.intern(str(key))  # one string per type, not one per task
 
 
 # --- the models ---------------------------------------------------------------------------
@@ -234,32 +239,37 @@ TASK_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN)]
 
 
-class TaskSpec(_Strict):
+# Slotted: a run holds one per task (100,000 in a large run), and a model's ``__dict__`` and
+# fields-set would triple its size. Validated with ``parse_task`` or as part of Orchestration.
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid", populate_by_name=True))
+class TaskSpec:
     """One task of the DAG."""
 
     id: TaskId
     type: Annotated[str, BeforeValidator(lambda v: canonical_type(v) if isinstance(v, str) else v)]
-    name: str | None = Field(None, description="a display name; defaults to the id")
+    name: str | None = Field(default=None, description="a display name; defaults to the id")
     description: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     dependencies: tuple[TaskId, ...] = Field(
-        (), validation_alias=AliasChoices(*DEPENDENCY_SPELLINGS)
+        default=(), validation_alias=AliasChoices(*DEPENDENCY_SPELLINGS)
     )
-    priority: int = Field(0, description="higher runs first when slots are scarce")
-    timeout: Duration | None = Field(None, description="limit on each attempt")
+    priority: int = Field(default=0, description="higher runs first when slots are scarce")
+    timeout: Duration | None = Field(default=None, description="limit on each attempt")
     retry: RetryPolicy | None = None
     run_if: RunIf = RunIf.all_success
     for_each: str | list[Any] | None = Field(
-        None, description="fan out: one child task per item; ${item} and ${index} inside"
+        default=None, description="fan out: one child task per item; ${item} and ${index} inside"
     )
     max_concurrent: int | None = Field(
-        None, ge=1, description="cap on this task's fan-out children"
+        default=None, ge=1, description="cap on this task's fan-out children"
     )
-    allow_partial: bool = Field(False, description="a fan-out succeeds even if children fail")
-    limit: tuple[str, ...] = Field((), description="named limits this task counts against")
-    stage: int | None = Field(None, ge=0, description="the stage in mixed mode")
+    allow_partial: bool = Field(
+        default=False, description="a fan-out succeeds even if children fail"
+    )
+    limit: tuple[str, ...] = Field(default=(), description="named limits this task counts against")
+    stage: int | None = Field(default=None, ge=0, description="the stage in mixed mode")
     budget: Budget | None = Field(
-        None,
+        default=None,
         description="this task's own budget for its model calls (a fan-out: all its items')",
     )
 
@@ -284,6 +294,21 @@ class TaskSpec(_Strict):
     @property
     def label(self) -> str:
         return self.name or self.id
+
+
+@functools.cache
+def _task_adapter() -> TypeAdapter[TaskSpec]:
+    return TypeAdapter(TaskSpec)
+
+
+def parse_task(data: Any) -> TaskSpec:
+    """One task from its document form; raises pydantic's ValidationError."""
+    return _task_adapter().validate_python(data)
+
+
+def task_field_names() -> list[str]:
+    """TaskSpec's fields, in the document's order."""
+    return [item.name for item in dataclasses.fields(TaskSpec)]
 
 
 class Orchestration(_Strict):

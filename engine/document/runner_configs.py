@@ -17,10 +17,15 @@ from multi_task_orchestrator.engine.document.models import TaskSpec
 from multi_task_orchestrator.engine.document.references import holds_reference, value_at
 from multi_task_orchestrator.engine.issues import Issue, did_you_mean
 
+# Configs validated per call: one call for all would hold a model of every config at once
+# (~0.7 KB each, 70 MB for 100,000 tasks); calls of 1,000 are as fast, one per config ~1.2x.
+CHUNK = 1_000
+
 
 def check_configs(doc: ExaminedDocument, models: Mapping[str, type[BaseModel]]) -> list[Issue]:
     """The problems in the configs of tasks whose type has a model in ``models``, in document
-    order. The configs of one type are validated in one call; only when that fails, each alone."""
+    order. The configs of one type are validated ``CHUNK`` to a call; only where that fails,
+    each alone."""
     by_model: dict[type[BaseModel], list[tuple[int, TaskSpec]]] = {}
     for index, task in doc.entries:
         model = models.get(task.type)
@@ -28,10 +33,13 @@ def check_configs(doc: ExaminedDocument, models: Mapping[str, type[BaseModel]]) 
             by_model.setdefault(model, []).append((index, task))
     issues = []
     for model, entries in by_model.items():
-        try:
-            _configs_adapter(model).validate_python([task.config for _, task in entries])
-        except ValidationError:
-            issues += _config_issues(doc, model, entries)
+        adapter = _configs_adapter(model)
+        for start in range(0, len(entries), CHUNK):
+            chunk = entries[start : start + CHUNK]
+            try:
+                adapter.validate_python([task.config for _, task in chunk])
+            except ValidationError:
+                issues += _config_issues(doc, model, chunk)
     return sorted(issues, key=lambda issue: issue.loc[1])
 
 

@@ -178,7 +178,7 @@ class Attempts:
         runner = services.runner(node.spec.type)
         try:
             parsed = self._static_configs.get(node.spec.id)
-            if parsed is None and node.spec.id in core.table.static_ids:
+            if parsed is None and core.table.is_static(node.spec.id):
                 parsed = runner.parse_config(node.spec.config)
                 if node.parent is not None or node.max_attempts > 1:
                     self._static_configs[node.spec.id] = parsed  # for its next attempts or items

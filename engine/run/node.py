@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from multi_task_orchestrator.engine.document.models import RetryPolicy, TaskSpec
@@ -26,8 +27,9 @@ class Node:
     parent: Node | None = None
     item: Any = None
     index: int | None = None
-    deps: list[Node] = field(default_factory=list)
-    dependents: list[Node] = field(default_factory=list)
+    # tuples, the empty one shared: a run holds a node per task, most with few links
+    deps: tuple[Node, ...] = ()
+    dependents: tuple[Node, ...] = ()
     children: list[Node] | None = None
     children_open: int = 0
     waiting: int = 0
@@ -43,7 +45,7 @@ class Node:
     error: str | None = None
     error_class: str | None = None
     reason: str | None = None
-    chain: list[str] = field(default_factory=list)
+    chain: Sequence[str] = ()  # the skips back to the task that started them, if skipped
     root_error: str | None = None
     cancel_reason: str | None = None
     waiting_note: str | None = None  # what a running task's runner waits for

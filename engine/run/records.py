@@ -109,7 +109,7 @@ class Records:
             error=node.error,
             error_class=node.error_class,
             reason=node.reason,
-            chain=node.chain,
+            chain=list(node.chain),
             item_json=json.dumps(node.item, default=str) if node.parent else None,
             item_index=node.index,
         )

@@ -35,7 +35,6 @@ class NodeTable:
     stage_open: dict[int, int] = field(default_factory=dict)  # stage -> tasks not ended
     current_stage: int = 0  # index of the stage tasks may start in
     secret_names: dict[str, frozenset[str]] = field(default_factory=dict)  # per task with ${...}
-    static_ids: set[str] = field(default_factory=set)  # configs without ${...}: nothing to resolve
 
     def add(self, child: Node) -> Node:
         """A fan-out child joins the table."""
@@ -48,6 +47,10 @@ class NodeTable:
             yield node
             if node.children:
                 yield from node.children
+
+    def is_static(self, task_id: str) -> bool:
+        """Whether the task's config has no ``${...}``: nothing to resolve before it runs."""
+        return task_id not in self.secret_names
 
     def stage_index(self, node: Node) -> int:
         return self.stage_position[node.stage]
@@ -101,6 +104,7 @@ async def build_table(
     limit_pools = {
         name: Pool(name, limit.concurrency, limit.rate) for name, limit in spec.limits.items()
     }
+    pool_sets: dict[tuple[str, ...], tuple[Pool, ...]] = {}  # one tuple per set of limits
     tasks = spec.tasks
     for start in range(0, len(tasks), SLICE):
         if start:
@@ -114,11 +118,12 @@ async def build_table(
                     for _, reference in references
                     if isinstance(reference, Reference) and reference.kind == "vault"
                 )
-            else:
-                table.static_ids.add(task.id)
-            pools = (server_pool, orchestration_pool, *(limit_pools[name] for name in task.limit))
-            if task.type in slotless:
-                pools = ()
+            pools: tuple[Pool, ...] = ()
+            if task.type not in slotless:
+                pools = pool_sets.get(task.limit, ())
+                if not pools:
+                    limited = tuple(limit_pools[name] for name in task.limit)
+                    pools = pool_sets[task.limit] = (server_pool, orchestration_pool, *limited)
             node = Node(
                 spec=task,
                 task_id=task.id,
@@ -133,12 +138,16 @@ async def build_table(
             table.order.append(node)
     if len(tasks) > SLICE:
         await asyncio.sleep(0)
+    dependents: dict[Node, list[Node]] = {}
     for node in table.order:
-        node.deps = [table.nodes[dep] for dep in node.spec.dependencies]
-        for dep in node.deps:
-            dep.dependents.append(node)
+        if node.spec.dependencies:
+            node.deps = tuple(table.nodes[dep] for dep in node.spec.dependencies)
+            for dep in node.deps:
+                dependents.setdefault(dep, []).append(node)
         table.stage_members.setdefault(node.stage, []).append(node)
         table.stage_open[node.stage] = table.stage_open.get(node.stage, 0) + 1
+    for node, linked in dependents.items():
+        node.dependents = tuple(linked)
     table.stage_keys = sorted(table.stage_members)
     table.stage_position = {stage: index for index, stage in enumerate(table.stage_keys)}
     return table

@@ -3,7 +3,7 @@ is skipped — naming the chain of skips back to the task that started it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from multi_task_orchestrator.engine.document.models import RunIf
 from multi_task_orchestrator.engine.run.node import Node
@@ -35,7 +35,7 @@ def trigger_blocks(node: Node, nodes: Mapping[str, Node]) -> str | None:
     return None
 
 
-def root_cause(chain: list[str], nodes: Mapping[str, Node]) -> str:
+def root_cause(chain: Sequence[str], nodes: Mapping[str, Node]) -> str:
     """What a chain of skips (``chain``: from a skipped dependency to the task that started
     it) comes from, e.g. ``chain: c -> b -> a; a failed: boom``."""
     root = nodes.get(chain[-1])
