@@ -164,6 +164,16 @@ async def test_the_log_is_read_in_pages_of_plain_rows(engine: Engine) -> None:
         assert all(0 < len(page) <= size for page in pages)
 
 
+async def test_the_report_reads_the_attempts_the_store_has(engine: Engine) -> None:
+    """The report, laid out on a worker thread, reads the run's attempts there (a read-only
+    connection of its own): the same rows ``load_attempts`` gives."""
+    run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
+    await engine.wait(run_id, timeout=20)
+    expected = await engine.store.load_attempts(run_id)
+    assert len(expected) == 2
+    assert engine.store.attempt_rows_here(run_id) == expected
+
+
 def test_the_scheduler_does_not_import_the_reports() -> None:
     """Not even through another module: a fresh interpreter that imports the scheduler has
     loaded no module of ``engine.reports``."""

@@ -19,7 +19,7 @@ from multi_task_orchestrator.engine.reports.html import lay_out_report
 from multi_task_orchestrator.engine.reports.log import log_lines_of_rows
 from multi_task_orchestrator.engine.run_end import RunEnd
 from multi_task_orchestrator.engine.state import RunSnapshot
-from multi_task_orchestrator.engine.store import AttemptRow, Store
+from multi_task_orchestrator.engine.store import Store
 
 
 async def write_files_on_run_end(end: RunEnd) -> None:
@@ -48,8 +48,7 @@ async def _write_report(
     snapshot: RunSnapshot,
     written: list[Path],
 ) -> None:
-    attempts = await store.load_attempts(snapshot.id)
-    page = functools.partial(_write_report_file, snapshot, attempts, dependencies, stages, written)
+    page = functools.partial(_write_report_file, store, snapshot, dependencies, stages, written)
     try:
         await cpu_bound(page)
     except (OSError, ValueError) as exc:  # the run's log says so (``orchestrator logs``)
@@ -59,12 +58,13 @@ async def _write_report(
 
 
 def _write_report_file(
+    store: Store,
     snapshot: RunSnapshot,
-    attempts: Sequence[AttemptRow],
     dependencies: Mapping[str, Sequence[str]],
     stages: Sequence[Sequence[str]],
     written: list[Path],
 ) -> None:
+    attempts = store.attempt_rows_here(snapshot.id)
     # the report links to the run's files by the names ``run_files`` lists: the three written
     # already, and itself
     folder = written[0].parent

@@ -22,8 +22,12 @@ from multi_task_orchestrator.engine.store.approvals import Approvals
 from multi_task_orchestrator.engine.store.connection import WriteConnection
 from multi_task_orchestrator.engine.store.errors import StoreError
 from multi_task_orchestrator.engine.store.leases import Leases
-from multi_task_orchestrator.engine.store.reader import Reader, event_row_pages_here
-from multi_task_orchestrator.engine.store.rows import EventRow
+from multi_task_orchestrator.engine.store.reader import (
+    Reader,
+    attempt_rows_here,
+    event_row_pages_here,
+)
+from multi_task_orchestrator.engine.store.rows import AttemptRow, EventRow
 from multi_task_orchestrator.engine.store.schedules import Schedules
 from multi_task_orchestrator.engine.store.schema import prepare
 from multi_task_orchestrator.engine.store.writer import Writer
@@ -140,6 +144,11 @@ class Store:
         """The run's events as plain rows, a page at a time, read on the calling thread (a
         worker thread: ``reader.event_row_pages_here``)."""
         return event_row_pages_here(self.path, orchestration_id, size)
+
+    def attempt_rows_here(self, orchestration_id: str) -> list[AttemptRow]:
+        """The run's attempts (``load_attempts``), read on the calling thread (a worker
+        thread: ``reader.attempt_rows_here``)."""
+        return attempt_rows_here(self.path, orchestration_id)
 
     @property
     def on_fenced(self) -> Callable[[set[str]], None] | None:

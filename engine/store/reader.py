@@ -244,7 +244,7 @@ def event_row_pages_here(
     on the calling thread through a read-only connection of their own: for writing the log on
     a worker thread, a page in memory at once (building an ``EventRecord`` per event cost more
     than reading it)."""
-    with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as db:
+    with _read_only(path) as db:
         after = 0
         while True:
             page: list[EventRow] = db.execute(
@@ -257,3 +257,62 @@ def event_row_pages_here(
             if len(page) < size:  # the last page: no trip to find the next one empty
                 return
             after = page[-1][0]
+
+
+def attempt_rows_here(path: Path, orchestration_id: str) -> list[AttemptRow]:
+    """``Reader.load_attempts``, read on the calling thread through a read-only connection of
+    its own (for laying out a report on a worker thread): the rows made one at a time as
+    they are read, their repeated texts (the run's id, outcomes, what they waited for) shared."""
+    shared: dict[str, str] = {}
+
+    def one(text: str | None) -> str | None:
+        return None if text is None else shared.setdefault(text, text)
+
+    with _read_only(path) as db:
+        cursor = db.execute(
+            "SELECT task_id, attempt, started_at, finished_at, outcome, error, error_class, "
+            "queued_at, waited_for, input_tokens, output_tokens, cost_usd, model_calls, "
+            "unpriced_calls, model FROM attempts WHERE orchestration_id = ? ORDER BY started_at",
+            (orchestration_id,),
+        )
+        return [
+            AttemptRow(
+                orchestration_id,
+                task_id,
+                attempt,
+                started_at,
+                finished_at,
+                one(outcome),
+                error,
+                one(error_class),
+                queued_at,
+                one(waited_for),
+                input_tokens,
+                output_tokens,
+                cost_usd,
+                model_calls,
+                unpriced_calls,
+                one(model),
+            )
+            for (
+                task_id,
+                attempt,
+                started_at,
+                finished_at,
+                outcome,
+                error,
+                error_class,
+                queued_at,
+                waited_for,
+                input_tokens,
+                output_tokens,
+                cost_usd,
+                model_calls,
+                unpriced_calls,
+                model,
+            ) in cursor
+        ]
+
+
+def _read_only(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    return contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True))

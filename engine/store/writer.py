@@ -200,29 +200,34 @@ class Writer:
             if self._commit_timer is not None:
                 self._commit_timer.cancel()
                 self._commit_timer = None
-            batch, self._batch = self._batch, Batch()
-            self._in_flight = batch
-            try:
-                await build_rows(batch, self.held)
-                fenced: set[str] = set()
-                if batch:
-                    here = self._commit_here(batch)
-                    fenced = await self._commit(batch) if here is None else here
-                if fenced:
-                    self._fenced(fenced)
-            except Exception as exc:  # the disk is full or the file went away: tell every waiter
-                self._failure = exc
-                for waiter in batch.waiters:
-                    if not waiter.done():
-                        waiter.set_exception(
-                            StoreError(f"the state database {self._path} cannot be written: {exc}")
-                        )
-                continue
-            finally:
-                self._in_flight = None
+            # in a call of its own, so that nothing holds the batch (a run's first one has its
+            # whole document) while the loop waits for the next
+            await self._commit_queued()
+
+    async def _commit_queued(self) -> None:
+        batch, self._batch = self._batch, Batch()
+        self._in_flight = batch
+        try:
+            await build_rows(batch, self.held)
+            fenced: set[str] = set()
+            if batch:
+                here = self._commit_here(batch)
+                fenced = await self._commit(batch) if here is None else here
+            if fenced:
+                self._fenced(fenced)
+        except Exception as exc:  # the disk is full or the file went away: tell every waiter
+            self._failure = exc
             for waiter in batch.waiters:
                 if not waiter.done():
-                    waiter.set_result(None)
+                    waiter.set_exception(
+                        StoreError(f"the state database {self._path} cannot be written: {exc}")
+                    )
+            return
+        finally:
+            self._in_flight = None
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _fenced(self, fenced: set[str]) -> None:
         """Writes of these runs were refused: another process took them over."""
