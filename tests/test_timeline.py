@@ -218,6 +218,24 @@ def test_five_hundred_independent_tasks_keep_the_telling_ones_and_summarise_the_
     assert 1000 < height < 1600  # 60 rows: tall but readable, never 500 rows
 
 
+def test_the_band_of_many_tasks_draws_a_step_per_position_not_per_change() -> None:
+    """20,000 attempts in one second: over 20,000 changes, drawn in at most a step for each tenth
+    of a pixel of the picture's width, not one for each change."""
+    tasks = [
+        _task(f"t{index}", index, started_at=index / 20_000, finished_at=index / 20_000 + 0.01)
+        for index in range(20_000)
+    ]
+    attempts = [_attempt(task.task_id, task.started_at, task.finished_at) for task in tasks]
+    timeline = build_timeline(_snapshot(tasks, finished=1.1), attempts, {}, now=2.0)
+    (band,) = [row.band for row in timeline.rows if row.band is not None]  # "other tasks"
+    assert len(band.points) > 20_000
+    svg = render_svg(timeline)
+    path = svg.split('<path d="', 1)[1].split('"', 1)[0]
+    steps = path.count("L") // 2
+    assert 100 < steps <= 11_000
+    assert len(svg) < 400_000
+
+
 def test_concurrency_band_counts_running_and_waiting() -> None:
     spans = [
         Span("wait", 0.0, 1.0, 1, wait_kind="slot"),

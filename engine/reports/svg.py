@@ -285,14 +285,23 @@ def _band(row: Row, top: float, height: float, x: Scale) -> Iterator[str]:
 
 def _step_path(positions: list[str], values: list[float], bottom: float, unit: float) -> str:
     """An outline that steps to ``values[i]`` at ``positions[i]`` (x as text), from ``bottom``
-    up by ``unit`` per count, closed back to its start."""
+    up by ``unit`` per count, closed back to its start.
+
+    Of the steps at one position (x is drawn to a tenth of a pixel) only the last is drawn: the
+    others enclose no area. A 100,000-task run has 200,000 changes in 1,100 pixels, and its
+    picture was 17 MB of them."""
     heights: dict[float, str] = {}  # the few counts there are, each as its y text
     for value in {0, *values}:
         heights[value] = f"{bottom - value * unit:.1f}"
     level = heights[0]
     commands = [f"M{positions[0]},{bottom:.1f}"]
-    for position, value in zip(positions, values, strict=True):
+    last = len(positions) - 1
+    for index, (position, value) in enumerate(zip(positions, values, strict=True)):
+        if index < last and positions[index + 1] == position:
+            continue  # another step follows at the same x
         height = heights[value]
+        if height == level and index < last:
+            continue  # no step here: the line goes on at its level
         commands.append(f"L{position},{level} L{position},{height}")
         level = height
     commands.append("Z")
