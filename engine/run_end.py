@@ -24,10 +24,10 @@ from multi_task_orchestrator.engine.store import Store
 class RunEnd:
     """A run as it ends: its final snapshot (without outputs: the same object its waiters are
     handed, to be read, not changed), the outputs of its tasks by task id (as held: a large
-    one's file reference stands in for it), the store holding its events and attempts, its
-    folder, each task's dependencies and the run's barriers (lists of task ids), its document
-    (for the notifications it asks for), and what the listeners leave to do once the end is
-    published (``after``)."""
+    one's file reference stands in for it; a null output is left out), the store holding its
+    events and attempts, its folder, each task's dependencies and the run's barriers (lists
+    of task ids), its document (for the notifications it asks for), and what the listeners
+    leave to do once the end is published (``after``)."""
 
     snapshot: RunSnapshot
     outputs: Mapping[str, Any]

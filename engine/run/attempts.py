@@ -36,6 +36,7 @@ from multi_task_orchestrator.engine.usage import Totals, UsageRecord
 
 MAX_ERROR_LENGTH = 2000
 _dumps = partial(json.dumps, default=str)
+NULL_JSON = "null"
 
 logger = logging.getLogger("orchestrator.scheduler")
 
@@ -168,6 +169,8 @@ class Attempts:
         the reference to the file a large one went to."""
         core = self._core
         output = core.services.redact_data(output)
+        if output is None:
+            return None, NULL_JSON  # one text for every task that returns nothing
         return output, core.keep_output(node, dumps(output))
 
     async def _call_runner(

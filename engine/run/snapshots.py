@@ -119,13 +119,14 @@ class Snapshots:
         return self._run(tasks)
 
     def held_outputs(self) -> dict[str, Any]:
-        """The outputs of the tasks that have one, by task id, as held (the reference to the
-        file a large one went to stands in for it)."""
-        return {
-            node.task_id: held_output(node)
+        """The outputs of the tasks that have one other than null, by task id, as held (the
+        reference to the file a large one went to stands in for it)."""
+        held = (
+            (node.task_id, held_output(node))
             for node in self._core.table.ordered()
-            if node.output_json is not None or node.output is not None
-        }
+            if node.output is not None or (node.output_json not in (None, "null"))
+        )
+        return {task_id: output for task_id, output in held if output is not None}
 
     def status_snapshot(
         self, task_ids: set[str], by_state: Mapping[TaskState, list[Node]]
