@@ -188,7 +188,7 @@ class Engine:
         """Open the store, build the engine and (by default) resume interrupted runs."""
         store = await Store.open(db_path)
         engine = cls(store, runs_dir=Path(runs_dir), **options)
-        tune_garbage_collector()  # after the runners are imported: they are start-up state
+        tune_garbage_collector()  # what exists now (modules, schemas) is start-up state
         if resume:
             await engine.resume()
         # with resume, each beat also adopts runs whose owner died or whose lease expired
@@ -254,12 +254,12 @@ class Engine:
         return self._runners.types
 
     @property
-    def secret_fields(self) -> dict[str, frozenset[str]]:
+    def secret_fields(self) -> Mapping[str, frozenset[str]]:
         """Per task type, the config fields whose ``${vault.NAME}`` its runner reveals."""
         return self._runners.secret_fields
 
     @property
-    def runner_configs(self) -> dict[str, type[BaseModel]]:
+    def runner_configs(self) -> Mapping[str, type[BaseModel]]:
         return self._runners.configs
 
     def runner(self, type_name: str) -> Runner:

@@ -15,12 +15,15 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from multi_task_orchestrator.engine import Backend, Engine, SecretResolver, TaskError
-from multi_task_orchestrator.server.settings import Settings, SettingsError, vault_resolver
+from multi_task_orchestrator.server.settings import SettingsError, vault_resolver
 from multi_task_orchestrator.vault.errors import VaultError
 from multi_task_orchestrator.vault.lazy import LazyVaultResolver
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 logger = logging.getLogger("orchestrator.build")
 

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -18,7 +18,10 @@ from multi_task_orchestrator.engine import (
     load_file,
 )
 from multi_task_orchestrator.server.cli.common import EXIT_OK, EXIT_USAGE, open_engine, parse_vars
-from multi_task_orchestrator.server.settings import Settings, load_settings
+from multi_task_orchestrator.server.settings import load_settings
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 
 def cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:

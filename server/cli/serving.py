@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 import anyio
 from rich.console import Console
@@ -15,8 +16,11 @@ from multi_task_orchestrator.server.build import check_backend
 from multi_task_orchestrator.server.cli.common import EXIT_FAILED, EXIT_OK, UsageError, with_backend
 from multi_task_orchestrator.server.cli.relay import serve_stdio
 from multi_task_orchestrator.server.progress import follow
-from multi_task_orchestrator.server.settings import Settings, SettingsError, load_settings
+from multi_task_orchestrator.server.settings import SettingsError, load_settings
 from multi_task_orchestrator.vault.errors import VaultError
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
