@@ -21,12 +21,16 @@ _tuned = False
 
 def tune_garbage_collector() -> None:
     """Collect young objects less often, and keep what exists at start-up (modules, schemas)
-    out of every later collection. Done once per process; later calls do nothing."""
+    out of every later collection. Done once per process; later calls do nothing.
+
+    Only the young generations are collected first: a full collection walks every object the
+    imports made (~110,000 in ``serve``: 35 ms or more of its start) to find the ~100 that
+    imports leave in cycles, which would then stay frozen — a few kilobytes."""
     global _tuned
     if _tuned:
         return
     _tuned = True
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
