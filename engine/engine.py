@@ -28,10 +28,11 @@ from multi_task_orchestrator.engine import outputs, registry
 from multi_task_orchestrator.engine.approvals import ApprovalDesk
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
+from multi_task_orchestrator.engine.checking import DocumentChecker, Source
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
-from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES, RawDocument
+from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES
 from multi_task_orchestrator.engine.document.models import Orchestration
-from multi_task_orchestrator.engine.document.validation import Validation, validate
+from multi_task_orchestrator.engine.document.validation import Validation
 from multi_task_orchestrator.engine.facade_errors import (
     IdempotencyConflict,
     NotAllowedNow,
@@ -54,7 +55,6 @@ from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.secrets import (
     NoVault,
     SecretResolver,
-    names_to_check,
     redact_data,
 )
 from multi_task_orchestrator.engine.shutdown import interrupt_runs
@@ -69,8 +69,6 @@ DEFAULT_SHUTDOWN_GRACE = 10.0
 CANCEL_WAIT = 5.0  # seconds a cancelled task's runner is given to stop before cancel returns
 
 logger = logging.getLogger("orchestrator.engine")
-
-Source = str | Path | Mapping[str, Any] | RawDocument | Orchestration
 
 
 class Engine:
@@ -130,6 +128,13 @@ class Engine:
         self._runners = RunnerSet(runner_types or registry.runner_classes(), runner_settings or {})
         self.disabled_types = self._runners.disabled
         self.max_document_bytes = max_document_bytes
+        self.checker = DocumentChecker(
+            self._runners,
+            self.secrets,
+            max_tasks=max_tasks,
+            max_document_bytes=max_document_bytes,
+            resources=self.resources,
+        )
         self._closed = False
         self.draining = False  # shutting down: running tasks may finish, nothing new starts
         self.lease_seconds = lease_seconds
@@ -282,20 +287,7 @@ class Engine:
         require_runners: bool = False,
     ) -> Validation:
         """Check a document against this engine's runners; never raises for bad input."""
-        if isinstance(source, Orchestration):
-            source = RawDocument(source.model_dump(mode="json", exclude_none=True))
-        return validate(
-            source,
-            extra_vars=extra_vars,
-            available_types=self.available_types,
-            require_runners=require_runners,
-            runner_configs=self.runner_configs,
-            secret_names=functools.partial(names_to_check, self.secrets),
-            secret_fields=self.secret_fields,
-            disabled_types=self.disabled_types,
-            max_document_bytes=self.max_document_bytes,
-            max_tasks=self.max_tasks,
-        )
+        return self.checker.validate(source, extra_vars=extra_vars, require_runners=require_runners)
 
     async def validate_in_thread(
         self,
@@ -314,7 +306,7 @@ class Engine:
     async def machine_warnings(self, validation: Validation) -> None:
         """Add to a valid document's issues a warning for each task type it uses that this
         machine cannot run now (no browser, say): the machine's problem, not the document's."""
-        await self._runners.machine_warnings(validation, self.resources)
+        await self.checker.machine_warnings(validation)
 
     async def submit(
         self,

@@ -102,6 +102,10 @@ def test_validate_imports_no_task_stack_and_no_mcp(tmp_path: Path) -> None:
     assert imported & {"mcp", "mcp_types", "cryptography", *TASK_STACKS} == set()
     # the runners of the types the document uses (and of the opt-in shell, which its settings
     # may leave off), not the others
+    # checking a file opens no state database: no store, no run machinery
+    engine = "multi_task_orchestrator.engine"
+    assert imported & {f"{engine}.store", f"{engine}.run", f"{engine}.engine"} == set()
+    assert not (tmp_path / "home" / "state.db").exists()
     runners = {name for name in imported if name.startswith(f"{RUNNERS}.")}
     assert {f"{RUNNERS}.http", f"{RUNNERS}.delay"} <= runners
     assert runners & {f"{RUNNERS}.{BUILTIN[name].module}" for name in UNUSED} == set()
