@@ -16,6 +16,7 @@ commands runs: a command starts with what it needs, not with what every command 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -39,6 +40,7 @@ __all__ = [
     "PRIVATE_UMASK",
     "UsageError",
     "main",
+    "run",
 ]
 
 PRIVATE_UMASK = 0o077
@@ -69,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         err.print(f"error: {exc}", markup=False)
         return EXIT_USAGE
+
+
+def run() -> None:
+    """The ``orchestrator`` command: ``main`` on this process's arguments, then exit with its
+    code. What is left is frozen first (``gc.freeze``): the interpreter's last collection would
+    walk every object of the process (~40 ms, a fifth of ``validate``) only to free memory the
+    process gives back as it ends."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def _handler(name: str) -> Callable[..., int]:
