@@ -14,7 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from multi_task_orchestrator.engine import RunStatus
+import pytest
+from pydantic import ValidationError
+
+from multi_task_orchestrator.engine import DocumentChecker, RunStatus
 from multi_task_orchestrator.engine.runners import BUILTIN, builtin
 from multi_task_orchestrator.server.cli.parser import RUN_STATUSES
 
@@ -156,3 +159,10 @@ def test_the_registrys_table_of_builtin_types_is_the_runners() -> None:
             runner.aliases,
             runner.opt_in is not None,
         )
+
+
+def test_runner_settings_that_do_not_fit_are_refused_at_once() -> None:
+    """A runner is made when its type is first used, except one given settings: those are
+    checked when the engine (or a checker) is made, not at the first task of the type."""
+    with pytest.raises(ValidationError, match="limit"):
+        DocumentChecker.open(runner_settings={"browser_automation": {"limit": 0}}, max_tasks=10)
