@@ -15,7 +15,6 @@ from multi_task_orchestrator.engine import Store, StoreError
 from multi_task_orchestrator.server.build import check_backend
 from multi_task_orchestrator.server.cli.common import EXIT_FAILED, EXIT_OK, UsageError, with_backend
 from multi_task_orchestrator.server.cli.relay import serve_stdio
-from multi_task_orchestrator.server.progress import follow
 from multi_task_orchestrator.server.settings import SettingsError, load_settings
 from multi_task_orchestrator.vault.errors import VaultError
 
@@ -96,6 +95,7 @@ def cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     from multi_task_orchestrator.server.demo import run_demo, serve_sites
+    from multi_task_orchestrator.server.progress import follow
 
     settings = load_settings()
     if args.sites:
