@@ -94,7 +94,7 @@ def runner_classes() -> Runners:
     return Runners(BUILTIN, plugins)
 
 
-def listing_rank(classes: Mapping[str, type[Runner]], name: str) -> int:
+def _listing_rank(classes: Mapping[str, type[Runner]], name: str) -> int:
     """A type's ``listing_rank``, without importing a built-in runner for it."""
     if isinstance(classes, Runners):
         return classes.listing_rank(name)
@@ -102,6 +102,7 @@ def listing_rank(classes: Mapping[str, type[Runner]], name: str) -> int:
 
 
 def _aliases_of(classes: Mapping[str, type[Runner]], name: str) -> tuple[str, ...]:
+    """A type's ``aliases``, without importing a built-in runner for them."""
     if isinstance(classes, Runners):
         return classes.aliases_of(name)
     return classes[name].aliases
@@ -126,7 +127,7 @@ def _load(entry_point: EntryPoint) -> type[Runner] | None:
 def type_names() -> tuple[str, ...]:
     """The canonical task types, in listing order (``Runner.listing_rank``, then name)."""
     classes = runner_classes()
-    return tuple(sorted(classes, key=lambda name: (listing_rank(classes, name), name)))
+    return tuple(sorted(classes, key=lambda name: (_listing_rank(classes, name), name)))
 
 
 @functools.cache
