@@ -23,10 +23,9 @@ def tune_garbage_collector() -> None:
     """Collect young objects less often, and keep what exists at start-up (modules, schemas)
     out of every later collection. Done once per process; later calls do nothing.
 
-    Only the youngest generation is collected first, where the start's garbage is (~5,000
-    objects in ``serve``, 3 ms): collecting the older ones too walks every object the imports
-    made (~110,000: 20-35 ms of ``serve``'s start) to free a few dozen, which stay frozen
-    instead (kilobytes)."""
+    Only the youngest generation is collected first, where the start's garbage is: collecting
+    the older ones too walks every object the imports made (~110,000: 20-35 ms of ``serve``'s
+    start) to free a few dozen, which stay frozen instead (kilobytes)."""
     global _tuned
     if _tuned:
         return
