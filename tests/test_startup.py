@@ -137,8 +137,10 @@ def test_serve_answers_initialize_without_any_task_stack(tmp_path: Path) -> None
     # the MCP SDK brings its own HTTP client (httpx) for the HTTP transports; the task stacks
     # that only tasks use stay out
     assert imported & (TASK_STACKS - {"httpx", "httpcore"}) == set()
-    # and no runner: each is imported when a task of its type is checked or run
+    # and no runner: each is imported when a task of its type is checked or run; nor PyYAML,
+    # which the first document brings
     assert imported & {f"{RUNNERS}.{BUILTIN[name].module}" for name in UNUSED} == set()
+    assert "yaml" not in imported
 
 
 def test_the_parsers_statuses_are_the_engines() -> None:
