@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.backends import Backend
     from multi_task_orchestrator.engine.backends.dask import DaskBackend
     from multi_task_orchestrator.engine.backends.dask_worker import serve_worker
+    from multi_task_orchestrator.engine.checking import DocumentChecker
     from multi_task_orchestrator.engine.cpu_work import cpu_bound
     from multi_task_orchestrator.engine.document.loader import load_file
     from multi_task_orchestrator.engine.document.plan import Plan
@@ -110,6 +111,7 @@ _EXPORTS: dict[str, str] = {
     "did_you_mean": "issues",
     "discover": "runners",
     "document_json_schema": "document.schema",
+    "DocumentChecker": "checking",
     "DocumentError": "issues",
     "Engine": "engine",
     "explain_cron": "schedules",
@@ -179,6 +181,7 @@ __all__ = [
     "BrowserSettings",
     "BudgetState",
     "DaskBackend",
+    "DocumentChecker",
     "DocumentError",
     "Engine",
     "Fire",

@@ -29,10 +29,11 @@ from multi_task_orchestrator.engine.after_end import AfterEnd
 from multi_task_orchestrator.engine.approvals import ApprovalDesk
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
+from multi_task_orchestrator.engine.checking import DocumentChecker, Source
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
-from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES, RawDocument
+from multi_task_orchestrator.engine.document.loader import MAX_DOCUMENT_BYTES
 from multi_task_orchestrator.engine.document.models import Orchestration
-from multi_task_orchestrator.engine.document.validation import Validation, validate
+from multi_task_orchestrator.engine.document.validation import Validation
 from multi_task_orchestrator.engine.facade_errors import (
     IdempotencyConflict,
     NotAllowedNow,
@@ -55,7 +56,6 @@ from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.secrets import (
     NoVault,
     SecretResolver,
-    names_to_check,
     redact_data,
 )
 from multi_task_orchestrator.engine.shutdown import interrupt_runs
@@ -70,8 +70,6 @@ DEFAULT_SHUTDOWN_GRACE = 10.0
 CANCEL_WAIT = 5.0  # seconds a cancelled task's runner is given to stop before cancel returns
 
 logger = logging.getLogger("orchestrator.engine")
-
-Source = str | Path | Mapping[str, Any] | RawDocument | Orchestration
 
 
 class Engine:
@@ -131,6 +129,13 @@ class Engine:
         self._runners = RunnerSet(runner_types or registry.runner_classes(), runner_settings or {})
         self.disabled_types = self._runners.disabled
         self.max_document_bytes = max_document_bytes
+        self.checker = DocumentChecker(
+            self._runners,
+            self.secrets,
+            max_tasks=max_tasks,
+            max_document_bytes=max_document_bytes,
+            resources=self.resources,
+        )
         self._closed = False
         self.draining = False  # shutting down: running tasks may finish, nothing new starts
         self.lease_seconds = lease_seconds
@@ -191,7 +196,7 @@ class Engine:
         """Open the store, build the engine and (by default) resume interrupted runs."""
         store = await Store.open(db_path)
         engine = cls(store, runs_dir=Path(runs_dir), **options)
-        tune_garbage_collector()  # after the runners are imported: they are start-up state
+        tune_garbage_collector()  # what exists now (modules, schemas) is start-up state
         if resume:
             await engine.resume()
         # with resume, each beat also adopts runs whose owner died or whose lease expired
@@ -258,12 +263,12 @@ class Engine:
         return self._runners.types
 
     @property
-    def secret_fields(self) -> dict[str, frozenset[str]]:
+    def secret_fields(self) -> Mapping[str, frozenset[str]]:
         """Per task type, the config fields whose ``${vault.NAME}`` its runner reveals."""
         return self._runners.secret_fields
 
     @property
-    def runner_configs(self) -> dict[str, type[BaseModel]]:
+    def runner_configs(self) -> Mapping[str, type[BaseModel]]:
         return self._runners.configs
 
     def runner(self, type_name: str) -> Runner:
@@ -286,20 +291,7 @@ class Engine:
         require_runners: bool = False,
     ) -> Validation:
         """Check a document against this engine's runners; never raises for bad input."""
-        if isinstance(source, Orchestration):
-            source = RawDocument(source.model_dump(mode="json", exclude_none=True))
-        return validate(
-            source,
-            extra_vars=extra_vars,
-            available_types=self.available_types,
-            require_runners=require_runners,
-            runner_configs=self.runner_configs,
-            secret_names=functools.partial(names_to_check, self.secrets),
-            secret_fields=self.secret_fields,
-            disabled_types=self.disabled_types,
-            max_document_bytes=self.max_document_bytes,
-            max_tasks=self.max_tasks,
-        )
+        return self.checker.validate(source, extra_vars=extra_vars, require_runners=require_runners)
 
     async def validate_in_thread(
         self,
@@ -318,7 +310,7 @@ class Engine:
     async def machine_warnings(self, validation: Validation) -> None:
         """Add to a valid document's issues a warning for each task type it uses that this
         machine cannot run now (no browser, say): the machine's problem, not the document's."""
-        await self._runners.machine_warnings(validation, self.resources)
+        await self.checker.machine_warnings(validation)
 
     async def submit(
         self,

@@ -21,12 +21,16 @@ _tuned = False
 
 def tune_garbage_collector() -> None:
     """Collect young objects less often, and keep what exists at start-up (modules, schemas)
-    out of every later collection. Done once per process; later calls do nothing."""
+    out of every later collection. Done once per process; later calls do nothing.
+
+    Only the youngest generation is collected first, where the start's garbage is: collecting
+    the older ones too walks every object the imports made (~110,000: 20-35 ms of ``serve``'s
+    start) to free a few dozen, which stay frozen instead (kilobytes)."""
     global _tuned
     if _tuned:
         return
     _tuned = True
-    gc.collect()
+    gc.collect(0)
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)

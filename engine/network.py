@@ -29,7 +29,6 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from ssl import SSLContext
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -322,6 +321,8 @@ class Network:
     def client(self) -> httpx.AsyncClient:
         """The shared client; redirects are not followed, so each hop is checked by the caller."""
         if self._client is None:
+            from http.cookiejar import CookieJar, DefaultCookiePolicy  # ~10 ms, as httpx
+
             import httpx
 
             from multi_task_orchestrator.engine.network_transport import pinned_transport

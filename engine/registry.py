@@ -5,17 +5,22 @@ that declare the entry-point group ``multi_task_orchestrator.runners`` (each ent
 ``Runner`` subclass). Validation, the document schema, ``list_task_types``, the engine, the Dask
 worker, the settings (each runner's ``settings_model``) and the README's task-type table ask
 here; nothing else keeps a list of types. Runner modules import the document
-models, so the runners are imported on the first question, never when this module loads.
+models, so the runners are imported on the first question, never when this module loads; and a
+built-in runner's module is imported only when its class is asked for (``Runners``): the names,
+order and aliases of the built-in types come from ``engine.runners.BUILTIN``, so checking a
+document imports the runners of the types it uses, not every runner.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
 from typing import TYPE_CHECKING
+
+from multi_task_orchestrator.engine.runners import BUILTIN, Builtin
 
 if TYPE_CHECKING:
     from multi_task_orchestrator.engine.runners.base import Runner
@@ -25,13 +30,51 @@ ENTRY_POINT_GROUP = "multi_task_orchestrator.runners"
 log = logging.getLogger(__name__)
 
 
-@functools.cache
-def runner_classes() -> Mapping[str, type[Runner]]:
-    """Every runner class, built-in and plug-in, keyed by task type, in discovery order."""
-    from multi_task_orchestrator.engine.runners import builtin
+class Runners(Mapping[str, type["Runner"]]):
+    """Every runner class by task type, in discovery order: the built-in ones (``BUILTIN``),
+    each imported when it is first asked for, then the plug-ins (already loaded). Iterating
+    over the keys imports nothing; over the values or items, every runner."""
 
-    found = dict(builtin())
-    spellings = {name for name in found} | {a for cls in found.values() for a in cls.aliases}
+    def __init__(self, builtin: Mapping[str, Builtin], plugins: Mapping[str, type[Runner]]):
+        self._builtin = dict(builtin)
+        self._loaded: dict[str, type[Runner]] = dict(plugins)
+        self._names = [*self._builtin, *plugins]
+
+    def __getitem__(self, name: str) -> type[Runner]:
+        runner = self._loaded.get(name)
+        if runner is None:
+            declared = self._builtin[name]  # KeyError for an unknown type, as a dict gives
+            runner = self._loaded[name] = declared.load()
+        return runner
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builtin or name in self._loaded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def listing_rank(self, name: str) -> int:
+        declared = self._builtin.get(name)
+        return declared.listing_rank if declared is not None else self[name].listing_rank
+
+    def aliases_of(self, name: str) -> tuple[str, ...]:
+        declared = self._builtin.get(name)
+        return declared.aliases if declared is not None else self[name].aliases
+
+    def opt_in(self, name: str) -> bool:
+        """Whether the type is opt-in (its runner, made with its settings, may be off)."""
+        declared = self._builtin.get(name)
+        return declared.opt_in if declared is not None else self[name].opt_in is not None
+
+
+@functools.cache
+def runner_classes() -> Runners:
+    """Every runner class, built-in and plug-in, keyed by task type, in discovery order."""
+    spellings = {name for name in BUILTIN} | {a for b in BUILTIN.values() for a in b.aliases}
+    plugins: dict[str, type[Runner]] = {}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         runner = _load(entry_point)
         if runner is None:
@@ -46,9 +89,23 @@ def runner_classes() -> Mapping[str, type[Runner]]:
                 ", ".join(taken),
             )
             continue
-        found[runner.type_name] = runner
+        plugins[runner.type_name] = runner
         spellings |= names
-    return MappingProxyType(found)
+    return Runners(BUILTIN, plugins)
+
+
+def _listing_rank(classes: Mapping[str, type[Runner]], name: str) -> int:
+    """A type's ``listing_rank``, without importing a built-in runner for it."""
+    if isinstance(classes, Runners):
+        return classes.listing_rank(name)
+    return classes[name].listing_rank
+
+
+def _aliases_of(classes: Mapping[str, type[Runner]], name: str) -> tuple[str, ...]:
+    """A type's ``aliases``, without importing a built-in runner for them."""
+    if isinstance(classes, Runners):
+        return classes.aliases_of(name)
+    return classes[name].aliases
 
 
 def _load(entry_point: EntryPoint) -> type[Runner] | None:
@@ -69,8 +126,8 @@ def _load(entry_point: EntryPoint) -> type[Runner] | None:
 @functools.cache
 def type_names() -> tuple[str, ...]:
     """The canonical task types, in listing order (``Runner.listing_rank``, then name)."""
-    ordered = sorted(runner_classes().values(), key=lambda cls: (cls.listing_rank, cls.type_name))
-    return tuple(cls.type_name for cls in ordered)
+    classes = runner_classes()
+    return tuple(sorted(classes, key=lambda name: (_listing_rank(classes, name), name)))
 
 
 @functools.cache
@@ -79,14 +136,14 @@ def aliases() -> Mapping[str, str]:
     task of every document asks (``canonical``), and building it took ~15 µs a time."""
     classes = runner_classes()
     return MappingProxyType(
-        {alias.lower(): name for name in type_names() for alias in classes[name].aliases}
+        {alias.lower(): name for name in type_names() for alias in _aliases_of(classes, name)}
     )
 
 
 def aliases_of(task_type: str) -> list[str]:
     """The aliases of one type, as its runner declares them."""
-    runner = runner_classes().get(task_type)
-    return list(runner.aliases) if runner else []
+    classes = runner_classes()
+    return list(_aliases_of(classes, task_type)) if task_type in classes else []
 
 
 def canonical(name: str) -> str | None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -19,11 +20,13 @@ from mcp.server.mcpserver import MCPServer
 from multi_task_orchestrator.engine import ScheduleFirer
 from multi_task_orchestrator.server.build import build_engine
 from multi_task_orchestrator.server.logs import REDACTION
-from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.tools import all_tools, live_view, register_all
 from multi_task_orchestrator.tools.app import bind_live_view, live_view_app
 from multi_task_orchestrator.tools.context import ToolContext
 from multi_task_orchestrator.tools.resources import ArtifactMimeTypes, RecentRuns
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 logger = logging.getLogger("orchestrator.server")
 

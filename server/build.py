@@ -15,12 +15,16 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from multi_task_orchestrator.engine import Backend, Engine, SecretResolver, TaskError
-from multi_task_orchestrator.server.settings import Settings, SettingsError, vault_resolver
+from multi_task_orchestrator.engine import SecretResolver, TaskError
+from multi_task_orchestrator.server.settings import SettingsError, vault_resolver
 from multi_task_orchestrator.vault.errors import VaultError
 from multi_task_orchestrator.vault.lazy import LazyVaultResolver
+
+if TYPE_CHECKING:  # the engine's run machinery is imported by what opens an engine
+    from multi_task_orchestrator.engine import Backend, DocumentChecker, Engine
+    from multi_task_orchestrator.server.settings import Settings
 
 logger = logging.getLogger("orchestrator.build")
 
@@ -59,6 +63,8 @@ async def build_engine(
     in-memory credentials); ``overrides`` replace single engine options (the bench's limits);
     ``notify`` hears what the user should know (no Dask worker connected yet).
     """
+    from multi_task_orchestrator.engine import Engine
+
     backend = await connect_backend(settings, notify)
     try:
         async with _secrets(settings, vault if secrets is None else "none") as opened:
@@ -77,6 +83,27 @@ async def build_engine(
     finally:
         if backend is not None:
             await backend.aclose()
+
+
+@asynccontextmanager
+async def open_checker(
+    settings: Settings, *, vault: VaultUse = "lazy"
+) -> AsyncIterator[DocumentChecker]:
+    """What ``build_engine(settings)``'s engine checks documents with (its runners, secrets and
+    limits), without the engine: no state database is opened (``orchestrator validate``)."""
+    from multi_task_orchestrator.engine import DocumentChecker
+
+    async with _secrets(settings, vault) as opened:
+        checker = DocumentChecker.open(
+            runner_settings=settings.runner_settings(),
+            secrets=opened,
+            max_tasks=settings.max_tasks,
+            max_document_bytes=settings.max_document_bytes,
+        )
+        try:
+            yield checker
+        finally:
+            await checker.aclose()
 
 
 async def connect_backend(

@@ -6,7 +6,7 @@ import platform
 import sqlite3
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from multi_task_orchestrator.engine import (
     SCHEMA_VERSION,
@@ -14,8 +14,11 @@ from multi_task_orchestrator.engine import (
     BrowserSettings,
     locate_browser,
 )
-from multi_task_orchestrator.server.settings import Settings, open_vault
+from multi_task_orchestrator.server.settings import open_vault
 from multi_task_orchestrator.vault.errors import VaultError
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 Verdict = Literal["ok", "warning", "error"]
 

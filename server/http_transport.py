@@ -13,15 +13,18 @@ import errno
 import hmac
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from multi_task_orchestrator.server.app import Running, create_server
-from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.server.ui import build_ui_app
 from multi_task_orchestrator.server.ui.access import Access
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

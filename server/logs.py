@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from multi_task_orchestrator.server.settings import Settings
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 QUIET_LOGGERS = ("httpx", "httpcore")
 

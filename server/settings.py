@@ -4,10 +4,18 @@ The engine and the vault take plain arguments; only the CLI and the server read 
 environment, so both stay usable as libraries and in tests. ``CoreSettings`` holds the
 orchestrator's own settings; ``Settings`` adds every registered runner's settings
 (``server.runner_settings``), so a task type brings its settings without an edit here.
+
+``Settings`` is built when first asked for, as it imports every runner to find their settings.
+``load_settings`` builds it only when the environment sets a variable that is not one of
+``CoreSettings``' (a runner's, or a misspelling): otherwise every runner setting is at its
+default, and a ``CoreSettings`` serves — a command then imports only the runners it uses.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -23,6 +31,7 @@ from multi_task_orchestrator.engine import (
     RateValue,
 )
 from multi_task_orchestrator.server.runner_settings import (
+    PREFIX,
     explicit_runner_settings,
     runner_settings,
     settings_of,
@@ -253,7 +262,10 @@ class CoreSettings(BaseSettings):
     # --- the runners' settings (their fields are added by ``Settings``) ----------------------
 
     def runner_settings(self) -> dict[str, BaseModel]:
-        """Each runner's settings object, by task type, as the engine hands it to the runner."""
+        """Each runner's settings object, by task type, as the engine hands it to the runner;
+        none from a ``CoreSettings`` (every runner then makes its defaults)."""
+        if type(self) is CoreSettings:
+            return {}
         return runner_settings(self, CoreSettings.model_fields)
 
     def runner_setting(self, model: type[ModelT]) -> ModelT:
@@ -263,6 +275,8 @@ class CoreSettings(BaseSettings):
     def explicit_runner_settings(self) -> dict[str, dict[str, Any]]:
         """The runner settings set explicitly (the environment's), by task type and field: a
         Dask worker's own, which win over the server's there."""
+        if type(self) is CoreSettings:
+            return {}
         return explicit_runner_settings(self, CoreSettings.model_fields)
 
     # --- hostile input -----------------------------------------------------------------------
@@ -285,10 +299,27 @@ class CoreSettings(BaseSettings):
     )
 
 
+@functools.cache
+def settings_model() -> type[CoreSettings]:
+    """``Settings``: ``CoreSettings`` with a field per runner setting (every runner imported)."""
+    return with_runner_fields(CoreSettings)
+
+
 if TYPE_CHECKING:  # the runners' fields exist only once the registry is read
     Settings = CoreSettings
 else:
-    Settings = with_runner_fields(CoreSettings)
+
+    def __getattr__(name: str) -> Any:
+        if name == "Settings":
+            return settings_model()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def sets_other_variables(environ: Iterable[str]) -> bool:
+    """Whether ``environ`` (names) has an ``ORCHESTRATOR_*`` variable besides ``CoreSettings``'
+    own: a runner's setting, or one no setting has (both need the full model to be judged)."""
+    core = {f"{PREFIX}{name}".upper() for name in CoreSettings.model_fields}
+    return any(name.upper().startswith(PREFIX) and name.upper() not in core for name in environ)
 
 
 def open_vault(settings: Settings) -> Vault:
@@ -315,9 +346,12 @@ class SettingsError(Exception):
 
 
 def load_settings() -> Settings:
-    """Read the settings; a bad value raises SettingsError naming the variable."""
+    """Read the settings; a bad value raises SettingsError naming the variable. The runners'
+    settings are read (and every runner imported for them) only when the environment names
+    a variable besides ``CoreSettings``' own."""
+    model = settings_model() if sets_other_variables(os.environ) else CoreSettings
     try:
-        return Settings()
+        return model()
     except ValidationError as exc:
         problems = "; ".join(
             f"ORCHESTRATOR_{str(err['loc'][0]).upper()}: {err['msg']}"

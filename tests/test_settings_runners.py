@@ -6,6 +6,7 @@ setting already has."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,6 +85,26 @@ def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, variabl
 
     with pytest.raises(SettingsError, match=f"invalid setting: {variable}: "):
         load_settings()
+
+
+def test_without_a_runner_variable_no_runner_is_imported_for_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runners' settings are then all at their defaults: the core settings serve, and the
+    full model (which imports every runner) is built once a runner's variable is set."""
+    for name in [name for name in os.environ if name.upper().startswith("ORCHESTRATOR_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ORCHESTRATOR_MAX_TASKS", "7")
+
+    core = load_settings()
+    assert type(core) is CoreSettings and core.max_tasks == 7
+    assert core.runner_settings() == {} == core.explicit_runner_settings()
+    assert core.runner_setting(BrowserSettings) == BrowserSettings()
+
+    monkeypatch.setenv("orchestrator_browser_limit", "3")  # read whatever its case
+    full = load_settings()
+    assert type(full) is Settings and full.max_tasks == 7
+    assert full.runner_setting(BrowserSettings).limit == 3
 
 
 def test_the_table_lists_each_runner_variable_once() -> None:

@@ -14,7 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from multi_task_orchestrator.engine import RunStatus
+import pytest
+from pydantic import ValidationError
+
+from multi_task_orchestrator.engine import DocumentChecker, RunStatus
+from multi_task_orchestrator.engine.runners import BUILTIN, builtin
 from multi_task_orchestrator.server.cli.parser import RUN_STATUSES
 
 # what runs tasks or talks to the world: loaded by the task or the call that needs it
@@ -32,6 +36,8 @@ TASK_STACKS = {
     "aiosmtplib",
     "authlib",
 }
+RUNNERS = "multi_task_orchestrator.engine.runners"
+UNUSED = ("browser_automation", "llm", "agent", "data_processing", "email", "mcp", "approval")
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -55,13 +61,14 @@ def _command(*args: str) -> list[str]:
 
 
 def _imported(stderr: str) -> set[str]:
-    """The top-level packages ``-X importtime`` reports, and ours by subpackage."""
+    """The top-level packages ``-X importtime`` reports, and ours by subpackage and by the
+    module or package below it (``...engine.runners.http``)."""
     names = set()
     for line in stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             module = line.rsplit("|", 1)[1].strip()
-            names.add(module.split(".")[0])
-            names.add(".".join(module.split(".")[:3]))
+            for depth in (1, 3, 4):
+                names.add(".".join(module.split(".")[:depth]))
     return names
 
 
@@ -96,6 +103,15 @@ def test_validate_imports_no_task_stack_and_no_mcp(tmp_path: Path) -> None:
     imported = _imported(done.stderr)
     assert "multi_task_orchestrator.engine" in imported
     assert imported & {"mcp", "mcp_types", "cryptography", *TASK_STACKS} == set()
+    # the runners of the types the document uses (and of the opt-in shell, which its settings
+    # may leave off), not the others
+    # checking a file opens no state database: no store, no run machinery
+    engine = "multi_task_orchestrator.engine"
+    assert imported & {f"{engine}.store", f"{engine}.run", f"{engine}.engine"} == set()
+    assert not (tmp_path / "home" / "state.db").exists()
+    runners = {name for name in imported if name.startswith(f"{RUNNERS}.")}
+    assert {f"{RUNNERS}.http", f"{RUNNERS}.delay"} <= runners
+    assert runners & {f"{RUNNERS}.{BUILTIN[name].module}" for name in UNUSED} == set()
 
 
 def test_serve_answers_initialize_without_any_task_stack(tmp_path: Path) -> None:
@@ -121,7 +137,34 @@ def test_serve_answers_initialize_without_any_task_stack(tmp_path: Path) -> None
     # the MCP SDK brings its own HTTP client (httpx) for the HTTP transports; the task stacks
     # that only tasks use stay out
     assert imported & (TASK_STACKS - {"httpx", "httpcore"}) == set()
+    # and no runner: each is imported when a task of its type is checked or run; nor PyYAML,
+    # which the first document brings
+    assert imported & {f"{RUNNERS}.{BUILTIN[name].module}" for name in UNUSED} == set()
+    assert "yaml" not in imported
 
 
 def test_the_parsers_statuses_are_the_engines() -> None:
     assert [status.value for status in RunStatus] == RUN_STATUSES
+
+
+def test_the_registrys_table_of_builtin_types_is_the_runners() -> None:
+    """What the registry knows of a built-in type before importing it is what its runner
+    class declares, and every runner module has its line."""
+    found = builtin()
+    assert list(BUILTIN) == sorted(found, key=lambda name: (found[name].listing_rank, name))
+    for name, runner in found.items():
+        declared = BUILTIN[name]
+        assert runner.__module__.split(".")[3] == declared.module
+        assert declared.load() is runner
+        assert (declared.listing_rank, declared.aliases, declared.opt_in) == (
+            runner.listing_rank,
+            runner.aliases,
+            runner.opt_in is not None,
+        )
+
+
+def test_runner_settings_that_do_not_fit_are_refused_at_once() -> None:
+    """A runner is made when its type is first used, except one given settings: those are
+    checked when the engine (or a checker) is made, not at the first task of the type."""
+    with pytest.raises(ValidationError, match="limit"):
+        DocumentChecker.open(runner_settings={"browser_automation": {"limit": 0}}, max_tasks=10)

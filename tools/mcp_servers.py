@@ -7,7 +7,7 @@ answer is bounded: at most ``MAX_TOOLS`` tools per server, each description one 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -15,11 +15,14 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from multi_task_orchestrator.engine import McpRunner, McpSettings, ServerTools, did_you_mean
+from multi_task_orchestrator.engine import did_you_mean
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.models import McpServerInfo, McpToolInfo, McpToolList
 from multi_task_orchestrator.tools.strict import strict_tool
+
+if TYPE_CHECKING:  # the mcp runner's modules: imported when the tool is called
+    from multi_task_orchestrator.engine import ServerTools
 
 MAX_TOOLS = 100
 USAGE = (
@@ -60,9 +63,11 @@ async def list_mcp_tools(
     (name, one-line description, argument names). Call this before writing a document with
     `mcp` tasks; servers that cannot start are listed with why.
     """
+    from multi_task_orchestrator.engine import McpRunner, McpSettings
+
     state = tool_context(ctx)
     engine = state.engine
-    runner = engine.runners().get("mcp")
+    runner = engine.runner("mcp") if "mcp" in engine.available_types else None
     if not isinstance(runner, McpRunner):
         return McpToolList(servers=[], note="the mcp task type is not available here", usage=USAGE)
     file = runner.settings_as(McpSettings).servers

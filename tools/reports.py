@@ -4,25 +4,20 @@ show images inline; ``orchestration://{id}/report`` serves the full HTML report.
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ImageContent, TextContent
 
-from multi_task_orchestrator.engine import (
-    BrowserNotFound,
-    BrowserSettings,
-    Engine,
-    RasterizeError,
-    build_report,
-    render_summary,
-    run_files,
-    svg_to_png,
-)
+from multi_task_orchestrator.engine import Engine, build_report, render_summary, run_files
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
 from multi_task_orchestrator.tools.orchestrations import IdInput
 from multi_task_orchestrator.tools.strict import read_only, strict_tool
+
+if TYPE_CHECKING:  # the picture's modules bring the browser runner's: imported on use
+    from multi_task_orchestrator.engine import BrowserSettings
 
 
 def tools() -> list[Tool]:
@@ -45,6 +40,8 @@ async def get_report(id: IdInput, ctx: Context) -> list[TextContent | ImageConte
     failures with their chains, links to files) is the resource orchestration://{id}/report.
     When no browser is available to draw the PNG, the text says why and the HTML still works.
     """
+    from multi_task_orchestrator.engine import BrowserNotFound, RasterizeError, svg_to_png
+
     engine = tool_context(ctx).engine
     snapshot = await engine.snapshot(id)
     await engine.settled(snapshot.id)  # its files are all written
@@ -74,6 +71,8 @@ async def get_report(id: IdInput, ctx: Context) -> list[TextContent | ImageConte
 
 def _browser_settings(engine: Engine) -> BrowserSettings | None:
     """The Chromium the engine's browser runner is set to launch (None: found as usual)."""
+    from multi_task_orchestrator.engine import BrowserSettings
+
     for runner in engine.runners().values():
         if isinstance(runner.settings, BrowserSettings):
             return runner.settings

@@ -117,9 +117,9 @@ def check_limits(doc: ExaminedDocument) -> list[Issue]:
 def check_task_fields(doc: ExaminedDocument) -> list[Issue]:
     # Judged by value, not by presence: a dumped document spells out allow_partial: false.
     issues = []
-    model_steps = registry.budget_types()
     for index, task in doc.entries:
-        if task.budget is not None and task.type not in model_steps:
+        # asked only then: knowing the model steps imports every runner
+        if task.budget is not None and task.type not in (model_steps := registry.budget_types()):
             issues.append(
                 doc.raw.issue(
                     f"budget only applies to model steps ({', '.join(model_steps)}); a "

@@ -14,21 +14,15 @@ import json
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import yaml
 
-from multi_task_orchestrator.engine.document import yaml_events
-from multi_task_orchestrator.engine.document.hardened_yaml import (
-    YamlLoader,
-    check_aliases,
-    compose,
-    index_positions,
-    too_deep,
-)
 from multi_task_orchestrator.engine.document.raw import RawDocument
 from multi_task_orchestrator.engine.issues import DocumentError, Issue
+
+if TYPE_CHECKING:  # PyYAML and the YAML readers load with the first document (~7 ms)
+    from multi_task_orchestrator.engine.document.hardened_yaml import YamlLoader
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_NESTING_DEPTH = 64
@@ -46,6 +40,13 @@ def _too_large(size: int, limit: int, what: str = "the document") -> DocumentErr
             )
         ]
     )
+
+
+def too_deep(max_depth: int) -> DocumentError:
+    """``hardened_yaml.too_deep``: the error of a document nested deeper than the limit."""
+    from multi_task_orchestrator.engine.document import hardened_yaml
+
+    return hardened_yaml.too_deep(max_depth)
 
 
 def _check_size(text: str, max_bytes: int) -> None:
@@ -99,6 +100,8 @@ def _check_task_count(tasks: Any, max_tasks: int | None) -> None:
     is built of them: counting is cheap, building and checking each task is not."""
     if max_tasks is None:
         return
+    import yaml
+
     if isinstance(tasks, yaml.SequenceNode):
         if len(tasks.value) > max_tasks:
             mark = tasks.start_mark
@@ -111,6 +114,8 @@ def _check_task_count(tasks: Any, max_tasks: int | None) -> None:
 
 def _tasks_of(data: Any) -> Any:
     """The ``tasks`` of parsed data or of a YAML node, under ``orchestration:`` or not."""
+    import yaml
+
     for _ in range(2):
         if isinstance(data, dict):
             found = data.get("tasks", data.get("orchestration"))
@@ -144,6 +149,8 @@ def load_text(
         data = _json(text, max_depth)
         _check_task_count(_tasks_of(data), max_tasks)
         return _unwrap(RawDocument(data, None, source_name, text=text, max_depth=max_depth))
+    from multi_task_orchestrator.engine.document import yaml_events
+
     try:
         found, data = yaml_events.read(text, max_depth)
     except yaml_events.Careful:
@@ -195,6 +202,14 @@ def _load_yaml_carefully(
     text: str, source_name: str, max_depth: int, max_tasks: int | None
 ) -> RawDocument:
     """YAML read through a node tree: aliases measured, errors and positions reported."""
+    import yaml
+
+    from multi_task_orchestrator.engine.document.hardened_yaml import (
+        check_aliases,
+        compose,
+        index_positions,
+    )
+
     loader: YamlLoader | None = None
     try:
         loader, node = compose(text, max_depth)

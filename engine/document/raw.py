@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
-from multi_task_orchestrator.engine.document.hardened_yaml import compose, index_positions
 from multi_task_orchestrator.engine.issues import DocumentError, Issue, Location
 
 Positions = dict[Location, tuple[int, int]]
@@ -76,6 +73,10 @@ class RawDocument:
 
 def positions_in(text: str, max_depth: int) -> Positions:
     """Where each value of ``text`` sits; none if YAML cannot read it (JSON that YAML cannot)."""
+    import yaml
+
+    from multi_task_orchestrator.engine.document.hardened_yaml import compose, index_positions
+
     positions: Positions = {}
     try:
         loader, node = compose(text, max_depth)

@@ -41,7 +41,7 @@ from multi_task_orchestrator.engine.document.units import Duration
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.expressions import secret_names
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
-from multi_task_orchestrator.engine.runners.files import inside, workspace_root
+from multi_task_orchestrator.engine.runners.files.paths import inside, workspace_root
 
 DEFAULT_MAX_OUTPUT = 1024 * 1024
 PASSED_VARIABLES = frozenset({"PATH", "HOME", "LANG", "TMPDIR"})

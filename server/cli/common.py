@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,21 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.server.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+YOUNG_THRESHOLD = 50_000  # the collector's, once a command has started (the engine's too)
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one message, exit code 2."""
+
+
+def started() -> None:
+    """The command has imported and built what it runs with: keep all of it out of later
+    collections (``gc.freeze``) and collect young objects every ``YOUNG_THRESHOLD``
+    allocations from now on. What the start left in cycles is frozen too (in ``serve`` ~6,000
+    objects, ~1.5 MB): collecting it first would walk everything the start made (~30 ms)."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
 def console(*, stderr: bool = False) -> Console:

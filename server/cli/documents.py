@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -17,8 +17,12 @@ from multi_task_orchestrator.engine import (
     document_json_schema,
     load_file,
 )
-from multi_task_orchestrator.server.cli.common import EXIT_OK, EXIT_USAGE, open_engine, parse_vars
-from multi_task_orchestrator.server.settings import Settings, load_settings
+from multi_task_orchestrator.server.build import open_checker
+from multi_task_orchestrator.server.cli.common import EXIT_OK, EXIT_USAGE, parse_vars
+from multi_task_orchestrator.server.settings import load_settings
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 
 def cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -37,9 +41,9 @@ async def _validate(
         # JSON with --json), not as a bare error message.
         result = Validation(orchestration=None, issues=list(exc.issues))
     else:
-        async with open_engine(settings, with_vault=True) as engine:
-            result = engine.validate(raw, extra_vars=extra_vars)
-            await engine.machine_warnings(result)
+        async with open_checker(settings) as checker:
+            result = checker.validate(raw, extra_vars=extra_vars)
+            await checker.machine_warnings(result)
     if args.json:
         out.print_json(
             json.dumps(

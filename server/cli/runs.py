@@ -8,6 +8,7 @@ import json
 import signal
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -29,7 +30,10 @@ from multi_task_orchestrator.server.cli.common import (
     with_backend,
 )
 from multi_task_orchestrator.server.progress import follow
-from multi_task_orchestrator.server.settings import Settings, load_settings
+from multi_task_orchestrator.server.settings import load_settings
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:

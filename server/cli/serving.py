@@ -6,17 +6,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 import anyio
 from rich.console import Console
 
 from multi_task_orchestrator.engine import Store, StoreError
 from multi_task_orchestrator.server.build import check_backend
-from multi_task_orchestrator.server.cli.common import EXIT_FAILED, EXIT_OK, UsageError, with_backend
+from multi_task_orchestrator.server.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    started,
+    with_backend,
+)
 from multi_task_orchestrator.server.cli.relay import serve_stdio
-from multi_task_orchestrator.server.progress import follow
-from multi_task_orchestrator.server.settings import Settings, SettingsError, load_settings
+from multi_task_orchestrator.server.settings import SettingsError, load_settings
 from multi_task_orchestrator.vault.errors import VaultError
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -34,9 +43,12 @@ def cmd_serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     asyncio.run(check_backend(settings))
     try:
         if args.http:
+            started()
             serve_http(settings, args.host, args.port)
         else:
-            anyio.run(serve_stdio, create_server(settings))
+            server = create_server(settings)
+            started()
+            anyio.run(serve_stdio, server)
     except HttpConfigError as exc:
         raise UsageError(str(exc)) from None
     except BaseExceptionGroup as group:  # errors from the transport's task group
@@ -78,6 +90,7 @@ def cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
     err.print(
         f"worker: connecting to {scheduler}, {args.concurrency} attempt(s) at once", markup=False
     )
+    started()
     asyncio.run(
         serve_worker(
             scheduler,
@@ -92,6 +105,7 @@ def cmd_worker(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     from multi_task_orchestrator.server.demo import run_demo, serve_sites
+    from multi_task_orchestrator.server.progress import follow
 
     settings = load_settings()
     if args.sites:

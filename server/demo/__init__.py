@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -52,8 +53,10 @@ from multi_task_orchestrator.server.demo.accounts import (
 from multi_task_orchestrator.server.demo.content import WP_SECRETS, WP_USER
 from multi_task_orchestrator.server.demo.inbox import INBOX_PASSWORD, DemoInbox
 from multi_task_orchestrator.server.demo.sites import DEMO_PASSWORD, DEMO_USER, DemoSites
-from multi_task_orchestrator.server.settings import Settings
 from multi_task_orchestrator.server.standin_model import StandinModel
+
+if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.server.settings import Settings
 
 DOCUMENTS = Path(__file__).parent
 PATTERN_1 = DOCUMENTS / "pattern1_collect.yaml"
