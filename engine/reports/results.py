@@ -61,36 +61,33 @@ def results_json_pieces(
     and the dict ``aggregated_results`` builds for them three times that.
 
     Written with orjson: the standard library's encoder drops to pure Python whenever it
-    indents, ~5x slower over a few thousand tasks. A value orjson refuses (an integer beyond 64
-    bits) takes the standard library's way, for the whole text. Each piece is the text orjson
-    gives for its tasks, indented one level further, so the pieces joined are the text of the
-    whole dict.
+    indents, ~5x slower over a few thousand tasks. A piece orjson refuses (an integer beyond 64
+    bits in an output) is the standard library's text for it. Each piece is the text for its
+    tasks, indented one level further, so the pieces joined are the text of the whole dict;
+    they are made as they are read.
     """
     head = _run_fields(snapshot)
     tasks = sorted(snapshot.tasks, key=_position)
-    try:
-        pieces = [_dumps(head)[:-2]]  # without its closing "\n}"
-        if not tasks:
-            pieces.append(',\n  "tasks": {}\n}')
-        for start in range(0, len(tasks), tasks_per_piece):
-            chunk = {
-                task.task_id: dict(zip(_TASK_FIELDS, _task_values(task, outputs), strict=True))
-                for task in tasks[start : start + tasks_per_piece]
-            }
-            inner = _dumps(chunk)[2:-2].replace("\n", "\n  ")  # "{\n" and "\n}" cut off
-            opening = ',\n  "tasks": {\n  ' if start == 0 else ",\n  "
-            pieces.append(opening + inner)
-            if start + tasks_per_piece >= len(tasks):
-                pieces.append("\n  }\n}")
-    except orjson.JSONEncodeError:
-        results = aggregated_results(snapshot, outputs)
-        yield json.dumps(results, indent=2, ensure_ascii=False, default=str)
-        return
-    yield from pieces
+    yield _dumps(head)[:-2]  # without its closing "\n}"
+    if not tasks:
+        yield ',\n  "tasks": {}\n}'
+    for start in range(0, len(tasks), tasks_per_piece):
+        chunk = {
+            task.task_id: dict(zip(_TASK_FIELDS, _task_values(task, outputs), strict=True))
+            for task in tasks[start : start + tasks_per_piece]
+        }
+        inner = _dumps(chunk)[2:-2].replace("\n", "\n  ")  # "{\n" and "\n}" cut off
+        opening = ',\n  "tasks": {\n  ' if start == 0 else ",\n  "
+        yield opening + inner
+    if tasks:
+        yield "\n  }\n}"
 
 
 def _dumps(value: dict[str, Any]) -> str:
-    return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 _ORJSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
