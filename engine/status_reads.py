@@ -208,12 +208,11 @@ class StatusReads:
         orchestration_id = await self.resolve_id(orchestration_id)
         run = self._runs.get(orchestration_id)
         await self.wait_until_finished(orchestration_id, timeout)
-        if run is not None and run.finished.is_set() and not run.taken_over and not self._broken():
-            # it ended here, and committed all it holds: no need to read it back
-            snapshot = run.snapshot(include_outputs=include_outputs, load_output_files=False)
-            if include_outputs:
-                await _load_output_files(snapshot)
-            return await with_approvals(self._store, snapshot)
+        ended_here = run is not None and run.finished.is_set() and not run.taken_over
+        if ended_here and not include_outputs and not self._broken():
+            # it ended here, and committed all it holds: its final snapshot is at hand
+            assert run is not None
+            return await with_approvals(self._store, run.snapshot())
         return await self.snapshot(orchestration_id, include_outputs=include_outputs)
 
     async def wait_until_finished(self, orchestration_id: str, timeout: float | None = None) -> str:

@@ -147,6 +147,7 @@ class Finisher:
         if end is not None:
             for work in end.after:
                 core.services.after_end(core.id, work)
+            core.table.release()  # its waiters are handed the snapshot: nothing reads them now
 
     def _end(self, status: RunStatus, error: str | None, finished_at: float) -> RunEnd:
         """The run as it ends, for the engine's run-end listeners (the default one writes the

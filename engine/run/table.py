@@ -41,6 +41,18 @@ class NodeTable:
         self.nodes[child.task_id] = child
         return child
 
+    def release(self) -> None:
+        """Let every node go (the run ended and its snapshot was made): the links between
+        nodes are cut, so each is freed as soon as nothing else holds it, not by the next
+        collection of cycles — a large run's nodes are tens of megabytes."""
+        for node in self.nodes.values():
+            node.deps = node.dependents = ()
+            node.parent = None
+            node.children = None
+        self.nodes.clear()
+        self.order.clear()
+        self.stage_members.clear()
+
     def ordered(self) -> Iterator[Node]:
         """Every node in display order: each task, then its fan-out children."""
         for node in self.order:
