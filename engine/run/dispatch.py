@@ -98,7 +98,7 @@ class Dispatcher:
                     wake_at = min(wake_at, blocked)
                     # every task behind this head waits for the same thing; it learns the
                     # reason when it starts (_queue_blocked_by), without walking the queue now
-                    self._queue_blocked_by[key] = self.waiting_for(queue[0][3])
+                    self._queue_blocked_by[key] = self.waiting_for(queue[0][3], now)
                     continue
                 if best is None or queue[0][:3] < best[:3]:
                     best, best_queue, best_pools = queue[0], queue, pools
@@ -128,13 +128,16 @@ class Dispatcher:
         self._wake_handle = None
         self.dispatch()
 
-    def waiting_for(self, node: Node) -> str | None:
-        """What a task waits for, e.g. ``rate limit api (10/s)`` or a host's slot."""
+    def waiting_for(self, node: Node, now: float | None = None) -> str | None:
+        """What a task waits for, e.g. ``rate limit api (10/s)`` or a host's slot, at ``now``
+        (the event loop's clock; by default the present: a dispatch passes the moment it found
+        the task's pools blocked, which a moment later they may no longer be)."""
         if node.state == TaskState.running:
             return node.waiting_note
         if node.state != TaskState.queued:
             return None
-        now = asyncio.get_running_loop().time()
+        if now is None:
+            now = asyncio.get_running_loop().time()
         pools = node.pools + (
             (node.parent.fanout_pool,) if node.parent and node.parent.fanout_pool else ()
         )
