@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.facade_errors import (
         IdempotencyConflict,
         NotAllowedNow,
+        RequestError,
         UnknownOrchestration,
         UnknownTask,
     )
@@ -130,6 +131,7 @@ _EXPORTS: dict[str, str] = {
     "NetworkPolicy": "network",
     "IdempotencyConflict": "facade_errors",
     "NotAllowedNow": "facade_errors",
+    "RequestError": "facade_errors",
     "OrchestrationRow": "store",
     "Plan": "document.plan",
     "POLL_SECONDS": "schedules",
@@ -198,6 +200,7 @@ __all__ = [
     "RasterizeError",
     "RateValue",
     "Redactor",
+    "RequestError",
     "RunSnapshot",
     "RunStatus",
     "RunUsage",

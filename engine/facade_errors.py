@@ -4,7 +4,12 @@ orchestration's state now; the CLI and the tools turn these into their messages.
 from __future__ import annotations
 
 
-class UnknownOrchestration(LookupError):
+class RequestError(Exception):
+    """A request the engine refuses, its message saying why and what to do instead: the CLI
+    prints it (exit code 2), the tools return it as their error. Each kind below is one."""
+
+
+class UnknownOrchestration(RequestError, LookupError):
     """No orchestration has that id; the message lists recent ones."""
 
     def __init__(
@@ -18,11 +23,11 @@ class UnknownOrchestration(LookupError):
         self.recent = recent
 
 
-class UnknownTask(LookupError):
+class UnknownTask(RequestError, LookupError):
     """The orchestration has no task with that id."""
 
 
-class NotAllowedNow(Exception):
+class NotAllowedNow(RequestError):
     """The request does not fit the orchestration's state; the message says why and what to do."""
 
 

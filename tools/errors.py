@@ -14,14 +14,7 @@ from typing import ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from multi_task_orchestrator.engine import (
-    DocumentError,
-    NotAllowedNow,
-    ScheduleError,
-    StoreError,
-    UnknownOrchestration,
-    UnknownTask,
-)
+from multi_task_orchestrator.engine import DocumentError, RequestError, StoreError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,13 +43,7 @@ def friendly_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]
             raise
         except DocumentError as exc:
             raise ToolError(document_problems(exc)) from None
-        except (
-            UnknownOrchestration,
-            UnknownTask,
-            NotAllowedNow,
-            ScheduleError,
-            StoreError,
-        ) as exc:
+        except (RequestError, StoreError) as exc:
             raise ToolError(str(exc)) from None
         except Exception as exc:
             logger.exception("tool %s failed", tool.__name__)

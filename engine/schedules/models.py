@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from multi_task_orchestrator.engine.document.units import Duration
+from multi_task_orchestrator.engine.facade_errors import RequestError
 from multi_task_orchestrator.engine.issues import did_you_mean
 from multi_task_orchestrator.engine.schedules.timing import check_cron
 
@@ -19,7 +20,7 @@ Overlap = Literal["skip", "queue", "allow"]
 CatchUp = Literal["skip", "run_once"]
 
 
-class ScheduleError(Exception):
+class ScheduleError(RequestError):
     """A schedule that cannot be made or changed as asked; the message says how to fix it."""
 
 

@@ -101,25 +101,8 @@ def _handler(name: str) -> Callable[..., int]:
 def _user_errors() -> tuple[type[Exception], ...]:
     """What a command raises for bad input: one line on stderr, exit code 2. Imported once
     raised (a command that raised one has imported it already)."""
-    from multi_task_orchestrator.engine import (
-        DocumentError,
-        NotAllowedNow,
-        ScheduleError,
-        StoreError,
-        UnknownOrchestration,
-        UnknownTask,
-    )
+    from multi_task_orchestrator.engine import DocumentError, RequestError, StoreError
     from multi_task_orchestrator.server.settings import SettingsError
     from multi_task_orchestrator.vault.errors import VaultError
 
-    return (
-        UsageError,
-        SettingsError,
-        StoreError,
-        UnknownOrchestration,
-        UnknownTask,
-        NotAllowedNow,
-        ScheduleError,
-        VaultError,
-        DocumentError,
-    )
+    return (UsageError, SettingsError, StoreError, RequestError, VaultError, DocumentError)
