@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         UnknownOrchestration,
         UnknownTask,
     )
+    from multi_task_orchestrator.engine.gc_policy import freeze_start_up
     from multi_task_orchestrator.engine.issues import DocumentError, Issue, did_you_mean
     from multi_task_orchestrator.engine.limits import run_query
     from multi_task_orchestrator.engine.network import (
@@ -117,6 +118,7 @@ _EXPORTS: dict[str, str] = {
     "Engine": "engine",
     "explain_cron": "schedules",
     "find_browser": "runners.browser.discovery",
+    "freeze_start_up": "gc_policy",
     "Fire": "schedules",
     "GRACE_SECONDS": "schedules",
     "host_allowed": "secret_hosts",
@@ -229,6 +231,7 @@ __all__ = [
     "document_json_schema",
     "explain_cron",
     "find_browser",
+    "freeze_start_up",
     "host_allowed",
     "iso",
     "load_file",

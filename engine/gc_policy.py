@@ -31,6 +31,13 @@ def tune_garbage_collector() -> None:
         return
     _tuned = True
     gc.collect(0)
+    freeze_start_up()
+
+
+def freeze_start_up() -> None:
+    """Keep every object that exists now out of later collections (``gc.freeze``) and collect
+    young objects every ``YOUNG_THRESHOLD`` allocations from now on; called again, it freezes
+    what was made since."""
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)

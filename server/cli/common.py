@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.server.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-YOUNG_THRESHOLD = 50_000  # the collector's, once a command has started (the engine's too)
 
 
 class UsageError(Exception):
@@ -26,12 +24,12 @@ class UsageError(Exception):
 
 def started() -> None:
     """The command has imported and built what it runs with: keep all of it out of later
-    collections (``gc.freeze``) and collect young objects every ``YOUNG_THRESHOLD``
-    allocations from now on. What the start left in cycles is frozen too (in ``serve`` ~6,000
+    collections, young objects collected every so often from now on (the engine's
+    ``freeze_start_up``). What the start left in cycles is frozen too (in ``serve`` ~6,000
     objects, ~1.5 MB): collecting it first would walk everything the start made (~30 ms)."""
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    from multi_task_orchestrator.engine import freeze_start_up
+
+    freeze_start_up()
 
 
 def console(*, stderr: bool = False) -> Console:
