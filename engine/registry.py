@@ -56,18 +56,10 @@ class Runners(Mapping[str, type["Runner"]]):
     def __len__(self) -> int:
         return len(self._names)
 
-    def listing_rank(self, name: str) -> int:
-        declared = self._builtin.get(name)
-        return declared.listing_rank if declared is not None else self[name].listing_rank
-
-    def aliases_of(self, name: str) -> tuple[str, ...]:
-        declared = self._builtin.get(name)
-        return declared.aliases if declared is not None else self[name].aliases
-
-    def opt_in(self, name: str) -> bool:
-        """Whether the type is opt-in (its runner, made with its settings, may be off)."""
-        declared = self._builtin.get(name)
-        return declared.opt_in if declared is not None else self[name].opt_in is not None
+    def declared(self, name: str) -> Builtin:
+        """What is known of a type's runner before it is imported (``declared``)."""
+        builtin = self._builtin.get(name)
+        return builtin if builtin is not None else _declared_by(self[name])
 
 
 @functools.cache
@@ -94,18 +86,19 @@ def runner_classes() -> Runners:
     return Runners(BUILTIN, plugins)
 
 
-def _listing_rank(classes: Mapping[str, type[Runner]], name: str) -> int:
-    """A type's ``listing_rank``, without importing a built-in runner for it."""
+def declared(classes: Mapping[str, type[Runner]], name: str) -> Builtin:
+    """A type's listing rank, aliases and whether it is opt-in (its runner, made with its
+    settings, may be off), without importing a built-in runner for them (``Runners``); from
+    the class itself in any other mapping of runner classes."""
     if isinstance(classes, Runners):
-        return classes.listing_rank(name)
-    return classes[name].listing_rank
+        return classes.declared(name)
+    return _declared_by(classes[name])
 
 
-def _aliases_of(classes: Mapping[str, type[Runner]], name: str) -> tuple[str, ...]:
-    """A type's ``aliases``, without importing a built-in runner for them."""
-    if isinstance(classes, Runners):
-        return classes.aliases_of(name)
-    return classes[name].aliases
+def _declared_by(runner: type[Runner]) -> Builtin:
+    """The same facts read from a runner class (loaded already: its module is not to load)."""
+    opt_in = runner.opt_in is not None
+    return Builtin(runner.__module__, runner.listing_rank, runner.aliases, opt_in)
 
 
 def _load(entry_point: EntryPoint) -> type[Runner] | None:
@@ -127,7 +120,7 @@ def _load(entry_point: EntryPoint) -> type[Runner] | None:
 def type_names() -> tuple[str, ...]:
     """The canonical task types, in listing order (``Runner.listing_rank``, then name)."""
     classes = runner_classes()
-    return tuple(sorted(classes, key=lambda name: (_listing_rank(classes, name), name)))
+    return tuple(sorted(classes, key=lambda name: (declared(classes, name).listing_rank, name)))
 
 
 @functools.cache
@@ -136,14 +129,14 @@ def aliases() -> Mapping[str, str]:
     task of every document asks (``canonical``), and building it took ~15 µs a time."""
     classes = runner_classes()
     return MappingProxyType(
-        {alias.lower(): name for name in type_names() for alias in _aliases_of(classes, name)}
+        {alias.lower(): name for name in type_names() for alias in declared(classes, name).aliases}
     )
 
 
 def aliases_of(task_type: str) -> list[str]:
     """The aliases of one type, as its runner declares them."""
     classes = runner_classes()
-    return list(_aliases_of(classes, task_type)) if task_type in classes else []
+    return list(declared(classes, task_type).aliases) if task_type in classes else []
 
 
 def canonical(name: str) -> str | None:

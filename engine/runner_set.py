@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from multi_task_orchestrator.engine.document.validation import Validation
 from multi_task_orchestrator.engine.issues import Issue
-from multi_task_orchestrator.engine.registry import Runners
+from multi_task_orchestrator.engine.registry import declared
 from multi_task_orchestrator.engine.runners.base import Runner
 
 
@@ -37,7 +37,7 @@ class RunnerSet:
         self._made: dict[str, Runner] = {}
         self._lock = threading.RLock()  # validation asks from a worker thread
         self._ready = False  # until the disabled types are known, a runner meets no other
-        opt_in = [name for name in types if _opt_in(types, name)]
+        opt_in = [name for name in types if declared(types, name).opt_in]
         for name in [*(n for n in types if n in settings), *opt_in]:
             self._make(name)
         # opt-in types (e.g. shell) their settings leave off, with how to switch them on
@@ -111,12 +111,6 @@ class RunnerSet:
         for name, runner in list(self._made.items()):
             if name not in self.disabled:
                 await runner.aclose()
-
-
-def _opt_in(classes: Mapping[str, type[Runner]], name: str) -> bool:
-    if isinstance(classes, Runners):
-        return classes.opt_in(name)
-    return classes[name].opt_in is not None
 
 
 class _Enabled(Mapping[str, type[Runner]]):
