@@ -83,10 +83,8 @@ def reference(stored_json: str | None) -> str | None:
     if not stored_json or not stored_json.startswith(_REFERENCE_START):
         return None
     value = json.loads(stored_json)
-    name = value.get(REFERENCE_KEY) if isinstance(value, dict) else None
-    if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
-        return None  # a value that only looks like one (stored before keep refused them)
-    return name
+    # a value that only looks like one (stored before keep wrote them to files) is no reference
+    return value[REFERENCE_KEY] if referenced(value) else None
 
 
 def load_files(values: dict[str, Any], run_dir: str | Path | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multi_task_orchestrator.engine.after_end import AfterEndWork
 from multi_task_orchestrator.engine.document.models import Orchestration
 from multi_task_orchestrator.engine.state import RunSnapshot
 from multi_task_orchestrator.engine.store import Store
@@ -37,7 +38,7 @@ class RunEnd:
     stages: Sequence[Sequence[str]]
     spec: Orchestration | None = None
     # work to run once the end is published (the run's own bookkeeping is done by then)
-    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    after: list[AfterEndWork] = field(default_factory=list)
 
 
 # Awaited with the ending run. An OSError or ValueError it raises is logged and recorded as an

@@ -244,8 +244,8 @@ class Attempts:
             for root in roots
             if (source := nodes.get(root)) is not None
             and source.output is None
-            and outputs.reference(stored := source.output_json)
-            and stored is not None
+            and (stored := source.output_json) is not None
+            and outputs.reference(stored)
         }
         if not held:
             return held

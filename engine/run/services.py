@@ -3,11 +3,12 @@ and hands it to every run, so a run never sees the engine."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from multi_task_orchestrator.engine.after_end import AfterEndWork
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.pools import Pool
@@ -62,6 +63,6 @@ class RunServices:
     run_finished: Callable[[RunHandle], None]  # the run's end is committed and published
     run_end_listeners: Sequence[RunEndListener]
     # run this work of the run's end once the end is published (``RunEnd.after``)
-    after_end: Callable[[str, Callable[[], Awaitable[None]]], None]
+    after_end: Callable[[str, AfterEndWork], None]
     notifier: Notifier | None = None  # sends task_failed notifications (run ends: a listener)
     approvals: ApprovalDesk | None = None  # where approval tasks wait for a person
