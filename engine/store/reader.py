@@ -25,6 +25,16 @@ from multi_task_orchestrator.engine.store.rows import (
 )
 from multi_task_orchestrator.engine.usage import Totals
 
+_ATTEMPTS_OF = (
+    "SELECT orchestration_id, task_id, attempt, started_at, finished_at, outcome, error, "
+    "error_class, queued_at, waited_for, input_tokens, output_tokens, cost_usd, model_calls, "
+    "unpriced_calls, model FROM attempts WHERE orchestration_id = ? ORDER BY started_at"
+)
+_EVENTS_AFTER = (
+    "SELECT seq, ts, task_id, kind, level, message, data FROM events "
+    "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
+
 
 class Reader:
     """Reads of the state database; none of them waits for the queued writes (``flush``)."""
@@ -179,13 +189,8 @@ class Reader:
         return found
 
     async def load_attempts(self, orchestration_id: str) -> list[AttemptRow]:
-        rows = await self._db.execute_fetchall(  # one trip to the connection's thread, not two
-            "SELECT orchestration_id, task_id, attempt, started_at, finished_at, outcome, error, "
-            "error_class, queued_at, waited_for, input_tokens, output_tokens, cost_usd, "
-            "model_calls, unpriced_calls, model FROM attempts WHERE orchestration_id = ? "
-            "ORDER BY started_at",
-            (orchestration_id,),
-        )
+        # one trip to the connection's thread, not two
+        rows = await self._db.execute_fetchall(_ATTEMPTS_OF, (orchestration_id,))
         return [AttemptRow(*r) for r in rows]
 
     async def usage_totals(self, orchestration_id: str) -> Totals:
@@ -219,9 +224,7 @@ class Reader:
         self, orchestration_id: str, after_seq: int = 0, limit: int | None = None
     ) -> list[EventRecord]:
         cursor = await self._db.execute(
-            "SELECT seq, ts, task_id, kind, level, message, data FROM events "
-            "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (orchestration_id, after_seq, -1 if limit is None else limit),
+            _EVENTS_AFTER, (orchestration_id, after_seq, -1 if limit is None else limit)
         )
         return [
             EventRecord(
@@ -248,8 +251,7 @@ def event_row_pages_here(
         after = 0
         while True:
             page: list[EventRow] = db.execute(
-                "SELECT seq, ts, task_id, kind, level, message, data FROM events "
-                "WHERE orchestration_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                _EVENTS_AFTER,
                 (orchestration_id, after, size),
             ).fetchall()
             if page:
@@ -269,49 +271,14 @@ def attempt_rows_here(path: Path, orchestration_id: str) -> list[AttemptRow]:
         return None if text is None else shared.setdefault(text, text)
 
     with _read_only(path) as db:
-        cursor = db.execute(
-            "SELECT task_id, attempt, started_at, finished_at, outcome, error, error_class, "
-            "queued_at, waited_for, input_tokens, output_tokens, cost_usd, model_calls, "
-            "unpriced_calls, model FROM attempts WHERE orchestration_id = ? ORDER BY started_at",
-            (orchestration_id,),
-        )
-        return [
-            AttemptRow(
-                orchestration_id,
-                task_id,
-                attempt,
-                started_at,
-                finished_at,
-                one(outcome),
-                error,
-                one(error_class),
-                queued_at,
-                one(waited_for),
-                input_tokens,
-                output_tokens,
-                cost_usd,
-                model_calls,
-                unpriced_calls,
-                one(model),
-            )
-            for (
-                task_id,
-                attempt,
-                started_at,
-                finished_at,
-                outcome,
-                error,
-                error_class,
-                queued_at,
-                waited_for,
-                input_tokens,
-                output_tokens,
-                cost_usd,
-                model_calls,
-                unpriced_calls,
-                model,
-            ) in cursor
-        ]
+        attempts = []
+        for row in db.execute(_ATTEMPTS_OF, (orchestration_id,)):
+            attempt = AttemptRow(*row)
+            attempt.orchestration_id = orchestration_id
+            attempt.outcome, attempt.error_class = one(attempt.outcome), one(attempt.error_class)
+            attempt.waited_for, attempt.model = one(attempt.waited_for), one(attempt.model)
+            attempts.append(attempt)
+        return attempts
 
 
 def _read_only(path: Path) -> contextlib.closing[sqlite3.Connection]:
