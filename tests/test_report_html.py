@@ -168,6 +168,22 @@ async def test_get_report_returns_the_summary_and_the_timeline_png(home: Path) -
         assert tools["get_report"].annotations.read_only_hint is True
 
 
+async def test_get_results_lists_the_report_written_after_the_end(home: Path) -> None:
+    """report.html is written just after the run's end is published; get_results waits for
+    it, so the files its summary lists right after the end are all there."""
+    async with Client(create_server(Settings(home=home))) as client:
+        submitted = await client.call_tool(
+            "submit_orchestration", {"spec": DOCUMENT, "wait_seconds": 10}
+        )
+        assert submitted.structured_content["status"] in ("succeeded", "failed")  # ended
+        run_id = submitted.structured_content["id"]
+        results = await client.call_tool("get_results", {"id": run_id})
+    summary = results.structured_content["summary"]
+    report = home / "runs" / run_id / REPORT_FILE
+    assert str(report) in summary
+    assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
 def _svg_size_in(contents: Any) -> tuple[int, int]:
     assert isinstance(contents, TextResourceContents)
     assert contents.mime_type == "text/html"

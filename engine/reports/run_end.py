@@ -30,8 +30,9 @@ async def write_files_on_run_end(end: RunEnd) -> None:
     write = functools.partial(_write_results, end, snapshot, folder)
     written = await cpu_bound(write)
     # the report needs none of the run's document: what it takes is all it holds on to
-    report = functools.partial(_write_report, end.store, end.dependencies, end.stages)
-    end.after.append(functools.partial(report, snapshot, written))
+    end.after.append(
+        functools.partial(_write_report, end.store, end.dependencies, end.stages, snapshot, written)
+    )
 
 
 def _write_results(end: RunEnd, snapshot: RunSnapshot, folder: Path) -> list[Path]:
