@@ -384,9 +384,16 @@ class Engine:
                 f"mode {orchestration.mode}",
                 ts=run.created_at,
             )
-            await self.store.flush()  # durable before anything runs
             self.runs[orchestration_id] = run
-            run.start()
+            # its ready tasks are queued now, so their rows join the run's first commit; none
+            # is dispatched until that commit is durable
+            run.start(held=True)
+            try:
+                await self.store.flush()
+            except BaseException:
+                self.runs.pop(orchestration_id, None)
+                raise
+            run.release()
         return orchestration_id, False
 
     # --- taking runs up again -------------------------------------------------------------

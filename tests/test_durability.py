@@ -793,3 +793,47 @@ async def test_a_schema_5_database_gains_usage_columns_and_its_runs_show_none(
         columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
     db.close()
     assert {"input_tokens", "output_tokens", "cost_usd", "model_calls", "model"} <= columns
+
+
+# --- a run's start ----------------------------------------------------------------------------
+
+_PROBE = """
+import json, sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+print(json.dumps({
+    "runs": db.execute("SELECT status FROM orchestrations").fetchall(),
+    "tasks": dict(db.execute("SELECT task_id, state FROM tasks")),
+}))
+"""
+
+
+def test_a_task_runs_only_once_its_run_and_every_ready_task_are_committed(
+    tmp_path: Path,
+) -> None:
+    """``orchestrator run``: the first task to run reads the state database (a process of its
+    own) and finds its run committed, its ready siblings committed as queued (not pending: the
+    rows of a new run are written once, as it starts) and its dependent still pending."""
+    from cli_process import cli
+
+    home = tmp_path / "home"
+    probe = [sys.executable, "-c", _PROBE, str(home / "state.db")]
+    document = {
+        "name": "durable start",
+        "max_concurrent": 1,
+        "tasks": [
+            {"id": "probe", "type": "shell", "priority": 9, "config": {"argv": probe}},
+            {"id": "sibling", "type": "delay", "config": {"seconds": 0}},
+            {"id": "after", "type": "delay", "dependencies": ["probe"], "config": {}},
+        ],
+    }
+    path = tmp_path / "start.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    done = cli(home, "run", path, "--json", ORCHESTRATOR_ALLOW_SHELL="1")
+
+    assert done.code == 0, done.stderr
+    (run_dir,) = (home / "runs").iterdir()
+    results = json.loads((run_dir / "aggregated_results.json").read_text(encoding="utf-8"))
+    seen = json.loads(results["tasks"]["probe"]["output"]["stdout"])
+    assert seen["runs"] == [["running"]]
+    assert seen["tasks"] == {"probe": "queued", "sibling": "queued", "after": "pending"}

@@ -44,6 +44,7 @@ class Dispatcher:
         self._pending = False
         self._wake_at = math.inf
         self._wake_handle: asyncio.TimerHandle | None = None
+        self.held = False  # a new run's tasks wait for its first commit (``Run.start``)
 
     def enqueue(self, node: Node) -> None:
         """``node`` is ready to run: queue it and dispatch soon."""
@@ -74,8 +75,8 @@ class Dispatcher:
         """Start as many queued tasks as their pools allow, best first."""
         self._pending = False
         core = self._core
-        if core.services.draining() or core.taken_over:
-            return  # shutting down: what runs may finish, nothing new starts
+        if self.held or core.services.draining() or core.taken_over:
+            return  # held, or shutting down: what runs may finish, nothing new starts
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now >= core.lease_valid_until:

@@ -205,9 +205,12 @@ class Run:
         if self._core.model_steps:
             self._budgets.restore(await self._services.store.load_attempts(self._core.id))
 
-    def start(self) -> None:
-        """Begin (or continue, after restore) running; returns at once."""
+    def start(self, *, held: bool = False) -> None:
+        """Begin (or continue, after restore) running; returns at once. ``held``: the tasks
+        ready now are queued (their rows written with the next commit) but nothing is
+        dispatched until ``release``."""
         core = self._core
+        self._dispatcher.held = held
         now = time.time()
         if core.started_at is None:
             core.started_at = now
@@ -219,6 +222,11 @@ class Run:
         self._readiness.release_ready()
         if core.open == 0:
             self._finisher.begin()
+        self._dispatcher.kick()
+
+    def release(self) -> None:
+        """Dispatch what ``start(held=True)`` queued."""
+        self._dispatcher.held = False
         self._dispatcher.kick()
 
     def kick(self) -> None:
