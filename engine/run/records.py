@@ -33,22 +33,20 @@ class Records:
 
     async def save_new(self) -> None:
         """Queue a new run's row, with its document, and every task's row (listings show the
-        pending ones), all in one batch; the run may start once they are committed. The rows
-        are built a slice at a time, the event loop running other work in between."""
+        pending ones), all in one batch; the run may start once they are committed. The
+        document is dumped a slice at a time, the event loop running other work in between;
+        the rows are built as the batch is taken (a task queued by then is written as queued)."""
         core = self._core
         core.started_at = time.time()
         spec = core.spec
         head = spec.model_dump(mode="json", exclude_none=True, exclude={"tasks"})
         tasks: list[dict[str, Any]] = []
-        rows: list[TaskRow] = []
-        order = core.table.order
-        for start in range(0, len(order), SLICE):
+        for start in range(0, len(spec.tasks), SLICE):
             if start:
                 await asyncio.sleep(0)
             tasks += _tasks_adapter().dump_python(
                 spec.tasks[start : start + SLICE], mode="json", exclude_none=True
             )
-            rows += [self.row(node) for node in order[start : start + SLICE]]
         # the document as ``spec.model_dump`` gives it, its keys in the model's order
         document = {
             name: tasks if name == "tasks" else head[name]
@@ -56,8 +54,9 @@ class Records:
             if name == "tasks" or name in head
         }
         self._store.put_orchestration(self.orchestration_row(document))
-        for row in rows:
-            self._store.put_task(row)
+        put_task_later, run_id = self._store.put_task_later, core.id
+        for node in core.table.order:
+            put_task_later(run_id, node.task_id, partial(self.row, node))
         core.changed.set()
 
     def save_run(self) -> None:
