@@ -92,9 +92,23 @@ async def test_the_report_is_written_once_the_end_is_published(engine: Engine) -
 
 
 async def test_closing_waits_for_the_report(home: Path) -> None:
+    """Closing the engine finishes what the runs' ends left: the report, and here a slower
+    piece of after-end work whose file appears only once it is done."""
+    marker = home / "after-end-done"
+
+    async def slow_listener(end: RunEnd) -> None:
+        async def after() -> None:
+            await asyncio.sleep(0.3)
+            marker.write_text("done", encoding="utf-8")
+
+        end.after.append(after)
+
     async with await Engine.open(home / "state.db", home / "runs", resume=False) as engine:
+        engine.add_run_end_listener(slow_listener)
         run_id = await engine.submit(engine.validate(DOCUMENT).raise_for_errors())
         snapshot = await engine.wait(run_id, timeout=20)
+        assert not marker.exists()  # the end is published before its after-work is done
+    assert marker.exists()
     assert (Path(snapshot.run_dir or "") / REPORT_FILE).exists()
 
 
