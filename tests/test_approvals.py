@@ -219,6 +219,17 @@ async def test_timeouts_decide_as_told_and_a_cancel_stops_a_wait(
     assert sent[1]["reject"] == f"orchestrator reject {run_id} no"
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("timeout", ["99999999999d", 1e300])
+async def test_a_timeout_past_any_date_is_a_document_error(client: Client, timeout: Any) -> None:
+    """Its deadline could never be shown: refused when submitted, not a run whose status
+    answers an internal error."""
+    gate = {"id": "gate", "type": "approval", "config": {"message": "ok?", "timeout": timeout}}
+    text = await refused(client, "submit_orchestration", {"spec": {"tasks": [gate]}})
+    assert "tasks[0].config.timeout" in text and "at most 3650d (ten years)" in text, text
+    assert (await ok(client, "list_orchestrations"))["orchestrations"] == []
+
+
 # --- across a restart, decided from another process ------------------------------------------
 
 
