@@ -819,6 +819,24 @@ async def test_plan_orchestration_prompt_has_goal_and_a_valid_example(client: Cl
     assert result.plan.to_dict()["task_count"] == 5
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "arguments", "expected"),
+    [
+        ("plan_orchestration", {}, "missing argument 'goal'; it takes: goal"),
+        ("plan_orchestration", {"goal": "x", "goals": "y"}, "unknown argument 'goals'"),
+        ("plan_orchestrations", {"goal": "x"}, "did you mean 'plan_orchestration'?"),
+    ],
+)
+async def test_a_prompt_request_it_cannot_answer_is_invalid_params_saying_why(
+    client: Client, name: str, arguments: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(MCPError) as caught:
+        await client.get_prompt(name, arguments)
+    assert caught.value.code == -32602  # Invalid params, as the spec asks; not -32603
+    assert expected in caught.value.message, caught.value.message
+
+
 # --- internal failures ---------------------------------------------------------------------
 
 
