@@ -315,6 +315,8 @@ def test_a_foreground_run_is_released_by_another_process(home: Path, tmp_path: P
         status = cli(home, "status", run_id)
         assert "🙋 Waiting for approval — Publish Hello?" in status.stdout
 
+        long = cli(home, "approve", run_id, "gate", "--note", "n" * 2001)  # as approve_task
+        assert long.code == 2 and "a note may have at most 2,000" in long.stderr, long.stderr
         approved = cli(home, "approve", run_id, "gate", "--note", "ship it")
         assert approved.code == 0, approved.stderr
         stdout, stderr = running.communicate(timeout=60)
