@@ -131,9 +131,12 @@ class ApprovalDesk:
         *,
         note: str | None,
         decided_by: str,
+        live: TaskState | None = None,
     ) -> ApprovalRow:
         """Approve or reject a waiting task of the run ``orchestration_id`` (a full id);
-        UnknownTask or NotAllowedNow, naming the state, when it is not waiting."""
+        UnknownTask or NotAllowedNow, naming the state, when it is not waiting. ``live`` is
+        the task's state in this process, when its run is here: it may be ahead of the store
+        (a task cancelled a moment ago)."""
         if note is not None and len(note) > NOTE_MAX_CHARS:
             raise RequestError(
                 f"the note is {len(note):,} characters; a note may have at most "
@@ -164,7 +167,7 @@ class ApprovalDesk:
         asked = await store.get_approval(orchestration_id, task_id)
         if asked is not None and asked.decision is not None:
             raise NotAllowedNow(_decided(asked))
-        state = TaskState(task.state)
+        state = live or TaskState(task.state)
         if asked is None or state.terminal:
             what = "not waiting for approval yet" if asked is None else "not waiting for approval"
             raise NotAllowedNow(f"task {task_id} is {what} (it is {state.value})")

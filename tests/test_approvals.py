@@ -220,6 +220,32 @@ async def test_timeouts_decide_as_told_and_a_cancel_stops_a_wait(
 
 
 @pytest.mark.anyio
+async def test_a_cancelled_approval_cannot_be_decided_even_at_once(client: Client) -> None:
+    """The cancel's answer shows the task cancelled before the store has it: a decision right
+    after is refused by what the run knows, not recorded for a task that never waits again.
+    (``other`` keeps the run going.)"""
+    tasks = [
+        {"id": gate, "type": "approval", "config": {"message": "ok?"}} for gate in ("gate", "other")
+    ]
+    run_id = (await ok(client, "submit_orchestration", {"spec": {"tasks": tasks}}))["id"]
+    with anyio.fail_after(15):
+        while await waiting_gates(client, run_id) != {"gate", "other"}:
+            await anyio.sleep(0.05)
+    await ok(client, "cancel_orchestration", {"id": run_id, "task_id": "gate"})
+    text = await refused(client, "approve_task", {"id": run_id, "task_id": "gate"})
+    assert "not waiting for approval (it is cancelled)" in text, text
+    await ok(client, "reject_task", {"id": run_id, "task_id": "other"})
+    await ok(client, "wait_for_orchestration", {"id": run_id, "timeout_seconds": 20})
+    summary = (await ok(client, "get_results", {"id": run_id}))["summary"]
+    assert "gate: approved" not in summary and "other: rejected by mcp" in summary
+
+
+async def waiting_gates(client: Client, run_id: str) -> set[str]:
+    rows = (await ok(client, "get_status", {"id": run_id}))["tasks"]
+    return {row["id"] for row in rows if (row.get("approval") or {}).get("waiting")}
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("timeout", ["99999999999d", 1e300])
 async def test_a_timeout_past_any_date_is_a_document_error(client: Client, timeout: Any) -> None:
     """Its deadline could never be shown: refused when submitted, not a run whose status
