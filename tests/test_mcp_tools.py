@@ -241,6 +241,24 @@ async def test_submit_object_with_vars_override(client: Client) -> None:
 
 
 @pytest.mark.anyio
+async def test_vars_are_held_to_the_documents_limits(home: Path) -> None:
+    """The size and nesting limits of a document hold for the vars given beside it."""
+    spec = document(delay("greet", value="${vars.big}"))
+    async with Client(create_server(settings(home, max_document_bytes=10_000))) as client:
+        text = await refused(
+            client, "submit_orchestration", {"spec": spec, "vars": {"big": "x" * 20_000}}
+        )
+        assert "the vars' JSON is 20,011 bytes, over the limit of 10,000 bytes" in text, text
+        deep: dict[str, Any] = {}
+        for _ in range(70):
+            deep = {"a": deep}
+        checked = await ok(client, "validate_orchestration", {"spec": spec, "vars": {"big": deep}})
+        assert checked["ok"] is False and "64 levels deep" in checked["errors"][0]["message"]
+        listed = await ok(client, "list_orchestrations")
+        assert listed["orchestrations"] == []
+
+
+@pytest.mark.anyio
 async def test_submit_with_wait_sends_rising_progress_notifications(client: Client) -> None:
     notifications: list[tuple[float, float | None, str | None]] = []
 
