@@ -28,6 +28,7 @@ from multi_task_orchestrator.engine.document.validation import validate
 from multi_task_orchestrator.engine.runners import discover
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.tools import resources
 
 SEED = (Path(__file__).parent / "fixtures" / "seed_example.yaml").read_text(encoding="utf-8")
 
@@ -732,6 +733,25 @@ async def test_resources_status_results_log_and_summary(client: Client) -> None:
     summary = await read_text(client, f"orchestration://{run_id}/summary")
     assert summary.startswith("ORCHESTRATION COMPLETE")
     assert "Tasks:      4 total" in summary
+
+
+@pytest.mark.anyio
+async def test_a_long_log_is_its_last_part_naming_the_file_with_the_whole(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the resource's size (made small here) the log says where the whole of it is: a
+    running run's once it ends, a finished run's now, as execution_log.txt."""
+    monkeypatch.setattr(resources, "RESOURCE_MAX_CHARS", 100)
+    slow = (await ok(client, "submit_orchestration", {"spec": CHAIN}))["id"]
+    log = await read_text(client, f"orchestration://{slow}/log")
+    assert log.startswith("[the first ") and "once the run ends, the whole log is the" in log
+    await ok(client, "wait_for_orchestration", {"id": slow, "timeout_seconds": 20})
+    log = await read_text(client, f"orchestration://{slow}/log")
+    (where,) = re.findall(
+        r"the whole log is the file execution_log.txt in the run's folder, (\S+)\]", log
+    )
+    whole = (Path(where) / "execution_log.txt").read_text(encoding="utf-8")
+    assert len(whole) > 100 and whole.rstrip().endswith(log.rstrip().splitlines()[-1])
 
 
 @pytest.mark.anyio
