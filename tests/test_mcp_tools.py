@@ -65,8 +65,10 @@ DESTRUCTIVE = {
 OPEN_WORLD = {
     "submit_orchestration",
     "retry_orchestration",
+    "cancel_orchestration",  # a cancelled task's run_if: all_done dependents still run
     "list_mcp_tools",
     "approve_task",
+    "reject_task",  # a rejected task's run_if: any_failed dependents run
     "schedule_orchestration",
     "resume_schedule",
 }
