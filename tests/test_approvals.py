@@ -231,6 +231,8 @@ async def test_a_cancelled_approval_cannot_be_decided_even_at_once(client: Clien
     with anyio.fail_after(15):
         while await waiting_gates(client, run_id) != {"gate", "other"}:
             await anyio.sleep(0.05)
+    status = await ok(client, "get_status", {"id": run_id})
+    assert status["next_step"].startswith("2 tasks wait (gate, other) for a person"), status
     await ok(client, "cancel_orchestration", {"id": run_id, "task_id": "gate"})
     text = await refused(client, "approve_task", {"id": run_id, "task_id": "gate"})
     assert "not waiting for approval (it is cancelled)" in text, text
