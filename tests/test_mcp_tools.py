@@ -826,11 +826,14 @@ async def test_missing_artifact_names_what_exists(client: Client, home: Path) ->
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("suffix", ["", "/results", "/log", "/summary", "/artifacts/shot.png"])
+@pytest.mark.parametrize(
+    "suffix", ["", "/results", "/log", "/summary", "/report", "/live", "/artifacts/shot.png"]
+)
 async def test_resources_of_an_unknown_id_are_errors(client: Client, suffix: str) -> None:
     with pytest.raises(MCPError) as raised:
         await client.read_resource(f"orchestration://orch-nothere{suffix}")
     assert "no orchestration has the id 'orch-nothere'" in str(raised.value)
+    assert raised.value.code == -32602  # resource not found (SEP-2164), not an internal error
 
 
 # --- the prompt ----------------------------------------------------------------------------
