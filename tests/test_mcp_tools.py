@@ -757,6 +757,25 @@ async def test_a_long_log_is_its_last_part_naming_the_file_with_the_whole(
 
 
 @pytest.mark.anyio
+async def test_an_output_file_gone_with_its_folder_is_a_note_not_an_error(home: Path) -> None:
+    """A large output lives in the run's folder; moved or deleted, the other outputs are still
+    shown and that one says where it was."""
+    spec = document(delay("big", value="q" * 3000), delay("small", value=1))
+    async with Client(create_server(settings(home, output_file_bytes=1024))) as client:
+        run_id = (await run(client, spec))["id"]
+        for kept in (home / "runs" / run_id / "outputs").iterdir():
+            kept.unlink()
+        results = await ok(client, "get_results", {"id": run_id})
+        assert results["outputs"]["small"] == 1
+        assert (
+            "big.json, which held this output, is gone"
+            in results["outputs"]["big"]["output_missing"]
+        )
+        page = json.loads(await read_text(client, f"orchestration://{run_id}/results"))
+        assert "output_missing" in page["tasks"]["big"]["output"]
+
+
+@pytest.mark.anyio
 async def test_artifact_resource_serves_bytes_with_mime_type(client: Client, home: Path) -> None:
     run_id = (await run(client, document(delay("shot"))))["id"]
     artifacts = home / "runs" / run_id / "artifacts"
