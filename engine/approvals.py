@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from multi_task_orchestrator.engine.errors import TaskError
-from multi_task_orchestrator.engine.facade_errors import NotAllowedNow, UnknownTask
+from multi_task_orchestrator.engine.facade_errors import NotAllowedNow, RequestError, UnknownTask
 from multi_task_orchestrator.engine.reports.text import iso
 from multi_task_orchestrator.engine.state import ApprovalView, RunSnapshot, RunStatus, TaskState
 from multi_task_orchestrator.engine.store import ApprovalRow, Store
@@ -27,6 +27,7 @@ from multi_task_orchestrator.engine.store import ApprovalRow, Store
 POLL_SECONDS = 0.5  # how often a waiting task looks for a decision another process wrote
 TIMED_OUT = "timeout"  # ``decided_by`` of a decision the deadline made
 APPROVAL_TYPE = "approval"
+NOTE_MAX_CHARS = 2000  # a decision's note, as approve_task and the live view take it
 
 Decision = Literal["approved", "rejected"]
 Announce = Callable[[ApprovalRow], Coroutine[Any, Any, None]]
@@ -130,9 +131,17 @@ class ApprovalDesk:
         *,
         note: str | None,
         decided_by: str,
+        live: TaskState | None = None,
     ) -> ApprovalRow:
         """Approve or reject a waiting task of the run ``orchestration_id`` (a full id);
-        UnknownTask or NotAllowedNow, naming the state, when it is not waiting."""
+        UnknownTask or NotAllowedNow, naming the state, when it is not waiting. ``live`` is
+        the task's state in this process, when its run is here: it may be ahead of the store
+        (a task cancelled a moment ago)."""
+        if note is not None and len(note) > NOTE_MAX_CHARS:
+            raise RequestError(
+                f"the note is {len(note):,} characters; a note may have at most "
+                f"{NOTE_MAX_CHARS:,}: shorten it"
+            )
         store = self._store
         run = await store.get_orchestration(orchestration_id, with_document=False)
         if run is not None and RunStatus(run.status).terminal:
@@ -158,7 +167,7 @@ class ApprovalDesk:
         asked = await store.get_approval(orchestration_id, task_id)
         if asked is not None and asked.decision is not None:
             raise NotAllowedNow(_decided(asked))
-        state = TaskState(task.state)
+        state = live or TaskState(task.state)
         if asked is None or state.terminal:
             what = "not waiting for approval yet" if asked is None else "not waiting for approval"
             raise NotAllowedNow(f"task {task_id} is {what} (it is {state.value})")

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from multi_task_orchestrator.engine import outputs, registry
 from multi_task_orchestrator.engine.after_end import AfterEnd
-from multi_task_orchestrator.engine.approvals import ApprovalDesk
+from multi_task_orchestrator.engine.approvals import ApprovalDesk, Decision
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.backends.local import LocalBackend
 from multi_task_orchestrator.engine.checking import DocumentChecker, Source
@@ -500,16 +500,24 @@ class Engine:
     ) -> ApprovalRow:
         """Approve a waiting ``approval`` task (of a run of any process): it succeeds. Raises
         UnknownTask, or NotAllowedNow naming the state when it is not waiting."""
-        run_id = await self.resolve_id(orchestration_id)
-        return await self.approvals.decide(run_id, task_id, "approved", note=note, decided_by=by)
+        return await self._decide(orchestration_id, task_id, "approved", note=note, by=by)
 
     async def reject(
         self, orchestration_id: str, task_id: str, *, note: str | None = None, by: str = "api"
     ) -> ApprovalRow:
         """Reject a waiting ``approval`` task: it fails with class ``rejected`` (never
         retried), and its dependents are skipped as after any failure."""
+        return await self._decide(orchestration_id, task_id, "rejected", note=note, by=by)
+
+    async def _decide(
+        self, orchestration_id: str, task_id: str, decision: Decision, *, note: str | None, by: str
+    ) -> ApprovalRow:
         run_id = await self.resolve_id(orchestration_id)
-        return await self.approvals.decide(run_id, task_id, "rejected", note=note, decided_by=by)
+        run = self.runs.get(run_id)
+        live = run.state_of(task_id) if run is not None else None
+        return await self.approvals.decide(
+            run_id, task_id, decision, note=note, decided_by=by, live=live
+        )
 
     async def pending_approvals(
         self, orchestration_id: str | None = None

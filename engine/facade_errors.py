@@ -9,6 +9,12 @@ class RequestError(Exception):
     prints it (exit code 2), the tools return it as their error. Each kind below is one."""
 
 
+def shown_id(text: str, limit: int = 60) -> str:
+    """An id as a message quotes it: cut to ``limit`` characters (an id is far shorter; a
+    mistaken long text is not sent back whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class UnknownOrchestration(RequestError, LookupError):
     """No orchestration has that id; the message lists recent ones."""
 
@@ -17,7 +23,7 @@ class UnknownOrchestration(RequestError, LookupError):
     ) -> None:
         listing = ", ".join(recent) if recent else "none yet"
         label = "matching ids" if problem else "recent ids"
-        problem = problem or f"no orchestration has the id '{orchestration_id}'"
+        problem = problem or f"no orchestration has the id '{shown_id(orchestration_id)}'"
         super().__init__(f"{problem}; {label}: {listing}")
         self.orchestration_id = orchestration_id
         self.recent = recent

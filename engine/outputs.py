@@ -87,14 +87,17 @@ def reference(stored_json: str | None) -> str | None:
     return value[REFERENCE_KEY] if referenced(value) else None
 
 
-def load_files(values: dict[str, Any], run_dir: str | Path | None) -> dict[str, Any]:
+def load_files(
+    values: dict[str, Any], run_dir: str | Path | None, *, missing_ok: bool = False
+) -> dict[str, Any]:
     """``values`` (held outputs by task id) with each reference to an output file replaced by
-    what the file holds; the others as they are. Large files take a while: call it off the
-    event loop (``cpu_bound``)."""
+    what the file holds; the others as they are. With ``missing_ok`` (outputs to show) a file
+    that is gone is replaced by ``{"output_missing": why}`` instead of failing every output.
+    Large files take a while: call it off the event loop (``cpu_bound``)."""
     if run_dir is None:
         return dict(values)
     return {
-        task_id: _read(run_dir, value[REFERENCE_KEY]) if referenced(value) else value
+        task_id: _read(run_dir, value[REFERENCE_KEY], missing_ok) if referenced(value) else value
         for task_id, value in values.items()
     }
 
@@ -122,5 +125,14 @@ def load(stored_json: str | None, run_dir: str | Path | None) -> Any:
     return _read(run_dir, name)
 
 
-def _read(run_dir: str | Path, name: str) -> Any:
-    return json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
+def _read(run_dir: str | Path, name: str, missing_ok: bool = False) -> Any:
+    path = Path(run_dir) / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return {
+            "output_missing": f"{path}, which held this output, is gone (its run's folder "
+            "was moved or deleted)"
+        }

@@ -259,7 +259,9 @@ async def _load_output_files(snapshot: RunSnapshot) -> None:
     held = {task.task_id: task.output for task in snapshot.tasks if outputs.referenced(task.output)}
     if not held:
         return
-    loaded = await cpu_bound(functools.partial(outputs.load_files, held, snapshot.run_dir))
+    loaded = await cpu_bound(
+        functools.partial(outputs.load_files, held, snapshot.run_dir, missing_ok=True)
+    )
     for task in snapshot.tasks:
         if task.task_id in loaded:
             task.output = loaded[task.task_id]

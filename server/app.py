@@ -23,6 +23,7 @@ from multi_task_orchestrator.server.logs import REDACTION
 from multi_task_orchestrator.tools import all_tools, live_view, register_all
 from multi_task_orchestrator.tools.app import bind_live_view, live_view_app
 from multi_task_orchestrator.tools.context import ToolContext
+from multi_task_orchestrator.tools.prompts import PromptArguments
 from multi_task_orchestrator.tools.resources import ArtifactMimeTypes, RecentRuns
 
 if TYPE_CHECKING:  # the model with the runners' fields is built when first used
@@ -94,7 +95,7 @@ def create_server(settings: Settings, running: Running | None = None) -> MCPServ
         instructions=INSTRUCTIONS,
         version=_version(),
         lifespan=lifespan,
-        middleware=[ArtifactMimeTypes(), RecentRuns()],
+        middleware=[ArtifactMimeTypes(), RecentRuns(), PromptArguments()],
         tools=bind_live_view(all_tools(max_wait_seconds=settings.max_wait_seconds)),
         extensions=[live_view_app()],
         log_level="WARNING",

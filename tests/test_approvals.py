@@ -219,6 +219,45 @@ async def test_timeouts_decide_as_told_and_a_cancel_stops_a_wait(
     assert sent[1]["reject"] == f"orchestrator reject {run_id} no"
 
 
+@pytest.mark.anyio
+async def test_a_cancelled_approval_cannot_be_decided_even_at_once(client: Client) -> None:
+    """The cancel's answer shows the task cancelled before the store has it: a decision right
+    after is refused by what the run knows, not recorded for a task that never waits again.
+    (``other`` keeps the run going.)"""
+    tasks = [
+        {"id": gate, "type": "approval", "config": {"message": "ok?"}} for gate in ("gate", "other")
+    ]
+    run_id = (await ok(client, "submit_orchestration", {"spec": {"tasks": tasks}}))["id"]
+    with anyio.fail_after(15):
+        while await waiting_gates(client, run_id) != {"gate", "other"}:
+            await anyio.sleep(0.05)
+    status = await ok(client, "get_status", {"id": run_id})
+    assert status["next_step"].startswith("2 tasks wait (gate, other) for a person"), status
+    await ok(client, "cancel_orchestration", {"id": run_id, "task_id": "gate"})
+    text = await refused(client, "approve_task", {"id": run_id, "task_id": "gate"})
+    assert "not waiting for approval (it is cancelled)" in text, text
+    await ok(client, "reject_task", {"id": run_id, "task_id": "other"})
+    await ok(client, "wait_for_orchestration", {"id": run_id, "timeout_seconds": 20})
+    summary = (await ok(client, "get_results", {"id": run_id}))["summary"]
+    assert "gate: approved" not in summary and "other: rejected by mcp" in summary
+
+
+async def waiting_gates(client: Client, run_id: str) -> set[str]:
+    rows = (await ok(client, "get_status", {"id": run_id}))["tasks"]
+    return {row["id"] for row in rows if (row.get("approval") or {}).get("waiting")}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("timeout", ["99999999999d", 1e300])
+async def test_a_timeout_past_any_date_is_a_document_error(client: Client, timeout: Any) -> None:
+    """Its deadline could never be shown: refused when submitted, not a run whose status
+    answers an internal error."""
+    gate = {"id": "gate", "type": "approval", "config": {"message": "ok?", "timeout": timeout}}
+    text = await refused(client, "submit_orchestration", {"spec": {"tasks": [gate]}})
+    assert "tasks[0].config.timeout" in text and "at most 3650d (ten years)" in text, text
+    assert (await ok(client, "list_orchestrations"))["orchestrations"] == []
+
+
 # --- across a restart, decided from another process ------------------------------------------
 
 
@@ -304,6 +343,8 @@ def test_a_foreground_run_is_released_by_another_process(home: Path, tmp_path: P
         status = cli(home, "status", run_id)
         assert "🙋 Waiting for approval — Publish Hello?" in status.stdout
 
+        long = cli(home, "approve", run_id, "gate", "--note", "n" * 2001)  # as approve_task
+        assert long.code == 2 and "a note may have at most 2,000" in long.stderr, long.stderr
         approved = cli(home, "approve", run_id, "gate", "--note", "ship it")
         assert approved.code == 0, approved.stderr
         stdout, stderr = running.communicate(timeout=60)

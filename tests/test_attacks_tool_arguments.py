@@ -130,3 +130,28 @@ async def test_tools_are_listed_in_the_same_order_by_every_server(
     async with Client(create_server(Settings(home=tmp_path / "other", shutdown_grace=1))) as other:
         assert first == [tool.name for tool in (await other.list_tools()).tools]
     assert first[:3] == ["submit_orchestration", "validate_orchestration", "get_status"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "problem"), [("get_status", "no orchestration has"), ("pause_schedule", "no schedule")]
+)
+async def test_an_id_far_too_long_is_unknown_and_not_sent_back(
+    client: Client, tool: str, problem: str
+) -> None:
+    """200,000 characters is past SQLite's longest LIKE pattern (50,000 bytes): still the
+    answer for an id nothing has, quoting only its start; a prefix still finds its id."""
+    spec = "tasks: [{id: a, type: delay}]"
+    made = await client.call_tool("schedule_orchestration", {"spec": spec, "every": "1h"})
+    ran = await client.call_tool("submit_orchestration", {"spec": spec})
+    assert made.structured_content is not None and ran.structured_content is not None
+    full = (
+        made.structured_content["schedule"]["id"]
+        if tool == "pause_schedule"
+        else ran.structured_content["id"]
+    )
+    message = await refusal(client, tool, {"id": full[:6] + "x" * 200_000})
+    assert problem in message, message
+    assert "internal error" not in message
+    assert len(message) < 600
+    found = await client.call_tool(tool, {"id": full[:-2].upper()})
+    assert found.structured_content is not None and found.structured_content["id"] == full

@@ -296,6 +296,11 @@ def test_orchestrator_ui_prints_the_address_of_a_running_server(
     assert (found.code, found.stdout.strip()) == (0, f"{base(server)}/ui/")
     assert "?token=<ORCHESTRATOR_HTTP_TOKEN>" in found.stderr
     assert TOKEN not in found.stdout + found.stderr
+    unknown = cli(
+        tmp_path, "ui", "orch-none", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN=TOKEN
+    )
+    assert unknown.code == 2 and "no orchestration has the id 'orch-none'" in unknown.stderr
+    assert not unknown.stdout
     one = cli(tmp_path, "ui", "orch-1", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN="no")
     assert one.code == 2 and "ORCHESTRATOR_HTTP_TOKEN" in one.stderr
     closed = cli(tmp_path, "ui", "--port", str(free_port()), "--no-open")

@@ -28,6 +28,7 @@ from multi_task_orchestrator.engine.document.validation import validate
 from multi_task_orchestrator.engine.runners import discover
 from multi_task_orchestrator.server.app import create_server
 from multi_task_orchestrator.server.settings import Settings
+from multi_task_orchestrator.tools import resources
 
 SEED = (Path(__file__).parent / "fixtures" / "seed_example.yaml").read_text(encoding="utf-8")
 
@@ -64,8 +65,10 @@ DESTRUCTIVE = {
 OPEN_WORLD = {
     "submit_orchestration",
     "retry_orchestration",
+    "cancel_orchestration",  # a cancelled task's run_if: all_done dependents still run
     "list_mcp_tools",
     "approve_task",
+    "reject_task",  # a rejected task's run_if: any_failed dependents run
     "schedule_orchestration",
     "resume_schedule",
 }
@@ -238,6 +241,24 @@ async def test_submit_object_with_vars_override(client: Client) -> None:
     assert progress["percent"] == 100.0
     outputs = await ok(client, "get_results", {"id": submitted["id"]})
     assert outputs["outputs"] == {"greet": "hello caller"}
+
+
+@pytest.mark.anyio
+async def test_vars_are_held_to_the_documents_limits(home: Path) -> None:
+    """The size and nesting limits of a document hold for the vars given beside it."""
+    spec = document(delay("greet", value="${vars.big}"))
+    async with Client(create_server(settings(home, max_document_bytes=10_000))) as client:
+        text = await refused(
+            client, "submit_orchestration", {"spec": spec, "vars": {"big": "x" * 20_000}}
+        )
+        assert "the vars' JSON is 20,011 bytes, over the limit of 10,000 bytes" in text, text
+        deep: dict[str, Any] = {}
+        for _ in range(70):
+            deep = {"a": deep}
+        checked = await ok(client, "validate_orchestration", {"spec": spec, "vars": {"big": deep}})
+        assert checked["ok"] is False and "64 levels deep" in checked["errors"][0]["message"]
+        listed = await ok(client, "list_orchestrations")
+        assert listed["orchestrations"] == []
 
 
 @pytest.mark.anyio
@@ -717,6 +738,44 @@ async def test_resources_status_results_log_and_summary(client: Client) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_long_log_is_its_last_part_naming_the_file_with_the_whole(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the resource's size (made small here) the log says where the whole of it is: a
+    running run's once it ends, a finished run's now, as execution_log.txt."""
+    monkeypatch.setattr(resources, "RESOURCE_MAX_CHARS", 100)
+    slow = (await ok(client, "submit_orchestration", {"spec": CHAIN}))["id"]
+    log = await read_text(client, f"orchestration://{slow}/log")
+    assert log.startswith("[the first ") and "once the run ends, the whole log is the" in log
+    await ok(client, "wait_for_orchestration", {"id": slow, "timeout_seconds": 20})
+    log = await read_text(client, f"orchestration://{slow}/log")
+    (where,) = re.findall(
+        r"the whole log is the file execution_log.txt in the run's folder, (\S+)\]", log
+    )
+    whole = (Path(where) / "execution_log.txt").read_text(encoding="utf-8")
+    assert len(whole) > 100 and whole.rstrip().endswith(log.rstrip().splitlines()[-1])
+
+
+@pytest.mark.anyio
+async def test_an_output_file_gone_with_its_folder_is_a_note_not_an_error(home: Path) -> None:
+    """A large output lives in the run's folder; moved or deleted, the other outputs are still
+    shown and that one says where it was."""
+    spec = document(delay("big", value="q" * 3000), delay("small", value=1))
+    async with Client(create_server(settings(home, output_file_bytes=1024))) as client:
+        run_id = (await run(client, spec))["id"]
+        for kept in (home / "runs" / run_id / "outputs").iterdir():
+            kept.unlink()
+        results = await ok(client, "get_results", {"id": run_id})
+        assert results["outputs"]["small"] == 1
+        assert (
+            "big.json, which held this output, is gone"
+            in results["outputs"]["big"]["output_missing"]
+        )
+        page = json.loads(await read_text(client, f"orchestration://{run_id}/results"))
+        assert "output_missing" in page["tasks"]["big"]["output"]
+
+
+@pytest.mark.anyio
 async def test_artifact_resource_serves_bytes_with_mime_type(client: Client, home: Path) -> None:
     run_id = (await run(client, document(delay("shot"))))["id"]
     artifacts = home / "runs" / run_id / "artifacts"
@@ -786,11 +845,14 @@ async def test_missing_artifact_names_what_exists(client: Client, home: Path) ->
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("suffix", ["", "/results", "/log", "/summary", "/artifacts/shot.png"])
+@pytest.mark.parametrize(
+    "suffix", ["", "/results", "/log", "/summary", "/report", "/live", "/artifacts/shot.png"]
+)
 async def test_resources_of_an_unknown_id_are_errors(client: Client, suffix: str) -> None:
     with pytest.raises(MCPError) as raised:
         await client.read_resource(f"orchestration://orch-nothere{suffix}")
     assert "no orchestration has the id 'orch-nothere'" in str(raised.value)
+    assert raised.value.code == -32602  # resource not found (SEP-2164), not an internal error
 
 
 # --- the prompt ----------------------------------------------------------------------------
@@ -817,6 +879,24 @@ async def test_plan_orchestration_prompt_has_goal_and_a_valid_example(client: Cl
     assert [str(issue) for issue in result.issues] == []
     assert result.plan is not None
     assert result.plan.to_dict()["task_count"] == 5
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "arguments", "expected"),
+    [
+        ("plan_orchestration", {}, "missing argument 'goal'; it takes: goal"),
+        ("plan_orchestration", {"goal": "x", "goals": "y"}, "unknown argument 'goals'"),
+        ("plan_orchestrations", {"goal": "x"}, "did you mean 'plan_orchestration'?"),
+    ],
+)
+async def test_a_prompt_request_it_cannot_answer_is_invalid_params_saying_why(
+    client: Client, name: str, arguments: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(MCPError) as caught:
+        await client.get_prompt(name, arguments)
+    assert caught.value.code == -32602  # Invalid params, as the spec asks; not -32603
+    assert expected in caught.value.message, caught.value.message
 
 
 # --- internal failures ---------------------------------------------------------------------

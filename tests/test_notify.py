@@ -213,6 +213,8 @@ def test_unknown_events_and_schemes_are_refused_with_did_you_mean(tmp_path: Path
         {"url": "webhook+https://hooks.example.com/${vars.path}", "secret": "plain"},
         {"url": "json://127.0.0.1:9/x", "event": ["failed"]},
         {"url": "slack://${vault.HOOK_KEY}/B/C"},
+        {"url": "webhok+https://hooks.example.com/x"},
+        {"url": "json://127.0.0.1:9/x"},  # Apprise's own schemes are no misspelt webhooks
     ]
     doc = write(tmp_path, {"notify": channels, "tasks": [FINE_TASK]})
 
@@ -234,6 +236,8 @@ def test_unknown_events_and_schemes_are_refused_with_did_you_mean(tmp_path: Path
     assert "'${vars.path}' cannot be used in a notification channel: only secrets are" in out
     assert "notify[5].event: unknown field 'event' (did you mean 'events'?)" in out
     assert "notify[6].url: a secret cannot stand for a channel URL's host" in out
+    assert "notify[7].url: unknown webhook scheme 'webhok+https'" in out
+    assert "notify[8]" not in out
     assert CANARY not in out
 
 

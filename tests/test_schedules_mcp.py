@@ -95,6 +95,14 @@ async def test_mistakes_are_refused_with_what_to_do(client: Client) -> None:
         client, "schedule_orchestration", {"spec": "tasks: [{id: a, type: nope}]", "every": "1h"}
     )
     assert "The orchestration document has 1 problem" in text and "nope" in text
+    for mistake, expected in [
+        ({"every": 1e308}, "every: a duration must be at most 3650d (ten years)"),
+        ({"every": True}, "every.float: Input should be a valid number"),  # not every 1 s
+        ({"every": "1h", "timezone": "Europe"}, "unknown time zone 'Europe'; did you mean"),
+        ({"every": "1h", "timezone": "x" * 100_000}, "unknown time zone 'xxx"),
+    ]:
+        text = await refused(client, "schedule_orchestration", {"spec": DOC, **mistake})
+        assert expected in text and "internal error" not in text and len(text) < 600, text
     text = await refused(client, "pause_schedule", {"id": "sch-none"})
     assert "no schedule 'sch-none'; there are no schedules" in text
     assert (await ok(client, "list_schedules"))["schedules"] == []

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from multi_task_orchestrator.engine import ApprovalRow, iso
@@ -27,7 +26,7 @@ DECIDED_BY = "mcp"
 
 def tools() -> list[Tool]:
     """The approval tools. Both change what a run does next, once: not read-only, not
-    idempotent (a second call is refused), and approving lets the run's later tasks act."""
+    idempotent (a second call is refused), and either lets the run's later tasks act."""
     return [
         strict_tool(
             approve_task,
@@ -35,13 +34,8 @@ def tools() -> list[Tool]:
         ),
         strict_tool(
             reject_task,
-            annotations=ToolAnnotations(
-                title="Reject a waiting task",
-                read_only_hint=False,
-                destructive_hint=True,
-                idempotent_hint=False,
-                open_world_hint=False,
-            ),
+            # a rejection fails the task: the run's run_if any_failed tasks go on to act
+            annotations=runs_tasks("Reject a waiting task"),
         ),
     ]
 

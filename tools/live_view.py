@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from pydantic import BaseModel, Field
 
 from multi_task_orchestrator.engine import Engine, UnknownOrchestration, build_report, iso
@@ -123,5 +123,5 @@ async def read_live(id: str, ctx: Context) -> str:
     try:
         view = await live_run(tool_context(ctx).engine, id)
     except UnknownOrchestration as exc:
-        raise ResourceError(str(exc)) from None
+        raise ResourceNotFoundError(str(exc)) from None
     return view.model_dump_json(exclude_none=True)

@@ -84,7 +84,8 @@ def tools(max_wait_seconds: float) -> list[Tool]:
                 read_only_hint=False,
                 destructive_hint=True,
                 idempotent_hint=False,
-                open_world_hint=False,
+                # cancelling a task lets the run's run_if all_done tasks act; the end notifies
+                open_world_hint=True,
             ),
         ),
         strict_tool(

@@ -1,11 +1,22 @@
-"""The ``plan_orchestration`` prompt: turn a request into a good orchestration document."""
+"""The ``plan_orchestration`` prompt: turn a request into a good orchestration document.
+
+``PromptArguments`` answers a ``prompts/get`` for no known prompt, or with an argument missing
+or unknown, as Invalid params (-32602) naming it, as the MCP spec asks; the SDK would answer an
+internal error (-32603) that says nothing.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+from typing import Annotated, Any
 
+from mcp import MCPError
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.types import INVALID_PARAMS
 from pydantic import Field
+
+from multi_task_orchestrator.engine import did_you_mean
 
 GUIDE = """\
 You are writing an orchestration document for the Multi-Task Orchestrator MCP server. It runs
@@ -78,3 +89,42 @@ def plan_orchestration(
     goal: Annotated[str, Field(description="what the user wants done, in their words")],
 ) -> str:
     return GUIDE.format(goal=goal)
+
+
+PROMPTS = {"plan_orchestration": plan_orchestration}
+
+
+class PromptArguments:
+    """Server middleware: a ``prompts/get`` the prompt cannot answer is refused, saying why."""
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method == "prompts/get":
+            _check(ctx.params or {})
+        return await call_next(ctx)
+
+
+def _check(params: Any) -> None:
+    name = str(params.get("name", ""))
+    prompt = PROMPTS.get(name)
+    if prompt is None:
+        hint = did_you_mean(name[:100], PROMPTS)
+        raise MCPError(
+            INVALID_PARAMS,
+            f"no prompt {name[:60]!r}; prompts: {', '.join(PROMPTS)}"
+            + (f" ({hint})" if hint else ""),
+        )
+    takes = list(inspect.signature(prompt).parameters)
+    given = params.get("arguments") or {}
+    problems = [f"missing argument {arg!r}" for arg in takes if arg not in given]
+    for arg in given:
+        if arg not in takes:
+            hint = did_you_mean(str(arg)[:100], takes)
+            problems.append(f"unknown argument {str(arg)[:60]!r}" + (f" ({hint})" if hint else ""))
+    if problems:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"prompt {name}: {'; '.join(problems)}; it takes: {', '.join(takes)} "
+            "(prompts/list describes them)",
+        )

@@ -113,9 +113,12 @@ async def read_log(id: str, ctx: Context) -> str:
     tail = log[-RESOURCE_MAX_CHARS:]
     tail = tail[tail.find("\n") + 1 :]
     left_out = len(log) - len(tail)
+    whole = "the whole log is"
+    if not snapshot.status.terminal:
+        whole = f"once the run ends, {whole}"
     return (
-        f"[the first {left_out:,} characters of this log are left out; the whole log is "
-        f"the file log.txt in the run's folder, {snapshot.run_dir}]\n{tail}"
+        f"[the first {left_out:,} characters of this log are left out; {whole} the file "
+        f"execution_log.txt in the run's folder, {snapshot.run_dir}]\n{tail}"
     )
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
 from multi_task_orchestrator.engine import (
     Schedule,
@@ -121,7 +121,7 @@ async def schedule_orchestration(
         ),
     ] = None,
     every: Annotated[
-        str | float | None,
+        str | Annotated[float, Strict()] | None,  # strict: true is no interval of 1 s
         Field(description="an interval instead of cron: '15m', '1h', '30s' or seconds (>= 1)"),
     ] = None,
     timezone: Annotated[

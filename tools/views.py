@@ -191,8 +191,14 @@ def orchestration_status(snapshot: RunSnapshot, *, max_rows: int) -> Orchestrati
         )
         asking = [task.task_id for task in snapshot.tasks if task.awaits_approval]
         if asking:
+            listed = ", ".join(asking[:10]) + (", ..." if len(asking) > 10 else "")
+            who = (
+                f"task {asking[0]} waits"
+                if len(asking) == 1
+                else f"{len(asking)} tasks wait ({listed})"
+            )
             next_step = (
-                f"task {asking[0]} waits for a person: ask the user, then call approve_task or "
+                f"{who} for a person: ask the user, then call approve_task or "
                 f"reject_task(id='{snapshot.id}', task_id='{asking[0]}'); or {next_step}"
             )
     usage, budget = usage_info(snapshot)

@@ -262,6 +262,18 @@ def load_mapping(
     return _unwrap(RawDocument(json.loads(text), source_name=source_name))
 
 
+def check_vars(values: Mapping[str, Any], *, max_bytes: int, max_depth: int) -> None:
+    """The vars given beside a document (``--var``, a tool's ``vars``) are held to the
+    document's limits: their JSON form within ``max_bytes``, their nesting within ``max_depth``."""
+    _check_data(values, max_depth)
+    try:
+        text = json.dumps(values, default=str)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise DocumentError([Issue(f"the vars cannot be read as JSON: {exc}")]) from None
+    if len(text) > max_bytes:
+        raise _too_large(len(text), max_bytes, "the vars' JSON")
+
+
 def load_file(
     path: str | Path,
     *,

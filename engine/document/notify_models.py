@@ -80,7 +80,9 @@ class NotifyChannel(BaseModel):
                 {"url": value, "hint": "e.g. webhook+https://hooks.example.com/run or slack://..."},
             )
         lowered = scheme.lower()
-        if lowered.startswith("webhook") and lowered not in WEBHOOK_SCHEMES:
+        # no Apprise scheme is close to these: a near miss is a misspelt webhook
+        misspelt = lowered.startswith("webhook") or did_you_mean(lowered, WEBHOOK_SCHEMES)
+        if misspelt and lowered not in WEBHOOK_SCHEMES:
             raise PydanticCustomError(
                 "bad_notify_url",
                 "unknown webhook scheme '{scheme}'; known: {known}",

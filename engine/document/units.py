@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -19,6 +20,8 @@ from pydantic_core import PydanticCustomError
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+# Ten years: longer is never meant, and a deadline past the year 9999 cannot be shown or stored.
+MAX_DURATION = 3650 * 86400.0
 
 
 def parse_duration(value: Any) -> float:
@@ -52,6 +55,8 @@ def parse_duration(value: Any) -> float:
         )
     if seconds < 0:
         raise PydanticCustomError("duration", "a duration cannot be negative", {})
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise PydanticCustomError("duration", "a duration must be at most 3650d (ten years)", {})
     return seconds
 
 
@@ -61,7 +66,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
                 {"type": "string", "pattern": DURATION_PATTERN},
             ],
             "description": "seconds, or text such as 30s, 5m, 1h30m, 250ms",

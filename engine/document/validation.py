@@ -29,6 +29,7 @@ from multi_task_orchestrator.engine.document.loader import (
     MAX_DOCUMENT_BYTES,
     MAX_NESTING_DEPTH,
     RawDocument,
+    check_vars,
     load_source,
     too_many_tasks,
 )
@@ -90,18 +91,21 @@ def validate(
     which may raise SecretsUnavailable), every ``${vault.NAME}`` must name a stored secret.
     With ``secret_fields`` (task type -> the config fields its runner reveals secrets in), a
     ``${vault.NAME}`` anywhere else is an error: it would be used as the literal text. Text over
-    ``max_document_bytes``, or nested deeper than ``max_depth``, is refused before it is read;
+    ``max_document_bytes``, or nested deeper than ``max_depth`` (``extra_vars`` alike), is
+    refused before it is read;
     a document with more than ``max_tasks`` tasks is refused as soon as they are counted.
     """
-    if isinstance(source, RawDocument):
-        raw = source
-    else:
-        try:
-            raw = load_source(
+    try:
+        check_vars(extra_vars or {}, max_bytes=max_document_bytes, max_depth=max_depth)
+        raw = (
+            source
+            if isinstance(source, RawDocument)
+            else load_source(
                 source, max_bytes=max_document_bytes, max_depth=max_depth, max_tasks=max_tasks
             )
-        except DocumentError as exc:
-            return Validation(None, _sorted(exc.issues), None)
+        )
+    except DocumentError as exc:
+        return Validation(None, _sorted(exc.issues), None)
     too_many = _too_many_tasks(raw, max_tasks)
     if too_many is not None:
         return Validation(None, [too_many], None)

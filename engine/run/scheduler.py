@@ -163,6 +163,11 @@ class Run:
     def has_task(self, task_id: str) -> bool:
         return task_id in self._core.nodes
 
+    def state_of(self, task_id: str) -> TaskState | None:
+        """The task's state now, ahead of what the store has committed; None if it has none."""
+        node = self._core.nodes.get(task_id)
+        return None if node is None else node.state
+
     def task_ids(self) -> list[str]:
         """Every task's id (fan-out items included), the document's tasks first."""
         return list(self._core.nodes)

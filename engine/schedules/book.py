@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
-from multi_task_orchestrator.engine.facade_errors import UnknownOrchestration
+from multi_task_orchestrator.engine.facade_errors import UnknownOrchestration, shown_id
 from multi_task_orchestrator.engine.schedules.models import ScheduleSpec, UnknownSchedule
 from multi_task_orchestrator.engine.schedules.timing import fire_times, next_fire
 from multi_task_orchestrator.engine.store import ScheduleRow
@@ -117,7 +117,8 @@ class ScheduleBook:
         known = [row.id for row in await self._store.list_schedules()]
         listing = f"schedules: {', '.join(known[:20])}" if known else "there are no schedules"
         raise UnknownSchedule(
-            f"no schedule '{text}'; {listing} (list_schedules or 'orchestrator schedule list')"
+            f"no schedule '{shown_id(text)}'; {listing} (list_schedules or 'orchestrator schedule "
+            "list')"
         )
 
     async def _row(self, schedule_id: str) -> ScheduleRow:

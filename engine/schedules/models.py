@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from multi_task_orchestrator.engine.document.units import Duration
-from multi_task_orchestrator.engine.facade_errors import RequestError
+from multi_task_orchestrator.engine.facade_errors import RequestError, shown_id
 from multi_task_orchestrator.engine.issues import did_you_mean
 from multi_task_orchestrator.engine.schedules.timing import check_cron
 
@@ -37,12 +37,12 @@ def check_zone(name: str) -> str:
     """``name`` if it is an IANA time zone this machine knows; else a ValueError with a hint."""
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe', a folder
         names = _zone_names()
         same_case = [zone for zone in names if zone.lower() == name.lower()]
-        hint = f"did you mean '{same_case[0]}'?" if same_case else did_you_mean(name, names)
+        hint = f"did you mean '{same_case[0]}'?" if same_case else did_you_mean(name[:100], names)
         raise ValueError(
-            f"unknown time zone '{name}'; "
+            f"unknown time zone '{shown_id(name)}'; "
             + (hint or "use an IANA name such as 'UTC', 'Europe/Berlin' or 'America/New_York'")
         ) from None
     return name

@@ -74,10 +74,11 @@ class Reader:
         )
 
     async def matching_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        # substr, not LIKE: SQLite refuses a LIKE pattern over 50,000 bytes
         cursor = await self._db.execute(
-            "SELECT id FROM orchestrations WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC "
-            "LIMIT ?",
-            (prefix.replace("%", "\\%").replace("_", "\\_") + "%", limit),
+            "SELECT id FROM orchestrations WHERE substr(id, 1, length(?1)) = ?1 COLLATE NOCASE "
+            "ORDER BY created_at DESC LIMIT ?2",
+            (prefix, limit),
         )
         return [row[0] for row in await cursor.fetchall()]
 

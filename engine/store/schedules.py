@@ -115,9 +115,11 @@ class Schedules:
         return row[0] if row else None
 
     async def matching_schedule_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        # substr, not LIKE: SQLite refuses a LIKE pattern over 50,000 bytes
         cursor = await self._db.execute(
-            "SELECT id FROM schedules WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at LIMIT ?",
-            (prefix.replace("%", "\\%").replace("_", "\\_") + "%", limit),
+            "SELECT id FROM schedules WHERE substr(id, 1, length(?1)) = ?1 COLLATE NOCASE "
+            "ORDER BY created_at LIMIT ?2",
+            (prefix, limit),
         )
         return [row[0] for row in await cursor.fetchall()]
 

@@ -31,6 +31,8 @@ def cmd_ui(args: argparse.Namespace, out: Console, err: Console) -> int:
         f"runs/{quote(args.run, safe='')}" if args.run else ""
     )
     _check_server(page, token, args.port)
+    if args.run:
+        _check_run(f"http://{shown}:{args.port}/ui/api/runs/{quote(args.run, safe='')}", token)
     out.print(page, markup=False, soft_wrap=True)
     if token:
         err.print(
@@ -68,6 +70,21 @@ def _check_server(page: str, token: str | None, port: int) -> None:
         raise UsageError(
             f"{page} answered HTTP {answer.status_code}; is it an orchestrator serve --http?"
         )
+
+
+def _check_run(api: str, token: str | None) -> None:
+    """A run the server does not know is an error naming it (the server's answer lists the
+    ids it knows), not an address to a page that has nothing to show."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(api, headers=headers, timeout=PROBE_SECONDS)
+        problem = answer.json().get("error") if answer.status_code == 404 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return  # the page will say what is wrong
+    if problem:
+        raise UsageError(str(problem))
 
 
 def _has_graphical_browser() -> bool:
