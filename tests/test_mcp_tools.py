@@ -59,6 +59,7 @@ DESTRUCTIVE = {
     "approve_task",
     "reject_task",
     "schedule_orchestration",
+    "pause_schedule",  # a fire waiting to start is dropped
     "resume_schedule",
     "delete_schedule",
 }
@@ -297,6 +298,13 @@ async def test_idempotency_key_returns_the_first_run_and_starts_nothing(client: 
     assert again["existing"] is True
     assert again["id"] == first["id"]
     assert again["task_count"] == 2
+    listed = await ok(client, "list_orchestrations")
+    assert [row["id"] for row in listed["orchestrations"]] == [first["id"]]
+    for key in ("", "k" * 201):  # a key is 1-200 characters: nothing starts
+        message = await refused(
+            client, "submit_orchestration", {"spec": CHAIN, "idempotency_key": key}
+        )
+        assert "idempotency_key" in message
     listed = await ok(client, "list_orchestrations")
     assert [row["id"] for row in listed["orchestrations"]] == [first["id"]]
 

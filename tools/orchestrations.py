@@ -107,8 +107,10 @@ async def submit_orchestration(
     idempotency_key: Annotated[
         str | None,
         Field(
+            min_length=1,
+            max_length=200,
             description="submitting the same document again with this key returns the first "
-            "run, not a new one; a different document with the key is refused"
+            "run, not a new one; a different document with the key is refused",
         ),
     ] = None,
 ) -> Submission:

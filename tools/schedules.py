@@ -84,7 +84,7 @@ def tools() -> list[Tool]:
             annotations=ToolAnnotations(
                 title="Pause a schedule",
                 read_only_hint=False,
-                destructive_hint=False,
+                destructive_hint=True,  # a fire waiting to start is dropped
                 idempotent_hint=True,
                 open_world_hint=False,
             ),
