@@ -25,6 +25,7 @@ from multi_task_orchestrator.tools.app import bind_live_view, live_view_app
 from multi_task_orchestrator.tools.context import ToolContext
 from multi_task_orchestrator.tools.prompts import PromptArguments
 from multi_task_orchestrator.tools.resources import ArtifactMimeTypes, RecentRuns
+from multi_task_orchestrator.tools.unknown_tools import UnknownTools
 
 if TYPE_CHECKING:  # the model with the runners' fields is built when first used
     from multi_task_orchestrator.server.settings import Settings
@@ -100,6 +101,7 @@ def create_server(settings: Settings, running: Running | None = None) -> MCPServ
         extensions=[live_view_app()],
         log_level="WARNING",
     )
+    mcp.middleware.append(UnknownTools(mcp))
     register_all(mcp)
     live_view.register(mcp)
     return mcp

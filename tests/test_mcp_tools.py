@@ -310,6 +310,18 @@ async def test_idempotency_key_returns_the_first_run_and_starts_nothing(client: 
 
 
 @pytest.mark.anyio
+async def test_a_tool_the_server_lacks_is_refused_with_the_closest_name(client: Client) -> None:
+    message = await refused(client, "submit_orchestrationn", {"spec": CHAIN})
+    assert message.startswith(
+        "no tool 'submit_orchestrationn' (did you mean 'submit_orchestration'?); "
+        "this server's tools: submit_orchestration, validate_orchestration, "
+    )
+    assert (await ok(client, "list_orchestrations"))["orchestrations"] == []
+    long = await refused(client, "x" * 100_000)
+    assert long.startswith(f"no tool '{'x' * 60}'; ")  # quoted, cut short
+
+
+@pytest.mark.anyio
 async def test_submit_invalid_document_lists_every_problem_with_position(client: Client) -> None:
     message = await refused(client, "submit_orchestration", {"spec": TWO_PROBLEMS})
     assert "2 problems" in message
