@@ -155,3 +155,15 @@ async def test_an_id_far_too_long_is_unknown_and_not_sent_back(
     assert len(message) < 600
     found = await client.call_tool(tool, {"id": full[:-2].upper()})
     assert found.structured_content is not None and found.structured_content["id"] == full
+
+
+@pytest.mark.parametrize(
+    ("tool", "argument"), [("list_task_types", "type"), ("list_mcp_tools", "server")]
+)
+async def test_a_name_far_too_long_is_refused_without_being_sent_back(
+    client: Client, tool: str, argument: str
+) -> None:
+    message = await refusal(client, tool, {argument: "q" * 100_000})
+    assert f"{argument}: " in message
+    assert "qqqqqqqqqq" not in message
+    assert len(message) < 600

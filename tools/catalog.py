@@ -45,7 +45,10 @@ async def list_task_types(
     ctx: Context,
     type: Annotated[
         str | None,
-        Field(description="one task type (or an alias of one): adds its full config JSON Schema"),
+        Field(
+            max_length=100,
+            description="one task type (or an alias of one): adds its full config JSON Schema",
+        ),
     ] = None,
 ) -> TaskTypeList:
     """The task types an orchestration can use: for each, what it does, its config fields

@@ -56,7 +56,8 @@ def tools() -> list[Tool]:
 async def list_mcp_tools(
     ctx: Context,
     server: Annotated[
-        str | None, Field(description="only this server (by its name in the servers file)")
+        str | None,
+        Field(max_length=200, description="only this server (by its name in the servers file)"),
     ] = None,
 ) -> McpToolList:
     """The other MCP servers this orchestrator can call in `mcp` tasks, each with its tools
