@@ -8,6 +8,7 @@ once per module; each child process costs about half a second.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from cli_process import Result, child_env, cli
+from cli_process import Result, child_env, cli, home_with_secrets
 
 from multi_task_orchestrator.engine.document.building import build
 from multi_task_orchestrator.engine.document.loader import load_file, load_mapping
@@ -669,7 +670,6 @@ def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> 
     )
     try:
         wait_for_a_started_attempt(home / "state.db", process)
-        time.sleep(0.3)  # the SIGINT handler is installed just after the start is committed
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=8)
     finally:
@@ -689,6 +689,101 @@ def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> 
     assert snapshot["status"] == "cancelled"
     assert [(task["task_id"], task["state"]) for task in snapshot["tasks"]] == [
         ("wait", "cancelled")
+    ]
+
+
+def test_ctrl_c_before_the_run_is_saved_leaves_no_run_running(tmp_path: Path) -> None:
+    """Ctrl-C that comes while ``run`` still checks its document (here it waits for the vault's
+    lock to look a secret's name up) stops it without a traceback, and no run stays
+    ``running``: either none was saved or it ended cancelled (it was left ``running``, for a
+    later ``resume``, when the Ctrl-C was seen only as the run was being saved)."""
+    if not Path("/proc/locks").exists():
+        pytest.skip("needs Linux's /proc/locks to see the child wait for the lock")
+    home = home_with_secrets(tmp_path / "home", TOKEN="not-a-real-token")
+    document = tmp_path / "secret.yaml"
+    document.write_text(
+        SLOW + "    - id: call\n      type: http\n      dependencies: [wait]\n"
+        "      config: {url: 'http://127.0.0.1:9/', headers: {X-Key: '${vault.TOKEN}'}}\n",
+        encoding="utf-8",
+    )
+    lock = os.open(home / "vault.db.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
+            cwd=REPO,
+            env=child_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        deadline = time.monotonic() + 20
+        while f" {process.pid} " not in "".join(
+            line for line in Path("/proc/locks").read_text().splitlines(True) if "->" in line
+        ):
+            assert process.poll() is None and time.monotonic() < deadline, "it never waited"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+    try:
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    runs = json.loads(cli(home, "list", "--json").stdout)
+    assert [run["status"] for run in runs] in ([], ["cancelled"]), (runs, stdout, stderr)
+
+
+def test_ctrl_c_during_retry_cancels_the_run_as_during_run(tmp_path: Path) -> None:
+    """``retry`` follows its run like ``run``: Ctrl-C cancels it and prints its summary (it was
+    left ``running``, with "interrupted")."""
+    home = tmp_path / "home"
+    document = tmp_path / "again.yaml"
+    document.write_text(
+        "name: Again\ntasks:\n  - {id: boom, type: delay, config: {fail_attempts: 1}}\n"
+        "  - {id: wait, type: delay, dependencies: [boom], config: {seconds: 10}}\n",
+        encoding="utf-8",
+    )
+    failed = cli(home, "run", document)
+    assert failed.code == 1, failed.stderr
+    run_id = run_id_of(failed.stdout)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "retry", run_id[:9]],
+        cwd=REPO,
+        env=child_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        deadline = time.monotonic() + 20
+        query = "SELECT count(*) FROM attempts WHERE task_id = 'wait'"
+        while not sqlite3.connect(home / "state.db", timeout=5).execute(query).fetchone()[0]:
+            assert process.poll() is None and time.monotonic() < deadline, "wait never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stdout.startswith("ORCHESTRATION CANCELLED\n"), stderr
+    snapshot = json.loads(cli(home, "status", run_id, "--json").stdout)
+    assert snapshot["status"] == "cancelled"
+    assert [(task["task_id"], task["state"]) for task in snapshot["tasks"]] == [
+        ("boom", "succeeded"),
+        ("wait", "cancelled"),
     ]
 
 
