@@ -195,6 +195,20 @@ def test_list_shows_the_run(home: Path, quickstart_id: str) -> None:
     )
 
 
+def test_list_and_status_json_give_times_as_iso_utc(home: Path, quickstart_id: str) -> None:
+    """One form of a timestamp for users, as ``results --json`` and the MCP tools give them
+    (``list --json`` and ``status --json`` gave seconds since 1970)."""
+    listed = json.loads(cli(home, "list", "--json").stdout)
+    status = json.loads(cli(home, "status", quickstart_id, "--json").stdout)
+
+    iso_utc = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    times = [listed[0]["created_at"], listed[0]["finished_at"]]
+    times += [status[key] for key in ("created_at", "started_at", "finished_at")]
+    times += [task[key] for task in status["tasks"] for key in ("started_at", "finished_at")]
+    assert all(iso_utc.fullmatch(time) for time in times), times
+    assert status["finished_at"] == listed[0]["finished_at"]
+
+
 def test_status_by_id_prefix_shows_the_bar_and_the_tree(home: Path, quickstart_id: str) -> None:
     status = cli(home, "status", quickstart_id[:-3])
 
