@@ -829,3 +829,17 @@ def test_list_limit_must_be_positive(tmp_path: Path) -> None:
 
     assert result.code == 2
     assert "argument --limit: must be at least 1, got 0" in result.stderr
+
+
+def test_an_unknown_option_is_refused_with_its_commands_usage(tmp_path: Path) -> None:
+    """The command's own usage lists the options it has (argparse answered with the top
+    parser's usage, which lists only the commands), with a hint for a typo."""
+    result = cli(tmp_path / "home", "schedule", "list", "--jsno")
+
+    assert result.code == 2
+    assert result.stderr == (
+        "usage: orchestrator schedule list [-h] [--json]\n"
+        "orchestrator schedule list: error: unrecognized arguments: --jsno "
+        "(did you mean --json?)\n"
+    )
+    assert not (tmp_path / "home").exists()

@@ -128,7 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_vault_commands(commands)
     _add_approval_commands(commands)
     _add_ui_command(commands)
+    _own_usage(parser)
     return parser
+
+
+def _own_usage(parser: argparse.ArgumentParser) -> None:
+    """Give every command's namespace its own parser (``usage_parser``), so an unknown option
+    is refused with that command's usage, which lists its options (argparse leaves unknown
+    options to the top parser, whose usage lists only the commands)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.set_defaults(usage_parser=command)
+                _own_usage(command)
 
 
 def _add_schedule_commands(commands: Any) -> None:
