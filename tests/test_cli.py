@@ -120,6 +120,13 @@ BAD_DOCUMENTS = {
             "line 12, column 11: tasks[3].type: unknown task type 'teleport'",
         ],
     ),
+    "zero_time_limits": (  # would time out everything at once
+        "timeout: 0\ntasks:\n  - {id: a, type: delay, timeout: 0s}\n",
+        [
+            "line 1, column 10: timeout: a time limit must be above zero (give one such as 30s",
+            "line 3, column 35: tasks[0].timeout: a time limit must be above zero",
+        ],
+    ),
     "missing_file": (None, ["no such file: "]),
 }
 

@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.document.notify_models import NotifyChannel, notify_setting
-from multi_task_orchestrator.engine.document.units import Duration, RateValue
+from multi_task_orchestrator.engine.document.units import Duration, RateValue, TimeLimit
 from multi_task_orchestrator.engine.issues import did_you_mean
 
 # --- task types ---------------------------------------------------------------------------
@@ -254,7 +254,7 @@ class TaskSpec:
         default=(), validation_alias=AliasChoices(*DEPENDENCY_SPELLINGS)
     )
     priority: int = Field(default=0, description="higher runs first when slots are scarce")
-    timeout: Duration | None = Field(default=None, description="limit on each attempt")
+    timeout: TimeLimit | None = Field(default=None, description="limit on each attempt")
     retry: RetryPolicy | None = None
     run_if: RunIf = RunIf.all_success
     for_each: str | list[Any] | None = Field(
@@ -320,7 +320,7 @@ class Orchestration(_Strict):
     max_concurrent: int = Field(10, ge=1, le=10_000, description="tasks running at once")
     vars: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, LimitSpec] = Field(default_factory=dict)
-    timeout: Duration | None = Field(None, description="limit on the whole run")
+    timeout: TimeLimit | None = Field(None, description="limit on the whole run")
     tasks: list[TaskSpec] = Field(min_length=1)
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
     budget: Budget | None = Field(
