@@ -127,6 +127,19 @@ BAD_DOCUMENTS = {
             "line 3, column 35: tasks[0].timeout: a time limit must be above zero",
         ],
     ),
+    "shapes": (  # each said in words, not as pydantic's union and pattern errors
+        "tasks:\n  - {id: 1st, type: delay, for_each: 5}\n  - {id: b, type: delay, needs: [x y]}\n",
+        [
+            "line 2, column 10: tasks[0].id: '1st' is not a valid task id (use letters, digits",
+            "line 2, column 38: tasks[0].for_each: for_each must be a list or a reference to "
+            "one, not int (e.g. for_each: [a, b, c]",
+            "line 3, column 34: tasks[1].needs[0]: 'x y' is not a valid task id",
+        ],
+    ),
+    "tasks_not_a_list": (
+        "tasks: {id: a, type: delay}\n",
+        ["line 1, column 8: tasks: tasks must be a list of tasks, not a mapping (start each"],
+    ),
     "missing_file": (None, ["no such file: "]),
 }
 

@@ -284,6 +284,20 @@ class TaskSpec:
             )
         return value
 
+    @field_validator("for_each", mode="before")
+    @classmethod
+    def _list_or_reference(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str | list):
+            return value
+        raise PydanticCustomError(
+            "for_each",
+            "for_each must be a list or a reference to one, not {kind}",
+            {
+                "kind": type(value).__name__,
+                "hint": 'e.g. for_each: [a, b, c] or for_each: "${fetch.output.items}"',
+            },
+        )
+
     @field_validator("dependencies", "limit", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
