@@ -140,6 +140,14 @@ BAD_DOCUMENTS = {
         "tasks: {id: a, type: delay}\n",
         ["line 1, column 8: tasks: tasks must be a list of tasks, not a mapping (start each"],
     ),
+    "outside_the_wrapper": (  # was: 'tasks' is required, unknown field 'orchestration'
+        "orchestration:\n  tasks: [{id: a, type: delay}]\nmode: sequential\n",
+        [
+            "line 3, column 7: mode: 'mode' is outside orchestration: (move it into "
+            "orchestration:, where the other fields are, or leave the wrapper out)",
+            "has 1 problem(s)",
+        ],
+    ),
     "missing_file": (None, ["no such file: "]),
 }
 

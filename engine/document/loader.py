@@ -306,6 +306,19 @@ def _unwrap(raw: RawDocument) -> RawDocument:
         raise DocumentError(
             [raw.issue(f"the document must be a mapping, not {kind}", hint="start with 'tasks:'")]
         )
-    if set(data) == {"orchestration"} and isinstance(data["orchestration"], dict):
-        raw.descend("orchestration")
+    if "orchestration" not in data:
+        return raw
+    inner = data["orchestration"]
+    if not isinstance(inner, dict):
+        kind = type(inner).__name__ if inner is not None else "nothing"
+        message = f"it must hold the document's fields (name, tasks, ...), not {kind}"
+        hint = "e.g. orchestration: {name: Sync, tasks: [...]}, or leave the wrapper out"
+        raise DocumentError([raw.issue(message, ("orchestration",), hint)])
+    outside = [key for key in data if key != "orchestration"]
+    if outside:
+        hint = "move it into orchestration:, where the other fields are, or leave the wrapper out"
+        raise DocumentError(
+            [raw.issue(f"'{key}' is outside orchestration:", (key,), hint) for key in outside]
+        )
+    raw.descend("orchestration")
     return raw
