@@ -487,6 +487,21 @@ def test_validate_prints_the_plan(tmp_path: Path) -> None:
     ]
 
 
+def test_a_var_the_document_never_uses_is_a_warning_with_a_hint(tmp_path: Path) -> None:
+    """A misspelt --var changed nothing, silently; the vars the document defines or uses are
+    given without one."""
+    document = tmp_path / "parallel.yaml"
+    document.write_text(PARALLEL, encoding="utf-8")
+    result = cli(tmp_path / "home", "validate", document, "--var", "cuont=2", "--var", "label=x")
+
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == [
+        f"{document}: warning: var 'cuont' was given, but the document neither defines nor "
+        "uses it (did you mean 'count'?)",
+        f"{document} is valid.",
+    ]
+
+
 def test_validate_names_the_seed_examples_mistake_where_it_is(tmp_path: Path) -> None:
     document = tmp_path / "seed.yaml"
     document.write_text(SEED, encoding="utf-8")
