@@ -886,3 +886,16 @@ def test_an_unknown_option_is_refused_with_its_commands_usage(tmp_path: Path) ->
         "(did you mean --json?)\n"
     )
     assert not (tmp_path / "home").exists()
+
+
+def test_a_file_that_never_ends_is_refused_at_the_size_limit(tmp_path: Path) -> None:
+    """A file whose size the system does not say was read to its end first: /dev/zero filled
+    the memory."""
+    if not Path("/dev/zero").exists():
+        pytest.skip("needs /dev/zero")
+    result = cli(tmp_path / "home", "validate", "/dev/zero", ORCHESTRATOR_MAX_DOCUMENT_BYTES="2000")
+
+    assert result.code == 2
+    assert result.stderr.startswith(
+        "/dev/zero: /dev/zero is over the limit of 2,000 bytes (split it into smaller "
+    )

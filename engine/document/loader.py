@@ -30,11 +30,13 @@ _MAX_VALUES = 5_000_000  # a walk of a mapping given in memory stops here (a 5 M
 _SCALARS = (str, int, float, type(None))  # what a walk of parsed data need not look into
 
 
-def _too_large(size: int, limit: int, what: str = "the document") -> DocumentError:
+def _too_large(size: int | None, limit: int, what: str = "the document") -> DocumentError:
+    """``size`` None: more than ``limit``, by how much is not known (a stream)."""
+    size_is = f"{size:,} bytes, over" if size is not None else "over"
     return DocumentError(
         [
             Issue(
-                f"{what} is {size:,} bytes, over the limit of {limit:,} bytes",
+                f"{what} is {size_is} the limit of {limit:,} bytes",
                 hint="split it into smaller orchestrations, or raise "
                 "ORCHESTRATOR_MAX_DOCUMENT_BYTES",
             )
@@ -270,17 +272,32 @@ def load_file(
     max_tasks: int | None = None,
 ) -> RawDocument:
     """Load a document from a file; a missing, unreadable or too large file is a DocumentError."""
+    text = read_document(path, max_bytes=max_bytes)
+    return load_text(text, str(path), max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
+
+
+def read_document(path: str | Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
+    """The text of a document file, read no further than ``max_bytes``: a file that does not
+    say its size (``/dev/zero``, a pipe) is refused once it passes the limit, not read to the
+    end. A missing, unreadable, too large or non-UTF-8 file is a DocumentError."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > max_bytes:
             raise _too_large(size, max_bytes, str(path))
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise _too_large(None, max_bytes, str(path))
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise DocumentError([Issue(f"no such file: {path}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        byte = f"byte {exc.start + 1} (0x{exc.object[exc.start]:02x})"
+        message = f"cannot read {path}: {byte} is not UTF-8 text"
+        raise DocumentError([Issue(message, hint="save the document as UTF-8")]) from None
+    except OSError as exc:
         raise DocumentError([Issue(f"cannot read {path}: {exc}")]) from None
-    return load_text(text, str(path), max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
 
 
 def load_source(

@@ -154,7 +154,7 @@ def _add_schedule_commands(commands: Any) -> None:
     actions = schedule.add_subparsers(dest="schedule_command", metavar="COMMAND", required=True)
 
     add = actions.add_parser("add", help="schedule a document (checked now, every problem listed)")
-    add.add_argument("file", type=argparse.FileType("r", encoding="utf-8"))
+    add.add_argument("file", type=Path)
     timing = add.add_mutually_exclusive_group()
     timing.add_argument(
         "--cron", metavar="EXPR", help="five fields, e.g. '0 9 * * 1-5'; or @hourly, @daily"
