@@ -260,6 +260,27 @@ def test_import_reports_every_bad_line_and_stores_nothing(
     assert output.startswith("error: --hosts is required")
 
 
+def test_import_reads_no_further_than_a_env_file_can_be(
+    cli_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    """/dev/zero (a file that never ends) was read until the memory ran out; a file with
+    Windows line ends still gives values without a carriage return."""
+    if not Path("/dev/zero").exists():
+        pytest.skip("needs /dev/zero")
+    code, output = run(monkeypatch, capsys, "vault", "import", "/dev/zero", "--hosts", "x.com")
+    assert (code, output) == (
+        EXIT_USAGE,
+        "error: /dev/zero is over 4 MB, more than a .env file of secrets holds; import a file "
+        "of NAME=VALUE lines\n",
+    )
+    env_file = tmp_path / "windows.env"
+    env_file.write_bytes(b"FIRST=one\r\nSECOND=two\r\n")
+    code, output = run(monkeypatch, capsys, "vault", "import", str(env_file), "--hosts", "x.com")
+    assert (code, output) == (EXIT_OK, "imported 2 secret(s) for x.com: FIRST, SECOND\n")
+    vault = Vault.open(cli_home / "vault.db")
+    assert [vault.reveal(name, "x.com") for name in ("FIRST", "SECOND")] == ["one", "two"]
+
+
 # --- MCP tools ----------------------------------------------------------------------------
 
 
