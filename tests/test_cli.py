@@ -469,6 +469,17 @@ def test_a_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: invalid setting: ORCHESTRATOR_MAX_CONCURRENT: ")
 
 
+def test_a_setting_that_is_not_json_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    """pydantic-settings' own error for it went out as a traceback (exit 1)."""
+    result = cli(tmp_path / "home", "run", QUICKSTART, ORCHESTRATOR_HOST_RATES="{api: 10/s}")
+
+    assert result.code == 2
+    assert result.stderr.startswith(
+        "error: invalid setting: ORCHESTRATOR_HOST_RATES is not JSON (Expecting property name "
+    )
+    assert result.stderr.endswith('e.g. `{"api.example.org": "10/s"}`\n')
+
+
 # --- validate ------------------------------------------------------------------------------
 
 
