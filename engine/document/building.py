@@ -60,7 +60,8 @@ def issues_from_validation(
 
 
 def _kind(value: object) -> str:
-    return {dict: "a mapping", str: "text"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "a mapping", str: "text"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _names_a_task(loc: Location) -> bool:
