@@ -148,6 +148,14 @@ BAD_DOCUMENTS = {
             "has 1 problem(s)",
         ],
     ),
+    "a_task_and_its_config": (  # the config's problem was listed only once the task's was fixed
+        "tasks:\n  - id: a\n    type: delay\n    prority: 2\n    config: {seconds: 1, valeu: 3}\n",
+        [
+            "has 2 problem(s)",
+            "line 4, column 14: tasks[0].prority: unknown field 'prority' (did you mean 'prio",
+            "line 5, column 33: tasks[0].config.valeu: unknown field 'valeu' (did you mean 'val",
+        ],
+    ),
     "missing_file": (None, ["no such file: "]),
 }
 
