@@ -768,6 +768,34 @@ def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> 
     ]
 
 
+def test_retry_of_a_run_whose_process_died_says_resume_finishes_it(tmp_path: Path) -> None:
+    """It said "wait for it to finish (or cancel it)", of a run nobody runs."""
+    home = tmp_path / "home"
+    document = tmp_path / "slow.yaml"
+    document.write_text(SLOW, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
+        cwd=REPO,
+        env=child_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_a_started_attempt(home / "state.db", process)
+    finally:
+        process.kill()
+        process.wait()
+    (run,) = json.loads(cli(home, "list", "--json").stdout)
+
+    retried = cli(home, "retry", run["id"])
+    assert retried.code == 2
+    assert retried.stderr == (
+        f"error: orchestration {run['id']} is still running, but no process runs it (the one "
+        f"that did has stopped): `orchestrator resume {run['id']}` finishes it (an "
+        "`orchestrator serve` does too); retry what fails after that\n"
+    )
+
+
 def test_ctrl_c_before_the_run_is_saved_leaves_no_run_running(tmp_path: Path) -> None:
     """Ctrl-C that comes while ``run`` still checks its document (here it waits for the vault's
     lock to look a secret's name up) stops it without a traceback, and no run stays
