@@ -346,6 +346,28 @@ def test_run_json_with_vars_keeps_their_types(tmp_path: Path) -> None:
     assert results["max_parallel"] == 3
 
 
+def test_json_answers_are_json_any_reader_takes(tmp_path: Path) -> None:
+    """An output holding NaN (YAML's .nan here) was printed as NaN, which is not JSON: a strict
+    reader (jq, JavaScript) refused the whole answer. It is null, as in the run's files."""
+    home = tmp_path / "home"
+    document = tmp_path / "odd.yaml"
+    document.write_text(
+        "tasks:\n  - {id: odd, type: delay, config: {value: [.nan, -.inf, 1.5]}}\n",
+        encoding="utf-8",
+    )
+    ran = cli(home, "run", document, "--json")
+    answer = json.loads(ran.stdout, parse_constant=pytest.fail)
+    results = cli(home, "results", answer["id"], "--json", "--task", "odd")
+
+    assert ran.code == 0, ran.stderr
+    assert answer["tasks"]["odd"]["output"] == [None, None, 1.5]
+    assert json.loads(results.stdout, parse_constant=pytest.fail)["tasks"]["odd"]["output"] == [
+        None,
+        None,
+        1.5,
+    ]
+
+
 def test_max_concurrent_override_runs_one_at_a_time(tmp_path: Path) -> None:
     document = tmp_path / "parallel.yaml"
     document.write_text(PARALLEL, encoding="utf-8")

@@ -20,7 +20,7 @@ from multi_task_orchestrator.engine import (
     run_files,
     write_report,
 )
-from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError, open_engine
+from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError, json_text, open_engine
 from multi_task_orchestrator.server.settings import load_settings
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
                 raise UsageError(f"no task {', '.join(unknown)} in {snapshot.id}; tasks: {known}")
             results["tasks"] = {key: results["tasks"][key] for key in args.tasks}
         if args.json:
-            out.print_json(json.dumps(results, default=str))
+            out.print_json(json_text(results))
             return EXIT_OK
         out.print(render_summary(snapshot, run_files(snapshot.run_dir)), markup=False)
         out.print("", markup=False)

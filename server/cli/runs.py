@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from multi_task_orchestrator.server.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
+    json_text,
     open_engine,
     parse_vars,
     with_backend,
@@ -63,7 +63,7 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
             full = await engine.snapshot(run_id, include_outputs=True)
             files = run_files(snapshot.run_dir)
     if args.json:
-        out.print_json(json.dumps(aggregated_results(full), default=str))
+        out.print_json(json_text(aggregated_results(full)))
     else:
         out.print(render_summary(full, files), markup=False)
         report_path = Path(snapshot.run_dir or "") / REPORT_FILE
