@@ -378,6 +378,17 @@ def test_max_concurrent_override_runs_one_at_a_time(tmp_path: Path) -> None:
     assert "Parallel:   1 concurrent max" in result.stdout.splitlines()
 
 
+def test_max_concurrent_past_the_documents_bound_is_refused(tmp_path: Path) -> None:
+    """It replaced the document's max_concurrent unchecked (the document's is 1 to 10,000)."""
+    result = cli(tmp_path / "home", "run", QUICKSTART, "--max-concurrent", "10001")
+
+    assert result.code == 2
+    assert result.stderr.endswith(
+        "orchestrator run: error: argument --max-concurrent: must be at most 10,000, got 10,001\n"
+    )
+    assert not (tmp_path / "home").exists()
+
+
 def test_a_var_without_a_value_exits_2(tmp_path: Path) -> None:
     result = cli(tmp_path / "home", "run", QUICKSTART, "--var", "novalue")
 

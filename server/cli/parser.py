@@ -13,6 +13,7 @@ from typing import Any
 DEFAULT_HTTP_PORT = 7450
 # engine.RunStatus's values (tests/test_startup.py checks they stay the same)
 RUN_STATUSES = ["pending", "running", "succeeded", "failed", "cancelled"]
+MAX_CONCURRENT = 10_000  # a document's max_concurrent's bound (engine/document/models.py)
 HOSTS_EXAMPLE = "e.g. --hosts api.example.com,*.example.com (or --hosts '*' for any host)"
 
 
@@ -26,6 +27,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def concurrency(text: str) -> int:
+    """A document's max_concurrent: 1 to 10,000."""
+    value = positive_int(text)
+    if value > MAX_CONCURRENT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CONCURRENT:,}, got {value:,}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator",
@@ -36,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a document in the foreground with live progress")
     run.add_argument("file", type=Path)
     add_vars(run)
-    run.add_argument("--max-concurrent", type=int, metavar="N", help="override max_concurrent")
+    run.add_argument(
+        "--max-concurrent",
+        type=concurrency,
+        metavar="N",
+        help="override max_concurrent (1 to 10000)",
+    )
     run.add_argument("--json", action="store_true", help="print the aggregated results as JSON")
     add_backend(run)
     run.set_defaults(handler="runs:cmd_run")

@@ -51,8 +51,6 @@ async def _run(args: argparse.Namespace, settings: Settings, out: Console, err: 
             for issue in validation.warnings:
                 err.print(f"{args.file}: {issue}", markup=False)
             if args.max_concurrent is not None:
-                if args.max_concurrent < 1:
-                    raise UsageError("--max-concurrent must be at least 1")
                 orchestration = orchestration.model_copy(
                     update={"max_concurrent": args.max_concurrent}
                 )
