@@ -156,6 +156,13 @@ BAD_DOCUMENTS = {
             "line 5, column 33: tasks[0].config.valeu: unknown field 'valeu' (did you mean 'val",
         ],
     ),
+    "two_yaml_documents": (  # was "invalid YAML: but found another document expected a ..."
+        "tasks: [{id: a, type: delay}]\n---\ntasks: [{id: b, type: delay}]\n",
+        [
+            "line 2, column 1: the text holds more than one YAML document; an orchestration is "
+            "one (remove this '---' and what follows it, or put each document in its own file)"
+        ],
+    ),
     "missing_file": (None, ["no such file: "]),
 }
 

@@ -229,6 +229,14 @@ def _load_yaml_carefully(
         problem = exc.problem or "cannot be read"
         context = f" {exc.context}" if exc.context else ""
         issue = Issue(f"invalid YAML: {problem}{context}", (), None, line, column)
+        if problem == "but found another document":  # a second '---' with more after it
+            issue = Issue(
+                "the text holds more than one YAML document; an orchestration is one",
+                (),
+                "remove this '---' and what follows it, or put each document in its own file",
+                line,
+                column,
+            )
         raise DocumentError([issue]) from None
     except yaml.YAMLError as exc:
         raise DocumentError([Issue(f"invalid YAML: {exc}")]) from None
