@@ -140,6 +140,10 @@ BAD_DOCUMENTS = {
         "tasks: {id: a, type: delay}\n",
         ["line 1, column 8: tasks: tasks must be a list of tasks, not a mapping (start each"],
     ),
+    "no_tasks": (  # was pydantic's "List should have at least 1 item after validation, not 0"
+        "name: nothing\ntasks: []\n",
+        ["line 2, column 8: tasks: tasks is empty: an orchestration needs at least one task (e.g."],
+    ),
     "outside_the_wrapper": (  # was: 'tasks' is required, unknown field 'orchestration'
         "orchestration:\n  tasks: [{id: a, type: delay}]\nmode: sequential\n",
         [

@@ -49,6 +49,9 @@ def issues_from_validation(
             message = f"expected a mapping of fields, not {type(err['input']).__name__}"
             if len(loc) == 2 and loc[0] == "tasks":
                 hint = "a task is a mapping, e.g. {id: fetch, type: http, config: {url: ...}}"
+        elif err["type"] == "too_short" and loc == ("tasks",):  # ``tasks: []``
+            message = "tasks is empty: an orchestration needs at least one task"
+            hint = "e.g. tasks: [{id: fetch, type: http, config: {url: ...}}]"
         elif err["type"] == "list_type" and loc == ("tasks",):  # e.g. ``tasks: {id: a}``
             message = f"tasks must be a list of tasks, not {_kind(err['input'])}"
             hint = "start each task with '- ', e.g. tasks: [{id: fetch, type: http}]"
