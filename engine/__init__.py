@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.backends.dask_worker import serve_worker
     from multi_task_orchestrator.engine.checking import DocumentChecker
     from multi_task_orchestrator.engine.cpu_work import cpu_bound
-    from multi_task_orchestrator.engine.document.loader import load_file
+    from multi_task_orchestrator.engine.document.loader import load_file, read_document
     from multi_task_orchestrator.engine.document.plan import Plan
     from multi_task_orchestrator.engine.document.schema import document_json_schema
     from multi_task_orchestrator.engine.document.units import RateValue
@@ -126,6 +126,7 @@ _EXPORTS: dict[str, str] = {
     "iso": "reports.text",
     "Issue": "issues",
     "load_file": "document.loader",
+    "read_document": "document.loader",
     "locate_browser": "runners.browser",
     "McpRunner": "runners.mcp",
     "McpSettings": "runners.mcp",
@@ -236,6 +237,7 @@ __all__ = [
     "iso",
     "load_file",
     "locate_browser",
+    "read_document",
     "render_log",
     "render_status",
     "render_summary",

@@ -128,6 +128,23 @@ class Recovery:
                 held.append(HeldRun(row.id, row.status, process, state, row.lease_until))
         return held
 
+    async def _not_finished(self, orchestration_id: str, status: str) -> str:
+        """Why an unfinished run cannot be retried, and what to do: wait for the process
+        that runs it, or resume it when none does (the one that did stopped or died)."""
+        if orchestration_id not in self._runs:
+            held = await self.held_elsewhere(orchestration_id)
+            if held:
+                return f"{held[0].explain()}; retry it once it has finished"
+            return (
+                f"orchestration {orchestration_id} is still {status}, but no process runs it "
+                f"(the one that did has stopped): `orchestrator resume {orchestration_id}` "
+                "finishes it (an `orchestrator serve` does too); retry what fails after that"
+            )
+        return (
+            f"orchestration {orchestration_id} is still {status}; wait for it to finish "
+            "(or cancel it) before retrying"
+        )
+
     async def retry(self, orchestration_id: str) -> str:
         """Run a finished orchestration's failed, skipped and cancelled tasks again (given its
         full id); see ``Engine.retry``."""
@@ -138,10 +155,7 @@ class Recovery:
         row = await store.get_orchestration(orchestration_id)
         assert row is not None
         if orchestration_id in self._runs or not RunStatus(row.status).terminal:
-            raise NotAllowedNow(
-                f"orchestration {orchestration_id} is still {row.status}; wait for it to finish "
-                "(or cancel it) before retrying"
-            )
+            raise NotAllowedNow(await self._not_finished(orchestration_id, row.status))
         if row.status == RunStatus.succeeded:
             raise NotAllowedNow(
                 f"every task of orchestration {orchestration_id} succeeded; nothing to retry"

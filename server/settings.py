@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import platformdirs
+import pydantic_settings
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -358,3 +360,11 @@ def load_settings() -> Settings:
             for err in exc.errors(include_url=False)
         )
         raise SettingsError(f"invalid setting: {problems}") from None
+    except pydantic_settings.SettingsError as exc:  # a value that should be JSON and is not
+        found = re.search(r'field "(\w+)"', str(exc))
+        field = model.model_fields.get(found.group(1)) if found else None
+        described = field.description if field is not None and field.description else ""
+        name = described.partition(": ")[0] or "a setting"
+        raise SettingsError(
+            f"invalid setting: {name} is not JSON ({exc.__cause__ or exc}); {described}"
+        ) from None

@@ -8,6 +8,7 @@ once per module; each child process costs about half a second.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from cli_process import Result, child_env, cli
+from cli_process import Result, child_env, cli, home_with_secrets
 
 from multi_task_orchestrator.engine.document.building import build
 from multi_task_orchestrator.engine.document.loader import load_file, load_mapping
@@ -119,6 +120,53 @@ BAD_DOCUMENTS = {
             "line 12, column 11: tasks[3].type: unknown task type 'teleport'",
         ],
     ),
+    "zero_time_limits": (  # would time out everything at once
+        "timeout: 0\ntasks:\n  - {id: a, type: delay, timeout: 0s}\n",
+        [
+            "line 1, column 10: timeout: a time limit must be above zero (give one such as 30s",
+            "line 3, column 35: tasks[0].timeout: a time limit must be above zero",
+        ],
+    ),
+    "shapes": (  # each said in words, not as pydantic's union and pattern errors
+        "tasks:\n  - {id: 1st, type: delay, for_each: 5}\n  - {id: b, type: delay, needs: [x y]}\n",
+        [
+            "line 2, column 10: tasks[0].id: '1st' is not a valid task id (use letters, digits",
+            "line 2, column 38: tasks[0].for_each: for_each must be a list or a reference to "
+            "one, not int (e.g. for_each: [a, b, c]",
+            "line 3, column 34: tasks[1].needs[0]: 'x y' is not a valid task id",
+        ],
+    ),
+    "tasks_not_a_list": (
+        "tasks: {id: a, type: delay}\n",
+        ["line 1, column 8: tasks: tasks must be a list of tasks, not a mapping (start each"],
+    ),
+    "no_tasks": (  # was pydantic's "List should have at least 1 item after validation, not 0"
+        "name: nothing\ntasks: []\n",
+        ["line 2, column 8: tasks: tasks is empty: an orchestration needs at least one task (e.g."],
+    ),
+    "outside_the_wrapper": (  # was: 'tasks' is required, unknown field 'orchestration'
+        "orchestration:\n  tasks: [{id: a, type: delay}]\nmode: sequential\n",
+        [
+            "line 3, column 7: mode: 'mode' is outside orchestration: (move it into "
+            "orchestration:, where the other fields are, or leave the wrapper out)",
+            "has 1 problem(s)",
+        ],
+    ),
+    "a_task_and_its_config": (  # the config's problem was listed only once the task's was fixed
+        "tasks:\n  - id: a\n    type: delay\n    prority: 2\n    config: {seconds: 1, valeu: 3}\n",
+        [
+            "has 2 problem(s)",
+            "line 4, column 14: tasks[0].prority: unknown field 'prority' (did you mean 'prio",
+            "line 5, column 33: tasks[0].config.valeu: unknown field 'valeu' (did you mean 'val",
+        ],
+    ),
+    "two_yaml_documents": (  # was "invalid YAML: but found another document expected a ..."
+        "tasks: [{id: a, type: delay}]\n---\ntasks: [{id: b, type: delay}]\n",
+        [
+            "line 2, column 1: the text holds more than one YAML document; an orchestration is "
+            "one (remove this '---' and what follows it, or put each document in its own file)"
+        ],
+    ),
     "missing_file": (None, ["no such file: "]),
 }
 
@@ -192,6 +240,20 @@ def test_list_shows_the_run(home: Path, quickstart_id: str) -> None:
         rf"{quickstart_id}  succeeded  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d  Quickstart\n",
         listing.stdout,
     )
+
+
+def test_list_and_status_json_give_times_as_iso_utc(home: Path, quickstart_id: str) -> None:
+    """One form of a timestamp for users, as ``results --json`` and the MCP tools give them
+    (``list --json`` and ``status --json`` gave seconds since 1970)."""
+    listed = json.loads(cli(home, "list", "--json").stdout)
+    status = json.loads(cli(home, "status", quickstart_id, "--json").stdout)
+
+    iso_utc = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    times = [listed[0]["created_at"], listed[0]["finished_at"]]
+    times += [status[key] for key in ("created_at", "started_at", "finished_at")]
+    times += [task[key] for task in status["tasks"] for key in ("started_at", "finished_at")]
+    assert all(iso_utc.fullmatch(time) for time in times), times
+    assert status["finished_at"] == listed[0]["finished_at"]
 
 
 def test_status_by_id_prefix_shows_the_bar_and_the_tree(home: Path, quickstart_id: str) -> None:
@@ -295,6 +357,28 @@ def test_run_json_with_vars_keeps_their_types(tmp_path: Path) -> None:
     assert results["max_parallel"] == 3
 
 
+def test_json_answers_are_json_any_reader_takes(tmp_path: Path) -> None:
+    """An output holding NaN (YAML's .nan here) was printed as NaN, which is not JSON: a strict
+    reader (jq, JavaScript) refused the whole answer. It is null, as in the run's files."""
+    home = tmp_path / "home"
+    document = tmp_path / "odd.yaml"
+    document.write_text(
+        "tasks:\n  - {id: odd, type: delay, config: {value: [.nan, -.inf, 1.5]}}\n",
+        encoding="utf-8",
+    )
+    ran = cli(home, "run", document, "--json")
+    answer = json.loads(ran.stdout, parse_constant=pytest.fail)
+    results = cli(home, "results", answer["id"], "--json", "--task", "odd")
+
+    assert ran.code == 0, ran.stderr
+    assert answer["tasks"]["odd"]["output"] == [None, None, 1.5]
+    assert json.loads(results.stdout, parse_constant=pytest.fail)["tasks"]["odd"]["output"] == [
+        None,
+        None,
+        1.5,
+    ]
+
+
 def test_max_concurrent_override_runs_one_at_a_time(tmp_path: Path) -> None:
     document = tmp_path / "parallel.yaml"
     document.write_text(PARALLEL, encoding="utf-8")
@@ -303,6 +387,17 @@ def test_max_concurrent_override_runs_one_at_a_time(tmp_path: Path) -> None:
 
     assert result.code == 0, result.stderr
     assert "Parallel:   1 concurrent max" in result.stdout.splitlines()
+
+
+def test_max_concurrent_past_the_documents_bound_is_refused(tmp_path: Path) -> None:
+    """It replaced the document's max_concurrent unchecked (the document's is 1 to 10,000)."""
+    result = cli(tmp_path / "home", "run", QUICKSTART, "--max-concurrent", "10001")
+
+    assert result.code == 2
+    assert result.stderr.endswith(
+        "orchestrator run: error: argument --max-concurrent: must be at most 10,000, got 10,001\n"
+    )
+    assert not (tmp_path / "home").exists()
 
 
 def test_a_var_without_a_value_exits_2(tmp_path: Path) -> None:
@@ -426,6 +521,17 @@ def test_a_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: invalid setting: ORCHESTRATOR_MAX_CONCURRENT: ")
 
 
+def test_a_setting_that_is_not_json_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    """pydantic-settings' own error for it went out as a traceback (exit 1)."""
+    result = cli(tmp_path / "home", "run", QUICKSTART, ORCHESTRATOR_HOST_RATES="{api: 10/s}")
+
+    assert result.code == 2
+    assert result.stderr.startswith(
+        "error: invalid setting: ORCHESTRATOR_HOST_RATES is not JSON (Expecting property name "
+    )
+    assert result.stderr.endswith('e.g. `{"api.example.org": "10/s"}`\n')
+
+
 # --- validate ------------------------------------------------------------------------------
 
 
@@ -441,6 +547,21 @@ def test_validate_prints_the_plan(tmp_path: Path) -> None:
         "  stage 3: check_each, stats",
         "critical path: collect_alpha -> merge -> check_each (3 tasks)",
         "fan-out (one child per item): check_each",
+    ]
+
+
+def test_a_var_the_document_never_uses_is_a_warning_with_a_hint(tmp_path: Path) -> None:
+    """A misspelt --var changed nothing, silently; the vars the document defines or uses are
+    given without one."""
+    document = tmp_path / "parallel.yaml"
+    document.write_text(PARALLEL, encoding="utf-8")
+    result = cli(tmp_path / "home", "validate", document, "--var", "cuont=2", "--var", "label=x")
+
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == [
+        f"{document}: warning: var 'cuont' was given, but the document neither defines nor "
+        "uses it (did you mean 'count'?)",
+        f"{document} is valid.",
     ]
 
 
@@ -669,7 +790,6 @@ def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> 
     )
     try:
         wait_for_a_started_attempt(home / "state.db", process)
-        time.sleep(0.3)  # the SIGINT handler is installed just after the start is committed
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=8)
     finally:
@@ -689,6 +809,129 @@ def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> 
     assert snapshot["status"] == "cancelled"
     assert [(task["task_id"], task["state"]) for task in snapshot["tasks"]] == [
         ("wait", "cancelled")
+    ]
+
+
+def test_retry_of_a_run_whose_process_died_says_resume_finishes_it(tmp_path: Path) -> None:
+    """It said "wait for it to finish (or cancel it)", of a run nobody runs."""
+    home = tmp_path / "home"
+    document = tmp_path / "slow.yaml"
+    document.write_text(SLOW, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
+        cwd=REPO,
+        env=child_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_a_started_attempt(home / "state.db", process)
+    finally:
+        process.kill()
+        process.wait()
+    (run,) = json.loads(cli(home, "list", "--json").stdout)
+
+    retried = cli(home, "retry", run["id"])
+    assert retried.code == 2
+    assert retried.stderr == (
+        f"error: orchestration {run['id']} is still running, but no process runs it (the one "
+        f"that did has stopped): `orchestrator resume {run['id']}` finishes it (an "
+        "`orchestrator serve` does too); retry what fails after that\n"
+    )
+
+
+def test_ctrl_c_before_the_run_is_saved_leaves_no_run_running(tmp_path: Path) -> None:
+    """Ctrl-C that comes while ``run`` still checks its document (here it waits for the vault's
+    lock to look a secret's name up) stops it without a traceback, and no run stays
+    ``running``: either none was saved or it ended cancelled (it was left ``running``, for a
+    later ``resume``, when the Ctrl-C was seen only as the run was being saved)."""
+    if not Path("/proc/locks").exists():
+        pytest.skip("needs Linux's /proc/locks to see the child wait for the lock")
+    home = home_with_secrets(tmp_path / "home", TOKEN="not-a-real-token")
+    document = tmp_path / "secret.yaml"
+    document.write_text(
+        SLOW + "    - id: call\n      type: http\n      dependencies: [wait]\n"
+        "      config: {url: 'http://127.0.0.1:9/', headers: {X-Key: '${vault.TOKEN}'}}\n",
+        encoding="utf-8",
+    )
+    lock = os.open(home / "vault.db.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
+            cwd=REPO,
+            env=child_env(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        deadline = time.monotonic() + 20
+        while f" {process.pid} " not in "".join(
+            line for line in Path("/proc/locks").read_text().splitlines(True) if "->" in line
+        ):
+            assert process.poll() is None and time.monotonic() < deadline, "it never waited"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        os.close(lock)
+    try:
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    runs = json.loads(cli(home, "list", "--json").stdout)
+    assert [run["status"] for run in runs] in ([], ["cancelled"]), (runs, stdout, stderr)
+
+
+def test_ctrl_c_during_retry_cancels_the_run_as_during_run(tmp_path: Path) -> None:
+    """``retry`` follows its run like ``run``: Ctrl-C cancels it and prints its summary (it was
+    left ``running``, with "interrupted")."""
+    home = tmp_path / "home"
+    document = tmp_path / "again.yaml"
+    document.write_text(
+        "name: Again\ntasks:\n  - {id: boom, type: delay, config: {fail_attempts: 1}}\n"
+        "  - {id: wait, type: delay, dependencies: [boom], config: {seconds: 10}}\n",
+        encoding="utf-8",
+    )
+    failed = cli(home, "run", document)
+    assert failed.code == 1, failed.stderr
+    run_id = run_id_of(failed.stdout)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "retry", run_id[:9]],
+        cwd=REPO,
+        env=child_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        deadline = time.monotonic() + 20
+        query = "SELECT count(*) FROM attempts WHERE task_id = 'wait'"
+        while not sqlite3.connect(home / "state.db", timeout=5).execute(query).fetchone()[0]:
+            assert process.poll() is None and time.monotonic() < deadline, "wait never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stdout.startswith("ORCHESTRATION CANCELLED\n"), stderr
+    snapshot = json.loads(cli(home, "status", run_id, "--json").stdout)
+    assert snapshot["status"] == "cancelled"
+    assert [(task["task_id"], task["state"]) for task in snapshot["tasks"]] == [
+        ("boom", "succeeded"),
+        ("wait", "cancelled"),
     ]
 
 
@@ -720,3 +963,30 @@ def test_list_limit_must_be_positive(tmp_path: Path) -> None:
 
     assert result.code == 2
     assert "argument --limit: must be at least 1, got 0" in result.stderr
+
+
+def test_an_unknown_option_is_refused_with_its_commands_usage(tmp_path: Path) -> None:
+    """The command's own usage lists the options it has (argparse answered with the top
+    parser's usage, which lists only the commands), with a hint for a typo."""
+    result = cli(tmp_path / "home", "schedule", "list", "--jsno")
+
+    assert result.code == 2
+    assert result.stderr == (
+        "usage: orchestrator schedule list [-h] [--json]\n"
+        "orchestrator schedule list: error: unrecognized arguments: --jsno "
+        "(did you mean --json?)\n"
+    )
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_file_that_never_ends_is_refused_at_the_size_limit(tmp_path: Path) -> None:
+    """A file whose size the system does not say was read to its end first: /dev/zero filled
+    the memory."""
+    if not Path("/dev/zero").exists():
+        pytest.skip("needs /dev/zero")
+    result = cli(tmp_path / "home", "validate", "/dev/zero", ORCHESTRATOR_MAX_DOCUMENT_BYTES="2000")
+
+    assert result.code == 2
+    assert result.stderr.startswith(
+        "/dev/zero: /dev/zero is over the limit of 2,000 bytes (split it into smaller "
+    )

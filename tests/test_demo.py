@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from test_cli import wait_for_a_started_attempt
 
 from multi_task_orchestrator.server.demo.sites import SITE_A, SITE_B, DemoSites
 
@@ -72,6 +74,36 @@ def test_demo_without_a_browser_runs_pattern_2_and_says_how_to_get_one(tmp_path:
     assert "apt-get install chromium" in result.stdout
     assert "Pattern 1: multi-site" not in result.stdout
     assert result.stdout.count("ORCHESTRATION COMPLETE\n") == 2  # patterns 2 and 3
+
+
+def test_ctrl_c_during_the_demo_cancels_its_run_and_runs_no_more(tmp_path: Path) -> None:
+    """Ctrl-C left the demo's run `running` in the data folder, for a later resume to try
+    against sites that are gone; it cancels it now, as in `run`."""
+    home = tmp_path / "home"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    environment.update(ORCHESTRATOR_HOME=str(home), ORCHESTRATOR_BROWSER_PATH=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "demo"],
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_a_started_attempt(home / "state.db", process)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "▶ Demo · Pattern 3" not in stdout
+    runs = json.loads(cli(home, "list", "--json").stdout)
+    assert runs and all(run["status"] != "running" for run in runs), runs
 
 
 def test_the_seeds_pattern_1_example_is_the_seed_with_local_urls() -> None:

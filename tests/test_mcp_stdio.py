@@ -406,3 +406,25 @@ async def test_the_claude_desktop_entry_shares_the_clis_data_folder(tmp_path: Pa
     assert [(row["id"], row["name"]) for row in rows] == [
         (submitted.structured_content["id"], "From Claude")
     ]
+
+
+def test_a_server_whose_stdin_is_dev_null_ends_at_once(tmp_path: Path) -> None:
+    """/dev/null is a device the event loop cannot watch: the stdin relay's reader failed
+    (asyncio logged a PermissionError traceback) and the server waited for input forever."""
+    if not Path("/dev/null").exists():
+        pytest.skip("needs /dev/null")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ORCHESTRATOR_")}
+    with open(os.devnull, "rb") as nothing:
+        done = subprocess.run(
+            [sys.executable, "-m", "multi_task_orchestrator.server.cli", "serve"],
+            cwd=REPO,
+            env={**env, "ORCHESTRATOR_HOME": str(tmp_path / "home")},
+            stdin=nothing,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import anyio
 import pytest
+from cli_process import cli
 from local_server import LocalServer
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -285,6 +286,20 @@ def test_an_unreachable_scheduler_is_exit_2_naming_it(tmp_path: Path, command: s
     assert "dask scheduler" in done.stderr and "--scheduler" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""  # nothing ran, not even locally; no protocol message either
+
+
+def test_a_worker_with_an_address_dask_cannot_read_exits_2_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """Dask's worker failed to start with a traceback (its log's and ours), exit 1."""
+    done = cli(tmp_path / "home", "worker", "--scheduler", "tcp://scheduler-host")
+
+    assert done.code == 2
+    assert done.stderr.endswith(
+        "error: cannot use the Dask scheduler address 'tcp://scheduler-host': missing port "
+        "number in address 'scheduler-host'; write it like tcp://HOST:8786 (--scheduler or "
+        "ORCHESTRATOR_DASK_SCHEDULER)\n"
+    )
 
 
 def big_body(counters: LocalServer) -> dict[str, Any]:

@@ -26,6 +26,14 @@ def test_schedule_add_list_pause_resume_rm(tmp_path: Path) -> None:
     assert "bad cron expression '0 9 * *'" in bad.stderr
     assert "did you mean 'Europe/Paris'?" in bad.stderr
 
+    latin1 = tmp_path / "latin1.yaml"  # was a traceback (UnicodeDecodeError), exit 1
+    latin1.write_bytes(DOC.replace("ping", "pr\u00eat").encode("latin-1"))
+    unreadable = cli(home, "schedule", "add", latin1, "--every", "1h")
+    assert unreadable.code == 2
+    assert f"cannot read {latin1}: byte 9 (0xea) is not UTF-8 text (save the document as " in (
+        unreadable.stderr
+    )
+
     added = cli(
         home,
         *("schedule", "add", document, "--cron", "30 7 * * *", "--tz", "Europe/Paris"),

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -142,7 +141,6 @@ def test_ctrl_c_on_a_fan_out_counts_its_items_cancelled_and_only_real_tasks_runn
             status = cli(home, "status", run_id).stdout.splitlines()
             if "· 58 queued" in status[2]:
                 break
-        time.sleep(0.3)  # the SIGINT handler is installed just after the start is committed
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=15)
     finally:

@@ -260,6 +260,49 @@ def test_import_reports_every_bad_line_and_stores_nothing(
     assert output.startswith("error: --hosts is required")
 
 
+class Endless(io.TextIOBase):
+    """A stdin that never ends, as ``< /dev/zero`` or ``yes |`` give."""
+
+    def read(self, size: int | None = -1) -> str:
+        assert size is not None and size >= 0, "read to the end of an endless stdin"
+        return "x" * size
+
+
+def test_set_reads_no_more_of_stdin_than_a_value_may_hold(
+    cli_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    """stdin was read to its end: one that never ends filled the memory."""
+    monkeypatch.setattr(sys, "stdin", Endless())
+    code = main(["vault", "set", "TOKEN", "--hosts", "x.com"])
+
+    assert (code, capsys.readouterr().err) == (
+        EXIT_USAGE,
+        "error: stdin holds more than 64 KiB; a value may be at most that; nothing was changed\n",
+    )
+    assert not Vault.open(cli_home / "vault.db").names()
+
+
+def test_import_reads_no_further_than_a_env_file_can_be(
+    cli_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    """/dev/zero (a file that never ends) was read until the memory ran out; a file with
+    Windows line ends still gives values without a carriage return."""
+    if not Path("/dev/zero").exists():
+        pytest.skip("needs /dev/zero")
+    code, output = run(monkeypatch, capsys, "vault", "import", "/dev/zero", "--hosts", "x.com")
+    assert (code, output) == (
+        EXIT_USAGE,
+        "error: /dev/zero is over 4 MB, more than a .env file of secrets holds; import a file "
+        "of NAME=VALUE lines\n",
+    )
+    env_file = tmp_path / "windows.env"
+    env_file.write_bytes(b"FIRST=one\r\nSECOND=two\r\n")
+    code, output = run(monkeypatch, capsys, "vault", "import", str(env_file), "--hosts", "x.com")
+    assert (code, output) == (EXIT_OK, "imported 2 secret(s) for x.com: FIRST, SECOND\n")
+    vault = Vault.open(cli_home / "vault.db")
+    assert [vault.reveal(name, "x.com") for name in ("FIRST", "SECOND")] == ["one", "two"]
+
+
 # --- MCP tools ----------------------------------------------------------------------------
 
 

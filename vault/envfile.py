@@ -8,18 +8,30 @@ lines is ever echoed, since they hold secrets.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from dotenv.parser import parse_stream
 
 from multi_task_orchestrator.vault.errors import VaultError
 
+# Read no further (a file that never ends, such as /dev/zero, is not read to its end): 64
+# secrets of the largest size a secret may have (secret.MAX_VALUE_BYTES, 64 KiB).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
 
 def read_env_file(path: Path) -> dict[str, str]:
     """The ``NAME: value`` pairs of ``path``, in file order (a repeated name: the last wins)."""
     try:
-        with path.open(encoding="utf-8") as stream:
-            bindings = list(parse_stream(stream))
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise VaultError(
+                f"{path} is over {MAX_FILE_BYTES // (1024 * 1024)} MB, more than a .env file of "
+                "secrets holds; import a file of NAME=VALUE lines"
+            )
+        text = io.StringIO(data.decode("utf-8"), newline=None)  # \r\n read as \n, as open()
+        bindings = list(parse_stream(text))
     except FileNotFoundError:
         raise VaultError(f"no such file: {path}") from None
     except UnicodeDecodeError:

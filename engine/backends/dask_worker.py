@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from distributed import Worker, get_worker
+from distributed.comm import parse_address
+from distributed.comm.addressing import parse_host_port
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from multi_task_orchestrator.engine import registry
@@ -35,6 +37,7 @@ from multi_task_orchestrator.engine.backends.shipping import (
     collect_files,
 )
 from multi_task_orchestrator.engine.errors import TaskError
+from multi_task_orchestrator.engine.facade_errors import RequestError
 from multi_task_orchestrator.engine.network import HostLimits, Network
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.usage import Totals, UsageRecord
@@ -300,6 +303,21 @@ def worker_status(dask_worker: Worker) -> dict[str, Any]:
     }
 
 
+def _check_address(scheduler: str) -> None:
+    """Refuse an address Dask cannot read before a worker is made: the worker fails to
+    start with a traceback of its own in its log (a reachable-looking address that nobody
+    answers is waited for, as Dask's workers do)."""
+    try:
+        scheme, location = parse_address(scheduler)
+        if scheme in ("tcp", "tls") and not 0 < parse_host_port(location)[1] < 65536:
+            raise ValueError("the port must be between 1 and 65535")
+    except ValueError as exc:
+        raise RequestError(
+            f"cannot use the Dask scheduler address '{scheduler}': {exc}; "
+            "write it like tcp://HOST:8786 (--scheduler or ORCHESTRATOR_DASK_SCHEDULER)"
+        ) from None
+
+
 async def serve_worker(
     scheduler: str,
     *,
@@ -311,6 +329,7 @@ async def serve_worker(
     """Run a Dask worker with the project's plugin until Ctrl-C, SIGTERM or the scheduler
     closes it. ``concurrency`` is both Dask's task slots and the plugin's limit;
     ``runner_settings`` are the worker's own (see ``OrchestratorPlugin``)."""
+    _check_address(scheduler)
     plugin = OrchestratorPlugin(
         concurrency=concurrency, runner_settings=runner_settings, workspace=workspace
     )

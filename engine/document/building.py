@@ -49,8 +49,29 @@ def issues_from_validation(
             message = f"expected a mapping of fields, not {type(err['input']).__name__}"
             if len(loc) == 2 and loc[0] == "tasks":
                 hint = "a task is a mapping, e.g. {id: fetch, type: http, config: {url: ...}}"
+        elif err["type"] == "too_short" and loc == ("tasks",):  # ``tasks: []``
+            message = "tasks is empty: an orchestration needs at least one task"
+            hint = "e.g. tasks: [{id: fetch, type: http, config: {url: ...}}]"
+        elif err["type"] == "list_type" and loc == ("tasks",):  # e.g. ``tasks: {id: a}``
+            message = f"tasks must be a list of tasks, not {_kind(err['input'])}"
+            hint = "start each task with '- ', e.g. tasks: [{id: fetch, type: http}]"
+        elif err["type"] == "string_pattern_mismatch" and _names_a_task(loc):
+            message = f"'{err['input']}' is not a valid task id"
+            hint = "use letters, digits, _ and - (at most 128), starting with a letter or _"
         issues.append(raw.issue(message, loc, hint))
     return issues
+
+
+def _kind(value: object) -> str:
+    names: dict[type, str] = {dict: "a mapping", str: "text"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _names_a_task(loc: Location) -> bool:
+    """A task's id, or a task id in its dependencies (under any spelling)."""
+    if loc[:1] != ("tasks",) or len(loc) < 3:
+        return False
+    return loc[2] == "id" or (loc[2] in DEPENDENCY_SPELLINGS and len(loc) == 4)
 
 
 def _unknown_field_hint(name: str, parent: Location) -> str:

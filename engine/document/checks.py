@@ -1,9 +1,11 @@
 """The structure checks of a document: duplicate ids, dependencies (unknown, forward, into a
-later stage), cycles with their path, unknown limits, fields that do not apply, and task types
-that are disabled or have no runner. Each returns its issues in document order."""
+later stage), cycles with their path, unknown limits, fields that do not apply, task types
+that are disabled or have no runner, and vars given from outside that the document never uses.
+Each returns its issues in document order."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 
 from multi_task_orchestrator.engine import dag, registry
@@ -186,3 +188,51 @@ def check_types(
             )
         )
     return issues
+
+
+_VAR_NAMED = re.compile(r"\bvars\.([A-Za-z_][\w-]*)")
+_VARS_WHOLE = re.compile(r"\bvars\b(?!\.[A-Za-z_])")
+
+
+def check_given_vars(doc: ExaminedDocument, given: Collection[str]) -> list[Issue]:
+    """A warning for each var given from outside (``--var``, a tool's ``vars``) that the
+    document neither defines nor refers to: a misspelt name would otherwise change nothing,
+    silently. A document that uses ``vars`` whole (or says the word otherwise) gets none."""
+    data = doc.raw.data if isinstance(doc.raw.data, dict) else {}
+    defined = data.get("vars")
+    defined_names = {str(name) for name in defined} if isinstance(defined, dict) else set()
+    unknown = [name for name in given if name not in defined_names]
+    if not unknown:
+        return []
+    used = _var_names_used(data)
+    if used is None:
+        return []
+    known = sorted(defined_names | used)
+    issues = []
+    for name in unknown:
+        if name in used:
+            continue
+        hint = did_you_mean(name, known) or (
+            f"its vars: {', '.join(known)}" if known else "it uses no vars"
+        )
+        message = f"var '{name}' was given, but the document neither defines nor uses it"
+        issues.append(Issue(message, (), hint, severity="warning"))
+    return issues
+
+
+def _var_names_used(data: object) -> set[str] | None:
+    """The names ``vars.NAME`` mentions in the document's text values; None when ``vars``
+    appears otherwise (``${vars}``, ``vars['a b']``), as any var may then be used."""
+    used: set[str] = set()
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and "vars" in value:
+            if _VARS_WHOLE.search(value):
+                return None
+            used.update(_VAR_NAMED.findall(value))
+    return used

@@ -30,11 +30,13 @@ _MAX_VALUES = 5_000_000  # a walk of a mapping given in memory stops here (a 5 M
 _SCALARS = (str, int, float, type(None))  # what a walk of parsed data need not look into
 
 
-def _too_large(size: int, limit: int, what: str = "the document") -> DocumentError:
+def _too_large(size: int | None, limit: int, what: str = "the document") -> DocumentError:
+    """``size`` None: more than ``limit``, by how much is not known (a stream)."""
+    size_is = f"{size:,} bytes, over" if size is not None else "over"
     return DocumentError(
         [
             Issue(
-                f"{what} is {size:,} bytes, over the limit of {limit:,} bytes",
+                f"{what} is {size_is} the limit of {limit:,} bytes",
                 hint="split it into smaller orchestrations, or raise "
                 "ORCHESTRATOR_MAX_DOCUMENT_BYTES",
             )
@@ -227,6 +229,14 @@ def _load_yaml_carefully(
         problem = exc.problem or "cannot be read"
         context = f" {exc.context}" if exc.context else ""
         issue = Issue(f"invalid YAML: {problem}{context}", (), None, line, column)
+        if problem == "but found another document":  # a second '---' with more after it
+            issue = Issue(
+                "the text holds more than one YAML document; an orchestration is one",
+                (),
+                "remove this '---' and what follows it, or put each document in its own file",
+                line,
+                column,
+            )
         raise DocumentError([issue]) from None
     except yaml.YAMLError as exc:
         raise DocumentError([Issue(f"invalid YAML: {exc}")]) from None
@@ -282,17 +292,32 @@ def load_file(
     max_tasks: int | None = None,
 ) -> RawDocument:
     """Load a document from a file; a missing, unreadable or too large file is a DocumentError."""
+    text = read_document(path, max_bytes=max_bytes)
+    return load_text(text, str(path), max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
+
+
+def read_document(path: str | Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
+    """The text of a document file, read no further than ``max_bytes``: a file that does not
+    say its size (``/dev/zero``, a pipe) is refused once it passes the limit, not read to the
+    end. A missing, unreadable, too large or non-UTF-8 file is a DocumentError."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > max_bytes:
             raise _too_large(size, max_bytes, str(path))
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise _too_large(None, max_bytes, str(path))
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise DocumentError([Issue(f"no such file: {path}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        byte = f"byte {exc.start + 1} (0x{exc.object[exc.start]:02x})"
+        message = f"cannot read {path}: {byte} is not UTF-8 text"
+        raise DocumentError([Issue(message, hint="save the document as UTF-8")]) from None
+    except OSError as exc:
         raise DocumentError([Issue(f"cannot read {path}: {exc}")]) from None
-    return load_text(text, str(path), max_bytes=max_bytes, max_depth=max_depth, max_tasks=max_tasks)
 
 
 def load_source(
@@ -318,6 +343,19 @@ def _unwrap(raw: RawDocument) -> RawDocument:
         raise DocumentError(
             [raw.issue(f"the document must be a mapping, not {kind}", hint="start with 'tasks:'")]
         )
-    if set(data) == {"orchestration"} and isinstance(data["orchestration"], dict):
-        raw.descend("orchestration")
+    if "orchestration" not in data:
+        return raw
+    inner = data["orchestration"]
+    if not isinstance(inner, dict):
+        kind = type(inner).__name__ if inner is not None else "nothing"
+        message = f"it must hold the document's fields (name, tasks, ...), not {kind}"
+        hint = "e.g. orchestration: {name: Sync, tasks: [...]}, or leave the wrapper out"
+        raise DocumentError([raw.issue(message, ("orchestration",), hint)])
+    outside = [key for key in data if key != "orchestration"]
+    if outside:
+        hint = "move it into orchestration:, where the other fields are, or leave the wrapper out"
+        raise DocumentError(
+            [raw.issue(f"'{key}' is outside orchestration:", (key,), hint) for key in outside]
+        )
+    raw.descend("orchestration")
     return raw

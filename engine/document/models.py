@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.document.notify_models import NotifyChannel, notify_setting
-from multi_task_orchestrator.engine.document.units import Duration, RateValue
+from multi_task_orchestrator.engine.document.units import Duration, RateValue, TimeLimit
 from multi_task_orchestrator.engine.issues import did_you_mean
 
 # --- task types ---------------------------------------------------------------------------
@@ -254,7 +254,7 @@ class TaskSpec:
         default=(), validation_alias=AliasChoices(*DEPENDENCY_SPELLINGS)
     )
     priority: int = Field(default=0, description="higher runs first when slots are scarce")
-    timeout: Duration | None = Field(default=None, description="limit on each attempt")
+    timeout: TimeLimit | None = Field(default=None, description="limit on each attempt")
     retry: RetryPolicy | None = None
     run_if: RunIf = RunIf.all_success
     for_each: str | list[Any] | None = Field(
@@ -283,6 +283,20 @@ class TaskSpec:
                 {"id": value, "hint": f"rename the task, e.g. '{value}_task'"},
             )
         return value
+
+    @field_validator("for_each", mode="before")
+    @classmethod
+    def _list_or_reference(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str | list):
+            return value
+        raise PydanticCustomError(
+            "for_each",
+            "for_each must be a list or a reference to one, not {kind}",
+            {
+                "kind": type(value).__name__,
+                "hint": 'e.g. for_each: [a, b, c] or for_each: "${fetch.output.items}"',
+            },
+        )
 
     @field_validator("dependencies", "limit", mode="before")
     @classmethod
@@ -320,7 +334,7 @@ class Orchestration(_Strict):
     max_concurrent: int = Field(10, ge=1, le=10_000, description="tasks running at once")
     vars: dict[str, Any] = Field(default_factory=dict)
     limits: dict[str, LimitSpec] = Field(default_factory=dict)
-    timeout: Duration | None = Field(None, description="limit on the whole run")
+    timeout: TimeLimit | None = Field(None, description="limit on the whole run")
     tasks: list[TaskSpec] = Field(min_length=1)
     on_failure: FailurePolicy = Field(default_factory=FailurePolicy)
     budget: Budget | None = Field(

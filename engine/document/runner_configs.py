@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from multi_task_orchestrator.engine import registry
 from multi_task_orchestrator.engine.document.building import issues_from_validation
 from multi_task_orchestrator.engine.document.examined import ExaminedDocument
-from multi_task_orchestrator.engine.document.models import TaskSpec
 from multi_task_orchestrator.engine.document.references import holds_reference, value_at
 from multi_task_orchestrator.engine.issues import Issue, did_you_mean
 
@@ -26,21 +26,42 @@ def check_configs(doc: ExaminedDocument, models: Mapping[str, type[BaseModel]]) 
     """The problems in the configs of tasks whose type has a model in ``models``, in document
     order. The configs of one type are validated ``CHUNK`` to a call; only where that fails,
     each alone."""
-    by_model: dict[type[BaseModel], list[tuple[int, TaskSpec]]] = {}
+    by_model: dict[type[BaseModel], list[tuple[int, dict[str, Any]]]] = {}
     for index, task in doc.entries:
         model = models.get(task.type)
         if model is not None:
-            by_model.setdefault(model, []).append((index, task))
+            by_model.setdefault(model, []).append((index, task.config))
     issues = []
     for model, entries in by_model.items():
         adapter = _configs_adapter(model)
         for start in range(0, len(entries), CHUNK):
             chunk = entries[start : start + CHUNK]
             try:
-                adapter.validate_python([task.config for _, task in chunk])
+                adapter.validate_python([config for _, config in chunk])
             except ValidationError:
                 issues += _config_issues(doc, model, chunk)
+    issues += _configs_of_invalid_tasks(doc, models)
     return sorted(issues, key=lambda issue: issue.loc[1])
+
+
+def _configs_of_invalid_tasks(
+    doc: ExaminedDocument, models: Mapping[str, type[BaseModel]]
+) -> list[Issue]:
+    """The config problems of tasks that are themselves invalid (an unknown field beside the
+    config, a bad id), so that every problem is listed at once: those whose type is known and
+    whose config is a mapping."""
+    valid = {index for index, _ in doc.entries}
+    listed = doc.raw.data.get("tasks") if isinstance(doc.raw.data, dict) else None
+    issues = []
+    for index, item in enumerate(listed if isinstance(listed, list) else []):
+        if index in valid or not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            continue
+        config = item.get("config", {})
+        type_name = registry.canonical(item["type"])
+        model = models.get(type_name) if type_name is not None else None
+        if model is not None and isinstance(config, dict):
+            issues += _config_issues(doc, model, [(index, config)])
+    return issues
 
 
 @functools.cache
@@ -50,13 +71,13 @@ def _configs_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
 
 
 def _config_issues(
-    doc: ExaminedDocument, model: type[BaseModel], entries: list[tuple[int, TaskSpec]]
+    doc: ExaminedDocument, model: type[BaseModel], entries: list[tuple[int, dict[str, Any]]]
 ) -> list[Issue]:
     """The problems in the configs of ``entries``, each config validated on its own."""
     issues = []
-    for index, task in entries:
+    for index, config in entries:
         try:
-            model.model_validate(task.config)
+            model.model_validate(config)
         except ValidationError as exc:
             found = issues_from_validation(exc, doc.raw, ("tasks", index, "config"))
             for error, issue in zip(exc.errors(include_url=False), found, strict=True):
@@ -67,7 +88,7 @@ def _config_issues(
                 # a value holding a reference can only be judged once it is resolved; but a
                 # secret refused where it stands (an evaluate script's) is refused as written
                 elif error["type"] == "secret_refused" or not holds_reference(
-                    value_at(task.config, error["loc"])
+                    value_at(config, error["loc"])
                 ):
                     issues.append(issue)
     return issues

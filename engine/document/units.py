@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     PlainSerializer,
     WithJsonSchema,
@@ -70,6 +71,33 @@ Duration = Annotated[
                 {"type": "string", "pattern": DURATION_PATTERN},
             ],
             "description": "seconds, or text such as 30s, 5m, 1h30m, 250ms",
+        }
+    ),
+]
+
+
+def _above_zero(seconds: float) -> float:
+    if seconds <= 0:
+        raise PydanticCustomError(
+            "duration",
+            "a time limit must be above zero",
+            {"hint": "give one such as 30s or 5m, or leave it out for no limit"},
+        )
+    return seconds
+
+
+# A limit on how long something may take: zero would stop it before it starts.
+TimeLimit = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    AfterValidator(_above_zero),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ],
+            "description": "seconds, or text such as 30s, 5m, 1h30m, 250ms; above zero",
         }
     ),
 ]

@@ -122,6 +122,8 @@ def validate(
     issues += checks.check_limits(doc)
     issues += check_notify(doc)
     issues += checks.check_task_fields(doc)
+    if extra:
+        issues += checks.check_given_vars(doc, extra)
     if disabled_types:
         issues += checks.check_disabled(doc, disabled_types)
     if available_types is not None:

@@ -16,6 +16,7 @@ commands runs: a command starts with what it needs, not with what every command 
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import os
@@ -57,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # workspace) is for this user alone: files 0600, folders 0700.
     os.umask(PRIVATE_UMASK)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        own: argparse.ArgumentParser = getattr(args, "usage_parser", parser)
+        own.error(f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(own, unknown)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -77,6 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         err.print(f"error: {exc}", markup=False)
         return EXIT_USAGE
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """A hint for a mistyped option (``--jsno``: did you mean --json?)."""
+    import difflib
+
+    options = [option for action in parser._actions for option in action.option_strings]
+    for word in unknown:
+        close = difflib.get_close_matches(word.partition("=")[0], options, n=1)
+        if word.startswith("--") and close:
+            return f" (did you mean {close[0]}?)"
+    return ""
 
 
 def run() -> None:

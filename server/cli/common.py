@@ -50,6 +50,20 @@ def with_backend(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=update) if update else settings
 
 
+def json_text(value: Any) -> str:
+    """JSON any reader takes, as ``aggregated_results.json`` and the MCP answers are: NaN
+    and infinities (a task's output may hold them) as null, where the standard library
+    would write ``NaN``, which is not JSON. Other values it cannot write are their text."""
+    import orjson
+
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits
+        import json
+
+        return json.dumps(value, default=str)
+
+
 def parse_vars(pairs: list[str]) -> dict[str, Any]:
     import yaml
 

@@ -8,21 +8,26 @@ import json
 import time
 import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from multi_task_orchestrator.engine import (
     aggregated_results,
+    iso,
     render_status,
     render_summary,
     run_files,
     write_report,
 )
-from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError, open_engine
+from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError, json_text, open_engine
 from multi_task_orchestrator.server.settings import load_settings
 
+if TYPE_CHECKING:
+    from multi_task_orchestrator.engine import RunSnapshot
+
 STATUS_ROWS = 50  # task rows in the status display, as in render_status
+TIMES = ("created_at", "started_at", "finished_at")
 
 
 def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -39,8 +44,8 @@ def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
                             "id": row.id,
                             "name": row.name,
                             "status": row.status,
-                            "created_at": row.created_at,
-                            "finished_at": row.finished_at,
+                            "created_at": iso(row.created_at),
+                            "finished_at": iso(row.finished_at),
                         }
                         for row in rows
                     ]
@@ -67,14 +72,25 @@ def cmd_status(args: argparse.Namespace, out: Console, err: Console) -> int:
             else:
                 snapshot = await engine.status(args.id, display_rows=STATUS_ROWS)
         if args.json:
-            exclude: dict[str, Any] = {"task_counts": True, "tasks": {"__all__": {"output"}}}
-            out.print_json(snapshot.model_dump_json(exclude=exclude))
+            out.print_json(json.dumps(_status_json(snapshot)))
         else:
             out.print(f"{snapshot.id}  {snapshot.name}  [{snapshot.status.value}]", markup=False)
             out.print(render_status(snapshot, now=time.time(), max_rows=STATUS_ROWS), markup=False)
         return EXIT_OK
 
     return asyncio.run(work())
+
+
+def _status_json(snapshot: RunSnapshot) -> dict[str, Any]:
+    """``status --json``: the run and every task, times as ISO UTC (as ``list --json`` and
+    the run files write them)."""
+    exclude: dict[str, Any] = {"task_counts": True, "tasks": {"__all__": {"output"}}}
+    answer: dict[str, Any] = snapshot.model_dump(mode="json", exclude=exclude)
+    for row in (answer, *answer["tasks"]):
+        for key in TIMES:
+            if key in row:
+                row[key] = iso(row[key])
+    return answer
 
 
 def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -105,7 +121,7 @@ def cmd_results(args: argparse.Namespace, out: Console, err: Console) -> int:
                 raise UsageError(f"no task {', '.join(unknown)} in {snapshot.id}; tasks: {known}")
             results["tasks"] = {key: results["tasks"][key] for key in args.tasks}
         if args.json:
-            out.print_json(json.dumps(results, default=str))
+            out.print_json(json_text(results))
             return EXIT_OK
         out.print(render_summary(snapshot, run_files(snapshot.run_dir)), markup=False)
         out.print("", markup=False)

@@ -13,6 +13,7 @@ from typing import Any
 DEFAULT_HTTP_PORT = 7450
 # engine.RunStatus's values (tests/test_startup.py checks they stay the same)
 RUN_STATUSES = ["pending", "running", "succeeded", "failed", "cancelled"]
+MAX_CONCURRENT = 10_000  # a document's max_concurrent's bound (engine/document/models.py)
 HOSTS_EXAMPLE = "e.g. --hosts api.example.com,*.example.com (or --hosts '*' for any host)"
 
 
@@ -26,6 +27,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def concurrency(text: str) -> int:
+    """A document's max_concurrent: 1 to 10,000."""
+    value = positive_int(text)
+    if value > MAX_CONCURRENT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CONCURRENT:,}, got {value:,}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator",
@@ -36,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a document in the foreground with live progress")
     run.add_argument("file", type=Path)
     add_vars(run)
-    run.add_argument("--max-concurrent", type=int, metavar="N", help="override max_concurrent")
+    run.add_argument(
+        "--max-concurrent",
+        type=concurrency,
+        metavar="N",
+        help="override max_concurrent (1 to 10000)",
+    )
     run.add_argument("--json", action="store_true", help="print the aggregated results as JSON")
     add_backend(run)
     run.set_defaults(handler="runs:cmd_run")
@@ -128,7 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_vault_commands(commands)
     _add_approval_commands(commands)
     _add_ui_command(commands)
+    _own_usage(parser)
     return parser
+
+
+def _own_usage(parser: argparse.ArgumentParser) -> None:
+    """Give every command's namespace its own parser (``usage_parser``), so an unknown option
+    is refused with that command's usage, which lists its options (argparse leaves unknown
+    options to the top parser, whose usage lists only the commands)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.set_defaults(usage_parser=command)
+                _own_usage(command)
 
 
 def _add_schedule_commands(commands: Any) -> None:
@@ -142,7 +168,7 @@ def _add_schedule_commands(commands: Any) -> None:
     actions = schedule.add_subparsers(dest="schedule_command", metavar="COMMAND", required=True)
 
     add = actions.add_parser("add", help="schedule a document (checked now, every problem listed)")
-    add.add_argument("file", type=argparse.FileType("r", encoding="utf-8"))
+    add.add_argument("file", type=Path)
     timing = add.add_mutually_exclusive_group()
     timing.add_argument(
         "--cron", metavar="EXPR", help="five fields, e.g. '0 9 * * 1-5'; or @hourly, @daily"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
 from typing import Any
 
 import anyio
@@ -49,19 +50,16 @@ async def _relay_stdin() -> asyncio.WriteTransport | None:
     end gives the MCP transport an end of input. The SDK reads stdin in a thread that only
     the end of input stops, so without this a signal could not end a server whose client
     keeps stdin open. None (nothing changed) when stdin is not a pipe, socket or terminal."""
+    mode = os.fstat(0).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(0)):
+        return None  # a file, or a device the loop cannot watch (/dev/null): read directly
     loop = asyncio.get_running_loop()
     read_end, write_end = os.pipe()
     sink, _ = await loop.connect_write_pipe(
         asyncio.Protocol, os.fdopen(write_end, "wb", buffering=0)
     )
     source = os.fdopen(os.dup(0), "rb", buffering=0)
-    try:
-        await loop.connect_read_pipe(lambda: _Relay(sink), source)
-    except ValueError:  # stdin is a regular file: the transport reads it directly
-        source.close()
-        sink.close()
-        os.close(read_end)
-        return None
+    await loop.connect_read_pipe(lambda: _Relay(sink), source)
     os.dup2(read_end, 0)
     os.close(read_end)
     return sink

@@ -22,6 +22,7 @@ from multi_task_orchestrator.engine import (
     ScheduleSpec,
     explain_cron,
     iso,
+    read_document,
 )
 from multi_task_orchestrator.server.cli.common import (
     EXIT_OK,
@@ -34,8 +35,7 @@ SERVE_NOTE = "schedules fire while 'orchestrator serve' runs (stdio or --http)"
 
 
 def cmd_add(args: argparse.Namespace, out: Console, err: Console) -> int:
-    with args.file as handle:
-        text = handle.read()
+    text = read_document(args.file, max_bytes=load_settings().max_document_bytes)
     values: dict[str, Any] = {
         "timezone": args.tz,
         "overlap": args.overlap,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -14,17 +15,20 @@ from rich.console import Console
 from multi_task_orchestrator.engine import Store, StoreError
 from multi_task_orchestrator.server.build import check_backend
 from multi_task_orchestrator.server.cli.common import (
+    EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
     started,
     with_backend,
 )
+from multi_task_orchestrator.server.cli.ctrl_c import cancels_runs, run_command
 from multi_task_orchestrator.server.cli.relay import serve_stdio
 from multi_task_orchestrator.server.settings import SettingsError, load_settings
 from multi_task_orchestrator.vault.errors import VaultError
 
 if TYPE_CHECKING:  # the model with the runners' fields is built when first used
+    from multi_task_orchestrator.engine import Engine, RunSnapshot
     from multi_task_orchestrator.server.settings import Settings
 
 
@@ -110,7 +114,22 @@ def cmd_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     settings = load_settings()
     if args.sites:
         return asyncio.run(serve_sites(out))
-    return asyncio.run(run_demo(settings, out, lambda engine, run_id: follow(engine, run_id, err)))
+
+    async def demo() -> int:
+        with cancels_runs() as ctrl_c:
+
+            async def start_and_follow(
+                engine: Engine, start: Callable[[], Awaitable[str]]
+            ) -> RunSnapshot:
+                with ctrl_c.starting():
+                    run_id = await start()
+                ctrl_c.started([engine.runs.get(run_id)])
+                return await follow(engine, run_id, err)
+
+            code = await run_demo(settings, out, start_and_follow)
+        return EXIT_CANCELLED if ctrl_c.pressed else code
+
+    return run_command(demo())
 
 
 def cmd_doctor(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -14,6 +14,7 @@ from multi_task_orchestrator.server.cli.common import EXIT_OK, UsageError
 from multi_task_orchestrator.server.cli.parser import HOSTS_EXAMPLE
 from multi_task_orchestrator.server.settings import load_settings, open_vault
 from multi_task_orchestrator.vault.envfile import read_env_file
+from multi_task_orchestrator.vault.secret import MAX_VALUE_BYTES
 
 
 def _hosts(args: argparse.Namespace) -> list[str]:
@@ -31,7 +32,13 @@ def _read_hidden(prompt: str, *, confirm: bool = False) -> str:
         if confirm and getpass.getpass("again, to confirm: ") != value:
             raise UsageError("the two entries differ; nothing was changed")
         return value
-    text = sys.stdin.read()
+    # no further than the largest value and its line end: stdin may never end (/dev/zero)
+    text = sys.stdin.read(MAX_VALUE_BYTES + 3)
+    if len(text) > MAX_VALUE_BYTES + 2:
+        raise UsageError(
+            f"stdin holds more than {MAX_VALUE_BYTES // 1024} KiB; a value may be at most that; "
+            "nothing was changed"
+        )
     return text.removesuffix("\n").removesuffix("\r")
 
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -71,7 +71,9 @@ ACCOUNT_SECRETS = {
     "PROFILE_API_KEY": PROFILE_API_KEY,
 }
 
-Follow = Callable[[Engine, str], Awaitable[RunSnapshot]]
+# Starts a run (calling its second argument, which saves the run and gives its id) and
+# follows it to its end; the CLI's makes Ctrl-C cancel it.
+Follow = Callable[[Engine, Callable[[], Awaitable[str]]], Awaitable[RunSnapshot]]
 
 
 class DemoSecrets:
@@ -165,12 +167,18 @@ async def run_demo(settings: Settings, out: Console, follow: Follow) -> int:
                 out.print(f"\n▶ {orchestration.name}", markup=False)
                 if document == PATTERN_2:
                     out.print(stand_in_note(model), markup=False)
-                run_id, _ = await engine.start(orchestration, source_name="demo")
-                snapshot = await follow(engine, run_id)
-                full = await engine.snapshot(run_id, include_outputs=True)
+
+                async def start(orchestration: Any = orchestration) -> str:
+                    run_id, _ = await engine.start(orchestration, source_name="demo")
+                    return run_id
+
+                snapshot = await follow(engine, start)
+                full = await engine.snapshot(snapshot.id, include_outputs=True)
                 out.print(render_summary(full, run_files(snapshot.run_dir)), markup=False)
                 if snapshot.status != RunStatus.succeeded:
                     worst = 1
+                if snapshot.status == RunStatus.cancelled:
+                    break  # Ctrl-C: the patterns after it do not run
         if PATTERN_2 in demo.documents:
             published = sites.state.published_count()
             out.print(f"\nThe demo sites received {published} published post(s).", markup=False)
