@@ -197,7 +197,9 @@ class RequestFields(RunnerConfig):
         "or {type: oauth2, token_url: ..., client_id: ..., client_secret: ..., refresh_token: "
         "... | grant: client_credentials, scope: ...}; values usually ${vault.NAME}",
     )
-    timeout: Duration | None = Field(None, description="limit on each request, e.g. 10s")
+    timeout: Duration | None = Field(
+        None, description="limit on each request, its whole body included, e.g. 10s"
+    )
     expect_status: Annotated[list[int | str], BeforeValidator(_one_or_many)] = Field(
         default_factory=lambda: list[int | str](["2xx"]),
         description='accepted statuses: codes (201), classes ("2xx") or spans ("200-299")',
