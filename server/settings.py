@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -22,12 +23,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import platformdirs
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from multi_task_orchestrator.engine import (
     DEFAULT_PER_HOST,
     HostLimits,
     Network,
     NetworkPolicy,
+    PolicyEntry,
     RateValue,
 )
 from multi_task_orchestrator.server.runner_settings import (
@@ -142,12 +145,12 @@ class CoreSettings(BaseSettings):
         description='ORCHESTRATOR_HOST_RATES: per-host rates (JSON), e.g. `{"api.example.org": '
         '"10/s"}`',
     )
-    net_allow: list[str] = Field(
+    net_allow: list[PolicyEntry] = Field(
         default_factory=list,
         description="ORCHESTRATOR_NET_ALLOW: if not empty, the only hosts, `*.domain` patterns or "
         "networks (`10.1.0.0/16`) requests may reach (JSON list)",
     )
-    net_deny: list[str] = Field(
+    net_deny: list[PolicyEntry] = Field(
         default_factory=list,
         description="ORCHESTRATOR_NET_DENY: hosts, `*.domain` patterns or networks requests may "
         "not reach (JSON list)",
@@ -358,3 +361,10 @@ def load_settings() -> Settings:
             for err in exc.errors(include_url=False)
         )
         raise SettingsError(f"invalid setting: {problems}") from None
+    except PydanticSettingsError as exc:  # a list or mapping setting whose text is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"ORCHESTRATOR_{field.group(1).upper()}" if field else "a setting"
+        raise SettingsError(
+            f"invalid setting: {name} is not JSON ({exc.__cause__ or exc}); write a list as "
+            '["a", "b"] and a mapping as {"key": "value"}'
+        ) from None

@@ -426,6 +426,26 @@ def test_a_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: invalid setting: ORCHESTRATOR_MAX_CONCURRENT: ")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ORCHESTRATOR_NET_ALLOW", "api.example.com", "ORCHESTRATOR_NET_ALLOW is not JSON ("),
+        ("ORCHESTRATOR_HOST_RATES", "10/s", "ORCHESTRATOR_HOST_RATES is not JSON ("),
+        # never a match: a rule that would be ignored without a word
+        ("ORCHESTRATOR_NET_DENY", '["10.0.0.0/33"]', "'10.0.0.0/33' is not a host name"),
+        ("ORCHESTRATOR_NET_ALLOW", '["https://api.example.com"]', "is not a host name, a *."),
+    ],
+)
+def test_a_setting_that_is_not_json_or_no_host_exits_2(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    result = cli(tmp_path / "home", "list", **{variable: value})
+
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"error: invalid setting: {variable}"), result.stderr
+    assert expected in result.stderr
+
+
 # --- validate ------------------------------------------------------------------------------
 
 
