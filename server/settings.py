@@ -32,6 +32,7 @@ from multi_task_orchestrator.engine import (
     NetworkPolicy,
     PolicyEntry,
     RateValue,
+    did_you_mean,
 )
 from multi_task_orchestrator.server.runner_settings import (
     PREFIX,
@@ -353,6 +354,15 @@ def load_settings() -> Settings:
     settings are read (and every runner imported for them) only when the environment names
     a variable besides ``CoreSettings``' own."""
     model = settings_model() if sets_other_variables(os.environ) else CoreSettings
+    known = {f"{PREFIX}{name}".upper() for name in model.model_fields}
+    for name in sorted(os.environ):
+        if name.upper().startswith(PREFIX) and name.upper() not in known:
+            hint = did_you_mean(name.upper(), known)
+            raise SettingsError(
+                f"invalid setting: {name} is not a setting of the orchestrator"
+                f"{'; ' + hint if hint else ''} (the settings: python -m "
+                "multi_task_orchestrator.server.settings_doc); unset it"
+            )
     try:
         return model()
     except ValidationError as exc:

@@ -434,9 +434,11 @@ def test_a_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
         # never a match: a rule that would be ignored without a word
         ("ORCHESTRATOR_NET_DENY", '["10.0.0.0/33"]', "'10.0.0.0/33' is not a host name"),
         ("ORCHESTRATOR_NET_ALLOW", '["https://api.example.com"]', "is not a host name, a *."),
+        # a misspelt setting would be ignored
+        ("ORCHESTRATOR_NET_DENIED", "[]", "did you mean 'ORCHESTRATOR_NET_DENY'?"),
     ],
 )
-def test_a_setting_that_is_not_json_or_no_host_exits_2(
+def test_a_setting_that_is_not_json_no_host_or_none_exits_2(
     tmp_path: Path, variable: str, value: str, expected: str
 ) -> None:
     result = cli(tmp_path / "home", "list", **{variable: value})
