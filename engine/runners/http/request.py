@@ -121,7 +121,9 @@ async def build(
     if request.timeout is not None:
         options["timeout"] = httpx.Timeout(request.timeout)
     try:
-        return client.build_request(method, url, params=params, headers=headers, **options)
+        if params:  # added to the URL's own query (httpx would replace it), same names replaced
+            url = str(httpx.URL(url).copy_merge_params(params))
+        return client.build_request(method, url, headers=headers, **options)
     except httpx.InvalidURL as exc:
         raise ConfigError(f"{method} {request.url}: invalid URL ({exc})") from None
 
