@@ -742,3 +742,16 @@ def test_list_limit_must_be_positive(tmp_path: Path) -> None:
 
     assert result.code == 2
     assert "argument --limit: must be at least 1, got 0" in result.stderr
+
+
+def test_an_argument_or_a_document_that_is_not_unicode_text_exits_2(tmp_path: Path) -> None:
+    # bytes that are not UTF-8 reach Python as surrogates, as does YAML's "\ud800": no state
+    # database write or printed line could hold them
+    not_text = cli(tmp_path / "home", "status", "orch-\udcff")
+    assert not_text.code == 2, not_text.stderr
+    assert "error: the argument 'orch-\\udcff' is not UTF-8 text" in not_text.stderr
+    document = tmp_path / "half.yaml"
+    document.write_text('tasks:\n  - {id: a, type: delay, config: {value: "x\\ud800"}}\n')
+    half = cli(tmp_path / "home", "run", document)
+    assert half.code == 2, half.stderr
+    assert "half of a UTF-16 surrogate pair (U+D800)" in half.stderr

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -50,14 +51,21 @@ PRIVATE_UMASK = 0o077
 # 50,000 still 3 times (~30 ms). A command that runs on lowers it once it has started
 # (``common.started``; the engine does when it opens, engine/gc_policy.py).
 START_THRESHOLD = 200_000
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything this process writes under the home folder (state, vault, runs, logs, the
     # workspace) is for this user alone: files 0600, folders 0700.
     os.umask(PRIVATE_UMASK)
+    given = list(sys.argv[1:] if argv is None else argv)
+    for arg in given:
+        if _NOT_TEXT.search(arg):  # bytes that are not UTF-8 (Python keeps them as surrogates)
+            shown = arg.encode("utf-8", "backslashreplace").decode()
+            sys.stderr.write(f"error: the argument '{shown}' is not UTF-8 text; give it as text\n")
+            return EXIT_USAGE
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
