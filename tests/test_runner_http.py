@@ -179,6 +179,7 @@ async def test_config_mistakes_are_validation_errors(engine: Engine) -> None:
             http("c", "https://example.org", expect_status=["2xy"], jsn={"a": 1}),
             http("d", "https://example.org", paginate={"next": "link", "nxt": "a"}),
             http("e", "https://example.org", extract="items[?"),
+            http("f", "https://example.org", headers={"X Trace": "1"}),
         ]
     }
     issues = [(issue.path, issue.message, issue.hint) for issue in engine.validate(document).errors]
@@ -200,6 +201,12 @@ async def test_config_mistakes_are_validation_errors(engine: Engine) -> None:
             "tasks[4].config.extract",
             "invalid JMESPath in 'extract': the expression ends too early",
             "see https://jmespath.org; literals go in backticks, e.g. items[?id > `3`]",
+        ),
+        (
+            "tasks[5].config.headers",
+            "'X Trace' is not a header name",
+            "use letters, digits and !#$%&'*+-.^_`|~; a ${...} reference is replaced in a "
+            "header's value, not in its name",
         ),
     ]
 

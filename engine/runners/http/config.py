@@ -60,6 +60,7 @@ Method = Annotated[
     Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], BeforeValidator(_upper)
 ]
 HeaderValue = Annotated[str, BeforeValidator(_as_text)]
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 
 
 def _config_error(kind: str, message: str, hint: str | None = None, **values: Any) -> Exception:
@@ -191,6 +192,21 @@ class RequestFields(RunnerConfig):
         None, description="query parameters added to the URL"
     )
     headers: dict[str, HeaderValue] = Field(default_factory=dict, description="request headers")
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if not HEADER_NAME.fullmatch(name):
+                raise _config_error(
+                    "header_name",
+                    "'{name}' is not a header name",
+                    "use letters, digits and !#$%&'*+-.^_`|~; a ${...} reference is replaced "
+                    "in a header's value, not in its name",
+                    name=name,
+                )
+        return headers
+
     auth: Auth | None = Field(
         None,
         description="{type: bearer, token: ...}, {type: basic, username: ..., password: ...} "
