@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
@@ -134,6 +134,22 @@ class CoreSettings(BaseSettings):
         "and `shell` commands run in (created when needed)",
         json_schema_extra={"shown_default": "`$ORCHESTRATOR_HOME/workspace`"},
     )
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace_outside_home(cls, workspace: Path | None, info: ValidationInfo) -> Path | None:
+        home = info.data.get("home")
+        if workspace is None or home is None:
+            return workspace
+        inner, outer = home.expanduser().resolve(), workspace.expanduser().resolve()
+        if inner.is_relative_to(outer):  # a file task could read vault.key and vault.db
+            raise ValueError(
+                f"the workspace {outer} holds the data folder {inner} (the vault and its key, "
+                "which a document's file tasks could then read): choose a workspace that does "
+                "not contain ORCHESTRATOR_HOME, or move ORCHESTRATOR_HOME out of it"
+            )
+        return workspace
+
     per_host_limit: int = Field(
         DEFAULT_PER_HOST,
         ge=1,

@@ -251,3 +251,13 @@ def test_a_workspace_setting_that_names_a_file_fails_the_task_clearly(tmp_path: 
     assert task["error"] == (
         f"the workspace {not_a_folder} is not a folder; set ORCHESTRATOR_WORKSPACE to a folder"
     )
+
+
+def test_a_workspace_that_holds_the_data_folder_is_refused(tmp_path: Path) -> None:
+    # the data folder's vault.key and vault.db would be files a document could read and send
+    document = tmp_path / "key.yaml"
+    document.write_text("tasks:\n  - {id: key, type: file, config: {action: read, path: x}}\n")
+    ran = cli(tmp_path / "home", "run", document, ORCHESTRATOR_WORKSPACE=str(tmp_path))
+    assert ran.code == 2, ran.stdout
+    assert ran.stderr.startswith("error: invalid setting: ORCHESTRATOR_WORKSPACE: ")
+    assert f"holds the data folder {tmp_path / 'home'}" in ran.stderr
