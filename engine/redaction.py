@@ -2,12 +2,12 @@
 
 A value is replaced by ``***`` wherever it appears as itself, as base64 (standard and url-safe,
 with and without padding, and inside a longer base64 text such as an HTTP Basic ``user:pass``
-credential), URL-encoded or JSON-escaped. URL encoders differ in which characters they escape
-(httpx leaves ``!`` or ``(`` of a path as they are and escapes a space; ``quote`` escapes all
-three; a server may write ``%2f`` for ``%2F``), so a value of at most ``MAX_PERCENT_PATTERN``
-characters with a character outside RFC 3986's unreserved ones is matched with each such
-character as itself or percent-encoded, in either case (a space also as ``+``). The longest
-match wins, so a value that contains another is masked whole.
+credential), URL-encoded, JSON-escaped or HTML-escaped. URL encoders differ in which characters
+they escape (httpx leaves ``!`` or ``(`` of a path as they are and escapes a space; ``quote``
+escapes all three; a server may write ``%2f`` for ``%2F``), so a value of at most
+``MAX_PERCENT_PATTERN`` characters with a character outside RFC 3986's unreserved ones is
+matched with each such character as itself or percent-encoded, in either case (a space also as
+``+``). The longest match wins, so a value that contains another is masked whole.
 
 A value shorter than ``MIN_EMBEDDED_LENGTH`` (4) characters is still masked, but only where a
 whole string equals it: masking every ``ab`` inside other text would garble every output while
@@ -17,6 +17,7 @@ protecting nothing, since so short a secret is guessable anyway.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from collections.abc import Iterable
@@ -84,6 +85,9 @@ def encoded_forms(value: str) -> set[str]:
         quote_plus(value),
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),  # an HTML page quoting what it was sent
+        html.escape(value, quote=False),
+        html.escape(value).replace("&#x27;", "&#39;"),
     }
     for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
         forms.add(encoded)

@@ -10,6 +10,7 @@ the data folder.
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 from collections.abc import Iterator
@@ -142,6 +143,15 @@ class RawEcho(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        key = self.headers.get("X-Key")
+        if key is not None:  # an HTML page quoting a header, escaped as HTML
+            page = f"<p>unknown key {html.escape(key)}</p>".encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         body = json.dumps({"not_found": self.path}).encode()
         self.send_response(404)
         self.send_header("Content-Type", "application/json")
@@ -150,11 +160,12 @@ class RawEcho(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def test_a_secret_echoed_in_a_url_encoders_own_spelling_is_masked(tmp_path: Path) -> None:
+def test_a_secret_echoed_url_encoded_or_html_escaped_is_masked(tmp_path: Path) -> None:
     # httpx escapes the space of a path or query and leaves '!' and '(' as they are: neither
-    # the raw value nor quote()'s spelling of it; the document reverses what is echoed
+    # the raw value nor quote()'s spelling of it; the document reverses what is echoed; and an
+    # HTML page quotes a header escaped as HTML
     value = "pass (word)!x7"
-    home = home_with_secrets(tmp_path / "home", ODD=value)
+    home = home_with_secrets(tmp_path / "home", ODD=value, HTML='key&"<7>')
     echo = ThreadingHTTPServer(("127.0.0.1", 0), RawEcho)
     threading.Thread(target=echo.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{echo.server_address[1]}"
@@ -169,15 +180,23 @@ tasks:
   - id: query
     type: http
     config: {{url: "{base}/q?k=${{vault.ODD}}", expect_status: [404], extract: not_found}}
+  - id: page
+    type: http
+    config:
+      url: "{base}/h"
+      headers: {{X-Key: "${{vault.HTML}}"}}
+      expect_status: [403]
+      response: text
 """,
         )
     finally:
         echo.shutdown()
         echo.server_close()
     assert results["tasks"]["path"]["output"]["data"] == "***/p/", results["tasks"]["path"]
+    assert results["tasks"]["page"]["output"]["data"] == "<p>unknown key ***</p>"
     assert results["tasks"]["query"]["output"]["data"] == "/q?k=***", results["tasks"]["query"]
     spelled = httpx.URL(f"{base}/p/{value}").raw_path.decode()[3:]
-    assert_nowhere(home, shown, value, spelled, spelled[::-1], "word)!x7")
+    assert_nowhere(home, shown, value, spelled, spelled[::-1], "word)!x7", "&quot;&lt;7")
 
 
 def test_a_non_ascii_secret_in_a_header_fails_clearly(tmp_path: Path, server: LocalServer) -> None:

@@ -583,6 +583,7 @@ ODD = 'p@ss/w:rd+&"x€ y'
         httpx.URL("http://h/" + ODD).raw_path.decode()[1:],  # some characters left as they are
         quote(ODD, safe="").lower(),  # %2f for %2F
         'p%40ss/w%3ard%2B&"x%E2%82%ac%20y',  # any mixture
+        "p@ss/w:rd+&amp;&quot;x€ y",  # an HTML page quoting it
     ],
     ids=[
         "plain",
@@ -598,6 +599,7 @@ ODD = 'p@ss/w:rd+&"x€ y'
         "httpx-path",
         "quote-lower-case",
         "mixed",
+        "html",
     ],
 )
 def test_each_encoded_form_is_masked(encoded: str) -> None:
