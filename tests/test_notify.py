@@ -175,7 +175,11 @@ def test_a_secret_goes_to_the_host_apprise_connects_to_not_the_urls(tmp_path: Pa
         smtp.stop()
     assert result.code == 0, result.stderr
     assert logins == []
-    assert "secret 'HOOK_KEY' may not be sent to host '127.0.0.2'" in run_log(home)
+    log = run_log(home)
+    assert "secret 'HOOK_KEY' may not be sent to host '127.0.0.2'" in log
+    # the log names the channel by scheme and host, none of its query
+    assert f"to mailto://127.0.0.1:{port}: try 1 of 3 failed" in log
+    assert "mode=insecure" not in log
     assert_canary_nowhere(home, result.stdout, result.stderr)
 
 
