@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         HostLimits,
         Network,
         NetworkPolicy,
+        PolicyEntry,
     )
     from multi_task_orchestrator.engine.redaction import Redactor
     from multi_task_orchestrator.engine.reports.display import render_status
@@ -132,6 +133,7 @@ _EXPORTS: dict[str, str] = {
     "McpSettings": "runners.mcp",
     "Network": "network",
     "NetworkPolicy": "network",
+    "PolicyEntry": "network",
     "IdempotencyConflict": "facade_errors",
     "NotAllowedNow": "facade_errors",
     "RequestError": "facade_errors",
@@ -200,6 +202,7 @@ __all__ = [
     "NotAllowedNow",
     "OrchestrationRow",
     "Plan",
+    "PolicyEntry",
     "RasterizeError",
     "RateValue",
     "Redactor",

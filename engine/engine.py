@@ -56,6 +56,7 @@ from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.secrets import (
     NoVault,
     SecretResolver,
+    mend_surrogates,
     redact_data,
 )
 from multi_task_orchestrator.engine.shutdown import interrupt_runs
@@ -252,11 +253,13 @@ class Engine:
     # --- what the engine can run ----------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret value masked; applied to all the engine stores."""
+        """``text`` with every secret value masked (and any half of a surrogate pair, which
+        no UTF-8 text can hold, replaced); applied to all the engine stores."""
+        text = mend_surrogates(text)
         return self.secrets.redact(text) if self._redacting else text
 
     def redact_data(self, value: Any) -> Any:
-        return redact_data(value, self.secrets.redact) if self._redacting else value
+        return redact_data(value, self.redact) if self._redacting else value
 
     @property
     def available_types(self) -> set[str]:

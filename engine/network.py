@@ -30,8 +30,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from ssl import SSLContext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator
 
 from multi_task_orchestrator.engine.document.units import Rate
 from multi_task_orchestrator.engine.errors import TaskError
@@ -68,6 +70,25 @@ def _as_network(entry: str) -> IPNetwork | None:
         return ipaddress.ip_network(entry, strict=False)
     except ValueError:
         return None
+
+
+_HOST_PATTERN = re.compile(r"\*|(?:\*\.)?[\w-]+(?:\.[\w-]+)*\.?")
+
+
+def policy_entry(entry: str) -> str:
+    """``entry`` of an allow or deny list as it is, or ValueError saying why it can never match:
+    an entry that is no network, address or host name would be ignored without a word."""
+    numeric = re.fullmatch(r"[\d.]+|[\da-fA-F:.]*:[\da-fA-F:.]*", entry)
+    named = not ("/" in entry or numeric) and _HOST_PATTERN.fullmatch(entry)
+    if _as_network(entry) is None and not named:
+        raise ValueError(
+            f"'{entry}' is not a host name, a *.domain pattern, an IP address or a network "
+            "(e.g. api.example.com, *.example.com, 10.1.0.0/16)"
+        )
+    return entry
+
+
+PolicyEntry = Annotated[str, AfterValidator(policy_entry)]
 
 
 def _is_address(text: str) -> bool:

@@ -77,6 +77,19 @@ def dumps_large(value: Any) -> bytes | str:
         return json.dumps(value, default=str)
 
 
+# The JSON escape of half a surrogate pair without its other half: what json.loads makes of a
+# server's "\ud800", a string no UTF-8 text (an MCP answer, the CLI's output) can hold.
+_LONE_SURROGATE = re.compile(
+    r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+)
+
+
+def holds_lone_surrogate(output_json: str | bytes) -> bool:
+    """Whether JSON from ``json.dumps`` (ASCII) escapes a lone surrogate; orjson's UTF-8 never
+    holds one (it refuses them, and ``dumps_large`` falls back to ``json.dumps``)."""
+    return isinstance(output_json, str) and _LONE_SURROGATE.search(output_json) is not None
+
+
 def reference(stored_json: str | None) -> str | None:
     """The file name when ``stored_json`` is a reference to an output file (in the run's
     ``outputs`` folder, as ``keep`` names them), else None."""

@@ -12,6 +12,7 @@ or shown.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
@@ -77,6 +78,17 @@ class NoVault:
         self, name: str, value: str, *, allowed_hosts: list[str], description: str | None = None
     ) -> None:
         raise TaskError(f"cannot save secret '{name}': no vault is configured", "config")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def mend_surrogates(text: str) -> str:
+    """``text`` with each half of a UTF-16 surrogate pair replaced by U+FFFD: JSON's
+    ``"\\ud800"`` makes one, and no UTF-8 text (the state database, an answer) can hold it."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def redact_bytes(content: bytes, redact: Callable[[str], str], encoding: str = "utf-8") -> bytes:

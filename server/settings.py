@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import platformdirs
-import pydantic_settings
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from multi_task_orchestrator.engine import (
     DEFAULT_PER_HOST,
     HostLimits,
     Network,
     NetworkPolicy,
+    PolicyEntry,
     RateValue,
+    did_you_mean,
 )
 from multi_task_orchestrator.server.runner_settings import (
     PREFIX,
@@ -132,6 +134,22 @@ class CoreSettings(BaseSettings):
         "and `shell` commands run in (created when needed)",
         json_schema_extra={"shown_default": "`$ORCHESTRATOR_HOME/workspace`"},
     )
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace_outside_home(cls, workspace: Path | None, info: ValidationInfo) -> Path | None:
+        home = info.data.get("home")
+        if workspace is None or home is None:
+            return workspace
+        inner, outer = home.expanduser().resolve(), workspace.expanduser().resolve()
+        if inner.is_relative_to(outer):  # a file task could read vault.key and vault.db
+            raise ValueError(
+                f"the workspace {outer} holds the data folder {inner} (the vault and its key, "
+                "which a document's file tasks could then read): choose a workspace that does "
+                "not contain ORCHESTRATOR_HOME, or move ORCHESTRATOR_HOME out of it"
+            )
+        return workspace
+
     per_host_limit: int = Field(
         DEFAULT_PER_HOST,
         ge=1,
@@ -144,12 +162,12 @@ class CoreSettings(BaseSettings):
         description='ORCHESTRATOR_HOST_RATES: per-host rates (JSON), e.g. `{"api.example.org": '
         '"10/s"}`',
     )
-    net_allow: list[str] = Field(
+    net_allow: list[PolicyEntry] = Field(
         default_factory=list,
         description="ORCHESTRATOR_NET_ALLOW: if not empty, the only hosts, `*.domain` patterns or "
         "networks (`10.1.0.0/16`) requests may reach (JSON list)",
     )
-    net_deny: list[str] = Field(
+    net_deny: list[PolicyEntry] = Field(
         default_factory=list,
         description="ORCHESTRATOR_NET_DENY: hosts, `*.domain` patterns or networks requests may "
         "not reach (JSON list)",
@@ -352,6 +370,15 @@ def load_settings() -> Settings:
     settings are read (and every runner imported for them) only when the environment names
     a variable besides ``CoreSettings``' own."""
     model = settings_model() if sets_other_variables(os.environ) else CoreSettings
+    known = {f"{PREFIX}{name}".upper() for name in model.model_fields}
+    for name in sorted(os.environ):
+        if name.upper().startswith(PREFIX) and name.upper() not in known:
+            hint = did_you_mean(name.upper(), known)
+            raise SettingsError(
+                f"invalid setting: {name} is not a setting of the orchestrator"
+                f"{'; ' + hint if hint else ''} (the settings: python -m "
+                "multi_task_orchestrator.server.settings_doc); unset it"
+            )
     try:
         return model()
     except ValidationError as exc:
@@ -360,7 +387,7 @@ def load_settings() -> Settings:
             for err in exc.errors(include_url=False)
         )
         raise SettingsError(f"invalid setting: {problems}") from None
-    except pydantic_settings.SettingsError as exc:  # a value that should be JSON and is not
+    except PydanticSettingsError as exc:  # a value that should be JSON and is not
         found = re.search(r'field "(\w+)"', str(exc))
         field = model.model_fields.get(found.group(1)) if found else None
         described = field.description if field is not None and field.description else ""

@@ -19,6 +19,8 @@ Endpoints (``KEY`` is any name a test picks, so tests never share counters):
 - ``/big/KEY?mb=M&length=1&gzip=1``: M MiB of filler, streamed (``mb=0``: endless); ``length=1``
   declares it in ``Content-Length``, ``gzip=1`` sends it gzip-compressed (a few KiB on the wire);
   ``state.sent[KEY]`` counts the bytes handed to the connection
+- ``/trickle/KEY[/...]?every=S`` (any method): a text body one byte every S seconds, for ever;
+  ``state.sent[KEY]`` counts them
 - ``/deep?levels=N&pad=P``: a JSON object nested N levels deep (``{"a": {"a": ... 1}}``), then
   P spaces
 - ``/large-json?items=N``: a JSON list of N strings of 1,000 characters
@@ -220,6 +222,18 @@ def create_app(state: ServerState) -> Starlette:
             headers["content-length"] = str(size)
         return StreamingResponse(filler(), media_type="text/plain", headers=headers)
 
+    async def trickle(request: Request) -> Response:
+        await record(request)
+        key, every = request.path_params["key"], _float(request, "every", 0.2)
+
+        async def drops() -> AsyncIterator[bytes]:
+            while True:
+                state.sent[key] += 1
+                yield b"."
+                await asyncio.sleep(every)
+
+        return StreamingResponse(drops(), media_type="text/plain")
+
     async def deep(request: Request) -> Response:
         await record(request)
         levels = _int(request, "levels", 800)
@@ -271,6 +285,8 @@ def create_app(state: ServerState) -> Starlette:
             Route("/status/{code:int}", status, methods=any_method),
             Route("/bytes", raw_bytes),
             Route("/big/{key}", big),
+            Route("/trickle/{key}/{rest:path}", trickle, methods=any_method),
+            Route("/trickle/{key}", trickle, methods=any_method),
             Route("/deep", deep),
             Route("/large-json", large_json),
             Route("/publish/{site}", publish, methods=["POST", "PUT"]),

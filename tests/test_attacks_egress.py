@@ -85,3 +85,28 @@ def test_a_redirect_to_the_mapped_form_of_a_denied_address_is_not_followed(
     assert code == 1
     assert "denied network 127.0.0.1/32" in failure(results)
     assert [r["path"] for r in server.state.requests if r["query"] == "stolen=1"] == []
+
+
+def test_a_line_break_from_another_tasks_output_cannot_add_a_header(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    # a page's text put into a header must not start a second header (or request): refused as
+    # the config's mistake (class config, never retried), nothing sent
+    before = len(server.state.requests)
+    code, results, _ = run(
+        tmp_path,
+        f"""
+tasks:
+  - {{id: page, type: delay, config: {{value: "note\\r\\nX-Injected: 1"}}}}
+  - id: get
+    type: http
+    needs: page
+    retry: {{max_attempts: 3, on: [network]}}
+    config: {{url: "{server.url("/echo")}", headers: {{X-Note: "${{page.output}}"}}}}
+""",
+    )
+    assert code == 1
+    task = results["tasks"]["get"]
+    assert (task["state"], task["error_class"], task["attempts"]) == ("failed", "config", 1)
+    assert "header X-Note holds a line break" in task["error"]
+    assert len(server.state.requests) == before

@@ -210,6 +210,20 @@ def test_an_endless_body_fails_at_the_tasks_own_lower_limit(
     assert peak < 160
 
 
+def test_a_trickling_body_is_cut_off_at_the_configs_timeout(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    # one byte every 0.2 s never trips httpx's per-read timeout: the config's timeout is on
+    # the whole request (the task's own timeout, 60 s, would end it otherwise)
+    url = server.url("/trickle/slowly?every=0.2")
+    document = fetch(url, timeout="1s").replace("timeout: 120s", "timeout: 60s")
+    results, _ = run_measured(tmp_path / "home", document)
+    task = results["tasks"]["get"]
+    assert (task["state"], task["error_class"]) == ("failed", "timeout"), task
+    assert task["error"] == f"GET {url} timed out after 1s", task
+    assert server.state.sent["slowly"] >= 2
+
+
 def test_a_declared_oversized_body_is_refused_before_it_is_read(
     tmp_path: Path, server: LocalServer
 ) -> None:

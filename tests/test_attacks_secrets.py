@@ -10,11 +10,15 @@ the data folder.
 
 from __future__ import annotations
 
+import html
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cli_process import cli, home_with_secrets
 from local_server import LocalServer
@@ -130,6 +134,69 @@ tasks:
         )
         assert results["tasks"]["echo"]["state"] == "failed"
         assert_nowhere(home, shown, SECRET[:8], SECRET[-8:])
+
+
+class RawEcho(BaseHTTPRequestHandler):
+    """Answers 404 with the request target exactly as it arrived, as many error pages do."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        key = self.headers.get("X-Key")
+        if key is not None:  # an HTML page quoting a header, escaped as HTML
+            page = f"<p>unknown key {html.escape(key)}</p>".encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        body = json.dumps({"not_found": self.path}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_secret_echoed_url_encoded_or_html_escaped_is_masked(tmp_path: Path) -> None:
+    # httpx escapes the space of a path or query and leaves '!' and '(' as they are: neither
+    # the raw value nor quote()'s spelling of it; the document reverses what is echoed; and an
+    # HTML page quotes a header escaped as HTML
+    value = "pass (word)!x7"
+    home = home_with_secrets(tmp_path / "home", ODD=value, HTML='key&"<7>')
+    echo = ThreadingHTTPServer(("127.0.0.1", 0), RawEcho)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{echo.server_address[1]}"
+    try:
+        results, shown = run(
+            home,
+            f"""
+tasks:
+  - id: path
+    type: http
+    config: {{url: "{base}/p/${{vault.ODD}}", expect_status: [404], extract: "reverse(not_found)"}}
+  - id: query
+    type: http
+    config: {{url: "{base}/q?k=${{vault.ODD}}", expect_status: [404], extract: not_found}}
+  - id: page
+    type: http
+    config:
+      url: "{base}/h"
+      headers: {{X-Key: "${{vault.HTML}}"}}
+      expect_status: [403]
+      response: text
+""",
+        )
+    finally:
+        echo.shutdown()
+        echo.server_close()
+    assert results["tasks"]["path"]["output"]["data"] == "***/p/", results["tasks"]["path"]
+    assert results["tasks"]["page"]["output"]["data"] == "<p>unknown key ***</p>"
+    assert results["tasks"]["query"]["output"]["data"] == "/q?k=***", results["tasks"]["query"]
+    spelled = httpx.URL(f"{base}/p/{value}").raw_path.decode()[3:]
+    assert_nowhere(home, shown, value, spelled, spelled[::-1], "word)!x7", "&quot;&lt;7")
 
 
 def test_a_non_ascii_secret_in_a_header_fails_clearly(tmp_path: Path, server: LocalServer) -> None:

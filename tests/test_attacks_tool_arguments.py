@@ -1,10 +1,14 @@
 """Tool arguments through the MCP client: a mistake in a call never sends a value back to the
 model (``vault_set``'s secret above all), unknown arguments are refused, not ignored, and every
-problem is listed the way document problems are (issue 19, findings 1 and 2)."""
+problem is listed the way document problems are (issue 19, findings 1 and 2), and half of a
+UTF-16 surrogate pair, which no UTF-8 text can hold, is refused or replaced wherever it comes in."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +171,50 @@ async def test_a_name_far_too_long_is_refused_without_being_sent_back(
     assert f"{argument}: " in message
     assert "qqqqqqqqqq" not in message
     assert len(message) < 600
+
+
+class HalfPair(BaseHTTPRequestHandler):
+    """Answers JSON whose string is half of a UTF-16 surrogate pair (json.loads keeps it)."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = b'{"name": "ab\\ud800cd"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+async def test_half_a_surrogate_pair_never_breaks_the_store_or_an_answer(client: Client) -> None:
+    # no UTF-8 text can hold one: sent in a document or an argument it is refused, naming it;
+    # from a server it is kept as U+FFFD; and the state database stays writable throughout
+    half = "x\ud800"
+    document = {"tasks": [{"id": "a", "type": "delay", "config": {"value": half}}]}
+    text = await refusal(client, "submit_orchestration", {"spec": json.dumps(document)})
+    assert "half of a UTF-16 surrogate pair (U+D800)" in text
+    for tool, arguments in [
+        ("get_status", {"id": half}),
+        ("vault_set", {"name": "K", "value": half, "allowed_hosts": ["example.com"]}),
+        ("submit_orchestration", {"spec": {"tasks": []}, "idempotency_key": half}),
+    ]:
+        text = await refusal(client, tool, arguments)
+        assert "holds half of a UTF-16 surrogate pair" in text, text
+        assert "internal error" not in text
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HalfPair)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        spec = {"tasks": [{"id": "get", "type": "http", "config": {"url": url}}]}
+        arguments = {"spec": spec, "wait_seconds": 20}
+        submitted = await client.call_tool("submit_orchestration", arguments)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not submitted.is_error, submitted.content
+    assert submitted.structured_content["status"] == "succeeded"
+    results = await client.call_tool("get_results", {"id": submitted.structured_content["id"]})
+    assert not results.is_error, results.content
+    assert results.structured_content["outputs"]["get"]["data"] == {"name": "ab\ufffdcd"}

@@ -532,6 +532,28 @@ def test_a_setting_that_is_not_json_exits_2_naming_the_variable(tmp_path: Path) 
     assert result.stderr.endswith('e.g. `{"api.example.org": "10/s"}`\n')
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("ORCHESTRATOR_NET_ALLOW", "api.example.com", "ORCHESTRATOR_NET_ALLOW is not JSON ("),
+        ("ORCHESTRATOR_HOST_RATES", "10/s", "ORCHESTRATOR_HOST_RATES is not JSON ("),
+        # never a match: a rule that would be ignored without a word
+        ("ORCHESTRATOR_NET_DENY", '["10.0.0.0/33"]', "'10.0.0.0/33' is not a host name"),
+        ("ORCHESTRATOR_NET_ALLOW", '["https://api.example.com"]', "is not a host name, a *."),
+        # a misspelt setting would be ignored
+        ("ORCHESTRATOR_NET_DENIED", "[]", "did you mean 'ORCHESTRATOR_NET_DENY'?"),
+    ],
+)
+def test_a_setting_that_is_not_json_no_host_or_none_exits_2(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    result = cli(tmp_path / "home", "list", **{variable: value})
+
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"error: invalid setting: {variable}"), result.stderr
+    assert expected in result.stderr
+
+
 # --- validate ------------------------------------------------------------------------------
 
 
@@ -990,3 +1012,16 @@ def test_a_file_that_never_ends_is_refused_at_the_size_limit(tmp_path: Path) -> 
     assert result.stderr.startswith(
         "/dev/zero: /dev/zero is over the limit of 2,000 bytes (split it into smaller "
     )
+
+
+def test_an_argument_or_a_document_that_is_not_unicode_text_exits_2(tmp_path: Path) -> None:
+    # bytes that are not UTF-8 reach Python as surrogates, as does YAML's "\ud800": no state
+    # database write or printed line could hold them
+    not_text = cli(tmp_path / "home", "status", "orch-\udcff")
+    assert not_text.code == 2, not_text.stderr
+    assert "error: the argument 'orch-\\udcff' is not UTF-8 text" in not_text.stderr
+    document = tmp_path / "half.yaml"
+    document.write_text('tasks:\n  - {id: a, type: delay, config: {value: "x\\ud800"}}\n')
+    half = cli(tmp_path / "home", "run", document)
+    assert half.code == 2, half.stderr
+    assert "half of a UTF-16 surrogate pair (U+D800)" in half.stderr

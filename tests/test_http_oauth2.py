@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, quote
 
 import pytest
 from cli_process import cli, home_with_secrets
+from local_server import LocalServer
 
 from multi_task_orchestrator.vault.store import Vault
 
@@ -300,6 +301,28 @@ def test_the_access_token_is_not_sent_to_a_host_a_redirect_leads_to(
     assert "localhost" in failed["error"]
     assert "oauth2.127.0.0.1." in failed["error"]  # the cached token, bound to 127.0.0.1
     assert len(server.state.api_calls) == 1  # the redirect; nothing reached it by 'localhost'
+    assert_no_canary(home, server)
+
+
+def test_no_token_is_made_for_an_api_host_the_credentials_are_not_allowed_for(
+    home: Path, tmp_path: Path, server: OAuthServer
+) -> None:
+    # a document pairs the person's token endpoint with an API of its own choosing (127.0.0.2):
+    # a token made with credentials bound to 127.0.0.1 must not go there
+    with LocalServer(host="127.0.0.2") as elsewhere:
+        path = document(tmp_path, CLIENT_CREDENTIALS, "/echo")
+        path.write_text(
+            path.read_text(encoding="utf-8").replace(
+                'url: "${vars.api}/echo"', f'url: "{elsewhere.url()}/echo"'
+            ),
+            encoding="utf-8",
+        )
+        failed = run(home, path, server)
+        assert (failed["state"], failed["error_class"]) == ("failed", "config"), failed
+        assert "would be sent to host '127.0.0.2'" in failed["error"]
+        assert "'CLIENT_ID'" in failed["error"]
+        assert server.state.token_requests == []
+        assert elsewhere.state.requests == []
     assert_no_canary(home, server)
 
 

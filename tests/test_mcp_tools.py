@@ -263,6 +263,23 @@ async def test_vars_are_held_to_the_documents_limits(home: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_an_escaped_reference_is_a_literal_one_also_in_a_config_without_references(
+    client: Client,
+) -> None:
+    spec = document(
+        delay("alone", value="$${x} and $${vault.NOT_A_SECRET}"),
+        delay("beside", value=["$${x}", "${vars.y}"]),
+        vars={"y": "y"},
+    )
+    submitted = await run(client, spec)
+    outputs = await ok(client, "get_results", {"id": submitted["id"]})
+    assert outputs["outputs"] == {
+        "alone": "${x} and ${vault.NOT_A_SECRET}",
+        "beside": ["${x}", "y"],
+    }
+
+
+@pytest.mark.anyio
 async def test_submit_with_wait_sends_rising_progress_notifications(client: Client) -> None:
     notifications: list[tuple[float, float | None, str | None]] = []
 

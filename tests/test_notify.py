@@ -13,12 +13,15 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from cli_process import cli, home_with_secrets
 from mcp import Client
 from webhook_receiver import Received, Receiver
@@ -142,6 +145,47 @@ def test_a_host_the_secret_is_not_bound_to_gets_nothing(tmp_path: Path, receiver
     assert "try 1 of 3 failed" in log and "gave up" in log  # a refusal is not tried again
     assert "try 2 of 3" not in log
     assert_canary_nowhere(home, result.stdout, result.stderr)
+
+
+def test_a_secret_goes_to_the_host_apprise_connects_to_not_the_urls(tmp_path: Path) -> None:
+    """mailto's smtp= sends to another server than the URL's host (127.0.0.1, which the secret
+    is allowed for): an SMTP server on 127.0.0.2 would get it as the login password."""
+    logins: list[bytes] = []
+
+    def authenticate(*args: Any) -> AuthResult:
+        logins.append(args[-1].password)
+        return AuthResult(success=True)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.2", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(
+        Sink(), hostname="127.0.0.2", port=port, authenticator=authenticate, auth_require_tls=False
+    )
+    smtp.start()
+    try:
+        home = home_with_secrets(tmp_path / "home", HOOK_KEY=CANARY)
+        url = (
+            f"mailto://user:${{vault.HOOK_KEY}}@127.0.0.1:{port}?smtp=127.0.0.2"
+            "&to=ops@example.com&from=orchestrator@example.com&mode=insecure"
+        )
+        doc = write(tmp_path, {"notify": [{"url": url}], "tasks": [FINE_TASK]})
+        result = cli(home, "run", doc)
+    finally:
+        smtp.stop()
+    assert result.code == 0, result.stderr
+    assert logins == []
+    log = run_log(home)
+    assert "secret 'HOOK_KEY' may not be sent to host '127.0.0.2'" in log
+    # the log names the channel by scheme and host, none of its query
+    assert f"to mailto://127.0.0.1:{port}: try 1 of 3 failed" in log
+    assert "mode=insecure" not in log
+    assert_canary_nowhere(home, result.stdout, result.stderr)
+
+
+class Sink:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
 
 
 def test_the_network_policy_stops_webhooks_and_apprise_alike(

@@ -241,6 +241,26 @@ def test_imap_search_fetch_count_and_mark(home: Path, imap_port: int) -> None:
     assert_password_nowhere(home, shown)
 
 
+def test_a_body_is_masked_before_it_is_cut(home: Path, imap_port: int) -> None:
+    # a mail that quotes the password, cut by ORCHESTRATOR_EMAIL_MAX_BODY_CHARS inside it: the
+    # body is masked first, so no piece of the password is left
+    client = imaplib.IMAP4("127.0.0.1", imap_port)
+    client.login(USER, PASSWORD)
+    message = EmailMessage()
+    message["From"] = "it@example.org"
+    message["Subject"] = "Your password"
+    message.set_content(f"It is: {PASSWORD}")
+    client.append("INBOX", "", imaplib.Time2Internaldate(time.time()), message.as_bytes())
+    client.logout()
+    criteria = {"from": "it@example.org"}
+    search = mail_task("search", imap_port, action="search", criteria=criteria, bodies=True)
+    results, shown = run(home, search, ORCHESTRATOR_EMAIL_MAX_BODY_CHARS="14")
+    [found] = task(results, "search")["output"]["messages"]
+    assert found["text"].strip() == "It is: ***", found
+    assert PASSWORD[:6] not in shown
+    assert_password_nowhere(home, shown)
+
+
 def test_a_line_break_in_a_header_is_refused(home: Path, smtp_server: tuple[Inbox, int]) -> None:
     inbox, port = smtp_server
     sent = mail_task(

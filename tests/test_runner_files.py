@@ -6,10 +6,12 @@ with ``..``, absolute paths and symbolic links, for reading and for writing.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import cli
 
 from multi_task_orchestrator.engine.engine import Engine
 from multi_task_orchestrator.engine.state import RunSnapshot, RunStatus, TaskSnapshot, TaskState
@@ -234,3 +236,28 @@ async def test_config_mistakes_are_validation_errors(engine: Engine) -> None:
         ("action 'glob' does not use 'path'", "it uses: pattern"),
     ]
     assert issues[2][0].startswith("Input should be 'read', 'write', 'append', 'list' or 'glob'")
+
+
+def test_a_workspace_setting_that_names_a_file_fails_the_task_clearly(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("x", encoding="utf-8")
+    document = tmp_path / "list.yaml"
+    document.write_text("tasks:\n  - {id: ls, type: file, config: {action: list}}\n")
+    ran = cli(
+        tmp_path / "home", "run", document, "--json", ORCHESTRATOR_WORKSPACE=str(not_a_folder)
+    )
+    task = json.loads(ran.stdout)["tasks"]["ls"]
+    assert (task["state"], task["error_class"]) == ("failed", "config"), task
+    assert task["error"] == (
+        f"the workspace {not_a_folder} is not a folder; set ORCHESTRATOR_WORKSPACE to a folder"
+    )
+
+
+def test_a_workspace_that_holds_the_data_folder_is_refused(tmp_path: Path) -> None:
+    # the data folder's vault.key and vault.db would be files a document could read and send
+    document = tmp_path / "key.yaml"
+    document.write_text("tasks:\n  - {id: key, type: file, config: {action: read, path: x}}\n")
+    ran = cli(tmp_path / "home", "run", document, ORCHESTRATOR_WORKSPACE=str(tmp_path))
+    assert ran.code == 2, ran.stdout
+    assert ran.stderr.startswith("error: invalid setting: ORCHESTRATOR_WORKSPACE: ")
+    assert f"holds the data folder {tmp_path / 'home'}" in ran.stderr

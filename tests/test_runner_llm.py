@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from cli_process import cli, home_with_secrets
+from local_server import LocalServer
 from mcp import Client
 
 from multi_task_orchestrator.engine.runners.llm.answers import InvalidAnswer, parse_answer
@@ -328,6 +329,23 @@ def test_a_dead_endpoint_fails_with_network(home: Path, model: StandinModel) -> 
     dead_task = task(results, "dead")
     assert (dead_task["state"], dead_task["error_class"]) == ("failed", "network"), dead_task
     assert "/v1/messages failed: ConnectError" in dead_task["error"]
+    assert_key_nowhere(home, shown)
+
+
+def test_an_answer_that_trickles_in_fails_at_the_calls_timeout(
+    home: Path, model: StandinModel
+) -> None:
+    # a byte every 0.2 s never trips a per-read timeout: the config's timeout is on the call
+    with LocalServer() as server:
+        base = server.url("/trickle/model")
+        slow = json.loads(llm("slow", model, base_url=base, timeout="1s", prompt="Hi")[4:])
+        slow["timeout"] = "60s"  # the attempt's own limit, which would end it otherwise
+        results, shown = run(home, document("  - " + json.dumps(slow)))
+        sent = server.state.sent["model"]
+    slow_task = task(results, "slow")
+    assert (slow_task["state"], slow_task["error_class"]) == ("failed", "timeout"), slow_task
+    assert slow_task["error"] == f"POST {base}/v1/messages timed out after 1s", slow_task
+    assert sent >= 2
     assert_key_nowhere(home, shown)
 
 

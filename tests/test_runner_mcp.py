@@ -194,6 +194,31 @@ def test_an_erroring_tool_and_unknown_names_fail_with_clear_messages(
     assert "not found" in tasks["missing"]["error"]
 
 
+def test_a_secret_a_server_prints_is_masked_before_its_line_is_cut(tmp_path: Path) -> None:
+    # a server that prints its env token across the 400-character cut of a stderr line, then
+    # exits: the line is masked before it is cut, so no piece of the token is in the error
+    home = tmp_path / "home"
+    vault = Vault.open(home / "vault.db")
+    vault.set("ANY_TOKEN", CANARY, allowed_hosts=["*"])
+    vault.close()
+    code = "import os, sys; sys.stderr.write('x' * 390 + os.environ['TOKEN'] + '\\n'); sys.exit(3)"
+    servers = servers_file(
+        tmp_path,
+        talks={
+            "command": sys.executable,
+            "args": ["-c", code],
+            "env": {"TOKEN": "${vault.ANY_TOKEN}"},
+        },
+    )
+    tasks = run(home, tmp_path, servers, mcp_task("talks", "talks", "echo"))
+    error = tasks["talks"]["error"]
+    assert "could not start" in error and "it said: " + "x" * 390 + "***" in error, error
+    pieces = [CANARY[start : start + 6] for start in range(len(CANARY) - 5)]
+    assert not any(piece in json.dumps(tasks) for piece in pieces), error
+    for path in (p for p in home.rglob("*") if p.is_file()):
+        assert not any(piece.encode() in path.read_bytes() for piece in pieces), path
+
+
 def test_a_server_that_died_is_started_again_on_the_next_use(tmp_path: Path, node: str) -> None:
     settings = McpSettings(
         servers=servers_file(tmp_path, everything=counted(tmp_path, node, EVERYTHING, "stdio"))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import cli
 from cryptography.fernet import Fernet
 
 from multi_task_orchestrator.engine.engine import Engine
@@ -239,6 +240,42 @@ async def test_secrets_in_env_need_a_secret_allowed_for_any_host(home: Path) -> 
     assert tasks["bound"].error_class == "config"
     assert "API_TOKEN" in (tasks["bound"].error or "")
     assert "s3cret" not in json.dumps(snapshot.model_dump(mode="json"))
+
+
+def test_no_part_of_a_secret_survives_the_cut_of_the_output_or_of_an_error(
+    tmp_path: Path,
+) -> None:
+    # the secret straddles max_output's cut of stdout, and the start of the 500-character
+    # excerpt of stderr in the error: each text is masked before it is cut
+    secret = "sh-canary-5e0b7d2c9a41f386"
+    home = tmp_path / "home"
+    vault = Vault.open(home / "vault.db")
+    vault.set("ANY_TOKEN", secret, allowed_hosts=["*"])
+    vault.close()
+    cut = "import os, sys; sys.stdout.write(os.environ['T'])"
+    excerpt = "import os, sys; sys.stderr.write(os.environ['T'] + '0' * 490); sys.exit(3)"
+    document = tmp_path / "shell.yaml"
+    document.write_text(
+        json.dumps(
+            {
+                "tasks": [
+                    shell("cut", cut, env={"T": "${vault.ANY_TOKEN}"}, max_output=20),
+                    shell("excerpt", excerpt, env={"T": "${vault.ANY_TOKEN}"}),
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    ran = cli(home, "run", document, "--json", ORCHESTRATOR_ALLOW_SHELL="1")
+    tasks = json.loads(ran.stdout)["tasks"]
+    assert tasks["cut"]["output"]["stdout"] == "***", tasks["cut"]
+    assert tasks["cut"]["output"]["truncated"] is True
+    assert tasks["excerpt"]["error"].endswith("(expected 0): ***" + "0" * 490), tasks["excerpt"]
+    pieces = [secret[start : start + 8] for start in range(len(secret) - 7)]
+    files = [path.read_bytes() for path in home.rglob("*") if path.is_file()]
+    for piece in pieces:
+        assert piece not in ran.stdout + ran.stderr, piece
+        assert not any(piece.encode() in data for data in files), piece
 
 
 # --- output, exit codes, timeouts ----------------------------------------------------------------

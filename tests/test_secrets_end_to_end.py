@@ -196,3 +196,20 @@ def test_an_unknown_secret_is_refused_before_anything_runs(home: Path, tmp_path:
     assert "unknown secret 'API_TOKN'" in ran.stderr
     assert "did you mean 'API_TOKEN'?" in ran.stderr
     assert "no orchestrations yet" in cli(home, "list").stdout
+
+
+def test_a_secret_in_a_var_is_refused_before_anything_runs(home: Path, tmp_path: Path) -> None:
+    # a var is put in as text: ${vault.NAME} there would be the literal text in a delay's
+    # output (or refused when sent), so it is a validation error, in the document's vars and
+    # in a var given with the run
+    document = tmp_path / "var.yaml"
+    document.write_text(
+        "vars: {key: '${vault.API_TOKEN}', other: x}\n"
+        "tasks:\n  - {id: a, type: delay, config: {value: '${vars.key} ${vars.other}'}}\n",
+        encoding="utf-8",
+    )
+    ran = cli(home, "run", str(document), "--var", "other=${vault.SITE_PASSWORD}")
+    assert ran.returncode == 2, ran.stdout
+    assert "line 1, column 13: vars.key: '${vault.API_TOKEN}' cannot be used in vars" in ran.stderr
+    assert "'${vault.SITE_PASSWORD}' cannot be used in the var 'other' given with" in ran.stderr
+    assert "no orchestrations yet" in cli(home, "list").stdout

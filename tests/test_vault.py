@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 
@@ -579,6 +580,10 @@ ODD = 'p@ss/w:rd+&"x€ y'
         quote_plus(ODD),
         json.dumps(ODD)[1:-1],
         json.dumps(ODD, ensure_ascii=False)[1:-1],
+        httpx.URL("http://h/" + ODD).raw_path.decode()[1:],  # some characters left as they are
+        quote(ODD, safe="").lower(),  # %2f for %2F
+        'p%40ss/w%3ard%2B&"x%E2%82%ac%20y',  # any mixture
+        "p@ss/w:rd+&amp;&quot;x€ y",  # an HTML page quoting it
     ],
     ids=[
         "plain",
@@ -591,6 +596,10 @@ ODD = 'p@ss/w:rd+&"x€ y'
         "quote-plus",
         "json",
         "json-unicode",
+        "httpx-path",
+        "quote-lower-case",
+        "mixed",
+        "html",
     ],
 )
 def test_each_encoded_form_is_masked(encoded: str) -> None:

@@ -15,6 +15,7 @@ know; its validation errors quote the input (pydantic's ``input_value=``). A too
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from multi_task_orchestrator.engine import did_you_mean
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_WALKED = 1000
 HINTS = ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
 
 
@@ -37,6 +40,11 @@ class StrictFuncMetadata(FuncMetadata):
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
         known = {field.alias or name for name, field in self.arg_model.model_fields.items()}
         unknown = [name for name in arguments_to_validate if name not in known]
+        broken = [name for name, value in arguments_to_validate.items() if _lone_surrogate(value)]
+        if broken:  # no UTF-8 text (the state database, the vault, an answer) can hold one
+            raise ValidationError.from_exception_data(
+                self.arg_model.__name__, [_not_unicode(name) for name in broken], hide_input=True
+            )
         if not unknown:
             return super().validate_arguments(arguments_to_validate)
         problems = []
@@ -97,6 +105,38 @@ def argument_problems(tool: str, error: ValidationError) -> str:
     return (
         f"The arguments of {tool} have {count} problem{'s' if count != 1 else ''}:\n{lines}\n"
         f"Fix them and call {tool} again (tools/list shows its input schema)."
+    )
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a string in ``value`` (keys included) holds half of a UTF-16 surrogate pair,
+    as JSON's ``"\\ud800"`` makes. A large argument (a document given as an object) is left
+    to its own checks (the document loader's) rather than walked here, on the event loop."""
+    pending = [value]
+    for _ in range(_WALKED):
+        if not pending:
+            return False
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _not_unicode(name: str) -> InitErrorDetails:
+    return InitErrorDetails(
+        type=PydanticCustomError(
+            "not_unicode",
+            "holds half of a UTF-16 surrogate pair (an escape such as \\ud800 with no other "
+            "half), which is not Unicode text; send the whole character",
+        ),
+        loc=(name,),
+        input=None,
     )
 
 

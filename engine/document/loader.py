@@ -147,6 +147,13 @@ def load_text(
     than ``max_tasks`` tasks (counted before they are built).
     """
     _check_size(text, max_bytes)
+    raw = _load_text(text, source_name, max_depth, max_tasks)
+    if not text.isascii() or "\\u" in text or "\\U" in text:  # how a lone surrogate comes in
+        _check_surrogates(raw.data)
+    return raw
+
+
+def _load_text(text: str, source_name: str, max_depth: int, max_tasks: int | None) -> RawDocument:
     if text.lstrip()[:1] in ("{", "["):
         data = _json(text, max_depth)
         _check_task_count(_tasks_of(data), max_tasks)
@@ -269,6 +276,8 @@ def load_mapping(
         raise DocumentError([Issue(f"the document cannot be read as JSON: {exc}")]) from None
     if len(text) > max_bytes:
         raise _too_large(len(text), max_bytes, "the document (as JSON)")
+    if "\\ud" in text:
+        _check_surrogates(data)
     return _unwrap(RawDocument(json.loads(text), source_name=source_name))
 
 
@@ -282,6 +291,36 @@ def check_vars(values: Mapping[str, Any], *, max_bytes: int, max_depth: int) -> 
         raise DocumentError([Issue(f"the vars cannot be read as JSON: {exc}")]) from None
     if len(text) > max_bytes:
         raise _too_large(len(text), max_bytes, "the vars' JSON")
+    if "\\ud" in text:
+        _check_surrogates(values)
+
+
+def _check_surrogates(data: Any) -> None:
+    """Refuse a string (or key) holding half of a UTF-16 surrogate pair: JSON's and YAML's
+    ``\\ud800`` make one, and no UTF-8 text (the state database, an answer) can hold it."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                half = f"U+{ord(value[exc.start]):04X}"
+                raise DocumentError(
+                    [
+                        Issue(
+                            f"the document holds half of a UTF-16 surrogate pair ({half}) in "
+                            f"'{value[max(0, exc.start - 40) : exc.start]}...': that is not "
+                            "Unicode text",
+                            hint="write the whole character, or remove the escape",
+                        )
+                    ]
+                ) from None
 
 
 def load_file(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from typing import Any
 
 from multi_task_orchestrator.engine import dag
@@ -58,6 +58,37 @@ def check_references(doc: ExaminedDocument) -> list[Issue]:
             if problem:
                 message, hint = problem
                 issues.append(doc.raw.issue(message, loc, hint))
+    return issues
+
+
+def check_secrets_in_vars(doc: ExaminedDocument, extra_vars: Mapping[str, Any]) -> list[Issue]:
+    """A ``${vault.NAME}`` in a var, the document's or one given with the run: a var is put
+    in as text, and a secret is revealed only where a task's config names it, so it would be
+    used as the text ``${vault.NAME}`` (or refused when a task sends it)."""
+    data = doc.raw.data if isinstance(doc.raw.data, dict) else {}
+    found: list[tuple[Location, Reference | ExpressionError, str | None]] = [
+        (loc, ref, None) for loc, ref in find_references(data.get("vars"), ("vars",))
+    ]
+    for name, value in extra_vars.items():
+        found += [(loc, ref, name) for loc, ref in find_references(value, ("vars", name))]
+    issues = []
+    for loc, ref, given in found:
+        if isinstance(ref, ExpressionError) or ref.kind != "vault":
+            continue
+        shown = "${" + ref.text + "}"
+        where = f"the var '{given}' given with the run" if given is not None else "vars"
+        message = (
+            f"'{shown}' cannot be used in {where}: secrets are revealed only where a task's "
+            f"config names them, so it would be used as the text '{shown}'"
+        )
+        hint = (
+            f"write '{shown}' in the config field that uses it; secrets may be used in "
+            + doc.secrets.where_revealed()
+        )
+        # a var given with the run has no place in the document's text
+        issues.append(
+            doc.raw.issue(message, loc, hint) if given is None else Issue(message, (), hint)
+        )
     return issues
 
 

@@ -32,6 +32,7 @@ references (``scanning``), finding them in a document (``finding``), resolving t
 
 from multi_task_orchestrator.engine.expressions.finding import (
     find_references,
+    holds_escape,
     secret_names,
     task_roots,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "Step",
     "_follow",
     "find_references",
+    "holds_escape",
     "parse_reference",
     "resolve",
     "reveal_secrets",

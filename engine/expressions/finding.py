@@ -91,6 +91,14 @@ def _strings(
 _LEAVES = (int, float, type(None))  # values without strings inside (bool is an int)
 
 
+def holds_escape(value: Any) -> bool:
+    """Whether a string inside ``value`` holds a ``$${`` escape, which resolving turns into a
+    literal ``${``: a config with one has something to resolve though it has no reference."""
+    strings: list[tuple[Location, str, bool]] = []
+    _strings(value, (), False, strings)
+    return any("$${" in text for _, text, _ in strings)
+
+
 def secret_names(value: Any) -> set[str]:
     """The name of every ``${vault.NAME}`` inside ``value``."""
     return {

@@ -5,7 +5,9 @@ pinned addresses), signed with ``X-Orchestrator-Signature: sha256=<hex HMAC-SHA2
 under the channel's vault secret. Any other URL goes to Apprise, once the host Apprise would
 reach (the service's API host, or the URL's own for ``json://``, ``mailto://``...) passed the
 network policy. A ``${vault.NAME}`` in a URL and the signing key are revealed only for the
-destination host, as the secret's allowed hosts say.
+destination host, as the secret's allowed hosts say: for Apprise, the host it connects to (found
+with the secrets left out), not the URL's, which a parameter such as mailto's ``smtp=`` can
+override.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import warnings
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +31,7 @@ from multi_task_orchestrator.engine.network import Network
 from multi_task_orchestrator.engine.secrets import SecretResolver
 
 SIGNATURE_HEADER = "X-Orchestrator-Signature"
+_SECRET_REFERENCE = re.compile(r"\$\{\s*vault\.[^}]*\}")
 TRY_TIMEOUT = 10.0  # seconds one try may take
 
 # Apprise reports failures through its logger, sometimes with the URL: not into our logs.
@@ -93,14 +97,18 @@ async def _apprise(
 ) -> str:
     import apprise  # imported on first use: it loads many plugins
 
-    host = _host_of(channel.url)
-    url = await reveal_secrets(channel.url, secrets, host=host)
-    with warnings.catch_warnings():  # its PGP support imports the deprecated imghdr
-        warnings.simplefilter("ignore", DeprecationWarning)
-        plugin = apprise.Apprise.instantiate(url)
-    if plugin is None:
-        raise DeliveryError("Apprise does not understand this URL", retry=False)
-    target_host, port = _apprise_destination(plugin)
+    _host_of(channel.url)
+    # Where the plugin connects is not always the URL's host (a service's API host, mailto's
+    # smtp=): found with the secrets left out, they are revealed for that host, and the
+    # plugin they make must go to the same place.
+    probe = _instantiate(_SECRET_REFERENCE.sub("placeholder", channel.url))
+    target_host, port = _apprise_destination(probe)
+    url = await reveal_secrets(channel.url, secrets, host=target_host.lower())
+    plugin = _instantiate(url)
+    if _apprise_destination(plugin) != (target_host, port):
+        raise DeliveryError(
+            "a secret of this channel's URL changes where Apprise sends it", retry=False
+        )
     await network.policy.admit_host(target_host, port)
     title = f"{body['name']}: {body['event']}"
     lines = [body["summary"]]
@@ -112,6 +120,18 @@ async def _apprise(
     if not sent:
         raise DeliveryError("Apprise could not deliver it")
     return "sent"
+
+
+def _instantiate(url: str) -> Any:
+    """The Apprise plugin for ``url``; DeliveryError if Apprise does not understand it."""
+    import apprise
+
+    with warnings.catch_warnings():  # its PGP support imports the deprecated imghdr
+        warnings.simplefilter("ignore", DeprecationWarning)
+        plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        raise DeliveryError("Apprise does not understand this URL", retry=False)
+    return plugin
 
 
 def _apprise_destination(plugin: Any) -> tuple[str, int]:

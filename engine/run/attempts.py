@@ -30,6 +30,7 @@ from multi_task_orchestrator.engine.run.records import Records
 from multi_task_orchestrator.engine.run.retry import retry_delay, should_retry
 from multi_task_orchestrator.engine.run.scope import scope_of
 from multi_task_orchestrator.engine.runners.base import RunContext
+from multi_task_orchestrator.engine.secrets import mend_surrogates, redact_data
 from multi_task_orchestrator.engine.state import TaskState
 from multi_task_orchestrator.engine.store import AttemptRow, StoreError
 from multi_task_orchestrator.engine.usage import Totals, UsageRecord
@@ -171,7 +172,11 @@ class Attempts:
         output = core.services.redact_data(output)
         if output is None:
             return None, NULL_JSON  # one text for every task that returns nothing
-        return output, core.keep_output(node, dumps(output))
+        dumped = dumps(output)
+        if outputs.holds_lone_surrogate(dumped):  # a server's "\ud800": no answer could hold it
+            output = redact_data(output, mend_surrogates)
+            dumped = dumps(output)
+        return output, core.keep_output(node, dumped)
 
     async def _call_runner(
         self, node: Node, attempt: int, on_usage: Callable[[UsageRecord], None]

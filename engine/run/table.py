@@ -16,7 +16,7 @@ from multi_task_orchestrator.engine.document.models import (
     Strategy,
 )
 from multi_task_orchestrator.engine.document.plan import execution_stages
-from multi_task_orchestrator.engine.expressions import Reference, find_references
+from multi_task_orchestrator.engine.expressions import Reference, find_references, holds_escape
 from multi_task_orchestrator.engine.pools import Pool
 from multi_task_orchestrator.engine.run.node import Node
 
@@ -34,7 +34,7 @@ class NodeTable:
     stage_members: dict[int, list[Node]] = field(default_factory=dict)
     stage_open: dict[int, int] = field(default_factory=dict)  # stage -> tasks not ended
     current_stage: int = 0  # index of the stage tasks may start in
-    secret_names: dict[str, frozenset[str]] = field(default_factory=dict)  # per task with ${...}
+    secret_names: dict[str, frozenset[str]] = field(default_factory=dict)  # per task with ${ or $${
 
     def add(self, child: Node) -> Node:
         """A fan-out child joins the table."""
@@ -61,7 +61,8 @@ class NodeTable:
                 yield from node.children
 
     def is_static(self, task_id: str) -> bool:
-        """Whether the task's config has no ``${...}``: nothing to resolve before it runs."""
+        """Whether the task's config has no ``${...}`` and no ``$${``: nothing to resolve before it
+        runs."""
         return task_id not in self.secret_names
 
     def stage_index(self, node: Node) -> int:
@@ -124,7 +125,7 @@ async def build_table(
         for position in range(start, min(start + SLICE, len(tasks))):
             task = tasks[position]
             references = find_references(task.config)
-            if references:
+            if references or holds_escape(task.config):
                 table.secret_names[task.id] = frozenset(
                     reference.path
                     for _, reference in references

@@ -32,6 +32,7 @@ import contextlib
 import os
 import re
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +49,10 @@ PASSED_VARIABLES = frozenset({"PATH", "HOME", "LANG", "TMPDIR"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CHUNK = 64 * 1024
 _EXCERPT = 500
+# Read past max_output by more than the longest form of a secret the redactor masks (a 64 KiB
+# value, URL-encoded), so one that straddles the cut is masked whole before the text is cut,
+# not cut and then missed.
+_SECRET_SLACK = 256 * 1024
 _DRAIN_SECONDS = 5.0  # after the group is killed, how long to wait for the pipes to close
 
 
@@ -185,8 +190,8 @@ class ShellRunner(Runner[ShellConfig]):
             )
         result = {
             "exit_code": exit_code,
-            "stdout": stdout.text(),
-            "stderr": stderr.text(),
+            "stdout": stdout.text(ctx.secrets.redact),
+            "stderr": stderr.text(ctx.secrets.redact),
             "truncated": truncated,
         }
         if exit_code not in config.expect_exit:
@@ -234,24 +239,33 @@ async def _feed(process: asyncio.subprocess.Process, text: str | None) -> None:
 
 
 class _BoundedReader:
-    """Reads a pipe to its end, keeping the first ``limit`` bytes and counting the rest."""
+    """Reads a pipe to its end, keeping the first ``limit`` bytes (and ``_SECRET_SLACK`` more,
+    for masking secrets before the cut) and counting the bytes past ``limit``."""
 
     def __init__(self, stream: asyncio.StreamReader | None, limit: int) -> None:
         self.stream = stream
         self.limit = limit
         self.kept = bytearray()
-        self.dropped = 0
+        self.total = 0
+
+    @property
+    def dropped(self) -> int:
+        return max(0, self.total - self.limit)
 
     async def read(self) -> None:
         if self.stream is None:
             return
         while chunk := await self.stream.read(_CHUNK):
-            room = self.limit - len(self.kept)
-            self.kept += chunk[:room]
-            self.dropped += max(0, len(chunk) - room)
+            self.total += len(chunk)
+            room = self.limit + _SECRET_SLACK - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
 
-    def text(self) -> str:
-        return self.kept.decode("utf-8", errors="replace")
+    def text(self, redact: Callable[[str], str]) -> str:
+        """The first ``limit`` bytes as text, with every secret masked before the cut."""
+        text = redact(self.kept.decode("utf-8", errors="replace"))
+        cut = text.encode("utf-8")[: self.limit]
+        return cut.decode("utf-8", errors="ignore") if self.dropped else text
 
 
 def _kill_group(pid: int) -> None:

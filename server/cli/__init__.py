@@ -20,6 +20,7 @@ import argparse
 import gc
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -51,14 +52,21 @@ PRIVATE_UMASK = 0o077
 # 50,000 still 3 times (~30 ms). A command that runs on lowers it once it has started
 # (``common.started``; the engine does when it opens, engine/gc_policy.py).
 START_THRESHOLD = 200_000
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything this process writes under the home folder (state, vault, runs, logs, the
     # workspace) is for this user alone: files 0600, folders 0700.
     os.umask(PRIVATE_UMASK)
+    given = list(sys.argv[1:] if argv is None else argv)
+    for arg in given:
+        if _NOT_TEXT.search(arg):  # bytes that are not UTF-8 (Python keeps them as surrogates)
+            shown = arg.encode("utf-8", "backslashreplace").decode()
+            sys.stderr.write(f"error: the argument '{shown}' is not UTF-8 text; give it as text\n")
+            return EXIT_USAGE
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    args, unknown = parser.parse_known_args(given)
     if unknown:
         own: argparse.ArgumentParser = getattr(args, "usage_parser", parser)
         own.error(f"unrecognized arguments: {' '.join(unknown)}{_did_you_mean(own, unknown)}")

@@ -15,7 +15,7 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -142,8 +142,10 @@ def search(
     root: Path | None,
     max_bytes: int,
     max_chars: int,
+    redact: Callable[[str], str],
 ) -> dict[str, Any]:
-    """The newest ``limit`` messages matching the criteria, newest first."""
+    """The newest ``limit`` messages matching the criteria, newest first; bodies are masked
+    with ``redact`` before they are cut to ``max_chars``, so no piece of a secret is left."""
     with _mailbox(config, destination, password) as box:
         heads = list(
             box.fetch(
@@ -166,7 +168,7 @@ def search(
             elif head.uid and (config.bodies or config.save_attachments):
                 full = next(iter(box.fetch(AND(uid=[head.uid]), mark_seen=False)), None)
                 if full is not None:
-                    entry.update(_contents(config, full, root, max_chars))
+                    entry.update(_contents(config, full, root, max_chars, redact))
             found.append(entry)
         if config.mark_seen and heads:
             box.flag([head.uid for head in heads if head.uid], MailMessageFlags.SEEN, True)
@@ -174,12 +176,16 @@ def search(
 
 
 def _contents(
-    config: EmailConfig, message: MailMessage, root: Path | None, max_chars: int
+    config: EmailConfig,
+    message: MailMessage,
+    root: Path | None,
+    max_chars: int,
+    redact: Callable[[str], str],
 ) -> dict[str, Any]:
     contents: dict[str, Any] = {}
     if config.bodies:
-        contents["text"] = message.text[:max_chars]
-        contents["html"] = message.html[:max_chars]
+        contents["text"] = redact(message.text)[:max_chars]
+        contents["html"] = redact(message.html)[:max_chars]
     attachments = []
     for number, part in enumerate(message.attachments, start=1):
         item: dict[str, Any] = {

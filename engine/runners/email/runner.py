@@ -84,6 +84,7 @@ class EmailRunner(Runner[EmailConfig]):
                     root,
                     limit,
                     settings.max_body_chars,
+                    ctx.secrets.redact,
                 )
                 ctx.log(f"found {found['count']} message(s) in {config.folder} at {where}")
                 return found

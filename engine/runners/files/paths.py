@@ -20,7 +20,17 @@ def workspace_root(ctx: RunContext) -> Path:
     if ctx.workspace is None:
         raise ConfigError("no workspace folder is configured (set ORCHESTRATOR_WORKSPACE)")
     root = ctx.workspace.expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(
+            f"the workspace {root} is not a folder; set ORCHESTRATOR_WORKSPACE to a folder"
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"the workspace folder {root} cannot be made: {exc.strerror or exc}; set "
+            "ORCHESTRATOR_WORKSPACE to a folder the orchestrator may write"
+        ) from None
     return root
 
 

@@ -60,6 +60,7 @@ Method = Annotated[
     Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], BeforeValidator(_upper)
 ]
 HeaderValue = Annotated[str, BeforeValidator(_as_text)]
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 
 
 def _config_error(kind: str, message: str, hint: str | None = None, **values: Any) -> Exception:
@@ -191,13 +192,30 @@ class RequestFields(RunnerConfig):
         None, description="query parameters added to the URL"
     )
     headers: dict[str, HeaderValue] = Field(default_factory=dict, description="request headers")
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if not HEADER_NAME.fullmatch(name):
+                raise _config_error(
+                    "header_name",
+                    "'{name}' is not a header name",
+                    "use letters, digits and !#$%&'*+-.^_`|~; a ${...} reference is replaced "
+                    "in a header's value, not in its name",
+                    name=name,
+                )
+        return headers
+
     auth: Auth | None = Field(
         None,
         description="{type: bearer, token: ...}, {type: basic, username: ..., password: ...} "
         "or {type: oauth2, token_url: ..., client_id: ..., client_secret: ..., refresh_token: "
         "... | grant: client_credentials, scope: ...}; values usually ${vault.NAME}",
     )
-    timeout: Duration | None = Field(None, description="limit on each request, e.g. 10s")
+    timeout: Duration | None = Field(
+        None, description="limit on each request, its whole body included, e.g. 10s"
+    )
     expect_status: Annotated[list[int | str], BeforeValidator(_one_or_many)] = Field(
         default_factory=lambda: list[int | str](["2xx"]),
         description='accepted statuses: codes (201), classes ("2xx") or spans ("200-299")',

@@ -10,6 +10,7 @@ of the final status (``reply``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from urllib.parse import urljoin
 
@@ -68,7 +69,7 @@ async def _send(
         sent_at = time.monotonic()
         try:
             async with network.host_limits.slot(host, on_wait=ctx.waiting):
-                response = await receive(client, outgoing, limit, f"{method} {shown}")
+                response = await _within(request.timeout, client, outgoing, limit, method, shown)
         except httpx.TimeoutException as exc:
             raise TaskError(f"{method} {shown} timed out ({_describe(exc)})", "timeout") from None
         except httpx.UnsupportedProtocol as exc:
@@ -97,6 +98,27 @@ async def _send(
             method, keep_body = "GET", False
         first = False
     raise AssertionError("unreachable")
+
+
+async def _within(
+    timeout: float | None,
+    client: httpx.AsyncClient,
+    outgoing: httpx.Request,
+    limit: ResponseLimit,
+    method: str,
+    shown: str,
+) -> httpx.Response:
+    """``receive``, with the config's timeout on the whole request, from sending it to its
+    body's last byte: httpx's timeouts apply to each read, so a server trickling its body
+    would otherwise hold the task for ever."""
+    label = f"{method} {shown}"
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            return await receive(client, outgoing, limit, label)
+    except TimeoutError:
+        if timeout is None or not deadline.expired():
+            raise
+        raise TaskError(f"{label} timed out after {timeout:g}s", "timeout") from None
 
 
 def _describe(exc: Exception) -> str:

@@ -6,7 +6,10 @@ secret) and sent through the engine's ``Network`` like any request: the policy c
 endpoint, its host gets a slot, the body is read under the size limit. Its ``${vault.NAME}``
 values are revealed for the token endpoint's host only.
 
-The access token is saved in the vault as ``oauth2.<token host>.<digest>`` (the digest of the
+The access token goes only to an API host that every ``${vault.NAME}`` the client
+authenticates with (``client_id``, ``client_secret``, ``refresh_token``) is allowed for as well:
+otherwise a document could have a token made with the person's credentials and send it to any
+host it names. It is saved in the vault as ``oauth2.<token host>.<digest>`` (the digest of the
 client id, token endpoint, grant and scope), allowed for the API's host only, so later tasks and
 runs reuse it and no other host can receive it; a rotated refresh token is saved next to it as
 ``<that name>.refresh``, allowed for the token endpoint's host only. A token past its
@@ -91,6 +94,7 @@ async def _obtain(
     ctx: RunContext, auth: OAuth2Auth, name: str, token_host: str, host: str, limit: ResponseLimit
 ) -> str:
     """Ask the token endpoint for a new access token; save it (and a rotated refresh token)."""
+    await _check_api_host(ctx, auth, host)
     if auth.refresh_token is None:
         token = await _request(ctx, auth, token_host, None, limit)
     else:
@@ -128,6 +132,25 @@ async def _obtain(
     _obtained_at[name] = time.monotonic()
     ctx.log(f"OAuth2: new access token from {auth.token_url}")
     return access
+
+
+async def _check_api_host(ctx: RunContext, auth: OAuth2Auth, host: str) -> None:
+    """ConfigError unless each secret of the client's credentials is allowed for ``host``, the
+    API host the access token is for (the value revealed here is not used)."""
+    for field, text in (
+        ("client_id", auth.client_id),
+        ("client_secret", auth.client_secret),
+        ("refresh_token", auth.refresh_token),
+    ):
+        if text is None or "${" not in text:
+            continue
+        try:
+            await ctx.reveal(text, host=host)
+        except TaskError as exc:
+            raise ConfigError(
+                f"the OAuth2 access token from {auth.token_url} would be sent to host '{host}', "
+                f"which the {field} is not allowed for: {exc.message}"
+            ) from None
 
 
 async def _saved(ctx: RunContext, name: str, host: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import httpx
 from multi_task_orchestrator.engine.errors import ConfigError
 from multi_task_orchestrator.engine.runners.base import RunContext
 from multi_task_orchestrator.engine.runners.http.config import (
+    HEADER_NAME,
     BasicAuth,
     BearerAuth,
     OAuth2Auth,
@@ -36,6 +38,7 @@ class _NoBody:
 NO_BODY: Any = _NoBody()
 
 Reveal = Callable[[str], Awaitable[str]]
+_HEADER_BREAK = re.compile(r"[\r\n\x00]")
 
 
 @dataclass(slots=True)
@@ -110,18 +113,31 @@ async def build(
     elif request.auth is not None:
         headers["Authorization"] = await _authorization(request.auth, reveal)
     for name, value in headers.items():
+        if not HEADER_NAME.fullmatch(name):  # h11 would refuse it as a network error
+            raise ConfigError(
+                f"{method} {request.url}: '{name}' is not a header name: use letters, digits "
+                "and !#$%&'*+-.^_`|~ (a ${...} reference is replaced in values, not in names)"
+            )
         if not value.isascii():  # httpx would fail with a bare UnicodeEncodeError
             raise ConfigError(
                 f"{method} {request.url}: header {name} holds non-ASCII characters (a secret's "
                 "value, once revealed?); HTTP header values must be ASCII: store the value "
                 "percent- or base64-encoded, or send it in the body"
             )
+        if _HEADER_BREAK.search(value):  # a second header or request smuggled in
+            raise ConfigError(
+                f"{method} {request.url}: header {name} holds a line break or NUL (from a "
+                "reference?); a header value is one line: remove them, or send the text in "
+                "the body"
+            )
     body = await _body(request, reveal) if keep_body else {}
     options: dict[str, Any] = dict(body)
     if request.timeout is not None:
         options["timeout"] = httpx.Timeout(request.timeout)
     try:
-        return client.build_request(method, url, params=params, headers=headers, **options)
+        if params:  # added to the URL's own query (httpx would replace it), same names replaced
+            url = str(httpx.URL(url).copy_merge_params(params))
+        return client.build_request(method, url, headers=headers, **options)
     except httpx.InvalidURL as exc:
         raise ConfigError(f"{method} {request.url}: invalid URL ({exc})") from None
 

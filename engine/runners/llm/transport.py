@@ -14,7 +14,8 @@ masked as they arrive (``redacted``), before the SDK, an error message or an out
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -78,7 +79,7 @@ class EngineTransport(httpx2.AsyncBaseTransport):
         )
         try:
             async with network.host_limits.slot(host, on_wait=ctx.waiting):
-                response = await _receive(client, outgoing, label)
+                response = await _within(self._timeout, _receive(client, outgoing, label), label)
         except httpx.TimeoutException as exc:
             raise TaskError(f"{label} timed out ({type(exc).__name__})", "timeout") from None
         except httpx.RequestError as exc:
@@ -92,6 +93,21 @@ class EngineTransport(httpx2.AsyncBaseTransport):
             content=response.content,
             request=request,
         )
+
+
+async def _within(
+    timeout: float, receiving: Awaitable[httpx.Response], label: str
+) -> httpx.Response:
+    """``receiving`` within the call's timeout, from sending it to its answer's last byte:
+    httpx's timeouts apply to each read, so a server trickling its answer would otherwise
+    hold the task for ever."""
+    try:
+        async with asyncio.timeout(timeout) as deadline:
+            return await receiving
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise TaskError(f"{label} timed out after {timeout:g}s", "timeout") from None
 
 
 def _timeout(given: Any, fallback: float) -> httpx.Timeout:

@@ -171,7 +171,7 @@ class ServerSession:
                 name: await reveal_secrets(value, secrets, host=None)
                 for name, value in self.spec.env.items()
             }
-            tail = connection.tail = StderrTail(self.name)
+            tail = connection.tail = StderrTail(self.name, secrets.redact)
             parameters = StdioServerParameters(
                 command=self.spec.command, args=list(self.spec.args), env=env, cwd=self.spec.cwd
             )

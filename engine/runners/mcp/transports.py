@@ -89,13 +89,15 @@ class _Body(httpx2.AsyncByteStream):
 
 
 class StderrTail:
-    """A pipe for a local server's standard error; the last lines are kept for messages.
+    """A pipe for a local server's standard error; the last lines are kept for messages,
+    each masked by ``redact`` and then cut.
 
     A thread of its own reads it (blocking reads work on every platform's pipes), ending when
     the server and every child holding the pipe are gone."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, redact: Callable[[str], str]) -> None:
         self.server = server
+        self._redact = redact  # before a line is cut, so a secret across the cut is masked
         self.lines: deque[str] = deque(maxlen=TAIL_LINES)
         read_end, write_end = os.pipe()
         self._file: TextIO | None = open(write_end, "w", encoding="utf-8")  # noqa: SIM115
@@ -107,7 +109,7 @@ class StderrTail:
     def _read(self, fd: int) -> None:
         with open(fd, "rb") as pipe:
             for line in pipe:
-                text = line.decode("utf-8", errors="replace").rstrip()
+                text = self._redact(line.decode("utf-8", errors="replace").rstrip())
                 if text:
                     self.lines.append(text[:LINE_LENGTH])
                     log.debug("MCP server %s: %s", self.server, text)
