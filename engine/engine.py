@@ -391,13 +391,28 @@ class Engine:
             # its ready tasks are queued now, so their rows join the run's first commit; none
             # is dispatched until that commit is durable
             run.start(held=True)
+            committing = asyncio.ensure_future(self.store.flush())
             try:
-                await self.store.flush()
+                await asyncio.shield(committing)
+            except asyncio.CancelledError:
+                # the caller gave up while the run's rows were on their way to the disk: once
+                # they are there, the run is cancelled (none of its tasks ran), not left running
+                committing.add_done_callback(functools.partial(self._abandoned, run))
+                raise
             except BaseException:
                 self.runs.pop(orchestration_id, None)
                 raise
             run.release()
         return orchestration_id, False
+
+    def _abandoned(self, run: Run, committing: asyncio.Future[None]) -> None:
+        """The submission of ``run`` was cancelled during its first commit, which is now done:
+        the run is cancelled (or forgotten, when that commit failed)."""
+        if committing.cancelled() or committing.exception() is not None:
+            self.runs.pop(run.id, None)
+            return
+        run.cancel("cancelled: its submission was cancelled before it returned an id")
+        run.release()
 
     # --- taking runs up again -------------------------------------------------------------
 

@@ -837,3 +837,32 @@ def test_a_task_runs_only_once_its_run_and_every_ready_task_are_committed(
     seen = json.loads(results["tasks"]["probe"]["output"]["stdout"])
     assert seen["runs"] == [["running"]]
     assert seen["tasks"] == {"probe": "queued", "sibling": "queued", "after": "pending"}
+
+
+@pytest.mark.anyio
+async def test_a_submission_cancelled_during_its_first_commit_leaves_its_run_cancelled(
+    tmp_path: Path,
+) -> None:
+    """The caller of ``submit`` (an MCP request, say) is cancelled while the run's first commit
+    is under way: that commit still lands, so the run is then cancelled — on disk too, none of
+    its tasks run — rather than left ``running`` with nothing working on it."""
+    document = {"name": "abandoned", "tasks": [{"id": "a", "type": "delay", "config": {}}]}
+    async with await Engine.open(tmp_path / "state.db", tmp_path / "runs", resume=False) as engine:
+        submitting = asyncio.create_task(engine.submit(document))
+        with anyio.fail_after(10):
+            while not engine.runs:  # registered just before the first commit is awaited
+                await asyncio.sleep(0)
+        (run_id,) = engine.runs
+        submitting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await submitting
+        snapshot = await engine.wait(run_id, timeout=10)
+        attempts = await engine.store.load_attempts(run_id)
+    assert snapshot.status.value == "cancelled"
+    assert [task.state.value for task in snapshot.tasks] == ["cancelled"]
+    assert attempts == []
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        stored = db.execute("SELECT status FROM orchestrations").fetchall()
+        tasks = db.execute("SELECT state FROM tasks").fetchall()
+    db.close()
+    assert stored == [("cancelled",)] and tasks == [("cancelled",)]
