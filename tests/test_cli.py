@@ -648,6 +648,20 @@ def test_validate_json_reports_malformed_yaml_as_json(tmp_path: Path) -> None:
     assert report["issues"][0]["message"].startswith("invalid YAML: ")
 
 
+def test_validate_refuses_a_json_key_given_twice(tmp_path: Path) -> None:
+    """YAML's loader refuses a key given twice; JSON's parsers keep the last one silently."""
+    document = tmp_path / "twice.json"
+    document.write_text(
+        '{"name": "first", "tasks": [{"id": "a", "type": "delay"}], "name": "second"}',
+        encoding="utf-8",
+    )
+
+    result = cli(tmp_path / "home", "validate", document)
+
+    assert result.code == 2
+    assert "the key 'name' appears twice in one JSON object (remove one of them" in result.stderr
+
+
 # --- schema --------------------------------------------------------------------------------
 
 

@@ -205,6 +205,30 @@ def test_json_nested_to_the_limit_loads_and_past_it_is_refused(shape: str) -> No
         load_text(nested(MAX_NESTING_DEPTH + 1))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "x", "name": "y", "tasks": []}',
+        '{"tasks": [{"id": "a", "type" : "delay", "type": "http"}]}',  # one spaced from its colon
+        '{"tasks": [], "vars": {"a\\":": 1, "b": {"k": 1, "k": 2}}}',  # a key holding '":'
+    ],
+)
+def test_a_json_key_twice_in_one_object_is_refused_as_in_yaml(text: str) -> None:
+    with pytest.raises(DocumentError, match="appears twice in one JSON object"):
+        load_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"tasks": [{"id": "a", "type": "delay"}, {"id": "b", "type": "delay"}]}',
+        '{"tasks" : [], "vars": {"url": "https://x", "q": "\\":\\":"}}',
+    ],
+)
+def test_the_same_key_in_two_objects_or_colons_in_strings_load(text: str) -> None:
+    assert load_text(text).data["tasks"] is not None
+
+
 def test_json_yaml_cannot_read_loads_without_positions() -> None:
     text = '{"tasks": [], "' + "k" * 1100 + '": 1}'  # YAML's keys end at 1024 characters
     assert positions_in(text, MAX_NESTING_DEPTH) == {}

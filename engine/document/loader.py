@@ -11,6 +11,7 @@ is reported (``raw.RawDocument``). YAML is read straight from libyaml's events
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from pathlib import Path
@@ -187,24 +188,54 @@ def _json(text: str, max_depth: int) -> Any:
             raise DocumentError([issue]) from None
         except RecursionError:
             raise too_deep(max_depth) from None
-    _check_json_nesting(data, max_depth)
+    keys = _check_json_nesting(data, max_depth)
+    # Every key is a string followed by a colon: with no key spaced from its colon, the text
+    # holds at least one '":' per key, and more only for a key or value holding '":'. Fewer
+    # keys parsed than that means a key may appear twice in one object (the parsers keep the
+    # last): only then is the text read again, key by key.
+    if text.count('":') != keys or _SPACED_COLON.search(text):
+        _check_duplicate_keys(text)
     return data
 
 
-def _check_json_nesting(data: Any, max_depth: int) -> None:
+_SPACED_COLON = re.compile(r'"\s+:')
+
+
+def _check_json_nesting(data: Any, max_depth: int) -> int:
     """Refuse JSON values nested deeper than ``max_depth``: a walk one level at a time, each
     level a few comprehensions (a value per step of a loop would take longer than reading the
-    JSON). Only for what a JSON parser returns: dicts and lists, none of them shared."""
+    JSON). Only for what a JSON parser returns: dicts and lists, none of them shared. Returns
+    how many keys its objects hold."""
     level = [data] if type(data) is dict or type(data) is list else []
+    keys = 0
     for _ in range(max_depth):
         if not level:
-            return
-        values = chain.from_iterable(map(dict.values, [v for v in level if type(v) is dict]))
+            return keys
+        objects = [v for v in level if type(v) is dict]
+        keys += sum(map(len, objects))
+        values = chain.from_iterable(map(dict.values, objects))
         items = chain.from_iterable([v for v in level if type(v) is list])
         level = [v for v in values if type(v) is dict or type(v) is list]
         level += [v for v in items if type(v) is dict or type(v) is list]
     if level:
         raise too_deep(max_depth)
+    return keys
+
+
+def _check_duplicate_keys(text: str) -> None:
+    """Refuse JSON text in which an object holds a key twice, as YAML's loader does."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                problem = f"the key {key[:60]!r} appears twice in one JSON object"
+                hint = "remove one of them; only the last would count"
+                raise DocumentError([Issue(problem, hint=hint)])
+            seen.add(key)
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=unique)
 
 
 def _load_yaml_carefully(
