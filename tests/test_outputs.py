@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,100 @@ def test_an_output_too_large_for_the_event_loop_is_kept_off_it(tmp_path: Path) -
     tasks = json.loads(result.stdout)["tasks"]
     assert tasks["big"]["output"] == list(range(count))
     assert tasks["sum"]["output"] == {"n": count}
+
+
+def test_a_fan_out_over_an_output_kept_as_a_file_reads_it_off_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """``for_each`` over an output kept as a file (its file read on a worker thread before the
+    items are made) gives one item per element; a fan-out over an output whose file is gone
+    fails with class ``config``, naming the file, and nothing is left running."""
+    items = [{"n": i, "text": "x" * 40} for i in range(60)]
+    document = {
+        "name": "fan-out over a file",
+        "tasks": [
+            {"id": "big", "type": "delay", "config": {"value": items}},
+            {
+                "id": "each",
+                "type": "delay",
+                "dependencies": ["big"],
+                "for_each": "${big.output}",
+                "config": {"value": "${item.n}"},
+            },
+        ],
+    }
+    path = tmp_path / "fan.json"
+    path.write_text(json.dumps(document))
+    home = tmp_path / "home"
+    result = cli(home, "run", path, "--json", ORCHESTRATOR_OUTPUT_FILE_BYTES="1024")
+    assert result.code == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (home / "runs" / answer["id"] / "outputs" / "big.json").exists()
+    assert answer["tasks"]["each"]["output"] == list(range(60))
+
+    remove = "import glob, os, sys; [os.remove(p) for p in glob.glob(sys.argv[1])]"
+    pattern = str(home / "runs" / "*" / "outputs" / "big.json")
+    document["tasks"].insert(
+        1,
+        {
+            "id": "rm",
+            "type": "shell",
+            "dependencies": ["big"],
+            "config": {"argv": [sys.executable, "-c", remove, pattern]},
+        },
+    )
+    document["tasks"][2]["dependencies"] = ["rm"]
+    path.write_text(json.dumps(document))
+    result = cli(
+        home,
+        "run",
+        path,
+        "--json",
+        ORCHESTRATOR_OUTPUT_FILE_BYTES="1024",
+        ORCHESTRATOR_ALLOW_SHELL="1",
+    )
+    assert result.code == 1, result.stderr
+    each = json.loads(result.stdout)["tasks"]["each"]
+    assert (each["state"], each["error_class"]) == ("failed", "config")
+    assert each["error"].startswith("an output it refers to cannot be read: ")
+    assert "big.json" in each["error"]
+
+
+def test_a_fan_out_whose_item_output_file_is_gone_fails_and_the_run_ends(tmp_path: Path) -> None:
+    """The fan-out's own output lists its items' outputs: an item's output kept as a file and
+    gone by then (removed by the next item here) fails the fan-out, and the run ends."""
+    work = (
+        "import glob, os, sys\n"
+        "if sys.argv[1] == 'item 0': print('x' * 3000)\n"
+        "else: [os.remove(p) for p in glob.glob(sys.argv[2])]\n"
+    )
+    home = tmp_path / "home"
+    gone = str(home / "runs" / "*" / "outputs" / "each_0_.json")
+    document = {
+        "name": "an item's output gone",
+        "tasks": [
+            {
+                "id": "each",
+                "type": "shell",
+                "for_each": [0, 1],
+                "max_concurrent": 1,
+                "config": {"argv": [sys.executable, "-c", work, "item ${item}", gone]},
+            },
+            {"id": "after", "type": "delay", "dependencies": ["each"], "run_if": "all_done"},
+        ],
+    }
+    path = tmp_path / "gone.json"
+    path.write_text(json.dumps(document))
+    result = cli(
+        home,
+        "run",
+        path,
+        "--json",
+        ORCHESTRATOR_OUTPUT_FILE_BYTES="1024",
+        ORCHESTRATOR_ALLOW_SHELL="1",
+    )
+    assert result.code == 1, result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert (tasks["each"]["state"], tasks["each"]["error_class"]) == ("failed", "internal")
+    assert tasks["each"]["error"].startswith("the outputs of its items cannot be gathered: ")
+    assert tasks["after"]["state"] == "succeeded"

@@ -28,7 +28,7 @@ from multi_task_orchestrator.engine.run.problems import config_problem
 from multi_task_orchestrator.engine.run.readiness import Readiness
 from multi_task_orchestrator.engine.run.records import Records
 from multi_task_orchestrator.engine.run.retry import retry_delay, should_retry
-from multi_task_orchestrator.engine.run.scope import scope_of
+from multi_task_orchestrator.engine.run.scope import kept_in_files, read_kept, scope_of
 from multi_task_orchestrator.engine.runners.base import RunContext
 from multi_task_orchestrator.engine.secrets import mend_surrogates, redact_data
 from multi_task_orchestrator.engine.state import TaskState
@@ -239,22 +239,11 @@ class Attempts:
 
     async def _outputs_in_files(self, node: Node) -> dict[str, Any]:
         """The outputs kept as files (large ones) that ``node``'s config refers to, read on a
-        worker thread: a 200 MB one takes a second to read."""
+        worker thread."""
         roots = self._roots.get(node.spec.id)
         if roots is None:
             roots = self._roots[node.spec.id] = task_roots(node.spec.config)
-        nodes = self._core.nodes
-        held = {
-            root: json.loads(stored)
-            for root in roots
-            if (source := nodes.get(root)) is not None
-            and source.output is None
-            and (stored := source.output_json) is not None
-            and outputs.reference(stored)
-        }
-        if not held:
-            return held
-        return await cpu_bound(partial(outputs.load_files, held, self._core.run_dir))
+        return await read_kept(self._core, kept_in_files(self._core, roots))
 
     def _note_waiting(self, node: Node, what: str | None) -> None:
         node.waiting_note = what

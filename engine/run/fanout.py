@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -71,10 +72,11 @@ class FanOut:
         self._core = core
         self._records = records
 
-    def for_each_items(self, parent: Node) -> Any:
-        """The items ``for_each`` gives, or the ExpressionError it raised."""
+    def for_each_items(self, parent: Node, read: Mapping[str, Any] | None = None) -> Any:
+        """The items ``for_each`` gives, or the ExpressionError it raised; ``read``: outputs
+        kept as files, already read (``scope.read_kept``)."""
         try:
-            return resolve(parent.spec.for_each, scope_of(self._core, parent))
+            return resolve(parent.spec.for_each, scope_of(self._core, parent, read))
         except ExpressionError as exc:
             return exc
 
@@ -110,10 +112,16 @@ class FanOut:
             for child in children
             if child.state not in (TaskState.succeeded, TaskState.cancelled)
         ]
-        items = [core.output_of(child) for child in children]
-        parent.output_json = core.keep_output(parent, json.dumps(items, default=str))
-        parent.output = None if outputs.reference(parent.output_json) else items
         finished = time.time()
+        try:
+            items = [core.output_of(child) for child in children]
+            parent.output_json = core.keep_output(parent, json.dumps(items, default=str))
+        except OSError as exc:  # an item's output file is gone, or the list cannot be kept
+            message = f"the outputs of its items cannot be gathered: {exc}"
+            parent.output = parent.output_json = None
+            parent.error, parent.error_class, parent.root_error = message, "internal", message
+            return FanoutEnd(TaskState.failed, None, finished)
+        parent.output = None if outputs.reference(parent.output_json) else items
         if failed or cancelled:
             summary = items_summary(failed or cancelled, len(children), failed=bool(failed))
             if failed and cancelled:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
 
 from pydantic import ValidationError
 
 from multi_task_orchestrator.engine.document.models import RunIf, Strategy
 from multi_task_orchestrator.engine.errors import TaskError
-from multi_task_orchestrator.engine.expressions import ExpressionError, resolve
+from multi_task_orchestrator.engine.expressions import ExpressionError, resolve, task_roots
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.dispatch import Dispatcher
 from multi_task_orchestrator.engine.run.fanout import FanOut, FanoutProblem
@@ -22,7 +25,7 @@ from multi_task_orchestrator.engine.run.finish import Finisher
 from multi_task_orchestrator.engine.run.node import Node
 from multi_task_orchestrator.engine.run.problems import config_problem
 from multi_task_orchestrator.engine.run.records import Records
-from multi_task_orchestrator.engine.run.scope import scope_of
+from multi_task_orchestrator.engine.run.scope import kept_in_files, read_kept, scope_of
 from multi_task_orchestrator.engine.run.triggers import trigger_blocks
 from multi_task_orchestrator.engine.runners.base import Runner
 from multi_task_orchestrator.engine.state import TaskState
@@ -78,24 +81,57 @@ class Readiness:
             self.set_terminal(node, TaskState.skipped, reason=skip_reason)
             return
         if node.spec.for_each is not None:
-            self._expand(node, self._fanout.for_each_items(node))
+            self._after_reading(node, node.spec.for_each, self._for_each)
             return
         runner = core.services.runner(node.spec.type)
         if type(runner).fan_out is not Runner.fan_out:
+            self._after_reading(node, node.spec.config, partial(self._runner_fan_out, runner))
+            return
+        self._dispatcher.enqueue(node)
+
+    def _after_reading(
+        self, node: Node, expression: Any, then: Callable[[Node, Mapping[str, Any]], None]
+    ) -> None:
+        """``then(node, read)`` once the outputs kept as files that ``expression`` refers to
+        are read (on a worker thread: a large one takes a while) — at once when it refers to
+        none. A task cancelled meanwhile is left as it is."""
+        held = kept_in_files(self._core, task_roots(expression))
+        if not held:
+            then(node, held)
+            return
+
+        async def read_then() -> None:
             try:
-                items = runner.fan_out(
-                    runner.parse_config(resolve(node.spec.config, scope_of(core, node)))
-                )
-            except (ExpressionError, ValidationError, TaskError) as exc:
-                self.fail_now(node, config_problem(exc), "config")
+                read = await read_kept(self._core, held)
+            except OSError as exc:
+                if not node.state.terminal:
+                    self.fail_now(node, f"an output it refers to cannot be read: {exc}", "config")
                 return
-            except Exception as exc:  # a runner's own fan-out broke: the task fails, not the run
-                logger.exception("orchestration %s: task %s: fan-out failed", core.id, node.task_id)
-                self.fail_now(node, f"internal error: {type(exc).__name__}: {exc}", "internal")
-                return
-            if items is not None:
-                self._expand(node, items)
-                return
+            if not node.state.terminal:
+                then(node, read)
+
+        self._core.spawn(read_then())
+
+    def _for_each(self, node: Node, read: Mapping[str, Any]) -> None:
+        self._expand(node, self._fanout.for_each_items(node, read))
+
+    def _runner_fan_out(self, runner: Runner[Any], node: Node, read: Mapping[str, Any]) -> None:
+        """The items the task's runner fans it out into, if it does (``Runner.fan_out``)."""
+        core = self._core
+        try:
+            items = runner.fan_out(
+                runner.parse_config(resolve(node.spec.config, scope_of(core, node, read)))
+            )
+        except (ExpressionError, ValidationError, TaskError) as exc:
+            self.fail_now(node, config_problem(exc), "config")
+            return
+        except Exception as exc:  # a runner's own fan-out broke: the task fails, not the run
+            logger.exception("orchestration %s: task %s: fan-out failed", core.id, node.task_id)
+            self.fail_now(node, f"internal error: {type(exc).__name__}: {exc}", "internal")
+            return
+        if items is not None:
+            self._expand(node, items)
+            return
         self._dispatcher.enqueue(node)
 
     def _expand(self, parent: Node, items: object) -> None:

@@ -1,11 +1,16 @@
 """What a task's ``${...}`` references read: the outputs of the run's finished tasks, the
-document's vars, and a fan-out child's item."""
+document's vars, and a fan-out child's item; and reading the outputs kept as files that a
+reference needs, off the event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
+from multi_task_orchestrator.engine import outputs
+from multi_task_orchestrator.engine.cpu_work import cpu_bound
 from multi_task_orchestrator.engine.expressions import Scope
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.node import Node
@@ -21,6 +26,27 @@ def scope_of(core: RunCore, node: Node, read: Mapping[str, Any] | None = None) -
         index=node.index,
         has_item=node.parent is not None,
     )
+
+
+def kept_in_files(core: RunCore, roots: Iterable[str]) -> dict[str, Any]:
+    """The references to their files of the outputs of ``roots`` (task ids) kept as files."""
+    nodes = core.nodes
+    return {
+        root: json.loads(stored)
+        for root in roots
+        if (source := nodes.get(root)) is not None
+        and source.output is None
+        and (stored := source.output_json) is not None
+        and outputs.reference(stored)
+    }
+
+
+async def read_kept(core: RunCore, held: dict[str, Any]) -> dict[str, Any]:
+    """The outputs ``held`` (``kept_in_files``) refers to, read on a worker thread: a 200 MB
+    one takes a second to read. Raises OSError when a file cannot be read."""
+    if not held:
+        return held
+    return await cpu_bound(partial(outputs.load_files, held, core.run_dir))
 
 
 class FinishedOutputs(Mapping[str, Any]):
