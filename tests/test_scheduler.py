@@ -546,3 +546,45 @@ async def test_a_run_whose_owners_lease_expired_is_resumed(home: Path) -> None:
     async with await Engine.open(home / "state.db", home / "runs") as second:
         assert run_id in second.runs
         assert (await second.wait(run_id, 30)).status == RunStatus.succeeded
+
+
+async def test_a_bug_in_the_runs_bookkeeping_ends_the_run_failed_not_running(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever raises while a finished task's dependents are released (here a trigger check
+    made to raise, standing for a bug) ends the run failed with that error — the dependents
+    cancelled, the tasks under way interrupted — instead of leaving it running for ever."""
+    from multi_task_orchestrator.engine.run import readiness
+
+    checked = readiness.trigger_blocks
+
+    def broken(node: Any, nodes: Any) -> str | None:
+        if node.task_id == "after":
+            raise RuntimeError("a bug")
+        return checked(node, nodes)
+
+    monkeypatch.setattr(readiness, "trigger_blocks", broken)
+    document = {
+        "tasks": [
+            task("first", 0.0),
+            task("slow", 30),
+            task("after", dependencies=["first"]),
+            task("last", dependencies=["after"]),
+        ]
+    }
+    snapshot = await run(engine, document, timeout=20)
+    assert snapshot.status is RunStatus.failed
+    assert snapshot.error == "internal error: RuntimeError: a bug"
+    states = {t.task_id: t.state for t in snapshot.tasks}
+    assert states == {
+        "first": TaskState.succeeded,
+        "slow": TaskState.cancelled,
+        "after": TaskState.cancelled,
+        "last": TaskState.cancelled,
+    }
+    with sqlite3.connect(engine.store.path) as db:
+        stored = dict(db.execute("SELECT task_id, state FROM tasks"))
+        run_status = db.execute("SELECT status FROM orchestrations").fetchall()
+    db.close()
+    assert stored == {key: value.value for key, value in states.items()}
+    assert run_status == [("failed",)]

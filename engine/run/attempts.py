@@ -150,8 +150,7 @@ class Attempts:
         if failure is None:
             record("succeeded", finished)
             node.output = None if outputs.reference(node.output_json) else output
-            self._readiness.set_terminal(node, TaskState.succeeded, finished_at=finished)
-            self._readiness.after_commit(node)
+            self._readiness.attempt_ended(node, TaskState.succeeded, finished)
             return
         message = services.redact(failure.message)[:MAX_ERROR_LENGTH]
         record("failed", finished, error=message, error_class=failure.error_class)
@@ -160,8 +159,7 @@ class Attempts:
             self._schedule_retry(node, failure)
             return
         node.root_error = message
-        self._readiness.set_terminal(node, TaskState.failed, finished_at=finished)
-        self._readiness.after_commit(node)
+        self._readiness.attempt_ended(node, TaskState.failed, finished)
 
     def _kept(
         self, node: Node, output: Any, dumps: Callable[[Any], str | bytes]

@@ -108,7 +108,7 @@ class Readiness:
                     self.fail_now(node, f"an output it refers to cannot be read: {exc}", "config")
                 return
             if not node.state.terminal:
-                then(node, read)
+                self.guarded(lambda node: then(node, read), node)
 
         self._core.spawn(read_then())
 
@@ -197,6 +197,16 @@ class Readiness:
             message = f"task {node.task_id} failed: {node.error}"
             self._records.event(node, "notify", message, "error")
 
+    def attempt_ended(self, node: Node, state: TaskState, finished_at: float) -> None:
+        """The last attempt of ``node`` ended in ``state``: record it, and let what waits for
+        it go on once that is committed (``guarded``)."""
+
+        def end(node: Node) -> None:
+            self.set_terminal(node, state, finished_at=finished_at)
+            self.after_commit(node)
+
+        self.guarded(end, node)
+
     def fail_now(self, node: Node, message: str, error_class: str) -> None:
         """``node`` fails without an attempt (its config or items cannot be used)."""
         message = self._core.services.redact(message)
@@ -228,9 +238,40 @@ class Readiness:
                     core.services.store_failed(exc)  # nothing may start on an unsaved outcome
                     return
                 for node in nodes:
-                    self.propagate(node)
+                    self.guarded(self.propagate, node)
         finally:
             self._committing = False
+
+    def guarded(self, step: Callable[[Node], None], node: Node) -> None:
+        """``step(node)``; should the run's own bookkeeping raise (a bug), the run ends failed
+        (``fail_run``) rather than waiting for ever on what never came."""
+        try:
+            step(node)
+        except Exception as exc:
+            logger.exception("orchestration %s: the run's bookkeeping failed", self._core.id)
+            self.fail_run(exc)
+
+    def fail_run(self, exc: Exception) -> None:
+        """End the run failed now, with the error that broke it: every task not ended is
+        cancelled where it stands (an attempt under way interrupted), without following
+        dependencies — what raised could raise again."""
+        core = self._core
+        if core.finalizing:
+            return
+        message = core.services.redact(f"internal error: {type(exc).__name__}: {exc}")
+        core.stopping = core.stopping or "abort"
+        core.error = message
+        self._records.event(None, "abort", message, "error")
+        now = time.time()
+        for node in core.nodes.values():
+            if node.state.terminal:
+                continue
+            if node.worker is not None and not node.worker.done():
+                node.cancel_reason = message
+                node.worker.cancel()
+            node.state, node.reason, node.finished_at = TaskState.cancelled, message, now
+            self._records.persist(node)
+        self._finisher.begin()
 
     def propagate(self, node: Node) -> None:
         """A node is terminal (and committed): release dependents, close stages and fan-outs.
