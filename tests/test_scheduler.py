@@ -548,18 +548,20 @@ async def test_a_run_whose_owners_lease_expired_is_resumed(home: Path) -> None:
         assert (await second.wait(run_id, 30)).status == RunStatus.succeeded
 
 
+@pytest.mark.parametrize("breaks", ["after", "slow"])
 async def test_a_bug_in_the_runs_bookkeeping_ends_the_run_failed_not_running(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, breaks: str
 ) -> None:
-    """Whatever raises while a finished task's dependents are released (here a trigger check
-    made to raise, standing for a bug) ends the run failed with that error — the dependents
-    cancelled, the tasks under way interrupted — instead of leaving it running for ever."""
+    """Whatever raises while a finished task's dependents are released, or while the run's
+    first tasks are (here a trigger check made to raise, standing for a bug), ends the run
+    failed with that error — the tasks not ended cancelled, those under way interrupted —
+    instead of leaving it running for ever."""
     from multi_task_orchestrator.engine.run import readiness
 
     checked = readiness.trigger_blocks
 
     def broken(node: Any, nodes: Any) -> str | None:
-        if node.task_id == "after":
+        if node.task_id == breaks:
             raise RuntimeError("a bug")
         return checked(node, nodes)
 
@@ -577,7 +579,7 @@ async def test_a_bug_in_the_runs_bookkeeping_ends_the_run_failed_not_running(
     assert snapshot.error == "internal error: RuntimeError: a bug"
     states = {t.task_id: t.state for t in snapshot.tasks}
     assert states == {
-        "first": TaskState.succeeded,
+        "first": TaskState.succeeded if breaks == "after" else TaskState.cancelled,
         "slow": TaskState.cancelled,
         "after": TaskState.cancelled,
         "last": TaskState.cancelled,

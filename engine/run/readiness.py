@@ -108,7 +108,7 @@ class Readiness:
                     self.fail_now(node, f"an output it refers to cannot be read: {exc}", "config")
                 return
             if not node.state.terminal:
-                self.guarded(lambda node: then(node, read), node)
+                self.guarded(partial(then, node, read))
 
         self._core.spawn(read_then())
 
@@ -201,11 +201,11 @@ class Readiness:
         """The last attempt of ``node`` ended in ``state``: record it, and let what waits for
         it go on once that is committed (``guarded``)."""
 
-        def end(node: Node) -> None:
+        def end() -> None:
             self.set_terminal(node, state, finished_at=finished_at)
             self.after_commit(node)
 
-        self.guarded(end, node)
+        self.guarded(end)
 
     def fail_now(self, node: Node, message: str, error_class: str) -> None:
         """``node`` fails without an attempt (its config or items cannot be used)."""
@@ -238,15 +238,15 @@ class Readiness:
                     core.services.store_failed(exc)  # nothing may start on an unsaved outcome
                     return
                 for node in nodes:
-                    self.guarded(self.propagate, node)
+                    self.guarded(partial(self.propagate, node))
         finally:
             self._committing = False
 
-    def guarded(self, step: Callable[[Node], None], node: Node) -> None:
-        """``step(node)``; should the run's own bookkeeping raise (a bug), the run ends failed
+    def guarded(self, step: Callable[[], None]) -> None:
+        """``step()``; should the run's own bookkeeping raise (a bug), the run ends failed
         (``fail_run``) rather than waiting for ever on what never came."""
         try:
-            step(node)
+            step()
         except Exception as exc:
             logger.exception("orchestration %s: the run's bookkeeping failed", self._core.id)
             self.fail_run(exc)

@@ -224,7 +224,7 @@ class Run:
             elapsed = now - core.started_at
             self._finisher.set_timeout(max(0.0, core.spec.timeout - elapsed), self._on_timeout)
         core.open = core.table.arm()
-        self._readiness.release_ready()
+        self._readiness.guarded(self._readiness.release_ready)
         if core.open == 0:
             self._finisher.begin()
         self._dispatcher.kick()
