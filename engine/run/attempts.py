@@ -268,7 +268,6 @@ class Attempts:
         if node.state != TaskState.retrying:
             return
         if self._core.stopping and node.spec.run_if != RunIf.always:
-            self._readiness.set_terminal(node, TaskState.failed, finished_at=time.time())
-            self._readiness.propagate(node)
+            self._readiness.attempt_ended(node, TaskState.failed, time.time())
             return
         self._dispatcher.enqueue(node)
