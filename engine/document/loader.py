@@ -300,30 +300,29 @@ def load_mapping(
     The same limits as for text apply: its JSON form may not exceed ``max_bytes``, nor its
     nesting ``max_depth``.
     """
-    _check_data(data, max_depth)
-    try:
-        text = json.dumps(data, default=str)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise DocumentError([Issue(f"the document cannot be read as JSON: {exc}")]) from None
-    if len(text) > max_bytes:
-        raise _too_large(len(text), max_bytes, "the document (as JSON)")
-    if "\\ud" in text:
-        _check_surrogates(data)
+    text = _limited_json(data, max_bytes, max_depth, "the document", "the document (as JSON)")
     return _unwrap(RawDocument(json.loads(text), source_name=source_name))
 
 
 def check_vars(values: Mapping[str, Any], *, max_bytes: int, max_depth: int) -> None:
     """The vars given beside a document (``--var``, a tool's ``vars``) are held to the
     document's limits: their JSON form within ``max_bytes``, their nesting within ``max_depth``."""
-    _check_data(values, max_depth)
+    _limited_json(values, max_bytes, max_depth, "the vars", "the vars' JSON")
+
+
+def _limited_json(data: Any, max_bytes: int, max_depth: int, what: str, sized: str) -> str:
+    """``data`` as JSON text, refused (naming ``what``, or ``sized`` when too large) when it is
+    nested deeper than ``max_depth``, longer than ``max_bytes``, or holds a lone surrogate."""
+    _check_data(data, max_depth)
     try:
-        text = json.dumps(values, default=str)
+        text = json.dumps(data, default=str)
     except (ValueError, TypeError, RecursionError) as exc:
-        raise DocumentError([Issue(f"the vars cannot be read as JSON: {exc}")]) from None
+        raise DocumentError([Issue(f"{what} cannot be read as JSON: {exc}")]) from None
     if len(text) > max_bytes:
-        raise _too_large(len(text), max_bytes, "the vars' JSON")
+        raise _too_large(len(text), max_bytes, sized)
     if "\\ud" in text:
-        _check_surrogates(values)
+        _check_surrogates(data)
+    return text
 
 
 def _check_surrogates(data: Any) -> None:
