@@ -5,7 +5,9 @@ worker gets exactly the ones the task names, and enforces their hosts); a worker
 SIGKILL mid-run costs an attempt ("worker lost", class network) that the retry policy runs
 again; cancelling a run stops the coroutine on the worker (the worker's plugin records it); a
 browser task runs on a worker and its screenshot lands in the server's run folder; model
-calls made on a worker come back counted (a failed attempt's too), and budgets hold there.
+calls made on a worker come back counted (a failed attempt's too), and budgets hold there. A
+scheduler that goes away costs each attempt a failure of class network naming it, the client
+connecting afresh for the next one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 try:
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, Scheduler
 
     from multi_task_orchestrator.engine.backends.dask import DaskBackend
     from multi_task_orchestrator.engine.backends.dask_worker import (
@@ -449,3 +451,34 @@ async def test_an_mcp_call_runs_in_the_server_with_its_sessions(
     assert snapshot.status == RunStatus.succeeded, [t.error for t in snapshot.tasks]
     records = [r for status in statuses.values() for r in status["records"]]
     assert [(r["task_id"], r["outcome"]) for r in records] == [("after", "succeeded")]
+
+
+async def test_a_scheduler_that_goes_away_costs_attempts_of_class_network(tmp_path: Path) -> None:
+    document = {
+        "name": "scheduler gone",
+        "tasks": [
+            {
+                "id": "waits",
+                "type": "delay",
+                "config": {"seconds": 1, "value": "done"},
+                "retry": {"max_attempts": 3, "initial": 0.1, "on": ["network"]},
+            }
+        ],
+    }
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler:
+        backend = DaskBackend(scheduler.address, connect_timeout=1)
+        async with await _engine(tmp_path, backend) as engine:
+            run_id = await engine.submit(document)
+            for _ in range(400):  # no worker: the attempt waits on the scheduler
+                if any(str(key).startswith("orchestrator-") for key in scheduler.tasks):
+                    break
+                await asyncio.sleep(0.025)
+            await scheduler.close()
+            snapshot = await engine.wait(run_id, timeout=60)
+            events = await engine.events(run_id)
+
+    [task] = snapshot.tasks
+    assert (snapshot.status, task.attempts, task.error_class) == (RunStatus.failed, 3, "network")
+    failures = [event.message for event in events if event.kind in ("retrying", "failed")]
+    assert len(failures) == 3
+    assert all("Dask scheduler at " + scheduler.address in message for message in failures)
