@@ -206,6 +206,16 @@ def test_without_the_token_nothing_is_shown(server: HttpServer) -> None:
     wrong = httpx.get(base(server) + "/ui/?token=nope", timeout=10, follow_redirects=False)
     assert wrong.status_code == 401
     assert "set-cookie" not in wrong.headers
+    # a wrong token that is not ASCII is just as wrong, not an internal error
+    for query in ("token=%C3%A9", "token=%FF"):
+        answer = httpx.get(base(server) + "/ui/?" + query, timeout=10, follow_redirects=False)
+        assert answer.status_code == 401, query
+    accented = [("authorization", "Bearer \u00e9"), ("cookie", "orchestrator_ui=\u00e9")]
+    for name, value in accented:
+        answer = httpx.get(
+            base(server) + "/ui/api/runs", headers={name: value.encode("latin-1")}, timeout=10
+        )
+        assert answer.status_code == 401, name
     # and the cookie opens /ui only, never the MCP endpoint
     session = httpx.get(base(server) + f"/ui/?token={TOKEN}", timeout=10).cookies
     assert session.get("orchestrator_ui")
