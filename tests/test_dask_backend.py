@@ -7,7 +7,8 @@ again; cancelling a run stops the coroutine on the worker (the worker's plugin r
 browser task runs on a worker and its screenshot lands in the server's run folder; model
 calls made on a worker come back counted (a failed attempt's too), and budgets hold there. A
 scheduler that goes away costs each attempt a failure of class network naming it, the client
-connecting afresh for the next one.
+connecting afresh for the next one. Files coming back are written only into the run's
+artifacts folder.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ try:
         OrchestratorPlugin,
         worker_status,
     )
+    from multi_task_orchestrator.engine.backends.shipping import write_files
 except ImportError as exc:  # the dask extra is not installed
     if os.environ.get("CI"):
         raise
@@ -41,6 +43,7 @@ from local_server import PNG_BYTES, LocalServer
 
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.state import RunStatus, TaskState
 from multi_task_orchestrator.server.standin_model import StandinModel, answer_for, tokens
 from multi_task_orchestrator.vault.resolver import VaultResolver
@@ -482,3 +485,34 @@ async def test_a_scheduler_that_goes_away_costs_attempts_of_class_network(tmp_pa
     failures = [event.message for event in events if event.kind in ("retrying", "failed")]
     assert len(failures) == 3
     assert all("Dask scheduler at " + scheduler.address in message for message in failures)
+
+
+def test_a_worker_writes_only_into_the_runs_artifacts_folder(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "artifacts").mkdir(parents=True)
+    (run / "aggregated_results.json").write_text("{}")
+    hostile = [
+        "aggregated_results.json",
+        "../outside.txt",
+        str(tmp_path / "absolute.txt"),
+        "artifacts/../report.html",
+        "artifacts",
+        "artifacts/nul\0.png",
+    ]
+    for name in hostile:
+        with pytest.raises(TaskError, match="not in the run's artifacts folder"):
+            write_files(run, {"artifacts/fine.png": b"ok", name: b"evil"})
+    with pytest.raises(TaskError, match="cannot write the artifact 'artifacts/aaa"):
+        write_files(run, {"artifacts/" + "a" * 300 + ".png": b"long"})
+
+    written = write_files(run, {"artifacts/sub/ü.png": b"ok"})
+
+    assert written == [(run / "artifacts" / "sub" / "ü.png").resolve()]
+    assert (run / "aggregated_results.json").read_text() == "{}"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "run",
+        "run/aggregated_results.json",
+        "run/artifacts",
+        "run/artifacts/sub",
+        "run/artifacts/sub/ü.png",
+    ]
