@@ -368,3 +368,31 @@ def test_a_setting_of_the_workers_own_environment_wins_there(
 
     assert task["state"] == "succeeded", task
     assert len(task["output"]["data"]) == 1024 * 1024
+
+
+def test_a_scheduler_that_goes_away_fails_the_attempt_naming_it(tmp_path: Path) -> None:
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1"]
+    args += ["--port", str(port), "--no-dashboard"]
+    document = tmp_path / "waits.json"
+    document.write_text(json.dumps({"tasks": [{"id": "waits", "type": "delay"}]}))
+    run_args = [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)]
+    run_args += ["--json", "--backend", "dask", "--scheduler", address]
+    run_log = tmp_path / "run.log"
+    env = child_env(tmp_path / "home")
+    with (
+        spawned(args, tmp_path / "scheduler.log", env) as scheduler,
+        spawned(run_args, run_log, env) as run,
+    ):
+        with DaskClient(address, timeout=WAIT_SECONDS, set_as_default=False) as cluster:
+            wait_until(lambda: waiting_attempts(cluster) == 1, "the attempt to wait", run)
+        os.killpg(scheduler.pid, signal.SIGTERM)
+        code = run.wait(WAIT_SECONDS)
+
+    errors = Path(f"{run_log}.err").read_text()
+    assert code == 1, errors
+    task = json.loads(run_log.read_text())["tasks"]["waits"]
+    assert (task["state"], task["error_class"]) == ("failed", "network")
+    assert task["error"].startswith(f"lost the connection to the Dask scheduler at {address}")
+    assert "Traceback" not in errors
