@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from secrets import token_hex
 from typing import Any
@@ -60,6 +61,19 @@ CANCEL_TIMEOUT_SECONDS = 15.0
 WORKER_LOST = (
     "worker lost: the Dask worker running this attempt died or left the cluster before it finished"
 )
+
+
+class _CancellationIsNoError(logging.Filter):
+    """Drops the traceback Dask's client logs when closing it cancels its reconnecting to a
+    scheduler that went away (``log_errors`` treats the cancellation as an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc_info = record.exc_info
+        return not (exc_info and isinstance(exc_info[1], asyncio.CancelledError))
+
+
+_CLIENT_LOG = logging.getLogger("distributed.client")
+_CLIENT_LOG.addFilter(_CancellationIsNoError())
 
 
 class DaskBackend:
