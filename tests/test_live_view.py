@@ -312,7 +312,11 @@ def test_orchestrator_ui_prints_the_address_of_a_running_server(
     assert unknown.code == 2 and "no orchestration has the id 'orch-none'" in unknown.stderr
     assert not unknown.stdout
     one = cli(tmp_path, "ui", "orch-1", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN="no")
-    assert one.code == 2 and "ORCHESTRATOR_HTTP_TOKEN" in one.stderr
+    assert one.code == 2 and "refused the token in ORCHESTRATOR_HTTP_TOKEN" in one.stderr
+    # a token no HTTP header can carry is a settings error, not a traceback
+    accented = cli(tmp_path, "ui", "--port", port, ORCHESTRATOR_HTTP_TOKEN="t\u00f6ken-canary")
+    assert accented.code == 2 and "printable ASCII" in accented.stderr, accented.stderr
+    assert "Traceback" not in accented.stderr and "canary" not in accented.stderr
     closed = cli(tmp_path, "ui", "--port", str(free_port()), "--no-open")
     assert closed.code == 2
     assert "no server answers" in closed.stderr and "orchestrator serve --http" in closed.stderr

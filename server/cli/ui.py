@@ -63,8 +63,10 @@ def _check_server(page: str, token: str | None, port: int) -> None:
         ) from None
     if answer.status_code == 401:
         raise UsageError(
-            "the server wants a token this shell does not have: set ORCHESTRATOR_HTTP_TOKEN to "
-            "the server's token"
+            "the server refused the token in ORCHESTRATOR_HTTP_TOKEN: set it to the server's token"
+            if token
+            else "the server wants a token this shell does not have: set ORCHESTRATOR_HTTP_TOKEN "
+            "to the server's token"
         )
     if answer.status_code != 200:
         raise UsageError(
