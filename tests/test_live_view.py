@@ -311,6 +311,11 @@ def test_orchestrator_ui_prints_the_address_of_a_running_server(
     )
     assert unknown.code == 2 and "no orchestration has the id 'orch-none'" in unknown.stderr
     assert not unknown.stdout
+    slashed = cli(
+        tmp_path, "ui", "../x", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN=TOKEN
+    )
+    assert (slashed.code, slashed.stdout) == (2, "")
+    assert "no orchestration has the id '../x'" in slashed.stderr, slashed.stderr
     one = cli(tmp_path, "ui", "orch-1", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN="no")
     assert one.code == 2 and "refused the token in ORCHESTRATOR_HTTP_TOKEN" in one.stderr
     # a token no HTTP header can carry is a settings error, not a traceback
