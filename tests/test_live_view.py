@@ -216,6 +216,10 @@ def test_without_the_token_nothing_is_shown(server: HttpServer) -> None:
             base(server) + "/ui/api/runs", headers={name: value.encode("latin-1")}, timeout=10
         )
         assert answer.status_code == 401, name
+    bearer = {"authorization": f"Bearer {TOKEN}"}
+    state = httpx.get(base(server) + "/ui/api/runs?status=" + "x" * 5000, headers=bearer)
+    assert state.status_code == 400 and len(state.text) < 300, state.text
+    assert "unknown state 'xxx" in state.json()["error"]
     # and the cookie opens /ui only, never the MCP endpoint
     session = httpx.get(base(server) + f"/ui/?token={TOKEN}", timeout=10).cookies
     assert session.get("orchestrator_ui")
