@@ -122,8 +122,9 @@ async def connect_backend(
     except TaskError as exc:
         await backend.aclose()
         raise BackendUnavailable(exc.message) from None
-    workers = client.scheduler_info().get("workers", {})
-    if not workers:
+    info = client.scheduler_info()
+    # Dask lists no workers in this summary since 2025; ``n_workers`` counts them all
+    if not info.get("n_workers", len(info.get("workers", {}))):
         notify(
             f"no Dask worker is connected to {settings.dask_scheduler} yet: tasks wait until one "
             f"joins (start one with 'orchestrator worker --scheduler {settings.dask_scheduler}')"

@@ -95,6 +95,18 @@ class CoreSettings(BaseSettings):
         description="ORCHESTRATOR_HTTP_TOKEN: bearer token for `serve --http`; required "
         "when it listens on anything but loopback",
     )
+
+    @field_validator("http_token")
+    @classmethod
+    def _token_fits_a_header(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not all("!" <= c <= "~" for c in token.get_secret_value()):
+            raise ValueError(
+                "the token travels in an 'Authorization: Bearer' header, so it must be "
+                "printable ASCII without spaces; choose another, e.g. the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return token
+
     http_allowed_hosts: list[str] = Field(
         default_factory=list,
         description="ORCHESTRATOR_HTTP_ALLOWED_HOSTS: extra host names clients use to reach "

@@ -5,7 +5,10 @@ worker gets exactly the ones the task names, and enforces their hosts); a worker
 SIGKILL mid-run costs an attempt ("worker lost", class network) that the retry policy runs
 again; cancelling a run stops the coroutine on the worker (the worker's plugin records it); a
 browser task runs on a worker and its screenshot lands in the server's run folder; model
-calls made on a worker come back counted (a failed attempt's too), and budgets hold there.
+calls made on a worker come back counted (a failed attempt's too), and budgets hold there. A
+scheduler that goes away costs each attempt a failure of class network naming it, the client
+connecting afresh for the next one. Files coming back are written only into the run's
+artifacts folder.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import pytest
 from cryptography.fernet import Fernet
 
 try:
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, Scheduler
 
     from multi_task_orchestrator.engine.backends.dask import DaskBackend
     from multi_task_orchestrator.engine.backends.dask_worker import (
         OrchestratorPlugin,
         worker_status,
     )
+    from multi_task_orchestrator.engine.backends.shipping import write_files
 except ImportError as exc:  # the dask extra is not installed
     if os.environ.get("CI"):
         raise
@@ -39,6 +43,7 @@ from local_server import PNG_BYTES, LocalServer
 
 from multi_task_orchestrator.engine.backends import Backend
 from multi_task_orchestrator.engine.engine import Engine
+from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.state import RunStatus, TaskState
 from multi_task_orchestrator.server.standin_model import StandinModel, answer_for, tokens
 from multi_task_orchestrator.vault.resolver import VaultResolver
@@ -449,3 +454,65 @@ async def test_an_mcp_call_runs_in_the_server_with_its_sessions(
     assert snapshot.status == RunStatus.succeeded, [t.error for t in snapshot.tasks]
     records = [r for status in statuses.values() for r in status["records"]]
     assert [(r["task_id"], r["outcome"]) for r in records] == [("after", "succeeded")]
+
+
+async def test_a_scheduler_that_goes_away_costs_attempts_of_class_network(tmp_path: Path) -> None:
+    document = {
+        "name": "scheduler gone",
+        "tasks": [
+            {
+                "id": "waits",
+                "type": "delay",
+                "config": {"seconds": 1, "value": "done"},
+                "retry": {"max_attempts": 3, "initial": 0.1, "on": ["network"]},
+            }
+        ],
+    }
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler:
+        backend = DaskBackend(scheduler.address, connect_timeout=1)
+        async with await _engine(tmp_path, backend) as engine:
+            run_id = await engine.submit(document)
+            for _ in range(400):  # no worker: the attempt waits on the scheduler
+                if any(str(key).startswith("orchestrator-") for key in scheduler.tasks):
+                    break
+                await asyncio.sleep(0.025)
+            await scheduler.close()
+            snapshot = await engine.wait(run_id, timeout=60)
+            events = await engine.events(run_id)
+
+    [task] = snapshot.tasks
+    assert (snapshot.status, task.attempts, task.error_class) == (RunStatus.failed, 3, "network")
+    failures = [event.message for event in events if event.kind in ("retrying", "failed")]
+    assert len(failures) == 3
+    assert all("Dask scheduler at " + scheduler.address in message for message in failures)
+
+
+def test_a_worker_writes_only_into_the_runs_artifacts_folder(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "artifacts").mkdir(parents=True)
+    (run / "aggregated_results.json").write_text("{}")
+    hostile = [
+        "aggregated_results.json",
+        "../outside.txt",
+        str(tmp_path / "absolute.txt"),
+        "artifacts/../report.html",
+        "artifacts",
+        "artifacts/nul\0.png",
+    ]
+    for name in hostile:
+        with pytest.raises(TaskError, match="not in the run's artifacts folder"):
+            write_files(run, {"artifacts/fine.png": b"ok", name: b"evil"})
+    with pytest.raises(TaskError, match="cannot write the artifact 'artifacts/aaa"):
+        write_files(run, {"artifacts/" + "a" * 300 + ".png": b"long"})
+
+    written = write_files(run, {"artifacts/sub/ü.png": b"ok"})
+
+    assert written == [(run / "artifacts" / "sub" / "ü.png").resolve()]
+    assert (run / "aggregated_results.json").read_text() == "{}"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "run",
+        "run/aggregated_results.json",
+        "run/artifacts",
+        "run/artifacts/sub",
+        "run/artifacts/sub/ü.png",
+    ]

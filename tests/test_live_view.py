@@ -206,6 +206,20 @@ def test_without_the_token_nothing_is_shown(server: HttpServer) -> None:
     wrong = httpx.get(base(server) + "/ui/?token=nope", timeout=10, follow_redirects=False)
     assert wrong.status_code == 401
     assert "set-cookie" not in wrong.headers
+    # a wrong token that is not ASCII is just as wrong, not an internal error
+    for query in ("token=%C3%A9", "token=%FF"):
+        answer = httpx.get(base(server) + "/ui/?" + query, timeout=10, follow_redirects=False)
+        assert answer.status_code == 401, query
+    accented = [("authorization", "Bearer \u00e9"), ("cookie", "orchestrator_ui=\u00e9")]
+    for name, value in accented:
+        answer = httpx.get(
+            base(server) + "/ui/api/runs", headers={name: value.encode("latin-1")}, timeout=10
+        )
+        assert answer.status_code == 401, name
+    bearer = {"authorization": f"Bearer {TOKEN}"}
+    state = httpx.get(base(server) + "/ui/api/runs?status=" + "x" * 5000, headers=bearer)
+    assert state.status_code == 400 and len(state.text) < 300, state.text
+    assert "unknown state 'xxx" in state.json()["error"]
     # and the cookie opens /ui only, never the MCP endpoint
     session = httpx.get(base(server) + f"/ui/?token={TOKEN}", timeout=10).cookies
     assert session.get("orchestrator_ui")
@@ -301,8 +315,17 @@ def test_orchestrator_ui_prints_the_address_of_a_running_server(
     )
     assert unknown.code == 2 and "no orchestration has the id 'orch-none'" in unknown.stderr
     assert not unknown.stdout
+    slashed = cli(
+        tmp_path, "ui", "../x", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN=TOKEN
+    )
+    assert (slashed.code, slashed.stdout) == (2, "")
+    assert "no orchestration has the id '../x'" in slashed.stderr, slashed.stderr
     one = cli(tmp_path, "ui", "orch-1", "--port", port, "--no-open", ORCHESTRATOR_HTTP_TOKEN="no")
-    assert one.code == 2 and "ORCHESTRATOR_HTTP_TOKEN" in one.stderr
+    assert one.code == 2 and "refused the token in ORCHESTRATOR_HTTP_TOKEN" in one.stderr
+    # a token no HTTP header can carry is a settings error, not a traceback
+    accented = cli(tmp_path, "ui", "--port", port, ORCHESTRATOR_HTTP_TOKEN="t\u00f6ken-canary")
+    assert accented.code == 2 and "printable ASCII" in accented.stderr, accented.stderr
+    assert "Traceback" not in accented.stderr and "canary" not in accented.stderr
     closed = cli(tmp_path, "ui", "--port", str(free_port()), "--no-open")
     assert closed.code == 2
     assert "no server answers" in closed.stderr and "orchestrator serve --http" in closed.stderr

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from secrets import token_hex
 from typing import Any
 
 from distributed import Client, Event
-from distributed.client import FutureCancelledError
+from distributed.client import ClosedClientError, FutureCancelledError
 from distributed.comm.core import CommClosedError
 from distributed.scheduler import KilledWorker
 from pydantic import BaseModel
@@ -62,6 +63,19 @@ WORKER_LOST = (
 )
 
 
+class _CancellationIsNoError(logging.Filter):
+    """Drops the traceback Dask's client logs when closing it cancels its reconnecting to a
+    scheduler that went away (``log_errors`` treats the cancellation as an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc_info = record.exc_info
+        return not (exc_info and isinstance(exc_info[1], asyncio.CancelledError))
+
+
+_CLIENT_LOG = logging.getLogger("distributed.client")
+_CLIENT_LOG.addFilter(_CancellationIsNoError())
+
+
 class DaskBackend:
     """Runs attempts on the Dask cluster whose scheduler listens at ``scheduler_address``.
 
@@ -80,6 +94,11 @@ class DaskBackend:
     async def connect(self) -> Client:
         """The client, connecting first if needed; TaskError (class network) if it cannot."""
         async with self._connecting:
+            if self._client is not None and self._client.status in ("closing", "closed"):
+                # it gave up reconnecting to a scheduler that went away: try afresh
+                stale, self._client = self._client, None
+                with contextlib.suppress(Exception):
+                    await stale.close()
             if self._client is None:
                 try:
                     self._client = await Client(
@@ -101,7 +120,10 @@ class DaskBackend:
     async def run_attempt(self, runner: Runner, config: BaseModel, ctx: RunContext) -> Any:
         client = await self.connect()
         request = await _request(runner, config, ctx)
-        future = client.submit(run_on_worker, request, key=request.key, pure=False, retries=0)
+        try:
+            future = client.submit(run_on_worker, request, key=request.key, pure=False, retries=0)
+        except ClosedClientError:
+            raise TaskError(self._lost_scheduler("the client gave up"), "network") from None
         try:
             result: AttemptResult = await future
         except asyncio.CancelledError:
@@ -113,17 +135,25 @@ class DaskBackend:
             raise
         except KilledWorker:
             raise TaskError(WORKER_LOST, "network") from None
-        except FutureCancelledError:
+        except FutureCancelledError as exc:
+            lost = getattr(exc, "reason", None) == "scheduler-connection-lost"
+            if lost or client.status in ("connecting", "closing", "closed"):
+                raise TaskError(self._lost_scheduler("the connection closed"), "network") from None
             raise TaskError("the attempt was cancelled on the Dask cluster", "network") from None
+        except ClosedClientError:
+            raise TaskError(self._lost_scheduler("the client gave up"), "network") from None
         except (OSError, CommClosedError) as exc:
-            raise TaskError(
-                f"lost the connection to the Dask scheduler at {self.scheduler_address}: {exc}",
-                "network",
-            ) from None
+            raise TaskError(self._lost_scheduler(str(exc)), "network") from None
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(_forget(client, request.key))
         return await _deliver(result, ctx)
+
+    def _lost_scheduler(self, why: str) -> str:
+        return (
+            f"lost the connection to the Dask scheduler at {self.scheduler_address}: {why}; "
+            "the attempt may have been running on a worker (check that the scheduler is up)"
+        )
 
     async def _cancel(self, client: Client, future: Any, key: str) -> None:
         """Stop the attempt wherever it runs, then drop the future; the scheduler would only

@@ -13,6 +13,7 @@ Nothing here touches Dask.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -140,17 +141,43 @@ def collect_files(folder: Path) -> dict[str, bytes]:
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write ``files`` (from ``collect_files``) under ``folder``, replacing files of that name;
-    a name that would leave the folder is refused."""
+    """Write ``files`` (from ``collect_files``) under ``folder``, replacing files of that name.
+
+    Only the artifacts folder comes back from a worker: a name outside ``artifacts/`` (the run's
+    results, its log, a path with ``..``, an absolute one) is refused before anything is
+    written, and a name this file system cannot hold is a TaskError naming it."""
     root = folder.resolve()
+    artifacts = root / "artifacts"
+    targets: list[tuple[str, Path]] = []
+    for name in files:
+        try:
+            target = (root / name).resolve()
+        except (OSError, ValueError):
+            target = root
+        if not target.is_relative_to(artifacts) or target == artifacts:
+            raise TaskError(
+                f"a worker sent a file named {_shown(name)}, which is not in the run's artifacts "
+                "folder; nothing it sent was written (is the worker running the same version "
+                "of multi-task-orchestrator?)"
+            )
+        targets.append((name, target))
     written: list[Path] = []
-    for name, content in files.items():
-        target = (root / name).resolve()
-        if not target.is_relative_to(root) or target == root:
-            raise TaskError(f"a worker sent an artifact named '{name}' outside the run folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
+    for name, target in targets:
         temporary = target.with_name(f".{target.name}.part")
-        temporary.write_bytes(content)
-        temporary.replace(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_bytes(files[name])
+            temporary.replace(target)
+        except (OSError, ValueError) as exc:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise TaskError(
+                f"cannot write the artifact {_shown(name)} a worker sent: {reason}"
+            ) from None
         written.append(target)
     return written
+
+
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= 120 else name[:120] + "…")

@@ -30,9 +30,10 @@ def cmd_ui(args: argparse.Namespace, out: Console, err: Console) -> int:
     page = f"http://{shown}:{args.port}/ui/" + (
         f"runs/{quote(args.run, safe='')}" if args.run else ""
     )
-    _check_server(page, token, args.port)
+    _check_server(f"http://{shown}:{args.port}/ui/", token, args.port)
     if args.run:
-        _check_run(f"http://{shown}:{args.port}/ui/api/runs/{quote(args.run, safe='')}", token)
+        api = f"http://{shown}:{args.port}/ui/api/runs/{quote(args.run, safe='')}"
+        _check_run(api, args.run, token)
     out.print(page, markup=False, soft_wrap=True)
     if token:
         err.print(
@@ -63,8 +64,10 @@ def _check_server(page: str, token: str | None, port: int) -> None:
         ) from None
     if answer.status_code == 401:
         raise UsageError(
-            "the server wants a token this shell does not have: set ORCHESTRATOR_HTTP_TOKEN to "
-            "the server's token"
+            "the server refused the token in ORCHESTRATOR_HTTP_TOKEN: set it to the server's token"
+            if token
+            else "the server wants a token this shell does not have: set ORCHESTRATOR_HTTP_TOKEN "
+            "to the server's token"
         )
     if answer.status_code != 200:
         raise UsageError(
@@ -72,7 +75,7 @@ def _check_server(page: str, token: str | None, port: int) -> None:
         )
 
 
-def _check_run(api: str, token: str | None) -> None:
+def _check_run(api: str, run: str, token: str | None) -> None:
     """A run the server does not know is an error naming it (the server's answer lists the
     ids it knows), not an address to a page that has nothing to show."""
     import httpx
@@ -80,11 +83,15 @@ def _check_run(api: str, token: str | None) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         answer = httpx.get(api, headers=headers, timeout=PROBE_SECONDS)
-        problem = answer.json().get("error") if answer.status_code == 404 else None
-    except (httpx.HTTPError, ValueError, AttributeError):
+    except httpx.HTTPError:
         return  # the page will say what is wrong
-    if problem:
-        raise UsageError(str(problem))
+    if answer.status_code != 404:
+        return
+    try:
+        problem = answer.json().get("error")
+    except (ValueError, AttributeError):
+        problem = None  # no page has that address: an id with a '/' in it, say
+    raise UsageError(str(problem or f"no orchestration has the id {run!r}"))
 
 
 def _has_graphical_browser() -> bool:

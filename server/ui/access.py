@@ -61,17 +61,17 @@ class Access:
         assert self.token is not None and self.session is not None
         header = request.headers.get("authorization", "")
         scheme, _, given = header.strip().partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token):
+        if scheme.lower() == "bearer" and _equal(given.strip(), self.token):
             return True
         cookie = request.cookies.get(COOKIE, "")
-        return hmac.compare_digest(cookie, self.session)
+        return _equal(cookie, self.session)
 
     def token_in_query(self, request: Request) -> bool | None:
         """True: the address carries the right token; False: a wrong one; None: none."""
         given = request.query_params.get("token")
         if given is None or self.token is None:
             return None
-        return hmac.compare_digest(given, self.token)
+        return _equal(given, self.token)
 
     def set_session(self, response: Response, request: Request) -> None:
         assert self.session is not None
@@ -83,6 +83,12 @@ class Access:
             samesite="strict",
             secure=request.url.scheme == "https",
         )
+
+
+def _equal(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII text (``compare_digest`` on ``str``
+    raises for it, which made a wrong token an internal error)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
 def _session_value(token: str) -> str:

@@ -108,7 +108,8 @@ def build_ui_app(running: Running, access: Access) -> Starlette:
     async def runs(request: Request, engine: Engine) -> Response:
         state = request.query_params.get("status") or None
         if state is not None and state not in STATES:
-            return _error(f"unknown state {state!r}; one of {', '.join(sorted(STATES))}", 400)
+            shown = state if len(state) <= 40 else state[:40] + "…"
+            return _error(f"unknown state {shown!r}; one of {', '.join(sorted(STATES))}", 400)
         rows = await engine.list(state, 100)
         return _json(
             [
