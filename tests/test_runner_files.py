@@ -261,3 +261,41 @@ def test_a_workspace_that_holds_the_data_folder_is_refused(tmp_path: Path) -> No
     assert ran.code == 2, ran.stdout
     assert ran.stderr.startswith("error: invalid setting: ORCHESTRATOR_WORKSPACE: ")
     assert f"holds the data folder {tmp_path / 'home'}" in ran.stderr
+
+
+def test_folder_paths_long_names_and_globstar_through_the_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    mistakes = tmp_path / "mistakes.yaml"
+    mistakes.write_text(
+        "tasks:\n"
+        "  - {id: w, type: file, config: {action: write, path: sub/, content: hi}}\n"
+        "  - {id: a, type: file, config: {action: append, path: sub/., content: hi}}\n"
+        "  - {id: g, type: file, config: {action: glob, pattern: '**.json'}}\n"
+        "  - {id: e, type: file, config: {action: glob, pattern: ''}}\n"
+    )
+    checked = cli(home, "validate", mistakes)
+    assert checked.code == 2, checked.stdout
+    assert "the path 'sub/' names a folder; action 'write' needs a file" in checked.stderr
+    assert "the path 'sub/.' names a folder; action 'append' needs a file" in checked.stderr
+    assert "'**' must be a whole part of the pattern, not '**.json'" in checked.stderr
+    assert "the pattern is empty" in checked.stderr
+
+    long_name = "é" * 130  # 260 bytes in UTF-8
+    near_limit = "n" * 250  # fits, though its temporary file's name would not
+    document = tmp_path / "names.yaml"
+    document.write_text(
+        "tasks:\n"
+        f"  - {{id: long, type: file, config: {{action: write, path: 'd/{long_name}', "
+        "content: hi}}\n"
+        f"  - {{id: near, type: file, config: {{action: write, path: 'd/{near_limit}', "
+        "content: hi}}\n"
+        "  - {id: every, type: file, needs: near, config: {action: glob, pattern: '**'}}\n",
+        encoding="utf-8",
+    )
+    ran = cli(home, "run", document, "--json")
+    tasks = json.loads(ran.stdout)["tasks"]
+    assert (tasks["long"]["state"], tasks["long"]["error_class"]) == ("failed", "config")
+    assert "is 260 bytes, and a file or folder name may have at most 255" in tasks["long"]["error"]
+    assert tasks["near"]["state"] == "succeeded", tasks["near"]
+    assert tasks["every"]["output"] == [f"d/{near_limit}"]
+    assert sorted(p.name for p in (home / "workspace" / "d").iterdir()) == [near_limit]
