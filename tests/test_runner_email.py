@@ -241,6 +241,31 @@ def test_imap_search_fetch_count_and_mark(home: Path, imap_port: int) -> None:
     assert_password_nowhere(home, shown)
 
 
+def test_a_search_beyond_ascii_and_a_mark_of_no_message(home: Path, imap_port: int) -> None:
+    # a criterion beyond ASCII is searched as UTF-8; marking what a search that found nothing
+    # gave (uids: []) marks nothing, where the server was sent a search it refused
+    client = imaplib.IMAP4("127.0.0.1", imap_port)
+    client.login(USER, PASSWORD)
+    message = EmailMessage()
+    message["From"] = "büro@example.org"
+    message["Subject"] = "Prüfung bestanden 🎉"
+    message.set_content("Glückwunsch")
+    client.append("INBOX", "", imaplib.Time2Internaldate(time.time()), message.as_bytes())
+    client.logout()
+    found = mail_task("found", imap_port, action="search", criteria={"subject": "Prüfung"})
+    none = mail_task("none", imap_port, action="search", criteria={"subject": "Größe"})
+    uids = {"uids": "${none.output.messages[*].uid}"}
+    mark = mail_task("mark", imap_port, action="mark", criteria=uids, set="flagged")
+    results, shown = run(
+        home, found, none, mark.replace('"config"', '"dependencies": ["none"], "config"')
+    )
+    [message_found] = task(results, "found")["output"]["messages"]
+    assert message_found["subject"] == "Prüfung bestanden 🎉", results
+    assert task(results, "none")["output"]["count"] == 0, results
+    assert task(results, "mark")["output"] == {"folder": "INBOX", "marked": "flagged", "uids": []}
+    assert_password_nowhere(home, shown)
+
+
 def test_a_body_is_masked_before_it_is_cut(home: Path, imap_port: int) -> None:
     # a mail that quotes the password, cut by ORCHESTRATOR_EMAIL_MAX_BODY_CHARS inside it: the
     # body is masked first, so no piece of the password is left
