@@ -345,3 +345,30 @@ def test_each_runners_secret_fields_are_fields_of_its_config_and_it_reveals_them
             assert not runner.secret_fields, type_name
             continue
         assert bool(runner.secret_fields) == reveals, type_name
+
+
+def test_a_time_limit_of_zero_is_refused_where_it_would_mean_none_or_nothing(
+    tmp_path: Path,
+) -> None:
+    # Playwright takes a timeout of 0 as no limit (a step could wait for ever); an http or mcp
+    # timeout of 0 fails every call at once
+    document = tmp_path / "zero.yaml"
+    document.write_text(
+        "tasks:\n"
+        "  - {id: h, type: http, config: {url: 'http://127.0.0.1:1/', timeout: 0}}\n"
+        "  - {id: m, type: mcp, config: {server: s, tool: t, timeout: 0s}}\n"
+        "  - id: b\n    type: browser\n    config:\n"
+        "      url: http://127.0.0.1:1/\n      step_timeout: 0\n      navigation_timeout: 0\n"
+        "      steps: [{click: {selector: a, timeout: 0}}]\n",
+        encoding="utf-8",
+    )
+    checked = cli(tmp_path / "home", "validate", document)
+    assert checked.code == 2, checked.stdout
+    for where in (
+        "tasks[0].config.timeout",
+        "tasks[1].config.timeout",
+        "tasks[2].config.step_timeout",
+        "tasks[2].config.navigation_timeout",
+        "tasks[2].config.steps[0].click.timeout",
+    ):
+        assert f"{where}: Input should be greater than 0" in checked.stderr, checked.stderr

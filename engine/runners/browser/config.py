@@ -40,7 +40,7 @@ class LoggedInWhen(RunnerConfig):
     url: str | None = Field(
         None, description="a glob the page's URL matches when logged in, e.g. **/account*"
     )
-    timeout: Duration = Field(3.0, description="how long to wait for the selector")
+    timeout: Duration = Field(3.0, gt=0, description="how long to wait for the selector")
 
     @model_validator(mode="after")
     def _something(self) -> LoggedInWhen:
@@ -85,8 +85,9 @@ class BrowserConfig(RunnerConfig):
     isolated: bool = Field(False, description="a fresh browser context, closed after the task")
     viewport: Viewport | None = None
     user_agent: str | None = None
-    step_timeout: Duration = Field(10.0, description="default time limit of each step")
-    navigation_timeout: Duration = Field(30.0, description="default time limit of a goto")
+    # above zero: Playwright takes a timeout of 0 as none, so a step could wait for ever
+    step_timeout: Duration = Field(10.0, gt=0, description="default time limit of each step")
+    navigation_timeout: Duration = Field(30.0, gt=0, description="default time limit of a goto")
 
     @model_validator(mode="after")
     def _coherent(self) -> BrowserConfig:

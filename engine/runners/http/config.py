@@ -214,7 +214,7 @@ class RequestFields(RunnerConfig):
         "... | grant: client_credentials, scope: ...}; values usually ${vault.NAME}",
     )
     timeout: Duration | None = Field(
-        None, description="limit on each request, its whole body included, e.g. 10s"
+        None, gt=0, description="limit on each request, its whole body included, e.g. 10s"
     )
     expect_status: Annotated[list[int | str], BeforeValidator(_one_or_many)] = Field(
         default_factory=lambda: list[int | str](["2xx"]),
