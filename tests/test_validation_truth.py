@@ -372,3 +372,26 @@ def test_a_time_limit_of_zero_is_refused_where_it_would_mean_none_or_nothing(
         "tasks[2].config.steps[0].click.timeout",
     ):
         assert f"{where}: Input should be greater than 0" in checked.stderr, checked.stderr
+
+
+def test_an_object_as_a_query_or_form_value_is_one_clear_error(tmp_path: Path) -> None:
+    document = tmp_path / "values.yaml"
+    document.write_text(
+        "tasks:\n"
+        "  - {id: q, type: http, config: {url: 'http://127.0.0.1:1/', params: {a: {b: 1}}}}\n"
+        "  - {id: f, type: http, config: {method: POST, url: 'http://127.0.0.1:1/', "
+        "form: {a: [1]}}}\n",
+        encoding="utf-8",
+    )
+    checked = cli(tmp_path / "home", "validate", document)
+    assert checked.code == 2, checked.stdout
+    lines = [line for line in checked.stderr.splitlines() if "tasks[" in line]
+    assert len(lines) == 2, checked.stderr  # one per value, not one per type it may have
+    assert (
+        "tasks[0].config.params.a: a query value is text, a number, true, false, null or a "
+        "list of them, not an object" in lines[0]
+    )
+    assert (
+        "tasks[1].config.form.a: a form value is text, a number, true, false or null, not "
+        "a list" in lines[1]
+    )
