@@ -347,7 +347,7 @@ def test_each_runners_secret_fields_are_fields_of_its_config_and_it_reveals_them
         assert bool(runner.secret_fields) == reveals, type_name
 
 
-def test_a_time_limit_of_zero_is_refused_where_it_would_mean_none_or_nothing(
+def test_a_zero_time_limit_or_a_two_line_user_agent_is_a_validation_error(
     tmp_path: Path,
 ) -> None:
     # Playwright takes a timeout of 0 as no limit (a step could wait for ever); an http or mcp
@@ -359,7 +359,9 @@ def test_a_time_limit_of_zero_is_refused_where_it_would_mean_none_or_nothing(
         "  - {id: m, type: mcp, config: {server: s, tool: t, timeout: 0s}}\n"
         "  - id: b\n    type: browser\n    config:\n"
         "      url: http://127.0.0.1:1/\n      step_timeout: 0\n      navigation_timeout: 0\n"
-        "      steps: [{click: {selector: a, timeout: 0}}]\n",
+        "      steps: [{click: {selector: a, timeout: 0}}]\n"
+        "  - {id: ua, type: browser,\n"
+        "     config: {url: 'http://127.0.0.1:1/', user_agent: \"a\\r\\nb\"}}\n",
         encoding="utf-8",
     )
     checked = cli(tmp_path / "home", "validate", document)
@@ -372,6 +374,8 @@ def test_a_time_limit_of_zero_is_refused_where_it_would_mean_none_or_nothing(
         "tasks[2].config.steps[0].click.timeout",
     ):
         assert f"{where}: Input should be greater than 0" in checked.stderr, checked.stderr
+    # Chromium refused it when the page opened, as a raw protocol error
+    assert "tasks[3].config.user_agent: user_agent holds a line break" in checked.stderr
 
 
 def test_an_object_as_a_query_or_form_value_is_one_clear_error(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.document.units import Duration
@@ -88,6 +88,17 @@ class BrowserConfig(RunnerConfig):
     # above zero: Playwright takes a timeout of 0 as none, so a step could wait for ever
     step_timeout: Duration = Field(10.0, gt=0, description="default time limit of each step")
     navigation_timeout: Duration = Field(30.0, gt=0, description="default time limit of a goto")
+
+    @field_validator("user_agent")
+    @classmethod
+    def _one_line(cls, user_agent: str | None) -> str | None:
+        if user_agent is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in user_agent):
+            raise PydanticCustomError(
+                "browser_config",
+                "user_agent holds a line break or another control character",
+                {"hint": "a user agent is one line of text, e.g. 'Mozilla/5.0 (X11; Linux)'"},
+            )
+        return user_agent
 
     @model_validator(mode="after")
     def _coherent(self) -> BrowserConfig:
