@@ -263,7 +263,7 @@ def test_a_workspace_that_holds_the_data_folder_is_refused(tmp_path: Path) -> No
     assert f"holds the data folder {tmp_path / 'home'}" in ran.stderr
 
 
-def test_folder_paths_long_names_and_globstar_through_the_cli(tmp_path: Path) -> None:
+def test_folder_paths_long_names_globstar_and_nan_through_the_cli(tmp_path: Path) -> None:
     home = tmp_path / "home"
     mistakes = tmp_path / "mistakes.yaml"
     mistakes.write_text(
@@ -289,7 +289,8 @@ def test_folder_paths_long_names_and_globstar_through_the_cli(tmp_path: Path) ->
         "content: hi}}\n"
         f"  - {{id: near, type: file, config: {{action: write, path: 'd/{near_limit}', "
         "content: hi}}\n"
-        "  - {id: every, type: file, needs: near, config: {action: glob, pattern: '**'}}\n",
+        "  - {id: every, type: file, needs: near, config: {action: glob, pattern: '**'}}\n"
+        "  - {id: nan, type: file, config: {action: write, path: n.json, content: {a: .nan}}}\n",
         encoding="utf-8",
     )
     ran = cli(home, "run", document, "--json")
@@ -299,3 +300,6 @@ def test_folder_paths_long_names_and_globstar_through_the_cli(tmp_path: Path) ->
     assert tasks["near"]["state"] == "succeeded", tasks["near"]
     assert tasks["every"]["output"] == [f"d/{near_limit}"]
     assert sorted(p.name for p in (home / "workspace" / "d").iterdir()) == [near_limit]
+    # JSON has no NaN: a file holding one would not be JSON to other programs
+    assert tasks["nan"]["error"].startswith("'n.json': the content holds NaN or Infinity")
+    assert not (home / "workspace" / "n.json").exists()
