@@ -263,7 +263,7 @@ def test_a_workspace_that_holds_the_data_folder_is_refused(tmp_path: Path) -> No
     assert f"holds the data folder {tmp_path / 'home'}" in ran.stderr
 
 
-def test_folder_paths_long_names_globstar_and_nan_through_the_cli(tmp_path: Path) -> None:
+def test_paths_names_globstar_nan_and_csv_edges_through_the_cli(tmp_path: Path) -> None:
     home = tmp_path / "home"
     mistakes = tmp_path / "mistakes.yaml"
     mistakes.write_text(
@@ -290,15 +290,23 @@ def test_folder_paths_long_names_globstar_and_nan_through_the_cli(tmp_path: Path
         f"  - {{id: near, type: file, config: {{action: write, path: 'd/{near_limit}', "
         "content: hi}}\n"
         "  - {id: every, type: file, needs: near, config: {action: glob, pattern: '**'}}\n"
-        "  - {id: nan, type: file, config: {action: write, path: n.json, content: {a: .nan}}}\n",
+        "  - {id: nan, type: file, config: {action: write, path: n.json, content: {a: .nan}}}\n"
+        "  - {id: bom, type: file, config: {action: read, path: excel.csv}}\n"
+        "  - {id: wide, type: file, config: {action: read, path: wide.csv}}\n",
         encoding="utf-8",
     )
+    (home / "workspace").mkdir(parents=True)
+    (home / "workspace" / "excel.csv").write_text("name,n\nAda,1\n", encoding="utf-8-sig")
+    (home / "workspace" / "wide.csv").write_text(f"note\n{'x' * 200_000}\n")
     ran = cli(home, "run", document, "--json")
     tasks = json.loads(ran.stdout)["tasks"]
+    # a byte order mark is not part of the first column's name; a field over 128 KiB is read
+    assert tasks["bom"]["output"] == [{"name": "Ada", "n": "1"}], tasks["bom"]
+    assert tasks["wide"]["output"] == [{"note": "x" * 200_000}], tasks["wide"]["error"]
     assert (tasks["long"]["state"], tasks["long"]["error_class"]) == ("failed", "config")
     assert "is 260 bytes, and a file or folder name may have at most 255" in tasks["long"]["error"]
     assert tasks["near"]["state"] == "succeeded", tasks["near"]
-    assert tasks["every"]["output"] == [f"d/{near_limit}"]
+    assert tasks["every"]["output"] == [f"d/{near_limit}", "excel.csv", "wide.csv"]
     assert sorted(p.name for p in (home / "workspace" / "d").iterdir()) == [near_limit]
     # JSON has no NaN: a file holding one would not be JSON to other programs
     assert tasks["nan"]["error"].startswith("'n.json': the content holds NaN or Infinity")

@@ -4,6 +4,7 @@ matching a glob."""
 
 from __future__ import annotations
 
+import codecs
 import errno
 import io
 from pathlib import Path
@@ -28,7 +29,9 @@ def read_text(
             if missing is None:
                 raise TaskError(f"{shown} does not exist")
             return missing
-        return io.TextIOWrapper(io.BytesIO(content), encoding=encoding, newline="").read()
+        # a byte order mark (as Excel writes before a CSV) is not part of the text
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        return io.TextIOWrapper(io.BytesIO(content), encoding=codec, newline="").read()
     except IsADirectoryError:
         raise TaskError(f"{shown} is a folder, not a file (use action: list)") from None
     except UnicodeDecodeError:

@@ -11,6 +11,10 @@ from typing import Any
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import MAX_DATA_DEPTH, nests_deeper
 from multi_task_orchestrator.engine.runners.files.config import Format
+from multi_task_orchestrator.engine.runners.files.disk import MAX_READ_BYTES
+
+# a field may be as long as a file read at once (the standard library stops at 128 KiB)
+csv.field_size_limit(max(csv.field_size_limit(), MAX_READ_BYTES))
 
 
 def parse(text: str, fmt: Format, shown: str) -> Any:
@@ -18,7 +22,11 @@ def parse(text: str, fmt: Format, shown: str) -> Any:
     if fmt == "text":
         return text
     if fmt == "csv":
-        return list(csv.DictReader(io.StringIO(text, newline="")))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            return list(reader)
+        except csv.Error as exc:
+            raise TaskError(f"{shown} line {reader.line_num} is not CSV: {exc}") from None
     if fmt == "json":
         try:
             return _shallow(json.loads(text), shown)
