@@ -292,12 +292,15 @@ def test_paths_names_globstar_nan_and_csv_edges_through_the_cli(tmp_path: Path) 
         "  - {id: every, type: file, needs: near, config: {action: glob, pattern: '**'}}\n"
         "  - {id: nan, type: file, config: {action: write, path: n.json, content: {a: .nan}}}\n"
         "  - {id: bom, type: file, config: {action: read, path: excel.csv}}\n"
-        "  - {id: wide, type: file, config: {action: read, path: wide.csv}}\n",
+        "  - {id: wide, type: file, config: {action: read, path: wide.csv}}\n"
+        "  - {id: loop, type: file, config: {action: read, path: loop/x.json}}\n"
+        "  - {id: ls, type: file, config: {action: list, path: .}}\n",
         encoding="utf-8",
     )
     (home / "workspace").mkdir(parents=True)
     (home / "workspace" / "excel.csv").write_text("name,n\nAda,1\n", encoding="utf-8-sig")
     (home / "workspace" / "wide.csv").write_text(f"note\n{'x' * 200_000}\n")
+    (home / "workspace" / "loop").symlink_to("loop")
     ran = cli(home, "run", document, "--json")
     tasks = json.loads(ran.stdout)["tasks"]
     # a byte order mark is not part of the first column's name; a field over 128 KiB is read
@@ -308,6 +311,11 @@ def test_paths_names_globstar_nan_and_csv_edges_through_the_cli(tmp_path: Path) 
     assert tasks["near"]["state"] == "succeeded", tasks["near"]
     assert tasks["every"]["output"] == [f"d/{near_limit}", "excel.csv", "wide.csv"]
     assert sorted(p.name for p in (home / "workspace" / "d").iterdir()) == [near_limit]
+    # a loop of links names nothing (it was a raw RuntimeError of pathlib), and list leaves it out
+    assert tasks["loop"]["error"] == (
+        "refused path 'loop/x.json': its symbolic links form a loop, so it names no file"
+    )
+    assert "loop" not in [entry["name"] for entry in tasks["ls"]["output"]], tasks["ls"]
     # JSON has no NaN: a file holding one would not be JSON to other programs
     assert tasks["nan"]["error"].startswith("'n.json': the content holds NaN or Infinity")
     assert not (home / "workspace" / "n.json").exists()

@@ -80,8 +80,11 @@ def listing(root: Path, folder: Path, shown: str) -> list[dict[str, Any]]:
         )
     entries = []
     for entry in sorted(folder.iterdir(), key=lambda path: path.name):
-        if not entry.resolve().is_relative_to(root):
-            continue  # a link out of the workspace: not shown
+        try:
+            if not entry.resolve().is_relative_to(root):
+                continue  # a link out of the workspace: not shown
+        except RuntimeError:
+            continue  # a loop of links: it names nothing
         kind = "directory" if entry.is_dir() else "file" if entry.is_file() else "other"
         entries.append(
             {

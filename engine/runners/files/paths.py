@@ -67,7 +67,12 @@ def inside(root: Path, text: str, what: str = "path") -> Path:
             f"refused {what} '{text}': an absolute path outside the workspace {root}; "
             "give a path relative to the workspace"
         )
-    resolved = (root / given).resolve()
+    try:
+        resolved = (root / given).resolve()
+    except RuntimeError:  # Python 3.11's word for a loop of links
+        raise ConfigError(
+            f"refused {what} '{text}': its symbolic links form a loop, so it names no file"
+        ) from None
     if not resolved.is_relative_to(root):
         raise ConfigError(
             f"refused {what} '{text}': a symbolic link leads out of the workspace {root} "
