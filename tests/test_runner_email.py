@@ -303,6 +303,28 @@ def test_a_line_break_in_a_header_is_refused(home: Path, smtp_server: tuple[Inbo
     assert inbox.messages == [] and inbox.logins == []
 
 
+def test_an_entry_that_is_not_one_address_is_a_validation_error(home: Path) -> None:
+    # 'a, b' as one entry reached the server as the envelope's first address only, while the
+    # output said it was accepted whole; 'not an address' was sent from 'not'
+    document = home.parent / "addresses.yaml"
+    send = mail_task(
+        "send",
+        25,
+        action="send",
+        **{"from": "not an address"},
+        to=["ops@example.com, evil@example.org", "Bo Ek <bo@example.com>"],
+        text="hi",
+    )
+    document.write_text("tasks:\n" + send + "\n", encoding="utf-8")
+    checked = cli(home, "validate", document)
+    assert checked.code == 2, checked.stdout
+    assert "config.from: 'not an address' is not one email address" in checked.stderr
+    assert "config.to: 'ops@example.com, evil@example.org' is not one email address" in (
+        checked.stderr
+    )
+    assert "Bo Ek" not in checked.stderr  # a name and an address is one address
+
+
 def test_a_wrong_password_fails_with_auth(
     tmp_path: Path, smtp_server: tuple[Inbox, int], imap_port: int
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from email.utils import getaddresses
 from typing import Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
@@ -119,6 +120,26 @@ class EmailConfig(RunnerConfig):
     @classmethod
     def _one_or_more(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("sender", "to", "cc", "bcc", "reply_to")
+    @classmethod
+    def _one_address_each(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for entry in [value] if isinstance(value, str) else value or []:
+            if "${" in entry:
+                continue  # judged once resolved
+            found = getaddresses([entry])
+            local, _, domain = found[0][1].rpartition("@") if len(found) == 1 else ("", "", "")
+            if not (local and domain):
+                raise PydanticCustomError(
+                    "email_config",
+                    "'{entry}' is not one email address",
+                    {
+                        "entry": entry.replace("\r", "\\r").replace("\n", "\\n"),
+                        "hint": "give one address per entry, e.g. to: [ops@example.com, "
+                        "'Ann Lee <ann@example.com>']",
+                    },
+                )
+        return value
 
     @model_validator(mode="after")
     def _fits_action(self) -> EmailConfig:
