@@ -347,7 +347,7 @@ def test_each_runners_secret_fields_are_fields_of_its_config_and_it_reveals_them
         assert bool(runner.secret_fields) == reveals, type_name
 
 
-def test_a_zero_time_limit_or_a_two_line_user_agent_is_a_validation_error(
+def test_a_zero_time_limit_a_two_line_user_agent_or_a_bad_session_name_is_refused(
     tmp_path: Path,
 ) -> None:
     # Playwright takes a timeout of 0 as no limit (a step could wait for ever); an http or mcp
@@ -361,7 +361,7 @@ def test_a_zero_time_limit_or_a_two_line_user_agent_is_a_validation_error(
         "      url: http://127.0.0.1:1/\n      step_timeout: 0\n      navigation_timeout: 0\n"
         "      steps: [{click: {selector: a, timeout: 0}}]\n"
         "  - {id: ua, type: browser,\n"
-        "     config: {url: 'http://127.0.0.1:1/', user_agent: \"a\\r\\nb\"}}\n",
+        "     config: {url: 'http://127.0.0.1:1/', user_agent: \"a\\r\\nb\", session: ../s}}\n",
         encoding="utf-8",
     )
     checked = cli(tmp_path / "home", "validate", document)
@@ -376,6 +376,8 @@ def test_a_zero_time_limit_or_a_two_line_user_agent_is_a_validation_error(
         assert f"{where}: Input should be greater than 0" in checked.stderr, checked.stderr
     # Chromium refused it when the page opened, as a raw protocol error
     assert "tasks[3].config.user_agent: user_agent holds a line break" in checked.stderr
+    # a session names a vault secret: the bare pattern it must match was the whole message
+    assert "tasks[3].config.session: '../s' is not a session name" in checked.stderr
 
 
 def test_an_object_as_a_query_or_form_value_is_one_clear_error(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ secret may have no ``evaluate`` step), and turned into the plan of steps a run c
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -88,6 +89,22 @@ class BrowserConfig(RunnerConfig):
     # above zero: Playwright takes a timeout of 0 as none, so a step could wait for ever
     step_timeout: Duration = Field(10.0, gt=0, description="default time limit of each step")
     navigation_timeout: Duration = Field(30.0, gt=0, description="default time limit of a goto")
+
+    @field_validator("session", mode="before")
+    @classmethod
+    def _secret_name(cls, session: object) -> object:
+        if isinstance(session, str) and not re.fullmatch(SESSION_NAME, session):
+            raise PydanticCustomError(
+                "browser_config",
+                "'{session}' is not a session name: it names the vault secret the session is "
+                "kept in",
+                {
+                    "session": session,
+                    "hint": "use letters, digits, _ . and - (at most 128), starting with a "
+                    "letter or _, e.g. session: PORTAL_SESSION",
+                },
+            )
+        return session
 
     @field_validator("user_agent")
     @classmethod
