@@ -303,7 +303,7 @@ def test_a_line_break_in_a_header_is_refused(home: Path, smtp_server: tuple[Inbo
     assert inbox.messages == [] and inbox.logins == []
 
 
-def test_an_entry_that_is_not_one_address_is_a_validation_error(home: Path) -> None:
+def test_an_address_or_uid_that_is_not_one_is_a_validation_error(home: Path) -> None:
     # 'a, b' as one entry reached the server as the envelope's first address only, while the
     # output said it was accepted whole; 'not an address' was sent from 'not'
     document = home.parent / "addresses.yaml"
@@ -315,8 +315,13 @@ def test_an_entry_that_is_not_one_address_is_a_validation_error(home: Path) -> N
         to=["ops@example.com, evil@example.org", "Bo Ek <bo@example.com>"],
         text="hi",
     )
-    document.write_text("tasks:\n" + send + "\n", encoding="utf-8")
+    # a UID written as a number is one; anything but a UID or a span never reaches the search
+    uids = {"uids": [101, "1) OR (ALL"]}
+    search = mail_task("search", 143, action="search", criteria=uids)
+    document.write_text("tasks:\n" + send + "\n" + search + "\n", encoding="utf-8")
     checked = cli(home, "validate", document)
+    assert "criteria.uids[0]" not in checked.stderr
+    assert "criteria.uids[1]: '1) OR (ALL' is not a message UID" in checked.stderr
     assert checked.code == 2, checked.stdout
     assert "config.from: 'not an address' is not one email address" in checked.stderr
     assert "config.to: 'ops@example.com, evil@example.org' is not one email address" in (
