@@ -200,10 +200,18 @@ def test_an_attachment_outside_the_workspace_is_refused(
         text="hi",
         attachments=["../vault.db"],
     )
-    results, _ = run(home, sent)
+    # a folder to save attachments in that leaves the workspace is refused before connecting,
+    # whether or not a message has one (port 1: nothing listens there)
+    save = mail_task("save", 1, action="search", save_attachments="../mail")
+    results, _ = run(home, sent, save)
     send = task(results, "send")
     assert send["state"] == "failed" and "'..' is not allowed" in send["error"], send
     assert inbox.messages == [] and inbox.logins == []
+    saved = task(results, "save")
+    assert (saved["error_class"], saved["error"][:45]) == (
+        "config",
+        "refused save_attachments folder '../mail': '.",
+    ), saved
 
 
 def test_imap_search_fetch_count_and_mark(home: Path, imap_port: int) -> None:
