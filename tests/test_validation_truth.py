@@ -386,13 +386,17 @@ def test_an_object_as_a_query_or_form_value_is_one_clear_error(tmp_path: Path) -
         "tasks:\n"
         "  - {id: q, type: http, config: {url: 'http://127.0.0.1:1/', params: {a: {b: 1}}}}\n"
         "  - {id: f, type: http, config: {method: POST, url: 'http://127.0.0.1:1/', "
-        "form: {a: [1]}}}\n",
+        "form: {a: [1]}}}\n"
+        "  - {id: n, type: http, config: {method: POST, url: 'http://127.0.0.1:1/', "
+        "headers: {Content-Length: '5'}, json: {a: 123456}}}\n",
         encoding="utf-8",
     )
     checked = cli(tmp_path / "home", "validate", document)
     assert checked.code == 2, checked.stdout
     lines = [line for line in checked.stderr.splitlines() if "tasks[" in line]
-    assert len(lines) == 2, checked.stderr  # one per value, not one per type it may have
+    assert len(lines) == 3, checked.stderr  # one per value, not one per type it may have
+    # a Content-Length of the document's own failed the request with h11's LocalProtocolError
+    assert "tasks[2].config.headers: 'Content-Length' cannot be set" in lines[2]
     assert (
         "tasks[0].config.params.a: a query value is text, a number, true, false, null or a "
         "list of them, not an object" in lines[0]

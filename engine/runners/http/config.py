@@ -41,6 +41,7 @@ _STATUS_RANGE = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _STATUS_SPAN = re.compile(r"^(\d{3})\s*-\s*(\d{3})$")
 
 Scalar = str | int | float | bool | None
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 
 
 def _one_error(what: str, lists: bool) -> WrapValidator:
@@ -240,6 +241,13 @@ class RequestFields(RunnerConfig):
                     "'{name}' is not a header name",
                     "use letters, digits and !#$%&'*+-.^_`|~; a ${...} reference is replaced "
                     "in a header's value, not in its name",
+                    name=name,
+                )
+            if name.lower() in _FRAMING_HEADERS:
+                raise _config_error(
+                    "header_name",
+                    "'{name}' cannot be set: it is written from the body as it is sent",
+                    "remove it; a body given as json, body or form gets its own",
                     name=name,
                 )
         return headers
