@@ -390,25 +390,33 @@ vars:
 
 @pytest.mark.parametrize("path", [".", "./", ""])
 def test_writing_to_the_workspace_itself_is_refused(tmp_path: Path, path: str) -> None:
+    # written in the document, the path is refused when the document is checked; given by a
+    # var, when the task runs
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    results = run(
-        tmp_path / "home",
-        f"""
+    document = f"""
+vars: {{target: "{path}"}}
 tasks:
   - id: write
     type: file_processing
     config: {{action: write, path: "{path}", content: "x"}}
-""",
+  - id: given
+    type: file_processing
+    config: {{action: write, path: "${{vars.target}}", content: "x"}}
+"""
+    checked = orchestrator(tmp_path / "home", "validate", document, workspace=str(workspace))
+    assert checked.returncode == 2, checked.stdout
+    assert "tasks[0].config.path: the path" in checked.stderr, checked.stderr
+    results = run(
+        tmp_path / "home",
+        document.replace(f'path: "{path}", content', 'path: "ok.txt", content'),
         workspace=str(workspace),
     )
-    task = results["tasks"]["write"]
+    task = results["tasks"]["given"]
     assert (task["state"], task["error_class"]) == ("failed", "config"), task
-    assert "workspace" in task["error"]
-    assert list(workspace.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == [
-        "workspace",
-        "home",
-    ]
+    assert "path" in task["error"]
+    assert [p.name for p in workspace.iterdir()] == ["ok.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "workspace"]
 
 
 def test_a_write_larger_than_the_limit_is_refused(tmp_path: Path) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import cli
 from pydantic import ValidationError
 
 from multi_task_orchestrator.engine.errors import TaskError
@@ -262,10 +264,51 @@ async def test_sort_descending_keeps_null_keys_last_and_ties_in_order(ctx: RunCo
     assert [item["n"] for item in result] == ["c", "a", "d", "b"]
 
 
-async def test_sort_mixed_types_by_type_name_then_value(ctx: RunContext) -> None:
-    items = [3, "b", 1, None, "a", True, 2.5, {"k": 1}, [2]]
-    result = await run({"action": "sort", "input": items}, ctx)
-    assert result == [True, [2], 1, 2.5, 3, {"k": 1}, "a", "b", None]
+async def test_sort_orders_one_kind_of_value_with_nulls_last(ctx: RunContext) -> None:
+    assert await run({"action": "sort", "input": [3, None, 1, 2.5]}, ctx) == [1, 2.5, 3, None]
+    assert await run({"action": "sort", "input": ["b", "a", "B"]}, ctx) == ["B", "a", "b"]
+    assert await run({"action": "sort", "input": [True, False]}, ctx) == [False, True]
+
+
+async def test_sort_refuses_values_it_cannot_order(ctx: RunContext) -> None:
+    with pytest.raises(TaskError) as mixed:
+        await run({"action": "sort", "input": [{"p": 3}, {"p": "10"}], "key": "p"}, ctx)
+    assert mixed.value.error_class == "config"
+    assert str(mixed.value) == (
+        "sort cannot order a number 3 (item 0) and a string '10' (item 1): the values must be "
+        "all numbers, all strings or all booleans; make them one kind with the key, e.g. "
+        "key: 'to_number(p)'"
+    )
+    with pytest.raises(TaskError, match=r"^sort cannot order an object \{'k': 1\} \(item 1\)"):
+        await run({"action": "sort", "input": [None, {"k": 1}]}, ctx)
+    with pytest.raises(TaskError, match=r"^aggregate 'top' \(max:p\) cannot order a number 1"):
+        await run(
+            {"action": "aggregate", "input": [{"p": 1}, {"p": "x"}], "ops": {"top": "max:p"}}, ctx
+        )
+
+
+def test_a_sort_of_mixed_values_fails_saying_why_through_the_cli(tmp_path: Path) -> None:
+    document = tmp_path / "sort.yaml"
+    document.write_text(
+        "tasks:\n"
+        "  - {id: prices, type: delay, config: {value: [{p: 9}, {p: '10'}, {p: 2}]}}\n"
+        "  - {id: ranked, type: data, needs: prices, config: "
+        "{action: sort, input: '${prices.output}', key: p}}\n"
+    )
+    ran = cli(tmp_path / "home", "run", document, "--json")
+    assert ran.code == 1, ran.stderr
+    task = json.loads(ran.stdout)["tasks"]["ranked"]
+    assert (task["state"], task["error_class"]) == ("failed", "config")
+    assert task["error"].startswith("sort cannot order a number 9 (item 0) and a string '10'")
+
+
+async def test_sort_by_a_key_no_item_has_says_so(ctx: RunContext, log_lines: list[LogLine]) -> None:
+    items = [{"price": 2}, {"price": 1}]
+    assert await run({"action": "sort", "input": items, "key": "prce"}, ctx) == items
+    assert (
+        log_lines[-1][1]
+        == "sorted nothing: the key 'prce' is null for all 2 items (is its name right?)"
+    )
 
 
 async def test_sort_concatenates_inputs(ctx: RunContext, log_lines: list[LogLine]) -> None:

@@ -200,10 +200,18 @@ def test_an_attachment_outside_the_workspace_is_refused(
         text="hi",
         attachments=["../vault.db"],
     )
-    results, _ = run(home, sent)
+    # a folder to save attachments in that leaves the workspace is refused before connecting,
+    # whether or not a message has one (port 1: nothing listens there)
+    save = mail_task("save", 1, action="search", save_attachments="../mail")
+    results, _ = run(home, sent, save)
     send = task(results, "send")
     assert send["state"] == "failed" and "'..' is not allowed" in send["error"], send
     assert inbox.messages == [] and inbox.logins == []
+    saved = task(results, "save")
+    assert (saved["error_class"], saved["error"][:45]) == (
+        "config",
+        "refused save_attachments folder '../mail': '.",
+    ), saved
 
 
 def test_imap_search_fetch_count_and_mark(home: Path, imap_port: int) -> None:
@@ -238,6 +246,31 @@ def test_imap_search_fetch_count_and_mark(home: Path, imap_port: int) -> None:
     assert task(results, "mark")["output"]["uids"] == [message["uid"]], results
     later = task(results, "after")["output"]
     assert later["matching"] == 0 and later["unseen"] == counted["unseen"] - 1, later
+    assert_password_nowhere(home, shown)
+
+
+def test_a_search_beyond_ascii_and_a_mark_of_no_message(home: Path, imap_port: int) -> None:
+    # a criterion beyond ASCII is searched as UTF-8; marking what a search that found nothing
+    # gave (uids: []) marks nothing, where the server was sent a search it refused
+    client = imaplib.IMAP4("127.0.0.1", imap_port)
+    client.login(USER, PASSWORD)
+    message = EmailMessage()
+    message["From"] = "büro@example.org"
+    message["Subject"] = "Prüfung bestanden 🎉"
+    message.set_content("Glückwunsch")
+    client.append("INBOX", "", imaplib.Time2Internaldate(time.time()), message.as_bytes())
+    client.logout()
+    found = mail_task("found", imap_port, action="search", criteria={"subject": "Prüfung"})
+    none = mail_task("none", imap_port, action="search", criteria={"subject": "Größe"})
+    uids = {"uids": "${none.output.messages[*].uid}"}
+    mark = mail_task("mark", imap_port, action="mark", criteria=uids, set="flagged")
+    results, shown = run(
+        home, found, none, mark.replace('"config"', '"dependencies": ["none"], "config"')
+    )
+    [message_found] = task(results, "found")["output"]["messages"]
+    assert message_found["subject"] == "Prüfung bestanden 🎉", results
+    assert task(results, "none")["output"]["count"] == 0, results
+    assert task(results, "mark")["output"] == {"folder": "INBOX", "marked": "flagged", "uids": []}
     assert_password_nowhere(home, shown)
 
 
@@ -276,6 +309,33 @@ def test_a_line_break_in_a_header_is_refused(home: Path, smtp_server: tuple[Inbo
     send = task(results, "send")
     assert send["state"] == "failed" and send["error_class"] == "config", send
     assert inbox.messages == [] and inbox.logins == []
+
+
+def test_an_address_or_uid_that_is_not_one_is_a_validation_error(home: Path) -> None:
+    # 'a, b' as one entry reached the server as the envelope's first address only, while the
+    # output said it was accepted whole; 'not an address' was sent from 'not'
+    document = home.parent / "addresses.yaml"
+    send = mail_task(
+        "send",
+        25,
+        action="send",
+        **{"from": "not an address"},
+        to=["ops@example.com, evil@example.org", "Bo Ek <bo@example.com>"],
+        text="hi",
+    )
+    # a UID written as a number is one; anything but a UID or a span never reaches the search
+    uids = {"uids": [101, "1) OR (ALL"]}
+    search = mail_task("search", 143, action="search", criteria=uids)
+    document.write_text("tasks:\n" + send + "\n" + search + "\n", encoding="utf-8")
+    checked = cli(home, "validate", document)
+    assert "criteria.uids[0]" not in checked.stderr
+    assert "criteria.uids[1]: '1) OR (ALL' is not a message UID" in checked.stderr
+    assert checked.code == 2, checked.stdout
+    assert "config.from: 'not an address' is not one email address" in checked.stderr
+    assert "config.to: 'ops@example.com, evil@example.org' is not one email address" in (
+        checked.stderr
+    )
+    assert "Bo Ek" not in checked.stderr  # a name and an address is one address
 
 
 def test_a_wrong_password_fails_with_auth(

@@ -261,3 +261,61 @@ def test_a_workspace_that_holds_the_data_folder_is_refused(tmp_path: Path) -> No
     assert ran.code == 2, ran.stdout
     assert ran.stderr.startswith("error: invalid setting: ORCHESTRATOR_WORKSPACE: ")
     assert f"holds the data folder {tmp_path / 'home'}" in ran.stderr
+
+
+def test_paths_names_globstar_nan_and_csv_edges_through_the_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    mistakes = tmp_path / "mistakes.yaml"
+    mistakes.write_text(
+        "tasks:\n"
+        "  - {id: w, type: file, config: {action: write, path: sub/, content: hi}}\n"
+        "  - {id: a, type: file, config: {action: append, path: sub/., content: hi}}\n"
+        "  - {id: g, type: file, config: {action: glob, pattern: '**.json'}}\n"
+        "  - {id: e, type: file, config: {action: glob, pattern: ''}}\n"
+    )
+    checked = cli(home, "validate", mistakes)
+    assert checked.code == 2, checked.stdout
+    assert "the path 'sub/' names a folder; action 'write' needs a file" in checked.stderr
+    assert "the path 'sub/.' names a folder; action 'append' needs a file" in checked.stderr
+    assert "'**' must be a whole part of the pattern, not '**.json'" in checked.stderr
+    assert "the pattern is empty" in checked.stderr
+
+    long_name = "é" * 130  # 260 bytes in UTF-8
+    near_limit = "n" * 250  # fits, though its temporary file's name would not
+    document = tmp_path / "names.yaml"
+    document.write_text(
+        "tasks:\n"
+        f"  - {{id: long, type: file, config: {{action: write, path: 'd/{long_name}', "
+        "content: hi}}\n"
+        f"  - {{id: near, type: file, config: {{action: write, path: 'd/{near_limit}', "
+        "content: hi}}\n"
+        "  - {id: every, type: file, needs: near, config: {action: glob, pattern: '**'}}\n"
+        "  - {id: nan, type: file, config: {action: write, path: n.json, content: {a: .nan}}}\n"
+        "  - {id: bom, type: file, config: {action: read, path: excel.csv}}\n"
+        "  - {id: wide, type: file, config: {action: read, path: wide.csv}}\n"
+        "  - {id: loop, type: file, config: {action: read, path: loop/x.json}}\n"
+        "  - {id: ls, type: file, config: {action: list, path: .}}\n",
+        encoding="utf-8",
+    )
+    (home / "workspace").mkdir(parents=True)
+    (home / "workspace" / "excel.csv").write_text("name,n\nAda,1\n", encoding="utf-8-sig")
+    (home / "workspace" / "wide.csv").write_text(f"note\n{'x' * 200_000}\n")
+    (home / "workspace" / "loop").symlink_to("loop")
+    ran = cli(home, "run", document, "--json")
+    tasks = json.loads(ran.stdout)["tasks"]
+    # a byte order mark is not part of the first column's name; a field over 128 KiB is read
+    assert tasks["bom"]["output"] == [{"name": "Ada", "n": "1"}], tasks["bom"]
+    assert tasks["wide"]["output"] == [{"note": "x" * 200_000}], tasks["wide"]["error"]
+    assert (tasks["long"]["state"], tasks["long"]["error_class"]) == ("failed", "config")
+    assert "is 260 bytes, and a file or folder name may have at most 255" in tasks["long"]["error"]
+    assert tasks["near"]["state"] == "succeeded", tasks["near"]
+    assert tasks["every"]["output"] == [f"d/{near_limit}", "excel.csv", "wide.csv"]
+    assert sorted(p.name for p in (home / "workspace" / "d").iterdir()) == [near_limit]
+    # a loop of links names nothing (it was a raw RuntimeError of pathlib), and list leaves it out
+    assert tasks["loop"]["error"] == (
+        "refused path 'loop/x.json': its symbolic links form a loop, so it names no file"
+    )
+    assert "loop" not in [entry["name"] for entry in tasks["ls"]["output"]], tasks["ls"]
+    # JSON has no NaN: a file holding one would not be JSON to other programs
+    assert tasks["nan"]["error"].startswith("'n.json': the content holds NaN or Infinity")
+    assert not (home / "workspace" / "n.json").exists()

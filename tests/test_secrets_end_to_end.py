@@ -201,15 +201,21 @@ def test_an_unknown_secret_is_refused_before_anything_runs(home: Path, tmp_path:
 def test_a_secret_in_a_var_is_refused_before_anything_runs(home: Path, tmp_path: Path) -> None:
     # a var is put in as text: ${vault.NAME} there would be the literal text in a delay's
     # output (or refused when sent), so it is a validation error, in the document's vars and
-    # in a var given with the run
+    # in a var given with the run; nor in a name or description, which are shown as written
     document = tmp_path / "var.yaml"
     document.write_text(
         "vars: {key: '${vault.API_TOKEN}', other: x}\n"
-        "tasks:\n  - {id: a, type: delay, config: {value: '${vars.key} ${vars.other}'}}\n",
+        "tasks:\n  - {id: a, type: delay, config: {value: '${vars.key} ${vars.other}'},\n"
+        "      name: 'a ${vault.API_TOKEN}'}\n"
+        "name: 'report for ${vault.API_TOKEN}'\n"
+        "description: '${vault.SITE_PASSWORD}'\n",
         encoding="utf-8",
     )
     ran = cli(home, "run", str(document), "--var", "other=${vault.SITE_PASSWORD}")
     assert ran.returncode == 2, ran.stdout
     assert "line 1, column 13: vars.key: '${vault.API_TOKEN}' cannot be used in vars" in ran.stderr
     assert "'${vault.SITE_PASSWORD}' cannot be used in the var 'other' given with" in ran.stderr
+    assert "line 5, column 7: name: '${vault.API_TOKEN}' cannot be used in a name" in ran.stderr
+    assert "description: '${vault.SITE_PASSWORD}' cannot be used in a description" in ran.stderr
+    assert "tasks[0].name: '${vault.API_TOKEN}' cannot be used in a name" in ran.stderr
     assert "no orchestrations yet" in cli(home, "list").stdout

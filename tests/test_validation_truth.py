@@ -345,3 +345,63 @@ def test_each_runners_secret_fields_are_fields_of_its_config_and_it_reveals_them
             assert not runner.secret_fields, type_name
             continue
         assert bool(runner.secret_fields) == reveals, type_name
+
+
+def test_a_zero_time_limit_a_two_line_user_agent_or_a_bad_session_name_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Playwright takes a timeout of 0 as no limit (a step could wait for ever); an http or mcp
+    # timeout of 0 fails every call at once
+    document = tmp_path / "zero.yaml"
+    document.write_text(
+        "tasks:\n"
+        "  - {id: h, type: http, config: {url: 'http://127.0.0.1:1/', timeout: 0}}\n"
+        "  - {id: m, type: mcp, config: {server: s, tool: t, timeout: 0s}}\n"
+        "  - id: b\n    type: browser\n    config:\n"
+        "      url: http://127.0.0.1:1/\n      step_timeout: 0\n      navigation_timeout: 0\n"
+        "      steps: [{click: {selector: a, timeout: 0}}]\n"
+        "  - {id: ua, type: browser,\n"
+        "     config: {url: 'http://127.0.0.1:1/', user_agent: \"a\\r\\nb\", session: ../s}}\n",
+        encoding="utf-8",
+    )
+    checked = cli(tmp_path / "home", "validate", document)
+    assert checked.code == 2, checked.stdout
+    for where in (
+        "tasks[0].config.timeout",
+        "tasks[1].config.timeout",
+        "tasks[2].config.step_timeout",
+        "tasks[2].config.navigation_timeout",
+        "tasks[2].config.steps[0].click.timeout",
+    ):
+        assert f"{where}: Input should be greater than 0" in checked.stderr, checked.stderr
+    # Chromium refused it when the page opened, as a raw protocol error
+    assert "tasks[3].config.user_agent: user_agent holds a line break" in checked.stderr
+    # a session names a vault secret: the bare pattern it must match was the whole message
+    assert "tasks[3].config.session: '../s' is not a session name" in checked.stderr
+
+
+def test_an_object_as_a_query_or_form_value_is_one_clear_error(tmp_path: Path) -> None:
+    document = tmp_path / "values.yaml"
+    document.write_text(
+        "tasks:\n"
+        "  - {id: q, type: http, config: {url: 'http://127.0.0.1:1/', params: {a: {b: 1}}}}\n"
+        "  - {id: f, type: http, config: {method: POST, url: 'http://127.0.0.1:1/', "
+        "form: {a: [1]}}}\n"
+        "  - {id: n, type: http, config: {method: POST, url: 'http://127.0.0.1:1/', "
+        "headers: {Content-Length: '5'}, json: {a: 123456}}}\n",
+        encoding="utf-8",
+    )
+    checked = cli(tmp_path / "home", "validate", document)
+    assert checked.code == 2, checked.stdout
+    lines = [line for line in checked.stderr.splitlines() if "tasks[" in line]
+    assert len(lines) == 3, checked.stderr  # one per value, not one per type it may have
+    # a Content-Length of the document's own failed the request with h11's LocalProtocolError
+    assert "tasks[2].config.headers: 'Content-Length' cannot be set" in lines[2]
+    assert (
+        "tasks[0].config.params.a: a query value is text, a number, true, false, null or a "
+        "list of them, not an object" in lines[0]
+    )
+    assert (
+        "tasks[1].config.form.a: a form value is text, a number, true, false or null, not "
+        "a list" in lines[1]
+    )

@@ -92,6 +92,38 @@ def check_secrets_in_vars(doc: ExaminedDocument, extra_vars: Mapping[str, Any]) 
     return issues
 
 
+def check_secrets_in_labels(doc: ExaminedDocument) -> list[Issue]:
+    """A ``${vault.NAME}`` in the ``name`` or ``description`` of the document or of a task:
+    nothing is replaced there, so it would be shown as the text ``${vault.NAME}``."""
+    data = doc.raw.data if isinstance(doc.raw.data, dict) else {}
+    places: list[tuple[Any, Location]] = [(data.get(field), (field,)) for field in _LABELS]
+    listed = data.get("tasks")
+    for index, task in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(task, dict):
+            places += [(task.get(field), ("tasks", index, field)) for field in _LABELS]
+    issues = []
+    for value, where in places:
+        if not isinstance(value, str) or "${" not in value:
+            continue
+        for loc, ref in find_references(value, where):
+            if isinstance(ref, ExpressionError) or ref.kind != "vault":
+                continue
+            shown = "${" + ref.text + "}"
+            message = (
+                f"'{shown}' cannot be used in a {loc[-1]}: a {loc[-1]} is shown as written, "
+                f"so it would be the text '{shown}'"
+            )
+            hint = (
+                f"remove it from the {loc[-1]}; secrets may be used in "
+                + doc.secrets.where_revealed()
+            )
+            issues.append(doc.raw.issue(message, loc, hint))
+    return issues
+
+
+_LABELS = ("name", "description")
+
+
 def _reference_problem(
     doc: ExaminedDocument,
     task: TaskSpec,

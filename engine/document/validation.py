@@ -119,6 +119,7 @@ def validate(
     issues += checks.check_cycles(doc)
     issues += references.check_references(doc)
     issues += references.check_secrets_in_vars(doc, extra)
+    issues += references.check_secrets_in_labels(doc)
     issues += references.check_other_syntaxes(doc)
     issues += checks.check_limits(doc)
     issues += check_notify(doc)

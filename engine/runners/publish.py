@@ -52,11 +52,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner, RunnerConfig
 from multi_task_orchestrator.engine.runners.http import (
+    FormValue,
     HttpSettings,
     Method,
     RequestFields,
     ResponseKind,
-    Scalar,
 )
 
 
@@ -70,7 +70,7 @@ class Target(RequestFields):
     body: dict[str, Any] | None = Field(
         None, description="fixed JSON fields, merged over an object payload (these win)"
     )
-    form: dict[str, Scalar] | None = Field(
+    form: dict[str, FormValue] | None = Field(
         None, description="send a url-encoded form: these fixed fields and the payload's"
     )
     payload_field: str | None = Field(

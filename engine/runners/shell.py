@@ -63,7 +63,7 @@ class ShellConfig(RunnerConfig):
         min_length=1, description="the command and its arguments, e.g. [wc, -l, data.csv]"
     )
     cwd: str | None = Field(None, description="a folder inside the workspace; default: the root")
-    timeout: Duration | None = Field(None, description="stop the command after this long")
+    timeout: Duration | None = Field(None, gt=0, description="stop the command after this long")
     env: dict[str, str] = Field(
         default_factory=dict,
         description="extra environment variables; values may hold ${vault.NAME}",

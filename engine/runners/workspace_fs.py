@@ -70,7 +70,8 @@ def write_file(root: str, relative: PurePosixPath, data: bytes, shown: str) -> N
     then a rename), creating the folders on the way; no link is ever followed."""
     folders, name = _split(relative, shown)
     with _folder(root, folders, shown, create=True) as folder:
-        temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+        # a prefix of the name only: the whole of a long one would make too long a name
+        temporary = f".{name[:64]}.{secrets.token_hex(8)}.tmp"
         descriptor = os.open(temporary, _NEW_FILE_FLAGS, 0o600, dir_fd=folder)
         try:
             with os.fdopen(descriptor, "wb") as handle:

@@ -5,9 +5,10 @@ secret may have no ``evaluate`` step), and turned into the plan of steps a run c
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.document.units import Duration
@@ -40,7 +41,7 @@ class LoggedInWhen(RunnerConfig):
     url: str | None = Field(
         None, description="a glob the page's URL matches when logged in, e.g. **/account*"
     )
-    timeout: Duration = Field(3.0, description="how long to wait for the selector")
+    timeout: Duration = Field(3.0, gt=0, description="how long to wait for the selector")
 
     @model_validator(mode="after")
     def _something(self) -> LoggedInWhen:
@@ -85,8 +86,36 @@ class BrowserConfig(RunnerConfig):
     isolated: bool = Field(False, description="a fresh browser context, closed after the task")
     viewport: Viewport | None = None
     user_agent: str | None = None
-    step_timeout: Duration = Field(10.0, description="default time limit of each step")
-    navigation_timeout: Duration = Field(30.0, description="default time limit of a goto")
+    # above zero: Playwright takes a timeout of 0 as none, so a step could wait for ever
+    step_timeout: Duration = Field(10.0, gt=0, description="default time limit of each step")
+    navigation_timeout: Duration = Field(30.0, gt=0, description="default time limit of a goto")
+
+    @field_validator("session", mode="before")
+    @classmethod
+    def _secret_name(cls, session: object) -> object:
+        if isinstance(session, str) and not re.fullmatch(SESSION_NAME, session):
+            raise PydanticCustomError(
+                "browser_config",
+                "'{session}' is not a session name: it names the vault secret the session is "
+                "kept in",
+                {
+                    "session": session,
+                    "hint": "use letters, digits, _ . and - (at most 128), starting with a "
+                    "letter or _, e.g. session: PORTAL_SESSION",
+                },
+            )
+        return session
+
+    @field_validator("user_agent")
+    @classmethod
+    def _one_line(cls, user_agent: str | None) -> str | None:
+        if user_agent is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in user_agent):
+            raise PydanticCustomError(
+                "browser_config",
+                "user_agent holds a line break or another control character",
+                {"hint": "a user agent is one line of text, e.g. 'Mozilla/5.0 (X11; Linux)'"},
+            )
+        return user_agent
 
     @model_validator(mode="after")
     def _coherent(self) -> BrowserConfig:

@@ -25,7 +25,10 @@ Actions:
 - ``dedupe`` — keeps the first item for each value of ``key`` (the whole item without a key;
   items where the key is null count as one value).
 - ``sort`` — by ``key`` (the item itself without one), ``order: asc | desc``. Items whose key is
-  null come last in either order; keys of different types sort by type name first.
+  null come last in either order, ties keep their order. The keys must be all numbers, all
+  strings (ordered by code point: ``B`` before ``a``) or all booleans; others (a number and a
+  string, an object) fail the task naming two of them. ``min`` and ``max`` of ``aggregate``
+  take the same values.
 - ``group_by`` — ``{"<key as text>": [items...]}`` in first-seen order; a string key is used as
   is, any other key as its compact JSON (``1``, ``true``, ``null``).
 - ``join`` — ``inputs: [left, right]`` (lists of objects), matched on ``on`` or on

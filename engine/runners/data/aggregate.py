@@ -10,7 +10,7 @@ from multi_task_orchestrator.engine.errors import ConfigError
 from multi_task_orchestrator.engine.runners.data.config import DataConfig, parse_op
 from multi_task_orchestrator.engine.runners.data.expression import Expression
 from multi_task_orchestrator.engine.runners.data.inputs import ActionFunction, DataInput
-from multi_task_orchestrator.engine.runners.data.values import canonical, describe, order_key
+from multi_task_orchestrator.engine.runners.data.values import canonical, check_orderable, describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +30,16 @@ class _Op:
         if self.op in ("min", "max"):
             if not present:
                 return None
-            pick = min if self.op == "min" else max
-            return pick(present, key=order_key)
+            check_orderable(
+                (
+                    (f"item {index}", value)
+                    for index, value in enumerate(values)
+                    if value is not None
+                ),
+                f"aggregate '{self.name}' ({self.spec})",
+                "make them one kind, e.g. to_number(price)",
+            )
+            return min(present) if self.op == "min" else max(present)
         for value in present:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(

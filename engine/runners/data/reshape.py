@@ -17,11 +17,11 @@ from multi_task_orchestrator.engine.runners.data.expression import (
 from multi_task_orchestrator.engine.runners.data.inputs import ActionFunction, DataInput
 from multi_task_orchestrator.engine.runners.data.values import (
     canonical,
+    check_orderable,
     describe,
     group_label,
     is_true,
     kind,
-    order_key,
 )
 
 
@@ -72,11 +72,23 @@ def _dedupe(config: DataConfig, data: DataInput) -> tuple[Any, str]:
 
 def _sort(config: DataConfig, data: DataInput) -> tuple[Any, str]:
     items = data.as_list()
-    keyed = list(zip(_keys(config, items), items, strict=True))
-    present = [pair for pair in keyed if pair[0] is not None]
-    missing = [item for key, item in keyed if key is None]
-    present.sort(key=lambda pair: order_key(pair[0]), reverse=config.order == "desc")
-    ordered = [item for _, item in present] + missing
+    keys = list(_keys(config, items))
+    present = [index for index, key in enumerate(keys) if key is not None]
+    if items and not present and config.key is not None:
+        return items, (
+            f"sorted nothing: the key '{config.key}' is null for all {len(items)} items "
+            "(is its name right?)"
+        )
+    check_orderable(
+        ((f"item {index}", keys[index]) for index in present),
+        "sort",
+        "give a key that picks one kind of value, e.g. key: price"
+        if config.key is None
+        else f"make them one kind with the key, e.g. key: 'to_number({config.key})'",
+    )
+    present.sort(key=keys.__getitem__, reverse=config.order == "desc")
+    missing = [index for index, key in enumerate(keys) if key is None]
+    ordered = [items[index] for index in present + missing]
     return ordered, f"sorted {len(ordered)} items ({config.order})"
 
 

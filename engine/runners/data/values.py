@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import reprlib
+from collections.abc import Iterable
 from typing import Any
+
+from multi_task_orchestrator.engine.errors import ConfigError
 
 _short = reprlib.Repr()
 _short.maxstring = 40
@@ -51,15 +54,29 @@ def is_true(value: Any) -> bool:
     return not (isinstance(value, str | list | dict) and not value)
 
 
-def order_key(value: Any) -> tuple[str, Any]:
-    """A sort key that orders mixed types by type name instead of failing."""
-    if isinstance(value, bool):
-        return ("boolean", value)
-    if isinstance(value, int | float):
-        return ("number", value)
-    if isinstance(value, str):
-        return ("string", value)
-    return (kind(value).split()[-1], canonical(value))
+def check_orderable(values: Iterable[tuple[str, Any]], what: str, hint: str) -> None:
+    """``values`` (label, value; nulls left out) can be put in order: all numbers, all strings
+    or all booleans; else a ConfigError naming a value that cannot be ordered, or two that
+    cannot be ordered together (``what`` names the action, ``hint`` the fix)."""
+    first: tuple[str, Any, str] | None = None
+    for label, value in values:
+        family = _ORDERED.get(type(value))
+        if family is None:
+            raise ConfigError(
+                f"{what} cannot order {describe(value)} ({label}): only numbers, strings and "
+                f"booleans are ordered; {hint}"
+            )
+        if first is None:
+            first = (label, value, family)
+        elif family != first[2]:
+            raise ConfigError(
+                f"{what} cannot order {describe(first[1])} ({first[0]}) and {describe(value)} "
+                f"({label}): the values must be all numbers, all strings or all booleans; "
+                f"{hint}"
+            )
+
+
+_ORDERED: dict[type, str] = {int: "number", float: "number", str: "string", bool: "boolean"}
 
 
 def group_label(value: Any) -> str:

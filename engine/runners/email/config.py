@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Literal
+from email.utils import getaddresses
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.runners.base import RunnerConfig
@@ -44,6 +53,26 @@ _EXAMPLES = {
 }
 
 
+_UID = r"^[1-9][0-9]*(:([1-9][0-9]*|\*))?$"
+
+
+def _uid(value: object) -> object:
+    """A UID or a span of them (``101``, ``101:105``, ``101:*``), as IMAP writes them; one written
+    as a number (``uids: [101]``) is taken as its text. Nothing else reaches the search."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and not re.fullmatch(_UID, value):
+        raise PydanticCustomError(
+            "email_config",
+            "'{value}' is not a message UID",
+            {"value": value, "hint": "a UID is a number (101) or a span (101:105, 101:*)"},
+        )
+    return value
+
+
+Uid = Annotated[str, BeforeValidator(_uid), Field(json_schema_extra={"pattern": _UID})]
+
+
 class Criteria(BaseModel):
     """Which messages of the folder an IMAP action works on; all given must hold."""
 
@@ -57,7 +86,7 @@ class Criteria(BaseModel):
     before: date | None = Field(None, description="received before this date")
     unseen: bool | None = Field(None, description="true: only unread; false: only read")
     flagged: bool | None = Field(None, description="true: only flagged; false: only unflagged")
-    uids: list[str] | None = Field(None, description="only these UIDs (from a search's output)")
+    uids: list[Uid] | None = Field(None, description="only these UIDs (from a search's output)")
 
 
 class EmailConfig(RunnerConfig):
@@ -119,6 +148,26 @@ class EmailConfig(RunnerConfig):
     @classmethod
     def _one_or_more(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("sender", "to", "cc", "bcc", "reply_to")
+    @classmethod
+    def _one_address_each(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for entry in [value] if isinstance(value, str) else value or []:
+            if "${" in entry:
+                continue  # judged once resolved
+            found = getaddresses([entry])
+            local, _, domain = found[0][1].rpartition("@") if len(found) == 1 else ("", "", "")
+            if not (local and domain):
+                raise PydanticCustomError(
+                    "email_config",
+                    "'{entry}' is not one email address",
+                    {
+                        "entry": entry.replace("\r", "\\r").replace("\n", "\\n"),
+                        "hint": "give one address per entry, e.g. to: [ops@example.com, "
+                        "'Ann Lee <ann@example.com>']",
+                    },
+                )
+        return value
 
     @model_validator(mode="after")
     def _fits_action(self) -> EmailConfig:

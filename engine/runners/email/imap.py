@@ -113,8 +113,19 @@ def _search(criteria: Criteria) -> Any:
     if criteria.unseen is not None:
         given["seen"] = not criteria.unseen
     if criteria.uids is not None:
-        given["uid"] = criteria.uids or ["0"]
+        given["uid"] = criteria.uids
     return AND(**given) if given else AND(all=True)
+
+
+def _charset(search: Any) -> str:
+    """The search's charset: UTF-8 for a criterion beyond ASCII (every IMAP server takes it)."""
+    return "US-ASCII" if str(search).isascii() else "UTF-8"
+
+
+def _none_match(criteria: Criteria) -> bool:
+    """An empty ``uids`` (say, of a search that found nothing) matches no message; it is not
+    sent, as a search for no UID is a syntax error to the server."""
+    return criteria.uids is not None and not criteria.uids
 
 
 def _safe_name(name: str, number: int) -> str:
@@ -147,14 +158,20 @@ def search(
     """The newest ``limit`` messages matching the criteria, newest first; bodies are masked
     with ``redact`` before they are cut to ``max_chars``, so no piece of a secret is left."""
     with _mailbox(config, destination, password) as box:
-        heads = list(
-            box.fetch(
-                _search(config.criteria),
-                limit=config.limit,
-                reverse=True,
-                headers_only=True,
-                mark_seen=False,
-                bulk=True,
+        criteria = _search(config.criteria)
+        heads = (
+            []
+            if _none_match(config.criteria)
+            else list(
+                box.fetch(
+                    criteria,
+                    charset=_charset(criteria),
+                    limit=config.limit,
+                    reverse=True,
+                    headers_only=True,
+                    mark_seen=False,
+                    bulk=True,
+                )
             )
         )
         found = []
@@ -215,7 +232,7 @@ def count(config: EmailConfig, destination: Destination, password: str | None) -
             "unseen": status.get("UNSEEN", 0),
         }
         if config.criteria.model_fields_set:
-            result["matching"] = len(box.uids(_search(config.criteria)))
+            result["matching"] = len(_uids(box, config.criteria))
     return result
 
 
@@ -224,7 +241,14 @@ def mark(config: EmailConfig, destination: Destination, password: str | None) ->
     assert config.set is not None
     flag, value = _FLAGS[config.set]
     with _mailbox(config, destination, password) as box:
-        uids = box.uids(_search(config.criteria))[-config.limit :]
+        uids = _uids(box, config.criteria)[-config.limit :]
         if uids:
             box.flag(uids, flag, value)
     return {"folder": config.folder, "marked": config.set, "uids": uids}
+
+
+def _uids(box: BaseMailBox, criteria: Criteria) -> list[str]:
+    if _none_match(criteria):
+        return []
+    search = _search(criteria)
+    return box.uids(search, charset=_charset(search))

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from multi_task_orchestrator.engine.runners.base import RunContext, Runner
 from multi_task_orchestrator.engine.runners.email.config import EmailConfig, EmailSettings
 from multi_task_orchestrator.engine.runners.email.connect import refuse_plain_off_loopback
-from multi_task_orchestrator.engine.runners.files.paths import workspace_root
+from multi_task_orchestrator.engine.runners.files.paths import inside, workspace_root
 
 
 class EmailRunner(Runner[EmailConfig]):
@@ -96,6 +96,9 @@ class EmailRunner(Runner[EmailConfig]):
 
     @staticmethod
     def _workspace(config: EmailConfig, ctx: RunContext) -> Path | None:
-        if config.attachments or config.save_attachments is not None:
-            return workspace_root(ctx)
-        return None
+        if not config.attachments and config.save_attachments is None:
+            return None
+        root = workspace_root(ctx)
+        if config.save_attachments is not None:  # refused before connecting, attachments or not
+            inside(root, config.save_attachments, "save_attachments folder")
+        return root

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, Field, model_validator
+from pydantic import BaseModel, ByteSize, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from multi_task_orchestrator.engine.limits import DEFAULT_MAX_WRITE_BYTES
@@ -47,6 +47,50 @@ class FilesConfig(RunnerConfig):
     )
     content: Any = Field(None, description="write/append: the data, usually ${task.output}")
     encoding: str = Field("utf-8", description="the text encoding of the file")
+
+    @field_validator("path")
+    @classmethod
+    def _names_a_file(cls, path: str | None, info: ValidationInfo) -> str | None:
+        action = info.data.get("action")
+        if path is None or action not in ("read", "write", "append"):
+            return path
+        if not path.strip():
+            raise PydanticCustomError(
+                "files_config", "the path is empty", {"hint": _EXAMPLES[action]}
+            )
+        if path.rsplit("/", 1)[-1] in ("", "."):
+            raise PydanticCustomError(
+                "files_config",
+                "the path '{path}' names a folder; action '{action}' needs a file",
+                {
+                    "path": path,
+                    "action": action,
+                    "hint": "give a file name in it, e.g. out/items.json; "
+                    "a folder's files are listed with action: list",
+                },
+            )
+        return path
+
+    @field_validator("pattern")
+    @classmethod
+    def _is_a_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return pattern
+        if not pattern.strip():
+            raise PydanticCustomError(
+                "files_config", "the pattern is empty", {"hint": _EXAMPLES["glob"]}
+            )
+        for part in pattern.split("/"):
+            if "**" in part and part != "**":
+                raise PydanticCustomError(
+                    "files_config",
+                    "'**' must be a whole part of the pattern, not '{part}'",
+                    {
+                        "part": part,
+                        "hint": "'**' matches folders at any depth: write **/*.json, not **.json",
+                    },
+                )
+        return pattern
 
     @model_validator(mode="after")
     def _fits_action(self) -> FilesConfig:

@@ -4,6 +4,8 @@ matching a glob."""
 
 from __future__ import annotations
 
+import codecs
+import errno
 import io
 from pathlib import Path
 from typing import Any
@@ -27,13 +29,17 @@ def read_text(
             if missing is None:
                 raise TaskError(f"{shown} does not exist")
             return missing
-        return io.TextIOWrapper(io.BytesIO(content), encoding=encoding, newline="").read()
+        # a byte order mark (as Excel writes before a CSV) is not part of the text
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        return io.TextIOWrapper(io.BytesIO(content), encoding=codec, newline="").read()
     except IsADirectoryError:
         raise TaskError(f"{shown} is a folder, not a file (use action: list)") from None
     except UnicodeDecodeError:
         raise TaskError(f"{shown} is not {encoding} text (set encoding)") from None
     except LookupError:
         raise ConfigError(f"unknown encoding '{encoding}'") from None
+    except OSError as exc:
+        raise _os_error(exc, f"{shown} cannot be read") from None
 
 
 def write_text(root: Path, path: Path, text: str, encoding: str, shown: str, limit: int) -> int:
@@ -55,7 +61,16 @@ def write_text(root: Path, path: Path, text: str, encoding: str, shown: str, lim
         raise TaskError(f"{shown} is a folder; give a file name") from None
     except NotADirectoryError:
         raise TaskError(f"{shown}: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        raise _os_error(exc, f"{shown} cannot be written") from None
     return len(data)
+
+
+def _os_error(exc: OSError, what: str) -> TaskError:
+    """The task's error for what the operating system refused, in its words."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return ConfigError(f"{what}: a name in it is longer than the file system allows")
+    return TaskError(f"{what}: {exc.strerror or exc}")
 
 
 def listing(root: Path, folder: Path, shown: str) -> list[dict[str, Any]]:
@@ -65,8 +80,11 @@ def listing(root: Path, folder: Path, shown: str) -> list[dict[str, Any]]:
         )
     entries = []
     for entry in sorted(folder.iterdir(), key=lambda path: path.name):
-        if not entry.resolve().is_relative_to(root):
-            continue  # a link out of the workspace: not shown
+        try:
+            if not entry.resolve().is_relative_to(root):
+                continue  # a link out of the workspace: not shown
+        except RuntimeError:
+            continue  # a loop of links: it names nothing
         kind = "directory" if entry.is_dir() else "file" if entry.is_file() else "other"
         entries.append(
             {
@@ -80,7 +98,10 @@ def listing(root: Path, folder: Path, shown: str) -> list[dict[str, Any]]:
 
 
 def matches(root: Path, pattern: str) -> tuple[list[str], list[str]]:
-    """Files matching ``pattern`` (relative paths, sorted), and the links out that were left out."""
+    """Files matching ``pattern`` (relative paths, sorted), and the links out that were left out.
+    A pattern ending in ``**`` matches every file below, not only the folders."""
+    if pattern.rstrip("/").rsplit("/", 1)[-1] == "**":
+        pattern = pattern.rstrip("/") + "/*"  # every file below, as a shell's globstar
     found, outside = [], []
     for match in root.glob(pattern):
         if not match.is_file():

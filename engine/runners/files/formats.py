@@ -11,6 +11,10 @@ from typing import Any
 from multi_task_orchestrator.engine.errors import ConfigError, TaskError
 from multi_task_orchestrator.engine.limits import MAX_DATA_DEPTH, nests_deeper
 from multi_task_orchestrator.engine.runners.files.config import Format
+from multi_task_orchestrator.engine.runners.files.disk import MAX_READ_BYTES
+
+# a field may be as long as a file read at once (the standard library stops at 128 KiB)
+csv.field_size_limit(max(csv.field_size_limit(), MAX_READ_BYTES))
 
 
 def parse(text: str, fmt: Format, shown: str) -> Any:
@@ -18,7 +22,11 @@ def parse(text: str, fmt: Format, shown: str) -> Any:
     if fmt == "text":
         return text
     if fmt == "csv":
-        return list(csv.DictReader(io.StringIO(text, newline="")))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            return list(reader)
+        except csv.Error as exc:
+            raise TaskError(f"{shown} line {reader.line_num} is not CSV: {exc}") from None
     if fmt == "json":
         try:
             return _shallow(json.loads(text), shown)
@@ -65,13 +73,13 @@ def _kind(value: Any) -> str:
 def render(content: Any, fmt: Format, shown: str) -> str:
     """The text of a file holding ``content``."""
     if fmt == "json":
-        return json.dumps(content, ensure_ascii=False, indent=2) + "\n"
+        return _json(content, shown, indent=2) + "\n"
     if fmt == "jsonl":
         if not isinstance(content, list):
             raise ConfigError(
                 f"{shown}: format jsonl writes a list (one line per item), not {_kind(content)}"
             )
-        return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in content)
+        return "".join(_json(item, shown) + "\n" for item in content)
     if fmt == "csv":
         rows = _rows(content, shown)
         return _csv_text(rows, _header(rows))
@@ -91,6 +99,17 @@ def _rows(content: Any, shown: str) -> list[dict[str, Any]]:
 
 def _header(rows: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(str(key) for row in rows for key in row))
+
+
+def _json(value: Any, shown: str, indent: int | None = None) -> str:
+    """JSON text as the standard has it: NaN and Infinity, which it lacks, are refused."""
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
+    except ValueError:
+        raise ConfigError(
+            f"{shown}: the content holds NaN or Infinity, which JSON cannot hold (a file "
+            "written with them is not JSON to other programs); replace them, e.g. with null"
+        ) from None
 
 
 def _cell(value: Any) -> str:

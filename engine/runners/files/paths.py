@@ -14,6 +14,12 @@ from multi_task_orchestrator.engine.runners.files.config import (
     Format,
 )
 
+NAME_MAX = 255  # bytes in one file or folder name: ext4, XFS, Btrfs, tmpfs and APFS alike
+
+
+def _shortened(text: str, keep: int = 60) -> str:
+    return text if len(text) <= keep else f"{text[: keep // 2]}...{text[-keep // 2 :]}"
+
 
 def workspace_root(ctx: RunContext) -> Path:
     """The workspace, resolved and created."""
@@ -34,11 +40,24 @@ def workspace_root(ctx: RunContext) -> Path:
     return root
 
 
+def check_name_lengths(text: str, what: str = "path") -> None:
+    """ConfigError when a part of ``text`` is longer than a file system takes a name."""
+    for part in PurePosixPath(text).parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            raise ConfigError(
+                f"refused {what} '{_shortened(text)}': the name '{_shortened(part)}' is "
+                f"{size} bytes, and a file or folder name may have at most {NAME_MAX}; "
+                "give a shorter name"
+            )
+
+
 def inside(root: Path, text: str, what: str = "path") -> Path:
     """The resolved file ``text`` names inside ``root``; ConfigError when it would leave it."""
     if not text.strip() or "\x00" in text:
         raise ConfigError(f"the {what} '{text}' is empty or not a file name")
     given = Path(text)
+    check_name_lengths(text, what)
     if ".." in given.parts:
         raise ConfigError(
             f"refused {what} '{text}': '..' is not allowed; paths stay inside the workspace {root}"
@@ -48,7 +67,12 @@ def inside(root: Path, text: str, what: str = "path") -> Path:
             f"refused {what} '{text}': an absolute path outside the workspace {root}; "
             "give a path relative to the workspace"
         )
-    resolved = (root / given).resolve()
+    try:
+        resolved = (root / given).resolve()
+    except RuntimeError:  # Python 3.11's word for a loop of links
+        raise ConfigError(
+            f"refused {what} '{text}': its symbolic links form a loop, so it names no file"
+        ) from None
     if not resolved.is_relative_to(root):
         raise ConfigError(
             f"refused {what} '{text}': a symbolic link leads out of the workspace {root} "

@@ -19,6 +19,7 @@ from multi_task_orchestrator.engine.runners.files.disk import (
 )
 from multi_task_orchestrator.engine.runners.files.formats import appended, parse, render
 from multi_task_orchestrator.engine.runners.files.paths import (
+    check_name_lengths,
     file_format,
     inside,
     relative,
@@ -62,7 +63,11 @@ class FileProcessingRunner(Runner[FilesConfig]):
                     f"refused pattern '{pattern}': patterns are relative to the workspace {root} "
                     "and cannot contain '..'"
                 )
-            found, outside = await asyncio.to_thread(matches, root, pattern)
+            check_name_lengths(pattern, "pattern")
+            try:
+                found, outside = await asyncio.to_thread(matches, root, pattern)
+            except ValueError as exc:  # pathlib's word on a pattern it cannot take
+                raise ConfigError(f"refused pattern '{pattern}': {exc}") from None
             if outside:
                 ctx.log(
                     f"left out {len(outside)} link(s) leading out of the workspace: "

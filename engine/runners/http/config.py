@@ -19,6 +19,9 @@ from pydantic import (
     BeforeValidator,
     ByteSize,
     Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -38,6 +41,41 @@ _STATUS_RANGE = re.compile(r"^([1-5])xx$", re.IGNORECASE)
 _STATUS_SPAN = re.compile(r"^(\d{3})\s*-\s*(\d{3})$")
 
 Scalar = str | int | float | bool | None
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+
+
+def _one_error(what: str, lists: bool) -> WrapValidator:
+    """One error naming what a value may be, instead of one per member of its union."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            if isinstance(value, list):
+                kind = "a list holding an object or a list" if lists else "a list"
+            else:
+                kind = "an object" if isinstance(value, dict) else type(value).__name__
+            raise PydanticCustomError(
+                "field_value",
+                "{what}, not {kind}",
+                {
+                    "what": what,
+                    "kind": kind,
+                    "hint": "send structured data as a JSON body (json: {...}), or write it as "
+                    "text",
+                },
+            ) from None
+
+    return WrapValidator(validate)
+
+
+QueryValue = Annotated[
+    Scalar | list[Scalar],
+    _one_error("a query value is text, a number, true, false, null or a list of them", True),
+]
+FormValue = Annotated[
+    Scalar, _one_error("a form value is text, a number, true, false or null", False)
+]
 ResponseKind = Literal["json", "text", "bytes", "auto"]
 
 
@@ -188,7 +226,7 @@ class RequestFields(RunnerConfig):
 
     method: Method = Field("GET", description="GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS")
     url: str = Field(description="http or https URL")
-    params: dict[str, Scalar | list[Scalar]] | None = Field(
+    params: dict[str, QueryValue] | None = Field(
         None, description="query parameters added to the URL"
     )
     headers: dict[str, HeaderValue] = Field(default_factory=dict, description="request headers")
@@ -205,6 +243,13 @@ class RequestFields(RunnerConfig):
                     "in a header's value, not in its name",
                     name=name,
                 )
+            if name.lower() in _FRAMING_HEADERS:
+                raise _config_error(
+                    "header_name",
+                    "'{name}' cannot be set: it is written from the body as it is sent",
+                    "remove it; a body given as json, body or form gets its own",
+                    name=name,
+                )
         return headers
 
     auth: Auth | None = Field(
@@ -214,7 +259,7 @@ class RequestFields(RunnerConfig):
         "... | grant: client_credentials, scope: ...}; values usually ${vault.NAME}",
     )
     timeout: Duration | None = Field(
-        None, description="limit on each request, its whole body included, e.g. 10s"
+        None, gt=0, description="limit on each request, its whole body included, e.g. 10s"
     )
     expect_status: Annotated[list[int | str], BeforeValidator(_one_or_many)] = Field(
         default_factory=lambda: list[int | str](["2xx"]),
@@ -283,7 +328,7 @@ class HttpConfig(RequestFields):
 
     json_body: Any = Field(None, alias="json", description="a JSON body (any JSON value)")
     body: str | None = Field(None, description="a text body, sent as it is")
-    form: dict[str, Scalar] | None = Field(None, description="a form body (url-encoded fields)")
+    form: dict[str, FormValue] | None = Field(None, description="a form body (url-encoded fields)")
     paginate: Paginate | None = Field(None, description="follow next-page links")
 
     @model_validator(mode="after")

@@ -52,7 +52,7 @@ class McpConfig(RunnerConfig):
         default_factory=dict,
         description="the tool's arguments; values may be references such as ${fetch.output}",
     )
-    timeout: Duration | None = Field(None, description="limit on the call, e.g. 60s")
+    timeout: Duration | None = Field(None, gt=0, description="limit on the call, e.g. 60s")
 
 
 @dataclass(slots=True)

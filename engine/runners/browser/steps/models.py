@@ -25,7 +25,7 @@ class BaseStep(RunnerConfig):
     main: ClassVar[str | None] = None  # the option a shorthand value sets
     kind: str
     timeout: Duration | None = Field(
-        None, description="how long this step may take; default: the task's step_timeout"
+        None, gt=0, description="how long this step may take; default: the task's step_timeout"
     )
 
     def describe(self) -> str:
