@@ -214,6 +214,9 @@ def test_run_quickstart_prints_the_summary_and_writes_three_files(
     assert {task["state"] for task in results["tasks"].values()} == {"succeeded"}
     assert len(results["tasks"]) == 10
     assert results["tasks"]["collect_beta"]["attempts"] == 2
+    # it failed once and then succeeded: the earlier attempt's error is the log's, not its own
+    assert results["tasks"]["collect_beta"]["error"] is None
+    assert results["tasks"]["collect_beta"]["error_class"] is None
     checks = results["tasks"]["check_each"]["output"]
     assert [check["title"] for check in checks] == [
         "Orchestration 101",

@@ -150,6 +150,7 @@ class Attempts:
         if failure is None:
             record("succeeded", finished)
             node.output = None if outputs.reference(node.output_json) else output
+            node.error = node.error_class = None  # an earlier attempt's (its row keeps it)
             self._readiness.attempt_ended(node, TaskState.succeeded, finished)
             return
         message = services.redact(failure.message)[:MAX_ERROR_LENGTH]
