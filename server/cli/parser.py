@@ -225,7 +225,7 @@ def _add_vault_commands(commands: Any) -> None:
     )
     store.add_argument("name", help="the secret's name, used as ${vault.NAME}")
     store.add_argument("--hosts", help=f"the hosts it may be sent to (required), {HOSTS_EXAMPLE}")
-    store.add_argument("--description", help="what the secret is for")
+    store.add_argument("--description", help="what the secret is for (at most 1,000 characters)")
     store.set_defaults(handler="vault:cmd_set")
 
     listing = actions.add_parser("list", help="names, descriptions, hosts and times; no values")
