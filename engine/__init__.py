@@ -74,6 +74,7 @@ if TYPE_CHECKING:
         ScheduleSpec,
         UnknownSchedule,
         explain_cron,
+        explain_every,
     )
     from multi_task_orchestrator.engine.secret_hosts import host_allowed
     from multi_task_orchestrator.engine.secrets import SecretResolver
@@ -118,6 +119,7 @@ _EXPORTS: dict[str, str] = {
     "DocumentError": "issues",
     "Engine": "engine",
     "explain_cron": "schedules",
+    "explain_every": "schedules",
     "find_browser": "runners.browser.discovery",
     "freeze_start_up": "gc_policy",
     "Fire": "schedules",
@@ -234,6 +236,7 @@ __all__ = [
     "discover",
     "document_json_schema",
     "explain_cron",
+    "explain_every",
     "find_browser",
     "freeze_start_up",
     "host_allowed",

@@ -21,6 +21,7 @@ from multi_task_orchestrator.engine import (
     ScheduleBook,
     ScheduleSpec,
     explain_cron,
+    explain_every,
     iso,
     read_document,
 )
@@ -114,7 +115,8 @@ def _when(schedule: Schedule) -> str:
     row = schedule.row
     if row.cron is not None:
         return f"cron '{row.cron}' = {explain_cron(row.cron)}, {row.timezone}"
-    return f"every {row.every:g}s"
+    assert row.every is not None
+    return explain_every(row.every)
 
 
 def _as_dict(schedule: Schedule) -> dict[str, Any]:
