@@ -306,7 +306,8 @@ class CoreSettings(BaseSettings):
         ge=1024,
         description="ORCHESTRATOR_MAX_DOCUMENT_BYTES: the largest document accepted, in bytes; "
         "a larger one is refused before it is parsed (over HTTP, the MCP endpoint reads "
-        "requests up to twice this, for the JSON around the document)",
+        "requests up to twice this, for the JSON around the document; a larger request gets "
+        "a 413 with a JSON-RPC error naming this setting)",
         json_schema_extra={"shown_default": "5242880 (5 MB)"},
     )
 

@@ -29,7 +29,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_contract import TOOL_NAMES
 
-from multi_task_orchestrator.server.http_transport import bind
+from multi_task_orchestrator.server.http_transport import bind, build_http_app
+from multi_task_orchestrator.server.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret"
@@ -253,6 +254,27 @@ async def test_two_sessions_at_once_share_one_engine(server: HttpServer) -> None
         assert (theirs["done"], theirs["total"]) == (2, 2)
         listed = {row["id"]: row["status"] for row in mine["listed"]["orchestrations"]}
         assert listed == {ids["A"]: "succeeded", ids["B"]: "succeeded"}
+
+
+@pytest.mark.anyio
+async def test_a_request_over_the_body_limit_is_a_json_rpc_error_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """The SDK's 413 was the plain text "Request body too large". In this process (the HTTP
+    app itself, no server): a refusal needs no session, and a real socket may be reset under a
+    client still sending the body."""
+    app = build_http_app(Settings(home=tmp_path, max_document_bytes=1024), "127.0.0.1")
+    spec = "x" * 100_000
+    call_tool = {"name": "validate_orchestration", "arguments": {"spec": spec}}
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call_tool}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.post("/mcp", json=request, headers=MCP_ACCEPT)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()
+    assert (error["jsonrpc"], error["id"], error["error"]["code"]) == ("2.0", None, -32600)
+    assert "ORCHESTRATOR_MAX_DOCUMENT_BYTES (1,024 bytes)" in error["error"]["message"]
 
 
 @pytest.mark.anyio
