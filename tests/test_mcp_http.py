@@ -390,6 +390,21 @@ def test_non_loopback_bind_without_token_refuses_to_start(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
 
 
+def test_an_empty_host_is_refused_as_such(tmp_path: Path) -> None:
+    """Was "refusing to serve MCP over HTTP on  without a bearer token"."""
+    result = subprocess.run(
+        serve_command("", free_port()),
+        cwd=REPO,
+        env=child_env(tmp_path / "home"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "error: argument --host: is empty: give an address, e.g. 127.0.0.1" in result.stderr
+
+
 # --- the bearer token ---------------------------------------------------------------------
 
 

@@ -315,9 +315,24 @@ def tcp_port(text: str) -> int:
     return port
 
 
+def host_address(text: str) -> str:
+    """A host name or address to listen on or connect to; not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty: give an address, e.g. 127.0.0.1 (the default, this machine only) or "
+            "0.0.0.0 (every interface, which needs ORCHESTRATOR_HTTP_TOKEN)"
+        )
+    return text.strip()
+
+
 def _add_address(parser: argparse.ArgumentParser, whose: str) -> None:
     """``--host`` and ``--port`` of an HTTP server (``serve --http`` and ``ui``)."""
-    parser.add_argument("--host", default="127.0.0.1", help=f"{whose} address (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        type=host_address,
+        default="127.0.0.1",
+        help=f"{whose} address (default 127.0.0.1)",
+    )
     parser.add_argument(
         "--port",
         type=tcp_port,
