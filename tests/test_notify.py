@@ -284,6 +284,15 @@ def test_unknown_events_and_schemes_are_refused_with_did_you_mean(tmp_path: Path
     assert "notify[8]" not in out
     assert CANARY not in out
 
+    # one channel's URL without the list around it: was "Input should be a valid list"
+    one_url = write(tmp_path, {"notify": "json://127.0.0.1:9/x", "tasks": [FINE_TASK]})
+    result = cli(home, "validate", one_url)
+    assert result.code == 2
+    assert (
+        "notify: is true, false or a list of channels, each with a url, not one URL "
+        "(write a list, e.g. notify: [{url: 'json://127.0.0.1:9/x'}])"
+    ) in result.stdout + result.stderr
+
 
 # --- serve, through the in-memory MCP client ----------------------------------------------------
 

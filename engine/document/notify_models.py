@@ -138,4 +138,18 @@ def notify_setting(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     channel (not once per branch of the union, with a 'bool' error that does not apply)."""
     if isinstance(value, bool):
         return value
+    if not isinstance(value, list):  # often one channel, written without the list around it
+        example = (
+            f"notify: [{{url: '{value}'}}]"
+            if isinstance(value, str) and len(value) <= 100 and "'" not in value
+            else "notify: [{url: 'json://127.0.0.1:8080/runs'}]"
+        )
+        what = {str: "one URL", dict: "one mapping", type(None): "null"}.get(
+            type(value), type(value).__name__
+        )
+        raise PydanticCustomError(
+            "notify_not_a_list",
+            "is true, false or a list of channels, each with a url, not {what}",
+            {"what": what, "hint": f"write a list, e.g. {example}"},
+        )
     return _CHANNELS.validate_python(value)
