@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.checking import DocumentChecker
     from multi_task_orchestrator.engine.cpu_work import cpu_bound
     from multi_task_orchestrator.engine.document.loader import load_file, read_document
+    from multi_task_orchestrator.engine.document.notify_models import channel_url_problem
     from multi_task_orchestrator.engine.document.plan import Plan
     from multi_task_orchestrator.engine.document.schema import document_json_schema
     from multi_task_orchestrator.engine.document.units import RateValue
@@ -129,6 +130,7 @@ _EXPORTS: dict[str, str] = {
     "iso": "reports.text",
     "Issue": "issues",
     "load_file": "document.loader",
+    "channel_url_problem": "document.notify_models",
     "read_document": "document.loader",
     "locate_browser": "runners.browser",
     "McpRunner": "runners.mcp",
@@ -231,6 +233,7 @@ __all__ = [
     "aggregated_results",
     "budget_text",
     "build_report",
+    "channel_url_problem",
     "cpu_bound",
     "did_you_mean",
     "discover",

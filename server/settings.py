@@ -32,6 +32,7 @@ from multi_task_orchestrator.engine import (
     NetworkPolicy,
     PolicyEntry,
     RateValue,
+    channel_url_problem,
     did_you_mean,
 )
 from multi_task_orchestrator.server.runner_settings import (
@@ -319,6 +320,14 @@ class CoreSettings(BaseSettings):
         "(`webhook+https://...` or an Apprise URL); unset, `notify: true` writes a log event",
     )
 
+    @field_validator("notify_url")
+    @classmethod
+    def _a_channel_url(cls, url: str | None) -> str | None:
+        problem = channel_url_problem(url) if url is not None else None
+        if problem:  # else every run with notify: true would fail to end
+            raise ValueError(problem)
+        return url
+
 
 @functools.cache
 def settings_model() -> type[CoreSettings]:
@@ -384,7 +393,7 @@ def load_settings() -> Settings:
         return model()
     except ValidationError as exc:
         problems = "; ".join(
-            f"ORCHESTRATOR_{str(err['loc'][0]).upper()}: {err['msg']}"
+            f"ORCHESTRATOR_{str(err['loc'][0]).upper()}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors(include_url=False)
         )
         raise SettingsError(f"invalid setting: {problems}") from None

@@ -354,3 +354,16 @@ async def test_serve_sends_task_failed_and_failed_to_a_signed_webhook(
     assert [r.json()["event"] for r in receiver.received] == ["task_failed", "failed"]
     assert all(signed(received) for received in receiver.received)
     assert_canary_nowhere(tmp_path / "home", json.dumps(answer))
+
+
+def test_a_default_channel_that_is_no_url_is_a_setting_error(tmp_path: Path) -> None:
+    """ORCHESTRATOR_NOTIFY_URL=nope was taken: a run with notify: true then failed to build the
+    channel when a task failed, and stayed 'running' for good (with a traceback)."""
+    doc = write(tmp_path, {"notify": True, "tasks": [FINE_TASK]})
+    result = cli(tmp_path / "home", "run", doc, ORCHESTRATOR_NOTIFY_URL="nope")
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: invalid setting: ORCHESTRATOR_NOTIFY_URL: 'nope' is not a channel URL "
+        "(e.g. webhook+https://hooks.example.com/run or slack://...)\n"
+    )
+    assert not (tmp_path / "home" / "runs").exists()

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
 )
@@ -127,6 +128,17 @@ def secret_name(value: str) -> str | None:
     if text.startswith("${vault.") and text.endswith("}"):
         name = text[len("${vault.") : -1]
         return name or None
+    return None
+
+
+def channel_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a channel's URL, with the fix; None when nothing is."""
+    try:
+        NotifyChannel(url=url)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        hint = (error.get("ctx") or {}).get("hint")
+        return f"{error['msg']} ({hint})" if hint else str(error["msg"])
     return None
 
 
