@@ -1057,3 +1057,24 @@ def test_an_argument_or_a_document_that_is_not_unicode_text_exits_2(tmp_path: Pa
     half = cli(tmp_path / "home", "run", document)
     assert half.code == 2, half.stderr
     assert "half of a UTF-16 surrogate pair (U+D800)" in half.stderr
+
+
+def test_every_json_option_says_what_it_does() -> None:
+    """``approvals --help`` and the schedule and vault commands showed a bare ``--json``."""
+    import argparse
+
+    from multi_task_orchestrator.server.cli.parser import build_parser
+
+    found: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+            elif "--json" in action.option_strings:
+                found.append(parser.prog)
+                assert action.help, parser.prog
+
+    walk(build_parser())
+    assert "orchestrator approvals" in found and "orchestrator schedule list" in found
