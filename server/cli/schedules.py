@@ -48,6 +48,8 @@ def cmd_add(args: argparse.Namespace, out: Console, err: Console) -> int:
             values[field] = value
     spec = ScheduleSpec.parse(values)
     added = _with_book(lambda book: book.add(spec, text))
+    for issue in added.warnings:  # as run and validate show them
+        err.print(f"{args.file}: {issue}", markup=False)
     _show([added], args.json, out, verb="scheduled")
     if not args.json:
         out.print(SERVE_NOTE, markup=False)
