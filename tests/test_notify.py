@@ -292,6 +292,13 @@ def test_unknown_events_and_schemes_are_refused_with_did_you_mean(tmp_path: Path
         "notify: is true, false or a list of channels, each with a url, not one URL "
         "(write a list, e.g. notify: [{url: 'json://127.0.0.1:9/x'}])"
     ) in result.stdout + result.stderr
+    # and one event without its list: was "Input should be a valid tuple"
+    one_event = [{"url": "json://127.0.0.1:9/x", "events": "failed"}]
+    result = cli(home, "validate", write(tmp_path, {"notify": one_event, "tasks": [FINE_TASK]}))
+    assert result.code == 2
+    assert (
+        "notify[0].events: is a list of events, not one event (write a list, e.g. events: [failed])"
+    ) in result.stdout + result.stderr
 
 
 # --- serve, through the in-memory MCP client ----------------------------------------------------

@@ -95,6 +95,17 @@ class NotifyChannel(BaseModel):
             )
         return value
 
+    @field_validator("events", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # one event, written without the list around it
+            raise PydanticCustomError(
+                "notify_events_not_a_list",
+                "is a list of events, not one event",
+                {"hint": f"write a list, e.g. events: [{value[:40]}]"},
+            )
+        return value
+
     @field_validator("events")
     @classmethod
     def _some_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
