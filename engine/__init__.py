@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from multi_task_orchestrator.engine.checking import DocumentChecker
     from multi_task_orchestrator.engine.cpu_work import cpu_bound
     from multi_task_orchestrator.engine.document.loader import load_file, read_document
+    from multi_task_orchestrator.engine.document.notify_models import channel_url_problem
     from multi_task_orchestrator.engine.document.plan import Plan
     from multi_task_orchestrator.engine.document.schema import document_json_schema
     from multi_task_orchestrator.engine.document.units import RateValue
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
         ScheduleSpec,
         UnknownSchedule,
         explain_cron,
+        explain_every,
     )
     from multi_task_orchestrator.engine.secret_hosts import host_allowed
     from multi_task_orchestrator.engine.secrets import SecretResolver
@@ -118,6 +120,7 @@ _EXPORTS: dict[str, str] = {
     "DocumentError": "issues",
     "Engine": "engine",
     "explain_cron": "schedules",
+    "explain_every": "schedules",
     "find_browser": "runners.browser.discovery",
     "freeze_start_up": "gc_policy",
     "Fire": "schedules",
@@ -127,6 +130,7 @@ _EXPORTS: dict[str, str] = {
     "iso": "reports.text",
     "Issue": "issues",
     "load_file": "document.loader",
+    "channel_url_problem": "document.notify_models",
     "read_document": "document.loader",
     "locate_browser": "runners.browser",
     "McpRunner": "runners.mcp",
@@ -229,11 +233,13 @@ __all__ = [
     "aggregated_results",
     "budget_text",
     "build_report",
+    "channel_url_problem",
     "cpu_bound",
     "did_you_mean",
     "discover",
     "document_json_schema",
     "explain_cron",
+    "explain_every",
     "find_browser",
     "freeze_start_up",
     "host_allowed",

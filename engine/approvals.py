@@ -123,6 +123,11 @@ class ApprovalDesk:
 
     # --- the deciding side ----------------------------------------------------------------
 
+    async def _waiting_items(self, orchestration_id: str, task_id: str) -> list[str]:
+        """The items of fan-out ``task_id`` waiting for a decision."""
+        waiting = await self.waiting(orchestration_id)
+        return [row.task_id for row in waiting if row.task_id.startswith(f"{task_id}[")]
+
     async def decide(
         self,
         orchestration_id: str,
@@ -168,6 +173,11 @@ class ApprovalDesk:
         if asked is not None and asked.decision is not None:
             raise NotAllowedNow(_decided(asked))
         state = live or TaskState(task.state)
+        if asked is None and (items := await self._waiting_items(orchestration_id, task_id)):
+            raise NotAllowedNow(
+                f"task {task_id} is a fan-out: decide each of its items; waiting for approval: "
+                f"{', '.join(items)}"
+            )
         if asked is None or state.terminal:
             what = "not waiting for approval yet" if asked is None else "not waiting for approval"
             raise NotAllowedNow(f"task {task_id} is {what} (it is {state.value})")

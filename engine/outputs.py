@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from multi_task_orchestrator.engine.atomic import write_atomic
+from multi_task_orchestrator.engine.errors import TaskError
 
 DEFAULT_THRESHOLD = 256 * 1024
 # An output past either bound is serialised (and masked, and kept) off the event loop: a
@@ -143,8 +144,12 @@ def _read(run_dir: str | Path, name: str, missing_ok: bool = False) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        if not missing_ok:
-            raise
+        if not missing_ok:  # the task that needs it fails; the run and the others go on
+            raise TaskError(
+                f"an output this task uses is gone: its file {path} was moved or deleted; a "
+                "retry reruns only failed tasks, so run the document again to produce it anew",
+                "config",
+            ) from None
         return {
             "output_missing": f"{path}, which held this output, is gone (its run's folder "
             "was moved or deleted)"

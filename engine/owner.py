@@ -22,6 +22,8 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 
+from multi_task_orchestrator.engine.reports.text import iso
+
 PROC = Path("/proc")
 
 
@@ -168,21 +170,14 @@ def _pid_exists(pid: int) -> Liveness:
 
 
 def describe(owner: ProcessInfo) -> str:
-    """``process 1234 on this machine (orchestrator run flow.yaml, started 07:20:31)``."""
+    """``process 1234 on this machine (orchestrator run flow.yaml, started
+    2026-11-24T07:20:31.123Z)``."""
     where = "this machine" if owner.host == this_process().host else f"host {owner.host}"
     details = [owner.command] if owner.command else []
     if owner.started is not None:
-        details.append(f"started {_clock(owner.started)}")
+        details.append(f"started {iso(owner.started)}")
     suffix = f" ({', '.join(details)})" if details else ""
     return f"process {owner.pid} on {where}{suffix}"
-
-
-def _clock(ts: float) -> str:
-    """A time of day, with the date when it is not today."""
-    moment = time.localtime(ts)
-    if time.strftime("%Y-%m-%d", moment) == time.strftime("%Y-%m-%d"):
-        return time.strftime("%H:%M:%S", moment)
-    return time.strftime("%Y-%m-%d %H:%M:%S", moment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +195,7 @@ class HeldRun:
         text = f"orchestration {self.id} is {self.status} in {who}; it finishes there"
         if self.liveness != Liveness.alive and self.lease_until is not None:
             # the owner cannot be checked from here: its lease decides
-            until = time.strftime("%H:%M:%S", time.localtime(self.lease_until))
+            until = iso(self.lease_until)
             text += (
                 f" (if that process is gone, `orchestrator resume` takes the run over once "
                 f"its lease expires at {until})"

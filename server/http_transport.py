@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import errno
 import hmac
+import json
 import socket
 import sys
 from typing import TYPE_CHECKING
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from multi_task_orchestrator.server.app import Running, create_server
 from multi_task_orchestrator.server.ui import build_ui_app
@@ -96,10 +97,12 @@ def build_http_app(settings: Settings, host: str) -> ASGIApp:
     running = Running()
     mcp = create_server(settings, running)
     security = security_for(host, settings.http_allowed_hosts)
-    app: ASGIApp = mcp.streamable_http_app(
-        transport_security=security,
-        host=host,
-        max_request_body_size=request_body_limit(settings.max_document_bytes),
+    limit = request_body_limit(settings.max_document_bytes)
+    app: ASGIApp = TooLargeSaysWhy(
+        mcp.streamable_http_app(
+            transport_security=security, host=host, max_request_body_size=limit
+        ),
+        too_large_message(limit, settings.max_document_bytes),
     )
     ui = build_ui_app(running, Access(token, security))
     return UiBeside(BearerToken(app, token) if token else app, ui)
@@ -111,6 +114,48 @@ def request_body_limit(max_document_bytes: int) -> int:
     message around it. A larger request is refused (413) before it is parsed; a document within
     it but over the limit gets the validator's error, which names the setting."""
     return 2 * max_document_bytes + 64 * 1024
+
+
+def too_large_message(limit: int, max_document_bytes: int) -> bytes:
+    """The JSON-RPC error answering a request over ``limit`` (the request's id is unread)."""
+    message = (
+        f"the request is larger than this server reads ({limit:,} bytes): a document may be at "
+        f"most ORCHESTRATOR_MAX_DOCUMENT_BYTES ({max_document_bytes:,} bytes); send a smaller "
+        "document, or raise that setting where the server runs"
+    )
+    error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    return json.dumps(error).encode()
+
+
+class TooLargeSaysWhy:
+    """ASGI: the MCP SDK's 413 for a request over its body limit is the plain text "Request body
+    too large"; it goes out as a JSON-RPC error naming the setting instead, status kept."""
+
+    def __init__(self, app: ASGIApp, body: bytes) -> None:
+        self.app = app
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replacing = False
+
+        async def send_why(message: Message) -> None:
+            nonlocal replacing
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replacing = True
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self.body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 413, "headers": headers})
+            elif not replacing:
+                await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await send({"type": "http.response.body", "body": self.body})
+
+        await self.app(scope, receive, send_why)
 
 
 class UiBeside:

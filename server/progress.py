@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.text import Text
 
 from multi_task_orchestrator.engine import Engine, RunSnapshot, render_status
+from multi_task_orchestrator.server.cli.common import terminal_safe
 
 
 async def follow(
@@ -25,10 +26,11 @@ async def follow(
     if show and console.is_terminal:
         with Live(console=console, refresh_per_second=10, transient=False) as live:
             while not run.finished.is_set():
-                live.update(Text(render_status(run.snapshot(), now=time.time())))
+                live.update(Text(terminal_safe(render_status(run.snapshot(), now=time.time()))))
                 with suppress(TimeoutError):
                     await asyncio.wait_for(run.finished.wait(), 0.1)
-            live.update(Text(render_status(await engine.snapshot(run_id), now=time.time())))
+            final = render_status(await engine.snapshot(run_id), now=time.time())
+            live.update(Text(terminal_safe(final)))
     else:
         await run.finished.wait()
         if show:

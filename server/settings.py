@@ -32,6 +32,7 @@ from multi_task_orchestrator.engine import (
     NetworkPolicy,
     PolicyEntry,
     RateValue,
+    channel_url_problem,
     did_you_mean,
 )
 from multi_task_orchestrator.server.runner_settings import (
@@ -318,7 +319,8 @@ class CoreSettings(BaseSettings):
         ge=1024,
         description="ORCHESTRATOR_MAX_DOCUMENT_BYTES: the largest document accepted, in bytes; "
         "a larger one is refused before it is parsed (over HTTP, the MCP endpoint reads "
-        "requests up to twice this, for the JSON around the document)",
+        "requests up to twice this, for the JSON around the document; a larger request gets "
+        "a 413 with a JSON-RPC error naming this setting)",
         json_schema_extra={"shown_default": "5242880 (5 MB)"},
     )
 
@@ -329,6 +331,14 @@ class CoreSettings(BaseSettings):
         description="ORCHESTRATOR_NOTIFY_URL: the channel a document's `notify: true` sends to "
         "(`webhook+https://...` or an Apprise URL); unset, `notify: true` writes a log event",
     )
+
+    @field_validator("notify_url")
+    @classmethod
+    def _a_channel_url(cls, url: str | None) -> str | None:
+        problem = channel_url_problem(url) if url is not None else None
+        if problem:  # else every run with notify: true would fail to end
+            raise ValueError(problem)
+        return url
 
 
 @functools.cache
@@ -395,7 +405,7 @@ def load_settings() -> Settings:
         return model()
     except ValidationError as exc:
         problems = "; ".join(
-            f"ORCHESTRATOR_{str(err['loc'][0]).upper()}: {err['msg']}"
+            f"ORCHESTRATOR_{str(err['loc'][0]).upper()}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors(include_url=False)
         )
         raise SettingsError(f"invalid setting: {problems}") from None

@@ -242,6 +242,23 @@ async def test_a_cancelled_approval_cannot_be_decided_even_at_once(client: Clien
     assert "gate: approved" not in summary and "other: rejected by mcp" in summary
 
 
+@pytest.mark.anyio
+async def test_a_fan_out_of_approvals_is_decided_item_by_item(client: Client) -> None:
+    """Deciding the fan-out itself said "not waiting for approval yet (it is running)"."""
+    ask = {"id": "ask", "type": "approval", "for_each": ["a", "b"], "config": {"message": "ok?"}}
+    run_id = (await ok(client, "submit_orchestration", {"spec": {"tasks": [ask]}}))["id"]
+    with anyio.fail_after(15):
+        while await waiting_gates(client, run_id) != {"ask[0]", "ask[1]"}:
+            await anyio.sleep(0.05)
+    text = await refused(client, "approve_task", {"id": run_id, "task_id": "ask"})
+    assert "task ask is a fan-out: decide each of its items; waiting for approval: " in text
+    assert "ask[0]" in text and "ask[1]" in text
+    for item in ("ask[0]", "ask[1]"):
+        await ok(client, "approve_task", {"id": run_id, "task_id": item})
+    done = await ok(client, "wait_for_orchestration", {"id": run_id, "timeout_seconds": 20})
+    assert done["status"] == "succeeded"
+
+
 async def waiting_gates(client: Client, run_id: str) -> set[str]:
     rows = (await ok(client, "get_status", {"id": run_id}))["tasks"]
     return {row["id"] for row in rows if (row.get("approval") or {}).get("waiting")}

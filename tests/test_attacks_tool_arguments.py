@@ -103,6 +103,21 @@ async def test_every_problem_is_listed_without_pydantic_noise(client: Client) ->
         assert noise not in message
 
 
+async def test_a_spec_that_is_json_but_no_mapping_says_what_a_document_is(
+    client: Client,
+) -> None:
+    """The SDK reads the text 'null' or '[]' as JSON before validation: that was an argument
+    error ("Input should be a valid string"), not what a document must be."""
+    for spec in ("null", "[]"):
+        text = await refusal(client, "submit_orchestration", {"spec": spec})
+        assert "the document must be a mapping" in text and "start with 'tasks:'" in text
+        checked = await client.call_tool("validate_orchestration", {"spec": spec})
+        assert checked.structured_content is not None
+        assert checked.structured_content["ok"] is False
+        [error] = checked.structured_content["errors"]
+        assert error["message"].startswith("the document must be a mapping, not ")
+
+
 def test_a_tool_that_leaves_a_hint_unset_cannot_be_built() -> None:
     """What every tool must declare (other modules' tools too): a title and all four hints."""
 

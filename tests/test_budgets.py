@@ -296,12 +296,14 @@ def test_a_budget_is_checked_when_the_document_is(home: Path, tmp_path: Path) ->
         "budget: {tokenz: 5}\n"
         "tasks:\n"
         "  - {id: a, type: delay, budget: {tokens: 10}}\n"
-        "  - {id: b, type: delay, budget: {}}\n",
+        "  - {id: b, type: delay, budget: {}}\n"
+        "  - {id: c, type: delay, budget: {cost_usd: .inf}}\n",
         encoding="utf-8",
     )
     done = cli(home, "validate", path)
     shown = done.stdout + done.stderr
     assert done.code == 2, shown
+    assert "tasks[2].budget.cost_usd: Input should be a finite number" in shown
     assert "budget.tokenz" in shown and "did you mean" in shown.lower()
     assert "a budget needs tokens, cost_usd, or both" in shown
     model_steps = re.search(r"budget only applies to model steps \(([^)]*)\)", shown)

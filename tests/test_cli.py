@@ -424,6 +424,24 @@ def test_run_with_a_failed_task_exits_1_and_lists_the_failure(tmp_path: Path) ->
     assert "└─ boom: ✗ Failed (the disk is full)" in result.stderr
 
 
+def test_control_characters_in_a_task_error_reach_the_terminal_as_escapes(tmp_path: Path) -> None:
+    """A task's error comes from a web page or a program: an escape sequence in it would
+    retitle (OSC 0), recolour or clear the terminal showing the display and the summary."""
+    document = tmp_path / "escapes.yaml"
+    message = "x\\e]0;pwned\\ay\\e[2J"
+    document.write_text(
+        f'tasks: [{{id: a, type: delay, config: {{fail: error, message: "{message}"}}}}]\n',
+        encoding="utf-8",
+    )
+
+    result = cli(tmp_path / "home", "run", document)
+
+    assert result.code == 1, result.stderr
+    assert "- a: x\\x1b]0;pwned\\x07y\\x1b[2J" in result.stdout.splitlines()
+    assert "Failed (x\\x1b]0;pwned\\x07y\\x1b[2J)" in result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+
+
 # Two "pages" that disagree on title and both carry items, merged like the seed merges its sites.
 MERGE_CONFLICT = """\
 orchestration:
@@ -1042,3 +1060,24 @@ def test_an_argument_or_a_document_that_is_not_unicode_text_exits_2(tmp_path: Pa
     half = cli(tmp_path / "home", "run", document)
     assert half.code == 2, half.stderr
     assert "half of a UTF-16 surrogate pair (U+D800)" in half.stderr
+
+
+def test_every_json_option_says_what_it_does() -> None:
+    """``approvals --help`` and the schedule and vault commands showed a bare ``--json``."""
+    import argparse
+
+    from multi_task_orchestrator.server.cli.parser import build_parser
+
+    found: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+            elif "--json" in action.option_strings:
+                found.append(parser.prog)
+                assert action.help, parser.prog
+
+    walk(build_parser())
+    assert "orchestrator approvals" in found and "orchestrator schedule list" in found

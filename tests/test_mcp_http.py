@@ -29,7 +29,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_contract import TOOL_NAMES
 
-from multi_task_orchestrator.server.http_transport import bind
+from multi_task_orchestrator.server.http_transport import bind, build_http_app
+from multi_task_orchestrator.server.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret"
@@ -256,6 +257,27 @@ async def test_two_sessions_at_once_share_one_engine(server: HttpServer) -> None
 
 
 @pytest.mark.anyio
+async def test_a_request_over_the_body_limit_is_a_json_rpc_error_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """The SDK's 413 was the plain text "Request body too large". In this process (the HTTP
+    app itself, no server): a refusal needs no session, and a real socket may be reset under a
+    client still sending the body."""
+    app = build_http_app(Settings(home=tmp_path, max_document_bytes=1024), "127.0.0.1")
+    spec = "x" * 100_000
+    call_tool = {"name": "validate_orchestration", "arguments": {"spec": spec}}
+    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call_tool}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.post("/mcp", json=request, headers=MCP_ACCEPT)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()
+    assert (error["jsonrpc"], error["id"], error["error"]["code"]) == ("2.0", None, -32600)
+    assert "ORCHESTRATOR_MAX_DOCUMENT_BYTES (1,024 bytes)" in error["error"]["message"]
+
+
+@pytest.mark.anyio
 async def test_a_document_near_the_size_limit_gets_through_http(server: HttpServer) -> None:
     """The HTTP endpoint reads a request as large as the largest document the server accepts
     (5 MiB by default; the MCP SDK's own default, 4 MiB, refused it with a bare 413)."""
@@ -366,6 +388,21 @@ def test_non_loopback_bind_without_token_refuses_to_start(tmp_path: Path) -> Non
         "set ORCHESTRATOR_HTTP_TOKEN"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_an_empty_host_is_refused_as_such(tmp_path: Path) -> None:
+    """Was "refusing to serve MCP over HTTP on  without a bearer token"."""
+    result = subprocess.run(
+        serve_command("", free_port()),
+        cwd=REPO,
+        env=child_env(tmp_path / "home"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "error: argument --host: is empty: give an address, e.g. 127.0.0.1" in result.stderr
 
 
 # --- the bearer token ---------------------------------------------------------------------

@@ -813,6 +813,28 @@ async def test_an_output_file_gone_with_its_folder_is_a_note_not_an_error(home: 
 
 
 @pytest.mark.anyio
+async def test_a_retry_needing_an_output_file_gone_fails_that_task_saying_so(home: Path) -> None:
+    """Was "internal error: FileNotFoundError: ..." with a traceback in the log."""
+    spec = document(
+        delay("big", value="q" * 3000),
+        {**delay("gate", fail_attempts=1), "dependencies": ["big"]},
+        {**delay("uses_big", value="${big.output}"), "dependencies": ["gate"]},
+    )
+    async with Client(create_server(settings(home, output_file_bytes=1024))) as client:
+        run_id = (await run(client, spec))["id"]
+        for kept in (home / "runs" / run_id / "outputs").iterdir():
+            kept.unlink()
+        await ok(client, "retry_orchestration", {"id": run_id})
+        status = await ok(client, "wait_for_orchestration", {"id": run_id, "timeout_seconds": 10})
+        rows = {row["id"]: row for row in status["tasks"]}
+        assert (rows["gate"]["state"], rows["uses_big"]["state"]) == ("succeeded", "failed")
+        error = rows["uses_big"]["error"]
+        assert error.startswith("an output this task uses is gone: its file ")
+        assert "big.json was moved or deleted" in error and "run the document again" in error
+        assert "internal error" not in error
+
+
+@pytest.mark.anyio
 async def test_artifact_resource_serves_bytes_with_mime_type(client: Client, home: Path) -> None:
     run_id = (await run(client, document(delay("shot"))))["id"]
     artifacts = home / "runs" / run_id / "artifacts"

@@ -284,6 +284,22 @@ def test_unknown_events_and_schemes_are_refused_with_did_you_mean(tmp_path: Path
     assert "notify[8]" not in out
     assert CANARY not in out
 
+    # one channel's URL without the list around it: was "Input should be a valid list"
+    one_url = write(tmp_path, {"notify": "json://127.0.0.1:9/x", "tasks": [FINE_TASK]})
+    result = cli(home, "validate", one_url)
+    assert result.code == 2
+    assert (
+        "notify: is true, false or a list of channels, each with a url, not one URL "
+        "(write a list, e.g. notify: [{url: 'json://127.0.0.1:9/x'}])"
+    ) in result.stdout + result.stderr
+    # and one event without its list: was "Input should be a valid tuple"
+    one_event = [{"url": "json://127.0.0.1:9/x", "events": "failed"}]
+    result = cli(home, "validate", write(tmp_path, {"notify": one_event, "tasks": [FINE_TASK]}))
+    assert result.code == 2
+    assert (
+        "notify[0].events: is a list of events, not one event (write a list, e.g. events: [failed])"
+    ) in result.stdout + result.stderr
+
 
 # --- serve, through the in-memory MCP client ----------------------------------------------------
 
@@ -345,3 +361,16 @@ async def test_serve_sends_task_failed_and_failed_to_a_signed_webhook(
     assert [r.json()["event"] for r in receiver.received] == ["task_failed", "failed"]
     assert all(signed(received) for received in receiver.received)
     assert_canary_nowhere(tmp_path / "home", json.dumps(answer))
+
+
+def test_a_default_channel_that_is_no_url_is_a_setting_error(tmp_path: Path) -> None:
+    """ORCHESTRATOR_NOTIFY_URL=nope was taken: a run with notify: true then failed to build the
+    channel when a task failed, and stayed 'running' for good (with a traceback)."""
+    doc = write(tmp_path, {"notify": True, "tasks": [FINE_TASK]})
+    result = cli(tmp_path / "home", "run", doc, ORCHESTRATOR_NOTIFY_URL="nope")
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: invalid setting: ORCHESTRATOR_NOTIFY_URL: 'nope' is not a channel URL "
+        "(e.g. webhook+https://hooks.example.com/run or slack://...)\n"
+    )
+    assert not (tmp_path / "home" / "runs").exists()

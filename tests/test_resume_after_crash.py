@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -303,4 +304,8 @@ def test_an_owner_on_another_machine_keeps_its_run_until_its_lease_expires(
         "elsewhere.example"
     )
     assert "takes the run over once its lease expires at" in resumed.stdout
+    # both times in the one form every time is shown in: ISO UTC with milliseconds
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert re.search(rf", started {stamp}\)", resumed.stdout), resumed.stdout
+    assert re.search(rf"lease expires at {stamp}\)", resumed.stdout), resumed.stdout
     assert _the_run(home)[1:] == ("running", owner)

@@ -49,6 +49,16 @@ def test_schedule_add_list_pause_resume_rm(tmp_path: Path) -> None:
     assert len(schedule["next_fires"]) == 3
     assert all(fire[11:16] in {"05:30", "06:30"} for fire in schedule["next_fires"])  # 07:30 Paris
 
+    interval = cli(
+        home, "schedule", "add", document, "--every", "900s", "--var", "who=me", "--var", "whom=x"
+    )
+    assert interval.code == 0, interval.stderr
+    assert "[every 15m]" in interval.stdout  # as the MCP tools say it, not "every 900s"
+    # a var the document does not use is a warning, as run and validate say (was silent)
+    assert "warning: var 'whom' was given, but the document neither defines nor uses it" in (
+        interval.stderr
+    )
+
     listed = cli(home, "schedule", "list")
     assert listed.code == 0 and schedule["id"] in listed.stdout
     assert (

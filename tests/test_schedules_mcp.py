@@ -97,6 +97,8 @@ async def test_mistakes_are_refused_with_what_to_do(client: Client) -> None:
     assert "The orchestration document has 1 problem" in text and "nope" in text
     for mistake, expected in [
         ({"every": 1e308}, "every: a duration must be at most 3650d (ten years)"),
+        ({"every": "soon"}, "every: 'soon' is not a duration (write it like 30s, 5m, 1h30m"),
+        ({"every": "0s"}, "every: must be at least 1 s, got 0 s"),  # was "every: every must"
         ({"every": True}, "every.float: Input should be a valid number"),  # not every 1 s
         ({"every": "1h", "timezone": "Europe"}, "unknown time zone 'Europe'; did you mean"),
         ({"every": "1h", "timezone": "x" * 100_000}, "unknown time zone 'xxx"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,7 +108,10 @@ def test_the_real_command_reads_a_pipe(tmp_path: Path) -> None:
     listed = subprocess.run([*command, "list"], capture_output=True, env=env, cwd=REPO, timeout=60)
     assert (stored.returncode, listed.returncode) == (0, 0)
     assert stored.stdout == b"stored TOKEN (allowed hosts: example.com)\n"
-    assert listed.stdout.startswith(b"TOKEN  hosts: example.com  updated ")
+    assert re.fullmatch(
+        rb"TOKEN  hosts: example.com  updated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z  never used\n",
+        listed.stdout,
+    )
     for output in (stored.stdout, stored.stderr, listed.stdout, listed.stderr):
         assert CANARY.encode() not in output
 
@@ -343,9 +347,23 @@ async def test_mcp_tools_never_return_the_value(cli_home: Path) -> None:
             failed = await client.call_tool("vault_set", arguments)
             responses.append(failed.model_dump_json())
             assert failed.is_error
+        blank_hosts = await client.call_tool(
+            "vault_set", {"name": "B", "value": CANARY, "allowed_hosts": ["", " "]}
+        )
+        long_text = await client.call_tool(
+            "vault_set",
+            {"name": "D", "value": CANARY, "allowed_hosts": ["*"], "description": "x" * 1001},
+        )
+        responses += [blank_hosts.model_dump_json(), long_text.model_dump_json()]
+        assert blank_hosts.content[0].text.endswith(": an allowed host cannot be empty")  # type: ignore[union-attr]
+        assert "at most 1,000" in long_text.content[0].text  # type: ignore[union-attr]
 
         secrets = await client.call_tool("vault_list", {})
         responses.append(secrets.model_dump_json())
+        assert secrets.structured_content is not None
+        for field in ("created_at", "updated_at"):
+            stamp = secrets.structured_content["secrets"][0][field]
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
         assert secrets.structured_content == {
             "secrets": [
                 {
@@ -372,7 +390,7 @@ async def test_mcp_tools_never_return_the_value(cli_home: Path) -> None:
         responses.append(empty.model_dump_json())
         assert empty.structured_content == {"secrets": []}
 
-    assert len(responses) == 10
+    assert len(responses) == 12
     for raw in responses:
         assert CANARY not in raw
     assert CANARY.encode() not in (cli_home / "vault.db").read_bytes()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from multi_task_orchestrator.engine import (
     Engine,
@@ -39,8 +40,17 @@ from multi_task_orchestrator.tools.views import (
     validation_report,
 )
 
+
+def _as_document_text(value: Any) -> Any:
+    """A spec that is neither text nor an object (the SDK reads the text 'null' or '[]' as JSON
+    before validation) goes to the document loader as JSON text, which says what a document
+    must be, as it does for any other text that is no mapping."""
+    return value if isinstance(value, str | dict) else json.dumps(value)
+
+
 SpecInput = Annotated[
     str | dict[str, Any],
+    BeforeValidator(_as_document_text),
     Field(
         description=(
             "The orchestration document: YAML or JSON text, or an object. Minimal form: "

@@ -20,6 +20,7 @@ from multi_task_orchestrator.engine import (
     ScheduleBook,
     ScheduleSpec,
     explain_cron,
+    explain_every,
     iso,
 )
 from multi_task_orchestrator.tools.context import tool_context
@@ -237,11 +238,4 @@ def when(cron: str | None, every: float | None, zone: str) -> str:
     if cron is not None:
         return f"{explain_cron(cron)} ({zone})"
     assert every is not None
-    return f"every {_seconds(every)}"
-
-
-def _seconds(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
+    return explain_every(every)

@@ -78,7 +78,8 @@ async def vault_set(
     ],
     ctx: Context,
     description: Annotated[
-        str | None, Field(description="what the secret is for, shown by vault_list")
+        str | None,
+        Field(description="what the secret is for (at most 1,000 characters), shown by vault_list"),
     ] = None,
 ) -> StoredSecret:
     """Store a credential (password, API token, browser session) in the encrypted vault, for

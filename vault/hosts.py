@@ -28,7 +28,8 @@ def validate_host_patterns(patterns: Iterable[str]) -> list[str]:
         pattern = normalize_host(raw) if isinstance(raw, str) else ""
         problem = _pattern_problem(raw, pattern)
         if problem:
-            problems.append(problem)
+            if problem not in problems:
+                problems.append(problem)
         elif pattern not in cleaned:
             cleaned.append(pattern)
     if problems:

@@ -11,11 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from multi_task_orchestrator.engine import iso
 from multi_task_orchestrator.engine.issues import did_you_mean
 from multi_task_orchestrator.vault.errors import VaultError
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 MAX_VALUE_BYTES = 64 * 1024
+MAX_DESCRIPTION_CHARS = 1000
 
 
 class SecretInfo(BaseModel):
@@ -24,8 +26,8 @@ class SecretInfo(BaseModel):
     name: str = Field(description="used in documents as ${vault.NAME}")
     description: str | None = None
     allowed_hosts: list[str] = Field(description="the hosts it may be sent to; * means any host")
-    created_at: str = Field(description="ISO 8601, UTC")
-    updated_at: str = Field(description="ISO 8601, UTC")
+    created_at: str = Field(description="ISO 8601, UTC, e.g. 2026-11-24T09:15:02.000Z")
+    updated_at: str = Field(description="ISO 8601, UTC, e.g. 2026-11-24T09:15:02.000Z")
     last_used_at: str | None = Field(None, description="when a task last used it (ISO 8601, UTC)")
 
 
@@ -45,9 +47,9 @@ class Secret:
             name=name,
             description=self.description,
             allowed_hosts=list(self.allowed_hosts),
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            last_used_at=self.last_used_at,
+            created_at=shown(self.created_at),
+            updated_at=shown(self.updated_at),
+            last_used_at=shown(self.last_used_at) if self.last_used_at else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -92,6 +94,16 @@ def problems(name: str, value: str) -> list[str]:
     return found
 
 
+def description_problem(description: str | None) -> str | None:
+    """What is wrong with a secret's description; None when nothing is."""
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
+        return (
+            f"a secret's description is {len(description):,} characters; it may be at most "
+            f"{MAX_DESCRIPTION_CHARS:,}: say in a sentence what the secret is for"
+        )
+    return None
+
+
 def unknown(name: str, secrets: Iterable[str]) -> VaultError:
     """The error for a secret ``name`` that is not among ``secrets``, with a suggestion."""
     names = list(secrets)
@@ -107,6 +119,15 @@ def unknown(name: str, secrets: Iterable[str]) -> VaultError:
 def now() -> str:
     """The time now as the vault writes it (ISO 8601, UTC, seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def shown(stamp: str) -> str:
+    """A time from the vault file in the form users see every time in (``iso``); the file keeps
+    its own form, so files written before read the same."""
+    try:
+        return iso(datetime.fromisoformat(stamp).timestamp()) or stamp
+    except ValueError:
+        return stamp
 
 
 def _some(names: Any, limit: int = 10) -> str:

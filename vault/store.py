@@ -42,6 +42,7 @@ from multi_task_orchestrator.vault.secret import (
     NAME_PATTERN,
     Secret,
     SecretInfo,
+    description_problem,
     now,
     problems,
     unknown,
@@ -241,10 +242,12 @@ class Vault:
             hosts = validate_host_patterns(allowed_hosts)
         except VaultError as exc:
             found.append(str(exc))
-        if found:
-            raise VaultError("; ".join(found))
         if description is not None:
             description = description.strip() or None
+        if problem := description_problem(description):
+            found.append(problem)
+        if found:
+            raise VaultError("; ".join(found))
         changed_at = now()
 
         def change(secrets: dict[str, Secret]) -> None:

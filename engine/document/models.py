@@ -214,6 +214,7 @@ class Budget(_Strict):
     cost_usd: float | None = Field(
         None,
         gt=0,
+        allow_inf_nan=False,  # .inf is no limit, and no JSON answer can hold it
         description="US dollars, from the model price table (a model without a price counts "
         "against a token budget only)",
     )

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
 )
@@ -94,6 +95,17 @@ class NotifyChannel(BaseModel):
             )
         return value
 
+    @field_validator("events", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # one event, written without the list around it
+            raise PydanticCustomError(
+                "notify_events_not_a_list",
+                "is a list of events, not one event",
+                {"hint": f"write a list, e.g. events: [{value[:40]}]"},
+            )
+        return value
+
     @field_validator("events")
     @classmethod
     def _some_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -130,6 +142,17 @@ def secret_name(value: str) -> str | None:
     return None
 
 
+def channel_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a channel's URL, with the fix; None when nothing is."""
+    try:
+        NotifyChannel(url=url)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        hint = (error.get("ctx") or {}).get("hint")
+        return f"{error['msg']} ({hint})" if hint else str(error["msg"])
+    return None
+
+
 _CHANNELS = TypeAdapter(list[NotifyChannel])
 
 
@@ -138,4 +161,18 @@ def notify_setting(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     channel (not once per branch of the union, with a 'bool' error that does not apply)."""
     if isinstance(value, bool):
         return value
+    if not isinstance(value, list):  # often one channel, written without the list around it
+        example = (
+            f"notify: [{{url: '{value}'}}]"
+            if isinstance(value, str) and len(value) <= 100 and "'" not in value
+            else "notify: [{url: 'json://127.0.0.1:8080/runs'}]"
+        )
+        what = {str: "one URL", dict: "one mapping", type(None): "null"}.get(
+            type(value), type(value).__name__
+        )
+        raise PydanticCustomError(
+            "notify_not_a_list",
+            "is true, false or a list of channels, each with a url, not {what}",
+            {"what": what, "hint": f"write a list, e.g. {example}"},
+        )
     return _CHANNELS.validate_python(value)

@@ -53,8 +53,10 @@ class Notifier:
             return [channel for channel in spec.notify if event in channel.events]
         wanted = spec.notify or (event == "task_failed" and spec.on_failure.notify)
         if wanted and self.default_url:
-            default = NotifyChannel(url=self.default_url, events=(event,))
-            return [default]
+            try:
+                return [NotifyChannel(url=self.default_url, events=(event,))]
+            except ValueError as exc:  # raised here, it would leave the run unfinished
+                logger.error("the default notification channel is not usable: %s", exc)
         return []
 
     async def on_run_end(self, end: RunEnd) -> None:

@@ -17,7 +17,11 @@ from multi_task_orchestrator.engine.schedules.models import (
     ScheduleSpec,
     UnknownSchedule,
 )
-from multi_task_orchestrator.engine.schedules.timing import explain_cron, fire_times
+from multi_task_orchestrator.engine.schedules.timing import (
+    explain_cron,
+    explain_every,
+    fire_times,
+)
 
 __all__ = [
     "GRACE_SECONDS",
@@ -30,5 +34,6 @@ __all__ = [
     "ScheduleSpec",
     "UnknownSchedule",
     "explain_cron",
+    "explain_every",
     "fire_times",
 ]

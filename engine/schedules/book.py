@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
 from multi_task_orchestrator.engine.facade_errors import UnknownOrchestration, shown_id
+from multi_task_orchestrator.engine.issues import Issue
 from multi_task_orchestrator.engine.schedules.models import ScheduleSpec, UnknownSchedule
 from multi_task_orchestrator.engine.schedules.timing import fire_times, next_fire
 from multi_task_orchestrator.engine.store import ScheduleRow
@@ -28,6 +29,7 @@ class Schedule:
     row: ScheduleRow
     next_fires: list[float]  # empty while paused
     last_run_status: str | None
+    warnings: list[Issue] = field(default_factory=list)  # the document's, when it was added
 
     @property
     def id(self) -> str:
@@ -70,7 +72,7 @@ class ScheduleBook:
             next_fire_at=_next(spec.cron, spec.every, spec.timezone, created_at, created_at),
         )
         await self._store.insert_schedule(row)
-        return await self._view(row)
+        return replace(await self._view(row), warnings=validation.warnings)
 
     async def get(self, schedule_id: str) -> Schedule:
         return await self._view(await self._row(schedule_id))

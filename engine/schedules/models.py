@@ -72,7 +72,7 @@ class ScheduleSpec(BaseModel):
     @classmethod
     def _every(cls, value: float | None) -> float | None:
         if value is not None and value < MIN_EVERY:
-            raise ValueError(f"every must be at least {MIN_EVERY:g} s, got {value:g} s")
+            raise ValueError(f"must be at least {MIN_EVERY:g} s, got {value:g} s")
         return value
 
     @field_validator("timezone")
@@ -112,6 +112,8 @@ def describe(error: ValidationError, fields: list[str]) -> str:
             message = f"unknown field (fields: {', '.join(fields)})" + (f"; {hint}" if hint else "")
         elif problem["type"] == "literal_error":
             message = message.replace("Input should be", "must be")
+        elif hint := (problem.get("ctx") or {}).get("hint"):  # a duration's: how to write one
+            message = f"{message} ({hint})"
         lines.append(f"- {where}: {message}" if where else f"- {message}")
     count = len(lines)
     return f"the schedule has {count} problem{'s' if count != 1 else ''}:\n" + "\n".join(lines)

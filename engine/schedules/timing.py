@@ -51,6 +51,14 @@ def explain_cron(expression: str) -> str:
     return CronSim(_expanded(expression), datetime(2000, 1, 1)).explain()
 
 
+def explain_every(seconds: float) -> str:
+    """An interval in words, in its largest whole unit: "every 15m", "every 90s", "every 1d"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"every {seconds / size:g}{unit}"
+    return f"every {seconds:g}s"
+
+
 def fire_times(
     *,
     cron: str | None,

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -32,11 +33,28 @@ def started() -> None:
     freeze_start_up()
 
 
-def console(*, stderr: bool = False) -> Console:
-    """A console for plain text: no wrapping of long lines, no highlighting."""
-    from rich.console import Console
+# What a terminal would obey rather than show: C0 controls but tab and newline, DEL, C1.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
-    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+
+def terminal_safe(text: str) -> str:
+    """``text`` with each control character written as its escape (ESC as ``\\x1b``): task
+    errors and outputs come from web pages and programs, and an escape sequence in one
+    could retitle, recolour or clear the terminal that shows it."""
+    return _CONTROLS.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console for plain text: no wrapping of long lines, no highlighting, control
+    characters in what is printed shown as escapes (``terminal_safe``)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    class PlainConsole(Console):
+        def render_str(self, text: str, **options: Any) -> Text:
+            return super().render_str(terminal_safe(text), **options)
+
+    return PlainConsole(stderr=stderr, soft_wrap=True, highlight=False)
 
 
 def with_backend(settings: Settings, args: argparse.Namespace) -> Settings:

@@ -14,6 +14,7 @@ DEFAULT_HTTP_PORT = 7450
 # engine.RunStatus's values (tests/test_startup.py checks they stay the same)
 RUN_STATUSES = ["pending", "running", "succeeded", "failed", "cancelled"]
 MAX_CONCURRENT = 10_000  # a document's max_concurrent's bound (engine/document/models.py)
+JSON_HELP = "print the answer as JSON"
 HOSTS_EXAMPLE = "e.g. --hosts api.example.com,*.example.com (or --hosts '*' for any host)"
 
 
@@ -58,24 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("validate", help="check a document; print its errors or plan")
     check.add_argument("file", type=Path)
     add_vars(check)
-    check.add_argument("--json", action="store_true")
+    check.add_argument("--json", action="store_true", help=JSON_HELP)
     check.set_defaults(handler="documents:cmd_validate")
 
     listing = commands.add_parser("list", help="recent orchestrations")
     listing.add_argument("--status", choices=RUN_STATUSES)
     listing.add_argument("--limit", type=positive_int, default=20, metavar="N")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler="history:cmd_list")
 
     status = commands.add_parser("status", help="progress and per-task state of one orchestration")
     status.add_argument("id", help="an orchestration id (or a unique prefix)")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
     status.set_defaults(handler="history:cmd_status")
 
     results = commands.add_parser("results", help="outputs, summary and failures of one run")
     results.add_argument("id")
     results.add_argument("--task", action="append", dest="tasks", metavar="TASK_ID")
-    results.add_argument("--json", action="store_true")
+    results.add_argument("--json", action="store_true", help=JSON_HELP)
     results.set_defaults(handler="history:cmd_results")
 
     report = commands.add_parser(
@@ -189,11 +190,11 @@ def _add_schedule_commands(commands: Any) -> None:
     )
     add_vars(add)
     add.add_argument("--name", help="the schedule's name (default: the document's)")
-    add.add_argument("--json", action="store_true")
+    add.add_argument("--json", action="store_true", help=JSON_HELP)
     add.set_defaults(handler="schedules:cmd_add")
 
     listing = actions.add_parser("list", help="schedules with their next fires and last run")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler="schedules:cmd_list")
 
     for name, help_text in (
@@ -203,7 +204,7 @@ def _add_schedule_commands(commands: Any) -> None:
     ):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("id", help="a schedule id (or a unique prefix)")
-        action.add_argument("--json", action="store_true")
+        action.add_argument("--json", action="store_true", help=JSON_HELP)
         action.set_defaults(handler="schedules:cmd_change", change=name)
 
 
@@ -225,11 +226,11 @@ def _add_vault_commands(commands: Any) -> None:
     )
     store.add_argument("name", help="the secret's name, used as ${vault.NAME}")
     store.add_argument("--hosts", help=f"the hosts it may be sent to (required), {HOSTS_EXAMPLE}")
-    store.add_argument("--description", help="what the secret is for")
+    store.add_argument("--description", help="what the secret is for (at most 1,000 characters)")
     store.set_defaults(handler="vault:cmd_set")
 
     listing = actions.add_parser("list", help="names, descriptions, hosts and times; no values")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler="vault:cmd_list")
 
     remove = actions.add_parser("rm", help="delete a secret")
@@ -269,7 +270,7 @@ def _add_approval_commands(commands: Any) -> None:
         parser.set_defaults(handler="approvals:cmd_decide", decision=name)
     listing = commands.add_parser("approvals", help="approval tasks waiting for a person")
     listing.add_argument("id", nargs="?", help="only this orchestration's")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler="approvals:cmd_approvals")
 
 
@@ -315,9 +316,24 @@ def tcp_port(text: str) -> int:
     return port
 
 
+def host_address(text: str) -> str:
+    """A host name or address to listen on or connect to; not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty: give an address, e.g. 127.0.0.1 (the default, this machine only) or "
+            "0.0.0.0 (every interface, which needs ORCHESTRATOR_HTTP_TOKEN)"
+        )
+    return text.strip()
+
+
 def _add_address(parser: argparse.ArgumentParser, whose: str) -> None:
     """``--host`` and ``--port`` of an HTTP server (``serve --http`` and ``ui``)."""
-    parser.add_argument("--host", default="127.0.0.1", help=f"{whose} address (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        type=host_address,
+        default="127.0.0.1",
+        help=f"{whose} address (default 127.0.0.1)",
+    )
     parser.add_argument(
         "--port",
         type=tcp_port,

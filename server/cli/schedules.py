@@ -21,6 +21,7 @@ from multi_task_orchestrator.engine import (
     ScheduleBook,
     ScheduleSpec,
     explain_cron,
+    explain_every,
     iso,
     read_document,
 )
@@ -47,6 +48,8 @@ def cmd_add(args: argparse.Namespace, out: Console, err: Console) -> int:
             values[field] = value
     spec = ScheduleSpec.parse(values)
     added = _with_book(lambda book: book.add(spec, text))
+    for issue in added.warnings:  # as run and validate show them
+        err.print(f"{args.file}: {issue}", markup=False)
     _show([added], args.json, out, verb="scheduled")
     if not args.json:
         out.print(SERVE_NOTE, markup=False)
@@ -114,7 +117,8 @@ def _when(schedule: Schedule) -> str:
     row = schedule.row
     if row.cron is not None:
         return f"cron '{row.cron}' = {explain_cron(row.cron)}, {row.timezone}"
-    return f"every {row.every:g}s"
+    assert row.every is not None
+    return explain_every(row.every)
 
 
 def _as_dict(schedule: Schedule) -> dict[str, Any]:
