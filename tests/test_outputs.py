@@ -180,7 +180,7 @@ def test_a_fan_out_over_an_output_kept_as_a_file_reads_it_off_the_event_loop(
     assert result.code == 1, result.stderr
     each = json.loads(result.stdout)["tasks"]["each"]
     assert (each["state"], each["error_class"]) == ("failed", "config")
-    assert each["error"].startswith("an output it refers to cannot be read: ")
+    assert each["error"].startswith("an output this task uses is gone: its file ")
     assert "big.json" in each["error"]
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from multi_task_orchestrator.engine import outputs
+from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import ExpressionError, resolve
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.node import Node, make_child
@@ -116,7 +117,7 @@ class FanOut:
         try:
             items = [core.output_of(child) for child in children]
             parent.output_json = core.keep_output(parent, json.dumps(items, default=str))
-        except OSError as exc:  # an item's output file is gone, or the list cannot be kept
+        except (OSError, TaskError) as exc:  # an item's output file is gone, or not writable
             message = f"the outputs of its items cannot be gathered: {exc}"
             parent.output = parent.output_json = None
             parent.error, parent.error_class, parent.root_error = message, "internal", message
