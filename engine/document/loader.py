@@ -148,17 +148,17 @@ def load_text(
     than ``max_tasks`` tasks (counted before they are built).
     """
     _check_size(text, max_bytes)
-    raw = _load_text(text, source_name, max_depth, max_tasks)
+    if text.lstrip()[:1] in ("{", "["):
+        data = _json(text, max_depth)
+        _check_task_count(_tasks_of(data), max_tasks)
+        return _unwrap(RawDocument(data, None, source_name, text=text, max_depth=max_depth))
+    raw = _load_yaml(text, source_name, max_depth, max_tasks)
     if not text.isascii() or "\\u" in text or "\\U" in text:  # how a lone surrogate comes in
         _check_surrogates(raw.data)
     return raw
 
 
-def _load_text(text: str, source_name: str, max_depth: int, max_tasks: int | None) -> RawDocument:
-    if text.lstrip()[:1] in ("{", "["):
-        data = _json(text, max_depth)
-        _check_task_count(_tasks_of(data), max_tasks)
-        return _unwrap(RawDocument(data, None, source_name, text=text, max_depth=max_depth))
+def _load_yaml(text: str, source_name: str, max_depth: int, max_tasks: int | None) -> RawDocument:
     from multi_task_orchestrator.engine.document import yaml_events
 
     try:
@@ -188,12 +188,14 @@ def _json(text: str, max_depth: int) -> Any:
             raise DocumentError([issue]) from None
         except RecursionError:
             raise too_deep(max_depth) from None
+        _check_surrogates(data)  # orjson refuses a lone surrogate; the standard library not
     keys = _check_json_nesting(data, max_depth)
-    # Every key is a string followed by a colon: with no key spaced from its colon, the text
-    # holds at least one '":' per key, and more only for a key or value holding '":'. Fewer
-    # keys parsed than that means a key may appear twice in one object (the parsers keep the
-    # last): only then is the text read again, key by key.
-    if text.count('":') != keys or _SPACED_COLON.search(text):
+    # Every key is followed by a colon, which a text holds outside its strings only there: as
+    # many colons as keys parsed means no key was given twice in one object (the parsers keep
+    # the last). Colons inside strings (URLs) make more; then, with no key spaced from its
+    # colon, '":' comes once per key, more only for strings holding '":'. Only when neither
+    # count settles it is the text read again, key by key.
+    if text.count(":") != keys and (text.count('":') != keys or _SPACED_COLON.search(text)):
         _check_duplicate_keys(text)
     return data
 
