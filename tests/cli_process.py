@@ -1,4 +1,5 @@
-"""The ``orchestrator`` command in a child process, as a user runs it: its own
+"""The ``orchestrator`` command in a child process, as a user runs it (``cli`` to wait for
+it, ``start_cli`` to leave it running): its own
 ``ORCHESTRATOR_HOME``, no ``ORCHESTRATOR_*`` setting of the environment running the tests, the
 repository as the working folder. Every answer is checked to carry no traceback."""
 
@@ -54,3 +55,25 @@ def cli(home: Path, *args: str | Path, timeout: float = 60, **settings: str) -> 
     )
     assert "Traceback" not in done.stderr, done.stderr
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+def start_cli(home: Path, *args: str | Path, **settings: str) -> subprocess.Popen[str]:
+    """Start ``orchestrator ARGS`` on ``home`` and leave it running: its output on text pipes
+    (``communicate`` reads them), no standard input."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "multi_task_orchestrator.server.cli", *map(str, args)],
+        cwd=REPO,
+        env=child_env(home, **settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+    )
+
+
+def kill_if_running(process: subprocess.Popen[str]) -> None:
+    """Kill a started ``orchestrator`` that has not ended (a test that failed half-way)."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()

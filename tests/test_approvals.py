@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 import yaml
-from cli_process import REPO, child_env, cli
+from cli_process import cli, start_cli
 from mcp import Client
 from test_mcp_tools import ok, refused, status_when
 from webhook_receiver import Receiver
@@ -339,16 +338,7 @@ def waited_for_gate(db: Path, running: subprocess.Popen[str]) -> None:
 def test_a_foreground_run_is_released_by_another_process(home: Path, tmp_path: Path) -> None:
     path = tmp_path / "gated.yaml"
     path.write_text(yaml.safe_dump(gated()), encoding="utf-8")
-    running = subprocess.Popen(
-        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(path)],
-        cwd=REPO,
-        env=child_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        stdin=subprocess.DEVNULL,
-    )
+    running = start_cli(home, "run", path)
     try:
         waited_for_gate(home / "state.db", running)
         listed = cli(home, "approvals", "--json")

@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from cli_process import Result, child_env, cli, home_with_secrets
+from cli_process import Result, child_env, cli, home_with_secrets, kill_if_running, start_cli
 
 from multi_task_orchestrator.engine.document.building import build
 from multi_task_orchestrator.engine.document.loader import load_file, load_mapping
@@ -836,23 +836,13 @@ def test_ctrl_c_cancels_the_run_and_still_prints_the_summary(tmp_path: Path) -> 
     home = tmp_path / "home"
     document = tmp_path / "slow.yaml"
     document.write_text(SLOW, encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
-        cwd=REPO,
-        env=child_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
+    process = start_cli(home, "run", document)
     try:
         wait_for_a_started_attempt(home / "state.db", process)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=8)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        kill_if_running(process)
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
@@ -874,13 +864,7 @@ def test_retry_of_a_run_whose_process_died_says_resume_finishes_it(tmp_path: Pat
     home = tmp_path / "home"
     document = tmp_path / "slow.yaml"
     document.write_text(SLOW, encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
-        cwd=REPO,
-        env=child_env(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_cli(home, "run", document)
     try:
         wait_for_a_started_attempt(home / "state.db", process)
     finally:
@@ -914,15 +898,7 @@ def test_ctrl_c_before_the_run_is_saved_leaves_no_run_running(tmp_path: Path) ->
     lock = os.open(home / "vault.db.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "multi_task_orchestrator.server.cli", "run", str(document)],
-            cwd=REPO,
-            env=child_env(home),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
+        process = start_cli(home, "run", document)
         deadline = time.monotonic() + 20
         while f" {process.pid} " not in "".join(
             line for line in Path("/proc/locks").read_text().splitlines(True) if "->" in line
@@ -936,9 +912,7 @@ def test_ctrl_c_before_the_run_is_saved_leaves_no_run_running(tmp_path: Path) ->
     try:
         stdout, stderr = process.communicate(timeout=20)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        kill_if_running(process)
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
@@ -959,15 +933,7 @@ def test_ctrl_c_during_retry_cancels_the_run_as_during_run(tmp_path: Path) -> No
     failed = cli(home, "run", document)
     assert failed.code == 1, failed.stderr
     run_id = run_id_of(failed.stdout)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "retry", run_id[:9]],
-        cwd=REPO,
-        env=child_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
+    process = start_cli(home, "retry", run_id[:9])
     try:
         deadline = time.monotonic() + 20
         query = "SELECT count(*) FROM attempts WHERE task_id = 'wait'"
@@ -977,9 +943,7 @@ def test_ctrl_c_during_retry_cancels_the_run_as_during_run(tmp_path: Path) -> No
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=15)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        kill_if_running(process)
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr

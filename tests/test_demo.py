@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_process import kill_if_running, start_cli
 from test_cli import wait_for_a_started_attempt
 
 from multi_task_orchestrator.server.demo.sites import SITE_A, SITE_B, DemoSites
@@ -80,24 +81,13 @@ def test_ctrl_c_during_the_demo_cancels_its_run_and_runs_no_more(tmp_path: Path)
     """Ctrl-C left the demo's run `running` in the data folder, for a later resume to try
     against sites that are gone; it cancels it now, as in `run`."""
     home = tmp_path / "home"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    environment.update(ORCHESTRATOR_HOME=str(home), ORCHESTRATOR_BROWSER_PATH=str(tmp_path))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "multi_task_orchestrator.server.cli", "demo"],
-        cwd=REPO,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli(home, "demo", ORCHESTRATOR_BROWSER_PATH=str(tmp_path))
     try:
         wait_for_a_started_attempt(home / "state.db", process)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        kill_if_running(process)
 
     assert process.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_process import REPO, child_env, cli
+from cli_process import cli, kill_if_running, start_cli
 from mcp import Client
 from test_cli import run_id_of, wait_for_a_started_attempt
 from test_mcp_tools import (  # noqa: F401 (fixtures)
@@ -117,22 +115,7 @@ def test_ctrl_c_on_a_fan_out_counts_its_items_cancelled_and_only_real_tasks_runn
     tmp_path: Path,
 ) -> None:
     home = tmp_path / "home"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "multi_task_orchestrator.server.cli",
-            "run",
-            "--json",
-            str(write(tmp_path, "fan.yaml", SLOW_FAN_OUT)),
-        ],
-        cwd=REPO,
-        env=child_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
+    process = start_cli(home, "run", "--json", write(tmp_path, "fan.yaml", SLOW_FAN_OUT))
     try:
         wait_for_a_started_attempt(home / "state.db", process)
         listing = cli(home, "list").stdout
@@ -144,9 +127,7 @@ def test_ctrl_c_on_a_fan_out_counts_its_items_cancelled_and_only_real_tasks_runn
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=15)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        kill_if_running(process)
 
     # 62 tasks: more rows than the display has, so `status` counts them in the database
     assert status[2].startswith("0/62 done · 2 running · 58 queued · 1 waiting"), status
