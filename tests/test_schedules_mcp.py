@@ -38,6 +38,7 @@ async def test_schedule_list_pause_resume_delete(client: Client) -> None:
         },
     )
     schedule = added["schedule"]
+    assert added["warnings"] == []
     assert schedule["id"].startswith("sch-") and schedule["name"] == "Morning check"
     assert schedule["when"] == "At 09:00 on Monday through Friday (Europe/Berlin)"
     assert (schedule["overlap"], schedule["catch_up"], schedule["paused"]) == (
@@ -108,3 +109,16 @@ async def test_mistakes_are_refused_with_what_to_do(client: Client) -> None:
     text = await refused(client, "pause_schedule", {"id": "sch-none"})
     assert "no schedule 'sch-none'; there are no schedules" in text
     assert (await ok(client, "list_schedules"))["schedules"] == []
+
+
+async def test_a_schedule_answer_carries_the_documents_warnings(client: Client) -> None:
+    """A misspelt var is a warning, not an error: the schedule is made, and the answer says
+    so, as validate_orchestration would (it was silent over MCP)."""
+    added = await ok(
+        client,
+        "schedule_orchestration",
+        {"spec": DOC, "every": "1h", "vars": {"who": "x", "whom": "x"}},
+    )
+    assert added["schedule"]["id"].startswith("sch-")
+    (warning,) = [w for w in added["warnings"] if "whom" in w["message"]]
+    assert warning["message"].startswith("var 'whom' was given, but the document neither")

@@ -25,8 +25,10 @@ from multi_task_orchestrator.engine import (
 )
 from multi_task_orchestrator.tools.context import tool_context
 from multi_task_orchestrator.tools.errors import friendly_errors
+from multi_task_orchestrator.tools.models import Problem
 from multi_task_orchestrator.tools.orchestrations import SpecInput, VarsInput
 from multi_task_orchestrator.tools.strict import read_only, runs_tasks, strict_tool
+from multi_task_orchestrator.tools.views import problem
 
 IdInput = Annotated[str, Field(description="the schedule id (or a unique prefix of it)")]
 
@@ -62,6 +64,10 @@ class ScheduleInfo(BaseModel):
 
 class ScheduleAnswer(BaseModel):
     schedule: ScheduleInfo
+    warnings: list[Problem] = Field(
+        default_factory=list,
+        description="the document's warnings, as validate_orchestration gives them",
+    )
     next_step: str
 
 
@@ -168,6 +174,7 @@ async def schedule_orchestration(
     added = await ScheduleBook(tool_context(ctx).engine).add(checked, spec)
     return ScheduleAnswer(
         schedule=schedule_info(added),
+        warnings=[problem(issue) for issue in added.warnings],
         next_step=(
             f"list_schedules shows its fires and last run; pause_schedule(id='{added.id}') "
             f"or delete_schedule(id='{added.id}') stops it"
