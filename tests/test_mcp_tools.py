@@ -327,6 +327,16 @@ async def test_idempotency_key_returns_the_first_run_and_starts_nothing(client: 
 
 
 @pytest.mark.anyio
+async def test_a_submission_carries_the_documents_warnings(client: Client) -> None:
+    submitted = await ok(client, "submit_orchestration", {"spec": CHAIN, "vars": {"unused_var": 1}})
+    assert submitted["id"].startswith("orch-")
+    (warning,) = [w for w in submitted["warnings"] if "unused_var" in w["message"]]
+    assert warning["message"].startswith("var 'unused_var' was given, but the document")
+    plain = await ok(client, "submit_orchestration", {"spec": CHAIN})
+    assert plain["warnings"] == []
+
+
+@pytest.mark.anyio
 async def test_a_tool_the_server_lacks_is_refused_with_the_closest_name(client: Client) -> None:
     message = await refused(client, "submit_orchestrationn", {"spec": CHAIN})
     assert message.startswith(

@@ -195,6 +195,10 @@ class Submission(BaseModel):
     task_count: int
     existing: bool = Field(False, description="true when idempotency_key matched an earlier run")
     plan: PlanInfo
+    warnings: list[Problem] = Field(
+        default_factory=list,
+        description="the document's warnings, as validate_orchestration gives them",
+    )
     progress: OrchestrationStatus | None = Field(
         None, description="the status reached, when wait_seconds was given"
     )

@@ -36,6 +36,7 @@ from multi_task_orchestrator.tools.strict import read_only, runs_tasks, strict_t
 from multi_task_orchestrator.tools.views import (
     orchestration_status,
     plan_info,
+    problem,
     snapshot_for_status,
     validation_report,
 )
@@ -162,6 +163,7 @@ async def submit_orchestration(
         task_count=validation.plan.task_count,
         existing=existing,
         plan=plan_info(validation.plan),
+        warnings=[problem(issue) for issue in validation.warnings],
         progress=progress,
         next_step=(
             f"call wait_for_orchestration(id='{run_id}') or get_status(id='{run_id}'); "
