@@ -103,13 +103,9 @@ class Readiness:
         async def read_then() -> None:
             try:
                 read = await read_kept(self._core, held)
-            except TaskError as exc:  # a file that is gone says so itself
+            except TaskError as exc:  # a file that is gone, or cannot be read
                 if not node.state.terminal:
                     self.fail_now(node, exc.message, exc.error_class)
-                return
-            except OSError as exc:
-                if not node.state.terminal:
-                    self.fail_now(node, f"an output it refers to cannot be read: {exc}", "config")
                 return
             if not node.state.terminal:
                 self.guarded(partial(then, node, read))

@@ -11,6 +11,7 @@ from typing import Any
 
 from multi_task_orchestrator.engine import outputs
 from multi_task_orchestrator.engine.cpu_work import cpu_bound
+from multi_task_orchestrator.engine.errors import TaskError
 from multi_task_orchestrator.engine.expressions import Scope
 from multi_task_orchestrator.engine.run.core import RunCore
 from multi_task_orchestrator.engine.run.node import Node
@@ -43,10 +44,14 @@ def kept_in_files(core: RunCore, roots: Iterable[str]) -> dict[str, Any]:
 
 async def read_kept(core: RunCore, held: dict[str, Any]) -> dict[str, Any]:
     """The outputs ``held`` (``kept_in_files``) refers to, read on a worker thread: a 200 MB
-    one takes a second to read. Raises OSError when a file cannot be read."""
+    one takes a second to read. Raises TaskError (class config) when a file is gone or cannot
+    be read: the task that needs it fails, the run goes on."""
     if not held:
         return held
-    return await cpu_bound(partial(outputs.load_files, held, core.run_dir))
+    try:
+        return await cpu_bound(partial(outputs.load_files, held, core.run_dir))
+    except OSError as exc:
+        raise TaskError(f"an output it refers to cannot be read: {exc}", "config") from None
 
 
 class FinishedOutputs(Mapping[str, Any]):
